@@ -1,0 +1,47 @@
+# chainmatch — setup, run and test. See README.md.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ASSETS := webapp/static/vendor/.installed
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
+.PHONY: setup run test test-fast browser-deps init clean
+
+setup: $(STAMP) $(ASSETS)
+
+# CPU torch first, from the local wheel, so sentence-transformers does not pull a CUDA build.
+$(STAMP): pyproject.toml
+	@command -v $(PY) >/dev/null 2>&1 || { echo "需要 Python 3.11 (python3.11 not found)"; exit 1; }
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+$(ASSETS): package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	mkdir -p webapp/static/vendor
+	cp node_modules/htmx.org/dist/htmx.min.js webapp/static/vendor/htmx.min.js
+	cp node_modules/chart.js/dist/chart.umd.min.js webapp/static/vendor/chart.umd.min.js
+	touch $(ASSETS)
+
+init: setup
+	$(BIN)/chainmatch init
+
+run: init
+	$(BIN)/chainmatch run --host $(HOST) --port $(PORT)
+
+# Browser tests drive Debian's chromium; install it when it is missing.
+browser-deps:
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: setup browser-deps
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not browser and not slow" $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) node_modules webapp/static/vendor instance

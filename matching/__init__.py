@@ -1,0 +1,1 @@
+"""chainmatch: matching package."""

@@ -1,0 +1,102 @@
+"""chainmatch web application: the Flask app factory."""
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from webapp import config as config_module
+from webapp.extensions import csrf, db, htmx, limiter, login_manager, migrate
+
+MIGRATIONS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations")
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Create and configure the app: defaults < instance/config.py < CHAINMATCH_* env < test_config."""
+    instance_path = (test_config or {}).get("INSTANCE_PATH") or os.environ.get("CHAINMATCH_INSTANCE_PATH") or None
+    app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
+    os.makedirs(app.instance_path, exist_ok=True)
+
+    app.config.update(config_module.defaults())
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI="sqlite:///" + os.path.join(app.instance_path, "chainmatch.sqlite3"),
+        INDEX_DIR=os.path.join(app.instance_path, "indexes"),
+        UPLOAD_DIR=os.path.join(app.instance_path, "uploads"),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        WTF_CSRF_TIME_LIMIT=None,
+        JSON_AS_ASCII=False,
+    )
+    app.config.from_pyfile("config.py", silent=True)
+    app.config.update(config_module.options_from_env())
+    if test_config is not None:
+        app.config.update(test_config)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = config_module.load_or_create_secret(app.instance_path)
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(minutes=int(app.config["SESSION_MINUTES"]))
+    app.config["MAX_CONTENT_LENGTH"] = int(app.config["MAX_UPLOAD_MB"]) * 1024 * 1024
+    app.config["RATELIMIT_STORAGE_URI"] = app.config.get("RATELIMIT_STORAGE_URI", "memory://")
+    for key in ("INDEX_DIR", "UPLOAD_DIR"):
+        os.makedirs(app.config[key], exist_ok=True)
+
+    from webapp import logs, models  # noqa: F401  (models registers every table)
+
+    logs.init_app(app)
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True, compare_type=True)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    htmx.init_app(app)
+    limiter.init_app(app)
+
+    from webapp import errors, security
+
+    errors.init_app(app)
+    security.init_app(app)
+    _register_blueprints(app)
+    _register_commands(app)
+    return app
+
+
+def _feature_packages() -> list[str]:
+    import webapp
+
+    return sorted(m.name for m in pkgutil.iter_modules(webapp.__path__) if m.ispkg and m.name != "commands")
+
+
+def _register_blueprints(app: Flask) -> None:
+    """Each feature package `webapp/<feature>/` exposes a blueprint named `bp`."""
+    for name in _feature_packages():
+        module = importlib.import_module(f"webapp.{name}")
+        bp = getattr(module, "bp", None)
+        if bp is not None:
+            app.register_blueprint(bp)
+
+
+def _register_commands(app: Flask) -> None:
+    """Each module in `webapp/commands/` lists its click commands in `COMMANDS`."""
+    import webapp.commands
+
+    for mod in sorted(pkgutil.iter_modules(webapp.commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"webapp.commands.{mod.name}")
+        for command in getattr(module, "COMMANDS", ()):
+            app.cli.add_command(command)
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, connection_record) -> None:  # pragma: no cover - trivial glue
+    """WAL for concurrent readers during imports; enforce foreign keys."""
+    import sqlite3
+
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.close()

@@ -1,0 +1,8 @@
+"""Login, logout and role checks."""
+from __future__ import annotations
+
+from flask import Blueprint
+
+bp = Blueprint("auth", __name__, url_prefix="/auth", template_folder="templates")
+
+from webapp.auth import views  # noqa: E402,F401

@@ -1,0 +1,82 @@
+"""Accounts and roles."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask_login import UserMixin
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Table, Column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from chains.db import Base, TimestampMixin
+
+ROLE_ADMIN = "admin"
+ROLE_STAFF = "staff"  # 招商人员
+ROLE_MANAGER = "manager"  # 集聚区管理者
+ROLE_FIRM = "firm"  # 链主企业
+ROLES = {
+    ROLE_ADMIN: "管理员",
+    ROLE_STAFF: "招商人员",
+    ROLE_MANAGER: "集聚区管理者",
+    ROLE_FIRM: "链主企业",
+}
+MIN_PASSWORD_LENGTH = 10
+MAX_FAILED_LOGINS = 5  # consecutive failures before the account locks
+LOCKOUT_MINUTES = 15
+
+_hasher = PasswordHasher()
+
+user_clusters = Table(
+    "user_clusters",
+    Base.metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("cluster_id", String(64), ForeignKey("clusters.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class User(UserMixin, TimestampMixin, Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(128), default="")
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A chain-leader firm account acts for one enterprise.
+    enterprise_id: Mapped[int | None] = mapped_column(ForeignKey("enterprises.id", ondelete="SET NULL"))
+
+    clusters = relationship("Cluster", secondary=user_clusters, lazy="selectin")
+
+    def set_password(self, password: str) -> None:
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise ValueError(f"密码至少需要 {MIN_PASSWORD_LENGTH} 个字符")
+        self.password_hash = _hasher.hash(password)
+
+    def check_password(self, password: str) -> bool:
+        try:
+            return _hasher.verify(self.password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login
+        return bool(self.active)
+
+    @property
+    def role_label(self) -> str:
+        return ROLES.get(self.role, self.role)
+
+    def cluster_ids(self) -> set[str]:
+        return {c.id for c in self.clusters}
+
+    def can_access_cluster(self, cluster_id: str) -> bool:
+        """Admins see every cluster; staff and managers the clusters they are assigned to."""
+        if self.role == ROLE_ADMIN:
+            return True
+        if self.role in (ROLE_STAFF, ROLE_MANAGER):
+            return cluster_id in self.cluster_ids()
+        return False

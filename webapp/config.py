@@ -1,0 +1,82 @@
+"""Configuration options: every option is listed once in OPTIONS, read from `CHAINMATCH_*` env vars.
+
+The README documents each option; `tests/test_docs.py` checks that it names every one.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+ENV_PREFIX = "CHAINMATCH_"
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Option:
+    env: str  # name after the CHAINMATCH_ prefix
+    key: str  # Flask config key
+    default: Any
+    help: str
+    parse: Callable[[str], Any] = str
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("INSTANCE_PATH", "INSTANCE_PATH", None,
+           "Instance folder (database, secret key, indexes, uploads); default Flask's `instance/` beside the code."),
+    Option("DATABASE_URL", "SQLALCHEMY_DATABASE_URI", None,
+           "SQLAlchemy URL of the database; default a SQLite file `chainmatch.sqlite3` in the instance folder (WAL mode)."),
+    Option("SECRET_KEY", "SECRET_KEY", None,
+           "Session signing key; default generated once into `instance/secret_key`."),
+    Option("INDEX_DIR", "INDEX_DIR", None,
+           "Folder for vector and lexical index files; default `instance/indexes`."),
+    Option("UPLOAD_DIR", "UPLOAD_DIR", None,
+           "Folder for uploaded import files and their row reports; default `instance/uploads`."),
+    Option("EMBEDDING_MODEL", "EMBEDDING_MODEL", "",
+           "Local path (or cached name) of a sentence-transformers model; empty uses the built-in embedder. Never downloaded."),
+    Option("INDEX_EXACT_MAX", "INDEX_EXACT_MAX", 200_000,
+           "Largest pool searched with an exact flat index; larger pools use IVF-PQ.", int),
+    Option("SESSION_MINUTES", "SESSION_MINUTES", 120,
+           "Minutes of inactivity after which a login session expires.", int),
+    Option("SECURE_COOKIES", "SESSION_COOKIE_SECURE", False,
+           "Send session cookies only over HTTPS (set true behind TLS).", _bool),
+    Option("LOGIN_RATE_LIMIT", "LOGIN_RATE_LIMIT", "10 per minute",
+           "Flask-Limiter rate for login attempts per client address."),
+    Option("RATELIMIT_STORAGE_URI", "RATELIMIT_STORAGE_URI", "memory://",
+           "Flask-Limiter storage, e.g. redis://127.0.0.1:6379 for several workers."),
+    Option("LOG_LEVEL", "LOG_LEVEL", "INFO", "Logging level (DEBUG, INFO, WARNING, ERROR)."),
+    Option("MAX_UPLOAD_MB", "MAX_UPLOAD_MB", 200, "Largest accepted upload, in MB.", int),
+)
+
+
+def options_from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """Config values for the options set in the environment."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for opt in OPTIONS:
+        raw = environ.get(ENV_PREFIX + opt.env)
+        if raw is not None and raw != "":
+            values[opt.key] = opt.parse(raw)
+    return values
+
+
+def defaults() -> dict[str, Any]:
+    return {opt.key: opt.default for opt in OPTIONS if opt.default is not None}
+
+
+def load_or_create_secret(instance_path: str) -> str:
+    """Read the instance secret key, creating it (mode 0600) on first run."""
+    path = Path(instance_path) / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key

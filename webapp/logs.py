@@ -1,0 +1,43 @@
+"""Request logging: a request id and duration on every line; secrets never logged."""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from flask import Flask, g, has_request_context, request
+
+logger = logging.getLogger("chainmatch.request")
+
+
+class RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = g.get("request_id", "-") if has_request_context() else "-"
+        return True
+
+
+def init_app(app: Flask) -> None:
+    level = getattr(logging, str(app.config.get("LOG_LEVEL", "INFO")).upper(), logging.INFO)
+    root = logging.getLogger("chainmatch")
+    root.setLevel(level)
+    if not any(getattr(h, "_chainmatch", False) for h in root.handlers):
+        handler = logging.StreamHandler()
+        handler._chainmatch = True  # type: ignore[attr-defined]
+        handler.addFilter(RequestIdFilter())
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"))
+        root.addHandler(handler)
+
+    @app.before_request
+    def _start() -> None:
+        g.request_id = request.headers.get("X-Request-ID", "")[:64] or uuid.uuid4().hex[:12]
+        g.request_started = time.perf_counter()
+
+    @app.after_request
+    def _log(response):
+        started = g.get("request_started")
+        if started is not None:
+            ms = (time.perf_counter() - started) * 1000
+            # Path only: query strings may carry tokens and are not logged.
+            logger.info("%s %s %s %.1fms", request.method, request.path, response.status_code, ms)
+            response.headers["X-Request-ID"] = g.request_id
+        return response
