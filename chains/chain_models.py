@@ -40,6 +40,11 @@ class ChainVersion(Base):
     declared_version: Mapped[str] = mapped_column(String(32), default="")  # `version:` in the file
     source_file: Mapped[str] = mapped_column(String(512), default="")
     checksum: Mapped[str] = mapped_column(String(64))  # sha256 of the normalised content
+    # Chain-level fields as they were in this version's file, so any version exports faithfully.
+    name: Mapped[str] = mapped_column(String(128), default="")
+    sector: Mapped[str] = mapped_column(String(128), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(Text, default="")
     imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     chain: Mapped[Chain] = relationship(back_populates="versions", foreign_keys=[chain_id])

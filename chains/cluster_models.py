@@ -32,7 +32,9 @@ class Cluster(Base):
     data_note: Mapped[str] = mapped_column(String(255), default="")
     is_demo: Mapped[bool] = mapped_column(Boolean, default=False)
 
-    chains: Mapped[list["ClusterChain"]] = relationship(cascade="all, delete-orphan", lazy="selectin")
+    chains: Mapped[list["ClusterChain"]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="ClusterChain.position"
+    )
     indicators: Mapped[list["ClusterIndicator"]] = relationship(
         cascade="all, delete-orphan", order_by="ClusterIndicator.year"
     )

@@ -1,0 +1,490 @@
+"""Chain map YAML (1张图谱): parse with line numbers, validate, import as versions, export back to YAML.
+
+A file is validated completely before anything is written; a file with any error is rejected whole.
+Re-importing content whose normalised checksum equals the current version's is a no-op; changed
+content becomes a new current `ChainVersion` (older versions are kept). Link keys are the ids from
+the file, so they are stable across versions.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from chains.chain_models import STAGES, Chain, ChainLink, ChainVersion, SupplyEdge
+from chains.yaml_marks import MarkedDict, line_of, load_marked, read_text
+
+SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+INDUSTRY_CODE_RE = re.compile(r"^([A-T])(\d{2}|\d{3}|\d{4})?$")
+
+# GB/T 4754-2017: 门类 letter -> range of its 大类 (two-digit division) codes.
+GBT4754_SECTIONS: dict[str, tuple[int, int]] = {
+    "A": (1, 5), "B": (6, 12), "C": (13, 43), "D": (44, 46), "E": (47, 50), "F": (51, 52),
+    "G": (53, 60), "H": (61, 62), "I": (63, 65), "J": (66, 69), "K": (70, 70), "L": (71, 72),
+    "M": (73, 75), "N": (76, 79), "O": (80, 82), "P": (83, 83), "Q": (84, 85), "R": (86, 90),
+    "S": (91, 96), "T": (97, 97),
+}
+
+CHAIN_KEYS = ("id", "name", "sector", "version", "description", "source", "links", "supply")
+LINK_KEYS = ("id", "name", "stage", "description", "keywords", "synonyms", "products",
+             "industry_codes", "key_tech", "key_tech_note", "children")
+EDGE_KEYS = ("from", "to", "note")
+LIST_FIELDS = ("keywords", "synonyms", "products", "industry_codes")
+MAX_DEPTH = 6  # deeper trees are almost certainly an indentation mistake
+
+
+class ChainMapError(Exception):
+    """Validation failure of one or more chain/cluster files; `errors` lists (file, line, message)."""
+
+    def __init__(self, errors: list[tuple[str, int | None, str]]):
+        self.errors = list(errors)
+        super().__init__(self.format())
+
+    def format(self) -> str:
+        return "\n".join(f"{f}:{line if line else '-'}: {msg}" for f, line, msg in self.errors)
+
+
+def industry_code_problem(code: Any) -> str | None:
+    """Why `code` is not a valid GB/T 4754-2017 code (section letter + 2/3/4 digits), or None."""
+    if not isinstance(code, str):
+        return f"行业代码必须是字符串：{code!r}"
+    match = INDUSTRY_CODE_RE.match(code)
+    if not match:
+        return f"行业代码格式错误：{code}（应为门类字母 A–T 加 2/3/4 位数字，如 C3841）"
+    letter, digits = match.group(1), match.group(2)
+    if digits:
+        low, high = GBT4754_SECTIONS[letter]
+        division = int(digits[:2])
+        if not low <= division <= high:
+            return f"行业代码 {code} 的大类 {digits[:2]} 不属于门类 {letter}（应为 {low:02d}–{high:02d}）"
+    return None
+
+
+@dataclass
+class ParsedLink:
+    key: str
+    name: str
+    stage: str
+    parent_key: str | None
+    depth: int
+    position: int
+    line: int
+    description: str = ""
+    keywords: list[str] = field(default_factory=list)
+    synonyms: list[str] = field(default_factory=list)
+    products: list[str] = field(default_factory=list)
+    industry_codes: list[str] = field(default_factory=list)
+    key_tech: bool = False
+    key_tech_note: str = ""
+
+
+@dataclass
+class ParsedChain:
+    id: str
+    name: str
+    sector: str
+    declared_version: str
+    description: str
+    source: str
+    links: list[ParsedLink]
+    edges: list[tuple[str, str, str]]  # (from, to, note)
+    source_file: str = ""
+
+    def normalised(self) -> dict:
+        """Canonical content: every field filled, stages resolved, edges sorted."""
+        return {
+            "id": self.id, "name": self.name, "sector": self.sector, "version": self.declared_version,
+            "description": self.description, "source": self.source,
+            "links": [
+                {"id": l.key, "parent": l.parent_key, "name": l.name, "stage": l.stage,
+                 "description": l.description, "keywords": l.keywords, "synonyms": l.synonyms,
+                 "products": l.products, "industry_codes": l.industry_codes, "key_tech": l.key_tech,
+                 "key_tech_note": l.key_tech_note}
+                for l in self.links
+            ],
+            "supply": sorted([list(e) for e in self.edges]),
+        }
+
+    def checksum(self) -> str:
+        blob = json.dumps(self.normalised(), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class ChainImportResult:
+    chain_id: str
+    version: int
+    links: int
+    created: bool  # a new version was written
+    unchanged: bool  # identical to the current version: nothing written
+    source_file: str = ""
+
+
+class _Collector:
+    def __init__(self, filename: str):
+        self.filename = filename
+        self.errors: list[tuple[str, int | None, str]] = []
+
+    def add(self, line: int | None, message: str) -> None:
+        self.errors.append((self.filename, line, message))
+
+
+def _text(value: Any, default: str = "") -> str:
+    if value is None:
+        return default
+    return str(value).strip()
+
+
+def _check_unknown(doc: MarkedDict, allowed: tuple[str, ...], where: str, errors: _Collector) -> None:
+    for key in doc:
+        if key not in allowed:
+            errors.add(doc.line_of(key), f"{where}未知字段：{key}（允许：{', '.join(allowed)}）")
+    for key, line in getattr(doc, "duplicate_keys", []):
+        errors.add(line, f"{where}字段重复：{key}")
+
+
+def _string_list(doc: MarkedDict, key: str, errors: _Collector, where: str) -> list[str]:
+    value = doc.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value):
+        errors.add(doc.line_of(key), f"{where}{key} 必须是字符串列表")
+        return []
+    return [str(v).strip() for v in value if str(v).strip()]
+
+
+def parse_chain_text(text: str, filename: str = "<text>") -> ParsedChain:
+    """Parse and validate one chain file's text (no database checks); raise ChainMapError."""
+    errors = _Collector(filename)
+    doc, problem = load_marked(text)
+    if problem:
+        raise ChainMapError([(filename, problem.line, problem.message)])
+    if not isinstance(doc, MarkedDict):
+        raise ChainMapError([(filename, 1, "文件顶层必须是映射（包含 id、name、links 等字段）")])
+    _check_unknown(doc, CHAIN_KEYS, "产业链", errors)
+
+    chain_id = _text(doc.get("id"))
+    if not chain_id:
+        errors.add(doc.line, "缺少产业链 id")
+    elif not SLUG_RE.match(chain_id):
+        errors.add(doc.line_of("id"), f"产业链 id 必须是小写字母、数字和连字符组成的标识：{chain_id}")
+    name = _text(doc.get("name"))
+    if not name:
+        errors.add(doc.line_of("name"), "产业链名称不能为空")
+
+    links: list[ParsedLink] = []
+    seen: dict[str, int] = {}
+
+    def walk(items: Any, container: Any, key: Any, parent: ParsedLink | None, depth: int) -> None:
+        if not isinstance(items, list):
+            errors.add(line_of(container, key), "links/children 必须是列表")
+            return
+        if depth > MAX_DEPTH:
+            errors.add(line_of(container, key), f"环节层级超过 {MAX_DEPTH} 层")
+            return
+        for index, item in enumerate(items):
+            item_line = line_of(items, index)
+            if not isinstance(item, MarkedDict):
+                errors.add(item_line, "每个环节必须是映射（包含 id、name 等字段）")
+                continue
+            _check_unknown(item, LINK_KEYS, "环节", errors)
+            key_ = _text(item.get("id"))
+            if not key_:
+                errors.add(item.line, "环节缺少 id")
+            elif not SLUG_RE.match(key_):
+                errors.add(item.line_of("id"), f"环节 id 必须是小写字母、数字和连字符组成的标识：{key_}")
+            elif chain_id and not key_.startswith(chain_id + "-"):
+                errors.add(item.line_of("id"), f"环节 id {key_} 必须以产业链 id 加连字符（{chain_id}-）开头")
+            if key_ in seen:
+                errors.add(item.line_of("id"), f"环节 id 重复：{key_}（首次出现在第 {seen[key_]} 行）")
+            elif key_:
+                seen[key_] = item.line_of("id")
+            link_name = _text(item.get("name"))
+            if not link_name:
+                errors.add(item.line_of("name"), f"环节 {key_ or '?'} 的名称不能为空")
+            stage = _text(item.get("stage"))
+            if not stage:
+                if parent is None:
+                    errors.add(item.line, f"顶层环节 {key_ or '?'} 缺少 stage（上游/中游/下游）")
+                else:
+                    stage = parent.stage
+            elif stage not in STAGES:
+                errors.add(item.line_of("stage"), f"环节 {key_ or '?'} 的 stage 无效：{stage}（应为 上游/中游/下游）")
+            lists = {f: _string_list(item, f, errors, f"环节 {key_ or '?'} 的 ") for f in LIST_FIELDS}
+            for code in lists["industry_codes"]:
+                problem_ = industry_code_problem(code)
+                if problem_:
+                    errors.add(item.line_of("industry_codes"), problem_)
+            key_tech = item.get("key_tech", False)
+            if key_tech is None:
+                key_tech = False
+            if not isinstance(key_tech, bool):
+                errors.add(item.line_of("key_tech"), f"环节 {key_ or '?'} 的 key_tech 必须是 true 或 false")
+                key_tech = False
+            link = ParsedLink(
+                key=key_, name=link_name, stage=stage, parent_key=parent.key if parent else None,
+                depth=depth, position=len(links), line=item.line,
+                description=_text(item.get("description")), key_tech=key_tech,
+                key_tech_note=_text(item.get("key_tech_note")), **lists,
+            )
+            links.append(link)
+            if item.get("children") is not None:
+                walk(item["children"], item, "children", link, depth + 1)
+
+    if "links" not in doc or not doc.get("links"):
+        errors.add(doc.line_of("links"), "产业链至少需要一个环节（links）")
+    else:
+        walk(doc["links"], doc, "links", None, 1)
+
+    edges: list[tuple[str, str, str]] = []
+    edge_lines: dict[tuple[str, str], int] = {}
+    supply = doc.get("supply")
+    if supply is not None and not isinstance(supply, list):
+        errors.add(doc.line_of("supply"), "supply 必须是列表")
+        supply = []
+    for index, edge in enumerate(supply or []):
+        edge_line = line_of(supply, index)
+        if not isinstance(edge, MarkedDict):
+            errors.add(edge_line, "供应关系必须是映射 {from: …, to: …}")
+            continue
+        _check_unknown(edge, EDGE_KEYS, "供应关系", errors)
+        src, dst = _text(edge.get("from")), _text(edge.get("to"))
+        for end in (src, dst):
+            if not end:
+                errors.add(edge.line, "供应关系缺少 from 或 to")
+            elif end not in seen:
+                errors.add(edge.line, f"供应关系引用了不存在的环节：{end}")
+        if src and dst and src in seen and dst in seen:
+            if (src, dst) in edge_lines:
+                errors.add(edge.line, f"供应关系重复：{src} → {dst}")
+                continue
+            edge_lines[(src, dst)] = edge.line
+            edges.append((src, dst, _text(edge.get("note"))))
+    cycle = _find_cycle([(s, d) for s, d, _ in edges])
+    if cycle:
+        path = " → ".join(cycle)
+        errors.add(edge_lines.get((cycle[-2], cycle[-1])), f"供应关系存在环：{path}")
+
+    if errors.errors:
+        raise ChainMapError(errors.errors)
+    return ParsedChain(
+        id=chain_id, name=name, sector=_text(doc.get("sector")), declared_version=_text(doc.get("version")),
+        description=_text(doc.get("description")), source=_text(doc.get("source")), links=links, edges=edges,
+        source_file=filename,
+    )
+
+
+def _find_cycle(edges: list[tuple[str, str]]) -> list[str] | None:
+    """A cycle in the directed supply graph as a node path (first == last), or None."""
+    graph: dict[str, list[str]] = {}
+    for s, d in edges:
+        graph.setdefault(s, []).append(d)
+    state: dict[str, int] = {}  # 1 = on stack, 2 = done
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in graph.get(node, ()):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state:
+                found = visit(nxt)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state:
+            found = visit(start)
+            if found:
+                return found
+    return None
+
+
+def parse_chain_file(path: str | Path) -> ParsedChain:
+    path = Path(path)
+    try:
+        text = read_text(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ChainMapError([(str(path), None, f"无法读取文件：{exc}")]) from exc
+    return parse_chain_text(text, str(path))
+
+
+def _check_against_db(session: Session, parsed: ParsedChain) -> None:
+    """Link ids must be unique across chains: compare with the current version of every other chain."""
+    keys = [l.key for l in parsed.links]
+    clashes: dict[str, str] = {}
+    for start in range(0, len(keys), 500):
+        rows = session.execute(
+            select(ChainLink.key, Chain.id)
+            .join(Chain, ChainLink.version_id == Chain.current_version_id)
+            .where(ChainLink.key.in_(keys[start:start + 500]), Chain.id != parsed.id)
+        )
+        for key, other in rows:
+            clashes.setdefault(key, other)
+    if clashes:
+        lines = {l.key: l.line for l in parsed.links}
+        raise ChainMapError([
+            (parsed.source_file, lines.get(key), f"环节 id {key} 已被产业链 {other} 使用（环节 id 必须全局唯一）")
+            for key, other in sorted(clashes.items())
+        ])
+
+
+def import_parsed_chain(session: Session, parsed: ParsedChain, commit: bool = True) -> ChainImportResult:
+    """Write a validated chain as a new version unless identical to the current one."""
+    try:
+        _check_against_db(session, parsed)
+        checksum = parsed.checksum()
+        chain = session.get(Chain, parsed.id)
+        if chain is not None and chain.current_version is not None and chain.current_version.checksum == checksum:
+            return ChainImportResult(parsed.id, chain.current_version.version, len(parsed.links), False, True,
+                                     parsed.source_file)
+        if chain is None:
+            chain = Chain(id=parsed.id, name=parsed.name)
+            session.add(chain)
+        chain.name, chain.sector, chain.description = parsed.name, parsed.sector, parsed.description
+        last = session.scalar(select(func.max(ChainVersion.version)).where(ChainVersion.chain_id == parsed.id))
+        version = ChainVersion(
+            chain_id=parsed.id, version=(last or 0) + 1, declared_version=parsed.declared_version,
+            source_file=parsed.source_file[-512:], checksum=checksum, name=parsed.name, sector=parsed.sector,
+            description=parsed.description, source=parsed.source,
+        )
+        version.links = [
+            ChainLink(key=l.key, parent_key=l.parent_key, stage=l.stage, depth=l.depth, position=l.position,
+                      name=l.name, description=l.description, keywords=l.keywords, synonyms=l.synonyms,
+                      products=l.products, industry_codes=l.industry_codes, key_tech=l.key_tech,
+                      key_tech_note=l.key_tech_note)
+            for l in parsed.links
+        ]
+        version.edges = [SupplyEdge(from_key=s, to_key=d, note=n[:255]) for s, d, n in parsed.edges]
+        session.add(version)
+        session.flush()
+        chain.current_version = version
+        session.flush()
+        if commit:
+            session.commit()
+        return ChainImportResult(parsed.id, version.version, len(parsed.links), True, False, parsed.source_file)
+    except Exception:
+        session.rollback()
+        raise
+
+
+def import_chain_file(session: Session, path: str | Path, commit: bool = True) -> ChainImportResult:
+    """Parse, validate and import one chain file; raise ChainMapError (nothing written) on any problem."""
+    return import_parsed_chain(session, parse_chain_file(path), commit=commit)
+
+
+def chain_files(path: str | Path) -> list[Path]:
+    """The YAML files to import: `path` itself or the *.yaml/*.yml files of a folder, sorted."""
+    path = Path(path)
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    return [path]
+
+
+def import_chain_path(session: Session, path: str | Path) -> tuple[list[ChainImportResult], list[tuple[str, int | None, str]]]:
+    """Import a file or every file of a folder, each file in its own transaction.
+
+    Returns the results of the files that imported and the errors of those rejected.
+    """
+    if not Path(path).exists():
+        return [], [(str(path), None, "路径不存在")]
+    results, errors = [], []
+    for file in chain_files(path):
+        try:
+            results.append(import_chain_file(session, file))
+        except ChainMapError as exc:
+            errors.extend(exc.errors)
+    return results, errors
+
+
+# ----------------------------------------------------------------------------- export
+
+def version_to_dict(version: ChainVersion) -> dict:
+    """A chain version as the YAML document structure (children nested, empty fields omitted)."""
+    nodes: dict[str, dict] = {}
+    top: list[dict] = []
+    for link in sorted(version.links, key=lambda l: l.position):
+        node: dict[str, Any] = {"id": link.key, "name": link.name, "stage": link.stage}
+        if link.description:
+            node["description"] = link.description
+        for f in LIST_FIELDS:
+            if getattr(link, f):
+                node[f] = list(getattr(link, f))
+        if link.key_tech:
+            node["key_tech"] = True
+        if link.key_tech_note:
+            node["key_tech_note"] = link.key_tech_note
+        nodes[link.key] = node
+        if link.parent_key and link.parent_key in nodes:
+            nodes[link.parent_key].setdefault("children", []).append(node)
+        else:
+            top.append(node)
+    doc: dict[str, Any] = {
+        "id": version.chain_id,
+        "name": version.name or version.chain.name,
+        "sector": version.sector,
+        "version": version.declared_version,
+        "description": version.description,
+        "source": version.source,
+        "links": top,
+    }
+    edges = sorted(version.edges, key=lambda e: (e.from_key, e.to_key))
+    if edges:
+        doc["supply"] = [
+            {"from": e.from_key, "to": e.to_key, **({"note": e.note} if e.note else {})} for e in edges
+        ]
+    return doc
+
+
+def export_chain_yaml(session: Session, chain_id: str, version_number: int | None = None) -> str:
+    """YAML text of a chain's current (or given) version; re-imports to the same content."""
+    chain = session.get(Chain, chain_id)
+    if chain is None:
+        raise KeyError(chain_id)
+    if version_number is None:
+        version = chain.current_version
+    else:
+        version = session.scalar(select(ChainVersion).where(
+            ChainVersion.chain_id == chain_id, ChainVersion.version == version_number))
+    if version is None:
+        raise KeyError(f"{chain_id} v{version_number}")
+    return yaml.safe_dump(version_to_dict(version), allow_unicode=True, sort_keys=False, width=100)
+
+
+# ----------------------------------------------------------------------------- queries
+
+def current_links(session: Session, chain_id: str) -> list[ChainLink]:
+    """Links of a chain's current version in file order (empty when the chain is unknown)."""
+    chain = session.get(Chain, chain_id)
+    if chain is None or chain.current_version_id is None:
+        return []
+    return list(session.scalars(
+        select(ChainLink).where(ChainLink.version_id == chain.current_version_id).order_by(ChainLink.position)
+    ))
+
+
+def chain_summaries(session: Session) -> list[dict]:
+    """id, name, link count and depth (levels) of every chain's current version."""
+    out = []
+    for chain in session.scalars(select(Chain).order_by(Chain.id)):
+        stats = session.execute(
+            select(func.count(ChainLink.id), func.max(ChainLink.depth)).where(
+                ChainLink.version_id == chain.current_version_id)
+        ).one() if chain.current_version_id else (0, 0)
+        out.append({
+            "id": chain.id, "name": chain.name, "sector": chain.sector,
+            "version": chain.current_version.version if chain.current_version else None,
+            "links": int(stats[0] or 0), "depth": int(stats[1] or 0),
+        })
+    return out

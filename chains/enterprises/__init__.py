@@ -1,0 +1,1 @@
+"""Enterprise registry: credit codes, field normalisation, table readers, import, export, synthetic data."""

@@ -1,0 +1,353 @@
+"""Approximate-nearest-neighbour vector indexes (txtai-style interface) over faiss.
+
+Vectors are L2-normalised float32 rows, so inner product is cosine similarity. Small pools use an exact
+`IndexIDMap2(IndexFlatIP)`; large pools an `IndexIVFPQFastScan` whose candidates are re-scored against compact
+8-bit scalar-quantised copies of the vectors (the refine step), which keeps memory near 1 byte per dimension.
+"""
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from matching.index_meta import IndexMismatchError, atomic_write_bytes, check_meta, meta_path, read_meta, write_meta
+
+KIND_AUTO = "auto"
+KIND_FLAT = "flat"
+KIND_IVFPQ = "ivfpq"
+VECTOR_KINDS = (KIND_AUTO, KIND_FLAT, KIND_IVFPQ)
+DEFAULT_EXACT_MAX = 200_000
+
+# IVF-PQ tuning. Candidates fetched per wanted hit before re-scoring: PQ at 4 bits is coarse, the SQ8 re-score fixes order.
+REFINE_FACTOR = 10
+MIN_TRAIN_PER_LIST = 39  # faiss warns below 39 training points per centroid
+LISTS_PER_SQRT_N = 4  # nlist ≈ 4·√n, the usual faiss guideline
+MIN_NPROBE = 16
+NPROBE_SHARE = 1 / 16  # probe this share of the lists by default
+MAX_TRAIN_POINTS = 200_000
+PQ_BITS = 4  # fast-scan needs 4-bit codes
+# A filter that allows fewer than this share of the pool is searched exhaustively over the SQ8 copies: IVF probing
+# would often miss the few allowed vectors, and scanning a small allowed set is cheap.
+FILTER_EXACT_SHARE = 0.25
+# faiss fast-scan lists lose vectors added after a `remove_ids` (faiss 1.15), so the IVF is never edited in place:
+# deleted or replaced entries stay in it as stale candidates (the SQ8 store is the truth and drops them), and the
+# lists are re-filled from the store once stale entries exceed this share of the live ones.
+MAX_STALE_SHARE = 0.25
+
+
+class VectorIndex(ABC):
+    """An id → vector index searched by inner product. `metadata` is saved beside the index file."""
+
+    kind: str = ""
+
+    def __init__(self, dim: int) -> None:
+        self.dim = int(dim)
+        self.metadata: dict[str, Any] = {}
+        self.built_at: str = ""
+
+    @abstractmethod
+    def index(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Build fresh from `ids` (int64) and `vectors` (float32, normalised rows)."""
+
+    @abstractmethod
+    def append(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add vectors; an id already present is replaced."""
+
+    @abstractmethod
+    def delete(self, ids: np.ndarray) -> None:
+        """Remove ids (unknown ids are ignored)."""
+
+    @abstractmethod
+    def search(self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(scores (nq, k) float32, ids (nq, k) int64); id -1 and score -inf where fewer than k hits."""
+
+    @abstractmethod
+    def ids(self) -> np.ndarray:
+        """Every stored id (int64)."""
+
+    @abstractmethod
+    def save(self, path: Path) -> None:
+        """Write the index file and its metadata JSON (`<path>.json`)."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, path: Path, expected: Mapping[str, Any] | None = None) -> "VectorIndex":
+        """Read an index saved by `save`; IndexMismatchError when damaged or not matching `expected`."""
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    def info(self) -> dict[str, Any]:
+        """Kind, dim, count, build time and the caller's metadata."""
+        return {**self.metadata, "kind": self.kind, "dim": self.dim, "count": len(self), "built_at": self.built_at}
+
+
+def _as_ids(ids: Any) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(ids, dtype=np.int64).reshape(-1))
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class FaissIndex(VectorIndex):
+    """faiss backend: exact flat IP for kind "flat", IVF-PQ fast-scan + SQ8 refine for kind "ivfpq"."""
+
+    def __init__(self, dim: int, kind: str = KIND_FLAT, nlist: int | None = None, nprobe: int | None = None) -> None:
+        if kind not in (KIND_FLAT, KIND_IVFPQ):
+            raise ValueError(f"unknown vector index kind {kind!r}")
+        super().__init__(dim)
+        self.kind = kind
+        self.nlist = nlist
+        self.nprobe = nprobe
+        self._main = None  # flat: IDMap2(FlatIP); ivfpq: IVFPQFastScan (ids stored in the inverted lists)
+        self._store = None  # ivfpq only: IDMap2(SQ8) copies used for re-scoring and small filtered searches
+        self._live_sorted: np.ndarray | None = None  # ivfpq only: cached sorted ids of the store
+        if kind == KIND_FLAT:
+            import faiss
+
+            self._main = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+
+    # -- building ---------------------------------------------------------------------------------------------
+    def _check(self, ids: Any, vectors: Any) -> tuple[np.ndarray, np.ndarray]:
+        ids = _as_ids(ids)
+        vectors = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
+            raise ValueError(f"vectors must have shape (n, {self.dim}), got {vectors.shape}")
+        if len(ids) != len(vectors):
+            raise ValueError(f"{len(ids)} ids for {len(vectors)} vectors")
+        if len(np.unique(ids)) != len(ids):
+            raise ValueError("duplicate ids in one batch")
+        return ids, vectors
+
+    def _train_ivf(self, vectors: np.ndarray) -> None:
+        import faiss
+
+        n = len(vectors)
+        nlist = self.nlist or LISTS_PER_SQRT_N * int(math.sqrt(max(n, 1)))
+        nlist = max(1, min(nlist, n // MIN_TRAIN_PER_LIST or 1))
+        self.nlist = nlist
+        self.nprobe = self.nprobe or min(nlist, max(MIN_NPROBE, int(nlist * NPROBE_SHARE)))
+        m = self.dim // 2 if self.dim % 2 == 0 else self.dim  # 2 dims per 4-bit sub-quantiser
+        quantizer = faiss.IndexFlatIP(self.dim)
+        ivf = faiss.IndexIVFPQFastScan(quantizer, self.dim, nlist, m, PQ_BITS, faiss.METRIC_INNER_PRODUCT)
+        sample = vectors
+        if n > MAX_TRAIN_POINTS:
+            rng = np.random.default_rng(0)
+            sample = vectors[rng.choice(n, MAX_TRAIN_POINTS, replace=False)]
+        ivf.train(sample)
+        store = faiss.IndexIDMap2(
+            faiss.IndexScalarQuantizer(self.dim, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+        )
+        store.train(sample)
+        self._main, self._store = ivf, store
+
+    def index(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        ids, vectors = self._check(ids, vectors)
+        if self.kind == KIND_FLAT:
+            import faiss
+
+            self._main = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+        else:
+            self._main = self._store = None
+            if len(ids):
+                self._train_ivf(vectors)
+        if len(ids):
+            self._main.add_with_ids(vectors, ids)
+            if self._store is not None:
+                self._store.add_with_ids(vectors, ids)
+        self._live_sorted = None
+        self.built_at = _now()
+
+    def append(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        ids, vectors = self._check(ids, vectors)
+        if not len(ids):
+            return
+        if self._main is None:  # an IVF index that never had data: train on this batch
+            self.index(ids, vectors)
+            return
+        self.delete(ids)
+        self._main.add_with_ids(vectors, ids)
+        if self._store is not None:
+            self._store.add_with_ids(vectors, ids)
+            self._live_sorted = None
+            self._compact_if_stale()
+
+    def delete(self, ids: np.ndarray) -> None:
+        import faiss
+
+        ids = _as_ids(ids)
+        if not len(ids) or self._main is None:
+            return
+        if self.kind == KIND_FLAT:
+            self._main.remove_ids(faiss.IDSelectorBatch(ids))
+            return
+        self._store.remove_ids(faiss.IDSelectorBatch(ids))
+        self._live_sorted = None
+        self._compact_if_stale()
+
+    def _compact_if_stale(self) -> None:
+        """Re-fill the IVF lists from the store when too many stale entries accumulated (training is kept)."""
+        live = int(self._store.ntotal)
+        if self._main.ntotal - live <= MAX_STALE_SHARE * max(live, 1):
+            return
+        self._main.reset()
+        if live:
+            self._main.add_with_ids(self._store.index.reconstruct_n(0, live), self.ids())
+
+    def _live(self) -> np.ndarray:
+        if self._live_sorted is None:
+            self._live_sorted = np.sort(self.ids())
+        return self._live_sorted
+
+    def __len__(self) -> int:
+        if self._main is None:
+            return 0
+        return int(self._main.ntotal if self.kind == KIND_FLAT else self._store.ntotal)
+
+    def ids(self) -> np.ndarray:
+        import faiss
+
+        if self._main is None:
+            return np.zeros(0, dtype=np.int64)
+        holder = self._main if self.kind == KIND_FLAT else self._store
+        return faiss.vector_to_array(holder.id_map).astype(np.int64)
+
+    # -- searching --------------------------------------------------------------------------------------------
+    def search(self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        import faiss
+
+        queries = np.ascontiguousarray(np.asarray(queries, dtype=np.float32))
+        if queries.ndim == 1:
+            queries = queries.reshape(1, -1)
+        if queries.shape[1] != self.dim:
+            raise ValueError(f"queries must have {self.dim} columns, got {queries.shape[1]}")
+        nq, k = len(queries), int(k)
+        scores = np.full((nq, max(k, 0)), -np.inf, dtype=np.float32)
+        found = np.full((nq, max(k, 0)), -1, dtype=np.int64)
+        total = len(self)
+        allowed = None if allowed_ids is None else _as_ids(allowed_ids)
+        if k <= 0 or nq == 0 or total == 0 or (allowed is not None and len(allowed) == 0):
+            return scores, found
+        selector = None if allowed is None else faiss.IDSelectorBatch(allowed)
+        if self.kind == KIND_FLAT:
+            params = None if selector is None else faiss.SearchParameters(sel=selector)
+            d, i = self._main.search(queries, min(k, total), params=params)
+        elif allowed is not None and len(allowed) <= FILTER_EXACT_SHARE * total:
+            d, i = self._store.search(queries, min(k, total), params=faiss.SearchParameters(sel=selector))
+        else:
+            d, i = self._search_refined(queries, min(k, total), selector)
+        width = d.shape[1]
+        valid = i >= 0
+        scores[:, :width] = np.where(valid, d, -np.inf)
+        found[:, :width] = i
+        return scores, found
+
+    def _search_refined(self, queries: np.ndarray, k: int, selector) -> tuple[np.ndarray, np.ndarray]:
+        """IVF-PQ candidates, re-scored exactly against the SQ8 copies."""
+        import faiss
+
+        fetch = min(len(self), k * REFINE_FACTOR)
+        params = faiss.SearchParametersIVF(nprobe=self.nprobe or MIN_NPROBE)
+        if selector is not None:
+            params.sel = selector
+        # Stale entries (deleted or replaced ids) are in the lists too: fetch extra to make up for them.
+        stale = int(self._main.ntotal) - len(self)
+        fetch = min(int(self._main.ntotal), fetch + int(fetch * stale / max(len(self), 1)) + (k if stale else 0))
+        _, cand = self._main.search(queries, fetch, params=params)
+        live = self._live()
+        out_d = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        out_i = np.full((len(queries), k), -1, dtype=np.int64)
+        for row, query in enumerate(queries):
+            ids = np.unique(cand[row][cand[row] >= 0])
+            pos = np.searchsorted(live, ids)
+            ids = ids[(pos < len(live)) & (live[np.minimum(pos, len(live) - 1)] == ids)]
+            if not len(ids):
+                continue
+            vectors = self._store.reconstruct_batch(ids)
+            exact = vectors @ query
+            order = np.argsort(-exact, kind="stable")[:k]
+            out_d[row, : len(order)] = exact[order]
+            out_i[row, : len(order)] = ids[order]
+        return out_d, out_i
+
+    # -- persistence ------------------------------------------------------------------------------------------
+    def _store_path(self, path: Path) -> Path:
+        return path.with_name(path.name + ".sq8")
+
+    def save(self, path: Path) -> None:
+        import faiss
+
+        path = Path(path)
+        if self._main is None:
+            raise ValueError("cannot save an empty IVF index")
+        atomic_write_bytes(path, faiss.serialize_index(self._main).tobytes())
+        if self._store is not None:
+            atomic_write_bytes(self._store_path(path), faiss.serialize_index(self._store).tobytes())
+        write_meta(meta_path(path), {
+            **self.metadata, "backend": "faiss", "kind": self.kind, "dim": self.dim, "count": len(self),
+            "built_at": self.built_at, "nlist": self.nlist, "nprobe": self.nprobe,
+        })
+
+    @classmethod
+    def load(cls, path: Path, expected: Mapping[str, Any] | None = None) -> "FaissIndex":
+        import faiss
+
+        path = Path(path)
+        meta = read_meta(meta_path(path))
+        check_meta(meta, expected)
+        kind = meta.get("kind")
+        if kind not in (KIND_FLAT, KIND_IVFPQ) or not isinstance(meta.get("dim"), int):
+            raise IndexMismatchError(f"index metadata lacks kind/dim: {path}")
+        index = cls(meta["dim"], kind, nlist=meta.get("nlist"), nprobe=meta.get("nprobe"))
+        index._main = _read_faiss(path)
+        if kind == KIND_IVFPQ:
+            index._store = _read_faiss(index._store_path(path))
+            if index._store.ntotal > index._main.ntotal or index._store.d != index.dim:
+                raise IndexMismatchError(f"refine store and IVF index disagree: {path}")
+        if index._main.d != index.dim or len(index) != meta.get("count"):
+            raise IndexMismatchError(
+                f"index file does not match its metadata (dim {index._main.d}, count {len(index)}): {path}"
+            )
+        index.built_at = meta.get("built_at", "")
+        reserved = {"format", "backend", "kind", "dim", "count", "built_at", "nlist", "nprobe"}
+        index.metadata = {k: v for k, v in meta.items() if k not in reserved}
+        return index
+
+
+def _read_faiss(path: Path):
+    import faiss
+
+    try:
+        data = Path(path).read_bytes()
+        return faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+    except FileNotFoundError as exc:
+        raise IndexMismatchError(f"index file missing: {path}") from exc
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise IndexMismatchError(f"index file unreadable: {path}: {exc}") from exc
+
+
+def choose_kind(count: int, exact_max: int = DEFAULT_EXACT_MAX, kind: str = KIND_AUTO) -> str:
+    """The index kind for a pool of `count` vectors: exact up to `exact_max`, IVF-PQ above (unless forced)."""
+    if kind not in VECTOR_KINDS:
+        raise ValueError(f"unknown vector index kind {kind!r}; use one of {VECTOR_KINDS}")
+    if kind != KIND_AUTO:
+        return kind
+    return KIND_FLAT if count <= exact_max else KIND_IVFPQ
+
+
+def make_vector_index(count: int, dim: int, exact_max: int = DEFAULT_EXACT_MAX, kind: str = KIND_AUTO) -> VectorIndex:
+    """A new, empty vector index fitting a pool of `count` vectors of dimension `dim`."""
+    return FaissIndex(dim, choose_kind(count, exact_max, kind))
+
+
+def load_vector_index(path: Path, expected: Mapping[str, Any] | None = None) -> VectorIndex:
+    """Load any saved vector index (the backend is named in its metadata)."""
+    meta = read_meta(meta_path(Path(path)))
+    if meta.get("backend", "faiss") != "faiss":
+        raise IndexMismatchError(f"unknown index backend {meta.get('backend')!r}")
+    return FaissIndex.load(path, expected)

@@ -1,0 +1,29 @@
+"""Matching service layer: glues the database to `matching` (no blueprint; used by views, CLI and init).
+
+Profiles from Enterprise rows, a per-app engine cache saved under INDEX_DIR and synced incrementally,
+candidates with explanations, roster placement, look-alikes, feedback and learning.
+"""
+from __future__ import annotations
+
+from webapp.matchsvc.candidates import Candidate, CandidatePage, MatchError, candidates, look_alikes
+from webapp.matchsvc.filters import CandidateFilters
+from webapp.matchsvc.learning import record_feedback, relearn
+from webapp.matchsvc.placement import Suggestion, confirm_assignments, place_roster
+from webapp.matchsvc.profiles import profile_for
+from webapp.matchsvc.store import (
+    SyncResult,
+    Watermark,
+    active_embedder_info,
+    current_watermark,
+    ensure_index_async,
+    rebuild,
+    sync,
+    wait_for_background,
+)
+
+__all__ = [
+    "Candidate", "CandidatePage", "CandidateFilters", "MatchError", "Suggestion", "SyncResult", "Watermark",
+    "active_embedder_info", "candidates", "confirm_assignments", "current_watermark", "ensure_index_async",
+    "look_alikes", "place_roster", "profile_for", "rebuild", "record_feedback", "relearn", "sync",
+    "wait_for_background",
+]

@@ -1,0 +1,314 @@
+"""Ranked candidate firms for a cluster's chain link, with explanations; look-alike firms."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Mapping
+
+from flask import current_app
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from chains.chain_models import Chain, ChainLink
+from chains.cluster_models import Cluster
+from chains.enterprise_models import Enterprise
+from matching.text import normalize
+from webapp.matchsvc import store
+from webapp.matchsvc.filters import CandidateFilters, ResolvedFilter, conditions, resolve, roster_ids
+from webapp.matchsvc.profiles import link_query_for, link_terms
+
+DEFAULT_K = 20
+MAX_K = 500
+FALLBACK_ROWS = 2000  # rows read by the keyword fallback while the index is not ready
+FILTER_CACHE_SIZE = 16
+
+STATE_READY = "ready"
+STATE_FALLBACK = "fallback"
+MESSAGE_FALLBACK = "匹配索引正在构建，当前仅按关键词匹配展示候选企业，索引完成后将自动使用完整匹配。"
+
+
+class MatchError(LookupError):
+    """Unknown cluster / link / enterprise; the message is for users (Chinese)."""
+
+
+@dataclass
+class LinkRef:
+    chain_id: str
+    key: str
+    name: str
+    score: float | None = None
+
+
+@dataclass
+class Candidate:
+    enterprise_id: int
+    name: str
+    rank: int
+    score: float
+    province: str = ""
+    city: str = ""
+    country: str = ""
+    status: str = ""
+    tags: list[str] = field(default_factory=list)
+    channels: dict[str, float] = field(default_factory=dict)
+    matched_terms: list[str] = field(default_factory=list)
+    matched_products: list[str] = field(default_factory=list)
+    best_link: LinkRef | None = None
+    similar_local: dict | None = None  # {"enterprise_id", "name", "similarity"}
+    explanation: list[str] = field(default_factory=list)  # Chinese reasons for the UI
+
+    @property
+    def region(self) -> str:
+        return f"{self.province}{self.city}" if self.city != self.province else self.province
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["region"] = self.region
+        return data
+
+
+@dataclass
+class CandidatePage:
+    cluster_id: str
+    link: LinkRef
+    items: list[Candidate]
+    offset: int
+    k: int
+    state: str = STATE_READY
+    message: str = ""
+    embedder: str = ""
+    filters: dict = field(default_factory=dict)
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def as_dict(self) -> dict:
+        return {
+            "cluster_id": self.cluster_id, "link": asdict(self.link), "offset": self.offset, "k": self.k,
+            "state": self.state, "message": self.message, "embedder": self.embedder, "filters": self.filters,
+            "items": [c.as_dict() for c in self.items],
+        }
+
+
+# ----------------------------------------------------------------------------- chain links of a cluster
+
+@dataclass
+class ClusterLinks:
+    """The current links of a cluster's chains, with their query texts."""
+
+    chains: dict[str, Chain]
+    links: dict[str, ChainLink]  # key → link, over every chain of the cluster
+    queries: dict[str, str]
+    leaves: dict[str, list[str]]  # chain id → keys of its leaf links
+
+    def chain_of(self, key: str) -> str:
+        return self.links[key].version.chain_id
+
+
+def cluster_links(session: Session, cluster: Cluster) -> ClusterLinks:
+    from chains.chainmap_io import current_links
+
+    chains, links, queries, leaves = {}, {}, {}, {}
+    for chain_id in cluster.chain_ids:
+        chain = session.get(Chain, chain_id)
+        current = current_links(session, chain_id)
+        by_key = {l.key: l for l in current}
+        parents = {l.parent_key for l in current if l.parent_key}
+        chains[chain_id] = chain
+        leaves[chain_id] = [l.key for l in current if l.key not in parents]
+        for l in current:
+            links[l.key] = l
+            queries[l.key] = link_query_for(chain, by_key, l)
+    return ClusterLinks(chains, links, queries, leaves)
+
+
+def _cluster(session: Session, cluster_id: str) -> Cluster:
+    cluster = session.get(Cluster, cluster_id)
+    if cluster is None:
+        raise MatchError(f"集聚区 {cluster_id} 不存在")
+    return cluster
+
+
+# ----------------------------------------------------------------------------- scoring helpers
+
+def score_matrix(engine, state: store.EngineState, queries: Mapping[str, str], doc_ids: list[int]) -> dict[str, dict[int, float]]:
+    """Fused score of each doc under each query (query key → doc id → score), comparable across queries.
+
+    The engine's own search standardises scores within the searched set, which makes a 20-firm set's scores
+    incomparable between two links; here every channel is standardised over the whole pool instead.
+    """
+    from matching.fusion import fuse
+
+    out: dict[str, dict[int, float]] = {}
+    with state.lock:
+        for key, text in queries.items():
+            channels = engine.channel_scores(text)
+            row_of = engine._row_of  # pool row of each doc id (valid after channel_scores refreshed the pool)
+            fused = fuse(channels, engine.weights) if channels else None
+            out[key] = {} if fused is None else {
+                int(i): float(fused[row_of[int(i)]]) for i in doc_ids if int(i) in row_of}
+    return out
+
+
+def matched_products(link: ChainLink, enterprise: Enterprise) -> list[str]:
+    """The link's products / keywords / synonyms that appear in the firm's products or business scope."""
+    haystack = normalize(" ".join([enterprise.main_products or "", enterprise.business_scope or "",
+                                   enterprise.industry_name or "", enterprise.name or ""])).replace(" ", "")
+    return [t for t in link_terms(link) if normalize(t).replace(" ", "") and normalize(t).replace(" ", "") in haystack]
+
+
+def _resolved(session: Session, state: store.EngineState, filters: CandidateFilters, cluster: Cluster) -> ResolvedFilter:
+    """SQL-resolved filter ids, cached per filter set and index watermark (the roster part is always fresh)."""
+    key = (filters, cluster.id, cluster.city, cluster.province, repr(state.meta.get("watermark")))
+    base = state.filter_cache.get(key)
+    if base is None:
+        base = resolve(session, replace(filters, exclude_cluster_firms=False), cluster)
+        if len(state.filter_cache) >= FILTER_CACHE_SIZE:
+            state.filter_cache.pop(next(iter(state.filter_cache)))
+        state.filter_cache[key] = base
+    excluded = set(base.excluded)
+    if filters.exclude_cluster_firms:
+        excluded |= set(roster_ids(session, cluster.id))
+    return ResolvedFilter(allowed=base.allowed, excluded=sorted(excluded))
+
+
+# ----------------------------------------------------------------------------- candidates
+
+def candidates(session: Session, cluster_id: str, link_key: str, filters: Mapping[str, Any] | CandidateFilters | None = None,
+               k: int = DEFAULT_K, offset: int = 0) -> CandidatePage:
+    """Ranked candidate firms for `link_key` of cluster `cluster_id`, with explanations."""
+    cluster = _cluster(session, cluster_id)
+    links = cluster_links(session, cluster)
+    link = links.links.get(link_key)
+    if link is None:
+        raise MatchError(f"环节 {link_key} 不属于集聚区 {cluster.name} 的产业链")
+    filters = CandidateFilters.from_mapping(filters)
+    k, offset = max(1, min(int(k), MAX_K)), max(0, int(offset))
+    chain_id = links.chain_of(link_key)
+    ref = LinkRef(chain_id, link.key, link.name)
+    app = current_app._get_current_object()
+    engine = store.engine_for_request(session, app)
+    if engine is None:
+        return _fallback(session, cluster, link, ref, filters, k, offset)
+    state = store.state_of(app)
+    resolved = _resolved(session, state, filters, cluster)
+    with state.lock:
+        hits = engine.search(links.queries[link_key], k=offset + k, allowed_ids=resolved.allowed,
+                             excluded_ids=resolved.excluded)
+    hits = hits[offset:offset + k]
+    firms = {e.id: e for e in session.scalars(select(Enterprise).where(Enterprise.id.in_([h.id for h in hits])))}
+    items = []
+    for rank, hit in enumerate(hits, start=offset + 1):
+        ent = firms.get(int(hit.id))
+        if ent is None:  # deleted after the last sync
+            continue
+        items.append(_candidate(ent, rank, float(hit.score), dict(hit.channels), list(hit.matched_terms), link))
+    _explain(session, engine, state, cluster, links, chain_id, items)
+    return CandidatePage(cluster.id, ref, items, offset, k, STATE_READY, "", state.meta.get("embedder", ""),
+                         filters.as_dict())
+
+
+def _candidate(ent: Enterprise, rank: int, score: float, channels: dict, terms: list[str], link: ChainLink) -> Candidate:
+    return Candidate(
+        enterprise_id=ent.id, name=ent.name, rank=rank, score=round(score, 4), province=ent.province or "",
+        city=ent.city or "", country=ent.country or "", status=ent.status or "", tags=ent.tag_names,
+        channels={c: round(float(v), 4) for c, v in channels.items()}, matched_terms=terms,
+        matched_products=matched_products(link, ent),
+    )
+
+
+def _explain(session: Session, engine, state: store.EngineState, cluster: Cluster, links: ClusterLinks,
+             chain_id: str, items: list[Candidate]) -> None:
+    """Best-fitting leaf link of the chain and most similar local firm for each candidate, plus Chinese reasons."""
+    if not items:
+        return
+    ids = [c.enterprise_id for c in items]
+    leaves = links.leaves.get(chain_id) or []
+    fits = score_matrix(engine, state, {key: links.queries[key] for key in leaves}, ids)
+    roster = roster_ids(session, cluster.id)
+    names = dict(session.execute(select(Enterprise.id, Enterprise.name).where(Enterprise.id.in_(roster))).all()) if roster else {}
+    for c in items:
+        scored = [(fits[key][c.enterprise_id], key) for key in leaves if c.enterprise_id in fits[key]]
+        if scored:
+            score, key = max(scored)
+            c.best_link = LinkRef(chain_id, key, links.links[key].name, round(score, 4))
+        if roster:
+            with state.lock:
+                similar = engine.similar(c.enterprise_id, k=1, allowed_ids=roster)
+            if similar:
+                top = similar[0]
+                c.similar_local = {"enterprise_id": int(top.id), "name": names.get(int(top.id), ""),
+                                   "similarity": round(float(top.score), 4)}
+        c.explanation = _reasons(c)
+
+
+def _reasons(c: Candidate) -> list[str]:
+    reasons = []
+    if c.matched_products:
+        reasons.append("产品/关键词匹配：" + "、".join(c.matched_products[:6]))
+    if c.matched_terms:
+        reasons.append("命中检索词：" + "、".join(c.matched_terms[:8]))
+    if c.best_link is not None:
+        reasons.append(f"最契合环节：{c.best_link.name}")
+    if c.similar_local:
+        reasons.append(f"与本地企业“{c.similar_local['name']}”相似")
+    return reasons
+
+
+def _fallback(session: Session, cluster: Cluster, link: ChainLink, ref: LinkRef, filters: CandidateFilters,
+              k: int, offset: int) -> CandidatePage:
+    """While the index is not ready: firms whose text contains the link's terms, ranked by how many they contain."""
+    terms = link_terms(link) or [link.name]
+    text_match = or_(*[col.contains(term) for term in terms
+                       for col in (Enterprise.main_products, Enterprise.business_scope, Enterprise.name)])
+    stmt = select(Enterprise).where(text_match, *conditions(filters, cluster)).order_by(Enterprise.id).limit(FALLBACK_ROWS)
+    if filters.exclude_cluster_firms:
+        stmt = stmt.where(Enterprise.id.not_in(roster_ids(session, cluster.id)))
+    scored = []
+    for ent in session.scalars(stmt):
+        found = matched_products(link, ent)
+        scored.append((len(found), -ent.id, ent, found))
+    scored.sort(key=lambda s: (s[0], s[1]), reverse=True)
+    items = []
+    for rank, (hits, _, ent, found) in enumerate(scored[offset:offset + k], start=offset + 1):
+        c = _candidate(ent, rank, float(hits), {"keyword": float(hits)}, found, link)
+        c.explanation = _reasons(c)
+        items.append(c)
+    status = store.active_embedder_info(current_app)
+    return CandidatePage(cluster.id, ref, items, offset, k, STATE_FALLBACK, MESSAGE_FALLBACK,
+                         status.get("embedder") or "", filters.as_dict())
+
+
+# ----------------------------------------------------------------------------- look-alikes
+
+def look_alikes(session: Session, enterprise_id: int, k: int = 10,
+                filters: Mapping[str, Any] | CandidateFilters | None = None) -> list[Candidate]:
+    """Firms most similar to `enterprise_id` (itself excluded); active firms only unless filters say otherwise."""
+    source = session.get(Enterprise, enterprise_id)
+    if source is None:
+        raise MatchError(f"企业 {enterprise_id} 不存在")
+    if not isinstance(filters, CandidateFilters):
+        filters = CandidateFilters.from_mapping({"exclude_cluster_firms": False, **dict(filters or {})})
+    app = current_app._get_current_object()
+    engine = store.engine_for_request(session, app)
+    if engine is None:
+        return []
+    state = store.state_of(app)
+    resolved = resolve(session, filters, None)
+    with state.lock:
+        hits = engine.similar(enterprise_id, k=max(1, min(int(k), MAX_K)), allowed_ids=resolved.allowed,
+                              excluded_ids=sorted(set(resolved.excluded) | {enterprise_id}))
+    firms = {e.id: e for e in session.scalars(select(Enterprise).where(Enterprise.id.in_([h.id for h in hits])))}
+    out = []
+    for rank, hit in enumerate(hits, start=1):
+        ent = firms.get(int(hit.id))
+        if ent is None or ent.id == enterprise_id:
+            continue
+        out.append(Candidate(enterprise_id=ent.id, name=ent.name, rank=rank, score=round(float(hit.score), 4),
+                             province=ent.province or "", city=ent.city or "", country=ent.country or "",
+                             status=ent.status or "", tags=ent.tag_names,
+                             channels={c: round(float(v), 4) for c, v in hit.channels.items()},
+                             matched_terms=list(hit.matched_terms)))
+    return out

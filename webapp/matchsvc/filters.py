@@ -1,0 +1,131 @@
+"""Candidate filters, resolved in SQL into the id sets the engine is searched with."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping
+
+from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy.orm import Session
+
+from chains.cluster_models import Cluster, RosterEntry
+from chains.enterprise_models import Enterprise, EnterpriseTag
+from chains.enterprises.normalize import ACTIVE_STATUSES
+
+
+@dataclass(frozen=True)
+class CandidateFilters:
+    """What a candidate list may contain. Region, country and tag lists are any-of; ranges are inclusive."""
+
+    exclude_cluster_firms: bool = True  # firms already on the cluster's roster
+    exclude_cluster_city: bool = False  # firms in the cluster's own city (look outward)
+    exclude_cluster_province: bool = False
+    provinces: tuple[str, ...] = ()
+    cities: tuple[str, ...] = ()
+    countries: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    active_only: bool = True  # 存续 / 在业 only
+    capital_min: float | None = None  # 注册资本, 万元人民币
+    capital_max: float | None = None
+    employees_min: int | None = None
+    employees_max: int | None = None
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any] | "CandidateFilters" | None) -> "CandidateFilters":
+        """From a dict of form or JSON values: lists or comma/“，”/“；”-separated strings; "true"/"1" flags."""
+        if isinstance(data, CandidateFilters):
+            return data
+        data = dict(data or {})
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name not in data or data[f.name] is None:
+                continue
+            raw = data[f.name]
+            if f.name in ("provinces", "cities", "countries", "tags"):
+                values[f.name] = _as_list(raw)
+            elif f.name.startswith(("exclude", "active")):
+                values[f.name] = _as_bool(raw)
+            elif raw == "":
+                continue
+            elif f.name.startswith("employees"):
+                values[f.name] = int(float(raw))
+            else:
+                values[f.name] = float(raw)
+        return cls(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}
+
+
+def _as_list(raw: Any) -> tuple[str, ...]:
+    if isinstance(raw, str):
+        for sep in ("，", "；", ";"):
+            raw = raw.replace(sep, ",")
+        raw = raw.split(",")
+    return tuple(s for s in (str(x).strip() for x in raw) if s)
+
+
+def _as_bool(raw: Any) -> bool:
+    if isinstance(raw, str):
+        return raw.strip().lower() in {"1", "true", "yes", "on", "y"}
+    return bool(raw)
+
+
+@dataclass
+class ResolvedFilter:
+    """Id sets for the engine: `allowed` (None = no restriction) and `excluded`."""
+
+    allowed: list[int] | None = None
+    excluded: list[int] = field(default_factory=list)
+
+
+def conditions(filters: CandidateFilters, cluster: Cluster | None) -> list:
+    """SQL conditions on Enterprise for every restriction except the roster exclusion."""
+    conds = []
+    if filters.active_only:
+        conds.append(Enterprise.status.in_(ACTIVE_STATUSES))
+    if cluster is not None and filters.exclude_cluster_city and cluster.city:
+        conds.append(Enterprise.city != cluster.city)
+    if cluster is not None and filters.exclude_cluster_province and cluster.province:
+        conds.append(Enterprise.province != cluster.province)
+    places = []
+    if filters.provinces:
+        places.append(Enterprise.province.in_(filters.provinces))
+    if filters.cities:
+        places.append(Enterprise.city.in_(filters.cities))
+    if filters.countries:
+        places.append(Enterprise.country.in_(filters.countries))
+    if places:
+        conds.append(or_(*places))
+    if filters.tags:
+        conds.append(exists().where(EnterpriseTag.enterprise_id == Enterprise.id, EnterpriseTag.tag.in_(filters.tags)))
+    if filters.capital_min is not None:
+        conds.append(Enterprise.capital_wan_cny >= filters.capital_min)
+    if filters.capital_max is not None:
+        conds.append(Enterprise.capital_wan_cny <= filters.capital_max)
+    if filters.employees_min is not None:
+        conds.append(Enterprise.employees >= filters.employees_min)
+    if filters.employees_max is not None:
+        conds.append(Enterprise.employees <= filters.employees_max)
+    return conds
+
+
+def roster_ids(session: Session, cluster_id: str) -> list[int]:
+    return list(session.scalars(select(RosterEntry.enterprise_id).where(RosterEntry.cluster_id == cluster_id)))
+
+
+def resolve(session: Session, filters: CandidateFilters, cluster: Cluster | None) -> ResolvedFilter:
+    """Turn filters into id sets in SQL: the allowed ids, or (when most firms pass) the excluded ones instead."""
+    out = ResolvedFilter()
+    conds = conditions(filters, cluster)
+    if conds:
+        where = and_(*conds)
+        matching = session.scalar(select(func.count(Enterprise.id)).where(where)) or 0
+        total = session.scalar(select(func.count(Enterprise.id))) or 0
+        if matching * 2 <= total:
+            out.allowed = list(session.scalars(select(Enterprise.id).where(where)))
+        else:
+            # Most firms pass: the complement is the smaller set. EXCEPT keeps NULL-valued columns correct.
+            out.excluded = list(session.scalars(select(Enterprise.id).except_(select(Enterprise.id).where(where))))
+    if cluster is not None and filters.exclude_cluster_firms:
+        out.excluded = sorted(set(out.excluded) | set(roster_ids(session, cluster.id)))
+    return out
