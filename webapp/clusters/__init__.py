@@ -1,0 +1,8 @@
+"""集聚区: cluster list and dashboard, chain map (图谱) with link panel, N lists curation, placement review."""
+from __future__ import annotations
+
+from flask import Blueprint
+
+bp = Blueprint("clusters", __name__, url_prefix="/clusters", template_folder="templates")
+
+from webapp.clusters import views  # noqa: E402,F401

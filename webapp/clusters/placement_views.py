@@ -1,0 +1,214 @@
+"""企业归位 review: run the matcher's placement of roster firms, confirm or correct suggestions in bulk."""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from flask import Flask, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from chains.chainmap_io import current_links
+from chains.cluster_models import ASSIGNMENT_MANUAL, LinkAssignment, RosterEntry
+from webapp.clusters import bp
+from webapp.clusters.integrations import audit, optional_function
+from webapp.clusters.views import CLUSTER_ROLES, chain_names_of, get_cluster, wants_fragment
+from webapp.auth.roles import role_required
+from webapp.extensions import db
+
+logger = logging.getLogger("chainmatch.clusters")
+
+SYNC_WAIT_SECONDS = 3.0  # a placement run finishing within this is shown at once; longer runs are polled
+POLL_SECONDS = 2
+REJECT = "__reject__"
+
+
+@dataclass
+class PlacementJob:
+    cluster_id: str
+    user_id: int
+    status: str = "running"  # running / done / failed
+    message: str = ""
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    thread: threading.Thread | None = None
+
+
+# One job per cluster in this process; a new run is refused while one is running.
+_jobs: dict[str, PlacementJob] = {}
+_jobs_lock = threading.Lock()
+
+
+def _run(app: Flask, job: PlacementJob) -> None:
+    place = optional_function("webapp.matchsvc", "place_roster")
+    with app.app_context():
+        try:
+            result = place(db.session, job.cluster_id, user_id=job.user_id)
+            db.session.commit()
+            count = len(result) if hasattr(result, "__len__") else result
+            job.message = f"匹配完成，生成 {count} 条归位建议。" if isinstance(count, int) else "匹配完成。"
+            job.status = "done"
+        except Exception:  # reported to the user in Chinese; details in the log
+            db.session.rollback()
+            logger.exception("placement run failed for %s", job.cluster_id)
+            job.status = "failed"
+            job.message = "自动归位失败（匹配索引可能尚未构建），请稍后重试或联系管理员。"
+        finally:
+            db.session.remove()
+
+
+def _id(value: str) -> int | None:
+    return int(value) if value.isdigit() and int(value) < 2**31 else None
+
+
+def _unplaced(cluster_id: str) -> list[RosterEntry]:
+    placed = select(LinkAssignment.enterprise_id).where(LinkAssignment.cluster_id == cluster_id)
+    return list(db.session.scalars(select(RosterEntry).where(
+        RosterEntry.cluster_id == cluster_id, RosterEntry.enterprise_id.not_in(placed))))
+
+
+def _link_choices(cluster) -> list[tuple[str, str, list]]:
+    """(chain id, chain name, links) of every chain of the cluster, for the correction select."""
+    names = chain_names_of(cluster)
+    return [(cid, names.get(cid, cid), current_links(db.session, cid)) for cid in cluster.chain_ids]
+
+
+def _context(cluster) -> dict:
+    suggestions = db.session.scalars(select(LinkAssignment).where(
+        LinkAssignment.cluster_id == cluster.id, LinkAssignment.confirmed.is_(False)
+    ).order_by(LinkAssignment.enterprise_id, LinkAssignment.confidence.desc())).all()
+    choices = _link_choices(cluster)
+    link_names = {l.key: f"{cname} / {l.name}" for _, cname, links in choices for l in links}
+    job = _jobs.get(cluster.id)
+    return {
+        "cluster": cluster, "suggestions": suggestions, "unplaced": _unplaced(cluster.id), "choices": choices,
+        "link_names": link_names, "job": job, "matcher_ready": optional_function("webapp.matchsvc", "place_roster") is not None,
+        "chain_names": chain_names_of(cluster), "reject": REJECT, "poll_seconds": POLL_SECONDS,
+    }
+
+
+@bp.route("/<cluster_id>/placement")
+@role_required(*CLUSTER_ROLES)
+def placement(cluster_id: str):
+    cluster = get_cluster(cluster_id)
+    return render_template("clusters/placement.html", **_context(cluster))
+
+
+@bp.route("/<cluster_id>/placement/status")
+@role_required(*CLUSTER_ROLES)
+def placement_status(cluster_id: str):
+    cluster = get_cluster(cluster_id)
+    context = _context(cluster)
+    if wants_fragment():
+        return render_template("clusters/_placement_body.html", **context)
+    return render_template("clusters/placement.html", **context)
+
+
+@bp.route("/<cluster_id>/placement/run", methods=["POST"])
+@role_required(*CLUSTER_ROLES)
+def placement_run(cluster_id: str):
+    cluster = get_cluster(cluster_id)
+    if optional_function("webapp.matchsvc", "place_roster") is None:
+        return _done(cluster, "匹配服务尚未就绪，暂时无法自动归位。", "error", 503)
+    with _jobs_lock:
+        job = _jobs.get(cluster_id)
+        if job is not None and job.status == "running":
+            return _done(cluster, "自动归位正在进行中，请稍候。", "warning", 409)
+        job = PlacementJob(cluster_id, current_user.id)
+        job.thread = threading.Thread(target=_run, args=(current_app._get_current_object(), job), daemon=True)
+        _jobs[cluster_id] = job
+    audit("assignment.place_run", "cluster", cluster_id, cluster_id=cluster_id)
+    db.session.commit()
+    logger.info("user %s started placement for %s", current_user.id, cluster_id)
+    job.thread.start()
+    job.thread.join(SYNC_WAIT_SECONDS)
+    if job.status == "running":
+        return _done(cluster, "自动归位已在后台运行，完成后本页将自动刷新。", "success", 202)
+    return _done(cluster, job.message, "success" if job.status == "done" else "error", 200 if job.status == "done" else 500)
+
+
+def _refresh_lists(cluster) -> None:
+    """Lists derive from confirmed assignments: re-derive the ones already materialised (curation is kept)."""
+    from chains.lists import refresh_lists
+    from webapp.clusters.lists_views import _has_derived_entries
+
+    for chain_id in cluster.chain_ids:
+        if _has_derived_entries(cluster.id, chain_id):
+            refresh_lists(db.session, cluster.id, chain_id)
+
+
+def _done(cluster, message: str, category: str, status: int):
+    if wants_fragment():
+        context = _context(cluster)
+        return render_template("clusters/_placement_body.html", message=message, category=category, **context), status
+    flash(message, category)
+    return redirect(url_for("clusters.placement", cluster_id=cluster.id))
+
+
+@bp.route("/<cluster_id>/placement/confirm", methods=["POST"])
+@role_required(*CLUSTER_ROLES)
+def placement_confirm(cluster_id: str):
+    """Confirm the checked suggestions; a row whose select names another link is corrected to it."""
+    cluster = get_cluster(cluster_id)
+    valid = {l.key: cid for cid, _, links in _link_choices(cluster) for l in links}
+    checked = {i for i in map(_id, request.form.getlist("confirm")) if i is not None}
+    corrections = {i for k, v in request.form.items() if k.startswith("link_") and v and (i := _id(k[5:])) is not None}
+    done = corrected = rejected = 0
+    errors: list[str] = []
+    to_confirm: list[int] = []  # unchanged suggestions, confirmed through the matcher service
+    for assignment_id in sorted(checked | corrections):
+        a = db.session.get(LinkAssignment, assignment_id)
+        if a is None or a.cluster_id != cluster_id or a.confirmed:
+            continue
+        choice = request.form.get(f"link_{assignment_id}", "")
+        if choice == REJECT:
+            audit("assignment.reject", "enterprise", a.enterprise_id, cluster_id=cluster_id, link_key=a.link_key)
+            db.session.delete(a)
+            rejected += 1
+            continue
+        if choice and choice != a.link_key:
+            if choice not in valid:
+                errors.append(f"{a.enterprise.name}：所选环节不属于本集聚区的产业链")
+                continue
+            existing = db.session.scalar(select(LinkAssignment).where(
+                LinkAssignment.cluster_id == cluster_id, LinkAssignment.enterprise_id == a.enterprise_id,
+                LinkAssignment.link_key == choice))
+            audit("assignment.correct", "enterprise", a.enterprise_id, cluster_id=cluster_id,
+                  old=a.link_key, new=choice)
+            if existing is not None:
+                db.session.delete(a)
+                a = existing
+            else:
+                a.link_key, a.chain_id = choice, valid[choice]
+            a.source = ASSIGNMENT_MANUAL
+            corrected += 1
+        elif assignment_id not in checked:
+            continue
+        else:
+            audit("assignment.confirm", "enterprise", a.enterprise_id, cluster_id=cluster_id, link_key=a.link_key,
+                  confidence=a.confidence)
+            to_confirm.append(a.id)
+            continue
+        a.confirmed = True
+        a.created_by_id = current_user.id
+        a.created_at = datetime.now(timezone.utc)
+        done += 1
+    if to_confirm:
+        confirm = optional_function("webapp.matchsvc", "confirm_assignments")
+        if confirm is not None:
+            done += confirm(db.session, to_confirm, current_user)
+        else:
+            for a in db.session.scalars(select(LinkAssignment).where(LinkAssignment.id.in_(to_confirm))):
+                a.confirmed, a.created_by_id = True, current_user.id
+                done += 1
+    db.session.commit()
+    if done or rejected:
+        _refresh_lists(cluster)
+    logger.info("user %s confirmed %d, corrected %d, rejected %d assignments in %s",
+                current_user.id, done, corrected, rejected, cluster_id)
+    message = f"已确认 {done} 条归位（其中修正 {corrected} 条），驳回 {rejected} 条。"
+    if errors:
+        message += " " + "；".join(errors)
+    return _done(cluster, message, "error" if errors else "success", 400 if errors and not done else 200)
+

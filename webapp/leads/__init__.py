@@ -1,0 +1,8 @@
+"""招商线索: lead board, table, detail with history, stage changes, Excel export, funnel chart."""
+from __future__ import annotations
+
+from flask import Blueprint
+
+bp = Blueprint("leads", __name__, url_prefix="/leads", template_folder="templates")
+
+from webapp.leads import views  # noqa: E402,F401

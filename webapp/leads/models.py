@@ -1,0 +1,78 @@
+"""招商线索 (leads): a target firm tracked from first contact to landing, with a full change history."""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import Date, DateTime, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from chains.db import Base, TimestampMixin, utcnow
+
+STAGE_CANDIDATE = "候选"
+STAGE_CONTACTED = "已接洽"
+STAGE_VISIT = "实地考察"
+STAGE_NEGOTIATION = "洽谈"
+STAGE_SIGNED = "签约"
+STAGE_LANDED = "落地"
+STAGE_ABANDONED = "放弃"
+# Pipeline order; 放弃 ends a lead at any point and is shown last.
+STAGES = (
+    STAGE_CANDIDATE,
+    STAGE_CONTACTED,
+    STAGE_VISIT,
+    STAGE_NEGOTIATION,
+    STAGE_SIGNED,
+    STAGE_LANDED,
+    STAGE_ABANDONED,
+)
+PIPELINE_STAGES = STAGES[:-1]
+CLOSED_STAGES = (STAGE_LANDED, STAGE_ABANDONED)  # a next step on these is never overdue
+
+FEEDBACK_RELEVANT = "relevant"
+FEEDBACK_NOT_RELEVANT = "not_relevant"
+
+
+class Lead(TimestampMixin, Base):
+    __tablename__ = "leads"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cluster_id: Mapped[str] = mapped_column(ForeignKey("clusters.id", ondelete="CASCADE"), index=True)
+    chain_id: Mapped[str | None] = mapped_column(ForeignKey("chains.id", ondelete="SET NULL"))
+    link_key: Mapped[str | None] = mapped_column(String(128))
+    enterprise_id: Mapped[int] = mapped_column(ForeignKey("enterprises.id", ondelete="CASCADE"), index=True)
+    stage: Mapped[str] = mapped_column(String(8), default=STAGE_CANDIDATE, index=True)
+    abandon_reason: Mapped[str] = mapped_column(Text, default="")
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    next_step: Mapped[str] = mapped_column(Text, default="")
+    next_step_date: Mapped[date | None] = mapped_column(Date)
+    notes: Mapped[str] = mapped_column(Text, default="")
+    feedback: Mapped[str] = mapped_column(String(16), default="")  # relevant / not_relevant / ""
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    enterprise = relationship("Enterprise", lazy="joined")
+    cluster = relationship("Cluster", lazy="joined")
+    owner = relationship("User", foreign_keys=[owner_id], lazy="joined")
+    events: Mapped[list["LeadEvent"]] = relationship(
+        back_populates="lead", cascade="all, delete-orphan", order_by="LeadEvent.id"
+    )
+
+    def is_overdue(self, today: date) -> bool:
+        """A next step dated before today on a lead that is still open."""
+        return self.next_step_date is not None and self.next_step_date < today and self.stage not in CLOSED_STAGES
+
+
+class LeadEvent(Base):
+    """One change of one field of a lead (creation is recorded as field `created`)."""
+
+    __tablename__ = "lead_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    field: Mapped[str] = mapped_column(String(32))
+    old: Mapped[str | None] = mapped_column(Text)
+    new: Mapped[str | None] = mapped_column(Text)
+
+    lead: Mapped[Lead] = relationship(back_populates="events")
+    user = relationship("User", lazy="joined")
