@@ -49,6 +49,8 @@ OPTIONS: tuple[Option, ...] = (
            "Flask-Limiter rate for login attempts per client address."),
     Option("RATELIMIT_STORAGE_URI", "RATELIMIT_STORAGE_URI", "memory://",
            "Flask-Limiter storage, e.g. redis://127.0.0.1:6379 for several workers."),
+    Option("API_RATE_LIMIT", "API_RATE_LIMIT", "300 per minute",
+           "Flask-Limiter rate for JSON API calls per API token (per client address without a token)."),
     Option("LOG_LEVEL", "LOG_LEVEL", "INFO", "Logging level (DEBUG, INFO, WARNING, ERROR)."),
     Option("MAX_UPLOAD_MB", "MAX_UPLOAD_MB", 200, "Largest accepted upload, in MB.", int),
 )
