@@ -33,9 +33,10 @@ init: setup
 run: init
 	$(BIN)/chainmatch run --host $(HOST) --port $(PORT)
 
-# Browser tests drive Debian's chromium; install it when it is missing.
+# Browser tests drive Debian's chromium (with a CJK font for readable screenshots); install what is missing.
 browser-deps:
-	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi "wenquanyi\|noto sans cjk"; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null; fi
 
 test: setup browser-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

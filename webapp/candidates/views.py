@@ -1,0 +1,163 @@
+"""候选企业 views: the ranked list of a cluster's link (full page or htmx fragment), feedback on a candidate."""
+from __future__ import annotations
+
+import logging
+
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from chains.chain_models import Chain
+from chains.cluster_models import Cluster
+from chains.enterprise_models import Enterprise
+from chains.feedback_models import FEEDBACK_LABELS, LABEL_NOT_RELEVANT, LABEL_RELEVANT, CandidateFeedback
+from webapp.auth.models import ROLE_ADMIN, ROLE_MANAGER, ROLE_STAFF
+from webapp.auth.roles import require_cluster_access, role_required
+from webapp.candidates import bp
+from webapp.candidates.filters import KNOWN_TAGS, parse_filters, supported
+from webapp.extensions import db, htmx
+from webapp.leads.models import STAGE_ABANDONED, Lead
+from webapp.matchsvc import store
+from webapp.matchsvc import MatchError, record_feedback
+from webapp.matchsvc import candidates as find_candidates
+
+logger = logging.getLogger("chainmatch.candidates")
+
+CANDIDATE_ROLES = (ROLE_ADMIN, ROLE_STAFF, ROLE_MANAGER)
+PAGE_SIZE = 20
+MAX_PAGE = 25  # 500 candidates deep is as far as the matcher ranks (matchsvc MAX_K)
+
+
+def wants_fragment() -> bool:
+    """An htmx request that swaps the results (a history restore needs the full page)."""
+    return bool(htmx) and not htmx.history_restore_request
+
+
+def embedder_name() -> str:
+    try:
+        return store.active_embedder_info(current_app._get_current_object()).get("embedder") or ""
+    except Exception:  # noqa: BLE001 - the footer line must never break the page
+        logger.exception("embedder info unavailable")
+        return ""
+
+
+def _page_number() -> int:
+    raw = request.args.get("page", "1")
+    page = int(raw) if raw.isdigit() else 1
+    return max(1, min(page, MAX_PAGE))
+
+
+def _cluster(cluster_id: str) -> Cluster:
+    require_cluster_access(cluster_id)
+    cluster = db.session.get(Cluster, cluster_id)
+    if cluster is None:
+        abort(404)
+    return cluster
+
+
+def _latest_feedback(cluster_id: str, link_key: str, ids: list[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    rows = db.session.scalars(
+        select(CandidateFeedback).where(CandidateFeedback.cluster_id == cluster_id,
+                                        CandidateFeedback.link_key == link_key,
+                                        CandidateFeedback.enterprise_id.in_(ids))
+        .order_by(CandidateFeedback.id))
+    return {row.enterprise_id: row.label for row in rows}  # later rows win
+
+
+def _open_leads(cluster_id: str, link_key: str, ids: list[int]) -> dict[int, int]:
+    if not ids:
+        return {}
+    rows = db.session.execute(
+        select(Lead.enterprise_id, Lead.id).where(Lead.cluster_id == cluster_id, Lead.link_key == link_key,
+                                                  Lead.enterprise_id.in_(ids), Lead.stage != STAGE_ABANDONED))
+    return {ent: lead for ent, lead in rows}
+
+
+def _results_context(cluster: Cluster, link_key: str) -> tuple[dict, int]:
+    form = parse_filters(request.args)
+    page_no = _page_number()
+    context = {
+        "cluster": cluster, "link_key": link_key, "form": form, "page_no": page_no, "page": None,
+        "error": None, "items": [], "has_next": False, "firms": {}, "feedback": {}, "leads": {},
+        "feedback_labels": FEEDBACK_LABELS, "embedder": "", "page_size": PAGE_SIZE,
+    }
+    status = 200
+    if form.errors:
+        context["error"] = "；".join(form.errors)
+        status = 400
+    else:
+        try:
+            # One extra row tells whether a next page exists.
+            page = find_candidates(db.session, cluster.id, link_key, form.service_filters(), PAGE_SIZE + 1,
+                                   (page_no - 1) * PAGE_SIZE)
+        except MatchError:
+            abort(404)
+        except Exception:  # the page shows a Chinese notice in place rather than failing
+            db.session.rollback()
+            logger.exception("candidates failed for %s / %s", cluster.id, link_key)
+            context["error"] = "候选企业暂时无法加载（匹配索引可能尚未构建或出错），请稍后重试。"
+            status = 503
+        else:
+            items = list(page.items)
+            context.update(page=page, items=items[:PAGE_SIZE], has_next=len(items) > PAGE_SIZE,
+                           embedder=page.embedder)
+            ids = [c.enterprise_id for c in context["items"]]
+            firms = db.session.scalars(select(Enterprise).where(Enterprise.id.in_(ids))) if ids else []
+            context["firms"] = {e.id: e for e in firms}
+            context["feedback"] = _latest_feedback(cluster.id, link_key, ids)
+            context["leads"] = _open_leads(cluster.id, link_key, ids)
+    context["embedder"] = context["embedder"] or embedder_name()
+    args = form.query_args()
+    context["page_url"] = lambda n: url_for("candidates.for_link", cluster_id=cluster.id, link_key=link_key,
+                                            page=n, **args)
+    return context, status
+
+
+def _link_info(cluster: Cluster, link_key: str):
+    """(chain, link) of the cluster's chains, or 404."""
+    from chains.chainmap_io import current_links
+
+    for chain_id in cluster.chain_ids:
+        for link in current_links(db.session, chain_id):
+            if link.key == link_key:
+                return db.session.get(Chain, chain_id), link
+    abort(404)
+
+
+@bp.route("/<cluster_id>/<link_key>")
+@role_required(*CANDIDATE_ROLES)
+def for_link(cluster_id: str, link_key: str):
+    cluster = _cluster(cluster_id)
+    chain, link = _link_info(cluster, link_key)
+    context, status = _results_context(cluster, link_key)
+    context.update(chain=chain, link=link)
+    if wants_fragment():
+        return render_template("candidates/_results.html", **context), status
+    return render_template("candidates/for_link.html", tags=KNOWN_TAGS, supported=supported, **context), status
+
+
+@bp.route("/<cluster_id>/<link_key>/feedback", methods=["POST"])
+@role_required(*CANDIDATE_ROLES)
+def feedback(cluster_id: str, link_key: str):
+    """相关 / 不相关 on one candidate: recorded for the matcher's learning."""
+    cluster = _cluster(cluster_id)
+    _link_info(cluster, link_key)
+    label = request.form.get("label", "")
+    enterprise = request.form.get("enterprise_id", "")
+    if label not in (LABEL_RELEVANT, LABEL_NOT_RELEVANT) or not enterprise.isdigit():
+        return render_template("candidates/_feedback.html", error="无效的反馈", cluster=cluster, link_key=link_key,
+                               enterprise_id=enterprise, current=None, feedback_labels=FEEDBACK_LABELS), 400
+    enterprise_id = int(enterprise)
+    if db.session.get(Enterprise, enterprise_id) is None:
+        abort(404)
+    record_feedback(db.session, cluster.id, link_key, enterprise_id, label, current_user)
+    db.session.commit()
+    logger.info("user %s marked firm %s %s for %s/%s", current_user.id, enterprise_id, label, cluster.id, link_key)
+    context = {"cluster": cluster, "link_key": link_key, "enterprise_id": enterprise_id, "current": label,
+               "feedback_labels": FEEDBACK_LABELS, "error": None, "saved": True}
+    if wants_fragment():
+        return render_template("candidates/_feedback.html", **context)
+    flash(f"已标注为“{FEEDBACK_LABELS[label]}”", "success")
+    return redirect(url_for("candidates.for_link", cluster_id=cluster.id, link_key=link_key))

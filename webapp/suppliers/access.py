@@ -1,0 +1,91 @@
+"""Which clusters, chains and upstream links a chain-leader firm user works with, and who sees which request."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import abort
+from flask_login import current_user
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from chains.chain_models import Chain, ChainLink, SupplyEdge
+from chains.cluster_models import Cluster, ClusterChain, RosterEntry
+from webapp.auth.models import ROLE_ADMIN, ROLE_FIRM, ROLE_MANAGER, ROLE_STAFF
+from webapp.suppliers.models import MatchmakingRequest
+
+LEADER_ROLE = "龙头"
+UPSTREAM_STAGE = "上游"
+
+
+def firm_clusters(session: Session, user) -> list[Cluster]:
+    """Clusters of a firm user: where its enterprise is the roster 龙头 or chain leader, plus assigned ones."""
+    found: dict[str, Cluster] = {c.id: c for c in user.clusters}
+    if user.enterprise_id:
+        leader_of = select(RosterEntry.cluster_id).where(
+            RosterEntry.enterprise_id == user.enterprise_id, RosterEntry.role == LEADER_ROLE)
+        query = select(Cluster).where(or_(Cluster.id.in_(leader_of), Cluster.chain_leader_id == user.enterprise_id))
+        for cluster in session.scalars(query):
+            found[cluster.id] = cluster
+    return sorted(found.values(), key=lambda c: c.name)
+
+
+@dataclass
+class NeedLink:
+    """An upstream link a firm may need suppliers for."""
+
+    cluster: Cluster
+    chain: Chain
+    link: ChainLink
+    supplies: list[str]  # names of the links it supplies (context for the user)
+
+    @property
+    def value(self) -> str:
+        return f"{self.cluster.id}|{self.link.key}"
+
+
+def need_links(session: Session, clusters: list[Cluster]) -> list[NeedLink]:
+    """Upstream links (stage 上游, or links that supply another link) of every chain of the clusters."""
+    out: list[NeedLink] = []
+    for cluster in clusters:
+        chain_ids = [c.chain_id for c in session.scalars(
+            select(ClusterChain).where(ClusterChain.cluster_id == cluster.id).order_by(ClusterChain.position))]
+        for chain_id in chain_ids:
+            chain = session.get(Chain, chain_id)
+            if chain is None or chain.current_version_id is None:
+                continue
+            links = list(session.scalars(select(ChainLink).where(
+                ChainLink.version_id == chain.current_version_id).order_by(ChainLink.position)))
+            by_key = {link.key: link for link in links}
+            edges = list(session.scalars(select(SupplyEdge).where(SupplyEdge.version_id == chain.current_version_id)))
+            supplies: dict[str, list[str]] = {}
+            for edge in edges:
+                if edge.to_key in by_key:
+                    supplies.setdefault(edge.from_key, []).append(by_key[edge.to_key].name)
+            for link in links:
+                if link.stage == UPSTREAM_STAGE or link.key in supplies:
+                    out.append(NeedLink(cluster, chain, link, supplies.get(link.key, [])))
+    return out
+
+
+def staff_visible_clusters(user) -> set[str] | None:
+    """Cluster ids whose requests a staff/manager user handles; None for an admin (all)."""
+    if user.role == ROLE_ADMIN:
+        return None
+    if user.role in (ROLE_STAFF, ROLE_MANAGER):
+        return user.cluster_ids()
+    return set()
+
+
+def get_request_for_current_user(session: Session, request_id: int) -> MatchmakingRequest:
+    """A request the current user may see: 404 when it does not exist or belongs to another firm (no leak)."""
+    req = session.get(MatchmakingRequest, request_id)
+    if req is None:
+        abort(404)
+    if current_user.role == ROLE_FIRM:
+        if not current_user.enterprise_id or req.requester_id != current_user.enterprise_id:
+            abort(404)
+        return req
+    visible = staff_visible_clusters(current_user)
+    if visible is not None and req.cluster_id not in visible:
+        abort(403)
+    return req
