@@ -294,7 +294,9 @@ class FaissIndex(VectorIndex):
         })
 
     @classmethod
-    def load(cls, path: Path, expected: Mapping[str, Any] | None = None) -> "FaissIndex":
+    def load(cls, path: Path, expected: Mapping[str, Any] | None = None, mmap_store: bool = False) -> "FaissIndex":
+        """With `mmap_store`, the SQ8 refine copies stay on disk (memory-mapped; the OS pages in what searches touch)
+        instead of in RAM: for read-only serving of large pools (appending to a mapped store is not supported)."""
         import faiss
 
         path = Path(path)
@@ -306,7 +308,7 @@ class FaissIndex(VectorIndex):
         index = cls(meta["dim"], kind, nlist=meta.get("nlist"), nprobe=meta.get("nprobe"))
         index._main = _read_faiss(path)
         if kind == KIND_IVFPQ:
-            index._store = _read_faiss(index._store_path(path))
+            index._store = _read_faiss(index._store_path(path), mmap=mmap_store)
             if index._store.ntotal > index._main.ntotal or index._store.d != index.dim:
                 raise IndexMismatchError(f"refine store and IVF index disagree: {path}")
         if index._main.d != index.dim or len(index) != meta.get("count"):
@@ -319,10 +321,14 @@ class FaissIndex(VectorIndex):
         return index
 
 
-def _read_faiss(path: Path):
+def _read_faiss(path: Path, mmap: bool = False):
     import faiss
 
     try:
+        if mmap:
+            if not Path(path).exists():
+                raise FileNotFoundError(path)
+            return faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
         data = Path(path).read_bytes()
         return faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
     except FileNotFoundError as exc:
@@ -345,9 +351,9 @@ def make_vector_index(count: int, dim: int, exact_max: int = DEFAULT_EXACT_MAX, 
     return FaissIndex(dim, choose_kind(count, exact_max, kind))
 
 
-def load_vector_index(path: Path, expected: Mapping[str, Any] | None = None) -> VectorIndex:
-    """Load any saved vector index (the backend is named in its metadata)."""
+def load_vector_index(path: Path, expected: Mapping[str, Any] | None = None, mmap_store: bool = False) -> VectorIndex:
+    """Load any saved vector index (the backend is named in its metadata); `mmap_store`: see FaissIndex.load."""
     meta = read_meta(meta_path(Path(path)))
     if meta.get("backend", "faiss") != "faiss":
         raise IndexMismatchError(f"unknown index backend {meta.get('backend')!r}")
-    return FaissIndex.load(path, expected)
+    return FaissIndex.load(path, expected, mmap_store=mmap_store)

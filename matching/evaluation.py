@@ -1,0 +1,113 @@
+"""Benchmark runner: rank a firms file for every query of a queries file and score the rankings.
+
+Used by `chainmatch eval-matching` and benchmarks/ablation_matching.py. Everything is built in memory
+from the files given; no database is used.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from matching.engine import Document, MatchEngine
+from matching.fusion import PRETRAINED_DENSE_WEIGHT, FusionWeights
+from matching.learning import LabelledQuery, learn
+from matching.metrics import score_rankings
+from matching.profiles import enterprise_profile
+
+DEFAULT_TOP = 100
+
+
+@dataclass
+class Firms:
+    external_ids: list[str]
+    docs: list[Document]
+
+    def index_of(self) -> dict[str, int]:
+        return {x: i for i, x in enumerate(self.external_ids)}
+
+
+def read_firms(path: Path) -> Firms:
+    """Read `external_id,name,business_scope` CSV (UTF-8, optional BOM); document ids are row numbers."""
+    ext, docs = [], []
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        for row in csv.DictReader(fh):
+            eid = (row.get("external_id") or "").strip()
+            if not eid:
+                continue
+            name = (row.get("name") or "").strip()
+            scope = (row.get("business_scope") or "").strip()
+            docs.append(Document(len(docs), name, enterprise_profile(name, scope)))
+            ext.append(eid)
+    return Firms(ext, docs)
+
+
+def read_queries(path: Path) -> list[dict]:
+    """One JSON object a line with "query" and optionally "relevant" (external ids)."""
+    out = []
+    with open(path, encoding="utf-8-sig") as fh:
+        for line in fh:
+            line = line.strip()
+            if line:
+                row = json.loads(line)
+                out.append({"query": str(row["query"]), "relevant": list(row.get("relevant") or [])})
+    return out
+
+
+def labelled(queries: Sequence[dict], firms: Firms) -> list[LabelledQuery]:
+    """Queries with relevance lists as LabelledQuery (unknown external ids dropped)."""
+    index = firms.index_of()
+    out = []
+    for q in queries:
+        rel = [index[x] for x in q["relevant"] if x in index]
+        if rel:
+            out.append(LabelledQuery(q["query"], rel))
+    return out
+
+
+def build_engine(firms: Firms, model: str = "", weights: FusionWeights | None = None) -> MatchEngine:
+    """An engine over the firms; with a local pretrained model the dense channel joins the fusion."""
+    embedder = None
+    if model:
+        from matching.embedders import make_embedder
+
+        embedder = make_embedder(model)
+        weights = weights or FusionWeights(dense=PRETRAINED_DENSE_WEIGHT)
+    engine = MatchEngine(embedder=embedder, weights=weights)
+    engine.build(firms.docs)
+    return engine
+
+
+def rank_queries(engine: MatchEngine, firms: Firms, queries: Sequence[dict], top: int) -> list[list[str]]:
+    return [[firms.external_ids[h.id] for h in engine.search(q["query"], k=top)] for q in queries]
+
+
+def run_benchmark(firms_csv: Path, queries_jsonl: Path, out_jsonl: Path, train_jsonl: Path | None = None,
+                  top: int = DEFAULT_TOP, model: str = "", log: Callable[[str], None] = lambda m: None) -> dict:
+    """Build, optionally learn from TRAIN, rank every query, write OUT.jsonl; returns metrics and timings."""
+    t0 = time.time()
+    firms = read_firms(Path(firms_csv))
+    queries = read_queries(Path(queries_jsonl))
+    engine = build_engine(firms, model)
+    t_build = time.time() - t0
+    log(f"indexed {len(firms.docs)} firms in {t_build:.1f}s")
+    learned = None
+    if train_jsonl:
+        examples = labelled(read_queries(Path(train_jsonl)), firms)
+        model_ = learn(engine, examples)
+        engine.apply_learning(model_)
+        learned = model_.summary()
+        log(f"learned from {len(examples)} labelled queries: {learned}")
+    t1 = time.time()
+    rankings = rank_queries(engine, firms, queries, top)
+    t_search = time.time() - t1
+    Path(out_jsonl).parent.mkdir(parents=True, exist_ok=True)
+    with open(out_jsonl, "w", encoding="utf-8") as fh:
+        for q, ranked in zip(queries, rankings):
+            fh.write(json.dumps({"query": q["query"], "ranked": ranked}, ensure_ascii=False) + "\n")
+    metrics = score_rankings(rankings, [q["relevant"] for q in queries])
+    return {**metrics, "firms": len(firms.docs), "ranked_queries": len(queries), "learned": learned,
+            "build_seconds": t_build, "search_seconds": t_search, "total_seconds": time.time() - t0}
