@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
 from matching.fusion import FusionWeights, fuse, zscore
 from matching.lexical import BM25Channel, CharTfidfChannel
@@ -28,6 +29,8 @@ RERANK_CANDIDATES = 200     # candidates re-ranked by a learned model (measured:
 DENSE_CANDIDATES = 1000     # dense hits fetched per query; the rest of the pool gets the lowest fetched score
 SIMILAR_DENSE_WEIGHT = 0.3  # look-alike search leans on the embedder when one is present
 MAX_MATCHED_TERMS = 8
+_ZSCORE_EPS = 1e-9  # the epsilon of matching.fusion.zscore
+QUERY_CACHE_SIZE = 16  # prepared query sets (e.g. a chain's leaf links) kept per engine
 BASE_FEATURES = ("z_bm25", "z_char", "z_tfidf", "z_fused", "log_rank", "rel_bm25", "rel_char",
                  "cover_bigrams", "cover_words", "cover_name", "log_doc_len", "query_len")
 _ENGINE_FILE = "engine.json"
@@ -72,6 +75,37 @@ def _doc_tokens(doc: Document) -> _DocTokens:
 def _query_bigrams(query: str) -> set[str]:
     grams = set(char_ngrams(query, 2, 2))
     return grams or set(char_ngrams(query, 1, 1))
+
+
+def _pattern_scores(matrix, rows: np.ndarray, query_rows: np.ndarray) -> np.ndarray:
+    """(len(rows), len(query_rows)) BM25 scores of `rows` for queries made of each query row's own terms.
+
+    A row of the BM25 matrix is non-zero exactly at the document's distinct terms (Lucene idf > 0), so its
+    pattern is the document used as a query with every term weighted 1, as BM25Channel.scores weighs them."""
+    queries = matrix[query_rows].astype(np.float32)
+    queries.data = (queries.data != 0).astype(np.float32)
+    return np.asarray((matrix[rows] @ queries.T).todense(), np.float32)
+
+
+def _term_matrix(channel: BM25Channel, queries: Sequence[Sequence[str]]) -> sp.csc_matrix:
+    """(terms, queries) matrix: each query's distinct known terms with weight 1, as BM25Channel.scores weighs them."""
+    rows, cols = [], []
+    for q, terms in enumerate(queries):
+        for t in dict.fromkeys(terms):
+            if t in channel.vocab:
+                rows.append(channel.vocab[t])
+                cols.append(q)
+    return sp.csc_matrix((np.ones(len(rows), np.float32), (rows, cols)),
+                         shape=(channel.matrix.shape[1], len(queries)))
+
+
+def _masked_zscore(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Column-wise z-score over the valid rows only (as matching.fusion.zscore over each column's pool)."""
+    scores = np.asarray(scores, np.float64)
+    count = np.maximum(valid.sum(axis=0), 1)
+    mean = np.where(valid, scores, 0.0).sum(axis=0) / count
+    std = np.sqrt(np.where(valid, (scores - mean) ** 2, 0.0).sum(axis=0) / count)
+    return (scores - mean) / (std + _ZSCORE_EPS)
 
 
 class MatchEngine:
@@ -241,9 +275,21 @@ class MatchEngine:
         take = min(n, len(pool))
         if take <= 0:
             return np.zeros(0, np.int64), pooled, fused, pool
-        top = np.argpartition(-fused, take - 1)[:take] if take < len(pool) else np.arange(len(pool))
-        top = top[np.argsort(-fused[top], kind="stable")]
-        return top, pooled, fused, pool
+        return self._best_first(fused, pool, take), pooled, fused, pool
+
+    def _best_first(self, fused: np.ndarray, pool: np.ndarray, take: int) -> np.ndarray:
+        """Positions (into `pool`) of the `take` best scores in a total order: score desc, then document id asc.
+
+        argpartition alone picks among tied scores differently for different `take`, so page 2 (a longer
+        prefix) could repeat a firm of page 1; every score tied with the cut-off is kept and ordered by id.
+        """
+        if take < len(pool):
+            cutoff = fused[np.argpartition(-fused, take - 1)[take - 1]]
+            cand = np.flatnonzero(fused >= cutoff)
+        else:
+            cand = np.arange(len(pool))
+        order = np.lexsort((self._row_ids[pool[cand]], -fused[cand]))
+        return cand[order[:take]]
 
     def base_features(self, query: str, top: np.ndarray, pooled: dict[str, np.ndarray],
                       fused: np.ndarray, pool: np.ndarray) -> np.ndarray:
@@ -286,10 +332,10 @@ class MatchEngine:
         self._last_query_terms = (key, terms)
         return terms
 
-    def _matched_terms(self, query: str, doc_id: int) -> list[str]:
+    def _matched_terms(self, query: str, doc_id: int, terms: Sequence[str] | None = None) -> list[str]:
         tok = self._tokens[int(doc_id)]
         found: list[str] = []
-        for term in self._query_terms(query):
+        for term in (self._query_terms(query) if terms is None else terms):
             if term in tok.word_set and term not in found:
                 found.append(term)
         longer = [t for t in found if len(t) > 1]
@@ -298,6 +344,73 @@ class MatchEngine:
         # Drop a term contained in a longer matched term (jieba search mode yields both).
         found = [t for t in found if not any(t != o and t in o for o in found)]
         return found[:MAX_MATCHED_TERMS]
+
+    # ---- scoring fixed query sets (e.g. every leaf link of a chain) ----------------------------
+    def query_scores(self, queries: Sequence[str], doc_ids: Sequence[int]) -> np.ndarray:
+        """Fused scores (len(queries), len(doc_ids)) with every channel standardised over the whole pool, so
+        one document's scores compare across queries; NaN for documents not in the pool.
+
+        The queries' term vectors, vectors and pool statistics are prepared once per query set and pool
+        state (cached), so scoring a page of documents against a chain's links is one small product each."""
+        self._fresh()
+        queries = tuple(queries)
+        rows = np.asarray([self._row_of.get(int(d), -1) for d in doc_ids], np.int64)
+        out = np.full((len(queries), len(rows)), np.nan)
+        known = rows >= 0
+        if not queries or not known.any():
+            return out
+        prep = self._prepared(queries)
+        total = np.zeros((len(queries), int(known.sum())))
+        for name, (weight, matrix, mean, std) in prep["channels"].items():
+            if name == "dense":
+                sc = matrix @ self._stored_vectors(self._row_ids[rows[known]]).T
+            else:
+                sc = np.asarray((self._channel_matrix(name)[rows[known]] @ matrix).todense()).T
+            total += weight * (np.asarray(sc, np.float64) - mean[:, None]) / (std[:, None] + _ZSCORE_EPS)
+        out[:, known] = total
+        return out
+
+    def _channel_matrix(self, name: str):
+        return {"bm25": self._bm25.matrix, "char": self._char.matrix, "tfidf": self._tfidf.matrix}[name]
+
+    def _prepared(self, queries: tuple[str, ...]) -> dict:
+        """Per channel: (weight, query matrix, pool mean, pool std) for a query set, cached per pool state."""
+        w = self.weights.channel_weights()
+        key = (queries, tuple(sorted(w.items())), self.weights.method)
+        marker = (self._bm25.matrix, self._char.matrix, self._tfidf.matrix)
+        cache = self.__dict__.setdefault("_query_cache", {})
+        hit = cache.get(key)
+        if hit is not None and all(a is b for a, b in zip(hit["marker"], marker)):
+            return hit
+        if self.weights.method != "zscore":
+            raise ValueError("query_scores needs z-score fusion")
+        channels = {}
+        for name, weight in w.items():
+            if not weight:
+                continue
+            if name == "dense":
+                if self.embedder is None or self._vindex is None:
+                    continue
+                vectors = self.embedder.encode(list(queries)).astype(np.float32)
+                pool = np.stack([self._dense_scores(None, v.reshape(1, -1)) for v in vectors]).astype(np.float64)
+                channels[name] = (weight, vectors, pool.mean(axis=1), pool.std(axis=1))
+                continue
+            if name == "tfidf":
+                qm = self._tfidf.transform(list(queries)).T.tocsc() if self._tfidf.vectorizer is not None else None
+            elif name in ("bm25", "char"):
+                channel = self._bm25 if name == "bm25" else self._char
+                qm = _term_matrix(channel, [tokenize(q) if name == "bm25" else char_ngrams(q, 1, 2) for q in queries])
+            else:
+                continue  # extra channels are scored by their own code, not here
+            if qm is None:
+                continue
+            pool = np.asarray((self._channel_matrix(name) @ qm).todense(), np.float64)  # (n, nq)
+            channels[name] = (weight, qm, pool.mean(axis=0), pool.std(axis=0))
+        prepared = {"marker": marker, "channels": channels}
+        if len(cache) >= QUERY_CACHE_SIZE:
+            cache.pop(next(iter(cache)))
+        cache[key] = prepared
+        return prepared
 
     # ---- searching ------------------------------------------------------------------------
     def search(self, query: str, k: int = 100, allowed_ids: Collection[int] | None = None,
@@ -313,33 +426,120 @@ class MatchEngine:
             top, pooled, fused, pool = self._rank_pool(query, mask, n, need_all=True)
             doc_ids = self._row_ids[pool[top]]
             probs = model.score(query, doc_ids, self.base_features(query, top, pooled, fused, pool))
-            order = np.argsort(-probs, kind="stable")[:k]
+            order = np.lexsort((doc_ids, -probs))[:k]  # total order (score desc, id asc), as _best_first
             return [self._hit(query, pool[top[o]], float(probs[o]), pooled, top[o], learned=float(probs[o]))
                     for o in order]
         top, pooled, fused, pool = self._rank_pool(query, mask, k)
         return [self._hit(query, pool[p], float(fused[p]), pooled, p) for p in top]
 
     def _hit(self, query: str, row: int, score: float, pooled: dict[str, np.ndarray], p: int,
-             learned: float | None = None) -> Hit:
+             learned: float | None = None, terms: Sequence[str] | None = None) -> Hit:
         doc_id = int(self._row_ids[row])
         channels = {name: float(s[p]) for name, s in pooled.items()}
         if learned is not None:
             channels["learned"] = learned
-        return Hit(doc_id, score, channels, self._matched_terms(query, doc_id))
+        return Hit(doc_id, score, channels, self._matched_terms(query, doc_id, terms))
+
+    def _similar_weights(self) -> FusionWeights:
+        weights = FusionWeights(**{**self.weights.as_dict(), "method": self.weights.method})
+        if self.embedder is not None and self._vindex is not None:
+            weights.dense = max(weights.dense, SIMILAR_DENSE_WEIGHT)
+        return weights
+
+    def _stored_vectors(self, doc_ids: np.ndarray) -> np.ndarray:
+        """Indexed vectors of pooled documents (float32 rows in the order of `doc_ids`); any the vector index
+        does not hold are encoded from their text."""
+        doc_ids = np.asarray(doc_ids, np.int64)
+        out = np.zeros((len(doc_ids), self.embedder.dim), np.float32)
+        present = np.zeros(len(doc_ids), bool)
+        getter = getattr(self._vindex, "vectors", None)
+        if getter is not None and len(doc_ids):
+            vectors, present = getter(doc_ids)
+            out[present] = vectors
+        if not present.all():
+            missing = np.flatnonzero(~present)
+            out[missing] = self.embedder.encode([self._docs[int(doc_ids[i])].text for i in missing])
+        return out
+
+    def _doc_channel_scores(self, doc_id: int, weights: FusionWeights) -> dict[str, np.ndarray]:
+        """Raw per-channel pool scores with a pooled document as the query, from what is already indexed (its
+        tokens, its TF-IDF row, its stored vector): nothing is tokenised or encoded again."""
+        tok = self._tokens[int(doc_id)]
+        w = weights.channel_weights()
+        out: dict[str, np.ndarray] = {}
+        if w.get("bm25"):
+            out["bm25"] = self._bm25.scores("", tok.words)
+        if w.get("char"):
+            out["char"] = self._char.scores("", tok.chars)
+        if w.get("tfidf"):
+            m = self._tfidf.matrix
+            out["tfidf"] = np.asarray((m @ m[self._row_of[int(doc_id)]].T).todense()).ravel().astype(np.float32)
+        if w.get("dense"):
+            out["dense"] = self._dense_scores(None, self._stored_vectors(np.asarray([doc_id])))
+        return out
 
     def similar(self, doc_id: int, k: int = 10, allowed_ids=None, excluded_ids=None) -> list[Hit]:
         """Look-alike firms of a document: its own profile used as the query (the document itself excluded)."""
         self._fresh()
         doc = self._docs.get(int(doc_id))
-        if doc is None:
+        if doc is None or k <= 0:
             return []
         excluded = set(int(i) for i in (excluded_ids or ())) | {int(doc_id)}
-        weights = FusionWeights(**{**self.weights.as_dict(), "method": self.weights.method})
-        if self.embedder is not None and self._vindex is not None:
-            weights.dense = max(weights.dense, SIMILAR_DENSE_WEIGHT)
+        weights = self._similar_weights()
         mask = self._pool_mask(allowed_ids, excluded)
-        top, pooled, fused, pool = self._rank_pool(doc.text, mask, k, weights)
-        return [self._hit(doc.text, pool[p], float(fused[p]), pooled, p) for p in top]
+        channels = self._doc_channel_scores(int(doc_id), weights)
+        pool = np.flatnonzero(mask)
+        pooled = {name: sc[pool] for name, sc in channels.items()}
+        fused = fuse(pooled, weights) if pooled else np.zeros(len(pool))
+        take = min(k, len(pool))
+        if take <= 0:
+            return []
+        terms = self._tokens[int(doc_id)].words
+        return [self._hit(doc.text, pool[p], float(fused[p]), pooled, p, terms=terms)
+                for p in self._best_first(fused, pool, take)]
+
+    def best_look_alikes(self, doc_ids: Sequence[int], allowed_ids: Collection[int]) -> list[Hit | None]:
+        """For each document, its single best look-alike among `allowed_ids` (itself excluded), scored as
+        `similar(doc, k=1, allowed_ids)` scores it, for all documents in one matrix product per channel
+        (allowed rows × document rows). None where nothing is allowed or the document is not pooled.
+        The dense channel is the exact inner product of the stored vectors of the small allowed set."""
+        self._fresh()
+        weights = self._similar_weights()
+        out: list[Hit | None] = [None] * len(doc_ids)
+        if weights.method != "zscore":  # rank fusion needs per-query ranks over the set: one search each
+            return [next(iter(self.similar(d, k=1, allowed_ids=allowed_ids)), None) for d in doc_ids]
+        arows = np.unique(self._rows_of(allowed_ids))
+        arows = arows[np.argsort(self._row_ids[arows], kind="stable")]  # ties then go to the smallest id
+        present = [(j, self._row_of[int(d)]) for j, d in enumerate(doc_ids) if int(d) in self._row_of]
+        if not len(arows) or not present:
+            return out
+        cols = np.asarray([r for _, r in present], np.int64)
+        w = weights.channel_weights()
+        channels: dict[str, np.ndarray] = {}
+        if w.get("bm25"):
+            channels["bm25"] = _pattern_scores(self._bm25.matrix, arows, cols)
+        if w.get("char"):
+            channels["char"] = _pattern_scores(self._char.matrix, arows, cols)
+        if w.get("tfidf"):
+            m = self._tfidf.matrix
+            channels["tfidf"] = np.asarray((m[arows] @ m[cols].T).todense(), np.float32)
+        if w.get("dense"):
+            channels["dense"] = self._stored_vectors(self._row_ids[arows]) @ self._stored_vectors(self._row_ids[cols]).T
+        valid = self._row_ids[arows][:, None] != self._row_ids[cols][None, :]
+        fused = np.zeros(valid.shape)
+        for name, sc in channels.items():
+            fused += w[name] * _masked_zscore(sc, valid)
+        fused[~valid] = -np.inf
+        best = np.argmax(fused, axis=0)
+        for c, (j, row) in enumerate(present):
+            r = int(best[c])
+            if not valid[r, c]:
+                continue
+            hit_id = int(self._row_ids[arows[r]])
+            terms = self._tokens[int(self._row_ids[row])].words
+            out[j] = Hit(hit_id, float(fused[r, c]), {name: float(sc[r, c]) for name, sc in channels.items()},
+                         self._matched_terms("", hit_id, terms))
+        return out
 
     # ---- learning -------------------------------------------------------------------------
     def apply_learning(self, model) -> bool:

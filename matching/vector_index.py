@@ -37,6 +37,11 @@ FILTER_EXACT_SHARE = 0.25
 # deleted or replaced entries stay in it as stale candidates (the SQ8 store is the truth and drops them), and the
 # lists are re-filled from the store once stale entries exceed this share of the live ones.
 MAX_STALE_SHARE = 0.25
+# Searches of up to this many queries run on one OpenMP thread: a single query gains little from a second thread,
+# and on a busy machine (a web server under load, other processes) faiss's spinning worker threads made a 100k flat
+# search 7x slower (114 ms vs 16 ms, docs/performance.md). The setting is per calling thread (OpenMP ICV), so index
+# builds in other threads keep all cores.
+SINGLE_THREAD_MAX_QUERIES = 16
 
 
 class VectorIndex(ABC):
@@ -217,6 +222,30 @@ class FaissIndex(VectorIndex):
         holder = self._main if self.kind == KIND_FLAT else self._store
         return faiss.vector_to_array(holder.id_map).astype(np.int64)
 
+    def vectors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(stored vectors of the present ids, float32 (n_present, dim); boolean mask of present ids over `ids`).
+
+        Lets look-alike searches reuse a firm's indexed vector instead of encoding its text again (ivfpq: the
+        SQ8 copies, the same vectors the refine step scores with)."""
+        ids = _as_ids(ids)
+        present = np.zeros(len(ids), bool)
+        if self._main is None or not len(ids):
+            return np.zeros((0, self.dim), np.float32), present
+        holder = self._main if self.kind == KIND_FLAT else self._store
+        try:
+            out = holder.reconstruct_batch(ids)
+            present[:] = True
+        except RuntimeError:  # an unknown id: reconstruct one by one and keep the known ones
+            rows = []
+            for n, i in enumerate(ids):
+                try:
+                    rows.append(holder.reconstruct(int(i)))
+                    present[n] = True
+                except RuntimeError:
+                    continue
+            out = np.asarray(rows, np.float32).reshape(-1, self.dim)
+        return np.ascontiguousarray(out, dtype=np.float32), present
+
     # -- searching --------------------------------------------------------------------------------------------
     def search(self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         import faiss
@@ -234,6 +263,22 @@ class FaissIndex(VectorIndex):
         if k <= 0 or nq == 0 or total == 0 or (allowed is not None and len(allowed) == 0):
             return scores, found
         selector = None if allowed is None else faiss.IDSelectorBatch(allowed)
+        threads = faiss.omp_get_max_threads()
+        if nq <= SINGLE_THREAD_MAX_QUERIES:
+            faiss.omp_set_num_threads(1)
+        try:
+            d, i = self._search_kind(queries, k, total, allowed, selector)
+        finally:
+            faiss.omp_set_num_threads(threads)
+        width = d.shape[1]
+        valid = i >= 0
+        scores[:, :width] = np.where(valid, d, -np.inf)
+        found[:, :width] = i
+        return scores, found
+
+    def _search_kind(self, queries: np.ndarray, k: int, total: int, allowed, selector) -> tuple[np.ndarray, np.ndarray]:
+        import faiss
+
         if self.kind == KIND_FLAT:
             params = None if selector is None else faiss.SearchParameters(sel=selector)
             d, i = self._main.search(queries, min(k, total), params=params)
@@ -241,11 +286,7 @@ class FaissIndex(VectorIndex):
             d, i = self._store.search(queries, min(k, total), params=faiss.SearchParameters(sel=selector))
         else:
             d, i = self._search_refined(queries, min(k, total), selector)
-        width = d.shape[1]
-        valid = i >= 0
-        scores[:, :width] = np.where(valid, d, -np.inf)
-        found[:, :width] = i
-        return scores, found
+        return d, i
 
     def _search_refined(self, queries: np.ndarray, k: int, selector) -> tuple[np.ndarray, np.ndarray]:
         """IVF-PQ candidates, re-scored exactly against the SQ8 copies."""

@@ -20,3 +20,17 @@ def test_migrations_match_models(database_url, tmp_path):
             diff = compare_metadata(context, Base.metadata)
         db.engine.dispose()
     assert diff == [], f"models and migrations differ: {diff}"
+
+
+def test_migrations_downgrade_to_empty_and_back(database_url, tmp_path):
+    from flask_migrate import downgrade
+    from sqlalchemy import inspect
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "INSTANCE_PATH": str(tmp_path / "inst"), "TESTING": True})
+    with app.app_context():
+        upgrade()
+        downgrade(revision="base")
+        assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
+        upgrade()
+        assert "enterprises" in inspect(db.engine).get_table_names()
+        db.engine.dispose()

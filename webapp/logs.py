@@ -9,6 +9,38 @@ from flask import Flask, g, has_request_context, request
 
 logger = logging.getLogger("chainmatch.request")
 
+# Libraries that log chatty DEBUG/INFO lines (bm25s: "Building index from tokens"; jieba: its dictionary load).
+# bm25s and jieba set their own loggers to DEBUG when first imported, after the app is configured, so a filter
+# (which a later setLevel does not undo) keeps them at WARNING unless CHAINMATCH_LOG_LEVEL is DEBUG.
+THIRD_PARTY_LOGGERS = ("bm25s", "jieba", "faiss", "faiss.loader", "sentence_transformers", "transformers",
+                       "huggingface_hub", "urllib3", "filelock", "numba", "PIL", "matplotlib")
+THIRD_PARTY_LEVEL = logging.WARNING
+
+
+class _MinLevelFilter(logging.Filter):
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= self.level
+
+
+_QUIET = _MinLevelFilter(THIRD_PARTY_LEVEL)
+
+
+def quiet_third_party(verbose: bool) -> None:
+    """Third-party loggers at WARNING (or left as they are when `verbose`, i.e. the app logs at DEBUG)."""
+    for name in THIRD_PARTY_LOGGERS:
+        if verbose:
+            if name in logging.root.manager.loggerDict:  # not created here: alembic's fileConfig disables existing loggers
+                logging.getLogger(name).removeFilter(_QUIET)
+            continue
+        lib = logging.getLogger(name)
+        lib.setLevel(THIRD_PARTY_LEVEL)
+        if _QUIET not in lib.filters:
+            lib.addFilter(_QUIET)
+
 
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
@@ -20,6 +52,7 @@ def init_app(app: Flask) -> None:
     level = getattr(logging, str(app.config.get("LOG_LEVEL", "INFO")).upper(), logging.INFO)
     root = logging.getLogger("chainmatch")
     root.setLevel(level)
+    quiet_third_party(verbose=level <= logging.DEBUG)
     if not any(getattr(h, "_chainmatch", False) for h in root.handlers):
         handler = logging.StreamHandler()
         handler._chainmatch = True  # type: ignore[attr-defined]

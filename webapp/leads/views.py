@@ -177,6 +177,7 @@ def board():
     chart = {
         "type": "bar",
         "horizontal": True,
+        "integer": True,  # lead counts: whole-number ticks
         "labels": [row["stage"] for row in funnel],
         "datasets": [
             {"label": "到达该阶段的线索数", "data": [row["reached"] for row in funnel], "color": "#0b5cad"},
@@ -376,6 +377,8 @@ def feedback(lead_id: int):
     record = optional_function("webapp.matchsvc", "record_feedback")
     if changed and record is not None and lead.link_key:
         record(db.session, lead.cluster_id, lead.link_key, lead.enterprise_id, value, current_user)
+    if changed:
+        audit("lead.feedback", "lead", lead.id, cluster_id=lead.cluster_id, value=value)
     db.session.commit()
     if not _wants_fragment():
         flash(f"已标注为“{FEEDBACK_LABELS[value]}”", "success")

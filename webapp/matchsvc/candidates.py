@@ -139,17 +139,14 @@ def score_matrix(engine, state: store.EngineState, queries: Mapping[str, str], d
     The engine's own search standardises scores within the searched set, which makes a 20-firm set's scores
     incomparable between two links; here every channel is standardised over the whole pool instead.
     """
-    from matching.fusion import fuse
+    import math
 
-    out: dict[str, dict[int, float]] = {}
+    keys = list(queries)
+    ids = [int(i) for i in doc_ids]
     with state.lock:
-        for key, text in queries.items():
-            channels = engine.channel_scores(text)
-            row_of = engine._row_of  # pool row of each doc id (valid after channel_scores refreshed the pool)
-            fused = fuse(channels, engine.weights) if channels else None
-            out[key] = {} if fused is None else {
-                int(i): float(fused[row_of[int(i)]]) for i in doc_ids if int(i) in row_of}
-    return out
+        # One product per channel for all queries × docs; the queries' side is cached by the engine per pool state.
+        matrix = engine.query_scores([queries[k] for k in keys], ids)
+    return {key: {i: float(v) for i, v in zip(ids, matrix[q]) if not math.isnan(v)} for q, key in enumerate(keys)}
 
 
 def matched_products(link: ChainLink, enterprise: Enterprise) -> list[str]:
@@ -229,18 +226,18 @@ def _explain(session: Session, engine, state: store.EngineState, cluster: Cluste
     fits = score_matrix(engine, state, {key: links.queries[key] for key in leaves}, ids)
     roster = roster_ids(session, cluster.id)
     names = dict(session.execute(select(Enterprise.id, Enterprise.name).where(Enterprise.id.in_(roster))).all()) if roster else {}
-    for c in items:
+    look_alike = [None] * len(items)
+    if roster:
+        with state.lock:  # roster × page candidates in one step, as engine.similar(id, k=1, roster) would rank
+            look_alike = engine.best_look_alikes(ids, roster)
+    for c, top in zip(items, look_alike):
         scored = [(fits[key][c.enterprise_id], key) for key in leaves if c.enterprise_id in fits[key]]
         if scored:
             score, key = max(scored)
             c.best_link = LinkRef(chain_id, key, links.links[key].name, round(score, 4))
-        if roster:
-            with state.lock:
-                similar = engine.similar(c.enterprise_id, k=1, allowed_ids=roster)
-            if similar:
-                top = similar[0]
-                c.similar_local = {"enterprise_id": int(top.id), "name": names.get(int(top.id), ""),
-                                   "similarity": round(float(top.score), 4)}
+        if top is not None:
+            c.similar_local = {"enterprise_id": int(top.id), "name": names.get(int(top.id), ""),
+                               "similarity": round(float(top.score), 4)}
         c.explanation = _reasons(c)
 
 

@@ -12,6 +12,9 @@ from chains.enterprise_models import Enterprise, EnterpriseTag
 from chains.enterprises.normalize import ACTIVE_STATUSES
 
 
+LIST_FILTERS = ("provinces", "cities", "countries", "tags", "exclude_provinces", "exclude_cities")
+
+
 @dataclass(frozen=True)
 class CandidateFilters:
     """What a candidate list may contain. Region, country and tag lists are any-of; ranges are inclusive."""
@@ -21,6 +24,8 @@ class CandidateFilters:
     exclude_cluster_province: bool = False
     provinces: tuple[str, ...] = ()
     cities: tuple[str, ...] = ()
+    exclude_provinces: tuple[str, ...] = ()  # firms in these provinces are left out (firms with no province stay)
+    exclude_cities: tuple[str, ...] = ()
     countries: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     active_only: bool = True  # 存续 / 在业 only
@@ -40,7 +45,7 @@ class CandidateFilters:
             if f.name not in data or data[f.name] is None:
                 continue
             raw = data[f.name]
-            if f.name in ("provinces", "cities", "countries", "tags"):
+            if f.name in LIST_FILTERS:
                 values[f.name] = _as_list(raw)
             elif f.name.startswith(("exclude", "active")):
                 values[f.name] = _as_bool(raw)
@@ -96,6 +101,11 @@ def conditions(filters: CandidateFilters, cluster: Cluster | None) -> list:
         places.append(Enterprise.country.in_(filters.countries))
     if places:
         conds.append(or_(*places))
+    # NOT IN is NULL for a NULL column: firms without a province/city are not in an excluded one, so they stay.
+    if filters.exclude_provinces:
+        conds.append(or_(Enterprise.province.is_(None), Enterprise.province.not_in(filters.exclude_provinces)))
+    if filters.exclude_cities:
+        conds.append(or_(Enterprise.city.is_(None), Enterprise.city.not_in(filters.exclude_cities)))
     if filters.tags:
         conds.append(exists().where(EnterpriseTag.enterprise_id == Enterprise.id, EnterpriseTag.tag.in_(filters.tags)))
     if filters.capital_min is not None:

@@ -1,5 +1,6 @@
 // Draw every <canvas data-chart="{...}"> with Chart.js; the spec comes from the server as JSON
-// (no inline scripts: the CSP forbids them). Spec: {type, labels, datasets: [{label, data, color|colors}], horizontal}.
+// (no inline scripts: the CSP forbids them). Spec: {type, labels, datasets: [{label, data, color|colors}], horizontal,
+// integer (whole-number value ticks, for counts)}.
 (function () {
   function draw(canvas) {
     if (canvas.dataset.chartDrawn || typeof Chart === "undefined") { return; }
@@ -16,6 +17,10 @@
         showLine: d.showLine !== undefined ? d.showLine : undefined
       };
     });
+    // Counts (spec.integer) get whole-number ticks: a funnel of 1–3 leads must not show 0.5 steps.
+    var valueTicks = spec.integer ? { precision: 0, stepSize: spec.stepSize || undefined } : {};
+    var valueAxis = { beginAtZero: true, ticks: valueTicks };
+    var categoryAxis = { beginAtZero: true };
     new Chart(canvas, {
       type: spec.type || "bar",
       data: { labels: spec.labels || [], datasets: datasets },
@@ -23,7 +28,8 @@
         indexAxis: spec.horizontal ? "y" : "x",
         responsive: true, maintainAspectRatio: false, animation: false,
         plugins: { legend: { position: "bottom" } },
-        scales: spec.type === "pie" || spec.type === "doughnut" ? {} : { x: { beginAtZero: true }, y: { beginAtZero: true } }
+        scales: spec.type === "pie" || spec.type === "doughnut" ? {} :
+          (spec.horizontal ? { x: valueAxis, y: categoryAxis } : { x: categoryAxis, y: valueAxis })
       }
     });
   }
