@@ -14,6 +14,7 @@ from webapp.api.core import api_user, operation, require_cluster
 from webapp.api.errors import ApiError
 from webapp.api.schemas import ClusterDetail, ClusterSummary, EvaluationOut, GapQuery, GapsOut, ListsOut, ListsQuery
 from webapp.auth.models import ROLE_ADMIN, ROLE_MANAGER, ROLE_STAFF
+from webapp.clusters.integrations import audit
 from webapp.extensions import db
 
 CLUSTER_ROLES = (ROLE_ADMIN, ROLE_STAFF, ROLE_MANAGER)
@@ -102,4 +103,7 @@ def get_lists(cluster_id: str, chain_id: str, query: dict):
 @bp.post("/clusters/<cluster_id>/chains/<chain_id>/lists/refresh")
 @operation("按当前数据刷新派生清单（保留整理结果）", tags=TAGS, roles=CLUSTER_ROLES, response=ListsOut)
 def refresh_cluster_lists(cluster_id: str, chain_id: str):
-    return _lists(cluster_id, chain_id, None, refresh=True)
+    result = _lists(cluster_id, chain_id, None, refresh=True)
+    audit("list.refresh", "chain", chain_id, cluster_id=cluster_id)
+    db.session.commit()
+    return result

@@ -38,10 +38,17 @@ def record(action: str, object_type: str = "", object_id: Any = "", cluster_id: 
 def index():
     page = max(1, request.args.get("page", 1, type=int))
     action = request.args.get("action", "").strip()
+    username = request.args.get("user", "").strip()
+    cluster = request.args.get("cluster", "").strip()
     query = select(AuditEntry)
     if action:
         query = query.where(AuditEntry.action.startswith(action))
+    if username:
+        query = query.where(AuditEntry.username == username)
+    if cluster:
+        query = query.where(AuditEntry.cluster_id == cluster)
     total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
     entries = db.session.scalars(query.order_by(AuditEntry.id.desc()).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)).all()
     return render_template("audit/index.html", entries=entries, page=page, total=total, action=action,
+                           user=username, cluster=cluster,
                            pages=max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE))

@@ -6,3 +6,4 @@ from flask import Blueprint
 bp = Blueprint("auth", __name__, url_prefix="/auth", template_folder="templates")
 
 from webapp.auth import views  # noqa: E402,F401
+from webapp.auth import admin_views  # noqa: E402,F401

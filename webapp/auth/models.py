@@ -1,6 +1,7 @@
 """Accounts and roles."""
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 from argon2 import PasswordHasher
@@ -24,6 +25,8 @@ ROLES = {
 MIN_PASSWORD_LENGTH = 10
 MAX_FAILED_LOGINS = 5  # consecutive failures before the account locks
 LOCKOUT_MINUTES = 15
+GENERATED_PASSWORD_BYTES = 12  # secrets.token_urlsafe(12) → 16 characters
+SESSION_FINGERPRINT_CHARS = 16
 
 _hasher = PasswordHasher()
 
@@ -48,6 +51,8 @@ class User(UserMixin, TimestampMixin, Base):
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # A chain-leader firm account acts for one enterprise.
     enterprise_id: Mapped[int | None] = mapped_column(ForeignKey("enterprises.id", ondelete="SET NULL"))
+    # Bumped at logout: cookie sessions are client-side, so this is what makes a copied cookie useless afterwards.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     clusters = relationship("Cluster", secondary=user_clusters, lazy="selectin")
 
@@ -61,6 +66,18 @@ class User(UserMixin, TimestampMixin, Base):
             return _hasher.verify(self.password_hash, password)
         except (VerificationError, InvalidHashError):
             return False
+
+    def session_fingerprint(self) -> str:
+        """Changes when the password changes or the user logs out, ending every existing login session."""
+        material = f"{self.password_hash}|{self.session_epoch or 0}".encode()
+        return hashlib.sha256(material).hexdigest()[:SESSION_FINGERPRINT_CHARS]
+
+    def end_sessions(self) -> None:
+        """Invalidate every login session of this user (the caller commits)."""
+        self.session_epoch = (self.session_epoch or 0) + 1
+
+    def get_id(self) -> str:  # Flask-Login: what the session cookie stores
+        return f"{self.id}:{self.session_fingerprint()}"
 
     @property
     def is_active(self) -> bool:  # Flask-Login
@@ -80,3 +97,10 @@ class User(UserMixin, TimestampMixin, Base):
         if self.role in (ROLE_STAFF, ROLE_MANAGER):
             return cluster_id in self.cluster_ids()
         return False
+
+
+def generate_password() -> str:
+    """A random password shown once to whoever creates or resets an account (never stored in clear)."""
+    import secrets
+
+    return secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)

@@ -22,7 +22,14 @@ login_manager.login_message_category = "warning"
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    return db.session.get(User, int(user_id))
+    """The session's user, unless disabled or the password changed since the login (fingerprint mismatch)."""
+    raw_id, _, fingerprint = user_id.partition(":")
+    if not raw_id.isdigit():
+        return None
+    user = db.session.get(User, int(raw_id))
+    if user is None or not user.is_active or fingerprint != user.session_fingerprint():
+        return None
+    return user
 
 
 def _safe_next(target: str | None) -> str:
@@ -51,6 +58,8 @@ def login():
             error = f"账号因多次登录失败已被临时锁定，请 {LOCKOUT_MINUTES} 分钟后再试。"
             logger.warning("login refused for locked account %s", username)
         elif user is None or not user.active or not user.check_password(password):
+            if user is None:
+                _spend_a_hash(password)  # same work as for a real account: response time does not reveal names
             if user is not None:
                 user.failed_logins += 1
                 if user.failed_logins >= MAX_FAILED_LOGINS:
@@ -64,11 +73,27 @@ def login():
             user.failed_logins = 0
             user.locked_until = None
             db.session.commit()
+            next_url = _safe_next(request.args.get("next"))
+            session.clear()  # no state carried over from before the login (session fixation)
             session.permanent = True
             login_user(user)
             logger.info("login %s", username)
-            return redirect(_safe_next(request.args.get("next")))
+            return redirect(next_url)
     return render_template("auth/login.html", error=error), (200 if error is None else 401)
+
+
+_DUMMY_HASH: list[str] = []
+
+
+def _spend_a_hash(password: str) -> None:
+    from webapp.auth.models import _hasher, generate_password
+
+    if not _DUMMY_HASH:  # a hash of a random string nobody knows; it never belongs to an account
+        _DUMMY_HASH.append(_hasher.hash(generate_password()))
+    try:
+        _hasher.verify(_DUMMY_HASH[0], password)
+    except Exception:  # argon2 raises on mismatch; only the time spent matters here
+        pass
 
 
 def _aware(value: datetime) -> datetime:
@@ -79,6 +104,10 @@ def _aware(value: datetime) -> datetime:
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout():
+    logger.info("logout %s", current_user.username)
+    current_user.end_sessions()
+    db.session.commit()
     logout_user()
+    session.clear()
     flash("您已退出登录。", "info")
     return redirect(url_for("auth.login"))

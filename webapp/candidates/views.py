@@ -153,6 +153,9 @@ def feedback(cluster_id: str, link_key: str):
     if db.session.get(Enterprise, enterprise_id) is None:
         abort(404)
     record_feedback(db.session, cluster.id, link_key, enterprise_id, label, current_user)
+    from webapp.audit import record
+
+    record("candidate.feedback", "enterprise", enterprise_id, cluster_id=cluster.id, link_key=link_key, label=label)
     db.session.commit()
     logger.info("user %s marked firm %s %s for %s/%s", current_user.id, enterprise_id, label, cluster.id, link_key)
     context = {"cluster": cluster, "link_key": link_key, "enterprise_id": enterprise_id, "current": label,

@@ -78,7 +78,9 @@ def lists(cluster_id: str, chain_id: str):
 def lists_refresh(cluster_id: str, chain_id: str):
     cluster = get_cluster(cluster_id)
     get_chain(cluster, chain_id)
-    list_service.refresh_lists(db.session, cluster_id, chain_id)
+    list_service.refresh_lists(db.session, cluster_id, chain_id, commit=False)
+    audit("list.refresh", "chain", chain_id, cluster_id=cluster_id)
+    db.session.commit()
     logger.info("user %s refreshed lists of %s / %s", current_user.id, cluster_id, chain_id)
     flash("清单已根据最新的企业归位和缺口分析重新生成，置顶、移除和备注均已保留。", "success")
     return redirect(url_for("clusters.lists", cluster_id=cluster_id, chain_id=chain_id, list=request.form.get("list") or None))

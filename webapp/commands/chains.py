@@ -37,10 +37,21 @@ def chains_group() -> None:
     """Chain maps (产业链图谱): import, list, export."""
 
 
+def _audit_imports(action: str, object_type: str, items: list[tuple[str, dict]]) -> None:
+    """One audit-log entry (user "cli") per imported chain map or cluster."""
+    from webapp.audit import record
+
+    for object_id, detail in items:
+        record(action, object_type, object_id, **detail)
+    if items:
+        db.session.commit()
+
+
 def _import_chains(path: Path, as_json: bool = False) -> None:
     from chains.chainmap_io import import_chain_path
 
     results, errors = import_chain_path(db.session, path)
+    _audit_imports("chain.import", "chain", [(r.chain_id, {"version": r.version, "unchanged": r.unchanged}) for r in results])
     if as_json:
         _echo_json([r.__dict__ for r in results])
     else:
@@ -105,6 +116,7 @@ def _import_clusters(path: Path, as_json: bool = False) -> None:
     from chains.cluster_io import import_cluster_path
 
     results, errors = import_cluster_path(db.session, path)
+    _audit_imports("cluster.import", "cluster", [(r.cluster_id, {"created": r.created}) for r in results])
     if as_json:
         _echo_json([r.__dict__ for r in results])
     else:
@@ -202,6 +214,7 @@ def lists_command(cluster_id: str, chain_id: str, export_path: Path | None, list
     if unknown:
         raise click.ClickException(f"未知清单 (unknown list): {', '.join(unknown)}；可选：{', '.join(LIST_TYPES)}")
     counts = refresh_lists(db.session, cluster_id, chain_id)
+    _audit_imports("list.refresh", "chain", [(chain_id, {"cluster_id": cluster_id})])
     types = list(list_types) or list(LIST_TYPES)
     if export_path is not None:
         try:

@@ -1,12 +1,10 @@
 """Demo accounts for `chainmatch init --demo-accounts`: one per role, passwords generated and printed once."""
 from __future__ import annotations
 
-import secrets
-
 import click
 from sqlalchemy import select
 
-from webapp.auth.models import ROLE_ADMIN, ROLE_FIRM, ROLE_MANAGER, ROLE_STAFF, User
+from webapp.auth.models import ROLE_ADMIN, ROLE_FIRM, ROLE_MANAGER, ROLE_STAFF, User, generate_password
 from webapp.commands.init import init_step
 from webapp.extensions import db
 
@@ -32,7 +30,7 @@ def create_demo_accounts(app, demo_accounts: bool = False) -> None:
         if db.session.scalars(select(User).where(User.username == username)).first():
             click.echo(f"  {username} 已存在，未修改")
             continue
-        password = secrets.token_urlsafe(12)
+        password = generate_password()
         user = User(username=username, role=role, display_name=label)
         user.set_password(password)
         if role == ROLE_STAFF:
@@ -43,5 +41,10 @@ def create_demo_accounts(app, demo_accounts: bool = False) -> None:
             user.enterprise_id = first.chain_leader_id
             user.clusters.append(first)
         db.session.add(user)
+        db.session.flush()
+        from webapp.audit import record
+
+        record("user.create", "user", user.id, username=username, role=role, demo=True,
+               clusters=sorted(user.cluster_ids()))
         db.session.commit()
         click.echo(f"  {username} ({label}) 密码（仅显示一次）: {password}")

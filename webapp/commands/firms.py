@@ -64,6 +64,10 @@ def firms_import(path: Path, report_path: Path | None, as_json: bool, mapping: P
     finally:
         close()
     counts = result.counts()
+    from webapp.audit import record
+
+    record("enterprise.import", "file", path.name, **counts)
+    db.session.commit()
     if as_json:
         click.echo(json.dumps(counts, ensure_ascii=False))
         return

@@ -29,6 +29,10 @@ def create(username: str, name: str) -> None:
         row, plaintext = create_token(db.session, user.id, name)
     except TokenError as exc:
         raise click.ClickException(str(exc)) from None
+    from webapp.audit import record
+
+    db.session.flush()
+    record("api_token.create", "api_token", row.id, username=username)  # never the token itself
     db.session.commit()
     click.echo(f"created token {row.id} for {username}")
     click.echo(f"token (shown once): {plaintext}")
@@ -45,6 +49,9 @@ def revoke(token_id: int) -> None:
         revoke_token(db.session, token_id)
     except TokenError as exc:
         raise click.ClickException(f"{exc} (unknown token {token_id})") from None
+    from webapp.audit import record
+
+    record("api_token.revoke", "api_token", token_id)
     db.session.commit()
     click.echo(f"revoked token {token_id}")
 

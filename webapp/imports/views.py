@@ -63,6 +63,10 @@ def upload():
     job = ImportJob(filename=original, stored_path=str(stored), status=STATUS_QUEUED,
                     report_path=str(upload_dir / f"import-{token}-report.csv"), created_by_id=current_user.id)
     db.session.add(job)
+    db.session.flush()
+    from webapp.audit import record
+
+    record("enterprise.import", "import_job", job.id, filename=original)
     db.session.commit()
     start_job(current_app._get_current_object(), job.id)
     flash(f"已开始导入“{original}”。", "success")
