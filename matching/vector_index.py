@@ -30,6 +30,13 @@ MIN_NPROBE = 16
 NPROBE_SHARE = 1 / 16  # probe this share of the lists by default
 MAX_TRAIN_POINTS = 200_000
 PQ_BITS = 4  # fast-scan needs 4-bit codes
+# Precision of the refine copies: "sq8" (1 byte/dim) or "fp16" (2 bytes/dim). On near-duplicate profiles SQ8's
+# rounding reorders near-ties: recall@10 of exact top-10 ids 0.93 (sq8) vs 0.996 (fp16) on the 100k synthetic pool
+# with the same PQ candidates (docs/performance.md). Either can be memory-mapped (load(..., mmap_store=True)).
+REFINE_SQ8 = "sq8"
+REFINE_FP16 = "fp16"
+REFINE_KINDS = (REFINE_SQ8, REFINE_FP16)
+DEFAULT_REFINE = REFINE_SQ8
 # A filter that allows fewer than this share of the pool is searched exhaustively over the SQ8 copies: IVF probing
 # would often miss the few allowed vectors, and scanning a small allowed set is cheap.
 FILTER_EXACT_SHARE = 0.25
@@ -102,11 +109,15 @@ def _now() -> str:
 class FaissIndex(VectorIndex):
     """faiss backend: exact flat IP for kind "flat", IVF-PQ fast-scan + SQ8 refine for kind "ivfpq"."""
 
-    def __init__(self, dim: int, kind: str = KIND_FLAT, nlist: int | None = None, nprobe: int | None = None) -> None:
+    def __init__(self, dim: int, kind: str = KIND_FLAT, nlist: int | None = None, nprobe: int | None = None,
+                 refine: str = DEFAULT_REFINE) -> None:
         if kind not in (KIND_FLAT, KIND_IVFPQ):
             raise ValueError(f"unknown vector index kind {kind!r}")
+        if refine not in REFINE_KINDS:
+            raise ValueError(f"unknown refine precision {refine!r}; use one of {REFINE_KINDS}")
         super().__init__(dim)
         self.kind = kind
+        self.refine = refine
         self.nlist = nlist
         self.nprobe = nprobe
         self._main = None  # flat: IDMap2(FlatIP); ivfpq: IVFPQFastScan (ids stored in the inverted lists)
@@ -146,7 +157,8 @@ class FaissIndex(VectorIndex):
             sample = vectors[rng.choice(n, MAX_TRAIN_POINTS, replace=False)]
         ivf.train(sample)
         store = faiss.IndexIDMap2(
-            faiss.IndexScalarQuantizer(self.dim, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+            faiss.IndexScalarQuantizer(self.dim, faiss.ScalarQuantizer.QT_fp16 if self.refine == REFINE_FP16
+                                       else faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
         )
         store.train(sample)
         self._main, self._store = ivf, store
@@ -331,7 +343,7 @@ class FaissIndex(VectorIndex):
             atomic_write_bytes(self._store_path(path), faiss.serialize_index(self._store).tobytes())
         write_meta(meta_path(path), {
             **self.metadata, "backend": "faiss", "kind": self.kind, "dim": self.dim, "count": len(self),
-            "built_at": self.built_at, "nlist": self.nlist, "nprobe": self.nprobe,
+            "built_at": self.built_at, "nlist": self.nlist, "nprobe": self.nprobe, "refine": self.refine,
         })
 
     @classmethod
@@ -346,7 +358,8 @@ class FaissIndex(VectorIndex):
         kind = meta.get("kind")
         if kind not in (KIND_FLAT, KIND_IVFPQ) or not isinstance(meta.get("dim"), int):
             raise IndexMismatchError(f"index metadata lacks kind/dim: {path}")
-        index = cls(meta["dim"], kind, nlist=meta.get("nlist"), nprobe=meta.get("nprobe"))
+        index = cls(meta["dim"], kind, nlist=meta.get("nlist"), nprobe=meta.get("nprobe"),
+                    refine=meta.get("refine") or DEFAULT_REFINE)
         index._main = _read_faiss(path)
         if kind == KIND_IVFPQ:
             index._store = _read_faiss(index._store_path(path), mmap=mmap_store)
@@ -357,7 +370,7 @@ class FaissIndex(VectorIndex):
                 f"index file does not match its metadata (dim {index._main.d}, count {len(index)}): {path}"
             )
         index.built_at = meta.get("built_at", "")
-        reserved = {"format", "backend", "kind", "dim", "count", "built_at", "nlist", "nprobe"}
+        reserved = {"format", "backend", "kind", "dim", "count", "built_at", "nlist", "nprobe", "refine"}
         index.metadata = {k: v for k, v in meta.items() if k not in reserved}
         return index
 
@@ -387,9 +400,10 @@ def choose_kind(count: int, exact_max: int = DEFAULT_EXACT_MAX, kind: str = KIND
     return KIND_FLAT if count <= exact_max else KIND_IVFPQ
 
 
-def make_vector_index(count: int, dim: int, exact_max: int = DEFAULT_EXACT_MAX, kind: str = KIND_AUTO) -> VectorIndex:
-    """A new, empty vector index fitting a pool of `count` vectors of dimension `dim`."""
-    return FaissIndex(dim, choose_kind(count, exact_max, kind))
+def make_vector_index(count: int, dim: int, exact_max: int = DEFAULT_EXACT_MAX, kind: str = KIND_AUTO,
+                      refine: str = DEFAULT_REFINE) -> VectorIndex:
+    """A new, empty vector index fitting a pool of `count` vectors of dimension `dim` (`refine`: see REFINE_KINDS)."""
+    return FaissIndex(dim, choose_kind(count, exact_max, kind), refine=refine)
 
 
 def load_vector_index(path: Path, expected: Mapping[str, Any] | None = None, mmap_store: bool = False) -> VectorIndex:

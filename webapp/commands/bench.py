@@ -1,0 +1,130 @@
+"""`chainmatch bench …`: performance benchmarks printing JSON figures with the machine's facts (docs/performance.md).
+
+Generated data (synthetic pools, embeddings, indexes, throw-away databases) goes under --work (default: the system
+temp folder), never into the repository.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+
+def _emit(data: dict, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False))
+    else:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def _log(message: str) -> None:
+    click.echo(f"[bench] {message}", err=True)
+
+
+def _progress(label: str):
+    """A tqdm progress callback on stderr."""
+    from tqdm import tqdm
+
+    bar = {"obj": None}
+
+    def progress(done: int, total: int) -> None:
+        if bar["obj"] is None:
+            bar["obj"] = tqdm(total=total, desc=label, file=sys.stderr, leave=False)
+        bar["obj"].update(done - bar["obj"].n)
+
+    return progress
+
+
+_n_option = click.option("--n", "n", type=click.IntRange(min=0), default=100_000, show_default=True,
+                         help="Synthetic firms in the pool.")
+_seed_option = click.option("--seed", type=int, default=1, show_default=True, help="Synthetic data seed.")
+_json_option = click.option("--json", "as_json", is_flag=True, help="One JSON object on one line.")
+_work_option = click.option("--work", "work", type=click.Path(file_okay=False), default=None,
+                            help="Folder for generated data (default: <tmp>/chainmatch-bench/<bench>-<n>-<seed>).")
+
+
+@click.group("bench")
+def bench_group() -> None:
+    """Performance benchmarks (synthetic pools; JSON figures with cores and memory)."""
+
+
+@bench_group.command("match")
+@_n_option
+@_seed_option
+@click.option("--queries", type=click.IntRange(min=1), default=200, show_default=True, help="Link queries timed.")
+@click.option("--lexical-only", is_flag=True, help="Engine without an embedder (no dense channel).")
+@click.option("--force", is_flag=True, help="Run even when the engine is estimated not to fit in memory.")
+@_json_option
+def bench_match(n: int, seed: int, queries: int, lexical_only: bool, force: bool, as_json: bool) -> None:
+    """Match query latency in the engine (encoding + vector search + lexical + fusion + filters), top 100."""
+    from webapp.perf import match_bench
+
+    _emit(match_bench.run(n, seed, queries, with_embedder=not lexical_only, progress=_progress("build"),
+                          log=_log, force=force), as_json)
+
+
+@bench_group.command("vector")
+@_n_option
+@_seed_option
+@click.option("--queries", type=click.IntRange(min=1), default=200, show_default=True, help="Query vectors.")
+@click.option("--kind", type=click.Choice(["auto", "flat", "ivfpq"]), default="auto", show_default=True,
+              help="Index kind (auto: exact up to CHAINMATCH_INDEX_EXACT_MAX's default, IVF-PQ above).")
+@click.option("--refine", "refines", multiple=True, type=click.Choice(["sq8", "fp16"]),
+              help="Refine-copy precision(s) to build and compare (repeatable; default both).")
+@_work_option
+@_json_option
+def bench_vector(n: int, seed: int, queries: int, kind: str, refines: tuple[str, ...], work: str | None,
+                 as_json: bool) -> None:
+    """Vector index: build time from stored embeddings, RAM per firm, recall@10 vs exact, latency, filters."""
+    from webapp.perf import vector_bench
+
+    _emit(vector_bench.run(n, seed, queries, work, kind=kind, refines=refines or ("sq8", "fp16"),
+                           progress=_progress("embed"), log=_log), as_json)
+
+
+@bench_group.command("embed")
+@_n_option
+@_seed_option
+@click.option("--chunk", type=click.IntRange(min=1), default=None, help="Texts per stored chunk (default n/10).")
+@click.option("--st-texts", type=click.IntRange(min=0), default=2000, show_default=True,
+              help="Texts for the sentence-transformers backend comparison (0: skip it).")
+@_work_option
+@_json_option
+def bench_embed(n: int, seed: int, chunk: int | None, st_texts: int, work: str | None, as_json: bool) -> None:
+    """Pool embedding: throughput, a stopped-and-resumed run, torch vs ONNX vs ONNX int8."""
+    from webapp.perf import embed_bench
+
+    _emit(embed_bench.run(n, seed, chunk, work, st_texts=st_texts, backends=st_texts > 0,
+                          progress=_progress("embed"), log=_log), as_json)
+
+
+@bench_group.command("import")
+@_n_option
+@_seed_option
+@click.option("--postgres-url", default="", envvar="CHAINMATCH_BENCH_POSTGRES_URL",
+              help="Also import into PostgreSQL (a throw-away schema), e.g. postgresql+psycopg://postgres@127.0.0.1/test.")
+@_json_option
+def bench_import(n: int, seed: int, postgres_url: str, as_json: bool) -> None:
+    """Enterprise import rows/s into a fresh SQLite file (and PostgreSQL), first pass and idempotent re-import."""
+    from webapp.perf import import_bench
+
+    _emit(import_bench.run(n, seed, postgres_url, log=_log), as_json)
+
+
+@bench_group.command("web")
+@click.option("--n", "n", type=click.IntRange(min=0), default=10_000, show_default=True,
+              help="Synthetic firms imported besides the bundled demo data.")
+@click.option("--clients", type=click.IntRange(min=1), default=8, show_default=True, help="Concurrent clients.")
+@click.option("--seconds", type=click.FloatRange(min=1), default=30, show_default=True, help="Load time per page.")
+@click.option("--database-url", default="", help="Database for the throw-away instance (default: SQLite in it).")
+@_work_option
+@_json_option
+def bench_web(n: int, clients: int, seconds: float, database_url: str, work: str | None, as_json: bool) -> None:
+    """Chain-map page and candidates fragment p50/p95 with concurrent logged-in clients against the real server."""
+    from webapp.perf import web_bench
+
+    _emit(web_bench.run(n, clients, seconds, work, database_url, log=_log), as_json)
+
+
+COMMANDS = [bench_group]
