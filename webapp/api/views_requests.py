@@ -22,10 +22,9 @@ from webapp.clusters.integrations import audit
 from webapp.extensions import db
 from webapp.suppliers.access import firm_clusters, need_links, staff_visible_clusters
 from webapp.suppliers.models import (
+    OPEN_STATUSES,
     REQUEST_STATUSES,
-    STATUS_DONE,
     STATUS_PENDING,
-    STATUS_REJECTED,
     MatchmakingEvent,
     MatchmakingRequest,
 )
@@ -34,7 +33,6 @@ logger = logging.getLogger("chainmatch.api")
 
 STAFF_ROLES = (ROLE_ADMIN, ROLE_STAFF, ROLE_MANAGER)
 ALL_ROLES = (ROLE_ADMIN, ROLE_STAFF, ROLE_MANAGER, ROLE_FIRM)
-OPEN_STATUSES = tuple(s for s in REQUEST_STATUSES if s not in (STATUS_DONE, STATUS_REJECTED))
 TAGS = ["供需对接"]
 
 

@@ -24,10 +24,9 @@ from webapp.suppliers.access import (
     staff_visible_clusters,
 )
 from webapp.suppliers.models import (
+    OPEN_STATUSES,
     REQUEST_STATUSES,
-    STATUS_DONE,
     STATUS_PENDING,
-    STATUS_REJECTED,
     MatchmakingEvent,
     MatchmakingRequest,
     SupplierShortlist,
@@ -40,7 +39,6 @@ STAFF_ROLES = (ROLE_ADMIN, ROLE_STAFF, ROLE_MANAGER)
 MAX_NEEDS = 5  # needs searched at once
 MAX_TEXT = 500  # free-text need
 MAX_NOTE = 2000
-OPEN_STATUSES = tuple(s for s in REQUEST_STATUSES if s not in (STATUS_DONE, STATUS_REJECTED))
 FIELD_LABELS = {"created": "提交申请", "status": "状态", "note": "处理备注"}
 
 nav.register("suppliers.index", "供需对接", ROLE_FIRM)
