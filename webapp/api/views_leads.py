@@ -13,14 +13,13 @@ from webapp.api.schemas import LeadCreateInput, LeadDetailOut, LeadOut, LeadQuer
 from webapp.auth.models import ROLE_ADMIN, ROLE_MANAGER, ROLE_STAFF, User, user_clusters
 from webapp.clusters.integrations import audit, optional_function
 from webapp.extensions import db
-from webapp.leads.models import STAGE_CONTACTED, STAGES, Lead
-from webapp.leads.service import LeadError, change_stage, create_lead, update_fields
+from webapp.leads.models import STAGES, Lead
+from webapp.leads.service import LeadError, after_stage_change, change_stage, create_lead, update_fields
 
 logger = logging.getLogger("chainmatch.api")
 
 LEAD_ROLES = (ROLE_ADMIN, ROLE_STAFF, ROLE_MANAGER)
 TAGS = ["招商线索"]
-FEEDBACK_CONTACTED = "contacted"
 
 
 def _lead(lead_id: int) -> Lead:
@@ -151,11 +150,7 @@ def post_lead_stage(lead_id: int, body: dict):
         db.session.rollback()
         raise ApiError(422, str(exc), {"body": {"stage": [str(exc)]}}) from None
     if changed:
-        audit("lead.stage", "lead", lead.id, cluster_id=lead.cluster_id, stage=lead.stage)
-        if lead.stage == STAGE_CONTACTED and lead.link_key:
-            record = optional_function("webapp.matchsvc", "record_feedback")
-            if record is not None:
-                record(db.session, lead.cluster_id, lead.link_key, lead.enterprise_id, FEEDBACK_CONTACTED, user)
+        after_stage_change(db.session, lead, user)
     db.session.commit()
     return lead
 

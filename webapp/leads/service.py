@@ -11,10 +11,12 @@ from sqlalchemy.orm import Session
 from chains.chain_models import Chain
 from chains.cluster_models import Cluster
 from chains.enterprise_models import Enterprise
+from webapp.clusters.integrations import audit, optional_function
 from webapp.leads.models import (
     PIPELINE_STAGES,
     STAGE_ABANDONED,
     STAGE_CANDIDATE,
+    STAGE_CONTACTED,
     STAGES,
     Lead,
     LeadEvent,
@@ -34,6 +36,7 @@ FIELD_LABELS = {
     "feedback": "候选相关性",
 }
 EDITABLE_FIELDS = ("owner", "next_step", "next_step_date", "notes")
+FEEDBACK_CONTACTED = "contacted"  # matchsvc feedback label
 
 
 class LeadError(ValueError):
@@ -187,3 +190,12 @@ def funnel_counts(leads: list[Lead]) -> list[dict]:
             }
         )
     return out
+
+
+def after_stage_change(session: Session, lead: Lead, user: Any) -> None:
+    """Audit a stage change; reaching 已接洽 on a link's candidate is a learning signal for the matcher."""
+    audit("lead.stage", "lead", lead.id, cluster_id=lead.cluster_id, stage=lead.stage)
+    if lead.stage == STAGE_CONTACTED and lead.link_key:
+        record = optional_function("webapp.matchsvc", "record_feedback")
+        if record is not None:
+            record(session, lead.cluster_id, lead.link_key, lead.enterprise_id, FEEDBACK_CONTACTED, user)

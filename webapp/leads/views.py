@@ -23,15 +23,14 @@ from webapp.leads.models import (
     CLOSED_STAGES,
     FEEDBACK_NOT_RELEVANT,
     FEEDBACK_RELEVANT,
-    PIPELINE_STAGES,
     STAGE_ABANDONED,
-    STAGE_CONTACTED,
     STAGES,
     Lead,
 )
 from webapp.leads.service import (
     FIELD_LABELS,
     LeadError,
+    after_stage_change,
     change_stage,
     create_lead,
     funnel_counts,
@@ -45,7 +44,6 @@ logger = logging.getLogger("chainmatch.leads")
 
 LEAD_ROLES = (ROLE_ADMIN, ROLE_STAFF, ROLE_MANAGER)
 EXPORT_HEADERS = ("线索编号", "企业名称", "集聚区", "产业链", "环节", "阶段", "放弃原因", "负责人", "下一步", "下一步日期", "是否逾期", "备注", "创建时间", "更新时间")
-FEEDBACK_CONTACTED = "contacted"  # matchsvc feedback label
 FEEDBACK_LABELS = {FEEDBACK_RELEVANT: "相关", FEEDBACK_NOT_RELEVANT: "不相关", "": "未标注"}
 
 nav.register("leads.board", "招商线索", *LEAD_ROLES)
@@ -320,12 +318,7 @@ def stage(lead_id: int):
         db.session.rollback()
         return _render_detail(lead, str(exc), 400)
     if changed:
-        audit("lead.stage", "lead", lead.id, cluster_id=lead.cluster_id, stage=lead.stage)
-        if lead.stage == STAGE_CONTACTED and lead.link_key:
-            # Contact with a candidate is a learning signal for the matcher.
-            record = optional_function("webapp.matchsvc", "record_feedback")
-            if record is not None:
-                record(db.session, lead.cluster_id, lead.link_key, lead.enterprise_id, FEEDBACK_CONTACTED, current_user)
+        after_stage_change(db.session, lead, current_user)
     db.session.commit()
     if not _wants_fragment():
         flash(f"阶段已更新为“{lead.stage}”" if changed else "阶段未变化", "success")
