@@ -7,7 +7,7 @@ ASSETS := webapp/static/vendor/.installed
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: setup run test test-fast browser-deps init clean
+.PHONY: setup run serve test test-fast browser-deps bench-deps init clean
 
 setup: $(STAMP) $(ASSETS)
 
@@ -32,6 +32,14 @@ init: setup
 
 run: init
 	$(BIN)/chainmatch run --host $(HOST) --port $(PORT)
+
+# Production server: gunicorn worker processes (CHAINMATCH_WEB_WORKERS, default one per core).
+serve: init
+	$(BIN)/chainmatch serve --host $(HOST) --port $(PORT)
+
+# `chainmatch bench web` drives the load with Debian's wrk when it is installed (else a Python asyncio client).
+bench-deps:
+	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 
 # Browser tests drive Debian's chromium (with a CJK font for readable screenshots); install what is missing.
 browser-deps:

@@ -106,3 +106,5 @@ class ImportJob(Base):
 
 
 Index("ix_enterprises_region", Enterprise.province, Enterprise.city)
+# The match index's watermark reads max(updated_at) on every candidates request.
+Index("ix_enterprises_updated_at", Enterprise.updated_at)

@@ -16,12 +16,14 @@ weight = KEY_TECH_WEIGHT for 卡脖子 (key_tech) leaves and 1 otherwise, and sc
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from chains.chain_models import STAGES, Chain, ChainLink
 from chains.cluster_models import Cluster, LinkAssignment, RosterEntry
+from chains.enterprise_models import Enterprise
 
 STATUS_BLANK = "空白"
 STATUS_WEAK = "薄弱"
@@ -142,8 +144,12 @@ def _rollup(links: list[LinkGap], firm_revenue: dict[int, float | None]) -> Roll
     return r
 
 
-def analyze_chain(session: Session, cluster_id: str, chain_id: str) -> ChainGap:
-    """Gap analysis of one cluster × chain on the chain's current version."""
+def analyze_chain(session: Session, cluster_id: str, chain_id: str, links: Sequence[Any] | None = None) -> ChainGap:
+    """Gap analysis of one cluster × chain on the chain's current version.
+
+    `links`: the current version's links in file order when the caller already has them (e.g. a cached read-only
+    copy with the ChainLink attributes); read from the database otherwise.
+    """
     cluster = session.get(Cluster, cluster_id)
     chain = session.get(Chain, chain_id)
     if cluster is None:
@@ -151,9 +157,10 @@ def analyze_chain(session: Session, cluster_id: str, chain_id: str) -> ChainGap:
     if chain is None:
         raise KeyError(f"chain {chain_id}")
     thresholds = Thresholds.for_cluster(cluster)
-    links: list[ChainLink] = list(session.scalars(
-        select(ChainLink).where(ChainLink.version_id == chain.current_version_id).order_by(ChainLink.position)
-    )) if chain.current_version_id else []
+    if links is None:
+        links = list(session.scalars(
+            select(ChainLink).where(ChainLink.version_id == chain.current_version_id).order_by(ChainLink.position)
+        )) if chain.current_version_id else []
     parent = {l.key: l.parent_key for l in links}
     has_children = {l.parent_key for l in links if l.parent_key}
     roles = dict(session.execute(
@@ -162,14 +169,18 @@ def analyze_chain(session: Session, cluster_id: str, chain_id: str) -> ChainGap:
 
     assigned: dict[str, dict[int, LinkFirm]] = {l.key: {} for l in links}
     firm_revenue: dict[int, float | None] = {}
-    assignments = session.scalars(select(LinkAssignment).where(
-        LinkAssignment.cluster_id == cluster_id, LinkAssignment.chain_id == chain_id,
-        LinkAssignment.confirmed.is_(True),
-    )).all()
+    # Plain columns, not ORM rows: only the firm's name and revenue are needed.
+    assignments = session.execute(
+        select(LinkAssignment.enterprise_id, LinkAssignment.link_key, Enterprise.name, Enterprise.revenue_wan)
+        .join(Enterprise, Enterprise.id == LinkAssignment.enterprise_id)
+        .where(LinkAssignment.cluster_id == cluster_id, LinkAssignment.chain_id == chain_id,
+               LinkAssignment.confirmed.is_(True))
+        .order_by(LinkAssignment.id)
+    ).all()
     for a in assignments:
         if a.link_key not in assigned:
             continue  # the link no longer exists in the current version
-        ent = a.enterprise
+        ent = a
         firm_revenue[a.enterprise_id] = ent.revenue_wan
         key: str | None = a.link_key
         direct = True

@@ -68,13 +68,14 @@ def labelled(queries: Sequence[dict], firms: Firms) -> list[LabelledQuery]:
     return out
 
 
-def build_engine(firms: Firms, model: str = "", weights: FusionWeights | None = None) -> MatchEngine:
-    """An engine over the firms; with a local pretrained model the dense channel joins the fusion."""
+def build_engine(firms: Firms, model: str = "", weights: FusionWeights | None = None,
+                 backend: str = "auto") -> MatchEngine:
+    """An engine over the firms; with a local pretrained model (run by `backend`) the dense channel joins the fusion."""
     embedder = None
     if model:
         from matching.embedders import make_embedder
 
-        embedder = make_embedder(model)
+        embedder = make_embedder(model, backend=backend)
         weights = weights or FusionWeights(dense=PRETRAINED_DENSE_WEIGHT)
     engine = MatchEngine(embedder=embedder, weights=weights)
     engine.build(firms.docs)
@@ -86,12 +87,13 @@ def rank_queries(engine: MatchEngine, firms: Firms, queries: Sequence[dict], top
 
 
 def run_benchmark(firms_csv: Path, queries_jsonl: Path, out_jsonl: Path, train_jsonl: Path | None = None,
-                  top: int = DEFAULT_TOP, model: str = "", log: Callable[[str], None] = lambda m: None) -> dict:
+                  top: int = DEFAULT_TOP, model: str = "", log: Callable[[str], None] = lambda m: None,
+                  backend: str = "auto") -> dict:
     """Build, optionally learn from TRAIN, rank every query, write OUT.jsonl; returns metrics and timings."""
     t0 = time.time()
     firms = read_firms(Path(firms_csv))
     queries = read_queries(Path(queries_jsonl))
-    engine = build_engine(firms, model)
+    engine = build_engine(firms, model, backend=backend)
     t_build = time.time() - t0
     log(f"indexed {len(firms.docs)} firms in {t_build:.1f}s")
     learned = None

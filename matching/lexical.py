@@ -1,174 +1,334 @@
-"""Lexical channels over enterprise profiles: BM25 (via bm25s) and character n-gram TF-IDF.
+"""Lexical channels over enterprise profiles: BM25 (Lucene variant) and character n-gram TF-IDF cosine.
 
-Both keep a document × term weight matrix (scipy CSR), so a query — possibly with weighted terms —
-is scored against the whole pool with one sparse product. Rows are positions 0..n-1; the engine maps
-them to document ids.
+Each channel keeps what a pool of a million firms needs and nothing more:
+- term counts, row-major (int32; the source of truth, so added or removed firms only re-weight, never re-tokenise),
+- the weights column-major (float32 CSC), so a query reads only its own terms' postings,
+- per-term maxima (the bound MaxScore pruning needs, matching.sparse_topk).
+Rows are positions 0..n-1; the engine maps them to document ids. Query terms carry weight 1 per distinct term
+(or the given weights); a row's score sums its terms in ascending column order in float32, wherever it is computed.
 """
 from __future__ import annotations
 
 import json
-import pickle
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
-from matching.text import char_ngrams, normalize, tokenize
+from matching.analysis import ANALYZERS, Vocabulary, count_matrices
 
 # BM25 parameters measured on the ICKG dev benchmark: short, patent-title profiles prefer a low length
 # penalty (b) and quick term-frequency saturation (k1); 0.9/0.4 is also the Anserini default.
 BM25_K1 = 0.9
 BM25_B = 0.4
+_ANALYZER_NAMES = {"word": "word", "char12": "char12", "char_wb13": "char_wb13"}
 
 
 def word_analyzer(text: str) -> list[str]:
     """jieba search-mode tokens."""
-    return tokenize(text)
+    return ANALYZERS["word"](text)
 
 
 def char12_analyzer(text: str) -> list[str]:
     """Character unigrams and bigrams (dictionary-free; catches compounds jieba splits badly)."""
-    return char_ngrams(text, 1, 2)
+    return ANALYZERS["char12"](text)
 
 
-ANALYZERS: dict[str, Callable[[str], list[str]]] = {"word": word_analyzer, "char12": char12_analyzer}
+def _save_arrays(folder: Path, **arrays: np.ndarray) -> None:
+    for name, arr in arrays.items():
+        np.save(folder / f"{name}.npy", np.ascontiguousarray(arr), allow_pickle=False)
 
 
-class BM25Channel:
-    """BM25 over the tokens of one analyzer; weights computed by bm25s, queried as a sparse product."""
+def _load_array(folder: Path, name: str, mmap: bool) -> np.ndarray:
+    return np.load(folder / f"{name}.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
 
-    def __init__(self, analyzer: str = "word", k1: float = BM25_K1, b: float = BM25_B) -> None:
-        self.analyzer = analyzer
-        self.k1, self.b = k1, b
-        self.vocab: dict[str, int] = {}
-        self.matrix: sp.csr_matrix = sp.csr_matrix((0, 0), dtype=np.float32)
+
+def _csr_arrays(prefix: str, m: sp.spmatrix) -> dict[str, np.ndarray]:
+    return {f"{prefix}_data": m.data, f"{prefix}_indices": m.indices, f"{prefix}_indptr": m.indptr}
+
+
+def _load_sparse(folder: Path, prefix: str, shape: tuple[int, int], cls, mmap: bool):
+    parts = [_load_array(folder, f"{prefix}_{p}", mmap) for p in ("data", "indices", "indptr")]
+    m = cls(shape, dtype=parts[0].dtype)
+    m.data, m.indices, m.indptr = parts  # arrays as stored (possibly memory-mapped): no copy, no check pass
+    return m
+
+
+def _widen(m: sp.csr_matrix, width: int) -> sp.csr_matrix:
+    return sp.csr_matrix((m.data, m.indices, m.indptr), shape=(m.shape[0], width))
+
+
+class _Channel:
+    """What both channels share: a vocabulary, row-major and column-major matrices, term maxima."""
+
+    analyzer = ""
+
+    def __init__(self) -> None:
+        self.vocab = Vocabulary()
+        self.columns: sp.csc_matrix = sp.csc_matrix((0, 0), dtype=np.float32)
+        self.col_max = np.zeros(0, np.float32)
+        self.idf = np.zeros(0, np.float32)
 
     def analyze(self, text: str) -> list[str]:
         return ANALYZERS[self.analyzer](text)
 
-    def build(self, texts: Sequence[str], tokens: Sequence[list[str]] | None = None) -> None:
-        """Index the texts (or their pre-computed tokens)."""
-        import bm25s
+    def __len__(self) -> int:
+        return self.columns.shape[0]
 
-        tokens = list(tokens) if tokens is not None else [self.analyze(t) for t in texts]
-        if not tokens:
-            self.vocab, self.matrix = {}, sp.csr_matrix((0, 0), dtype=np.float32)
-            return
-        # bm25s rejects an all-empty corpus; a placeholder token keeps the row count right.
-        tokens = [t if t else ["\u0000"] for t in tokens]
-        model = bm25s.BM25(k1=self.k1, b=self.b, method="lucene")
-        model.index(tokens, show_progress=False)
-        s = model.scores
-        n_terms = len(s["indptr"]) - 1
-        self.matrix = sp.csc_matrix((s["data"], s["indices"], s["indptr"]),
-                                    shape=(s["num_docs"], n_terms)).tocsr().astype(np.float32)
-        self.vocab = {t: i for t, i in model.vocab_dict.items() if i < n_terms}
+    def row_weights(self, rows: np.ndarray) -> sp.csr_matrix:  # pragma: no cover - abstract
+        raise NotImplementedError
 
-    def query_vector(self, terms: Sequence[str] | dict[str, float]) -> sp.csr_matrix:
-        """A (1, vocab) row: each distinct known term with weight 1, or the given weights."""
+    def row_terms(self, row: int) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def matrix(self) -> sp.csr_matrix:
+        """All rows' weights, row-major (computed; for small pools and tests)."""
+        return self.row_weights(np.arange(len(self), dtype=np.int64))
+
+    def query_columns(self, terms: Sequence[str] | dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+        """(ascending column ids, weights) of the query's distinct known terms (weight 1 unless given)."""
         weights = terms if isinstance(terms, dict) else dict.fromkeys(terms, 1.0)
-        cols = [self.vocab[t] for t in weights if t in self.vocab]
-        vals = [float(weights[t]) for t in weights if t in self.vocab]
-        return sp.csr_matrix((np.asarray(vals, np.float32), (np.zeros(len(cols), int), cols)),
-                             shape=(1, max(len(self.vocab), 1)))
-
-    def _columns(self) -> sp.csc_matrix:
-        """A column-major copy of the matrix (built once): a query then reads only its own terms' columns
-        instead of every non-zero of the pool, which is what makes large pools searchable."""
-        csc = getattr(self, "_csc", None)
-        if csc is None or csc[0] is not self.matrix:
-            csc = (self.matrix, self.matrix.tocsc())
-            self._csc = csc
-        return csc[1]
-
-    def scores(self, query: str, terms: Sequence[str] | None = None) -> np.ndarray:
-        """BM25 score of every row for the query (float32, length = rows)."""
-        if self.matrix.shape[0] == 0:
-            return np.zeros(0, np.float32)
-        terms = terms if terms is not None else self.analyze(query)
-        weights = terms if isinstance(terms, dict) else dict.fromkeys(terms, 1.0)
-        # Ascending column order sums each row's terms in the same order as the row-major product did.
-        picked = sorted((self.vocab[t], float(w)) for t, w in weights.items() if t in self.vocab)
-        if not picked:
-            return np.zeros(self.matrix.shape[0], np.float32)
+        ids = self.vocab.ids
+        picked = sorted((ids[t], float(w)) for t, w in weights.items() if t in ids)
         cols = np.fromiter((c for c, _ in picked), np.int64, len(picked))
         vals = np.fromiter((w for _, w in picked), np.float32, len(picked))
-        return np.asarray(self._columns()[:, cols] @ vals, dtype=np.float32).ravel()
+        return cols, vals
 
-    def __len__(self) -> int:
-        return self.matrix.shape[0]
+    def scores_for(self, cols: np.ndarray, vals: np.ndarray) -> np.ndarray:
+        """Score of every row for weighted columns (float32, summed in ascending column order)."""
+        if len(self) == 0 or not len(cols):
+            return np.zeros(len(self), np.float32)
+        return np.asarray(self.columns[:, cols] @ vals, dtype=np.float32).ravel()
 
+    def _load_shared(self, folder: Path, meta: dict, mmap: bool) -> tuple[int, int]:
+        """Read what both channels store (vocabulary, column weights, idf, term maxima); returns the matrix shape."""
+        self.vocab = Vocabulary.from_terms(meta["terms"])
+        shape = tuple(meta["shape"])
+        self.columns = _load_sparse(folder, "columns", shape, sp.csc_matrix, mmap)
+        self.idf = _load_array(folder, "idf", mmap)
+        self.col_max = _load_array(folder, "col_max", mmap)
+        return shape
+
+    def _set_columns(self, weights: sp.csr_matrix) -> None:
+        csc = weights.tocsc()
+        csc.sort_indices()
+        self.columns = csc
+        self.col_max = np.zeros(csc.shape[1], np.float32)
+        if csc.nnz:
+            nonempty = np.flatnonzero(np.diff(csc.indptr))
+            self.col_max[nonempty] = np.maximum.reduceat(csc.data, csc.indptr[nonempty])
+
+
+class BM25Channel(_Channel):
+    """BM25 (Lucene idf, no (k1 + 1) factor) over the tokens of one analyzer."""
+
+    def __init__(self, analyzer: str = "word", k1: float = BM25_K1, b: float = BM25_B) -> None:
+        super().__init__()
+        self.analyzer = _ANALYZER_NAMES[analyzer]
+        self.k1, self.b = k1, b
+        self.counts: sp.csr_matrix = sp.csr_matrix((0, 0), dtype=np.int32)
+        self.length_norm = np.zeros(0, np.float64)  # k1 · (1 − b + b · dl / avgdl) per row
+
+    # ---- building ---------------------------------------------------------------------------
+    def build(self, texts: Sequence[str], tokens: Sequence[list[str]] | None = None, workers: int | None = 1) -> None:
+        """Index the texts (or their pre-computed tokens)."""
+        self.vocab = Vocabulary()
+        if tokens is None:
+            counts = count_matrices(texts, [self.analyzer], {self.analyzer: self.vocab}, workers=workers)[self.analyzer]
+        else:
+            counts = _count_tokens(tokens, self.vocab)
+        self.set_counts(counts)
+
+    def set_counts(self, counts: sp.csr_matrix) -> None:
+        """Use these term counts (rows × vocabulary) and compute the weights."""
+        counts = _widen(counts.tocsr(), len(self.vocab))
+        counts.sort_indices()
+        self.counts = counts
+        self._reweight()
+
+    def update(self, keep: np.ndarray, counts: sp.csr_matrix) -> None:
+        """Keep the rows where `keep` is True, append `counts` (over the current, possibly grown, vocabulary) and
+        recompute every weight (idf and average length change)."""
+        width = len(self.vocab)
+        kept = self.counts[np.flatnonzero(keep)] if not keep.all() else self.counts
+        self.counts = sp.vstack([_widen(kept, width), _widen(counts.tocsr(), width)], format="csr")
+        self.counts.sort_indices()
+        self._reweight()
+
+    def _reweight(self) -> None:
+        counts = self.counts
+        n = counts.shape[0]
+        lengths = np.asarray(counts.sum(axis=1), np.float64).ravel()
+        avgdl = float(lengths.mean()) if n else 0.0
+        df = np.bincount(counts.indices, minlength=counts.shape[1]).astype(np.float64)
+        idf = np.zeros(counts.shape[1], np.float64)
+        seen = df > 0
+        idf[seen] = np.log(1 + (n - df[seen] + 0.5) / (df[seen] + 0.5))
+        self.idf = idf.astype(np.float32)
+        self.length_norm = self.k1 * ((1 - self.b) + self.b * lengths / avgdl) if avgdl else np.full(n, self.k1)
+        self._set_columns(self._weights_of(counts, np.arange(n)))
+
+    def _weights_of(self, counts: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
+        tf = counts.data.astype(np.float64)
+        row_of_entry = np.repeat(rows, np.diff(counts.indptr))
+        data = (self.idf[counts.indices].astype(np.float64) * tf / (self.length_norm[row_of_entry] + tf)).astype(np.float32)
+        return sp.csr_matrix((data, counts.indices, counts.indptr), shape=counts.shape)
+
+    # ---- reading ----------------------------------------------------------------------------
+    def row_weights(self, rows: np.ndarray) -> sp.csr_matrix:
+        rows = np.asarray(rows, np.int64)
+        return self._weights_of(self.counts[rows], rows)
+
+    def row_terms(self, row: int) -> np.ndarray:
+        """Column ids of the row's distinct terms (ascending)."""
+        return self.counts.indices[self.counts.indptr[row]:self.counts.indptr[row + 1]]
+
+    def scores(self, query: str, terms: Sequence[str] | dict[str, float] | None = None) -> np.ndarray:
+        """BM25 score of every row for the query (float32, length = rows)."""
+        cols, vals = self.query_columns(terms if terms is not None else self.analyze(query))
+        return self.scores_for(cols, vals)
+
+    # ---- persistence ------------------------------------------------------------------------
     def save(self, folder: Path) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        sp.save_npz(folder / "bm25.npz", self.matrix)
+        _save_arrays(folder, idf=self.idf, length_norm=self.length_norm, col_max=self.col_max,
+                     **_csr_arrays("counts", self.counts), **_csr_arrays("columns", self.columns))
         (folder / "bm25.json").write_text(json.dumps(
-            {"analyzer": self.analyzer, "k1": self.k1, "b": self.b, "vocab": self.vocab}, ensure_ascii=False),
-            encoding="utf-8")
+            {"analyzer": self.analyzer, "k1": self.k1, "b": self.b, "shape": list(self.counts.shape),
+             "terms": self.vocab.terms}, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
-    def load(cls, folder: Path) -> "BM25Channel":
+    def load(cls, folder: Path, mmap: bool = False) -> "BM25Channel":
+        """With `mmap`, the arrays stay in the files (read-only, shared by every process that maps them)."""
         folder = Path(folder)
         meta = json.loads((folder / "bm25.json").read_text(encoding="utf-8"))
         channel = cls(meta["analyzer"], meta["k1"], meta["b"])
-        channel.vocab = meta["vocab"]
-        channel.matrix = sp.load_npz(folder / "bm25.npz").tocsr()
+        shape = channel._load_shared(folder, meta, mmap)
+        channel.counts = _load_sparse(folder, "counts", shape, sp.csr_matrix, mmap)
+        channel.length_norm = _load_array(folder, "length_norm", mmap)
         return channel
 
 
-class CharTfidfChannel:
-    """Cosine similarity of sublinear TF-IDF over character 1–3-grams (word-boundary aware)."""
+def _count_tokens(tokens: Sequence[Sequence[str]], vocab: Vocabulary) -> sp.csr_matrix:
+    lengths = np.fromiter((len(t) for t in tokens), np.int64, len(tokens))
+    flat = vocab.add_all([t for toks in tokens for t in toks])
+    indptr = np.zeros(len(tokens) + 1, np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    m = sp.csr_matrix((np.ones(len(flat), np.int32), flat, indptr), shape=(len(tokens), max(len(vocab), 1)))
+    m.sum_duplicates()
+    return m
 
-    def __init__(self, ngram_range: tuple[int, int] = (1, 3)) -> None:
-        self.ngram_range = tuple(ngram_range)
-        self.vectorizer = None
-        self.matrix: sp.csr_matrix = sp.csr_matrix((0, 0), dtype=np.float32)
 
-    def build(self, texts: Sequence[str]) -> None:
-        from sklearn.feature_extraction.text import TfidfVectorizer
+class CharTfidfChannel(_Channel):
+    """Cosine similarity of sublinear TF-IDF over character 1–3-grams within word boundaries.
 
-        self.vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=self.ngram_range, sublinear_tf=True,
-                                          dtype=np.float32, preprocessor=normalize)
-        if not texts:
-            self.matrix = sp.csr_matrix((0, 0), dtype=np.float32)
-            self.vectorizer = None
-            return
-        self.matrix = self.vectorizer.fit_transform(list(texts)).tocsr()
+    The same weights as scikit-learn's TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True,
+    smooth idf, l2 norm, float32) — tests/test_lexical_fusion_metrics.py checks it — computed from counts so large
+    pools are analysed in parallel batches. Added rows use the fitted vocabulary and idf (new n-grams are ignored
+    until the next build), as a fitted vectorizer would."""
+
+    analyzer = "char_wb13"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: sp.csr_matrix = sp.csr_matrix((0, 0), dtype=np.float32)
+
+    @property
+    def fitted(self) -> bool:
+        return len(self.vocab) > 0
+
+    def build(self, texts: Sequence[str], workers: int | None = 1) -> None:
+        self.vocab = Vocabulary()
+        counts = count_matrices(texts, [self.analyzer], {self.analyzer: self.vocab}, workers=workers)[self.analyzer]
+        self.set_counts(counts)
+
+    def set_counts(self, counts: sp.csr_matrix) -> None:
+        """Fit idf on these counts (rows × vocabulary) and keep their weights."""
+        counts = _widen(counts.tocsr(), len(self.vocab))
+        n = counts.shape[0]
+        df = np.bincount(counts.indices, minlength=counts.shape[1]).astype(np.float32) + np.float32(1.0)
+        idf = np.full_like(df, fill_value=n + 1, dtype=np.float32)
+        idf /= df
+        np.log(idf, out=idf)
+        idf += np.float32(1.0)
+        self.idf = idf
+        self.rows = self._weigh(counts)
+        self._set_columns(self.rows)
+
+    def _weigh(self, counts: sp.csr_matrix) -> sp.csr_matrix:
+        m = sp.csr_matrix((counts.data.astype(np.float32), counts.indices, counts.indptr), shape=counts.shape)
+        m.sort_indices()
+        np.log(m.data, m.data)
+        m.data += np.float32(1.0)
+        m.data *= self.idf[m.indices]
+        norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1), np.float64).ravel())
+        norms[norms == 0] = 1.0
+        m.data /= np.repeat(norms, np.diff(m.indptr)).astype(np.float32)
+        return m
+
+    def _counts_known(self, texts: Sequence[str]) -> sp.csr_matrix:
+        rows, cols = [], []
+        ids = self.vocab.ids
+        for r, text in enumerate(texts):
+            for g in self.analyze(text):
+                c = ids.get(g)
+                if c is not None:
+                    rows.append(r)
+                    cols.append(c)
+        m = sp.csr_matrix((np.ones(len(cols), np.int32), (rows, cols)), shape=(len(texts), len(self.vocab)))
+        m.sum_duplicates()
+        return m
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         """TF-IDF rows (L2-normalised) for new texts, using the fitted vocabulary and idf."""
-        return self.vectorizer.transform(list(texts)).tocsr()
+        return self._weigh(self._counts_known(texts))
+
+    def update(self, keep: np.ndarray, texts: Sequence[str]) -> None:
+        """Keep the rows where `keep` is True and append rows for `texts` with the fitted vocabulary and idf."""
+        kept = self.rows[np.flatnonzero(keep)] if not keep.all() else self.rows
+        self.rows = sp.vstack([kept, self.transform(texts)], format="csr") if len(texts) else kept
+        self._set_columns(self.rows)
 
     def append(self, texts: Sequence[str]) -> None:
-        """Add rows with the already fitted vocabulary (new n-grams are ignored until the next build)."""
-        if self.vectorizer is None:
+        """Add rows with the already fitted vocabulary (a channel never built is built from them)."""
+        if not self.fitted:
             self.build(texts)
         else:
-            self.matrix = sp.vstack([self.matrix, self.transform(texts)]).tocsr()
+            self.update(np.ones(len(self), bool), texts)
+
+    def row_weights(self, rows: np.ndarray) -> sp.csr_matrix:
+        return self.rows[np.asarray(rows, np.int64)]
+
+    def row_terms(self, row: int) -> np.ndarray:
+        return self.rows.indices[self.rows.indptr[row]:self.rows.indptr[row + 1]]
+
+    def query_weights(self, query: str) -> tuple[np.ndarray, np.ndarray]:
+        """(ascending column ids, TF-IDF weights) of the query text."""
+        q = self.transform([query])
+        return q.indices.astype(np.int64), q.data.astype(np.float32)
 
     def scores(self, query: str) -> np.ndarray:
-        if self.vectorizer is None or self.matrix.shape[0] == 0:
-            return np.zeros(self.matrix.shape[0], np.float32)
-        q = self.transform([query])
-        return np.asarray((self.matrix @ q.T).todense()).ravel().astype(np.float32)
-
-    def __len__(self) -> int:
-        return self.matrix.shape[0]
+        if not self.fitted or len(self) == 0:
+            return np.zeros(len(self), np.float32)
+        return self.scores_for(*self.query_weights(query))
 
     def save(self, folder: Path) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        sp.save_npz(folder / "tfidf.npz", self.matrix)
-        with open(folder / "tfidf.pkl", "wb") as fh:  # our own file, written and read locally
-            pickle.dump({"ngram_range": self.ngram_range, "vectorizer": self.vectorizer}, fh)
+        _save_arrays(folder, idf=self.idf, col_max=self.col_max, **_csr_arrays("rows", self.rows),
+                     **_csr_arrays("columns", self.columns))
+        (folder / "tfidf.json").write_text(json.dumps(
+            {"analyzer": self.analyzer, "shape": list(self.rows.shape), "terms": self.vocab.terms},
+            ensure_ascii=False), encoding="utf-8")
 
     @classmethod
-    def load(cls, folder: Path) -> "CharTfidfChannel":
+    def load(cls, folder: Path, mmap: bool = False) -> "CharTfidfChannel":
         folder = Path(folder)
-        with open(folder / "tfidf.pkl", "rb") as fh:
-            state = pickle.load(fh)
-        channel = cls(state["ngram_range"])
-        channel.vectorizer = state["vectorizer"]
-        channel.matrix = sp.load_npz(folder / "tfidf.npz").tocsr()
+        meta = json.loads((folder / "tfidf.json").read_text(encoding="utf-8"))
+        channel = cls()
+        channel.rows = _load_sparse(folder, "rows", channel._load_shared(folder, meta, mmap), sp.csr_matrix, mmap)
         return channel
+

@@ -175,9 +175,7 @@ def build(backend: str, tmp_path) -> tuple[World, callable]:
 
         # Background work started by the probes (placement runs, index builds) ends before the database goes away,
         # so it cannot leak into later tests that use the same cluster ids.
-        for job in list(placement_views._jobs.values()):
-            if job.thread is not None:
-                job.thread.join()
+        placement_views.wait_for_runs()
         wait_for_background(app)
         with app.app_context():
             db.session.remove()

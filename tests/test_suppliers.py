@@ -115,3 +115,52 @@ def test_csrf_and_escaping(app, client, auth, world):
     html = _find(client, q="船用钢板 焊丝").get_data(as_text=True)
     assert world["xss"] in _supplier_ids(html)
     assert XSS_NAME not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_ui_and_api_share_the_request_rules(app, client, auth, world):
+    """One implementation behind both channels: a request filed in the UI is the open one the API finds, an
+    empty need is refused by both, and an unknown status is refused by both without logging or auditing."""
+    from tests.test_api_support import Api, make_token
+    from webapp.audit.models import AuditEntry
+    from webapp.suppliers.models import MatchmakingEvent
+
+    def history(req_id: int) -> tuple[list[str], list[str], tuple[str, str]]:
+        with app.app_context():
+            req = db.session.get(MatchmakingRequest, req_id)
+            events = [e.field for e in db.session.scalars(select(MatchmakingEvent).where(
+                MatchmakingEvent.request_id == req_id).order_by(MatchmakingEvent.id))]
+            audits = [a.action for a in db.session.scalars(select(AuditEntry).where(
+                AuditEntry.object_type == "matchmaking_request", AuditEntry.object_id == str(req_id))
+                .order_by(AuditEntry.id))]
+            return events, audits, (req.status, req.note)
+
+    fragment = {"HX-Request": "true"}
+    api_client = app.test_client()
+    auth.login_as("firm", enterprise_id=world["leader"])
+    firm_api = Api(api_client, make_token(app, "firm", enterprise_id=world["leader"]))
+    form = {"supplier_id": str(world["far"]), "cluster_id": CLUSTER, "link_key": STEEL}
+    assert auth.post("/suppliers/requests/new", form, headers=fragment).status_code == 201
+    again = firm_api.post("/requests", json={"supplier_id": world["far"], "cluster_id": CLUSTER, "link_key": STEEL})
+    assert again.status_code == 200, again.get_json()
+    req_id = again.get_json()["id"]
+    no_need = auth.post("/suppliers/requests/new", {"supplier_id": str(world["far"]), "cluster_id": CLUSTER},
+                        headers=fragment)
+    assert no_need.status_code == 400 and "请填写对接需求" in no_need.get_data(as_text=True)
+    error = firm_api.post("/requests", json={"supplier_id": world["far"], "cluster_id": CLUSTER}).get_json()["error"]
+    assert error["code"] == "validation_error" and error["details"] == {"body": {"need_text": ["必填"]}}
+    assert history(req_id) == (["created"], ["matchmaking.create"], ("待处理", ""))
+    auth.logout()
+
+    auth.login_as("staff", clusters=(CLUSTER,))
+    staff_api = Api(api_client, make_token(app, "staff", clusters=(CLUSTER,)))
+    refused = auth.post(f"/suppliers/requests/{req_id}/status", {"status": "完美", "note": "不应保存"}, headers=fragment)
+    assert refused.status_code == 400 and "未知的状态" in refused.get_data(as_text=True)
+    error = staff_api.post(f"/requests/{req_id}/status", json={"status": "完美", "note": "不应保存"}).get_json()["error"]
+    assert error["code"] == "validation_error" and "未知的状态" in error["message"]
+    assert list(error["details"]["body"]) == ["status"]
+    assert history(req_id) == (["created"], ["matchmaking.create"], ("待处理", ""))
+    # A change made through one channel is no change for the other.
+    assert staff_api.post(f"/requests/{req_id}/status", json={"status": "对接中"}).get_json()["status"] == "对接中"
+    same = auth.post(f"/suppliers/requests/{req_id}/status", {"status": "对接中"}, headers=fragment)
+    assert same.status_code == 200 and "已保存" not in same.get_data(as_text=True)
+    assert history(req_id) == (["created", "status"], ["matchmaking.create", "matchmaking.status"], ("对接中", ""))

@@ -5,9 +5,9 @@ the same province and elsewhere, and synthetic filler firms so the real match en
 """
 from __future__ import annotations
 
-from chains.chain_models import Chain, ChainLink, ChainVersion, SupplyEdge
-from chains.cluster_models import Cluster, ClusterChain, RosterEntry
-from chains.enterprise_models import Enterprise, EnterpriseChange, EnterpriseTag
+from chains.cluster_models import RosterEntry
+from chains.enterprise_models import Enterprise, EnterpriseChange
+from tests.world_helpers import add_chain, add_cluster, synthetic_firm
 
 XSS_NAME = "<script>alert(1)</script>"
 CHAIN = "mc"
@@ -32,32 +32,17 @@ FILLER_COUNT = 24  # with the steel firms, more than one page of candidates
 
 def _firm(session, name, ext, province, city, products, scope="", status="存续", tags=(), capital=None,
           country="中国") -> Enterprise:
-    firm = Enterprise(name=name, name_norm=name, external_id=ext, province=province, city=city,
-                      main_products=products, business_scope=scope or products, status=status,
-                      capital_wan_cny=capital, country=country, is_synthetic=True, data_note="合成测试数据")
-    for tag in tags:
-        firm.tags.append(EnterpriseTag(tag=tag))
-    session.add(firm)
-    return firm
+    return synthetic_firm(session, name, ext, tags, province=province, city=city, main_products=products,
+                          business_scope=scope or products, status=status, capital_wan_cny=capital, country=country)
 
 
 def build_world(session) -> dict:
-    chain = Chain(id=CHAIN, name="测试海工装备链", sector="海洋装备")
-    session.add(chain)
-    session.flush()
-    version = ChainVersion(chain_id=CHAIN, version=1, checksum="m" * 64)
-    session.add(version)
-    session.flush()
-    for position, (key, stage, name, keywords, products) in enumerate(LINKS):
-        session.add(ChainLink(version_id=version.id, key=key, stage=stage, depth=1, position=position, name=name,
-                              description=f"{name}环节", keywords=keywords, products=products))
-    session.add(SupplyEdge(version_id=version.id, from_key=STEEL, to_key=ENGINE))
-    chain.current_version_id = version.id
+    links = [dict(key=key, stage=stage, depth=1, name=name, description=f"{name}环节", keywords=keywords,
+                  products=products) for key, stage, name, keywords, products in LINKS]
+    add_chain(session, CHAIN, "测试海工装备链", "海洋装备", "m" * 64, links, [(STEEL, ENGINE)])
     for cid, name, province, city in ((CLUSTER, "青岛海工集聚区", "山东省", "青岛市"),
                                       (OTHER_CLUSTER, "南通海工集聚区", "江苏省", "南通市")):
-        cluster = Cluster(id=cid, name=name, province=province, city=city, cluster_type="海工")
-        cluster.chains.append(ClusterChain(chain_id=CHAIN, position=0))
-        session.add(cluster)
+        add_cluster(session, cid, name, CHAIN, province=province, city=city, cluster_type="海工")
     ids = {}
     leader = _firm(session, "青岛北海造船有限公司", "t-leader", "山东省", "青岛市", "散货船 油轮 船舶总装")
     other_leader = _firm(session, "南通远洋造船有限公司", "t-leader2", "江苏省", "南通市", "集装箱船 船舶总装")

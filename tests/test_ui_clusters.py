@@ -245,9 +245,12 @@ def test_placement_run_suggests_links_for_unplaced_firms(app, auth, world, clien
     assert "未归位的本地企业（1）" in client.get(f"{A}/placement").get_data(as_text=True)
     response = auth.post(f"{A}/placement/run", headers={"HX-Request": "true"})
     assert response.status_code in (200, 202), response.get_data(as_text=True)
-    job = placement_views._jobs[CLUSTER_A]
-    job.thread.join(120)
-    assert job.status == "done", job.message
+    placement_views.wait_for_runs(120)
+    from webapp import jobs
+
+    with app.app_context():
+        job = jobs.get(db.session, jobs.KIND_PLACEMENT, CLUSTER_A)
+        assert job.status == "done", job.message
     body = client.get(f"{A}/placement/status", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert "hx-trigger=\"every" not in body  # polling stops once the run is over
     with app.app_context():

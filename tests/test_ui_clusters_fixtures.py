@@ -1,9 +1,9 @@
 """Shared test data for the cluster UI and leads tests, built through the models (no tests here)."""
 from __future__ import annotations
 
-from chains.chain_models import Chain, ChainLink, ChainVersion, SupplyEdge
-from chains.cluster_models import Cluster, ClusterChain, ClusterIndicator, LinkAssignment, RosterEntry
+from chains.cluster_models import ClusterIndicator, LinkAssignment, RosterEntry
 from chains.enterprise_models import Enterprise
+from tests.world_helpers import add_chain, add_cluster, synthetic_firm
 
 XSS_NAME = "<script>alert(1)</script>"
 XSS_NOTE = '"><img src=x onerror=alert(1)>'
@@ -24,34 +24,19 @@ EDGES = [("tc-materials", "tc-parts"), ("tc-parts", "tc-service")]
 
 
 def _firm(session, name: str, external_id: str, scope: str = "") -> Enterprise:
-    firm = Enterprise(name=name, name_norm=name, external_id=external_id, province="山东省", city="青岛市", status="存续",
-                      business_scope=scope, main_products=scope, is_synthetic=True, data_note="合成测试数据")
-    session.add(firm)
-    return firm
+    return synthetic_firm(session, name, external_id, province="山东省", city="青岛市", status="存续",
+                          business_scope=scope, main_products=scope)
 
 
 def build_world(session) -> dict:
     """Two clusters on one chain; cluster A has firms placed on 核心部件 and a candidate firm named like a script."""
-    chain = Chain(id=CHAIN, name="测试产业链", sector="装备")
-    session.add(chain)
-    session.flush()
-    version = ChainVersion(chain_id=CHAIN, version=1, checksum="x" * 64)
-    session.add(version)
-    session.flush()
-    for position, (key, parent, stage, name) in enumerate(LINKS):
-        session.add(ChainLink(version_id=version.id, key=key, parent_key=parent, stage=stage,
-                              depth=2 if parent else 1, position=position, name=name,
-                              description=f"{name}环节说明", keywords=[name, f"{name}关键词"], products=[f"{name}产品"]))
-    for src, dst in EDGES:
-        session.add(SupplyEdge(version_id=version.id, from_key=src, to_key=dst))
-    chain.current_version_id = version.id
-    clusters = {}
+    links = [dict(key=key, parent_key=parent, stage=stage, depth=2 if parent else 1, name=name,
+                  description=f"{name}环节说明", keywords=[name, f"{name}关键词"], products=[f"{name}产品"])
+             for key, parent, stage, name in LINKS]
+    add_chain(session, CHAIN, "测试产业链", "装备", "x" * 64, links, EDGES)
     for cid, cname in ((CLUSTER_A, "甲集聚区"), (CLUSTER_B, "乙集聚区")):
-        cluster = Cluster(id=cid, name=cname, province="山东省", city="青岛市", cluster_type="装备",
-                          area_mu=3000, area_km2=2)
-        cluster.chains.append(ClusterChain(chain_id=CHAIN, position=0))
-        session.add(cluster)
-        clusters[cid] = cluster
+        add_cluster(session, cid, cname, CHAIN, province="山东省", city="青岛市", cluster_type="装备",
+                    area_mu=3000, area_km2=2)
     session.add(ClusterIndicator(cluster_id=CLUSTER_A, year=2024, output_value=1200000, revenue=1100000, tax=60000,
                                  fixed_investment=900000, leading_revenue=800000, source="测试值"))
     local = [_firm(session, f"本地部件企业{i}", f"test-local-{i}", "核心部件 制造") for i in range(3)]

@@ -6,8 +6,11 @@ import pytest
 
 from matching.index_meta import IndexMismatchError, meta_path, read_meta
 from matching.vector_index import (
+    DEFAULT_REFINE,
     KIND_FLAT,
     KIND_IVFPQ,
+    REFINE_FP32,
+    REFINE_SQ8,
     FaissIndex,
     choose_kind,
     load_vector_index,
@@ -190,10 +193,19 @@ def test_ivfpq_filters_updates_and_persistence(clustered_pool, tmp_path):
     loaded.append(np.array([10**9]), newcomer)
     assert loaded.search(newcomer, 1)[1][0][0] == 10**9
     assert len(loaded) == len(ids)
-    # Damaging the refine store is detected on load.
-    (tmp_path / "ivf.faiss.sq8").write_bytes(b"garbage")
-    with pytest.raises(IndexMismatchError):
-        load_vector_index(path)
+    # Damaging or removing a refine-store file is detected on load.
+    files = loaded.store_files(path)
+    assert files and all(f.exists() for f in files)
+    for damaged in files:
+        backup = damaged.read_bytes()
+        damaged.write_bytes(b"garbage")
+        with pytest.raises(IndexMismatchError):
+            load_vector_index(path)
+        damaged.unlink()
+        with pytest.raises(IndexMismatchError):
+            load_vector_index(path)
+        damaged.write_bytes(backup)
+    assert len(load_vector_index(path)) == len(ids)
 
 
 def test_ivfpq_many_deletes_and_replacements_stay_consistent():
@@ -218,3 +230,165 @@ def test_ivfpq_many_deletes_and_replacements_stay_consistent():
         assert set(got[row]) <= set(current_ids)
         hits += len(set(want) & set(got[row]))
     assert hits / 200 >= RECALL_TARGET
+
+
+# -- IVF-PQ re-scored against float32 rows memory-mapped from disk (refine "fp32", the default) ---------------------
+
+def _exact_ids(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int) -> list[list[int]]:
+    return [list(_numpy_top(vectors, ids, q, k)[1]) for q in queries]
+
+
+def _recall(want: list[list[int]], got: np.ndarray) -> float:
+    return float(np.mean([len(set(w) & set(g)) / len(w) for w, g in zip(want, got)]))
+
+
+def test_fp32_refine_is_the_default_and_loads_memory_mapped(clustered_pool, tmp_path):
+    vectors, ids, ivf = clustered_pool
+    assert DEFAULT_REFINE == REFINE_FP32 and ivf.refine == REFINE_FP32
+    path = tmp_path / "v.faiss"
+    ivf.save(path)
+    assert ivf._rows.mapped  # built in RAM; once saved, the rows are served from the file (RAM released)
+    loaded = load_vector_index(path)
+    assert loaded._rows.mapped  # the product's load path (no mmap_store argument) maps the float32 rows
+    assert loaded._rows.resident_bytes() == len(ids) * 8  # only the ids are in RAM
+    in_ram = load_vector_index(path, mmap_store=False)
+    assert not in_ram._rows.mapped
+    queries = vectors[:20]
+    assert np.array_equal(loaded.search(queries, 10)[1], in_ram.search(queries, 10)[1])
+    # The stored vectors are the float32 vectors given, exactly.
+    got, present = loaded.vectors(ids[[5, 7, 9]])
+    assert present.all() and np.array_equal(got, vectors[[5, 7, 9]])
+
+
+def test_fp32_recall_at_10_on_near_duplicates_against_exact():
+    """Near-identical profiles (the 10th and 11th best scores differ by ~2e-4) are where compressed re-scoring
+    loses exact ids; float32 re-scoring of the same PQ candidates keeps them."""
+    rng = np.random.default_rng(11)
+    centres = _unit(rng.standard_normal((40, 64)))
+    labels = rng.integers(0, 40, 30_000)
+    vectors = _unit(centres[labels] + 0.03 * rng.standard_normal((30_000, 64)))
+    ids = np.arange(30_000, dtype=np.int64) + 7
+    queries = _unit(centres[rng.integers(0, 40, 50)] + 0.03 * rng.standard_normal((50, 64)))
+    want = _exact_ids(vectors, ids, queries, 10)
+    recalls = {}
+    for refine in ("fp32", "sq8"):
+        index = FaissIndex(64, KIND_IVFPQ, nlist=128, refine=refine)
+        index.index(ids, vectors)
+        recalls[refine] = _recall(want, index.search(queries, 10)[1])
+    print(f"near-duplicate recall@10: {recalls}")
+    assert recalls["fp32"] >= 0.95
+    assert recalls["fp32"] > recalls["sq8"]
+
+
+def test_fp32_mapped_store_append_delete_search_return_the_right_ids(clustered_pool, tmp_path):
+    vectors, ids, ivf = clustered_pool
+    path = tmp_path / "v.faiss"
+    ivf.save(path)
+    index = load_vector_index(path)
+    assert index._rows.mapped
+    current = dict(zip(ids.tolist(), vectors))
+    # Replace a base vector, add new ids, delete base ids and one appended id — all on the mapped store.
+    moved = _clustered(300, 64, centers=200, seed=21)
+    replaced = ids[100:200]
+    index.append(replaced, moved[:100])
+    new_ids = np.arange(10**9, 10**9 + 200, dtype=np.int64)
+    index.append(new_ids, moved[100:])
+    gone = np.concatenate([ids[1000:1100], new_ids[:10]])
+    index.delete(gone)
+    current.update(zip(replaced.tolist(), moved[:100]))
+    current.update(zip(new_ids.tolist(), moved[100:]))
+    for i in gone.tolist():
+        current.pop(i)
+    assert index._rows.mapped and index._rows.delta_count() == 290
+    assert len(index) == len(current) == len(ids) - 100 + 190
+    assert set(index.ids().tolist()) == set(current)
+    got, present = index.vectors(np.array([replaced[0], new_ids[50], gone[0], -5]))
+    assert list(present) == [True, True, False, False]
+    assert np.array_equal(got, np.stack([current[int(replaced[0])], current[int(new_ids[50])]]))
+    cur_ids = np.fromiter(current, np.int64)
+    cur_vecs = np.stack([current[i] for i in cur_ids.tolist()])
+    queries = np.vstack([moved[:20], moved[150:170], vectors[1000:1010]])
+    _, found = index.search(queries, 10)
+    assert not set(found.ravel().tolist()) & set(gone.tolist())
+    assert set(found.ravel().tolist()) <= set(current)
+    assert _recall(_exact_ids(cur_vecs, cur_ids, queries, 10), found) >= 0.95
+    # Each moved vector finds its own id first (replaced and appended ones live only in the delta).
+    _, top = index.search(moved[:20], 1)
+    assert list(top[:, 0]) == list(replaced[:20])
+    _, top = index.search(moved[150:160], 1)
+    assert list(top[:, 0]) == list(new_ids[50:60])
+    # Small allowed sets are scanned exactly, delta rows included, tombstones excluded.
+    allowed = np.concatenate([new_ids[:40], replaced[:40], ids[1000:1040], ids[5000:5200]])
+    _, found = index.search(moved[100:105], 10, allowed_ids=allowed)
+    live_allowed = np.array([i for i in allowed.tolist() if i in current])
+    want = _exact_ids(np.stack([current[i] for i in live_allowed.tolist()]), live_allowed, moved[100:105], 10)
+    assert [list(r) for r in found] == want
+
+
+def test_fp32_save_load_round_trip_keeps_appended_vectors(clustered_pool, tmp_path):
+    vectors, ids, ivf = clustered_pool
+    first = tmp_path / "a" / "v.faiss"
+    ivf.save(first)
+    index = load_vector_index(first)
+    added = _clustered(50, 64, centers=200, seed=31)
+    new_ids = np.arange(5 * 10**8, 5 * 10**8 + 50, dtype=np.int64)
+    index.append(new_ids, added)
+    index.delete(ids[:30])
+    second = tmp_path / "b" / "v.faiss"
+    index.save(second)
+    # Saving folds the delta and tombstones into the new file and maps it.
+    assert index._rows.mapped and index._rows.delta_count() == 0 and not index._rows.changed
+    assert index._rows.resident_bytes() == len(index) * 8
+    reloaded = load_vector_index(second)
+    assert len(reloaded) == len(ids) - 30 + 50 == read_meta(meta_path(second))["count"]
+    got, present = reloaded.vectors(new_ids)
+    assert present.all() and np.array_equal(got, added)
+    assert not reloaded.vectors(ids[:30])[1].any()
+    _, top = reloaded.search(added[:10], 1)
+    assert list(top[:, 0]) == list(new_ids[:10])
+    assert np.array_equal(np.sort(reloaded.ids()), np.sort(index.ids()))
+    # Saving in place after more changes replaces the mapped file atomically (the old mapping stays valid).
+    reloaded.append(np.array([42]), added[:1])
+    reloaded.save(second)
+    again = load_vector_index(second)
+    assert again.search(added[:1], 1)[1][0][0] in (42, new_ids[0])  # identical vectors: either id is exact
+    assert len(again) == len(reloaded) == len(ids) + 21
+    # An unchanged mapped store saved elsewhere shares its rows file instead of copying it.
+    third = tmp_path / "c" / "v.faiss"
+    again.save(third)
+    rows_a = again.store_files(second)[0]
+    rows_c = again.store_files(third)[0]
+    assert rows_c.stat().st_ino == rows_a.stat().st_ino
+    assert len(load_vector_index(third)) == len(again)
+
+
+def test_fp32_many_updates_compact_the_ivf_and_stay_consistent():
+    vectors = _clustered(3000, 32, centers=30, seed=8)
+    ids = np.arange(3000, dtype=np.int64)
+    index = FaissIndex(32, KIND_IVFPQ)
+    index.index(ids, vectors)
+    moved = _clustered(1500, 32, centers=30, seed=9)
+    index.append(ids[:1500], moved)  # half replaced: the IVF lists are re-filled from the store
+    assert index._main.ntotal <= len(index) * 1.25
+    current = np.vstack([moved, vectors[1500:]])
+    _, got = index.search(moved[:20], 10)
+    assert _recall(_exact_ids(current, ids, moved[:20], 10), got) >= 0.95
+
+
+def test_legacy_sq8_index_still_loads_and_appends(tmp_path):
+    vectors = _clustered(3000, 32, centers=30, seed=8)
+    ids = np.arange(3000, dtype=np.int64)
+    index = FaissIndex(32, KIND_IVFPQ, refine=REFINE_SQ8)
+    index.index(ids, vectors)
+    path = tmp_path / "old.faiss"
+    index.save(path)
+    loaded = load_vector_index(path)  # default: SQ8 copies in RAM, appendable as before
+    assert loaded.refine == REFINE_SQ8 and loaded._rows is None
+    loaded.append(np.array([10**6]), vectors[:1])
+    assert 10**6 in set(loaded.search(vectors[:1], 2)[1][0])
+    mapped = load_vector_index(path, mmap_store=True)  # read-only: a clear error instead of faiss aborting
+    with pytest.raises(RuntimeError, match="read-only"):
+        mapped.append(np.array([10**7]), vectors[:1])
+    with pytest.raises(RuntimeError, match="read-only"):
+        mapped.delete(ids[:1])
+    assert len(mapped.search(vectors[:1], 5)[1][0]) == 5

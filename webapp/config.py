@@ -17,6 +17,10 @@ def _bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _lower(value: str) -> str:
+    return value.strip().lower()
+
+
 @dataclass(frozen=True)
 class Option:
     env: str  # name after the CHAINMATCH_ prefix
@@ -39,6 +43,11 @@ OPTIONS: tuple[Option, ...] = (
            "Folder for uploaded import files and their row reports; default `instance/uploads`."),
     Option("EMBEDDING_MODEL", "EMBEDDING_MODEL", "",
            "Local path (or cached name) of a sentence-transformers model; empty uses the built-in embedder. Never downloaded."),
+    Option("EMBEDDING_BACKEND", "EMBEDDING_BACKEND", "auto",
+           "How a sentence-transformers model runs: torch, onnx, onnx-int8, or auto (onnx-int8 when onnxruntime is "
+           "installed, else torch). ONNX files are exported once into `instance/onnx-cache`.", _lower),
+    Option("EMBEDDING_THREADS", "EMBEDDING_THREADS", 0,
+           "onnxruntime threads for the ONNX backends; 0 means one per available CPU.", int),
     Option("INDEX_EXACT_MAX", "INDEX_EXACT_MAX", 200_000,
            "Largest pool searched with an exact flat index; larger pools use IVF-PQ.", int),
     Option("SESSION_MINUTES", "SESSION_MINUTES", 120,
@@ -53,6 +62,13 @@ OPTIONS: tuple[Option, ...] = (
            "Flask-Limiter rate for JSON API calls per API token (per client address without a token)."),
     Option("LOG_LEVEL", "LOG_LEVEL", "INFO", "Logging level (DEBUG, INFO, WARNING, ERROR)."),
     Option("MAX_UPLOAD_MB", "MAX_UPLOAD_MB", 200, "Largest accepted upload, in MB.", int),
+    Option("WEB_WORKERS", "WEB_WORKERS", 0,
+           "Worker processes of `chainmatch serve` (gunicorn); 0 means one per CPU core.", int),
+    Option("WEB_THREADS", "WEB_THREADS", 4,
+           "Threads per worker process of `chainmatch serve` (requests served at once by one worker).", int),
+    Option("JOB_STALE_SECONDS", "JOB_STALE_SECONDS", 60,
+           "Seconds without a heartbeat after which a background job whose worker process is gone is marked failed.",
+           int),
 )
 
 
@@ -72,13 +88,25 @@ def defaults() -> dict[str, Any]:
 
 
 def load_or_create_secret(instance_path: str) -> str:
-    """Read the instance secret key, creating it (mode 0600) on first run."""
+    """Read the instance secret key, creating it (mode 0600) on first run.
+
+    Several server workers may start at once on a fresh instance: the key is written to a private temporary file
+    and linked into place, so each process either creates it or reads the complete key another one created.
+    """
     path = Path(instance_path) / "secret_key"
     if path.exists():
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_hex(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(key)
+    temporary = path.with_name(f".secret_key.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key)
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return path.read_text().strip()
+    finally:
+        temporary.unlink(missing_ok=True)
     return key

@@ -9,10 +9,10 @@ from flask import Flask, g, has_request_context, request
 
 logger = logging.getLogger("chainmatch.request")
 
-# Libraries that log chatty DEBUG/INFO lines (bm25s: "Building index from tokens"; jieba: its dictionary load).
-# bm25s and jieba set their own loggers to DEBUG when first imported, after the app is configured, so a filter
+# Libraries that log chatty DEBUG/INFO lines (jieba: its dictionary load; numba: compilation).
+# jieba sets its own logger to DEBUG when first imported, after the app is configured, so a filter
 # (which a later setLevel does not undo) keeps them at WARNING unless CHAINMATCH_LOG_LEVEL is DEBUG.
-THIRD_PARTY_LOGGERS = ("bm25s", "jieba", "faiss", "faiss.loader", "sentence_transformers", "transformers",
+THIRD_PARTY_LOGGERS = ("jieba", "faiss", "faiss.loader", "sentence_transformers", "transformers",
                        "huggingface_hub", "urllib3", "filelock", "numba", "PIL", "matplotlib")
 THIRD_PARTY_LEVEL = logging.WARNING
 

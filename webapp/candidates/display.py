@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Iterable
 
 from markupsafe import Markup, escape
@@ -21,6 +22,11 @@ def channel_label(name: str) -> str:
     return CHANNEL_LABELS.get(name, name)
 
 
+@lru_cache(maxsize=1024)
+def _pattern(words: tuple[str, ...]) -> re.Pattern:
+    return re.compile("|".join(re.escape(w) for w in words), re.IGNORECASE)
+
+
 def highlight(text: str, terms: Iterable[str], limit: int | None = SNIPPET_CHARS) -> Markup:
     """`text` escaped, cut to `limit` characters, with every matched term wrapped in <mark>."""
     text = text or ""
@@ -29,15 +35,16 @@ def highlight(text: str, terms: Iterable[str], limit: int | None = SNIPPET_CHARS
     words = sorted({t for t in terms if t and t.strip()}, key=len, reverse=True)
     if not words:
         return Markup(escape(text))
-    pattern = re.compile("|".join(re.escape(w) for w in words), re.IGNORECASE)
     out, pos = [], 0
-    for match in pattern.finditer(text):
+    for match in _pattern(tuple(words)).finditer(text):
         out.append(escape(text[pos:match.start()]))
-        out.append(Markup("<mark>") + escape(match.group(0)) + Markup("</mark>"))
+        out.append("<mark>")
+        out.append(escape(match.group(0)))
+        out.append("</mark>")
         pos = match.end()
     out.append(escape(text[pos:]))
     # Adjacent matches (jieba splits 船用钢板 into 船用 + 钢板) read better as one highlight.
-    return Markup(str(Markup("").join(out)).replace("</mark><mark>", ""))
+    return Markup("".join(out).replace("</mark><mark>", ""))
 
 
 def register(bp) -> None:

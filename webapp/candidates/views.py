@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import logging
+import secrets
+import threading
+from collections import OrderedDict
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from flask_wtf.csrf import generate_csrf
 from sqlalchemy import select
 
-from chains.chain_models import Chain
 from chains.cluster_models import Cluster
 from chains.enterprise_models import Enterprise
 from chains.feedback_models import FEEDBACK_LABELS, LABEL_NOT_RELEVANT, LABEL_RELEVANT, CandidateFeedback
@@ -25,7 +28,13 @@ logger = logging.getLogger("chainmatch.candidates")
 
 CANDIDATE_ROLES = (ROLE_ADMIN, ROLE_STAFF, ROLE_MANAGER)
 PAGE_SIZE = 20
+# The Enterprise fields a candidate's card reads (templates/_firm_card.html).
+FIRM_CARD_COLUMNS = (Enterprise.id, Enterprise.is_demo, Enterprise.is_synthetic, Enterprise.capital_wan_cny,
+                     Enterprise.main_products, Enterprise.business_scope)
 MAX_PAGE = 25  # 500 candidates deep is as far as the matcher ranks (matchsvc MAX_K)
+FRAGMENT_CACHE_KEY = "chainmatch.candidates.fragments"
+FRAGMENT_CACHE_SIZE = 256
+_CSRF_PLACEHOLDER = "csrf-placeholder-" + secrets.token_hex(16)  # never in page data; replaced per request
 
 
 def wants_fragment() -> bool:
@@ -76,6 +85,7 @@ def _open_leads(cluster_id: str, link_key: str, ids: list[int]) -> dict[int, int
 
 
 def _results_context(cluster: Cluster, link_key: str) -> tuple[dict, int]:
+    """The results' template context; the firm-card rows are read by _load_firms (not needed on a cache hit)."""
     form = parse_filters(request.args)
     page_no = _page_number()
     context = {
@@ -104,26 +114,86 @@ def _results_context(cluster: Cluster, link_key: str) -> tuple[dict, int]:
             context.update(page=page, items=items[:PAGE_SIZE], has_next=len(items) > PAGE_SIZE,
                            embedder=page.embedder)
             ids = [c.enterprise_id for c in context["items"]]
-            firms = db.session.scalars(select(Enterprise).where(Enterprise.id.in_(ids))) if ids else []
-            context["firms"] = {e.id: e for e in firms}
             context["feedback"] = _latest_feedback(cluster.id, link_key, ids)
             context["leads"] = _open_leads(cluster.id, link_key, ids)
     context["embedder"] = context["embedder"] or embedder_name()
     args = form.query_args()
+    context["query_args"] = args
     context["page_url"] = lambda n: url_for("candidates.for_link", cluster_id=cluster.id, link_key=link_key,
                                             page=n, **args)
     return context, status
 
 
-def _link_info(cluster: Cluster, link_key: str):
-    """(chain, link) of the cluster's chains, or 404."""
-    from chains.chainmap_io import current_links
+def _load_firms(context: dict) -> None:
+    ids = [c.enterprise_id for c in context["items"]]
+    # Only what a firm card shows (no ORM objects, no tag load: the candidate carries its tags).
+    firms = db.session.execute(select(*FIRM_CARD_COLUMNS).where(Enterprise.id.in_(ids))).all() if ids else []
+    context["firms"] = {row.id: row for row in firms}
 
-    for chain_id in cluster.chain_ids:
-        for link in current_links(db.session, chain_id):
-            if link.key == link_key:
-                return db.session.get(Chain, chain_id), link
-    abort(404)
+
+class _FragmentCache:
+    """Rendered results fragments of this process, keyed by everything they are rendered from."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.items: OrderedDict[tuple, str] = OrderedDict()
+
+    def get(self, key: tuple) -> str | None:
+        with self.lock:
+            html = self.items.get(key)
+            if html is not None:
+                self.items.move_to_end(key)
+            return html
+
+    def put(self, key: tuple, html: str) -> None:
+        with self.lock:
+            self.items[key] = html
+            while len(self.items) > FRAGMENT_CACHE_SIZE:
+                self.items.popitem(last=False)
+
+
+def _fragment_key(context: dict, chain) -> tuple | None:
+    """The inputs of the results fragment besides the session's CSRF token; None when it is not cacheable.
+
+    The page's own key covers the cluster, link, filters, paging, chain versions, enterprise data (watermark),
+    engine and roster; the rest are this request's feedback and lead states, paging and query arguments.
+    """
+    page = context["page"]
+    if context["error"] or page is None or page.cache_key is None:
+        return None
+    return (page.cache_key, context["page_no"], context["has_next"], context["embedder"],
+            getattr(chain, "id", None), tuple(sorted(context["feedback"].items())),
+            tuple(sorted(context["leads"].items())), repr(sorted(context["query_args"].items())))
+
+
+def _render_results(context: dict, chain):
+    """The results fragment, from this process's cache when nothing it is rendered from changed.
+
+    It is rendered with a per-process placeholder for the CSRF token (the only per-session part), replaced by the
+    request's token on the way out.
+    """
+    key = _fragment_key(context, chain)
+    if key is None:
+        _load_firms(context)
+        return render_template("candidates/_results.html", **context)
+    cache = current_app.extensions.setdefault(FRAGMENT_CACHE_KEY, _FragmentCache())
+    html = cache.get(key)
+    if html is None:
+        _load_firms(context)
+        html = render_template("candidates/_results.html", **{**context, "csrf": _CSRF_PLACEHOLDER})
+        cache.put(key, html)
+    return html.replace(_CSRF_PLACEHOLDER, generate_csrf())
+
+
+def _link_info(cluster: Cluster, link_key: str):
+    """(chain, link) of the cluster's chains, or 404: read-only copies (id/name; the ChainLink attributes)."""
+    from webapp.matchsvc.candidates import link_set
+
+    links = link_set(db.session, cluster)
+    link = links.links.get(link_key)
+    if link is None:
+        abort(404)
+    return links.chain(link.chain_id), link
 
 
 @bp.route("/<cluster_id>/<link_key>")
@@ -134,7 +204,8 @@ def for_link(cluster_id: str, link_key: str):
     context, status = _results_context(cluster, link_key)
     context.update(chain=chain, link=link)
     if wants_fragment():
-        return render_template("candidates/_results.html", **context), status
+        return _render_results(context, chain), status
+    _load_firms(context)
     return render_template("candidates/for_link.html", tags=KNOWN_TAGS, supported=supported, **context), status
 
 

@@ -7,10 +7,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from chains.chain_models import STAGES, Chain, ChainLink, SupplyEdge
+from chains.chain_models import STAGES
 from chains.cluster_models import ASSIGNMENT_MANUAL, Cluster, LinkAssignment, RosterEntry
 from chains.gaps import STATUSES, ChainGap, LinkGap, analyze_chain
-from chains.chainmap_io import current_links
+from webapp.linkcache import LinkView, chain_views
 
 PANEL_CANDIDATES = 10  # ranked candidates shown in the link panel
 RECENT_ACTIVITY = 10  # lead events shown on the dashboard
@@ -24,11 +24,11 @@ STATUS_HELP = {
 
 @dataclass
 class Tile:
-    link: ChainLink
+    link: LinkView
     gap: LinkGap | None
     children: list["Tile"] = field(default_factory=list)
-    supplies: list[ChainLink] = field(default_factory=list)  # links this one supplies (供给→)
-    supplied_by: list[ChainLink] = field(default_factory=list)  # links supplying this one (← 来自)
+    supplies: list[LinkView] = field(default_factory=list)  # links this one supplies (供给→)
+    supplied_by: list[LinkView] = field(default_factory=list)  # links supplying this one (← 来自)
 
     @property
     def status(self) -> str:
@@ -39,20 +39,22 @@ class Tile:
         return self.gap.firm_count if self.gap else 0
 
 
-def chain_map(session: Session, cluster_id: str, chain_id: str) -> tuple[ChainGap, dict[str, list[Tile]], dict[str, ChainLink]]:
-    """Gap analysis, the top-level tiles per stage (children nested), and every link by key."""
-    gap = analyze_chain(session, cluster_id, chain_id)
-    links = current_links(session, chain_id)
-    by_key = {l.key: l for l in links}
+def chain_map(session: Session, cluster_id: str, chain_id: str) -> tuple[ChainGap, dict[str, list[Tile]], dict[str, LinkView]]:
+    """Gap analysis, the top-level tiles per stage (children nested), and every link by key.
+
+    The links are the per-process read-only copy of the chain's current version (webapp.linkcache).
+    """
+    views = chain_views(session, [chain_id])
+    view = views.get(chain_id)
+    links = list(view.links) if view is not None else []
+    gap = analyze_chain(session, cluster_id, chain_id, links=links)
+    by_key = dict(view.by_key) if view is not None else {}
     gaps = {g.link_id: g for g in gap.links}
-    chain = session.get(Chain, chain_id)
-    edges = list(session.scalars(select(SupplyEdge).where(SupplyEdge.version_id == chain.current_version_id))) \
-        if chain and chain.current_version_id else []
     tiles = {l.key: Tile(l, gaps.get(l.key)) for l in links}
-    for edge in edges:
-        if edge.from_key in tiles and edge.to_key in tiles:
-            tiles[edge.from_key].supplies.append(by_key[edge.to_key])
-            tiles[edge.to_key].supplied_by.append(by_key[edge.from_key])
+    for from_key, to_key in (view.edges if view is not None else ()):
+        if from_key in tiles and to_key in tiles:
+            tiles[from_key].supplies.append(by_key[to_key])
+            tiles[to_key].supplied_by.append(by_key[from_key])
     columns: dict[str, list[Tile]] = {stage: [] for stage in STAGES}
     for link in links:
         tile = tiles[link.key]
@@ -83,7 +85,7 @@ def link_firms(session: Session, cluster_id: str, link_key: str) -> list[dict]:
     ]
 
 
-def descendants(by_key: dict[str, ChainLink], link_key: str) -> list[ChainLink]:
+def descendants(by_key: dict[str, LinkView], link_key: str) -> list[LinkView]:
     """Links below `link_key` in file order."""
     out, frontier = [], {link_key}
     for link in by_key.values():

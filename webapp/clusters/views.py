@@ -9,6 +9,7 @@ from sqlalchemy import select
 from werkzeug.routing import BuildError
 
 from chains.chain_models import Chain
+from chains.chainmap_io import SLUG_RE
 from chains.cluster_models import Cluster
 from chains.evaluation import evaluate_cluster
 from chains.gaps import STATUSES, analyze_chain
@@ -117,12 +118,25 @@ def dashboard(cluster_id: str):
     )
 
 
+def link_panel_urls(cluster_id: str, chain_id: str):
+    """url_for('clusters.link_panel', …) for many links of one chain: built once, then one concatenation per
+    link (link ids are slugs, which need no quoting; any other key goes through url_for)."""
+    base = url_for("clusters.link_panel", cluster_id=cluster_id, chain_id=chain_id, link_key="x")[:-1]
+
+    def link_url(link_key: str) -> str:
+        if SLUG_RE.match(link_key):
+            return base + link_key
+        return url_for("clusters.link_panel", cluster_id=cluster_id, chain_id=chain_id, link_key=link_key)
+
+    return link_url
+
+
 def _map_context(cluster: Cluster, chain: Chain) -> dict:
     gap, columns, by_key = chain_map(db.session, cluster.id, chain.id)
     return {
         "cluster": cluster, "chain": chain, "gap": gap, "columns": columns, "by_key": by_key,
         "statuses": STATUSES, "status_help": STATUS_HELP, "local_rate": percent(gap.rollup.local_rate),
-        "chain_names": chain_names_of(cluster),
+        "chain_names": chain_names_of(cluster), "link_url": link_panel_urls(cluster.id, chain.id),
     }
 
 

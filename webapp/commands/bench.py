@@ -55,13 +55,15 @@ def bench_group() -> None:
 @click.option("--queries", type=click.IntRange(min=1), default=200, show_default=True, help="Link queries timed.")
 @click.option("--lexical-only", is_flag=True, help="Engine without an embedder (no dense channel).")
 @click.option("--force", is_flag=True, help="Run even when the engine is estimated not to fit in memory.")
+@_work_option
 @_json_option
-def bench_match(n: int, seed: int, queries: int, lexical_only: bool, force: bool, as_json: bool) -> None:
+def bench_match(n: int, seed: int, queries: int, lexical_only: bool, force: bool, work: str | None,
+                as_json: bool) -> None:
     """Match query latency in the engine (encoding + vector search + lexical + fusion + filters), top 100."""
     from webapp.perf import match_bench
 
     _emit(match_bench.run(n, seed, queries, with_embedder=not lexical_only, progress=_progress("build"),
-                          log=_log, force=force), as_json)
+                          log=_log, force=force, folder=work), as_json)
 
 
 @bench_group.command("vector")
@@ -70,8 +72,8 @@ def bench_match(n: int, seed: int, queries: int, lexical_only: bool, force: bool
 @click.option("--queries", type=click.IntRange(min=1), default=200, show_default=True, help="Query vectors.")
 @click.option("--kind", type=click.Choice(["auto", "flat", "ivfpq"]), default="auto", show_default=True,
               help="Index kind (auto: exact up to CHAINMATCH_INDEX_EXACT_MAX's default, IVF-PQ above).")
-@click.option("--refine", "refines", multiple=True, type=click.Choice(["sq8", "fp16"]),
-              help="Refine-copy precision(s) to build and compare (repeatable; default both).")
+@click.option("--refine", "refines", multiple=True, type=click.Choice(["fp32", "sq8", "fp16"]),
+              help="Refine-copy precision(s) to build and compare (repeatable; default fp32, the product's).")
 @_work_option
 @_json_option
 def bench_vector(n: int, seed: int, queries: int, kind: str, refines: tuple[str, ...], work: str | None,
@@ -79,7 +81,7 @@ def bench_vector(n: int, seed: int, queries: int, kind: str, refines: tuple[str,
     """Vector index: build time from stored embeddings, RAM per firm, recall@10 vs exact, latency, filters."""
     from webapp.perf import vector_bench
 
-    _emit(vector_bench.run(n, seed, queries, work, kind=kind, refines=refines or ("sq8", "fp16"),
+    _emit(vector_bench.run(n, seed, queries, work, kind=kind, refines=refines or vector_bench.DEFAULT_REFINES,
                            progress=_progress("embed"), log=_log), as_json)
 
 
@@ -118,13 +120,24 @@ def bench_import(n: int, seed: int, postgres_url: str, as_json: bool) -> None:
 @click.option("--clients", type=click.IntRange(min=1), default=8, show_default=True, help="Concurrent clients.")
 @click.option("--seconds", type=click.FloatRange(min=1), default=30, show_default=True, help="Load time per page.")
 @click.option("--database-url", default="", help="Database for the throw-away instance (default: SQLite in it).")
+@click.option("--server", type=click.Choice(["serve", "run"]), default="serve", show_default=True,
+              help="serve: `chainmatch serve` (gunicorn, worker processes); run: Flask's development server.")
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="Worker processes of `chainmatch serve` (default: one per CPU core).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads per worker (default 4).")
+@click.option("--tool", type=click.Choice(["auto", "wrk", "asyncio"]), default="auto", show_default=True,
+              help="Load generator: wrk (Debian package) when installed, else a Python asyncio client.")
+@click.option("--nice", type=click.IntRange(-20, 19), default=0, show_default=True,
+              help="Niceness of the server and wrk (negative needs root): measure despite other busy processes.")
 @_work_option
 @_json_option
-def bench_web(n: int, clients: int, seconds: float, database_url: str, work: str | None, as_json: bool) -> None:
+def bench_web(n: int, clients: int, seconds: float, database_url: str, server: str, workers: int | None,
+              threads: int | None, tool: str, nice: int, work: str | None, as_json: bool) -> None:
     """Chain-map page and candidates fragment p50/p95 with concurrent logged-in clients against the real server."""
     from webapp.perf import web_bench
 
-    _emit(web_bench.run(n, clients, seconds, work, database_url, log=_log), as_json)
+    _emit(web_bench.run(n, clients, seconds, work, database_url, log=_log, server=server, workers=workers,
+                        threads=threads, tool=tool, nice=nice), as_json)
 
 
 COMMANDS = [bench_group]

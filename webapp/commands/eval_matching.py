@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from matching.evaluation import DEFAULT_TOP, run_benchmark
+from matching.onnx_backend import BACKENDS
 
 
 @click.command("eval-matching")
@@ -20,11 +21,13 @@ from matching.evaluation import DEFAULT_TOP, run_benchmark
 @click.option("--top", type=click.IntRange(1, 10_000), default=DEFAULT_TOP, show_default=True,
               help="Firms written per query.")
 @click.option("--model", default="", help="Local sentence-transformers model path for the dense channel (default: none).")
+@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
+              help="How --model runs: torch, onnx, onnx-int8, or auto (onnx-int8 when onnxruntime is installed).")
 def eval_matching(firms_csv: Path, queries_jsonl: Path, out_jsonl: Path, train_jsonl: Path | None, top: int,
-                  model: str) -> None:
+                  model: str, backend: str) -> None:
     """Rank FIRMS for every query, write the rankings, print nDCG@10, Recall@50 and MAP@100."""
     result = run_benchmark(firms_csv, queries_jsonl, out_jsonl, train_jsonl, top, model,
-                           log=lambda m: click.echo(m, err=True))
+                           log=lambda m: click.echo(m, err=True), backend=backend)
     click.echo(f"queries: {result['ranked_queries']} (with relevance: {result['queries']})  firms: {result['firms']}")
     click.echo(f"nDCG@10: {result['ndcg@10']:.4f}")
     click.echo(f"Recall@50: {result['recall@50']:.4f}")

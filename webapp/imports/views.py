@@ -15,7 +15,7 @@ from chains.enterprises.importer import OUTCOME_LABELS
 from webapp.auth.roles import ROLE_ADMIN, ROLE_STAFF, role_required
 from webapp.extensions import db
 from webapp.imports import bp
-from webapp.imports.jobs import FINISHED, STATUS_QUEUED, progress_of, start_job
+from webapp.imports.jobs import FINISHED, STATUS_QUEUED, create_job_state, expire_if_stale, progress_of, start_job
 
 ALLOWED_EXTENSIONS = (".csv", ".xlsx")
 RECENT_JOBS = 20
@@ -36,6 +36,8 @@ def _job_or_404(job_id: int) -> ImportJob:
 @role_required(ROLE_ADMIN, ROLE_STAFF)
 def index():
     jobs = db.session.scalars(select(ImportJob).order_by(ImportJob.id.desc()).limit(RECENT_JOBS)).all()
+    for job in jobs:
+        expire_if_stale(db.session, job)
     return render_template("imports/index.html", jobs=jobs, max_mb=current_app.config["MAX_UPLOAD_MB"])
 
 
@@ -64,6 +66,7 @@ def upload():
                     report_path=str(upload_dir / f"import-{token}-report.csv"), created_by_id=current_user.id)
     db.session.add(job)
     db.session.flush()
+    create_job_state(db.session, job, current_user.id)
     from webapp.audit import record
 
     record("enterprise.import", "import_job", job.id, filename=original)
@@ -74,8 +77,8 @@ def upload():
 
 
 def _status_context(job: ImportJob) -> dict:
-    progress = progress_of(job.id)
-    done, total = progress if progress else (job.processed_rows, job.total_rows)
+    expire_if_stale(db.session, job)
+    done, total = progress_of(db.session, job)
     return {"job": job, "done": done, "total": total, "finished": job.status in FINISHED,
             "has_report": job.status == "done" and bool(job.report_path) and os.path.exists(job.report_path)}
 

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
+import numpy as np
 from flask import current_app
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -14,12 +15,14 @@ from chains.enterprise_models import Enterprise
 from matching.text import normalize
 from webapp.matchsvc import store
 from webapp.matchsvc.filters import CandidateFilters, ResolvedFilter, conditions, resolve, roster_ids
+from webapp.linkcache import ChainHead, LinkView, VersionView, chain_views
 from webapp.matchsvc.profiles import link_query_for, link_terms
 
 DEFAULT_K = 20
 MAX_K = 500
 FALLBACK_ROWS = 2000  # rows read by the keyword fallback while the index is not ready
 FILTER_CACHE_SIZE = 16
+PAGE_CACHE_SIZE = 256  # candidate pages kept per process (a page is ~20 candidates of plain data)
 
 STATE_READY = "ready"
 STATE_FALLBACK = "fallback"
@@ -77,6 +80,9 @@ class CandidatePage:
     message: str = ""
     embedder: str = ""
     filters: dict = field(default_factory=dict)
+    # Everything the page was computed from (None: not cacheable, e.g. the keyword fallback); views may key
+    # their own caches of what they derive from the page on it.
+    cache_key: tuple | None = field(default=None, repr=False, compare=False)
 
     def __iter__(self):
         return iter(self.items)
@@ -124,6 +130,44 @@ def cluster_links(session: Session, cluster: Cluster) -> ClusterLinks:
     return ClusterLinks(chains, links, queries, leaves)
 
 
+@dataclass
+class LinkSet:
+    """The cluster's chains' current links as cached read-only copies (webapp.linkcache): no ORM rows."""
+
+    views: dict[str, VersionView]
+    links: dict[str, LinkView]
+
+    @classmethod
+    def of(cls, views: dict[str, VersionView]) -> "LinkSet":
+        links: dict[str, LinkView] = {}
+        for view in views.values():
+            links.update(view.by_key)
+        return cls(views, links)
+
+    @property
+    def cache_key(self) -> tuple:
+        return tuple((cid, view.chain.cache_key) for cid, view in self.views.items())
+
+    def query(self, key: str) -> str:
+        return self.views[self.links[key].chain_id].queries[key]
+
+    def terms(self, key: str) -> tuple[str, ...]:
+        return self.views[self.links[key].chain_id].terms[key]
+
+    def leaves(self, chain_id: str) -> tuple[str, ...]:
+        view = self.views.get(chain_id)
+        return view.leaves if view is not None else ()
+
+    def chain(self, chain_id: str) -> ChainHead | None:
+        view = self.views.get(chain_id)
+        return view.chain if view is not None else None
+
+
+def link_set(session: Session, cluster: Cluster) -> LinkSet:
+    """The current links of the cluster's chains (one small query; the links themselves are cached per process)."""
+    return LinkSet.of(chain_views(session, cluster.chain_ids))
+
+
 def _cluster(session: Session, cluster_id: str) -> Cluster:
     cluster = session.get(Cluster, cluster_id)
     if cluster is None:
@@ -151,85 +195,143 @@ def score_matrix(engine, state: store.EngineState, queries: Mapping[str, str], d
 
 def matched_products(link: ChainLink, enterprise: Enterprise) -> list[str]:
     """The link's products / keywords / synonyms that appear in the firm's products or business scope."""
+    return _terms_in(_normalized_terms(link_terms(link)), enterprise)
+
+
+def _normalized_terms(terms: Sequence[str]) -> list[tuple[str, str]]:
+    return [(t, normalize(t).replace(" ", "")) for t in terms]
+
+
+def _terms_in(terms: list[tuple[str, str]], enterprise: Enterprise) -> list[str]:
+    """The terms (with their normalised forms) that appear in the firm's products, scope, industry or name."""
     haystack = normalize(" ".join([enterprise.main_products or "", enterprise.business_scope or "",
                                    enterprise.industry_name or "", enterprise.name or ""])).replace(" ", "")
-    return [t for t in link_terms(link) if normalize(t).replace(" ", "") and normalize(t).replace(" ", "") in haystack]
+    return [t for t, n in terms if n and n in haystack]
 
 
-def _resolved(session: Session, state: store.EngineState, filters: CandidateFilters, cluster: Cluster) -> ResolvedFilter:
+def _resolved(session: Session, state: store.EngineState, filters: CandidateFilters, cluster: Cluster,
+              roster: Sequence[int] | None = None) -> ResolvedFilter:
     """SQL-resolved filter ids, cached per filter set and index watermark (the roster part is always fresh)."""
     key = (filters, cluster.id, cluster.city, cluster.province, repr(state.meta.get("watermark")))
     base = state.filter_cache.get(key)
     if base is None:
-        base = resolve(session, replace(filters, exclude_cluster_firms=False), cluster)
+        ids = resolve(session, replace(filters, exclude_cluster_firms=False), cluster)
+        # Kept as sorted int64 arrays: the engine takes them as they are, where a list of 150,000 Python ints
+        # cost ≈ 8 ms per search to convert at a million firms (docs/performance.md, Filters).
+        base = ResolvedFilter(allowed=None if ids.allowed is None else np.unique(np.asarray(ids.allowed, np.int64)),
+                              excluded=np.unique(np.asarray(ids.excluded, np.int64)))
         if len(state.filter_cache) >= FILTER_CACHE_SIZE:
             state.filter_cache.pop(next(iter(state.filter_cache)))
         state.filter_cache[key] = base
-    excluded = set(base.excluded)
+    excluded = base.excluded
     if filters.exclude_cluster_firms:
-        excluded |= set(roster_ids(session, cluster.id))
-    return ResolvedFilter(allowed=base.allowed, excluded=sorted(excluded))
+        roster = roster_ids(session, cluster.id) if roster is None else roster
+        excluded = np.union1d(excluded, np.asarray(list(roster), np.int64))
+    return ResolvedFilter(allowed=base.allowed, excluded=excluded)
 
 
 # ----------------------------------------------------------------------------- candidates
 
 def candidates(session: Session, cluster_id: str, link_key: str, filters: Mapping[str, Any] | CandidateFilters | None = None,
                k: int = DEFAULT_K, offset: int = 0) -> CandidatePage:
-    """Ranked candidate firms for `link_key` of cluster `cluster_id`, with explanations."""
+    """Ranked candidate firms for `link_key` of cluster `cluster_id`, with explanations.
+
+    Pages are cached per process under everything they are computed from: cluster, link, filters, k, offset,
+    the chains' current versions, the database's enterprise watermark, the engine's generation and learned
+    weights, and the cluster's roster. Any change to one of them computes the page afresh.
+    """
     cluster = _cluster(session, cluster_id)
-    links = cluster_links(session, cluster)
+    links = link_set(session, cluster)
     link = links.links.get(link_key)
     if link is None:
         raise MatchError(f"环节 {link_key} 不属于集聚区 {cluster.name} 的产业链")
     filters = CandidateFilters.from_mapping(filters)
     k, offset = max(1, min(int(k), MAX_K)), max(0, int(offset))
-    chain_id = links.chain_of(link_key)
+    chain_id = link.chain_id
     ref = LinkRef(chain_id, link.key, link.name)
     app = current_app._get_current_object()
-    engine = store.engine_for_request(session, app)
+    engine, data_mark = store.request_engine(session, app)
     if engine is None:
         return _fallback(session, cluster, link, ref, filters, k, offset)
     state = store.state_of(app)
-    resolved = _resolved(session, state, filters, cluster)
+    roster = roster_ids(session, cluster.id)
+    key = (cluster.id, cluster.city, cluster.province, link_key, filters, k, offset, links.cache_key,
+           data_mark, state.generation, repr(state.meta.get("watermark")), state.meta.get("learned_weights_id"),
+           frozenset(roster))
+    with state.cache_lock:
+        cached = state.page_cache.get(key)
+        if cached is not None:
+            state.page_cache.move_to_end(key)
+    if cached is not None:
+        return _copy_page(cached)
+    generation = state.generation
+    resolved = _resolved(session, state, filters, cluster, roster)
     with state.lock:
-        hits = engine.search(links.queries[link_key], k=offset + k, allowed_ids=resolved.allowed,
+        hits = engine.search(links.query(link_key), k=offset + k, allowed_ids=resolved.allowed,
                              excluded_ids=resolved.excluded)
     hits = hits[offset:offset + k]
     firms = {e.id: e for e in session.scalars(select(Enterprise).where(Enterprise.id.in_([h.id for h in hits])))}
+    terms = _normalized_terms(links.terms(link_key))
     items = []
     for rank, hit in enumerate(hits, start=offset + 1):
         ent = firms.get(int(hit.id))
         if ent is None:  # deleted after the last sync
             continue
-        items.append(_candidate(ent, rank, float(hit.score), dict(hit.channels), list(hit.matched_terms), link))
-    _explain(session, engine, state, cluster, links, chain_id, items)
-    return CandidatePage(cluster.id, ref, items, offset, k, STATE_READY, "", state.meta.get("embedder", ""),
-                         filters.as_dict())
+        items.append(_candidate(ent, rank, float(hit.score), dict(hit.channels), list(hit.matched_terms), terms))
+    _explain(session, engine, state, links, chain_id, items, roster)
+    page = CandidatePage(cluster.id, ref, items, offset, k, STATE_READY, "", state.meta.get("embedder", ""),
+                         filters.as_dict(), cache_key=key)
+    with state.cache_lock:
+        if generation == state.generation:  # not computed across an engine change
+            state.page_cache[key] = _copy_page(page)
+            while len(state.page_cache) > PAGE_CACHE_SIZE:
+                state.page_cache.popitem(last=False)
+    return page
 
 
-def _candidate(ent: Enterprise, rank: int, score: float, channels: dict, terms: list[str], link: ChainLink) -> Candidate:
+def _copy_page(page: CandidatePage) -> CandidatePage:
+    """A copy sharing nothing mutable with the cached page (callers may change what they get)."""
+    return replace(page, link=replace(page.link), filters=dict(page.filters),
+                   items=[_copy_candidate(c) for c in page.items])
+
+
+def _copy_candidate(c: Candidate) -> Candidate:
+    # Field by field (dataclasses.replace re-runs __init__ and costs several times more per candidate).
+    new = object.__new__(Candidate)
+    new.__dict__.update(c.__dict__)
+    new.tags, new.channels = list(c.tags), dict(c.channels)
+    new.matched_terms, new.matched_products, new.explanation = (list(c.matched_terms), list(c.matched_products),
+                                                                list(c.explanation))
+    new.best_link = replace(c.best_link) if c.best_link is not None else None
+    new.similar_local = dict(c.similar_local) if c.similar_local is not None else None
+    return new
+
+
+def _candidate(ent: Enterprise, rank: int, score: float, channels: dict, terms: list[str],
+               link_terms_normalized: list[tuple[str, str]]) -> Candidate:
     return Candidate(
         enterprise_id=ent.id, name=ent.name, rank=rank, score=round(score, 4), province=ent.province or "",
         city=ent.city or "", country=ent.country or "", status=ent.status or "", tags=ent.tag_names,
         channels={c: round(float(v), 4) for c, v in channels.items()}, matched_terms=terms,
-        matched_products=matched_products(link, ent),
+        matched_products=_terms_in(link_terms_normalized, ent),
     )
 
 
-def _explain(session: Session, engine, state: store.EngineState, cluster: Cluster, links: ClusterLinks,
-             chain_id: str, items: list[Candidate]) -> None:
+def _explain(session: Session, engine, state: store.EngineState, links: LinkSet, chain_id: str,
+             items: list[Candidate], roster: Sequence[int]) -> None:
     """Best-fitting leaf link of the chain and most similar local firm for each candidate, plus Chinese reasons."""
     if not items:
         return
     ids = [c.enterprise_id for c in items]
-    leaves = links.leaves.get(chain_id) or []
-    fits = score_matrix(engine, state, {key: links.queries[key] for key in leaves}, ids)
-    roster = roster_ids(session, cluster.id)
-    names = dict(session.execute(select(Enterprise.id, Enterprise.name).where(Enterprise.id.in_(roster))).all()) if roster else {}
+    leaves = links.leaves(chain_id)
+    fits = score_matrix(engine, state, {key: links.query(key) for key in leaves}, ids)
     look_alike = [None] * len(items)
     if roster:
         with state.lock:  # roster × page candidates in one step, as engine.similar(id, k=1, roster) would rank
-            look_alike = engine.best_look_alikes(ids, roster)
+            look_alike = engine.best_look_alikes(ids, list(roster))
+    similar_ids = sorted({int(top.id) for top in look_alike if top is not None})
+    names = dict(session.execute(select(Enterprise.id, Enterprise.name)
+                                 .where(Enterprise.id.in_(similar_ids))).all()) if similar_ids else {}
     for c, top in zip(items, look_alike):
         scored = [(fits[key][c.enterprise_id], key) for key in leaves if c.enterprise_id in fits[key]]
         if scored:
@@ -254,8 +356,8 @@ def _reasons(c: Candidate) -> list[str]:
     return reasons
 
 
-def _fallback(session: Session, cluster: Cluster, link: ChainLink, ref: LinkRef, filters: CandidateFilters,
-              k: int, offset: int) -> CandidatePage:
+def _fallback(session: Session, cluster: Cluster, link: ChainLink | LinkView, ref: LinkRef,
+              filters: CandidateFilters, k: int, offset: int) -> CandidatePage:
     """While the index is not ready: firms whose text contains the link's terms, ranked by how many they contain."""
     terms = link_terms(link) or [link.name]
     text_match = or_(*[col.contains(term) for term in terms
@@ -264,13 +366,14 @@ def _fallback(session: Session, cluster: Cluster, link: ChainLink, ref: LinkRef,
     if filters.exclude_cluster_firms:
         stmt = stmt.where(Enterprise.id.not_in(roster_ids(session, cluster.id)))
     scored = []
+    normalized = _normalized_terms(link_terms(link))
     for ent in session.scalars(stmt):
-        found = matched_products(link, ent)
+        found = _terms_in(normalized, ent)
         scored.append((len(found), -ent.id, ent, found))
     scored.sort(key=lambda s: (s[0], s[1]), reverse=True)
     items = []
     for rank, (hits, _, ent, found) in enumerate(scored[offset:offset + k], start=offset + 1):
-        c = _candidate(ent, rank, float(hits), {"keyword": float(hits)}, found, link)
+        c = _candidate(ent, rank, float(hits), {"keyword": float(hits)}, found, normalized)
         c.explanation = _reasons(c)
         items.append(c)
     status = store.active_embedder_info(current_app)

@@ -77,7 +77,8 @@ def _as_bool(raw: Any) -> bool:
 
 @dataclass
 class ResolvedFilter:
-    """Id sets for the engine: `allowed` (None = no restriction) and `excluded`."""
+    """Id sets for the engine: `allowed` (None = no restriction) and `excluded` (lists, or sorted int64 arrays in
+    the candidates' filter cache)."""
 
     allowed: list[int] | None = None
     excluded: list[int] = field(default_factory=list)

@@ -102,7 +102,9 @@ def relearn(session: Session, app=None, user: Any = None, min_gain: float | None
         with state.lock:
             engine.apply_learning(model)
             state.meta = {**state.meta, "learned_weights_id": row.id}
-            store.save_engine(app, engine, state.meta)
+            store._changed(state)
+            with store.folder_lock(app):
+                store.save_engine(app, engine, state.meta)
         logger.info("learned re-ranker adopted (gain %s over %d queries)", row.gain, row.queries)
     else:
         logger.info("learned re-ranker not adopted: %s", row.note)

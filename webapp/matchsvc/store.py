@@ -6,16 +6,20 @@ that does not fit (another embedder, a damaged or missing file, another database
 """
 from __future__ import annotations
 
+import fcntl
+import gc
 import hashlib
 import logging
 import re
 import shutil
 import threading
 import uuid
+from contextlib import contextmanager
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from flask import Flask
 from sqlalchemy import func, select
@@ -68,9 +72,16 @@ class Watermark:
 
 def current_watermark(session: Session) -> Watermark:
     """The watermark of the database as it is now."""
-    latest, count = session.execute(select(func.max(Enterprise.updated_at), func.count(Enterprise.id))).one()
-    deletion = session.scalar(select(func.max(EnterpriseDeletion.id))) or 0
-    return Watermark(latest.isoformat() if latest else None, int(count or 0), int(deletion))
+    # One round trip of three single-aggregate subqueries: the max comes from the updated_at index, the count from
+    # the smallest index (as one aggregate query over the table they would read every row).
+    latest, count, deletion = session.execute(select(
+        select(func.max(Enterprise.updated_at)).scalar_subquery(),
+        select(func.count()).select_from(Enterprise).scalar_subquery(),
+        select(func.max(EnterpriseDeletion.id)).scalar_subquery(),
+    )).one()
+    if isinstance(latest, str):  # SQLite hands a subquery's datetime back as text
+        latest = datetime.fromisoformat(latest)
+    return Watermark(latest.isoformat() if latest else None, int(count or 0), int(deletion or 0))
 
 
 @dataclass
@@ -94,6 +105,9 @@ class EngineState:
     build_lock: threading.Lock = field(default_factory=threading.Lock)  # long: one sync/rebuild at a time
     thread: threading.Thread | None = None
     filter_cache: dict = field(default_factory=dict)  # resolved SQL filter id sets, keyed with the watermark
+    generation: int = 0  # bumped whenever the engine is replaced or changed: part of every result cache key
+    page_cache: "OrderedDict[tuple, Any]" = field(default_factory=OrderedDict)  # candidates pages (matchsvc)
+    cache_lock: threading.Lock = field(default_factory=threading.Lock)  # guards page_cache
 
 
 def state_of(app: Flask) -> EngineState:
@@ -110,11 +124,18 @@ def configured_model(app: Flask) -> str:
     return str(app.config.get("EMBEDDING_MODEL") or "").strip()
 
 
+def embedder_options(app: Flask) -> dict:
+    """Backend, thread count and ONNX cache folder for the configured sentence-transformers model."""
+    return {"backend": str(app.config.get("EMBEDDING_BACKEND") or "auto"),
+            "threads": int(app.config.get("EMBEDDING_THREADS") or 0),
+            "cache_dir": Path(app.instance_path) / "onnx-cache"}
+
+
 def expected_embedder_name(app: Flask) -> str:
     """Name of the configured embedder, without loading a model."""
     from matching.embedders import embedder_name_for
 
-    return embedder_name_for(configured_model(app))
+    return embedder_name_for(configured_model(app), embedder_options(app)["backend"])
 
 
 def folder_name(embedder_name: str) -> str:
@@ -127,6 +148,35 @@ def folder_name(embedder_name: str) -> str:
 def index_folder(app: Flask, embedder_name: str | None = None) -> Path:
     """INDEX_DIR/<embedder-name>/ of the configured (or given) embedder."""
     return Path(app.config["INDEX_DIR"]) / folder_name(embedder_name or expected_embedder_name(app))
+
+
+@contextmanager
+def folder_lock(app: Flask, blocking: bool = True, shared: bool = False) -> Iterator[bool]:
+    """An inter-process lock on the configured embedder's index folder (server workers, CLI).
+
+    Exclusive while an index is rebuilt or saved, shared while one is loaded: worker processes load at the same
+    time, never while another process swaps the folder, and two processes never build the same index at once.
+    Yields whether it was taken (always True when blocking).
+    """
+    folder = index_folder(app)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+    with open(folder.with_name(f".{folder.name}.lock"), "a+b") as fh:
+        try:
+            fcntl.flock(fh.fileno(), mode | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _load_shared(app: Flask, session: Session):
+    """load_saved_engine under the shared folder lock."""
+    with folder_lock(app, shared=True):
+        return load_saved_engine(app, session)
 
 
 def database_id(session: Session, create: bool = True) -> str | None:
@@ -148,7 +198,7 @@ def _new_engine(app: Flask):
     from matching.fusion import PRETRAINED_DENSE_WEIGHT, FusionWeights
 
     model = configured_model(app)
-    embedder = make_embedder(model)
+    embedder = make_embedder(model, **embedder_options(app))
     # The built-in embedder does not help the fused ranking (Q's benchmark); a pretrained model gets a dense share.
     weights = FusionWeights(dense=PRETRAINED_DENSE_WEIGHT) if model else FusionWeights()
     return MatchEngine(embedder=embedder, weights=weights, exact_max=int(app.config.get("INDEX_EXACT_MAX", 200_000)))
@@ -250,12 +300,31 @@ def _install(state: EngineState, engine, meta: dict) -> None:
         state.engine, state.meta = engine, meta
         state.status, state.message = STATUS_READY, ""
         state.filter_cache.clear()
+        _changed(state)
+    _freeze_long_lived()
+
+
+def _changed(state: EngineState) -> None:
+    """The engine was replaced or changed: results cached for the previous one no longer apply."""
+    state.generation += 1
+    with state.cache_lock:
+        state.page_cache.clear()
+
+
+def _freeze_long_lived() -> None:
+    """Move the objects alive now (the engine's token lists, documents, …: hundreds of thousands) out of the
+    cyclic garbage collector's reach: each full collection would otherwise walk all of them, a pause of tens to
+    hundreds of ms in whatever request triggers it. Frozen objects are still freed by reference counting; what
+    was frozen before is unfrozen first, so that garbage cycles among older objects are still collected here."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def rebuild(app: Flask, session: Session, progress: Progress | None = None, reason: str = "") -> SyncResult:
     """Full rebuild from the database, saved and installed in the cache (searches go on meanwhile)."""
     state = state_of(app)
-    with state.build_lock:
+    with state.build_lock, folder_lock(app):
         return _rebuild(app, session, state, progress, reason)
 
 
@@ -292,27 +361,33 @@ def sync(session: Session, app: Flask | None = None, progress: Progress | None =
 
 
 def _sync_locked(app: Flask, session: Session, state: EngineState, progress: Progress | None,
-                 max_changes: int | None, allow_rebuild: bool = True) -> SyncResult:
+                 max_changes: int | None, allow_rebuild: bool = True, now: Watermark | None = None) -> SyncResult:
     if state.engine is None and not allow_rebuild:
         return SyncResult(reason="deferred")
     if state.engine is None:
+        # Another process (worker, CLI) building or saving this index holds the lock: wait, then load its result.
         try:
-            engine, meta = load_saved_engine(app, session)
-            _install(state, engine, meta)
-        except IndexMismatchError as exc:
-            logger.info("match index not usable (%s); rebuilding", exc)
-            return _rebuild(app, session, state, progress, reason=str(exc))
+            engine, meta = _load_shared(app, session)
+        except IndexMismatchError:
+            with folder_lock(app):  # exclusive; look again: another process may have just built it
+                try:
+                    engine, meta = load_saved_engine(app, session)
+                except IndexMismatchError as exc:
+                    logger.info("match index not usable (%s); rebuilding", exc)
+                    return _rebuild(app, session, state, progress, reason=str(exc))
+        _install(state, engine, meta)
     if state.meta.get("embedder") != expected_embedder_name(app):
         if not allow_rebuild:
             return SyncResult(reason="deferred")
-        return _rebuild(app, session, state, progress, reason="embedder changed")
-    return _apply_changes(app, session, state, max_changes, allow_rebuild)
+        with folder_lock(app):
+            return _rebuild(app, session, state, progress, reason="embedder changed")
+    return _apply_changes(app, session, state, max_changes, allow_rebuild, now)
 
 
 def _apply_changes(app: Flask, session: Session, state: EngineState, max_changes: int | None,
-                   allow_rebuild: bool = True) -> SyncResult:
+                   allow_rebuild: bool = True, now: Watermark | None = None) -> SyncResult:
     saved = Watermark.from_value(state.meta["watermark"])
-    now = current_watermark(session)
+    now = now or current_watermark(session)
     if now == saved:
         return SyncResult()
     since = saved.updated_at_value()
@@ -330,26 +405,49 @@ def _apply_changes(app: Flask, session: Session, state: EngineState, max_changes
     if deleted:
         with state.lock:
             engine.remove(sorted(set(deleted)))
+            _changed(state)
     added = 0
     # Small batches, each under the short lock, so searches interleave with a long sync.
     for batch in iter_documents(session, where=changed_filter, batch=SYNC_BATCH):
         with state.lock:
             engine.add(batch)
+            _changed(state)
         added += len(batch)
     count = int(engine.info().get("count", -1))
     if count != now.count and not allow_rebuild:
         return SyncResult(added=added, removed=len(set(deleted)), reason="deferred")
     if count != now.count:
         # Rows vanished without a tombstone or appeared with an old timestamp: only a rebuild is trustworthy.
-        return _rebuild(app, session, state, None,
-                        reason=f"count mismatch after sync ({count} indexed, {now.count} in database)")
+        with folder_lock(app):
+            return _rebuild(app, session, state, None,
+                            reason=f"count mismatch after sync ({count} indexed, {now.count} in database)")
     meta = {**state.meta, **_engine_meta(engine, now, state.meta["database_id"], state.meta.get("learned_weights_id"))}
     meta["built_at"] = state.meta.get("built_at", meta["built_at"])
-    save_engine(app, engine, meta)
-    state.meta = meta
-    state.filter_cache.clear()
+    _save_synced(app, engine, meta)
+    with state.lock:
+        state.meta = meta
+        state.filter_cache.clear()
+        _changed(state)
     logger.info("match index synced: %d updated/inserted, %d removed", added, len(set(deleted)))
     return SyncResult(added=added, removed=len(set(deleted)))
+
+
+def _save_synced(app: Flask, engine, meta: dict) -> None:
+    """Save an incrementally synced engine, unless the saved one already holds the same data (another worker
+    process saved it) or another process is saving right now (the next sync saves; a saved index that is behind
+    is brought up to date by whoever loads it)."""
+    with folder_lock(app, blocking=False) as locked:
+        if not locked:
+            logger.info("match index synced; not saved: another process is saving it")
+            return
+        try:
+            saved = read_meta(index_folder(app) / META_FILE)
+        except IndexMismatchError:
+            saved = {}
+        same = all(saved.get(k) == meta.get(k) for k in ("watermark", "database_id", "embedder", "count",
+                                                          "learned_weights_id"))
+        if not same:
+            save_engine(app, engine, meta)
 
 
 # ----------------------------------------------------------------------------- background and status
@@ -393,27 +491,80 @@ def wait_for_background(app: Flask, timeout: float | None = None) -> None:
         thread.join(timeout)
 
 
-def engine_for_request(session: Session, app: Flask | None = None):
-    """The ready engine, synced when few rows changed; None (and a background build started) when not ready."""
+def request_engine(session: Session, app: Flask | None = None) -> tuple[Any, Watermark | None]:
+    """(engine, the database's watermark as read now) for a request; the engine is synced when few rows changed.
+
+    (None, None) while the engine is not ready (a background load or build is started).
+    """
     from flask import current_app
 
     app = app or current_app._get_current_object()
     state = state_of(app)
     if state.engine is None:
         ensure_index_async(app)
-        return None
+        return None, None
+    now = current_watermark(session)
     if not state.build_lock.acquire(blocking=False):  # a running sync/rebuild is never waited for
-        return state.engine
+        return state.engine, now
     deferred = False
     try:
-        deferred = _sync_locked(app, session, state, None, INLINE_SYNC_MAX, allow_rebuild=False).reason == "deferred"
+        deferred = _sync_locked(app, session, state, None, INLINE_SYNC_MAX, allow_rebuild=False,
+                                now=now).reason == "deferred"
     except Exception:  # noqa: BLE001 - serve the engine we have
         logger.exception("inline index sync failed")
     finally:
         state.build_lock.release()
     if deferred:
         ensure_index_async(app)
-    return state.engine
+    return state.engine, now
+
+
+def engine_for_request(session: Session, app: Flask | None = None):
+    """The ready engine, synced when few rows changed; None (and a background build started) when not ready."""
+    return request_engine(session, app)[0]
+
+
+def preload(app: Flask) -> str:
+    """Load the saved engine into this process now (a server worker before it takes requests), once.
+
+    A saved index that is missing or does not fit is built in the background instead (other worker processes
+    wait for that build through the folder lock and then load it); returns the engine status.
+    """
+    from webapp.extensions import db
+
+    state = state_of(app)
+    with app.app_context():
+        try:
+            if state.engine is None:
+                with state.build_lock:
+                    if state.engine is None:
+                        engine, meta = _load_shared(app, db.session)
+                        _install(state, engine, meta)
+            engine_for_request(db.session, app)  # applies a few changed rows, or syncs in the background
+            _warm_up(state)
+        except IndexMismatchError as exc:
+            logger.info("no usable saved match index (%s); building it in the background", exc)
+            ensure_index_async(app)
+        except Exception:  # noqa: BLE001 - the worker still serves (keyword fallback) and retries on demand
+            logger.exception("could not preload the match index")
+        finally:
+            db.session.remove()
+    return state.status
+
+
+WARM_UP_QUERY = "产业链 配套 企业"
+
+
+def _warm_up(state: EngineState) -> None:
+    """One small search and scoring, so that lazy one-time set-ups (the tokenizer's dictionary, per-engine
+    structures) happen before the first request rather than in it, with the engine lock held."""
+    engine = state.engine
+    if engine is None or not len(engine):
+        return
+    with state.lock:
+        hits = engine.search(WARM_UP_QUERY, k=10)
+        if hits:
+            engine.query_scores([WARM_UP_QUERY], [int(hits[0].id)])
 
 
 def active_embedder_info(app: Flask, session: Session | None = None) -> dict:

@@ -4,20 +4,27 @@ Measured with two fusion settings: "all_channels" (the dense channel on at the p
 encoding and vector search are part of every query) and "default" (the product's weights with the built-in
 embedder: lexical channels only in the ranking). Naive baselines in the same run: a plain TF-IDF scan (sparse
 product over every document, full sort) and an exact float32 flat scan of the same vectors.
+
+The pool's embeddings come from the resumable embedding store that `chainmatch bench vector` uses for the same n and
+seed (built once, shared); the built engine is saved under the work folder and loaded (not rebuilt) by later runs,
+which also measures loading.
 """
 from __future__ import annotations
 
 import gc
+import json
+import shutil
 
 import numpy as np
 
-from webapp.perf.machine import Stopwatch, machine_facts, percentiles_ms, rss_mb
+from webapp.perf.machine import Stopwatch, machine_facts, percentiles_ms, rss_mb, work_dir
 from webapp.perf.pool import filter_cases, link_queries, synthetic_pool
 
 SEARCH_K = 100
-# Engine memory per firm measured at 100,000 synthetic firms (see docs/performance.md); used to refuse a run that
-# would not fit in the available memory instead of pushing the shared machine into swapping or the OOM killer.
-ENGINE_BYTES_PER_FIRM_ESTIMATE = 40_000
+# Peak memory per firm of a build, measured at 1,000,000 synthetic firms (5.7 GB for the process with the pool's
+# texts, docs/performance.md), with a margin: refuse a run that would not fit in the available memory instead of
+# pushing the shared machine into swapping or the OOM killer.
+ENGINE_BYTES_PER_FIRM_ESTIMATE = 8_000
 MEMORY_SHARE = 0.8
 
 
@@ -30,18 +37,24 @@ def _available_bytes() -> int:
     return 0
 
 
-def _naive(engine, pool_texts_tokens, queries, vectors, qvecs) -> dict:
-    from sklearn.feature_extraction.text import TfidfVectorizer
+def _naive(engine, queries, vectors, qvecs) -> dict:
+    """Plain TF-IDF over the engine's word counts (full sparse product, full sort) and an exact float32 scan."""
+    from sklearn.feature_extraction.text import TfidfTransformer
 
     from matching.text import tokenize
 
-    vec = TfidfVectorizer(analyzer=lambda toks: toks, sublinear_tf=True, dtype=np.float32)
-    matrix = vec.fit_transform(pool_texts_tokens).tocsr()
+    counts = engine._bm25.counts
+    tfidf = TfidfTransformer(sublinear_tf=True)
+    matrix = tfidf.fit_transform(counts.astype(np.float32)).tocsr()
+    ids = engine._bm25.vocab.ids
     lex, dense = [], []
-    for q, qv in zip(queries, qvecs):
+    for q, qv in zip(queries, qvecs if qvecs is not None else [None] * len(queries)):
         with Stopwatch() as sw:
-            qx = vec.transform([tokenize(q)])
-            scores = np.asarray((matrix @ qx.T).todense()).ravel()
+            cols = [ids[t] for t in tokenize(q) if t in ids]
+            qx = np.zeros(counts.shape[1], np.float32)
+            np.add.at(qx, cols, 1.0)
+            qx = tfidf.transform(qx.reshape(1, -1)).toarray().ravel()
+            scores = matrix @ qx
             np.argsort(-scores, kind="stable")[:SEARCH_K]
         lex.append(sw.seconds)
         if vectors is not None:
@@ -56,11 +69,92 @@ def _naive(engine, pool_texts_tokens, queries, vectors, qvecs) -> dict:
     return out
 
 
-def run(n: int, seed: int = 1, queries: int = 200, exact_max: int | None = None, with_embedder: bool = True,
-        progress=None, log=lambda m: None, force: bool = False) -> dict:
+def _engine_bytes(engine) -> dict:
+    """Bytes of the engine's arrays by part (the documents' Python objects are in the RSS figure, not here)."""
+    def sparse(m):
+        return int(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes)
+
+    parts = {
+        "bm25_word": sparse(engine._bm25.counts) + sparse(engine._bm25.columns),
+        "bm25_char": sparse(engine._char.counts) + sparse(engine._char.columns),
+        "tfidf": sparse(engine._tfidf.rows) + sparse(engine._tfidf.columns),
+    }
+    return parts
+
+
+def _store_folder(n: int, seed: int, work: str | None):
+    """Where `chainmatch bench vector` keeps the pool's embeddings for the same n, seed and --work."""
+    from pathlib import Path
+
+    return (Path(work) if work else work_dir(None, f"vector-{n}-{seed}")) / "embeddings"
+
+
+def _built_engine(n: int, seed: int, pool, with_embedder: bool, exact_max, base, work, progress, log):
+    """(engine, build figures): loaded from the work folder when an earlier run saved it, else built and saved."""
     from matching.engine import MatchEngine
     from matching.fusion import PRETRAINED_DENSE_WEIGHT, FusionWeights
     from matching.vector_index import DEFAULT_EXACT_MAX
+
+    folder = base / ("engine" if with_embedder else "engine-lexical")
+    marker = folder / "complete.json"
+    figures: dict = {}
+    if marker.exists():
+        log(f"loading the saved engine from {folder}")
+        gc.collect()
+        before = rss_mb()
+        with Stopwatch() as sw:
+            engine = MatchEngine.load(folder)
+        figures.update(json.loads(marker.read_text()), load_seconds=round(sw.seconds, 1),
+                       engine_rss_mb=round(rss_mb() - before, 1))
+        return engine, figures
+    embedder = vectors = None
+    if with_embedder:
+        from matching import embedding_store
+        from webapp.perf.vector_bench import ensure_embeddings
+
+        store = _store_folder(n, seed, work)
+        log(f"embedding the pool into {store} (resumable; shared with `bench vector`)")
+        result, fit_seconds = ensure_embeddings(pool.texts, store, progress=progress)
+        embedder = embedding_store.stored_embedder(store)
+        vectors = embedding_store.load_vectors(store)
+        figures["embedding"] = {"store": str(store), "encode_seconds_this_run": result.seconds,
+                                "fit_seconds": round(fit_seconds, 1)}
+    weights = FusionWeights(dense=PRETRAINED_DENSE_WEIGHT if embedder else 0.0)
+    lexical_marker = base / "engine-lexical" / "complete.json"
+    gc.collect()
+    before = rss_mb()
+    if embedder is not None and lexical_marker.exists():
+        # The lexical channels of this pool were built by an earlier --lexical-only run: add the vector index only.
+        log("loading the lexical engine of an earlier run and adding the vector index")
+        with Stopwatch() as build:
+            engine = MatchEngine.load(lexical_marker.parent)
+            engine.weights = weights
+            engine.attach_embedder(embedder, vectors)
+        figures.update(json.loads(lexical_marker.read_text()))
+        figures["vector_index_seconds"] = round(build.seconds, 1)
+    else:
+        engine = MatchEngine(embedder=embedder, weights=weights,
+                             exact_max=DEFAULT_EXACT_MAX if exact_max is None else exact_max)
+        docs = pool.documents()
+        log("building the engine (term counts in worker processes, weights, vector index)")
+        with Stopwatch() as build:
+            engine.build(docs, progress=progress, vectors=vectors)
+        del docs
+        figures["build_seconds"] = round(build.seconds, 1)
+    del vectors
+    gc.collect()
+    figures["engine_rss_mb"] = round(rss_mb() - before, 1)
+    with Stopwatch() as sw:
+        shutil.rmtree(folder, ignore_errors=True)
+        engine.save(folder)
+    figures["save_seconds"] = round(sw.seconds, 1)
+    marker.write_text(json.dumps({k: v for k, v in figures.items() if k != "engine_rss_mb"}))
+    return engine, figures
+
+
+def run(n: int, seed: int = 1, queries: int = 200, exact_max: int | None = None, with_embedder: bool = True,
+        progress=None, log=lambda m: None, force: bool = False, folder: str | None = None) -> dict:
+    from matching.fusion import PRETRAINED_DENSE_WEIGHT, FusionWeights
 
     need = n * ENGINE_BYTES_PER_FIRM_ESTIMATE
     if not force and need > MEMORY_SHARE * _available_bytes():
@@ -68,39 +162,24 @@ def run(n: int, seed: int = 1, queries: int = 200, exact_max: int | None = None,
                 "reason": (f"the engine needs about {need / 1e9:.0f} GB at {ENGINE_BYTES_PER_FIRM_ESTIMATE} bytes per "
                            f"firm; {_available_bytes() / 1e9:.0f} GB available (use --force to try anyway)"),
                 "machine": machine_facts()}
+    base = work_dir(folder, f"match-{n}-{seed}")
     log(f"generating {n} synthetic firms")
     pool = synthetic_pool(n, seed)
-    docs = pool.documents()
     qtexts = link_queries(queries, seed)
     filters = filter_cases(pool, len(qtexts), seed)
-    embedder = None
-    if with_embedder:
-        from matching.builtin_embedder import BuiltinEmbedder
+    engine, build = _built_engine(n, seed, pool, with_embedder, exact_max, base, folder, progress, log)
+    embedder = engine.embedder
 
-        embedder = BuiltinEmbedder()
-    engine = MatchEngine(embedder=embedder, weights=FusionWeights(dense=PRETRAINED_DENSE_WEIGHT if embedder else 0.0),
-                         exact_max=DEFAULT_EXACT_MAX if exact_max is None else exact_max)
-    gc.collect()
-    before = rss_mb()
-    log("building the engine")
-    with Stopwatch() as build:
-        engine.build(docs, progress=progress)
-    del docs
-    gc.collect()
-    engine_mb = rss_mb() - before
-
-    settings = {"all_channels": engine.weights}
+    settings = {"all_channels": FusionWeights(dense=PRETRAINED_DENSE_WEIGHT) if embedder else FusionWeights()}
     if embedder is not None:
         settings["default"] = FusionWeights()
     figures = {}
     for label, weights in settings.items():
         engine.weights = weights
-        engine.search(qtexts[0], SEARCH_K)  # warm-up (first query loads jieba state, allocates)
+        engine.search(qtexts[0], SEARCH_K)  # warm-up (first query loads jieba state, compiles kernels)
         total, by_filter = [], {}
         for q, (flabel, allowed, excluded) in zip(qtexts, filters):
-            # The product hands the engine plain lists of ids (resolved in SQL, cached per filter set).
-            allowed = None if allowed is None else allowed.tolist()
-            excluded = excluded.tolist()
+            # As the product does: ids resolved in SQL, cached per filter set as sorted int64 arrays.
             with Stopwatch() as sw:
                 hits = engine.search(q, SEARCH_K, allowed_ids=allowed, excluded_ids=excluded)
             total.append(sw.seconds)
@@ -111,12 +190,13 @@ def run(n: int, seed: int = 1, queries: int = 200, exact_max: int | None = None,
                           "by_filter": {k: percentiles_ms(v) for k, v in by_filter.items()}}
     engine.weights = settings["all_channels"]
 
-    # Parts of a query, timed apart (no filter): lexical channel scores, query encoding, vector search.
-    parts: dict[str, list[float]] = {"lexical_channels": [], "query_encoding": [], "vector_search": []}
+    # Parts of a query, timed apart (no filter): every posting of the lexical channels (the unpruned scan),
+    # query encoding, vector search.
+    parts: dict[str, list[float]] = {"lexical_channels_full_scan": [], "query_encoding": [], "vector_search": []}
     for q in qtexts:
         with Stopwatch() as sw:
             engine.channel_scores(q, FusionWeights())
-        parts["lexical_channels"].append(sw.seconds)
+        parts["lexical_channels_full_scan"].append(sw.seconds)
         if embedder is not None:
             with Stopwatch() as sw:
                 v = embedder.encode([q])
@@ -127,17 +207,18 @@ def run(n: int, seed: int = 1, queries: int = 200, exact_max: int | None = None,
 
     vectors = qvecs = None
     if embedder is not None:
-        vectors = engine._vindex._main.index.reconstruct_n(0, n) if engine._vindex.kind == "flat" else None
-        if vectors is None:
-            vectors = engine._vindex._store.index.reconstruct_n(0, n)
+        from matching import embedding_store
+
+        vectors = embedding_store.load_vectors(_store_folder(n, seed, folder))
         qvecs = embedder.encode(qtexts)
     log("naive baselines")
-    naive = _naive(engine, [engine._tokens[i].words for i in range(n)], qtexts, vectors, qvecs)
+    naive = _naive(engine, qtexts, vectors, qvecs)
     return {
         "bench": "match", "n": n, "queries": len(qtexts), "k": SEARCH_K,
         "embedder": getattr(embedder, "name", None), "vector_kind": getattr(engine._vindex, "kind", None),
-        "build_seconds": round(build.seconds, 1), "engine_rss_mb": round(engine_mb, 1),
-        "engine_bytes_per_firm": round(engine_mb * 1e6 / n),
+        **build,
+        "engine_bytes_per_firm": round(build["engine_rss_mb"] * 1e6 / n) if n else None,
+        "engine_array_bytes_per_firm": {k: round(v / n) for k, v in _engine_bytes(engine).items()} if n else {},
         "engine": figures, "parts_no_filter": {k: percentiles_ms(v) for k, v in parts.items() if v},
         "naive": naive,
         "speedup_p50_vs_naive": _ratio(naive, figures),

@@ -1,17 +1,15 @@
-"""Which clusters, chains and upstream links a chain-leader firm user works with, and who sees which request."""
+"""Which clusters, chains and upstream links a chain-leader firm user works with, and which clusters' requests
+staff handle (the request look-ups themselves are in webapp.suppliers.service)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import abort
-from flask_login import current_user
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from chains.chain_models import Chain, ChainLink, SupplyEdge
 from chains.cluster_models import Cluster, ClusterChain, RosterEntry
-from webapp.auth.models import ROLE_ADMIN, ROLE_FIRM, ROLE_MANAGER, ROLE_STAFF
-from webapp.suppliers.models import MatchmakingRequest
+from webapp.auth.models import ROLE_ADMIN, ROLE_MANAGER, ROLE_STAFF
 
 LEADER_ROLE = "龙头"
 UPSTREAM_STAGE = "上游"
@@ -75,17 +73,3 @@ def staff_visible_clusters(user) -> set[str] | None:
         return user.cluster_ids()
     return set()
 
-
-def get_request_for_current_user(session: Session, request_id: int) -> MatchmakingRequest:
-    """A request the current user may see: 404 when it does not exist or belongs to another firm (no leak)."""
-    req = session.get(MatchmakingRequest, request_id)
-    if req is None:
-        abort(404)
-    if current_user.role == ROLE_FIRM:
-        if not current_user.enterprise_id or req.requester_id != current_user.enterprise_id:
-            abort(404)
-        return req
-    visible = staff_visible_clusters(current_user)
-    if visible is not None and req.cluster_id not in visible:
-        abort(403)
-    return req

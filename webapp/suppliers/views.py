@@ -12,33 +12,20 @@ from chains.enterprise_models import Enterprise
 from webapp.auth.models import ROLE_ADMIN, ROLE_FIRM, ROLE_MANAGER, ROLE_STAFF
 from webapp.auth.roles import require_cluster_access, role_required
 from webapp.candidates.views import embedder_name, wants_fragment
-from webapp.clusters.integrations import audit
 from webapp.extensions import db
 from webapp.main import nav
 from webapp.matchsvc.profiles import link_query_for
-from webapp.suppliers import bp
-from webapp.suppliers.access import (
-    firm_clusters,
-    get_request_for_current_user,
-    need_links,
-    staff_visible_clusters,
-)
-from webapp.suppliers.models import (
-    OPEN_STATUSES,
-    REQUEST_STATUSES,
-    STATUS_PENDING,
-    MatchmakingEvent,
-    MatchmakingRequest,
-    SupplierShortlist,
-)
+from webapp.suppliers import bp, service
+from webapp.suppliers.access import firm_clusters, need_links
+from webapp.suppliers.models import OPEN_STATUSES, REQUEST_STATUSES, MatchmakingRequest, SupplierShortlist
 from webapp.suppliers.ranking import LOCAL_FIRST_DEFAULT, Need, rank_suppliers
+from webapp.suppliers.service import FORBIDDEN, MAX_NEED_TEXT, NOT_FOUND, MatchmakingError
 
 logger = logging.getLogger("chainmatch.suppliers")
 
 STAFF_ROLES = (ROLE_ADMIN, ROLE_STAFF, ROLE_MANAGER)
 MAX_NEEDS = 5  # needs searched at once
-MAX_TEXT = 500  # free-text need
-MAX_NOTE = 2000
+MAX_TEXT = MAX_NEED_TEXT  # free-text need
 FIELD_LABELS = {"created": "提交申请", "status": "状态", "note": "处理备注"}
 
 nav.register("suppliers.index", "供需对接", ROLE_FIRM)
@@ -155,52 +142,35 @@ def shortlist():
     return redirect(url_for("suppliers.index"))
 
 
-def _log(req: MatchmakingRequest, field: str, old, new) -> None:
-    db.session.add(MatchmakingEvent(request=req, user_id=current_user.id, field=field, old=old, new=new))
+def _abort_on(exc: MatchmakingError) -> None:
+    """Not found (or another firm's) is a 404, another cluster's a 403, as for any page."""
+    if exc.kind == NOT_FOUND:
+        abort(404)
+    if exc.kind == FORBIDDEN:
+        abort(403)
+
+
+def _get_request(request_id: int) -> MatchmakingRequest:
+    try:
+        return service.find_request(db.session, current_user, request_id)
+    except MatchmakingError as exc:
+        _abort_on(exc)
+        raise
 
 
 @bp.route("/requests/new", methods=["POST"])
 @role_required(ROLE_FIRM)
 def create_request():
     """申请对接: ask the cluster to connect this firm with a supplier for a need (idempotent while open)."""
-    requester = _requester()
-    if requester is None:
-        return _request_error("您的账号尚未关联企业，无法申请对接。")
     supplier = request.form.get("supplier_id", "")
-    if not supplier.isdigit() or db.session.get(Enterprise, int(supplier)) is None or int(supplier) == requester.id:
-        return _request_error("供应商不存在。")
-    clusters = {c.id: c for c in firm_clusters(db.session, current_user)}
-    cluster_id = request.form.get("cluster_id", "")
-    if cluster_id not in clusters:
-        abort(403)
-    link_key = request.form.get("link_key", "").strip() or None
-    chain_id = None
-    if link_key:
-        options = {o.link.key: o for o in need_links(db.session, [clusters[cluster_id]])}
-        if link_key not in options:
-            return _request_error("所选环节不属于该集聚区的产业链。")
-        chain_id = options[link_key].chain.id
-        need_text = f"{options[link_key].chain.name} · {options[link_key].link.name}"
-    else:
-        need_text = (request.form.get("need_text") or "").strip()[:MAX_TEXT]
-        if not need_text:
-            return _request_error("请填写对接需求。")
-    note = (request.form.get("note") or "").strip()[:MAX_NOTE]
-    existing = db.session.scalar(select(MatchmakingRequest).where(
-        MatchmakingRequest.requester_id == requester.id, MatchmakingRequest.supplier_id == int(supplier),
-        MatchmakingRequest.cluster_id == cluster_id, MatchmakingRequest.status.in_(OPEN_STATUSES),
-        MatchmakingRequest.link_key.is_(None) if link_key is None else MatchmakingRequest.link_key == link_key,
-        *([MatchmakingRequest.need_text == need_text] if link_key is None else [])))
-    created = existing is None
-    req = existing
+    try:
+        req, created = service.create_request(
+            db.session, current_user, int(supplier) if supplier.isdigit() else None, request.form.get("cluster_id", ""),
+            request.form.get("link_key"), request.form.get("need_text") or "", request.form.get("note") or "")
+    except MatchmakingError as exc:
+        _abort_on(exc)
+        return _request_error(exc.message)
     if created:
-        req = MatchmakingRequest(requester_id=requester.id, supplier_id=int(supplier), cluster_id=cluster_id,
-                                 chain_id=chain_id, link_key=link_key, need_text=need_text, status=STATUS_PENDING,
-                                 note=note, created_by_id=current_user.id)
-        db.session.add(req)
-        _log(req, "created", None, STATUS_PENDING)
-        db.session.flush()
-        audit("matchmaking.create", "matchmaking_request", req.id, cluster_id=cluster_id, supplier_id=int(supplier))
         db.session.commit()
         logger.info("firm user %s filed matchmaking request %s", current_user.id, req.id)
     message = "已提交对接申请，集聚区工作人员将尽快处理" if created else "已有进行中的对接申请"
@@ -217,10 +187,7 @@ def _request_error(message: str):
 
 
 def _staff_query(status: str, cluster_id: str):
-    query = select(MatchmakingRequest)
-    visible = staff_visible_clusters(current_user)
-    if visible is not None:
-        query = query.where(MatchmakingRequest.cluster_id.in_(visible or {""}))
+    query = service.visible_requests(current_user)
     if status in REQUEST_STATUSES:
         query = query.where(MatchmakingRequest.status == status)
     if cluster_id:
@@ -248,7 +215,7 @@ def requests():
 @bp.route("/requests/<int:request_id>")
 @role_required(ROLE_FIRM, *STAFF_ROLES)
 def request_detail(request_id: int):
-    req = get_request_for_current_user(db.session, request_id)
+    req = _get_request(request_id)
     chain = db.session.get(Chain, req.chain_id) if req.chain_id else None
     return render_template("suppliers/request_detail.html", req=req, chain=chain, statuses=REQUEST_STATUSES,
                            field_labels=FIELD_LABELS, can_edit=current_user.role != ROLE_FIRM)
@@ -257,26 +224,15 @@ def request_detail(request_id: int):
 @bp.route("/requests/<int:request_id>/status", methods=["POST"])
 @role_required(*STAFF_ROLES)
 def change_status(request_id: int):
-    req = get_request_for_current_user(db.session, request_id)
-    require_cluster_access(req.cluster_id)
-    new_status = request.form.get("status", "")
-    if new_status not in REQUEST_STATUSES:
-        error = "未知的状态"
+    req = _get_request(request_id)
+    note = request.form.get("note") if "note" in request.form else None
+    try:
+        changed = service.change_status(db.session, req, request.form.get("status", ""), current_user.id, note)
+    except MatchmakingError as exc:
         if wants_fragment():
-            return render_template("suppliers/_request_row.html", r=req, statuses=REQUEST_STATUSES, error=error), 400
-        return render_template("errors/page.html", code=400, title="无法更新状态", message=error), 400
-    note = (request.form.get("note") or "").strip()[:MAX_NOTE]
-    changed = False
-    if new_status != req.status:
-        _log(req, "status", req.status, new_status)
-        req.status = new_status
-        changed = True
-    if "note" in request.form and note != (req.note or ""):
-        _log(req, "note", req.note or None, note or None)
-        req.note = note
-        changed = True
-    if changed:
-        audit("matchmaking.status", "matchmaking_request", req.id, cluster_id=req.cluster_id, status=req.status)
+            return render_template("suppliers/_request_row.html", r=req, statuses=REQUEST_STATUSES,
+                                   error=exc.message), 400
+        return render_template("errors/page.html", code=400, title="无法更新状态", message=exc.message), 400
     db.session.commit()
     if wants_fragment():
         return render_template("suppliers/_request_row.html", r=req, statuses=REQUEST_STATUSES, error=None,

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 8fd084e3390d
+Revision ID: 31f2153e199c
 Revises: 
-Create Date: 2026-11-22 09:03:02.566780
+Create Date: 2026-11-22 11:36:02.268407
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '8fd084e3390d'
+revision = '31f2153e199c'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -79,6 +79,7 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_enterprises_name_norm'), ['name_norm'], unique=False)
         batch_op.create_index(batch_op.f('ix_enterprises_province'), ['province'], unique=False)
         batch_op.create_index('ix_enterprises_region', ['province', 'city'], unique=False)
+        batch_op.create_index('ix_enterprises_updated_at', ['updated_at'], unique=False)
 
     op.create_table('match_index_state',
     sa.Column('key', sa.String(length=64), nullable=False),
@@ -186,6 +187,23 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_audit_log_at'), ['at'], unique=False)
         batch_op.create_index(batch_op.f('ix_audit_log_cluster_id'), ['cluster_id'], unique=False)
 
+    op.create_table('background_jobs',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=32), nullable=False),
+    sa.Column('key', sa.String(length=128), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('message', sa.Text(), nullable=False),
+    sa.Column('done', sa.Integer(), nullable=False),
+    sa.Column('total', sa.Integer(), nullable=False),
+    sa.Column('owner', sa.String(length=160), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=True),
+    sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('heartbeat_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_background_jobs_user_id_users'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_background_jobs')),
+    sa.UniqueConstraint('kind', 'key', name=op.f('uq_background_jobs_kind'))
+    )
     op.create_table('candidate_feedback',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('cluster_id', sa.String(length=64), nullable=False),
@@ -620,6 +638,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_candidate_feedback_cluster_id'))
 
     op.drop_table('candidate_feedback')
+    op.drop_table('background_jobs')
     with op.batch_alter_table('audit_log', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_audit_log_cluster_id'))
         batch_op.drop_index(batch_op.f('ix_audit_log_at'))
@@ -641,6 +660,7 @@ def downgrade():
     op.drop_table('chain_versions')
     op.drop_table('match_index_state')
     with op.batch_alter_table('enterprises', schema=None) as batch_op:
+        batch_op.drop_index('ix_enterprises_updated_at')
         batch_op.drop_index('ix_enterprises_region')
         batch_op.drop_index(batch_op.f('ix_enterprises_province'))
         batch_op.drop_index(batch_op.f('ix_enterprises_name_norm'))

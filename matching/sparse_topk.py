@@ -1,0 +1,213 @@
+"""Exact top-k of a weighted sum of non-negative sparse score channels without scoring every posting (MaxScore).
+
+A match query's fused score is, up to a constant, Σ_c a_c · s_c(d): each lexical channel's score s_c is a sum of
+the query terms' non-negative weights in document d, and the dense channel contributes its fetched hits (shifted by
+the lowest fetched score, so non-negative too). Each (channel, term) is a posting list with an upper bound
+(weight · the term's largest entry). Terms are read highest bound first; once the k-th best partial score θ exceeds
+what all unread terms together could add, no unseen document can enter the top k, and the long posting lists of
+common terms (有, 限, 公, 司 …) are never read. The survivors are then scored exactly, from their rows, by the
+channels' own code, so the result equals scoring the whole pool (tests/test_sparse_topk.py checks that).
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+# θ is checked (and reading may stop) only before posting lists longer than this, over the first THETA_ROWS rows
+# touched; shorter lists are always read (reading 64k postings costs about what finishing 4k rows does).
+STOP_MIN_POSTINGS = 65_536
+THETA_ROWS = 8_192
+# After the cut-off, a list is looked up row by row when the rows left are fewer than its length / this (a binary
+# search costs about this many sequential postings), else scanned.
+LOOKUP_RATIO = 16
+# Partial sums are float32 in a different order than the exact scores: prune only with this relative margin.
+PRUNE_SLACK = 1e-4
+
+_kernels = None
+_local = threading.local()
+
+
+def _compile():
+    global _kernels
+    if _kernels is None:
+        from numba import njit
+
+        @njit(nogil=True, cache=True)
+        def scatter_add(rows, vals, weight, acc, seen, touched, n_touched):
+            for i in range(rows.shape[0]):
+                r = rows[i]
+                if seen[r] == 0:
+                    seen[r] = 1
+                    touched[n_touched] = r
+                    n_touched += 1
+                acc[r] += weight * vals[i]
+            return n_touched
+
+        @njit(nogil=True, cache=True)
+        def add_flagged(rows, vals, weight, acc, seen):
+            # Only rows still in the running (seen == 2) take the list's values.
+            for i in range(rows.shape[0]):
+                r = rows[i]
+                if seen[r] == 2:
+                    acc[r] += weight * vals[i]
+
+        @njit(nogil=True, cache=True)
+        def reset(acc, seen, touched, n_touched):
+            for i in range(n_touched):
+                r = touched[i]
+                acc[r] = 0.0
+                seen[r] = 0
+
+        @njit(nogil=True, cache=True)
+        def bm25_rows(indptr, indices, counts, idf, length_norm, rows, qslot, qvals, out):
+            # A row's BM25 weights for the query's columns only (qslot[col] = 1 + position in qvals, else 0), computed
+            # and summed (ascending columns, float32) exactly as the column weights and the whole-pool product are.
+            for i in range(rows.shape[0]):
+                r = rows[i]
+                s = np.float32(0.0)
+                for a in range(indptr[r], indptr[r + 1]):
+                    j = qslot[indices[a]]
+                    if j:
+                        tf = np.float64(counts[a])
+                        w = np.float32(np.float64(idf[indices[a]]) * tf / (length_norm[r] + tf))
+                        s += w * qvals[j - 1]
+                out[i] = s
+
+        @njit(nogil=True, cache=True)
+        def weighted_rows(indptr, indices, data, rows, qslot, qvals, out):
+            for i in range(rows.shape[0]):
+                r = rows[i]
+                s = np.float32(0.0)
+                for a in range(indptr[r], indptr[r + 1]):
+                    j = qslot[indices[a]]
+                    if j:
+                        s += data[a] * qvals[j - 1]
+                out[i] = s
+
+        _kernels = (scatter_add, reset, bm25_rows, weighted_rows, add_flagged)
+    return _kernels
+
+
+def _slots(width: int, cols: np.ndarray) -> np.ndarray:
+    """Per column of the vocabulary: 1 + the column's position among the query's columns, 0 for the others."""
+    slot = np.zeros(width, np.int32)
+    slot[np.asarray(cols, np.int64)] = np.arange(1, len(cols) + 1, dtype=np.int32)
+    return slot
+
+
+def bm25_row_scores(channel, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray) -> np.ndarray:
+    """BM25 scores of `rows` for ascending query columns `cols` weighted `vals` (float32), from the row counts."""
+    out = np.zeros(len(rows), np.float32)
+    m = channel.counts
+    _compile()[2](m.indptr, m.indices, m.data, channel.idf, channel.length_norm, np.asarray(rows, np.int64),
+                  _slots(m.shape[1], cols), np.asarray(vals, np.float32), out)
+    return out
+
+
+def weighted_row_scores(matrix, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray) -> np.ndarray:
+    """Σ matrix[row, col] · val over ascending query columns, per row (float32), for a row-major weight matrix."""
+    out = np.zeros(len(rows), np.float32)
+    _compile()[3](matrix.indptr, matrix.indices, matrix.data, np.asarray(rows, np.int64),
+                  _slots(matrix.shape[1], cols), np.asarray(vals, np.float32), out)
+    return out
+
+
+@dataclass
+class Term:
+    """One posting list: rows (ascending or not), their non-negative values, and the weight applied to them."""
+
+    rows: np.ndarray
+    values: np.ndarray
+    weight: float
+    bound: float  # weight · max(values), from precomputed column maxima (computing it here would read the list)
+
+
+def _buffers(n: int):
+    """Per-thread scratch arrays (a web server searches the same engine from several threads)."""
+    buf = getattr(_local, "buf", None)
+    if buf is None or len(buf[0]) < n:
+        buf = (np.zeros(n, np.float32), np.zeros(n, np.uint8), np.zeros(n, np.int32))
+        _local.buf = buf
+    return buf
+
+
+def _kth(values: np.ndarray, k: int) -> float:
+    if len(values) < k:
+        return -np.inf
+    return float(np.partition(values, len(values) - k)[len(values) - k])
+
+
+@dataclass
+class Candidates:
+    rows: np.ndarray      # ascending rows that may be in the top k (every row that is, and some that are not)
+    postings_read: int    # of postings_total: what pruning saved
+    postings_total: int
+
+
+def candidate_rows(terms: list[Term], n: int, k: int, in_pool: np.ndarray | None = None) -> Candidates:
+    """The rows of n that may be in the top k of Σ term weight · value.
+
+    `in_pool` (uint8 per row, or None for all rows) limits the ranking to a filtered pool. When fewer than k pool
+    rows score above zero, every term was read and every other pool row scores 0."""
+    scatter_add, reset, _, _, add_flagged = _compile()
+    acc, seen, touched = _buffers(n)
+    terms = sorted((t for t in terms if len(t.rows) and t.weight > 0), key=lambda t: -t.bound)
+    total = sum(len(t.rows) for t in terms)
+    bounds = np.asarray([t.bound for t in terms], np.float64)
+    remaining = np.concatenate([np.cumsum(bounds[::-1])[::-1], [0.0]]) if len(terms) else np.zeros(1)
+    n_touched, read, theta, stop = 0, 0, -np.inf, len(terms)
+    try:
+        for j, term in enumerate(terms):
+            # Before a long list, see whether it can still matter. θ comes from the rows the strongest terms touched
+            # first (any k rows' partial scores bound the final k-th best from below), which keeps checks cheap.
+            # Short lists are read even when they can no longer matter: what they add to the rows they share with
+            # the top lowers the bound of the unread lists, and so the number of rows left to finish below.
+            if j and len(term.rows) > STOP_MIN_POSTINGS:
+                first = _pool_scores(acc, touched[:min(n_touched, THETA_ROWS)], in_pool)[1]
+                theta = max(theta, _kth(first, k))
+                if remaining[j] < theta * (1 - PRUNE_SLACK):
+                    stop = j
+                    break
+            n_touched = scatter_add(term.rows, term.values, np.float32(term.weight), acc, seen, touched, n_touched)
+            read += len(term.rows)
+        rows, scores = _pool_scores(acc, touched[:n_touched], in_pool)
+        if stop == len(terms):  # everything read: the partial scores are the scores
+            theta = _kth(scores, k)
+            if theta == -np.inf:
+                return Candidates(np.sort(rows), read, total)
+        # else θ from the check that stopped the reading: a valid bound, without partitioning every row touched
+        rows = rows[scores + remaining[stop] >= _margin(theta)]
+        # The unread lists only matter for the rows left (marked seen == 2): each next list is either looked up
+        # row by row (binary search) or, when the rows left outnumber its length / LOOKUP_RATIO, scanned adding
+        # only to them; then the rows that can no longer reach θ drop out, until no unread list is left.
+        seen[rows] = 2
+        for j in range(stop, len(terms)):
+            term = terms[j]
+            if len(rows) * LOOKUP_RATIO < len(term.rows):
+                pos = np.minimum(np.searchsorted(term.rows, rows), len(term.rows) - 1)
+                hit = term.rows[pos] == rows
+                acc[rows[hit]] += np.float32(term.weight) * term.values[pos[hit]]
+                read += len(rows)
+            else:
+                add_flagged(term.rows, term.values, np.float32(term.weight), acc, seen)
+                read += len(term.rows)
+            scores = acc[rows]
+            theta = max(theta, _kth(scores, k))
+            keep = scores + remaining[j + 1] >= _margin(theta)
+            seen[rows[~keep]] = 1
+            rows = rows[keep]
+        return Candidates(np.sort(rows), read, total)
+    finally:
+        reset(acc, seen, touched, n_touched)
+
+
+def _margin(theta: float) -> float:
+    return theta - abs(theta) * PRUNE_SLACK - 1e-6
+
+
+def _pool_scores(acc: np.ndarray, touched: np.ndarray, in_pool: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    rows = touched if in_pool is None else touched[in_pool[touched] == 1]
+    return rows, acc[rows]
+

@@ -1,0 +1,191 @@
+"""The engine's pruned search (MaxScore over postings, matching.sparse_topk) returns exactly what ranking the whole
+pool returns, while reading fewer postings; the lexical channels are built from counts without token lists."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+import matching.analysis as analysis
+import matching.engine as engine_module
+import matching.sparse_topk as sparse_topk
+from chains.enterprises import synth
+from matching.analysis import Vocabulary, count_matrices
+from matching.builtin_embedder import BuiltinEmbedder
+from matching.engine import Document, MatchEngine
+from matching.fusion import FusionWeights
+from matching.lexical import CharTfidfChannel
+from matching.profiles import enterprise_profile
+from matching.sparse_topk import Term, candidate_rows
+from matching.text import normalize
+
+QUERIES = ["锂电池正极材料 磷酸铁锂", "船舶 海洋工程装备 配套", "生物医药 抗体药物", "风电 叶片 轴承",
+           "集成电路 芯片 封装测试", "不存在的词语组合"]
+
+
+def _docs(n: int, seed: int = 3) -> list[Document]:
+    out = []
+    for i, r in enumerate(synth.generate(n, seed)):
+        out.append(Document(10 * i + 7, r["企业名称"], enterprise_profile(r["企业名称"], r["经营范围"], r["主营产品"],
+                                                                          r["所属行业"]), r["主营产品"]))
+    return out
+
+
+@pytest.fixture(scope="module")
+def pool():
+    return _docs(1200)
+
+
+@pytest.fixture(scope="module")
+def lexical_engine(pool):
+    engine = MatchEngine()
+    engine.build(pool)
+    return engine
+
+
+def _full_ranking(engine: MatchEngine, query: str, k: int, allowed=None, excluded=None):
+    top, _, fused, p = engine._rank_pool(query, engine._pool_mask(allowed, excluded), k)
+    return [int(i) for i in engine._row_ids[p[top]]], fused[top]
+
+
+@pytest.fixture
+def pruned(monkeypatch):
+    """Search as for pools above STATS_SAMPLE (statistics from a sample, MaxScore); counts the pruned searches."""
+    calls = []
+
+    def spy(*args, **kwargs):
+        found = candidate_rows(*args, **kwargs)
+        calls.append(found)
+        return found
+
+    monkeypatch.setattr(sparse_topk, "candidate_rows", spy)
+    monkeypatch.setattr(sparse_topk, "STOP_MIN_POSTINGS", 50)  # posting lists of a small pool are short
+
+    def use(sample: int):
+        monkeypatch.setattr(engine_module, "STATS_SAMPLE", sample)
+        return calls
+    return use
+
+
+@pytest.mark.parametrize("sample", [300, 1000])
+def test_pruned_search_equals_ranking_the_whole_pool(pool, lexical_engine, pruned, sample):
+    calls = pruned(sample)
+    engine = lexical_engine
+    ids = [d.id for d in pool]
+    rng = np.random.default_rng(0)
+    filters = [(None, None), (rng.choice(ids, 120, replace=False).tolist(), None),
+               (None, rng.choice(ids, 700, replace=False).tolist())]
+    for query in QUERIES[:4]:
+        for allowed, excluded in filters:
+            for k in (10, 100):
+                hits = engine.search(query, k, allowed_ids=allowed, excluded_ids=excluded)
+                expected, fused = _full_ranking(engine, query, k, allowed, excluded)
+                assert [h.id for h in hits] == expected
+                assert np.allclose([h.score for h in hits], fused, atol=1e-9)
+                assert [h.matched_terms for h in hits] == [engine._matched_terms(query, h.id) for h in hits]
+    assert len(calls) == 4 * 3 * 2 and sum(c.postings_read for c in calls) < sum(c.postings_total for c in calls)
+
+
+def test_pruned_search_with_the_dense_channel_and_rows_without_any_score(pool, pruned):
+    calls = pruned(200)
+    engine = MatchEngine(embedder=BuiltinEmbedder(dim=16), weights=FusionWeights(dense=0.3))
+    engine.build(pool[:400])
+    for query in QUERIES:
+        hits = engine.search(query, 60)
+        expected, _ = _full_ranking(engine, query, 60)
+        assert [h.id for h in hits] == expected and "dense" in hits[0].channels
+    # More hits wanted than firms with any lexical score: the rest follow in id order, as in the full ranking.
+    lexical = MatchEngine()
+    lexical.build(pool[:400])
+    hits = lexical.search("不存在的词语组合 锑", 50, allowed_ids=[d.id for d in pool[:400:3]])
+    expected, _ = _full_ranking(lexical, "不存在的词语组合 锑", 50, [d.id for d in pool[:400:3]])
+    assert [h.id for h in hits] == expected and len(hits) == 50
+    assert len(calls) == len(QUERIES) + 1
+
+
+def test_maxscore_reads_fewer_postings_and_keeps_the_exact_top_k(monkeypatch):
+    monkeypatch.setattr(sparse_topk, "STOP_MIN_POSTINGS", 10_000)
+    rng = np.random.default_rng(1)
+    n = 50_000
+    rare_rows = np.sort(rng.choice(n, 300, replace=False)).astype(np.int32)
+    rare = Term(rare_rows, rng.uniform(5, 10, 300).astype(np.float32), 1.0, 10.0)
+    common_rows = np.arange(n, dtype=np.int32)
+    common_vals = rng.uniform(0, 0.1, n).astype(np.float32)
+    common = Term(common_rows, common_vals, 1.0, float(common_vals.max()))
+    found = candidate_rows([common, rare], n, 20)
+    assert found.postings_read < found.postings_total  # the common term's list was never read
+    exact = np.zeros(n)
+    exact[common_rows] += common_vals
+    exact[rare_rows] += rare.values
+    assert set(np.argsort(-exact)[:20]) <= set(found.rows.tolist())
+
+
+def test_char_tfidf_equals_scikit_learn():
+    texts = [d.text for d in _docs(300, seed=5)]
+    ours = CharTfidfChannel()
+    ours.build(texts)
+    ref = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True, dtype=np.float32,
+                          preprocessor=normalize)
+    matrix = ref.fit_transform(texts)
+    order = [ref.vocabulary_[t] for t in ours.vocab.terms]  # our columns in the reference's column order
+    assert len(order) == len(ref.vocabulary_)
+    assert np.allclose(ours.matrix.toarray(), matrix[:, order].toarray(), atol=1e-6)
+    query = "锂电池正极材料；船舶配套"
+    assert np.allclose(ours.transform([query]).toarray(), ref.transform([query])[:, order].toarray(), atol=1e-6)
+
+
+def test_parallel_analysis_counts_what_one_process_counts(monkeypatch):
+    texts = [d.text for d in _docs(600, seed=7)]
+    monkeypatch.setattr(analysis, "PARALLEL_MIN_TEXTS", 0)
+    monkeypatch.setattr(analysis, "BATCH_SIZE", 100)
+    results = []
+    for workers in (1, 2):
+        vocabs = {"word": Vocabulary(), "char12": Vocabulary()}
+        counts = count_matrices(texts, ["word", "char12"], vocabs, workers=workers)
+        results.append({name: (vocabs[name].terms, counts[name]) for name in vocabs})
+    for name in ("word", "char12"):
+        (terms_a, a), (terms_b, b) = results[0][name], results[1][name]
+        remap = np.asarray([terms_b.index(t) for t in terms_a])
+        assert (a.toarray() == b.toarray()[:, remap]).all()
+
+
+def test_incremental_updates_rank_like_a_fresh_build(pool):
+    first, later = pool[:900], pool[900:1000]
+    engine = MatchEngine()
+    engine.build(first)
+    engine.add(later)
+    engine.add([Document(first[0].id, "替换后的船舶企业", enterprise_profile("替换后的船舶企业", "船舶 海洋工程装备"))])
+    engine.remove([d.id for d in first[1:40]])
+    final = {d.id: d for d in first + later}
+    final[first[0].id] = engine.document(first[0].id)
+    for d in first[1:40]:
+        del final[d.id]
+    fresh = MatchEngine()
+    fresh.build(list(final.values()))
+    assert len(engine) == len(fresh)
+    for query in QUERIES:
+        a, b = engine.search(query, 20), fresh.search(query, 20)
+        assert np.allclose([h.score for h in a], [h.score for h in b], atol=1e-5)
+        assert [h.id for h in a][:5] == [h.id for h in b][:5]
+    assert engine.search("船舶 海洋工程装备", 3)[0].id == first[0].id
+
+
+def test_saved_engine_loads_memory_mapped_without_tokenising(lexical_engine, tmp_path, monkeypatch):
+    engine = lexical_engine
+    engine.save(tmp_path / "idx")
+    monkeypatch.setattr(analysis, "ANALYZERS", {})  # loading must not analyse any text
+    loaded = MatchEngine.load(tmp_path / "idx", mmap=True)
+    assert isinstance(loaded._char.columns.data, np.memmap)
+    monkeypatch.undo()
+    for query in QUERIES:
+        assert [h.id for h in loaded.search(query, 15)] == [h.id for h in engine.search(query, 15)]
+    loaded.add([Document(99_999, "新增锂电企业", enterprise_profile("新增锂电企业", "锂电池正极材料 磷酸铁锂"))])
+    assert loaded.search("锂电池正极材料 磷酸铁锂", 1)[0].id == 99_999
+
+
+def test_an_engine_saved_in_the_old_format_is_refused(lexical_engine, tmp_path):
+    lexical_engine.save(tmp_path / "idx")
+    meta = tmp_path / "idx" / "engine.json"
+    meta.write_text(meta.read_text(encoding="utf-8").replace('"format": 2', '"format": 1'), encoding="utf-8")
+    with pytest.raises(ValueError, match="rebuild"):
+        MatchEngine.load(tmp_path / "idx")

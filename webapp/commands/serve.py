@@ -1,0 +1,60 @@
+"""`chainmatch serve`: the production web server — gunicorn with several worker processes."""
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+SERVER_KIND = "gunicorn"
+WORKER_CLASS = "gthread"
+
+
+def default_workers(configured: int | None) -> int:
+    """CHAINMATCH_WEB_WORKERS, or one worker process per CPU core when it is 0/unset."""
+    if configured and configured > 0:
+        return int(configured)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def gunicorn_argv(host: str, port: int, workers: int, threads: int) -> list[str]:
+    """The gunicorn command line serving `webapp.wsgi:app` (settings and hooks in webapp/gunicorn_config.py)."""
+    return [sys.executable, "-m", "gunicorn", "--config", "python:webapp.gunicorn_config",
+            "--bind", f"{host}:{port}", "--workers", str(workers), "--threads", str(threads),
+            "webapp.wsgi:app"]
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True, help="Port to listen on.")
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="Worker processes (default CHAINMATCH_WEB_WORKERS; 0 or unset: one per CPU core).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Threads per worker process (default CHAINMATCH_WEB_THREADS, 4).")
+@click.option("--print-command", is_flag=True, help="Print the gunicorn command line instead of running it.")
+@with_appcontext
+def serve_command(host: str, port: int, workers: int | None, threads: int | None, print_command: bool) -> None:
+    """Serve the web app with gunicorn: several worker processes, each loading the saved match index once.
+
+    Run `chainmatch init` (or `chainmatch index build`) first so the workers find a saved index. Background
+    jobs (imports, placement runs) keep their state in the database, so any worker answers their status polls.
+    """
+    config = current_app.config
+    workers = default_workers(workers if workers is not None else int(config.get("WEB_WORKERS") or 0))
+    threads = threads or int(config.get("WEB_THREADS") or 4)
+    argv = gunicorn_argv(host, port, workers, threads)
+    if print_command:
+        click.echo(" ".join(argv))
+        return
+    click.echo(f"chainmatch serve: http://{host}:{port} — {workers} worker process(es) × {threads} thread(s)", err=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)  # gunicorn replaces this process: signals (TERM, HUP) reach its arbiter
+
+
+COMMANDS = [serve_command]
