@@ -313,11 +313,20 @@ def _run_asyncio(url: str, cookies: list[str], headers: dict, seconds: float, ni
         return wall.seconds
 
     before = resource.getrusage(resource.RUSAGE_SELF)
-    wall = asyncio.run(main())
+    wall = _run_own_loop(main)
     after = resource.getrusage(resource.RUSAGE_SELF)
     return {**percentiles_ms(times), "requests_per_s": round(len(times) / wall, 1), "errors": len(errors),
             "load_generator_cpu_s": round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 2),
             "wall_s": round(wall, 1)}
+
+
+def _run_own_loop(main):
+    """asyncio.run(main()) in a thread of its own: the caller's thread may already run an event loop (Playwright's
+    sync API keeps one running for the whole browser-test session)."""
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(main())).result()
 
 
 def choose_tool(tool: str) -> str:
