@@ -9,8 +9,9 @@ structure. Prints one JSON object: resident MB and bytes per vector of the index
 recall@10 of the PQ codes alone (no refine) against an exact scan of the same 10M vectors.
 
 With --refine-dir, the 10M float32 vectors are also written there as the product's memory-mapped refine store
-(matching.row_store, 10 GB on disk), and the search is repeated the way the product runs it: the PQ top 1,000
-re-scored exactly against the mapped rows (first pass right after evicting the file from the page cache, then warm).
+(matching.row_store, 10 GB on disk), and the search is repeated the way the product runs it: the PQ top
+MIN_CANDIDATES (2,000) re-scored exactly against the mapped rows (first pass right after evicting the file from the
+page cache, then warm).
 
 Memory guard: the run stops (exit 3) before starting when MemAvailable is below the estimate plus
 --min-available-gb, and during the build whenever MemAvailable falls below --min-available-gb (the machine is shared).
@@ -35,7 +36,6 @@ from webapp.perf.machine import machine_facts, percentiles_ms, rss_mb  # noqa: E
 NOISE = 0.02  # per-dimension noise (unit vectors of 256 dims have ~0.06 per dimension)
 CHUNK = 250_000
 SEARCH_K = 100
-FETCH = 1000  # PQ candidates re-scored (matching.vector_index.MIN_CANDIDATES)
 
 
 class MemoryGuard(SystemExit):
@@ -75,7 +75,8 @@ def _evict(path: Path) -> None:
 def main() -> None:
     import faiss
 
-    from matching.row_store import RowStore, ids_path, rows_path
+    from matching.row_store import RowStore, ids_path, inner_products, rows_path
+    from matching.vector_index import MIN_CANDIDATES as FETCH  # PQ candidates re-scored, as the product does
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", required=True)
@@ -170,7 +171,7 @@ def main() -> None:
                 cand = np.unique(cand[0][cand[0] >= 0])
                 vec, present = rows.get(cand)
                 cand = cand[present]
-                exact = vec @ q
+                exact = inner_products(vec, q)
                 top = cand[np.argsort(-exact, kind="stable")[:SEARCH_K]]
                 t_list.append(time.perf_counter() - t)
                 hits += len(np.intersect1d(top[:10], want))

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from matching.text import normalize, tokenize
+from matching.text import normalize, tokenize, tokenize_query
 
 BUILTIN_NAME = "builtin-lsa-v1"
 DEFAULT_DIM = 256
 MIN_DF = 2          # n-grams seen once carry no co-occurrence information for SVD
 _STATE_FILE = "builtin_embedder.pkl"
+QUERY_BATCH = 4  # encode() of at most this many texts is a query: its tokens come from the query cache
 
 
 def _identity(tokens):
@@ -42,7 +43,8 @@ class BuiltinEmbedder:
         import scipy.sparse as sp
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        tokens = [tokenize(t) for t in texts]
+        # A query or two (a search) share the engine's cached query tokens; batches of profiles are tokenised afresh.
+        tokens = [tokenize_query(t) for t in texts] if len(texts) <= QUERY_BATCH else [tokenize(t) for t in texts]
         if fit:
             min_df = MIN_DF if len(texts) >= 50 else 1
             self._word = TfidfVectorizer(analyzer=_identity, sublinear_tf=True, min_df=min_df, dtype=np.float32)

@@ -26,7 +26,7 @@ import scipy.sparse as sp
 from matching.analysis import count_matrices
 from matching.fusion import FusionWeights, fuse, zscore
 from matching.lexical import BM25Channel, CharTfidfChannel
-from matching.text import char_ngrams, normalize, tokenize
+from matching.text import char_ngrams, normalize, tokenize, tokenize_query
 
 RERANK_CANDIDATES = 200     # candidates re-ranked by a learned model (measured: recall@200 covers most gains)
 DENSE_CANDIDATES = 1000     # dense hits fetched per query; the rest of the pool gets the lowest fetched score
@@ -655,7 +655,7 @@ class MatchEngine:
         cached = self._last_query_terms
         if cached is not None and cached[0] == key:
             return cached[1], cached[2]
-        terms = tokenize(query)
+        terms = tokenize_query(query)
         columns = self._word_columns(terms)
         self._last_query_terms = (key, terms, columns)
         return terms, columns
@@ -685,8 +685,17 @@ class MatchEngine:
         cols = np.asarray([c for _, c in columns], np.int64)
         shared = self._bm25.counts[np.asarray(rows, np.int64)][:, cols].tocsr()  # in query-term order
         shared.sort_indices()
-        return [_explaining_terms([columns[j][0] for j in shared.indices[shared.indptr[i]:shared.indptr[i + 1]]])
-                for i in range(len(rows))]
+        # Hits of one query often share the same matched words: explain each distinct set once.
+        explained: dict[bytes, list[str]] = {}
+        out = []
+        for i in range(len(rows)):
+            found = shared.indices[shared.indptr[i]:shared.indptr[i + 1]]
+            key = found.tobytes()
+            terms = explained.get(key)
+            if terms is None:
+                terms = explained[key] = _explaining_terms([columns[j][0] for j in found])
+            out.append(list(terms))
+        return out
 
     # ---- scoring fixed query sets (e.g. every leaf link of a chain) ----------------------------
     def query_scores(self, queries: Sequence[str], doc_ids: Sequence[int]) -> np.ndarray:

@@ -27,6 +27,7 @@ PRUNE_SLACK = 1e-4
 
 _kernels = None
 _local = threading.local()
+_NO_POOL = np.zeros(1, np.uint8)
 
 
 def _compile():
@@ -86,7 +87,58 @@ def _compile():
                         s += data[a] * qvals[j - 1]
                 out[i] = s
 
-        _kernels = (scatter_add, reset, bm25_rows, weighted_rows, add_flagged)
+        @njit(nogil=True, cache=True)
+        def lookup_add(term_rows, term_vals, weight, rows, n_rows, acc):
+            # Binary search of each row still in the running in an ascending posting list.
+            size = term_rows.shape[0]
+            for i in range(n_rows):
+                r = rows[i]
+                lo, hi = 0, size
+                while lo < hi:
+                    mid = (lo + hi) >> 1
+                    if term_rows[mid] < r:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                if lo < size and term_rows[lo] == r:
+                    acc[r] += weight * term_vals[lo]
+
+        @njit(nogil=True, cache=True)
+        def prune(rows, n_rows, acc, seen, k, theta, rest, slack):
+            # Raise θ to the k-th best score of the rows left, then keep (compacted to the front of `rows`) those
+            # that the unread lists' bounds `rest` could still lift to θ; the others are unflagged.
+            scores = np.empty(n_rows, np.float32)
+            for i in range(n_rows):
+                scores[i] = acc[rows[i]]
+            if n_rows >= k:
+                kth = np.float64(np.partition(scores, n_rows - k)[n_rows - k])
+                if kth > theta:
+                    theta = kth
+            margin = theta - abs(theta) * slack - 1e-6
+            kept = 0
+            for i in range(n_rows):
+                if scores[i] + rest >= margin:
+                    rows[kept] = rows[i]
+                    kept += 1
+                else:
+                    seen[rows[i]] = 1
+            return kept, theta
+
+        @njit(nogil=True, cache=True)
+        def survivors(acc, touched, n_touched, in_pool, use_pool, rest, margin):
+            # The touched pool rows whose partial score plus the unread lists' bounds can still reach θ.
+            out = np.empty(n_touched, np.int64)
+            kept = 0
+            for i in range(n_touched):
+                r = touched[i]
+                if use_pool and in_pool[r] != 1:
+                    continue
+                if acc[r] + rest >= margin:
+                    out[kept] = r
+                    kept += 1
+            return out[:kept]
+
+        _kernels = (scatter_add, reset, bm25_rows, weighted_rows, add_flagged, lookup_add, prune, survivors)
     return _kernels
 
 
@@ -151,7 +203,7 @@ def candidate_rows(terms: list[Term], n: int, k: int, in_pool: np.ndarray | None
 
     `in_pool` (uint8 per row, or None for all rows) limits the ranking to a filtered pool. When fewer than k pool
     rows score above zero, every term was read and every other pool row scores 0."""
-    scatter_add, reset, _, _, add_flagged = _compile()
+    scatter_add, reset, _, _, add_flagged, lookup_add, prune, survivors = _compile()
     acc, seen, touched = _buffers(n)
     terms = sorted((t for t in terms if len(t.rows) and t.weight > 0), key=lambda t: -t.bound)
     total = sum(len(t.rows) for t in terms)
@@ -172,33 +224,32 @@ def candidate_rows(terms: list[Term], n: int, k: int, in_pool: np.ndarray | None
                     break
             n_touched = scatter_add(term.rows, term.values, np.float32(term.weight), acc, seen, touched, n_touched)
             read += len(term.rows)
-        rows, scores = _pool_scores(acc, touched[:n_touched], in_pool)
         if stop == len(terms):  # everything read: the partial scores are the scores
+            rows, scores = _pool_scores(acc, touched[:n_touched], in_pool)
             theta = _kth(scores, k)
             if theta == -np.inf:
                 return Candidates(np.sort(rows), read, total)
-        # else θ from the check that stopped the reading: a valid bound, without partitioning every row touched
-        rows = rows[scores + remaining[stop] >= _margin(theta)]
+            rows = rows[scores + remaining[stop] >= _margin(theta)]
+        else:  # θ from the check that stopped the reading: a valid bound, without partitioning every row touched
+            pool = _NO_POOL if in_pool is None else in_pool
+            rows = survivors(acc, touched, n_touched, pool, in_pool is not None, float(remaining[stop]),
+                             _margin(theta))
         # The unread lists only matter for the rows left (marked seen == 2): each next list is either looked up
         # row by row (binary search) or, when the rows left outnumber its length / LOOKUP_RATIO, scanned adding
         # only to them; then the rows that can no longer reach θ drop out, until no unread list is left.
+        rows = np.ascontiguousarray(rows, np.int64)
         seen[rows] = 2
+        left = len(rows)
         for j in range(stop, len(terms)):
             term = terms[j]
-            if len(rows) * LOOKUP_RATIO < len(term.rows):
-                pos = np.minimum(np.searchsorted(term.rows, rows), len(term.rows) - 1)
-                hit = term.rows[pos] == rows
-                acc[rows[hit]] += np.float32(term.weight) * term.values[pos[hit]]
-                read += len(rows)
+            if left * LOOKUP_RATIO < len(term.rows):
+                lookup_add(term.rows, term.values, np.float32(term.weight), rows, left, acc)
+                read += left
             else:
                 add_flagged(term.rows, term.values, np.float32(term.weight), acc, seen)
                 read += len(term.rows)
-            scores = acc[rows]
-            theta = max(theta, _kth(scores, k))
-            keep = scores + remaining[j + 1] >= _margin(theta)
-            seen[rows[~keep]] = 1
-            rows = rows[keep]
-        return Candidates(np.sort(rows), read, total)
+            left, theta = prune(rows, left, acc, seen, k, float(theta), float(remaining[j + 1]), PRUNE_SLACK)
+        return Candidates(np.sort(rows[:left]), read, total)
     finally:
         reset(acc, seen, touched, n_touched)
 

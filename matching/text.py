@@ -6,6 +6,7 @@ dictionary-free channel that catches new compounds jieba splits badly.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -71,6 +72,20 @@ def tokenize(text: str) -> list[str]:
                 continue
             out.append(tok)
     return out
+
+
+# Queries are tokenised by several channels (the word channel, the built-in embedder): remember the last few.
+QUERY_TOKENS_CACHE = 256
+
+
+@functools.lru_cache(maxsize=QUERY_TOKENS_CACHE)
+def _query_tokens(text: str, taught: int) -> tuple[str, ...]:
+    return tuple(tokenize(text))
+
+
+def tokenize_query(text: str) -> list[str]:
+    """tokenize(text) for a query, cached (keyed also by the words taught to jieba, which change the tokens)."""
+    return list(_query_tokens(text, len(_jieba_words)))
 
 
 def char_ngrams(text: str, n_min: int = 1, n_max: int = 3) -> list[str]:

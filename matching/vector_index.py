@@ -51,6 +51,10 @@ DEFAULT_REFINE = REFINE_FP32
 # A filter that allows fewer than this share of the pool is searched exhaustively over the refine copies: IVF
 # probing would often miss the few allowed vectors, and scanning a small allowed set is cheap.
 FILTER_EXACT_SHARE = 0.25
+# ...and, over the float32 rows, at most this many ids: a float32 row is 4x the bytes of the SQ8 copy the share was
+# tuned on, and above 5,000 allowed ids at 1M firms IVF probing with the id selector is faster at the same recall
+# (5,000: 5.4 vs 3.2 ms, 40,000: 26.7 vs 13.7 ms, recall@10 1.0 both; benchmarks/vector_choices.py filters).
+FILTER_EXACT_MAX_ROWS = 5000
 # faiss fast-scan lists lose vectors added after a `remove_ids` (faiss 1.15), so the IVF is never edited in place:
 # deleted or replaced entries stay in it as stale candidates (the refine store is the truth and drops them), and the
 # lists are re-filled from the store once stale entries exceed this share of the live ones.
@@ -317,7 +321,7 @@ class FaissIndex(VectorIndex):
         allowed = None if allowed_ids is None else _as_ids(allowed_ids)
         if k <= 0 or nq == 0 or total == 0 or (allowed is not None and len(allowed) == 0):
             return scores, found
-        scanned = allowed is not None and self._rows is not None and len(allowed) <= FILTER_EXACT_SHARE * total
+        scanned = allowed is not None and self._scans_exactly(len(allowed), total)
         # faiss's id selector (a hash set of the allowed ids) is only needed when faiss applies the filter.
         selector = None if allowed is None or scanned else faiss.IDSelectorBatch(allowed)
         threads = faiss.omp_get_max_threads()
@@ -333,17 +337,20 @@ class FaissIndex(VectorIndex):
         found[:, :width] = i
         return scores, found
 
+    def _scans_exactly(self, allowed: int, total: int) -> bool:
+        """Whether an allowed-id filter is scored over the float32 rows rather than through IVF probing."""
+        return self._rows is not None and allowed <= min(FILTER_EXACT_SHARE * total, FILTER_EXACT_MAX_ROWS)
+
     def _search_kind(self, queries: np.ndarray, k: int, total: int, allowed, selector) -> tuple[np.ndarray, np.ndarray]:
         import faiss
 
         if self.kind == KIND_FLAT:
             params = None if selector is None else faiss.SearchParameters(sel=selector)
             d, i = self._main.search(queries, min(k, total), params=params)
-        elif allowed is not None and len(allowed) <= FILTER_EXACT_SHARE * total:
-            if self._rows is not None:
-                d, i = self._rows.search_subset(queries, allowed, min(k, total))
-            else:
-                d, i = self._store.search(queries, min(k, total), params=faiss.SearchParameters(sel=selector))
+        elif allowed is not None and self._scans_exactly(len(allowed), total):
+            d, i = self._rows.search_subset(queries, allowed, min(k, total))
+        elif allowed is not None and self._rows is None and len(allowed) <= FILTER_EXACT_SHARE * total:
+            d, i = self._store.search(queries, min(k, total), params=faiss.SearchParameters(sel=selector))
         else:
             d, i = self._search_refined(queries, min(k, total), selector)
         return d, i

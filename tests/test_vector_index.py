@@ -7,6 +7,7 @@ import pytest
 from matching.index_meta import IndexMismatchError, meta_path, read_meta
 from matching.vector_index import (
     DEFAULT_REFINE,
+    FILTER_EXACT_MAX_ROWS,
     KIND_FLAT,
     KIND_IVFPQ,
     REFINE_FP32,
@@ -177,6 +178,12 @@ def test_ivfpq_filters_updates_and_persistence(clustered_pool, tmp_path):
     _, want = _numpy_top(vectors[5000:5400], allowed, query[0], 10)
     assert set(found[0]) <= set(allowed)
     assert len(set(found[0]) & set(want)) >= 9
+    # Above FILTER_EXACT_MAX_ROWS an allowed set goes through the IVF with the selector; its best hits are still found.
+    mid = ids[: FILTER_EXACT_MAX_ROWS + 500]
+    queries = vectors[100:120]
+    _, found = ivf.search(queries, 10, allowed_ids=mid)
+    assert set(found[found >= 0].tolist()) <= set(mid.tolist())
+    assert _recall(_exact_ids(vectors[: len(mid)], mid, queries, 10), found) >= RECALL_TARGET
     # A large allowed set goes through the IVF with the selector.
     big = ids[: len(ids) // 2]
     _, found = ivf.search(query, 10, allowed_ids=big)

@@ -286,7 +286,9 @@ def load_saved_engine(app: Flask, session: Session):
     meta = read_meta(folder / META_FILE)
     check_meta(meta, {"embedder": expected_embedder_name(app), "database_id": database_id(session, create=False)})
     try:
-        engine = MatchEngine.load(folder / ENGINE_DIR)
+        # Memory-mapped: the worker processes of `chainmatch serve` share the arrays through the page cache until a
+        # sync rewrites a channel in RAM; save_engine swaps in a new folder, so mapped files are never overwritten.
+        engine = MatchEngine.load(folder / ENGINE_DIR, mmap=True)
     except Exception as exc:  # noqa: BLE001 - whatever broke, the answer is a rebuild
         raise IndexMismatchError(f"saved engine unreadable: {exc}") from exc
     info = engine.info()
