@@ -2,7 +2,7 @@
 
 Usage: .venv/bin/python benchmarks/pq_10m.py --store /tmp/chainmatch-bench/vector-1000000-1/embeddings \
            [--copies 10] [--nlist 1024] [--queries 20] [--refine-dir /tmp/chainmatch-bench/pq-10m] \
-           [--min-available-gb 3]
+           [--min-available-gb 3] [--candidates 2000]
 The store is the embedding store written by `chainmatch bench vector --n 1000000`. Each copy is the 1M real
 (synthetic-firm) vectors plus small Gaussian noise, re-normalised, so the 10M vectors keep the pool's cluster
 structure. Prints one JSON object: resident MB and bytes per vector of the index, add time, search latency and
@@ -31,6 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from matching import embedding_store  # noqa: E402
+from matching.vector_index import MIN_CANDIDATES as FETCH  # noqa: E402  PQ candidates re-scored, as the product does
 from webapp.perf.machine import machine_facts, percentiles_ms, rss_mb  # noqa: E402
 
 NOISE = 0.02  # per-dimension noise (unit vectors of 256 dims have ~0.06 per dimension)
@@ -76,7 +77,6 @@ def main() -> None:
     import faiss
 
     from matching.row_store import RowStore, ids_path, inner_products, rows_path
-    from matching.vector_index import MIN_CANDIDATES as FETCH  # PQ candidates re-scored, as the product does
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", required=True)
@@ -85,6 +85,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=20)
     parser.add_argument("--refine-dir", default=None, help="write the float32 rows here and measure re-scoring")
     parser.add_argument("--min-available-gb", type=float, default=3.0)
+    parser.add_argument("--candidates", type=int, default=FETCH, help="PQ candidates re-scored (default: the product's)")
     args = parser.parse_args()
     faiss.omp_set_num_threads(1)  # a single query on one thread, as the product searches
     store_dir = Path(args.store)
@@ -167,7 +168,7 @@ def main() -> None:
             t_list, hits = [], 0
             for q, want in zip(queries, best_i):
                 t = time.perf_counter()
-                _, cand = index.search(q.reshape(1, -1), FETCH, params=params)
+                _, cand = index.search(q.reshape(1, -1), args.candidates, params=params)
                 cand = np.unique(cand[0][cand[0] >= 0])
                 vec, present = rows.get(cand)
                 cand = cand[present]
@@ -181,6 +182,7 @@ def main() -> None:
             "refine_rows_file_gb": round(rows_path(refine_index).stat().st_size / 1e9, 2),
             "refine_store_resident_mb": round(store_mb, 1),
             "total_resident_bytes_per_vector": round((index_mb + store_mb) * 1e6 / total, 1),
+            "candidates_rescored": args.candidates,
             "search_top100_fp32_refine": passes, "recall@10_fp32_refine": round(refined_recall, 4),
         })
     out.update({"load_average_1m_at_start": load_start, "machine": machine_facts()})

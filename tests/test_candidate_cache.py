@@ -1,6 +1,9 @@
 """Per-process caches of the chain-map and candidates pages: same results as computing afresh, and never stale."""
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from chains.cluster_models import RosterEntry
 from chains.enterprise_models import Enterprise
@@ -37,6 +40,37 @@ def test_cached_pages_equal_fresh_ones_and_are_not_shared(app, seeded):
         again = matchsvc.candidates(db.session, CLUSTER_ID, link, filters, k=k, offset=offset)
         assert again.as_dict() == fresh  # from the cache, untouched by what the caller did
     assert len(store.state_of(app).page_cache) == 1  # the last one (_fresh empties the cache)
+
+
+def test_concurrent_requests_for_a_missing_page_compute_it_once(app, seeded, monkeypatch):
+    """Several users opening the same link at once (a cold server worker) wait for one ranking, not one each."""
+    state = store.state_of(app)
+    with state.cache_lock:
+        state.page_cache.clear()
+    real_search, searches, release = state.engine.search, [], threading.Event()
+
+    def held_search(*args, **kwargs):
+        searches.append(1)
+        release.wait(10)  # the first ranking is still running while the other requests arrive
+        return real_search(*args, **kwargs)
+
+    monkeypatch.setattr(state.engine, "search", held_search)
+    pages = []
+
+    def open_link():
+        with app.app_context():
+            pages.append(matchsvc.candidates(db.session, CLUSTER_ID, "tev-cell", {}, k=10).as_dict())
+
+    users = [threading.Thread(target=open_link) for _ in range(4)]
+    for user in users:
+        user.start()
+    time.sleep(0.5)
+    release.set()
+    for user in users:
+        user.join(30)
+    assert len(pages) == 4 and all(page == pages[0] for page in pages)
+    assert len(searches) == 1
+    assert pages[0] == _fresh(app, "tev-cell")
 
 
 def test_cache_follows_roster_and_firm_changes(app, seeded):

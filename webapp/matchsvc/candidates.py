@@ -1,6 +1,7 @@
 """Ranked candidate firms for a cluster's chain link, with explanations; look-alike firms."""
 from __future__ import annotations
 
+import threading
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
@@ -23,6 +24,7 @@ MAX_K = 500
 FALLBACK_ROWS = 2000  # rows read by the keyword fallback while the index is not ready
 FILTER_CACHE_SIZE = 16
 PAGE_CACHE_SIZE = 256  # candidate pages kept per process (a page is ~20 candidates of plain data)
+PAGE_WAIT_SECONDS = 30  # a request waits this long for another thread computing the same page, then computes it
 
 STATE_READY = "ready"
 STATE_FALLBACK = "fallback"
@@ -258,12 +260,35 @@ def candidates(session: Session, cluster_id: str, link_key: str, filters: Mappin
     key = (cluster.id, cluster.city, cluster.province, link_key, filters, k, offset, links.cache_key,
            data_mark, state.generation, repr(state.meta.get("watermark")), state.meta.get("learned_weights_id"),
            frozenset(roster))
-    with state.cache_lock:
-        cached = state.page_cache.get(key)
-        if cached is not None:
-            state.page_cache.move_to_end(key)
-    if cached is not None:
-        return _copy_page(cached)
+    # One thread computes a missing page; concurrent requests for it wait for that page rather than each
+    # computing it again (one after the other, under the engine lock: seconds each at 1M firms when the filter ids
+    # must be read again).
+    for _ in range(2):
+        with state.cache_lock:
+            cached = state.page_cache.get(key)
+            if cached is not None:
+                state.page_cache.move_to_end(key)
+                return _copy_page(cached)
+            running = state.computing.get(key)
+            if running is None:
+                state.computing[key] = threading.Event()
+                break
+        running.wait(PAGE_WAIT_SECONDS)
+    else:  # the other thread failed or took too long: compute it here as well
+        running = None
+    try:
+        return _compute_page(session, state, engine, key, cluster, links, link_key, ref, filters, roster, k, offset,
+                             chain_id)
+    finally:
+        if running is None:
+            with state.cache_lock:
+                done = state.computing.pop(key, None)
+            if done is not None:
+                done.set()
+
+
+def _compute_page(session: Session, state, engine, key: tuple, cluster, links, link_key: str, ref: LinkRef,
+                  filters: CandidateFilters, roster, k: int, offset: int, chain_id: str) -> CandidatePage:
     generation = state.generation
     resolved = _resolved(session, state, filters, cluster, roster)
     with state.lock:

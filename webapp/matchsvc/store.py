@@ -107,7 +107,8 @@ class EngineState:
     filter_cache: dict = field(default_factory=dict)  # resolved SQL filter id sets, keyed with the watermark
     generation: int = 0  # bumped whenever the engine is replaced or changed: part of every result cache key
     page_cache: "OrderedDict[tuple, Any]" = field(default_factory=OrderedDict)  # candidates pages (matchsvc)
-    cache_lock: threading.Lock = field(default_factory=threading.Lock)  # guards page_cache
+    cache_lock: threading.Lock = field(default_factory=threading.Lock)  # guards page_cache and computing
+    computing: dict = field(default_factory=dict)  # page key → threading.Event while one thread computes the page
 
 
 def state_of(app: Flask) -> EngineState:
