@@ -190,10 +190,12 @@ class _RowOf:
 class MatchEngine:
     """Builds and searches one pool of enterprise profiles."""
 
-    def __init__(self, embedder=None, weights: FusionWeights | None = None, exact_max: int = 200_000) -> None:
+    def __init__(self, embedder=None, weights: FusionWeights | None = None, exact_max: int = 200_000,
+                 vector_backend: str = "faiss") -> None:
         self.embedder = embedder
         self.weights = weights or FusionWeights()
         self.exact_max = exact_max
+        self.vector_backend = vector_backend  # a name registered in matching.vector_index (register_backend)
         self.workers: int | None = None  # analysis processes for large builds (None: one per core)
         self._docs: dict[int, Document] = {}
         self._row_ids = np.zeros(0, np.int64)
@@ -295,7 +297,8 @@ class MatchEngine:
         if vectors is None:
             vectors = self.embedder.encode([self._docs[int(i)].text for i in ids]) if len(ids) else \
                 np.zeros((0, self.embedder.dim), np.float32)
-        self._vindex = make_vector_index(len(ids), self.embedder.dim, exact_max=self.exact_max)
+        self._vindex = make_vector_index(len(ids), self.embedder.dim, exact_max=self.exact_max,
+                                         backend=self.vector_backend)
         self._vindex.metadata.update(embedder=self.embedder.name)
         if len(ids):
             self._vindex.index(ids, np.asarray(vectors, np.float32))
@@ -945,7 +948,7 @@ class MatchEngine:
             learned.unlink()
         meta = {"weights": self.weights.as_dict(), "exact_max": self.exact_max, "count": len(self._docs),
                 "embedder": getattr(self.embedder, "name", None), "built_at": self._built_at,
-                "build_seconds": self._build_seconds, "format": FORMAT_VERSION}
+                "build_seconds": self._build_seconds, "format": FORMAT_VERSION, "vector_backend": self.vector_backend}
         (folder / _ENGINE_FILE).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
@@ -971,10 +974,14 @@ class MatchEngine:
         engine._bm25 = BM25Channel.load(folder / "bm25_word", mmap=mmap)
         engine._char = BM25Channel.load(folder / "bm25_char", mmap=mmap)
         engine._tfidf = CharTfidfChannel.load(folder / "tfidf", mmap=mmap)
-        if embedder is not None and (folder / "vectors.faiss").exists():
+        from matching.index_meta import meta_path
+
+        # The metadata file, not the index file: another backend may keep its data elsewhere (or in a service).
+        if embedder is not None and meta_path(folder / "vectors.faiss").exists():
             from matching.vector_index import load_vector_index
 
             engine._vindex = load_vector_index(folder / "vectors.faiss")
+        engine.vector_backend = meta.get("vector_backend", "faiss")
         if (folder / "learned.pkl").exists():
             with open(folder / "learned.pkl", "rb") as fh:
                 engine.apply_learning(pickle.load(fh))
@@ -990,5 +997,6 @@ class MatchEngine:
             "weights": self.weights.as_dict(),
             "built_at": self._built_at,
             "build_seconds": round(self._build_seconds, 3),
+            "vector_backend": self.vector_backend,
             "learned": None if self._learned is None else self._learned.summary(),
         }

@@ -13,7 +13,7 @@ import math
 from abc import ABC, abstractmethod
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -483,16 +483,54 @@ def choose_kind(count: int, exact_max: int = DEFAULT_EXACT_MAX, kind: str = KIND
     return KIND_FLAT if count <= exact_max else KIND_IVFPQ
 
 
-def make_vector_index(count: int, dim: int, exact_max: int = DEFAULT_EXACT_MAX, kind: str = KIND_AUTO,
-                      refine: str = DEFAULT_REFINE) -> VectorIndex:
-    """A new, empty vector index fitting a pool of `count` vectors of dimension `dim` (`refine`: see REFINE_KINDS)."""
+# Backends by name: a backend is a (create, load) pair. `create(count, dim, exact_max, kind, refine)` returns a new
+# empty VectorIndex for a pool of `count` vectors; `load(path, expected, mmap_store)` reads one its `save` wrote, whose
+# metadata JSON must name the backend ("backend": name) so that loading dispatches on it. A vector service (Qdrant,
+# Milvus, OpenSearch k-NN) plugs in with register_backend and is chosen by MatchEngine(vector_backend=…), i.e. by the
+# web app's CHAINMATCH_VECTOR_BACKEND option (docs/scaling.md).
+DEFAULT_BACKEND = "faiss"
+_BACKENDS: dict[str, tuple[Callable[..., VectorIndex], Callable[..., VectorIndex]]] = {}
+
+
+def register_backend(name: str, create: Callable[..., VectorIndex], load: Callable[..., VectorIndex]) -> None:
+    """Make a VectorIndex implementation available under `name`."""
+    _BACKENDS[str(name)] = (create, load)
+
+
+def backend_names() -> tuple[str, ...]:
+    return tuple(sorted(_BACKENDS))
+
+
+def _backend(name: str):
+    try:
+        return _BACKENDS[name]
+    except KeyError:
+        raise ValueError(f"unknown vector index backend {name!r}; registered: {', '.join(backend_names())}") from None
+
+
+def _create_faiss(count: int, dim: int, exact_max: int = DEFAULT_EXACT_MAX, kind: str = KIND_AUTO,
+                  refine: str = DEFAULT_REFINE) -> VectorIndex:
     return FaissIndex(dim, choose_kind(count, exact_max, kind), refine=refine)
+
+
+def _load_faiss(path: Path, expected: Mapping[str, Any] | None = None, mmap_store: bool | None = None) -> VectorIndex:
+    return FaissIndex.load(path, expected, mmap_store=mmap_store)
+
+
+register_backend(DEFAULT_BACKEND, _create_faiss, _load_faiss)
+
+
+def make_vector_index(count: int, dim: int, exact_max: int = DEFAULT_EXACT_MAX, kind: str = KIND_AUTO,
+                      refine: str = DEFAULT_REFINE, backend: str = DEFAULT_BACKEND) -> VectorIndex:
+    """A new, empty vector index fitting a pool of `count` vectors of dimension `dim` (`refine`: see REFINE_KINDS)."""
+    return _backend(backend)[0](count, dim, exact_max=exact_max, kind=kind, refine=refine)
 
 
 def load_vector_index(path: Path, expected: Mapping[str, Any] | None = None,
                       mmap_store: bool | None = None) -> VectorIndex:
     """Load any saved vector index (the backend is named in its metadata); `mmap_store`: see FaissIndex.load."""
     meta = read_meta(meta_path(Path(path)))
-    if meta.get("backend", "faiss") != "faiss":
-        raise IndexMismatchError(f"unknown index backend {meta.get('backend')!r}")
-    return FaissIndex.load(path, expected, mmap_store=mmap_store)
+    name = meta.get("backend", DEFAULT_BACKEND)
+    if name not in _BACKENDS:
+        raise IndexMismatchError(f"unknown index backend {name!r}")
+    return _BACKENDS[name][1](path, expected, mmap_store=mmap_store)

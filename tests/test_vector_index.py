@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from matching.index_meta import IndexMismatchError, meta_path, read_meta
+from matching.index_meta import IndexMismatchError, meta_path, read_meta, write_meta
 from matching.vector_index import (
     DEFAULT_REFINE,
     FILTER_EXACT_MAX_ROWS,
@@ -12,6 +12,7 @@ from matching.vector_index import (
     KIND_IVFPQ,
     REFINE_FP32,
     REFINE_SQ8,
+    VectorIndex,
     FaissIndex,
     choose_kind,
     load_vector_index,
@@ -399,3 +400,89 @@ def test_legacy_sq8_index_still_loads_and_appends(tmp_path):
     with pytest.raises(RuntimeError, match="read-only"):
         mapped.delete(ids[:1])
     assert len(mapped.search(vectors[:1], 5)[1][0]) == 5
+
+
+class _NumpyIndex(VectorIndex):
+    """A second backend, as a vector service would plug in: exact inner product over numpy rows."""
+
+    kind = "numpy-exact"
+
+    def __init__(self, dim: int) -> None:
+        super().__init__(dim)
+        self._rows: dict[int, np.ndarray] = {}
+
+    def index(self, ids, vectors):
+        self._rows = {}
+        self.append(ids, vectors)
+
+    def append(self, ids, vectors):
+        for i, v in zip(np.asarray(ids, np.int64).tolist(), np.asarray(vectors, np.float32)):
+            self._rows[i] = v
+
+    def delete(self, ids):
+        for i in np.asarray(ids, np.int64).tolist():
+            self._rows.pop(i, None)
+
+    def ids(self):
+        return np.fromiter(self._rows, np.int64, len(self._rows))
+
+    def search(self, queries, k, allowed_ids=None):
+        ids = self.ids() if allowed_ids is None else np.intersect1d(self.ids(), allowed_ids)
+        queries = np.asarray(queries, np.float32).reshape(-1, self.dim)
+        scores = np.full((len(queries), k), -np.inf, np.float32)
+        found = np.full((len(queries), k), -1, np.int64)
+        if len(ids):
+            matrix = np.stack([self._rows[i] for i in ids.tolist()])
+            for row, q in enumerate(queries):
+                s = matrix @ q
+                top = np.argsort(-s, kind="stable")[:k]
+                scores[row, :len(top)], found[row, :len(top)] = s[top], ids[top]
+        return scores, found
+
+    def save(self, path):
+        np.savez(f"{path}.npz", ids=self.ids(), rows=np.stack(list(self._rows.values())))
+        write_meta(meta_path(path), {**self.metadata, "backend": "numpy-test", "dim": self.dim})
+
+    @classmethod
+    def load(cls, path, expected=None, mmap_store=None):
+        meta = read_meta(meta_path(path))
+        data = np.load(f"{path}.npz")
+        index = cls(meta["dim"])
+        index.metadata = {k: v for k, v in meta.items() if k not in ("backend", "dim")}
+        index.append(data["ids"], data["rows"])
+        return index
+
+    def __len__(self):
+        return len(self._rows)
+
+
+def test_a_registered_backend_is_chosen_by_name_and_loaded_by_its_metadata(tmp_path, monkeypatch):
+    from matching.builtin_embedder import BuiltinEmbedder
+    from matching.engine import Document, MatchEngine
+    from matching.fusion import FusionWeights
+    from matching.vector_index import _BACKENDS, backend_names, register_backend
+
+    monkeypatch.setitem(_BACKENDS, "numpy-test", _BACKENDS["faiss"])  # restored after the test
+    register_backend("numpy-test", lambda count, dim, **_: _NumpyIndex(dim), _NumpyIndex.load)
+    assert "numpy-test" in backend_names()
+    with pytest.raises(ValueError, match="unknown vector index backend 'qdrant'"):
+        make_vector_index(10, DIM, backend="qdrant")
+
+    texts = ["锂电池正极材料 磷酸铁锂", "船舶配套 船用柴油机", "光伏组件 单晶硅片", "汽车电子 车载芯片",
+             "锂电池隔膜 湿法隔膜", "海洋工程装备 钻井平台", "动力电池回收 梯次利用", "新能源汽车 整车制造"]
+    docs = [Document(i + 1, f"企业{i}", t) for i, t in enumerate(texts)]
+    engines = {}
+    for backend in ("faiss", "numpy-test"):
+        embedder = BuiltinEmbedder(dim=4)
+        embedder.fit(texts)
+        engine = MatchEngine(embedder, FusionWeights(dense=1.0, bm25=0.0, char=0.0), vector_backend=backend)
+        engine.build(docs)
+        engines[backend] = engine
+    assert isinstance(engines["numpy-test"]._vindex, _NumpyIndex)
+    query = "磷酸铁锂正极"
+    want = [h.id for h in engines["faiss"].search(query, 5)]
+    assert [h.id for h in engines["numpy-test"].search(query, 5)] == want
+    engines["numpy-test"].save(tmp_path / "engine")
+    loaded = MatchEngine.load(tmp_path / "engine")
+    assert isinstance(loaded._vindex, _NumpyIndex) and loaded.vector_backend == "numpy-test"
+    assert [h.id for h in loaded.search(query, 5)] == want

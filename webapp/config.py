@@ -50,6 +50,9 @@ OPTIONS: tuple[Option, ...] = (
            "onnxruntime threads for the ONNX backends; 0 means one per available CPU.", int),
     Option("INDEX_EXACT_MAX", "INDEX_EXACT_MAX", 200_000,
            "Largest pool searched with an exact flat index; larger pools use IVF-PQ.", int),
+    Option("VECTOR_BACKEND", "VECTOR_BACKEND", "faiss",
+           "Vector index backend, a name registered with `matching.vector_index.register_backend` (built in: faiss); "
+           "changing it rebuilds the index.", _lower),
     Option("SESSION_MINUTES", "SESSION_MINUTES", 120,
            "Minutes of inactivity after which a login session expires.", int),
     Option("SECURE_COOKIES", "SESSION_COOKIE_SECURE", False,

@@ -202,7 +202,12 @@ def _new_engine(app: Flask):
     embedder = make_embedder(model, **embedder_options(app))
     # The built-in embedder does not help the fused ranking (Q's benchmark); a pretrained model gets a dense share.
     weights = FusionWeights(dense=PRETRAINED_DENSE_WEIGHT) if model else FusionWeights()
-    return MatchEngine(embedder=embedder, weights=weights, exact_max=int(app.config.get("INDEX_EXACT_MAX", 200_000)))
+    return MatchEngine(embedder=embedder, weights=weights, exact_max=int(app.config.get("INDEX_EXACT_MAX", 200_000)),
+                       vector_backend=configured_vector_backend(app))
+
+
+def configured_vector_backend(app: Flask) -> str:
+    return str(app.config.get("VECTOR_BACKEND") or "faiss")
 
 
 def _apply_adopted_learning(session: Session, engine) -> int | None:
@@ -295,6 +300,9 @@ def load_saved_engine(app: Flask, session: Session):
     info = engine.info()
     if info.get("count") != meta.get("count") or info.get("embedder") != meta.get("embedder"):
         raise IndexMismatchError("saved engine does not match its metadata")
+    if engine.vector_backend != configured_vector_backend(app):
+        raise IndexMismatchError(f"saved engine uses vector backend {engine.vector_backend!r}, "
+                                 f"configured {configured_vector_backend(app)!r}")
     return engine, meta
 
 
