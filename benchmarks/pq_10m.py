@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from matching import embedding_store  # noqa: E402
 from matching.vector_index import MIN_CANDIDATES as FETCH  # noqa: E402  PQ candidates re-scored, as the product does
-from webapp.perf.machine import machine_facts, percentiles_ms, rss_mb  # noqa: E402
+from webapp.perf.machine import evict_from_page_cache, machine_facts, percentiles_ms, rss_mb  # noqa: E402
 
 NOISE = 0.02  # per-dimension noise (unit vectors of 256 dims have ~0.06 per dimension)
 CHUNK = 250_000
@@ -62,15 +62,6 @@ def _copy(base: np.ndarray, copy: int, start: int, stop: int) -> np.ndarray:
     rng = np.random.default_rng(1000 + copy * 100_000 + start // CHUNK)
     x = base[start:stop] + rng.normal(0, NOISE, (stop - start, base.shape[1])).astype(np.float32)
     return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-def _evict(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
 
 
 def main() -> None:
@@ -159,7 +150,7 @@ def main() -> None:
         del rows_file
         ids_bytes = ids_path(refine_index)
         np.save(ids_bytes, np.arange(total, dtype=np.int64))
-        _evict(rows_path(refine_index))
+        evict_from_page_cache([rows_path(refine_index)])
         anon0 = rss_mb("RssAnon")
         rows = RowStore.open(refine_index, dim, mmap=True)
         store_mb = rss_mb("RssAnon") - anon0

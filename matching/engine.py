@@ -964,7 +964,8 @@ class MatchEngine:
             from matching.embedders import load_embedder
 
             embedder = load_embedder(folder / "embedder")
-        engine = cls(embedder, FusionWeights.from_dict(meta["weights"]), meta.get("exact_max", 200_000))
+        engine = cls(embedder, FusionWeights.from_dict(meta["weights"]), meta.get("exact_max", 200_000),
+                     meta.get("vector_backend", "faiss"))
         with open(folder / "documents.jsonl", encoding="utf-8") as fh:
             for line in fh:
                 row = json.loads(line)
@@ -981,7 +982,6 @@ class MatchEngine:
             from matching.vector_index import load_vector_index
 
             engine._vindex = load_vector_index(folder / "vectors.faiss")
-        engine.vector_backend = meta.get("vector_backend", "faiss")
         if (folder / "learned.pkl").exists():
             with open(folder / "learned.pkl", "rb") as fh:
                 engine.apply_learning(pickle.load(fh))

@@ -7,18 +7,10 @@ import time
 import pytest
 from chains.cluster_models import RosterEntry
 from chains.enterprise_models import Enterprise
-from tests.test_matchsvc_seed import CHAIN_ID, CLUSTER_ID, seed
+from tests.test_matchsvc_seed import CHAIN_ID, CLUSTER_ID, seed, seeded  # noqa: F401 - seeded is a fixture
 from webapp import matchsvc
 from webapp.extensions import db
 from webapp.matchsvc import store
-
-
-@pytest.fixture
-def seeded(app):
-    with app.app_context():
-        ids = seed(db.session)
-        matchsvc.sync(db.session, app)
-        yield ids
 
 
 def _fresh(app, link: str, filters: dict | None = None, k: int = 10, offset: int = 0) -> dict:

@@ -10,18 +10,10 @@ from sqlalchemy import select
 from chains.cluster_models import LinkAssignment
 from chains.enterprise_models import Enterprise
 from chains.feedback_models import CandidateFeedback, LearnedWeights
-from tests.test_matchsvc_seed import CLUSTER_ID, LOCAL, seed
+from tests.test_matchsvc_seed import CLUSTER_ID, LOCAL, seeded  # noqa: F401 - seeded is a fixture
 from webapp import matchsvc
 from webapp.extensions import db
 from webapp.matchsvc import store
-
-
-@pytest.fixture
-def seeded(app):
-    with app.app_context():
-        ids = seed(db.session)
-        matchsvc.sync(db.session, app)
-        yield ids
 
 
 def _names(page) -> list[str]:

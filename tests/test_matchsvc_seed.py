@@ -1,9 +1,13 @@
 """A small synthetic dataset for the matching-service tests: one chain, one cluster, ~30 firms (synthetic, not real)."""
 from __future__ import annotations
 
+import pytest
+
 from chains.chain_models import Chain, ChainLink, ChainVersion
 from chains.cluster_models import Cluster, ClusterChain, RosterEntry
 from chains.enterprise_models import Enterprise, EnterpriseTag
+from webapp import matchsvc
+from webapp.extensions import db
 
 CHAIN_ID = "tev"
 CLUSTER_ID = "test-cluster"
@@ -84,3 +88,12 @@ def seed(session) -> dict[str, int]:
         session.add(RosterEntry(cluster_id=CLUSTER_ID, enterprise_id=ids[name], role="骨干"))
     session.commit()
     return ids
+
+
+@pytest.fixture
+def seeded(app):
+    """The seeded world, indexed: name → id."""
+    with app.app_context():
+        ids = seed(db.session)
+        matchsvc.sync(db.session, app)
+        yield ids

@@ -263,28 +263,30 @@ def candidates(session: Session, cluster_id: str, link_key: str, filters: Mappin
     # One thread computes a missing page; concurrent requests for it wait for that page rather than each
     # computing it again (one after the other, under the engine lock: seconds each at 1M firms when the filter ids
     # must be read again).
+    event, owner = None, False
     for _ in range(2):
         with state.cache_lock:
             cached = state.page_cache.get(key)
             if cached is not None:
                 state.page_cache.move_to_end(key)
-                return _copy_page(cached)
-            running = state.computing.get(key)
-            if running is None:
-                state.computing[key] = threading.Event()
                 break
-        running.wait(PAGE_WAIT_SECONDS)
-    else:  # the other thread failed or took too long: compute it here as well
-        running = None
+            event = state.computing.get(key)
+            if event is None:
+                event = state.computing[key] = threading.Event()
+                owner = True
+                break
+        event.wait(PAGE_WAIT_SECONDS)
+    # else: the computing thread is still at it after two waits: compute here too, leaving its event to it
+    if cached is not None:
+        return _copy_page(cached)
     try:
         return _compute_page(session, state, engine, key, cluster, links, link_key, ref, filters, roster, k, offset,
                              chain_id)
     finally:
-        if running is None:
+        if owner:
             with state.cache_lock:
-                done = state.computing.pop(key, None)
-            if done is not None:
-                done.set()
+                state.computing.pop(key, None)
+            event.set()
 
 
 def _compute_page(session: Session, state, engine, key: tuple, cluster, links, link_key: str, ref: LinkRef,

@@ -88,3 +88,17 @@ def work_dir(path: str | os.PathLike | None, name: str) -> Path:
     folder = Path(path) if path else DEFAULT_WORK_DIR / name
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def evict_from_page_cache(paths: list[Path]) -> None:
+    """Drop the files' pages from the page cache (pages mapped by a live process stay)."""
+    for path in paths:
+        path = Path(path)
+        if not path.exists() or not hasattr(os, "posix_fadvise"):
+            continue
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)

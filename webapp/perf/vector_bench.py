@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from matching import embedding_store
-from webapp.perf.machine import Stopwatch, machine_facts, percentiles_ms, rss_mb, work_dir
+from webapp.perf.machine import Stopwatch, evict_from_page_cache, machine_facts, percentiles_ms, rss_mb, work_dir
 from webapp.perf.pool import filter_cases, link_queries, synthetic_pool
 
 FIT_SAMPLE = 50_000  # pool texts the built-in embedder is fitted on (LSA basis); encoding covers the whole pool
@@ -122,19 +122,6 @@ def run(n: int, seed: int = 1, queries: int = 200, folder: str | None = None, ex
     }
 
 
-def _evict(paths: list[Path]) -> None:
-    """Drop the files' pages from the page cache (pages mapped by a live process stay)."""
-    for path in paths:
-        if not path.exists() or not hasattr(os, "posix_fadvise"):
-            continue
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
-
-
 def _timed_pass(loaded, qvec, k: int) -> tuple[list[float], list[float], np.ndarray]:
     """(wall seconds, CPU seconds of this process, found ids) per query. CPU time does not grow with the load of
     other processes on the shared machine; wall time also includes waiting for the CPU and for disk reads."""
@@ -226,7 +213,7 @@ def _build_and_measure(n, dim, ids, vectors, qvec, truth, filters, filter_truth,
         log(f"measuring {refine} {mode}")
         mapped = mode == "mmap_refine"
         if mapped:
-            _evict(store_files)
+            evict_from_page_cache(store_files)
         load_start = round(os.getloadavg()[0], 2)
         anon_before, file_before = rss_mb("RssAnon"), rss_mb("RssFile")
         with Stopwatch() as loading:
