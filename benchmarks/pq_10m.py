@@ -9,7 +9,7 @@ structure. Prints one JSON object: resident MB and bytes per vector of the index
 recall@10 of the PQ codes alone (no refine) against an exact scan of the same 10M vectors.
 
 With --refine-dir, the 10M float32 vectors are also written there as the product's memory-mapped refine store
-(matching.row_store, 10 GB on disk), and the search is repeated the way the product runs it: the PQ top
+(matching.vectors.row_store, 10 GB on disk), and the search is repeated the way the product runs it: the PQ top
 MIN_CANDIDATES (2,000) re-scored exactly against the mapped rows (first pass right after evicting the file from the
 page cache, then warm).
 
@@ -31,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from matching import embedding_store  # noqa: E402
-from matching.vector_index import MIN_CANDIDATES as FETCH  # noqa: E402  PQ candidates re-scored, as the product does
+from matching.vectors import MIN_CANDIDATES as FETCH  # noqa: E402  PQ candidates re-scored, as the product does
 from webapp.perf.machine import evict_from_page_cache, machine_facts, percentiles_ms, rss_mb  # noqa: E402
 
 NOISE = 0.02  # per-dimension noise (unit vectors of 256 dims have ~0.06 per dimension)
@@ -67,7 +67,7 @@ def _copy(base: np.ndarray, copy: int, start: int, stop: int) -> np.ndarray:
 def main() -> None:
     import faiss
 
-    from matching.row_store import RowStore, ids_path, inner_products, rows_path
+    from matching.vectors.row_store import RowStore, ids_path, inner_products, rows_path
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", required=True)

@@ -1,4 +1,4 @@
-"""Measurements behind the IVF-PQ settings of matching.vector_index (docs/performance.md, Vector index).
+"""Measurements behind the IVF-PQ settings of matching.vectors.faiss_index (docs/performance.md, Vector index).
 
 Usage (after `chainmatch bench vector --n 1000000 --json`, which writes the embedding store and the fp32 index):
     .venv/bin/python benchmarks/vector_choices.py candidates [--n 1000000]
@@ -8,7 +8,7 @@ Usage (after `chainmatch bench vector --n 1000000 --json`, which writes the embe
 - candidates: recall@10 against exact search and CPU time per query for PQ candidate counts 1,000 / 2,000 / 4,000
   and nprobe 250 / 500, all re-scored in float32 (MIN_CANDIDATES).
 - stores: two ways to keep the float32 refine rows memory-mapped, each in a fresh process: faiss
-  IndexIDMap2(IndexFlatIP) read with IO_FLAG_MMAP_IFC vs matching.row_store (numpy memmap + sorted ids): anonymous
+  IndexIDMap2(IndexFlatIP) read with IO_FLAG_MMAP_IFC vs matching.vectors.row_store (numpy memmap + sorted ids): anonymous
   RSS per row and CPU time of gathering 2,000 rows by id. (Appending to the mapped faiss index is not tried: it
   aborts the process with faiss's assertion 'is_owned'.)
 - filters: allowed-id sets of 1,000–40,000 random firms, exact scan of their rows vs IVF probing with the id
@@ -56,8 +56,7 @@ def _cpu_ms(samples: list[float]) -> dict:
 def candidates(n: int) -> None:
     import faiss
 
-    from matching.row_store import inner_products
-    from matching.vector_index import load_vector_index
+    from matching.vectors import inner_products, load_vector_index
 
     qvec, vectors = _queries_and_vectors(n)
     truth = []
@@ -90,7 +89,7 @@ def candidates(n: int) -> None:
 def _store_probe(variant: str, folder: str, n: int) -> None:
     import faiss
 
-    from matching.row_store import RowStore
+    from matching.vectors import RowStore
 
     anon0 = rss_mb("RssAnon")
     if variant == "faiss_idmap2_flat_mmap":
@@ -125,7 +124,7 @@ def stores(n: int) -> None:
     import faiss
 
     from matching import embedding_store
-    from matching.row_store import RowStore
+    from matching.vectors import RowStore
 
     folder = _folder(n) / "store-choices"
     folder.mkdir(parents=True, exist_ok=True)
@@ -143,11 +142,11 @@ def stores(n: int) -> None:
 
 
 def filters(n: int) -> None:
-    import matching.vector_index as vi
+    from matching.vectors import faiss_index as vi, load_vector_index
 
     qvec, vectors = _queries_and_vectors(n)
     qvec = qvec[::4]
-    index = vi.load_vector_index(_folder(n) / "index-fp32" / "vectors.faiss")
+    index = load_vector_index(_folder(n) / "index-fp32" / "vectors.faiss")
     rng = np.random.default_rng(5)
     saved = vi.FILTER_EXACT_MAX_ROWS
     try:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from matching.index_meta import atomic_write_bytes
+from matching.vectors.meta import atomic_write_bytes
 
 MANIFEST = "manifest.json"
 EMBEDDER_DIR = "embedder"

@@ -4,7 +4,7 @@ Channels (see matching.fusion for how they are combined):
 - "bm25":  BM25 over jieba search-mode word tokens;
 - "char":  BM25 over character 1–2-grams;
 - "tfidf": cosine of character 1–3-gram TF-IDF;
-- "dense": inner product of embedder vectors (faiss index from matching.vector_index).
+- "dense": inner product of embedder vectors (vector index from matching.vectors).
 When a learned model is applied (matching.learning), the top candidates of the fused ranking are
 re-ranked by a classifier over per-channel features and label-memory features.
 """
@@ -195,7 +195,7 @@ class MatchEngine:
         self.embedder = embedder
         self.weights = weights or FusionWeights()
         self.exact_max = exact_max
-        self.vector_backend = vector_backend  # a name registered in matching.vector_index (register_backend)
+        self.vector_backend = vector_backend  # a name registered in matching.vectors (register_backend)
         self.workers: int | None = None  # analysis processes for large builds (None: one per core)
         self._docs: dict[int, Document] = {}
         self._row_ids = np.zeros(0, np.int64)
@@ -291,7 +291,7 @@ class MatchEngine:
             self._tfidf = channel
 
     def _build_vectors(self, vectors: np.ndarray | None = None) -> None:
-        from matching.vector_index import make_vector_index
+        from matching.vectors import make_vector_index
 
         ids = self._row_ids
         if vectors is None:
@@ -975,11 +975,11 @@ class MatchEngine:
         engine._bm25 = BM25Channel.load(folder / "bm25_word", mmap=mmap)
         engine._char = BM25Channel.load(folder / "bm25_char", mmap=mmap)
         engine._tfidf = CharTfidfChannel.load(folder / "tfidf", mmap=mmap)
-        from matching.index_meta import meta_path
+        from matching.vectors import meta_path
 
         # The metadata file, not the index file: another backend may keep its data elsewhere (or in a service).
         if embedder is not None and meta_path(folder / "vectors.faiss").exists():
-            from matching.vector_index import load_vector_index
+            from matching.vectors import load_vector_index
 
             engine._vindex = load_vector_index(folder / "vectors.faiss")
         if (folder / "learned.pkl").exists():

@@ -22,7 +22,7 @@ from matching.embedders import (
     make_embedder,
     save_embedder,
 )
-from matching.vector_index import load_vector_index, make_vector_index
+from matching.vectors import load_vector_index, make_vector_index
 
 TINY_HIDDEN = 32
 SAMPLE_TEXTS = ["动力电池电芯制造", "锂离子电池正极材料", "船舶配套设备", "海洋工程装备", "汽车电子控制器"]

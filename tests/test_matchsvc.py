@@ -127,21 +127,19 @@ def test_rebuild_on_corrupt_file_and_other_embedder(app, seeded, tmp_path):
 
 
 def test_changing_the_vector_backend_rebuilds_on_the_configured_one(app, seeded, monkeypatch):
-    from matching import vector_index
-    from tests.test_vector_index import _NumpyIndex
+    from matching.vectors import NumpyIndex
 
-    monkeypatch.setitem(vector_index._BACKENDS, "numpy-test", (lambda count, dim, **_: _NumpyIndex(dim), _NumpyIndex.load))
     before = matchsvc.candidates(db.session, CLUSTER_ID, "tev-cell", {}, k=5)
-    monkeypatch.setitem(app.config, "VECTOR_BACKEND", "numpy-test")
+    monkeypatch.setitem(app.config, "VECTOR_BACKEND", "numpy")
     app.extensions.pop(store.EXTENSION_KEY)
     result = matchsvc.sync(db.session, app)
     assert result.rebuilt and "vector backend" in result.reason
-    assert isinstance(store.state_of(app).engine._vindex, _NumpyIndex)
+    assert isinstance(store.state_of(app).engine._vindex, NumpyIndex)
     after = matchsvc.candidates(db.session, CLUSTER_ID, "tev-cell", {}, k=5)
     assert [c.enterprise_id for c in after.items] == [c.enterprise_id for c in before.items]
     app.extensions.pop(store.EXTENSION_KEY)  # a restarted worker loads the saved numpy-backed engine as it is
     assert matchsvc.sync(db.session, app).rebuilt is False
-    assert isinstance(store.state_of(app).engine._vindex, _NumpyIndex)
+    assert isinstance(store.state_of(app).engine._vindex, NumpyIndex)
 
 
 def test_placement_suggestions_stay_unconfirmed_until_confirmed(app, seeded):

@@ -51,7 +51,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("INDEX_EXACT_MAX", "INDEX_EXACT_MAX", 200_000,
            "Largest pool searched with an exact flat index; larger pools use IVF-PQ.", int),
     Option("VECTOR_BACKEND", "VECTOR_BACKEND", "faiss",
-           "Vector index backend, a name registered with `matching.vector_index.register_backend` (built in: faiss); "
+           "Vector index backend, a name registered with `matching.vectors.register_backend` (built in: faiss, numpy); "
            "changing it rebuilds the index.", _lower),
     Option("SESSION_MINUTES", "SESSION_MINUTES", 120,
            "Minutes of inactivity after which a login session expires.", int),

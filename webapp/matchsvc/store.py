@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from chains.enterprise_models import Enterprise, EnterpriseDeletion
 from chains.feedback_models import MatchIndexState
-from matching.index_meta import IndexMismatchError, check_meta, read_meta, write_meta
+from matching.vectors.meta import IndexMismatchError, check_meta, read_meta, write_meta
 from webapp.matchsvc.profiles import iter_documents
 
 logger = logging.getLogger("chainmatch.matchsvc")
@@ -222,7 +222,7 @@ def _apply_adopted_learning(session: Session, engine) -> int | None:
 
 
 def _engine_meta(engine, watermark: Watermark, db_id: str, learned_id: int | None) -> dict:
-    from matching.vector_index import choose_kind
+    from matching.vectors import choose_kind
 
     info = dict(engine.info())
     count = int(info.get("count", 0))

@@ -93,7 +93,7 @@ def _built_engine(n: int, seed: int, pool, with_embedder: bool, exact_max, base,
     """(engine, build figures): loaded from the work folder when an earlier run saved it, else built and saved."""
     from matching.engine import MatchEngine
     from matching.fusion import PRETRAINED_DENSE_WEIGHT, FusionWeights
-    from matching.vector_index import DEFAULT_EXACT_MAX
+    from matching.vectors import DEFAULT_EXACT_MAX
 
     folder = base / ("engine" if with_embedder else "engine-lexical")
     marker = folder / "complete.json"

@@ -68,7 +68,7 @@ def _file_mb(path: Path) -> float:
 def run(n: int, seed: int = 1, queries: int = 200, folder: str | None = None, exact_max: int | None = None,
         kind: str = "auto", refines: tuple[str, ...] = DEFAULT_REFINES, progress=None, log=lambda m: None) -> dict:
     """Build the index the engine would choose for `n` vectors and measure it (see module docstring)."""
-    from matching.vector_index import DEFAULT_EXACT_MAX
+    from matching.vectors import DEFAULT_EXACT_MAX
 
     exact_max = DEFAULT_EXACT_MAX if exact_max is None else exact_max
     base = work_dir(folder, f"vector-{n}-{seed}")
@@ -140,7 +140,7 @@ def resident_probe(path: str, mapped: bool, queries_file: str) -> dict:
     """Anonymous RSS of loading the index at `path` in this (fresh) process and searching the saved queries."""
     import faiss  # noqa: F401 - library start-up memory is not the index's
 
-    from matching.vector_index import load_vector_index
+    from matching.vectors import load_vector_index
 
     qvec = np.load(queries_file)
     gc.collect()
@@ -190,7 +190,7 @@ def _filter_truth(n: int, vectors: np.ndarray, qvec: np.ndarray, filters) -> lis
 
 def _build_and_measure(n, dim, ids, vectors, qvec, truth, filters, filter_truth, folder: Path, exact_max: int,
                        kind: str, refine: str, log) -> dict:
-    from matching.vector_index import load_vector_index, make_vector_index
+    from matching.vectors import load_vector_index, make_vector_index
 
     log(f"building the vector index (exact_max={exact_max}, refine={refine})")
     index = make_vector_index(n, dim, exact_max=exact_max, kind=kind, refine=refine)
@@ -292,6 +292,6 @@ def _build_and_measure(n, dim, ids, vectors, qvec, truth, filters, filter_truth,
 
 
 def _meta(path: Path) -> dict:
-    from matching.index_meta import meta_path, read_meta
+    from matching.vectors import meta_path, read_meta
 
     return read_meta(meta_path(path))

@@ -1,30 +1,24 @@
-"""Approximate-nearest-neighbour vector indexes (txtai-style interface) over faiss.
+"""The faiss backend ("faiss", the default): exact flat search for small pools, IVF-PQ with exact re-scoring above.
 
 Vectors are L2-normalised float32 rows, so inner product is cosine similarity. Small pools use an exact
 `IndexIDMap2(IndexFlatIP)`; large pools an `IndexIVFPQFastScan` (4-bit PQ codes in RAM) whose candidates are
 re-scored exactly (the refine step) against float32 copies of the vectors kept on disk and memory-mapped
-(matching.row_store): RAM holds the PQ codes and ids only, the page cache the rows that searches touch.
+(matching.vectors.row_store): RAM holds the PQ codes and ids only, the page cache the rows that searches touch.
 Incremental appends and deletes work on a mapped store (an in-RAM delta and tombstones, folded into the file on
 save). Older indexes re-scored against SQ8 or fp16 copies in a faiss store (refine "sq8"/"fp16") still load.
+faiss itself is imported only when an index is used, so importing this module stays cheap.
 """
 from __future__ import annotations
 
 import math
-from abc import ABC, abstractmethod
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
-from matching.index_meta import IndexMismatchError, atomic_write_bytes, check_meta, meta_path, read_meta, write_meta
-from matching.row_store import RowStore, inner_products
-
-KIND_AUTO = "auto"
-KIND_FLAT = "flat"
-KIND_IVFPQ = "ivfpq"
-VECTOR_KINDS = (KIND_AUTO, KIND_FLAT, KIND_IVFPQ)
-DEFAULT_EXACT_MAX = 200_000
+from matching.vectors.base import BASE_META_KEYS, KIND_FLAT, KIND_IVFPQ, VectorIndex, as_ids, caller_metadata, now
+from matching.vectors.meta import IndexMismatchError, atomic_write_bytes, check_meta, meta_path, read_meta, write_meta
+from matching.vectors.row_store import RowStore, ids_path, inner_products, rows_path
 
 # IVF-PQ tuning. PQ candidates fetched before re-scoring: PQ at 4 bits is coarse, the exact re-score fixes order.
 # At least MIN_CANDIDATES (10 per hit of a top-100 search: near-duplicate profiles need that many for the top 10),
@@ -66,63 +60,10 @@ MAX_STALE_SHARE = 0.25
 SINGLE_THREAD_MAX_QUERIES = 16
 
 
-class VectorIndex(ABC):
-    """An id → vector index searched by inner product. `metadata` is saved beside the index file."""
-
-    kind: str = ""
-
-    def __init__(self, dim: int) -> None:
-        self.dim = int(dim)
-        self.metadata: dict[str, Any] = {}
-        self.built_at: str = ""
-
-    @abstractmethod
-    def index(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Build fresh from `ids` (int64) and `vectors` (float32, normalised rows)."""
-
-    @abstractmethod
-    def append(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Add vectors; an id already present is replaced."""
-
-    @abstractmethod
-    def delete(self, ids: np.ndarray) -> None:
-        """Remove ids (unknown ids are ignored)."""
-
-    @abstractmethod
-    def search(self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(scores (nq, k) float32, ids (nq, k) int64); id -1 and score -inf where fewer than k hits."""
-
-    @abstractmethod
-    def ids(self) -> np.ndarray:
-        """Every stored id (int64)."""
-
-    @abstractmethod
-    def save(self, path: Path) -> None:
-        """Write the index file and its metadata JSON (`<path>.json`)."""
-
-    @classmethod
-    @abstractmethod
-    def load(cls, path: Path, expected: Mapping[str, Any] | None = None) -> "VectorIndex":
-        """Read an index saved by `save`; IndexMismatchError when damaged or not matching `expected`."""
-
-    @abstractmethod
-    def __len__(self) -> int: ...
-
-    def info(self) -> dict[str, Any]:
-        """Kind, dim, count, build time and the caller's metadata."""
-        return {**self.metadata, "kind": self.kind, "dim": self.dim, "count": len(self), "built_at": self.built_at}
-
-
-def _as_ids(ids: Any) -> np.ndarray:
-    return np.ascontiguousarray(np.asarray(ids, dtype=np.int64).reshape(-1))
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
 class FaissIndex(VectorIndex):
     """faiss backend: exact flat IP for kind "flat", IVF-PQ fast-scan + exact re-scoring for kind "ivfpq"."""
+
+    backend = "faiss"
 
     def __init__(self, dim: int, kind: str = KIND_FLAT, nlist: int | None = None, nprobe: int | None = None,
                  refine: str = DEFAULT_REFINE) -> None:
@@ -148,17 +89,6 @@ class FaissIndex(VectorIndex):
             self._main = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
 
     # -- building ---------------------------------------------------------------------------------------------
-    def _check(self, ids: Any, vectors: Any) -> tuple[np.ndarray, np.ndarray]:
-        ids = _as_ids(ids)
-        vectors = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))
-        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
-            raise ValueError(f"vectors must have shape (n, {self.dim}), got {vectors.shape}")
-        if len(ids) != len(vectors):
-            raise ValueError(f"{len(ids)} ids for {len(vectors)} vectors")
-        if len(np.unique(ids)) != len(ids):
-            raise ValueError("duplicate ids in one batch")
-        return ids, vectors
-
     def _train_ivf(self, vectors: np.ndarray) -> None:
         import faiss
 
@@ -202,7 +132,7 @@ class FaissIndex(VectorIndex):
             if self.kind == KIND_IVFPQ and self.refine == REFINE_FP32:
                 self._rows = RowStore.from_arrays(ids, vectors)
         self._live_sorted = None
-        self.built_at = _now()
+        self.built_at = now()
 
     def _check_writable(self) -> None:
         # faiss aborts the whole process (assertion 'is_owned', not an exception) when a mapped store is changed.
@@ -231,7 +161,7 @@ class FaissIndex(VectorIndex):
     def delete(self, ids: np.ndarray) -> None:
         import faiss
 
-        ids = _as_ids(ids)
+        ids = as_ids(ids)
         if not len(ids) or self._main is None:
             return
         self._check_writable()
@@ -284,7 +214,7 @@ class FaissIndex(VectorIndex):
 
         Lets look-alike searches reuse a firm's indexed vector instead of encoding its text again (ivfpq: the
         refine copies, the same vectors the refine step scores with)."""
-        ids = _as_ids(ids)
+        ids = as_ids(ids)
         present = np.zeros(len(ids), bool)
         if self._main is None or not len(ids):
             return np.zeros((0, self.dim), np.float32), present
@@ -318,7 +248,7 @@ class FaissIndex(VectorIndex):
         scores = np.full((nq, max(k, 0)), -np.inf, dtype=np.float32)
         found = np.full((nq, max(k, 0)), -1, dtype=np.int64)
         total = len(self)
-        allowed = None if allowed_ids is None else _as_ids(allowed_ids)
+        allowed = None if allowed_ids is None else as_ids(allowed_ids)
         if k <= 0 or nq == 0 or total == 0 or (allowed is not None and len(allowed) == 0):
             return scores, found
         scanned = allowed is not None and self._scans_exactly(len(allowed), total)
@@ -394,13 +324,11 @@ class FaissIndex(VectorIndex):
 
     # -- persistence ------------------------------------------------------------------------------------------
     def _store_path(self, path: Path) -> Path:
-        """The faiss refine store of refine "sq8"/"fp16" (named .sq8 for both); "fp32": see matching.row_store."""
+        """The faiss refine store of refine "sq8"/"fp16" (named .sq8 for both); "fp32": see matching.vectors.row_store."""
         return path.with_name(path.name + ".sq8")
 
     def store_files(self, path: Path) -> list[Path]:
         """The refine-copy files saved beside the index file `path` (empty for a flat index)."""
-        from matching.row_store import ids_path, rows_path
-
         if self.kind != KIND_IVFPQ:
             return []
         return [rows_path(path), ids_path(path)] if self.refine == REFINE_FP32 else [self._store_path(Path(path))]
@@ -417,7 +345,7 @@ class FaissIndex(VectorIndex):
         elif self._store is not None:
             atomic_write_bytes(self._store_path(path), faiss.serialize_index(self._store).tobytes())
         write_meta(meta_path(path), {
-            **self.metadata, "backend": "faiss", "kind": self.kind, "dim": self.dim, "count": len(self),
+            **self.metadata, "backend": self.backend, "kind": self.kind, "dim": self.dim, "count": len(self),
             "built_at": self.built_at, "nlist": self.nlist, "nprobe": self.nprobe, "refine": self.refine,
         })
 
@@ -426,7 +354,7 @@ class FaissIndex(VectorIndex):
              mmap_store: bool | None = None) -> "FaissIndex":
         """`mmap_store`: keep the refine copies on disk, memory-mapped (the OS pages in what searches touch), instead
         of reading them into RAM. None (default): mapped for refine "fp32" (appends and deletes still work, see
-        matching.row_store), in RAM for the older "sq8"/"fp16" stores, whose mapped form is read-only (faiss
+        matching.vectors.row_store), in RAM for the older "sq8"/"fp16" stores, whose mapped form is read-only (faiss
         cannot append to a mapped store) — pass True to map those for read-only serving."""
         import faiss
 
@@ -453,8 +381,7 @@ class FaissIndex(VectorIndex):
                 f"index file does not match its metadata (dim {index._main.d}, count {len(index)}): {path}"
             )
         index.built_at = meta.get("built_at", "")
-        reserved = {"format", "backend", "kind", "dim", "count", "built_at", "nlist", "nprobe", "refine"}
-        index.metadata = {k: v for k, v in meta.items() if k not in reserved}
+        index.metadata = caller_metadata(meta, BASE_META_KEYS + ("nlist", "nprobe", "refine"))
         return index
 
 
@@ -472,65 +399,3 @@ def _read_faiss(path: Path, mmap: bool = False):
         raise IndexMismatchError(f"index file missing: {path}") from exc
     except (RuntimeError, OSError, ValueError) as exc:
         raise IndexMismatchError(f"index file unreadable: {path}: {exc}") from exc
-
-
-def choose_kind(count: int, exact_max: int = DEFAULT_EXACT_MAX, kind: str = KIND_AUTO) -> str:
-    """The index kind for a pool of `count` vectors: exact up to `exact_max`, IVF-PQ above (unless forced)."""
-    if kind not in VECTOR_KINDS:
-        raise ValueError(f"unknown vector index kind {kind!r}; use one of {VECTOR_KINDS}")
-    if kind != KIND_AUTO:
-        return kind
-    return KIND_FLAT if count <= exact_max else KIND_IVFPQ
-
-
-# Backends by name: a backend is a (create, load) pair. `create(count, dim, exact_max, kind, refine)` returns a new
-# empty VectorIndex for a pool of `count` vectors; `load(path, expected, mmap_store)` reads one its `save` wrote, whose
-# metadata JSON must name the backend ("backend": name) so that loading dispatches on it. A vector service (Qdrant,
-# Milvus, OpenSearch k-NN) plugs in with register_backend and is chosen by MatchEngine(vector_backend=…), i.e. by the
-# web app's CHAINMATCH_VECTOR_BACKEND option (docs/scaling.md).
-DEFAULT_BACKEND = "faiss"
-_BACKENDS: dict[str, tuple[Callable[..., VectorIndex], Callable[..., VectorIndex]]] = {}
-
-
-def register_backend(name: str, create: Callable[..., VectorIndex], load: Callable[..., VectorIndex]) -> None:
-    """Make a VectorIndex implementation available under `name`."""
-    _BACKENDS[str(name)] = (create, load)
-
-
-def backend_names() -> tuple[str, ...]:
-    return tuple(sorted(_BACKENDS))
-
-
-def _backend(name: str):
-    try:
-        return _BACKENDS[name]
-    except KeyError:
-        raise ValueError(f"unknown vector index backend {name!r}; registered: {', '.join(backend_names())}") from None
-
-
-def _create_faiss(count: int, dim: int, exact_max: int = DEFAULT_EXACT_MAX, kind: str = KIND_AUTO,
-                  refine: str = DEFAULT_REFINE) -> VectorIndex:
-    return FaissIndex(dim, choose_kind(count, exact_max, kind), refine=refine)
-
-
-def _load_faiss(path: Path, expected: Mapping[str, Any] | None = None, mmap_store: bool | None = None) -> VectorIndex:
-    return FaissIndex.load(path, expected, mmap_store=mmap_store)
-
-
-register_backend(DEFAULT_BACKEND, _create_faiss, _load_faiss)
-
-
-def make_vector_index(count: int, dim: int, exact_max: int = DEFAULT_EXACT_MAX, kind: str = KIND_AUTO,
-                      refine: str = DEFAULT_REFINE, backend: str = DEFAULT_BACKEND) -> VectorIndex:
-    """A new, empty vector index fitting a pool of `count` vectors of dimension `dim` (`refine`: see REFINE_KINDS)."""
-    return _backend(backend)[0](count, dim, exact_max=exact_max, kind=kind, refine=refine)
-
-
-def load_vector_index(path: Path, expected: Mapping[str, Any] | None = None,
-                      mmap_store: bool | None = None) -> VectorIndex:
-    """Load any saved vector index (the backend is named in its metadata); `mmap_store`: see FaissIndex.load."""
-    meta = read_meta(meta_path(Path(path)))
-    name = meta.get("backend", DEFAULT_BACKEND)
-    if name not in _BACKENDS:
-        raise IndexMismatchError(f"unknown index backend {name!r}")
-    return _BACKENDS[name][1](path, expected, mmap_store=mmap_store)

@@ -1,142 +1,26 @@
-"""faiss vector indexes: exact correctness, updates, filters, persistence, IVF-PQ recall, metadata checks."""
+"""The faiss backend: kind by pool size, IVF-PQ recall, filters, updates and persistence, the memory-mapped float32
+refine store, legacy SQ8 stores. What every backend must do is in tests/test_vector_backends.py."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from matching.index_meta import IndexMismatchError, meta_path, read_meta, write_meta
-from matching.vector_index import (
+from matching.vectors import (
     DEFAULT_REFINE,
     FILTER_EXACT_MAX_ROWS,
     KIND_FLAT,
     KIND_IVFPQ,
     REFINE_FP32,
     REFINE_SQ8,
-    VectorIndex,
     FaissIndex,
+    IndexMismatchError,
     choose_kind,
     load_vector_index,
     make_vector_index,
+    meta_path,
+    read_meta,
 )
-
-DIM = 32
-RECALL_TARGET = 0.9
-
-
-def _unit(rows: np.ndarray) -> np.ndarray:
-    rows = rows.astype(np.float32)
-    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
-
-
-def _random(n: int, dim: int = DIM, seed: int = 0) -> np.ndarray:
-    return _unit(np.random.default_rng(seed).standard_normal((n, dim)))
-
-
-def _clustered(n: int, dim: int, centers: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    middle = rng.standard_normal((centers, dim))
-    labels = rng.integers(0, centers, n)
-    return _unit(middle[labels] + 0.35 * rng.standard_normal((n, dim)))
-
-
-def _numpy_top(vectors: np.ndarray, ids: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    scores = vectors @ query
-    order = np.argsort(-scores, kind="stable")[:k]
-    return scores[order], ids[order]
-
-
-def test_flat_search_matches_numpy():
-    vectors = _random(500)
-    ids = np.arange(1000, 1500, dtype=np.int64)
-    index = make_vector_index(len(ids), DIM)
-    assert index.kind == KIND_FLAT
-    index.index(ids, vectors)
-    queries = _random(5, seed=1)
-    scores, found = index.search(queries, 10)
-    assert scores.shape == found.shape == (5, 10)
-    assert scores.dtype == np.float32 and found.dtype == np.int64
-    for row, query in enumerate(queries):
-        want_scores, want_ids = _numpy_top(vectors, ids, query, 10)
-        assert list(found[row]) == list(want_ids)
-        np.testing.assert_allclose(scores[row], want_scores, rtol=1e-5, atol=1e-5)
-
-
-def test_fewer_hits_than_k_are_padded():
-    index = make_vector_index(3, DIM)
-    index.index(np.array([7, 8, 9]), _random(3))
-    scores, found = index.search(_random(1, seed=2), 5)
-    assert sorted(found[0][:3]) == [7, 8, 9]
-    assert list(found[0][3:]) == [-1, -1]
-    assert np.all(np.isneginf(scores[0][3:]))
-
-
-def test_append_replaces_and_delete_removes():
-    vectors = _random(50)
-    ids = np.arange(50, dtype=np.int64)
-    index = make_vector_index(50, DIM)
-    index.index(ids, vectors)
-    # Re-adding id 3 with a new vector replaces the old one rather than duplicating it.
-    target = _random(1, seed=9)
-    index.append(np.array([3]), target)
-    assert len(index) == 50
-    _, found = index.search(target, 1)
-    assert found[0][0] == 3
-    index.append(np.array([100]), _random(1, seed=10))
-    assert len(index) == 51 and 100 in set(index.ids())
-    index.delete(np.array([3, 100, 999]))
-    assert len(index) == 49
-    _, found = index.search(target, 49)
-    assert 3 not in set(found[0]) and 100 not in set(found[0])
-
-
-def test_allowed_ids_filter_only_returns_allowed():
-    vectors = _random(300)
-    ids = np.arange(300, dtype=np.int64)
-    index = make_vector_index(300, DIM)
-    index.index(ids, vectors)
-    allowed = ids[::7]
-    query = _random(1, seed=3)
-    _, found = index.search(query, 10, allowed_ids=allowed)
-    assert set(found[0]) <= set(allowed)
-    _, want = _numpy_top(vectors[allowed], allowed, query[0], 10)
-    assert list(found[0]) == list(want)
-    _, none = index.search(query, 10, allowed_ids=np.array([], dtype=np.int64))
-    assert list(none[0]) == [-1] * 10
-
-
-def test_save_load_round_trip_keeps_results_and_metadata(tmp_path):
-    vectors = _random(200)
-    ids = np.arange(200, dtype=np.int64) * 5
-    index = make_vector_index(200, DIM)
-    index.index(ids, vectors)
-    index.metadata.update(embedder="builtin-test", watermark=["2025-01-01T00:00:00", 200, 0])
-    path = tmp_path / "vectors.faiss"
-    index.save(path)
-    meta = read_meta(meta_path(path))
-    assert meta["embedder"] == "builtin-test" and meta["dim"] == DIM and meta["count"] == 200
-    assert meta["kind"] == KIND_FLAT and meta["built_at"]
-    loaded = load_vector_index(path, expected={"embedder": "builtin-test", "dim": DIM})
-    queries = _random(3, seed=4)
-    assert np.array_equal(loaded.search(queries, 10)[1], index.search(queries, 10)[1])
-    assert loaded.metadata["watermark"] == ["2025-01-01T00:00:00", 200, 0]
-
-
-def test_metadata_mismatch_and_damage_are_detected(tmp_path):
-    index = make_vector_index(20, DIM)
-    index.index(np.arange(20), _random(20))
-    index.metadata["embedder"] = "builtin-v1"
-    path = tmp_path / "v.faiss"
-    index.save(path)
-    with pytest.raises(IndexMismatchError, match="embedder"):
-        load_vector_index(path, expected={"embedder": "st:/models/other"})
-    with pytest.raises(IndexMismatchError, match="dim"):
-        load_vector_index(path, expected={"dim": 384})
-    path.write_bytes(b"not a faiss index")
-    with pytest.raises(IndexMismatchError):
-        load_vector_index(path)
-    meta_path(path).unlink()
-    with pytest.raises(IndexMismatchError):
-        load_vector_index(path)
+from tests.vector_helpers import DIM, RECALL_TARGET, clustered, exact_ids, numpy_top, recall_of, unit
 
 
 def test_kind_is_chosen_by_pool_size():
@@ -150,7 +34,7 @@ def test_kind_is_chosen_by_pool_size():
 
 @pytest.fixture(scope="module")
 def clustered_pool():
-    vectors = _clustered(20_000, 64, centers=200, seed=5)
+    vectors = clustered(20_000, 64, centers=200, seed=5)
     ids = np.arange(20_000, dtype=np.int64) * 2 + 1
     ivf = FaissIndex(64, KIND_IVFPQ)
     ivf.index(ids, vectors)
@@ -159,8 +43,8 @@ def clustered_pool():
 
 def test_ivfpq_recall_at_10_against_exact(clustered_pool):
     vectors, ids, ivf = clustered_pool
-    queries = _clustered(100, 64, centers=200, seed=5)[:100]  # same centres, fresh noise draws
-    queries = _unit(queries + 0.05 * np.random.default_rng(6).standard_normal(queries.shape))
+    queries = clustered(100, 64, centers=200, seed=5)[:100]  # same centres, fresh noise draws
+    queries = unit(queries + 0.05 * np.random.default_rng(6).standard_normal(queries.shape))
     exact = FaissIndex(64, KIND_FLAT)
     exact.index(ids, vectors)
     _, want = exact.search(queries, 10)
@@ -176,7 +60,7 @@ def test_ivfpq_filters_updates_and_persistence(clustered_pool, tmp_path):
     # A small allowed set is searched exhaustively, so its true best hits come back.
     allowed = ids[5000:5400]
     _, found = ivf.search(query, 10, allowed_ids=allowed)
-    _, want = _numpy_top(vectors[5000:5400], allowed, query[0], 10)
+    _, want = numpy_top(vectors[5000:5400], allowed, query[0], 10)
     assert set(found[0]) <= set(allowed)
     assert len(set(found[0]) & set(want)) >= 9
     # Above FILTER_EXACT_MAX_ROWS an allowed set goes through the IVF with the selector; its best hits are still found.
@@ -184,7 +68,7 @@ def test_ivfpq_filters_updates_and_persistence(clustered_pool, tmp_path):
     queries = vectors[100:120]
     _, found = ivf.search(queries, 10, allowed_ids=mid)
     assert set(found[found >= 0].tolist()) <= set(mid.tolist())
-    assert _recall(_exact_ids(vectors[: len(mid)], mid, queries, 10), found) >= RECALL_TARGET
+    assert recall_of(exact_ids(vectors[: len(mid)], mid, queries, 10), found) >= RECALL_TARGET
     # A large allowed set goes through the IVF with the selector.
     big = ids[: len(ids) // 2]
     _, found = ivf.search(query, 10, allowed_ids=big)
@@ -197,7 +81,7 @@ def test_ivfpq_filters_updates_and_persistence(clustered_pool, tmp_path):
     assert found[0][0] == loaded.search(query, 10, allowed_ids=big)[1][0][0]
     loaded.delete(ids[:1])
     assert ids[0] not in set(loaded.search(query, 10)[1][0])
-    newcomer = _unit(query + 0.001)
+    newcomer = unit(query + 0.001)
     loaded.append(np.array([10**9]), newcomer)
     assert loaded.search(newcomer, 1)[1][0][0] == 10**9
     assert len(loaded) == len(ids)
@@ -217,12 +101,12 @@ def test_ivfpq_filters_updates_and_persistence(clustered_pool, tmp_path):
 
 
 def test_ivfpq_many_deletes_and_replacements_stay_consistent():
-    vectors = _clustered(3000, 32, centers=30, seed=8)
+    vectors = clustered(3000, 32, centers=30, seed=8)
     ids = np.arange(3000, dtype=np.int64)
     index = FaissIndex(32, KIND_IVFPQ)
     index.index(ids, vectors)
     # Replace a third of the vectors by new ones and delete another third, in several batches.
-    moved = _clustered(1000, 32, centers=30, seed=9)
+    moved = clustered(1000, 32, centers=30, seed=9)
     for start in range(0, 1000, 250):
         index.append(ids[start:start + 250], moved[start:start + 250])
         index.delete(ids[1000 + start:1250 + start])
@@ -234,21 +118,13 @@ def test_ivfpq_many_deletes_and_replacements_stay_consistent():
     _, got = index.search(queries, 10)
     hits = 0
     for row, query in enumerate(queries):
-        _, want = _numpy_top(current, current_ids, query, 10)
+        _, want = numpy_top(current, current_ids, query, 10)
         assert set(got[row]) <= set(current_ids)
         hits += len(set(want) & set(got[row]))
     assert hits / 200 >= RECALL_TARGET
 
 
 # -- IVF-PQ re-scored against float32 rows memory-mapped from disk (refine "fp32", the default) ---------------------
-
-def _exact_ids(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int) -> list[list[int]]:
-    return [list(_numpy_top(vectors, ids, q, k)[1]) for q in queries]
-
-
-def _recall(want: list[list[int]], got: np.ndarray) -> float:
-    return float(np.mean([len(set(w) & set(g)) / len(w) for w, g in zip(want, got)]))
-
 
 def test_fp32_refine_is_the_default_and_loads_memory_mapped(clustered_pool, tmp_path):
     vectors, ids, ivf = clustered_pool
@@ -272,17 +148,17 @@ def test_fp32_recall_at_10_on_near_duplicates_against_exact():
     """Near-identical profiles (the 10th and 11th best scores differ by ~2e-4) are where compressed re-scoring
     loses exact ids; float32 re-scoring of the same PQ candidates keeps them."""
     rng = np.random.default_rng(11)
-    centres = _unit(rng.standard_normal((40, 64)))
+    centres = unit(rng.standard_normal((40, 64)))
     labels = rng.integers(0, 40, 30_000)
-    vectors = _unit(centres[labels] + 0.03 * rng.standard_normal((30_000, 64)))
+    vectors = unit(centres[labels] + 0.03 * rng.standard_normal((30_000, 64)))
     ids = np.arange(30_000, dtype=np.int64) + 7
-    queries = _unit(centres[rng.integers(0, 40, 50)] + 0.03 * rng.standard_normal((50, 64)))
-    want = _exact_ids(vectors, ids, queries, 10)
+    queries = unit(centres[rng.integers(0, 40, 50)] + 0.03 * rng.standard_normal((50, 64)))
+    want = exact_ids(vectors, ids, queries, 10)
     recalls = {}
     for refine in ("fp32", "sq8"):
         index = FaissIndex(64, KIND_IVFPQ, nlist=128, refine=refine)
         index.index(ids, vectors)
-        recalls[refine] = _recall(want, index.search(queries, 10)[1])
+        recalls[refine] = recall_of(want, index.search(queries, 10)[1])
     print(f"near-duplicate recall@10: {recalls}")
     assert recalls["fp32"] >= 0.95
     assert recalls["fp32"] > recalls["sq8"]
@@ -296,7 +172,7 @@ def test_fp32_mapped_store_append_delete_search_return_the_right_ids(clustered_p
     assert index._rows.mapped
     current = dict(zip(ids.tolist(), vectors))
     # Replace a base vector, add new ids, delete base ids and one appended id — all on the mapped store.
-    moved = _clustered(300, 64, centers=200, seed=21)
+    moved = clustered(300, 64, centers=200, seed=21)
     replaced = ids[100:200]
     index.append(replaced, moved[:100])
     new_ids = np.arange(10**9, 10**9 + 200, dtype=np.int64)
@@ -319,7 +195,7 @@ def test_fp32_mapped_store_append_delete_search_return_the_right_ids(clustered_p
     _, found = index.search(queries, 10)
     assert not set(found.ravel().tolist()) & set(gone.tolist())
     assert set(found.ravel().tolist()) <= set(current)
-    assert _recall(_exact_ids(cur_vecs, cur_ids, queries, 10), found) >= 0.95
+    assert recall_of(exact_ids(cur_vecs, cur_ids, queries, 10), found) >= 0.95
     # Each moved vector finds its own id first (replaced and appended ones live only in the delta).
     _, top = index.search(moved[:20], 1)
     assert list(top[:, 0]) == list(replaced[:20])
@@ -329,7 +205,7 @@ def test_fp32_mapped_store_append_delete_search_return_the_right_ids(clustered_p
     allowed = np.concatenate([new_ids[:40], replaced[:40], ids[1000:1040], ids[5000:5200]])
     _, found = index.search(moved[100:105], 10, allowed_ids=allowed)
     live_allowed = np.array([i for i in allowed.tolist() if i in current])
-    want = _exact_ids(np.stack([current[i] for i in live_allowed.tolist()]), live_allowed, moved[100:105], 10)
+    want = exact_ids(np.stack([current[i] for i in live_allowed.tolist()]), live_allowed, moved[100:105], 10)
     assert [list(r) for r in found] == want
 
 
@@ -338,7 +214,7 @@ def test_fp32_save_load_round_trip_keeps_appended_vectors(clustered_pool, tmp_pa
     first = tmp_path / "a" / "v.faiss"
     ivf.save(first)
     index = load_vector_index(first)
-    added = _clustered(50, 64, centers=200, seed=31)
+    added = clustered(50, 64, centers=200, seed=31)
     new_ids = np.arange(5 * 10**8, 5 * 10**8 + 50, dtype=np.int64)
     index.append(new_ids, added)
     index.delete(ids[:30])
@@ -371,20 +247,20 @@ def test_fp32_save_load_round_trip_keeps_appended_vectors(clustered_pool, tmp_pa
 
 
 def test_fp32_many_updates_compact_the_ivf_and_stay_consistent():
-    vectors = _clustered(3000, 32, centers=30, seed=8)
+    vectors = clustered(3000, 32, centers=30, seed=8)
     ids = np.arange(3000, dtype=np.int64)
     index = FaissIndex(32, KIND_IVFPQ)
     index.index(ids, vectors)
-    moved = _clustered(1500, 32, centers=30, seed=9)
+    moved = clustered(1500, 32, centers=30, seed=9)
     index.append(ids[:1500], moved)  # half replaced: the IVF lists are re-filled from the store
     assert index._main.ntotal <= len(index) * 1.25
     current = np.vstack([moved, vectors[1500:]])
     _, got = index.search(moved[:20], 10)
-    assert _recall(_exact_ids(current, ids, moved[:20], 10), got) >= 0.95
+    assert recall_of(exact_ids(current, ids, moved[:20], 10), got) >= 0.95
 
 
 def test_legacy_sq8_index_still_loads_and_appends(tmp_path):
-    vectors = _clustered(3000, 32, centers=30, seed=8)
+    vectors = clustered(3000, 32, centers=30, seed=8)
     ids = np.arange(3000, dtype=np.int64)
     index = FaissIndex(32, KIND_IVFPQ, refine=REFINE_SQ8)
     index.index(ids, vectors)
@@ -400,89 +276,3 @@ def test_legacy_sq8_index_still_loads_and_appends(tmp_path):
     with pytest.raises(RuntimeError, match="read-only"):
         mapped.delete(ids[:1])
     assert len(mapped.search(vectors[:1], 5)[1][0]) == 5
-
-
-class _NumpyIndex(VectorIndex):
-    """A second backend, as a vector service would plug in: exact inner product over numpy rows."""
-
-    kind = "numpy-exact"
-
-    def __init__(self, dim: int) -> None:
-        super().__init__(dim)
-        self._rows: dict[int, np.ndarray] = {}
-
-    def index(self, ids, vectors):
-        self._rows = {}
-        self.append(ids, vectors)
-
-    def append(self, ids, vectors):
-        for i, v in zip(np.asarray(ids, np.int64).tolist(), np.asarray(vectors, np.float32)):
-            self._rows[i] = v
-
-    def delete(self, ids):
-        for i in np.asarray(ids, np.int64).tolist():
-            self._rows.pop(i, None)
-
-    def ids(self):
-        return np.fromiter(self._rows, np.int64, len(self._rows))
-
-    def search(self, queries, k, allowed_ids=None):
-        ids = self.ids() if allowed_ids is None else np.intersect1d(self.ids(), allowed_ids)
-        queries = np.asarray(queries, np.float32).reshape(-1, self.dim)
-        scores = np.full((len(queries), k), -np.inf, np.float32)
-        found = np.full((len(queries), k), -1, np.int64)
-        if len(ids):
-            matrix = np.stack([self._rows[i] for i in ids.tolist()])
-            for row, q in enumerate(queries):
-                s = matrix @ q
-                top = np.argsort(-s, kind="stable")[:k]
-                scores[row, :len(top)], found[row, :len(top)] = s[top], ids[top]
-        return scores, found
-
-    def save(self, path):
-        np.savez(f"{path}.npz", ids=self.ids(), rows=np.stack(list(self._rows.values())))
-        write_meta(meta_path(path), {**self.metadata, "backend": "numpy-test", "dim": self.dim})
-
-    @classmethod
-    def load(cls, path, expected=None, mmap_store=None):
-        meta = read_meta(meta_path(path))
-        data = np.load(f"{path}.npz")
-        index = cls(meta["dim"])
-        index.metadata = {k: v for k, v in meta.items() if k not in ("backend", "dim")}
-        index.append(data["ids"], data["rows"])
-        return index
-
-    def __len__(self):
-        return len(self._rows)
-
-
-def test_a_registered_backend_is_chosen_by_name_and_loaded_by_its_metadata(tmp_path, monkeypatch):
-    from matching.builtin_embedder import BuiltinEmbedder
-    from matching.engine import Document, MatchEngine
-    from matching.fusion import FusionWeights
-    from matching.vector_index import _BACKENDS, backend_names, register_backend
-
-    monkeypatch.setitem(_BACKENDS, "numpy-test", _BACKENDS["faiss"])  # restored after the test
-    register_backend("numpy-test", lambda count, dim, **_: _NumpyIndex(dim), _NumpyIndex.load)
-    assert "numpy-test" in backend_names()
-    with pytest.raises(ValueError, match="unknown vector index backend 'qdrant'"):
-        make_vector_index(10, DIM, backend="qdrant")
-
-    texts = ["锂电池正极材料 磷酸铁锂", "船舶配套 船用柴油机", "光伏组件 单晶硅片", "汽车电子 车载芯片",
-             "锂电池隔膜 湿法隔膜", "海洋工程装备 钻井平台", "动力电池回收 梯次利用", "新能源汽车 整车制造"]
-    docs = [Document(i + 1, f"企业{i}", t) for i, t in enumerate(texts)]
-    engines = {}
-    for backend in ("faiss", "numpy-test"):
-        embedder = BuiltinEmbedder(dim=4)
-        embedder.fit(texts)
-        engine = MatchEngine(embedder, FusionWeights(dense=1.0, bm25=0.0, char=0.0), vector_backend=backend)
-        engine.build(docs)
-        engines[backend] = engine
-    assert isinstance(engines["numpy-test"]._vindex, _NumpyIndex)
-    query = "磷酸铁锂正极"
-    want = [h.id for h in engines["faiss"].search(query, 5)]
-    assert [h.id for h in engines["numpy-test"].search(query, 5)] == want
-    engines["numpy-test"].save(tmp_path / "engine")
-    loaded = MatchEngine.load(tmp_path / "engine")
-    assert isinstance(loaded._vindex, _NumpyIndex) and loaded.vector_backend == "numpy-test"
-    assert [h.id for h in loaded.search(query, 5)] == want

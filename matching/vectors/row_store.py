@@ -1,7 +1,7 @@
 """Float32 vector rows by id, kept on disk and memory-mapped, with an in-RAM delta for incremental updates.
 
-The IVF-PQ index re-scores its candidates against these exact float32 vectors (matching.vector_index, refine
-"fp32"). Layout of a saved store (two .npy files beside the index file):
+The IVF-PQ index re-scores its candidates against these exact float32 vectors (matching.vectors.faiss_index,
+refine "fp32"). Layout of a saved store (two .npy files beside the index file):
 
 - `<index>.fp32.npy`: float32 rows (count, dim), sorted by id;
 - `<index>.fp32.ids.npy`: the int64 ids of those rows, ascending.
@@ -22,7 +22,7 @@ from typing import Iterator
 
 import numpy as np
 
-from matching.index_meta import IndexMismatchError, atomic_write_bytes
+from matching.vectors.meta import IndexMismatchError, atomic_write_bytes
 
 ROWS_SUFFIX = ".fp32.npy"
 IDS_SUFFIX = ".fp32.ids.npy"
@@ -307,7 +307,7 @@ def inner_products(rows: np.ndarray, query: np.ndarray) -> np.ndarray:
     numpy's product goes to OpenBLAS, which splits a matrix-vector product of more than a few thousand rows over
     its worker threads; on the busy 2-core machine waking them cost 20+ ms (30,000 x 256: 24 ms wall / 8 ms CPU
     with OpenBLAS, 2.5 / 2.3 ms here), the same hand-off problem as faiss's OpenMP threads (SINGLE_THREAD_MAX_QUERIES
-    in matching.vector_index)."""
+    in matching.vectors.faiss_index)."""
     import faiss
 
     rows = np.ascontiguousarray(rows, dtype=np.float32)

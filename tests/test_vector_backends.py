@@ -1,0 +1,178 @@
+"""The VectorIndex contract, checked on every registered backend (faiss, numpy, …): exact ranking on small pools,
+padding, replace-on-append and delete, allowed-id filters, stored vectors, save/load with metadata checks, the
+engine ranking alike on each and reloading it by its saved metadata, and plugging in a backend by name."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from matching.builtin_embedder import BuiltinEmbedder
+from matching.engine import Document, MatchEngine
+from matching.fusion import FusionWeights
+from matching.vectors import (
+    KIND_FLAT,
+    IndexMismatchError,
+    NumpyIndex,
+    backend_names,
+    load_vector_index,
+    make_vector_index,
+    meta_path,
+    read_meta,
+    register_backend,
+    registry,
+)
+from tests.vector_helpers import DIM, numpy_top, random_unit
+
+
+@pytest.fixture(params=backend_names())
+def backend(request) -> str:
+    return request.param
+
+
+def test_flat_search_matches_numpy(backend):
+    vectors = random_unit(500)
+    ids = np.arange(1000, 1500, dtype=np.int64)
+    index = make_vector_index(len(ids), DIM, backend=backend)
+    assert index.kind == KIND_FLAT
+    index.index(ids, vectors)
+    queries = random_unit(5, seed=1)
+    scores, found = index.search(queries, 10)
+    assert scores.shape == found.shape == (5, 10)
+    assert scores.dtype == np.float32 and found.dtype == np.int64
+    for row, query in enumerate(queries):
+        want_scores, want_ids = numpy_top(vectors, ids, query, 10)
+        assert list(found[row]) == list(want_ids)
+        np.testing.assert_allclose(scores[row], want_scores, rtol=1e-5, atol=1e-5)
+
+
+def test_fewer_hits_than_k_are_padded(backend):
+    index = make_vector_index(3, DIM, backend=backend)
+    index.index(np.array([7, 8, 9]), random_unit(3))
+    scores, found = index.search(random_unit(1, seed=2), 5)
+    assert sorted(found[0][:3]) == [7, 8, 9]
+    assert list(found[0][3:]) == [-1, -1]
+    assert np.all(np.isneginf(scores[0][3:]))
+
+
+def test_append_replaces_and_delete_removes(backend):
+    vectors = random_unit(50)
+    ids = np.arange(50, dtype=np.int64)
+    index = make_vector_index(50, DIM, backend=backend)
+    index.index(ids, vectors)
+    # Re-adding id 3 with a new vector replaces the old one rather than duplicating it.
+    target = random_unit(1, seed=9)
+    index.append(np.array([3]), target)
+    assert len(index) == 50
+    _, found = index.search(target, 1)
+    assert found[0][0] == 3
+    index.append(np.array([100]), random_unit(1, seed=10))
+    assert len(index) == 51 and 100 in set(index.ids())
+    index.delete(np.array([3, 100, 999]))
+    assert len(index) == 49
+    _, found = index.search(target, 49)
+    assert 3 not in set(found[0]) and 100 not in set(found[0])
+
+
+def test_allowed_ids_filter_only_returns_allowed(backend):
+    vectors = random_unit(300)
+    ids = np.arange(300, dtype=np.int64)
+    index = make_vector_index(300, DIM, backend=backend)
+    index.index(ids, vectors)
+    allowed = ids[::7]
+    query = random_unit(1, seed=3)
+    _, found = index.search(query, 10, allowed_ids=allowed)
+    assert set(found[0]) <= set(allowed)
+    _, want = numpy_top(vectors[allowed], allowed, query[0], 10)
+    assert list(found[0]) == list(want)
+    _, none = index.search(query, 10, allowed_ids=np.array([], dtype=np.int64))
+    assert list(none[0]) == [-1] * 10
+
+
+def test_stored_vectors_come_back_for_present_ids(backend):
+    vectors = random_unit(40)
+    ids = np.arange(40, dtype=np.int64) * 3
+    index = make_vector_index(40, DIM, backend=backend)
+    index.index(ids, vectors)
+    got, present = index.vectors(np.array([ids[5], -1, ids[7]]))
+    assert list(present) == [True, False, True]
+    np.testing.assert_allclose(got, vectors[[5, 7]], atol=1e-6)
+
+
+def test_save_load_round_trip_keeps_results_and_metadata(backend, tmp_path):
+    vectors = random_unit(200)
+    ids = np.arange(200, dtype=np.int64) * 5
+    index = make_vector_index(200, DIM, backend=backend)
+    index.index(ids, vectors)
+    index.metadata.update(embedder="builtin-test", watermark=["2025-01-01T00:00:00", 200, 0])
+    path = tmp_path / "vectors.faiss"
+    index.save(path)
+    meta = read_meta(meta_path(path))
+    assert meta["embedder"] == "builtin-test" and meta["dim"] == DIM and meta["count"] == 200
+    assert meta["kind"] == KIND_FLAT and meta["built_at"]
+    loaded = load_vector_index(path, expected={"embedder": "builtin-test", "dim": DIM})
+    queries = random_unit(3, seed=4)
+    assert np.array_equal(loaded.search(queries, 10)[1], index.search(queries, 10)[1])
+    assert loaded.metadata["watermark"] == ["2025-01-01T00:00:00", 200, 0]
+
+
+def test_metadata_mismatch_and_damage_are_detected(backend, tmp_path):
+    index = make_vector_index(20, DIM, backend=backend)
+    index.index(np.arange(20), random_unit(20))
+    index.metadata["embedder"] = "builtin-v1"
+    path = tmp_path / "v.faiss"
+    index.save(path)
+    with pytest.raises(IndexMismatchError, match="embedder"):
+        load_vector_index(path, expected={"embedder": "st:/models/other"})
+    with pytest.raises(IndexMismatchError, match="dim"):
+        load_vector_index(path, expected={"dim": 384})
+    path.write_bytes(b"not a faiss index")
+    with pytest.raises(IndexMismatchError):
+        load_vector_index(path)
+    meta_path(path).unlink()
+    with pytest.raises(IndexMismatchError):
+        load_vector_index(path)
+
+
+TEXTS = ["锂电池正极材料 磷酸铁锂", "船舶配套 船用柴油机", "光伏组件 单晶硅片", "汽车电子 车载芯片",
+         "锂电池隔膜 湿法隔膜", "海洋工程装备 钻井平台", "动力电池回收 梯次利用", "新能源汽车 整车制造"]
+
+
+def _dense_engine(backend: str) -> MatchEngine:
+    embedder = BuiltinEmbedder(dim=4)
+    embedder.fit(TEXTS)
+    engine = MatchEngine(embedder, FusionWeights(dense=1.0, bm25=0.0, char=0.0), vector_backend=backend)
+    engine.build([Document(i + 1, f"企业{i}", t) for i, t in enumerate(TEXTS)])
+    return engine
+
+
+def test_the_engine_ranks_alike_on_every_backend_and_reloads_it(backend, tmp_path):
+    engines = {name: _dense_engine(name) for name in ("faiss", backend)}
+    kind = type(make_vector_index(len(TEXTS), 4, backend=backend))
+    assert isinstance(engines[backend]._vindex, kind)
+    query = "磷酸铁锂正极"
+    want = [h.id for h in engines["faiss"].search(query, 5)]
+    assert [h.id for h in engines[backend].search(query, 5)] == want
+    engines[backend].save(tmp_path / "engine")
+    loaded = MatchEngine.load(tmp_path / "engine")
+    assert isinstance(loaded._vindex, kind) and loaded.vector_backend == backend
+    assert [h.id for h in loaded.search(query, 5)] == want
+
+
+class _PluggedIndex(NumpyIndex):
+    """A backend registered from outside, as a vector service would plug in (here the numpy one, renamed)."""
+
+    backend = "numpy-test"
+
+
+def test_a_registered_backend_is_chosen_by_name_and_loaded_by_its_metadata(tmp_path, monkeypatch):
+    monkeypatch.setitem(registry._BACKENDS, "numpy-test", registry._BACKENDS["faiss"])  # restored after the test
+    register_backend("numpy-test", lambda count, dim, **_: _PluggedIndex(dim), _PluggedIndex.load)
+    assert "numpy-test" in backend_names()
+    with pytest.raises(ValueError, match="unknown vector index backend 'qdrant'"):
+        make_vector_index(10, DIM, backend="qdrant")
+    engine = _dense_engine("numpy-test")
+    assert isinstance(engine._vindex, _PluggedIndex)
+    engine.save(tmp_path / "engine")
+    loaded = MatchEngine.load(tmp_path / "engine")
+    assert isinstance(loaded._vindex, _PluggedIndex) and loaded.vector_backend == "numpy-test"
+    assert [h.id for h in loaded.search("磷酸铁锂正极", 5)] == [h.id for h in engine.search("磷酸铁锂正极", 5)]
