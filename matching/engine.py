@@ -16,9 +16,10 @@ import math
 import pickle
 import threading
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 import scipy.sparse as sp
@@ -361,6 +362,43 @@ class MatchEngine:
 
     def document(self, doc_id: int) -> Document | None:
         return self._docs.get(int(doc_id))
+
+    @property
+    def row_ids(self) -> np.ndarray:
+        """Document id of each pool row, the row order of channel_scores (read-only)."""
+        self._fresh()
+        view = self._row_ids.view()
+        view.flags.writeable = False
+        return view
+
+    def row_of(self, doc_id: int) -> int:
+        """Pool row of a pooled document (KeyError when it is not pooled)."""
+        self._fresh()
+        return self._row_of[int(doc_id)]
+
+    @property
+    def channels(self) -> Mapping[str, object]:
+        """The lexical channels by name ("bm25", "char", "tfidf"), as they are (TF-IDF maybe not analysed)."""
+        self._fresh()
+        return MappingProxyType({"bm25": self._bm25, "char": self._char, "tfidf": self._tfidf})
+
+    @property
+    def vector_index(self):
+        """The dense channel's vector index (None without an embedder or before vectors are built)."""
+        return self._vindex
+
+    def rank_whole_pool(self, query: str, k: int, allowed_ids: Collection[int] | None = None,
+                        excluded_ids: Collection[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(document ids best first, fused scores) of the k best, scoring every pooled document: the reference
+        ranking the pruned search must equal (no learned re-ranking)."""
+        self._fresh()
+        top, _, fused, pool = self._rank_pool(query, self._pool_mask(allowed_ids, excluded_ids), k)
+        return self._row_ids[pool[top]], fused[top]
+
+    def matched_terms(self, query: str, doc_id: int) -> list[str]:
+        """The query words a pooled document contains, as its Hit shows them (empty when not pooled)."""
+        self._fresh()
+        return self._matched_terms(query, doc_id)
 
     # ---- scoring --------------------------------------------------------------------------
     def _rows_of(self, ids: Collection[int]) -> np.ndarray:

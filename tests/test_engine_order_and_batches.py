@@ -72,13 +72,13 @@ def test_query_scores_equal_per_query_fusion_over_the_pool():
     assert matrix.shape == (len(queries), len(ids)) and np.isnan(matrix[:, -1]).all()
     for q, text in enumerate(queries):
         fused = fuse(engine.channel_scores(text), engine.weights)
-        expected = [fused[engine._row_of[i]] for i in ids[:-1]]
+        expected = [fused[engine.row_of(i)] for i in ids[:-1]]
         assert np.allclose(matrix[q, :-1], expected, atol=1e-6)
     # Cached per pool state: after an update the pool statistics are recomputed.
     engine.add([Document(5000, "新增正极材料企业", enterprise_profile("新增正极材料企业", "正极材料 正极材料"))])
     again = engine.query_scores(queries[:1], [5000, docs[0].id])
     fused = fuse(engine.channel_scores(queries[0]), engine.weights)
-    assert np.allclose(again[0], [fused[engine._row_of[5000]], fused[engine._row_of[docs[0].id]]], atol=1e-6)
+    assert np.allclose(again[0], [fused[engine.row_of(5000)], fused[engine.row_of(docs[0].id)]], atol=1e-6)
 
 
 def test_best_look_alikes_match_similar_top_hit():

@@ -134,12 +134,12 @@ def test_changing_the_vector_backend_rebuilds_on_the_configured_one(app, seeded,
     app.extensions.pop(store.EXTENSION_KEY)
     result = matchsvc.sync(db.session, app)
     assert result.rebuilt and "vector backend" in result.reason
-    assert isinstance(store.state_of(app).engine._vindex, NumpyIndex)
+    assert isinstance(store.state_of(app).engine.vector_index, NumpyIndex)
     after = matchsvc.candidates(db.session, CLUSTER_ID, "tev-cell", {}, k=5)
     assert [c.enterprise_id for c in after.items] == [c.enterprise_id for c in before.items]
     app.extensions.pop(store.EXTENSION_KEY)  # a restarted worker loads the saved numpy-backed engine as it is
     assert matchsvc.sync(db.session, app).rebuilt is False
-    assert isinstance(store.state_of(app).engine._vindex, NumpyIndex)
+    assert isinstance(store.state_of(app).engine.vector_index, NumpyIndex)
 
 
 def test_placement_suggestions_stay_unconfirmed_until_confirmed(app, seeded):

@@ -44,8 +44,8 @@ def lexical_engine(pool):
 
 
 def _full_ranking(engine: MatchEngine, query: str, k: int, allowed=None, excluded=None):
-    top, _, fused, p = engine._rank_pool(query, engine._pool_mask(allowed, excluded), k)
-    return [int(i) for i in engine._row_ids[p[top]]], fused[top]
+    ids, fused = engine.rank_whole_pool(query, k, allowed, excluded)
+    return [int(i) for i in ids], fused
 
 
 @pytest.fixture
@@ -82,7 +82,7 @@ def test_pruned_search_equals_ranking_the_whole_pool(pool, lexical_engine, prune
                 expected, fused = _full_ranking(engine, query, k, allowed, excluded)
                 assert [h.id for h in hits] == expected
                 assert np.allclose([h.score for h in hits], fused, atol=1e-9)
-                assert [h.matched_terms for h in hits] == [engine._matched_terms(query, h.id) for h in hits]
+                assert [h.matched_terms for h in hits] == [engine.matched_terms(query, h.id) for h in hits]
     assert len(calls) == 4 * 3 * 2 and sum(c.postings_read for c in calls) < sum(c.postings_total for c in calls)
 
 
@@ -175,7 +175,7 @@ def test_saved_engine_loads_memory_mapped_without_tokenising(lexical_engine, tmp
     engine.save(tmp_path / "idx")
     monkeypatch.setattr(analysis, "ANALYZERS", {})  # loading must not analyse any text
     loaded = MatchEngine.load(tmp_path / "idx", mmap=True)
-    assert isinstance(loaded._char.columns.data, np.memmap)
+    assert isinstance(loaded.channels["char"].columns.data, np.memmap)
     monkeypatch.undo()
     for query in QUERIES:
         assert [h.id for h in loaded.search(query, 15)] == [h.id for h in engine.search(query, 15)]

@@ -148,13 +148,13 @@ def _dense_engine(backend: str) -> MatchEngine:
 def test_the_engine_ranks_alike_on_every_backend_and_reloads_it(backend, tmp_path):
     engines = {name: _dense_engine(name) for name in ("faiss", backend)}
     kind = type(make_vector_index(len(TEXTS), 4, backend=backend))
-    assert isinstance(engines[backend]._vindex, kind)
+    assert isinstance(engines[backend].vector_index, kind)
     query = "磷酸铁锂正极"
     want = [h.id for h in engines["faiss"].search(query, 5)]
     assert [h.id for h in engines[backend].search(query, 5)] == want
     engines[backend].save(tmp_path / "engine")
     loaded = MatchEngine.load(tmp_path / "engine")
-    assert isinstance(loaded._vindex, kind) and loaded.vector_backend == backend
+    assert isinstance(loaded.vector_index, kind) and loaded.vector_backend == backend
     assert [h.id for h in loaded.search(query, 5)] == want
 
 
@@ -171,8 +171,8 @@ def test_a_registered_backend_is_chosen_by_name_and_loaded_by_its_metadata(tmp_p
     with pytest.raises(ValueError, match="unknown vector index backend 'qdrant'"):
         make_vector_index(10, DIM, backend="qdrant")
     engine = _dense_engine("numpy-test")
-    assert isinstance(engine._vindex, _PluggedIndex)
+    assert isinstance(engine.vector_index, _PluggedIndex)
     engine.save(tmp_path / "engine")
     loaded = MatchEngine.load(tmp_path / "engine")
-    assert isinstance(loaded._vindex, _PluggedIndex) and loaded.vector_backend == "numpy-test"
+    assert isinstance(loaded.vector_index, _PluggedIndex) and loaded.vector_backend == "numpy-test"
     assert [h.id for h in loaded.search("磷酸铁锂正极", 5)] == [h.id for h in engine.search("磷酸铁锂正极", 5)]

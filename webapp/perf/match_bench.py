@@ -43,10 +43,10 @@ def _naive(engine, queries, vectors, qvecs) -> dict:
 
     from matching.text import tokenize
 
-    counts = engine._bm25.counts
+    counts = engine.channels["bm25"].counts
     tfidf = TfidfTransformer(sublinear_tf=True)
     matrix = tfidf.fit_transform(counts.astype(np.float32)).tocsr()
-    ids = engine._bm25.vocab.ids
+    ids = engine.channels["bm25"].vocab.ids
     lex, dense = [], []
     for q, qv in zip(queries, qvecs if qvecs is not None else [None] * len(queries)):
         with Stopwatch() as sw:
@@ -74,10 +74,11 @@ def _engine_bytes(engine) -> dict:
     def sparse(m):
         return int(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes)
 
+    channels = engine.channels
     parts = {
-        "bm25_word": sparse(engine._bm25.counts) + sparse(engine._bm25.columns),
-        "bm25_char": sparse(engine._char.counts) + sparse(engine._char.columns),
-        "tfidf": sparse(engine._tfidf.rows) + sparse(engine._tfidf.columns),
+        "bm25_word": sparse(channels["bm25"].counts) + sparse(channels["bm25"].columns),
+        "bm25_char": sparse(channels["char"].counts) + sparse(channels["char"].columns),
+        "tfidf": sparse(channels["tfidf"].rows) + sparse(channels["tfidf"].columns),
     }
     return parts
 
@@ -202,7 +203,7 @@ def run(n: int, seed: int = 1, queries: int = 200, exact_max: int | None = None,
                 v = embedder.encode([q])
             parts["query_encoding"].append(sw.seconds)
             with Stopwatch() as sw:
-                engine._vindex.search(v, 1000)
+                engine.vector_index.search(v, 1000)
             parts["vector_search"].append(sw.seconds)
 
     vectors = qvecs = None
@@ -215,7 +216,7 @@ def run(n: int, seed: int = 1, queries: int = 200, exact_max: int | None = None,
     naive = _naive(engine, qtexts, vectors, qvecs)
     return {
         "bench": "match", "n": n, "queries": len(qtexts), "k": SEARCH_K,
-        "embedder": getattr(embedder, "name", None), "vector_kind": getattr(engine._vindex, "kind", None),
+        "embedder": getattr(embedder, "name", None), "vector_kind": getattr(engine.vector_index, "kind", None),
         **build,
         "engine_bytes_per_firm": round(build["engine_rss_mb"] * 1e6 / n) if n else None,
         "engine_array_bytes_per_firm": {k: round(v / n) for k, v in _engine_bytes(engine).items()} if n else {},
