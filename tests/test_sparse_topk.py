@@ -7,7 +7,7 @@ import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 import matching.analysis as analysis
-import matching.engine as engine_module
+import matching.engine.channels as engine_channels
 import matching.sparse_topk as sparse_topk
 from chains.enterprises import synth
 from matching.analysis import Vocabulary, count_matrices
@@ -62,7 +62,7 @@ def pruned(monkeypatch):
     monkeypatch.setattr(sparse_topk, "STOP_MIN_POSTINGS", 50)  # posting lists of a small pool are short
 
     def use(sample: int):
-        monkeypatch.setattr(engine_module, "STATS_SAMPLE", sample)
+        monkeypatch.setattr(engine_channels, "STATS_SAMPLE", sample)
         return calls
     return use
 

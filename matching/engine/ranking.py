@@ -1,0 +1,155 @@
+"""Ranking one query over the pool: the MaxScore fast path, the whole-pool path and the learned re-rank path.
+
+Invariants:
+- every path returns the same total order: fused score descending, then document id ascending, for any k (every
+  score tied with the k-th is kept before the cut), so a page cut from a longer prefix never repeats or skips a
+  firm (`best_first`);
+- the fast path (z-score fusion, non-negative weights, pools above STATS_SAMPLE) reads the query's posting lists
+  strongest bound first and stops once no unread list can change the top k (matching.sparse_topk); the survivors
+  are scored exactly as the whole-pool product scores them, so its result equals the whole-pool path's
+  (tests/test_sparse_topk.py compares both);
+- channel statistics come from matching.engine.channels on every path, over the whole pool whatever the filters;
+- callers apply the pool's pending changes first (MatchEngine does on every public entry).
+"""
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import numpy as np
+
+from matching.engine.channels import (
+    LEXICAL_CHANNELS,
+    ZSCORE_EPS,
+    LexicalChannels,
+    channel_queries,
+    exact_scores,
+    pool_scores,
+    stats_sampled,
+)
+from matching.engine.dense import DenseChannel
+from matching.engine.explanation import Explainer, Hit
+from matching.engine.features import RERANK_CANDIDATES, base_features
+from matching.engine.pool import Pool
+from matching.fusion import FusionWeights, fuse
+
+Ids = Collection[int] | None
+
+
+def best_first(row_ids: np.ndarray, fused: np.ndarray, pool_rows: np.ndarray, take: int) -> np.ndarray:
+    """Positions (into `pool_rows`) of the `take` best scores in a total order: score desc, then document id asc.
+
+    argpartition alone picks among tied scores differently for different `take`, so page 2 (a longer
+    prefix) could repeat a firm of page 1; every score tied with the cut-off is kept and ordered by id.
+    """
+    if take < len(pool_rows):
+        cutoff = fused[np.argpartition(-fused, take - 1)[take - 1]]
+        cand = np.flatnonzero(fused >= cutoff)
+    else:
+        cand = np.arange(len(pool_rows))
+    order = np.lexsort((row_ids[pool_rows[cand]], -fused[cand]))
+    return cand[order[:take]]
+
+
+def fast_ok(weights: FusionWeights) -> bool:
+    """Whether the pruned search applies: z-score fusion of known channels with non-negative weights."""
+    w = weights.channel_weights()
+    return weights.method == "zscore" and all(v >= 0 for v in w.values()) and not (set(w) - {*LEXICAL_CHANNELS, "dense"})
+
+
+class Ranker:
+    """Ranks the pool for a query text on the channels it is given."""
+
+    def __init__(self, pool: Pool, lexical: LexicalChannels, dense: DenseChannel, explainer: Explainer) -> None:
+        self._pool = pool
+        self._lexical = lexical
+        self._dense = dense
+        self._explainer = explainer
+
+    def search(self, query: str, k: int, weights: FusionWeights, learned, allowed_ids: Ids,
+               excluded_ids: Ids) -> list[Hit]:
+        """The k best documents, best first: re-ranked by `learned` when it has a ranker, else fused."""
+        row_ids = self._pool.row_ids
+        if learned is not None and learned.ranker is not None:
+            n = max(RERANK_CANDIDATES, k)
+            top, pooled, fused, pool_rows = self.rank_pool(query, self._pool.mask(allowed_ids, excluded_ids), n,
+                                                           weights, need_all=True)
+            doc_ids = row_ids[pool_rows[top]]
+            probs = learned.score(query, doc_ids, base_features(self._pool, self._lexical, query, top, pooled, fused,
+                                                                pool_rows))
+            order = np.lexsort((doc_ids, -probs))[:k]  # total order (score desc, id asc), as best_first
+            return [self._explainer.hit(query, pool_rows[top[o]], float(probs[o]), pooled, top[o],
+                                        learned=float(probs[o])) for o in order]
+        if fast_ok(weights) and stats_sampled(len(row_ids)):
+            # Small pools: the statistics need every row's score anyway, so ranking the whole pool costs no more.
+            rows, fused, raw = self._fast_rank(query, weights, allowed_ids, excluded_ids, k)
+            terms = self._explainer.matched_terms_of_rows(query, rows)
+            return [Hit(int(row_ids[r]), float(fused[i]), {name: float(v[i]) for name, v in raw.items()},
+                        terms[i]) for i, r in enumerate(rows)]
+        top, pooled, fused, pool_rows = self.rank_pool(query, self._pool.mask(allowed_ids, excluded_ids), k, weights)
+        return [self._explainer.hit(query, pool_rows[p], float(fused[p]), pooled, p) for p in top]
+
+    # ---- the whole pool -------------------------------------------------------------------------
+    def rank_pool(self, query: str, mask: np.ndarray, n: int, weights: FusionWeights, need_all: bool = False):
+        """(candidate positions best first, channels restricted to the pool, fused pool scores, pool rows)."""
+        channels = pool_scores(self._lexical, self._dense, query, weights, need_all=need_all)
+        pool_rows = np.flatnonzero(mask)
+        pooled = {name: s[pool_rows] for name, s in channels.items()}
+        fused = self._fuse_pool(query, channels, pool_rows, weights) if pooled else np.zeros(len(pool_rows))
+        take = min(n, len(pool_rows))
+        if take <= 0:
+            return np.zeros(0, np.int64), pooled, fused, pool_rows
+        return best_first(self._pool.row_ids, fused, pool_rows, take), pooled, fused, pool_rows
+
+    def _fuse_pool(self, query: str, channels: dict[str, np.ndarray], pool_rows: np.ndarray,
+                   weights: FusionWeights) -> np.ndarray:
+        """Fused scores of the pool rows: z-scores with the statistics of channel_queries (as the pruned search
+        uses), or rank fusion over the pool."""
+        pooled = {name: s[pool_rows] for name, s in channels.items()}
+        if weights.method != "zscore":
+            return fuse(pooled, weights)
+        w = weights.channel_weights()
+        total = np.zeros(len(pool_rows))
+        for name, cq in channel_queries(self._lexical, self._dense, query, weights, full=channels).items():
+            if name in pooled:
+                total += w[name] * cq.z(pooled[name])
+        return total
+
+    # ---- MaxScore -------------------------------------------------------------------------------
+    def _fast_rank(self, query: str, weights: FusionWeights, allowed_ids: Ids, excluded_ids: Ids, take: int):
+        """(rows best first, fused scores, raw channel scores per row) of the top `take` pool rows (z-score fusion,
+        non-negative weights): MaxScore over the query's postings, then exact scores of the survivors."""
+        from matching.sparse_topk import Term, candidate_rows
+
+        w = weights.channel_weights()
+        cqs = channel_queries(self._lexical, self._dense, query, weights)
+        flags = self._pool.flags(allowed_ids, excluded_ids)
+        n = len(self._pool.row_ids)
+        take = min(take, n if flags is None else int(np.count_nonzero(flags)))
+        if take <= 0:
+            return np.zeros(0, np.int64), np.zeros(0), {}
+        terms = []
+        for name, cq in cqs.items():
+            a = w[name] / (cq.std + ZSCORE_EPS)
+            if name == "dense":
+                order = np.argsort(cq.cols)  # posting lists are in ascending row order
+                shifted = (cq.vals[order] - np.float32(cq.floor)).astype(np.float32)
+                terms.append(Term(cq.cols[order].astype(np.int32), shifted, a, float(a * shifted.max(initial=0.0))))
+                continue
+            channel = self._lexical.get(name)
+            columns, col_max = channel.columns, channel.col_max
+            for c, v in zip(cq.cols.tolist(), cq.vals.tolist()):
+                lo, hi = columns.indptr[c], columns.indptr[c + 1]
+                terms.append(Term(columns.indices[lo:hi], columns.data[lo:hi], a * v, float(a * v * col_max[c])))
+        rows = candidate_rows(terms, n, take, flags).rows
+        raw = {name: exact_scores(self._lexical, cq, rows) for name, cq in cqs.items()}
+        fused = sum((w[name] * cq.z(raw[name]) for name, cq in cqs.items()), np.zeros(len(rows)))
+        base = sum((w[name] * cq.z(np.asarray([0.0 if name != "dense" else cq.floor])) for name, cq in
+                    cqs.items()), np.zeros(1))[0]  # every row outside the candidates scores exactly this
+        if len(rows) < take:  # the rest of the top are rows with no score anywhere, in id order
+            extra = self._pool.rows_by_id(take - len(rows), flags, rows)
+            rows = np.concatenate([rows, extra])
+            fused = np.concatenate([fused, np.full(len(extra), base)])
+            for name, cq in cqs.items():
+                raw[name] = np.concatenate([raw[name], exact_scores(self._lexical, cq, extra)])
+        order = np.lexsort((self._pool.row_ids[rows], -fused))[:take]
+        return rows[order], fused[order], {name: s[order] for name, s in raw.items()}
