@@ -18,8 +18,8 @@ STATS_SAMPLE is read from this module at call time (tests lower it here to exerc
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp

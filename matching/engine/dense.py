@@ -51,6 +51,7 @@ class DenseChannel:
         self.index.append(ids, self.embedder.encode([d.text for d in docs]).astype(np.float32))
 
     def delete(self, ids: Sequence[int]) -> None:
+        """Drop the vectors of removed documents."""
         self.index.delete(np.asarray(ids, np.int64))
 
     def hits(self, query: str | None, vector: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float]:

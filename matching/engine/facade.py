@@ -25,6 +25,7 @@ from matching.engine.pool import Document, Pool
 from matching.engine.query_sets import QuerySets
 from matching.engine.ranking import Ranker
 from matching.fusion import FusionWeights
+from matching.lexical import BM25Channel, CharTfidfChannel
 from matching.vectors import VectorIndex
 
 
@@ -139,7 +140,7 @@ class MatchEngine:
         return self._pool.row_of[int(doc_id)]
 
     @property
-    def channels(self) -> Mapping[str, object]:
+    def channels(self) -> Mapping[str, BM25Channel | CharTfidfChannel]:
         """The lexical channels by name ("bm25", "char", "tfidf"), as they are (TF-IDF maybe not analysed)."""
         self._fresh()
         return MappingProxyType(self._lexical.by_name())
@@ -178,7 +179,8 @@ class MatchEngine:
         self._fresh()
         return self._explainer.matched_terms(query, doc_id)
 
-    def similar(self, doc_id: int, k: int = 10, allowed_ids=None, excluded_ids=None) -> list[Hit]:
+    def similar(self, doc_id: int, k: int = 10, allowed_ids: Collection[int] | None = None,
+                excluded_ids: Collection[int] | None = None) -> list[Hit]:
         """Look-alike firms of a document: its own profile used as the query (the document itself excluded)."""
         self._fresh()
         return self._lookalikes.similar(doc_id, k, self.weights, allowed_ids, excluded_ids)
@@ -199,7 +201,8 @@ class MatchEngine:
         return self._query_sets.scores(queries, doc_ids, self.weights)
 
     # ---- learning -------------------------------------------------------------------------------
-    def candidate_features(self, query: str, n: int = RERANK_CANDIDATES, allowed_ids=None, excluded_ids=None):
+    def candidate_features(self, query: str, n: int = RERANK_CANDIDATES, allowed_ids: Collection[int] | None = None,
+                           excluded_ids: Collection[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(candidate doc ids best-first by fused score, their BASE_FEATURES matrix)."""
         self._fresh()
         mask = self._pool.mask(allowed_ids, excluded_ids)
@@ -221,6 +224,7 @@ class MatchEngine:
 
     @property
     def learned(self):
+        """The learned model in use (adopted), or None."""
         return self._learned
 
     # ---- persistence ----------------------------------------------------------------------------
@@ -244,6 +248,7 @@ class MatchEngine:
         return engine
 
     def info(self) -> dict:
+        """Embedder, size, weights, build time, vector backend and learned-model summary, for status pages."""
         return {
             "embedder": getattr(self.embedder, "name", None),
             "dim": getattr(self.embedder, "dim", 0) if self.embedder is not None else 0,

@@ -73,7 +73,8 @@ class RowOf:
         pos = np.minimum(np.searchsorted(keys, ids), len(keys) - 1)
         return np.where(keys[pos] == ids, order[pos], -1)
 
-    def get(self, doc_id: int, default=None):
+    def get(self, doc_id: int, default: int | None = None) -> int | None:
+        """Row of one id, `default` where unknown."""
         row = int(self.rows(np.asarray([doc_id]))[0])
         return default if row < 0 else row
 
@@ -160,6 +161,7 @@ class Pool:
         return PoolChange(keep, [self.docs[i] for i in new_ids], rows)
 
     def clear_pending(self) -> None:
+        """Forget the pending changes once the engine has applied them."""
         self.stale, self.added = set(), set()
 
     def set_rows(self, row_ids: np.ndarray) -> None:
@@ -170,6 +172,7 @@ class Pool:
     # ---- rows -----------------------------------------------------------------------------------
     @property
     def row_of(self) -> RowOf:
+        """The id → row look-up of the current rows."""
         if self._row_of is None or self._row_of.row_ids is not self.row_ids:
             self._row_of = RowOf(self.row_ids)
         return self._row_of

@@ -67,7 +67,8 @@ class Ranker:
 
     def search(self, query: str, k: int, weights: FusionWeights, learned, allowed_ids: Ids,
                excluded_ids: Ids) -> list[Hit]:
-        """The k best documents, best first: re-ranked by `learned` when it has a ranker, else fused."""
+        """The k best documents, best first: re-ranked by `learned` (a matching.learning.LearnedModel or None)
+        when it has a ranker, else by the fused score."""
         row_ids = self._pool.row_ids
         if learned is not None and learned.ranker is not None:
             n = max(RERANK_CANDIDATES, k)
@@ -89,7 +90,8 @@ class Ranker:
         return [self._explainer.hit(query, pool_rows[p], float(fused[p]), pooled, p) for p in top]
 
     # ---- the whole pool -------------------------------------------------------------------------
-    def rank_pool(self, query: str, mask: np.ndarray, n: int, weights: FusionWeights, need_all: bool = False):
+    def rank_pool(self, query: str, mask: np.ndarray, n: int, weights: FusionWeights,
+                  need_all: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray]:
         """(candidate positions best first, channels restricted to the pool, fused pool scores, pool rows)."""
         channels = pool_scores(self._lexical, self._dense, query, weights, need_all=need_all)
         pool_rows = np.flatnonzero(mask)
@@ -115,7 +117,8 @@ class Ranker:
         return total
 
     # ---- MaxScore -------------------------------------------------------------------------------
-    def _fast_rank(self, query: str, weights: FusionWeights, allowed_ids: Ids, excluded_ids: Ids, take: int):
+    def _fast_rank(self, query: str, weights: FusionWeights, allowed_ids: Ids, excluded_ids: Ids,
+                   take: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """(rows best first, fused scores, raw channel scores per row) of the top `take` pool rows (z-score fusion,
         non-negative weights): MaxScore over the query's postings, then exact scores of the survivors."""
         from matching.sparse_topk import Term, candidate_rows
