@@ -5,9 +5,10 @@ faiss, no compression, no approximate step. Every search scores every (allowed) 
 O(count × dim) per query and 4 × dim bytes of RAM per vector; above a few hundred thousand vectors use "faiss".
 It is always of kind "flat" (exact); `make_vector_index(…, backend="numpy")` ignores `exact_max` and `refine`.
 
-Invariants: `_ids` is ascending and unique, `_rows[i]` is the vector of `_ids[i]`; both are replaced, never edited
-in place, by `index`, `append` and `delete`. Ties in score are ordered by id ascending, so results are a total
-order. Saved as one .npz file (ids and rows) at the index path, metadata beside it (matching.vectors.meta).
+Invariants: `_data` is (ids, rows): ids ascending and unique, rows[i] the vector of ids[i]; `index`, `append` and
+`delete` replace the pair with one assignment and never edit it in place, so a search reads one consistent version
+(updates themselves must not run concurrently with each other). Ties in score are ordered by id ascending, so
+results are a total order. Saved as one .npz file (ids and rows) at the index path, metadata beside it (matching.vectors.meta).
 """
 from __future__ import annotations
 
@@ -30,12 +31,11 @@ class NumpyIndex(VectorIndex):
 
     def __init__(self, dim: int) -> None:
         super().__init__(dim)
-        self._ids = np.zeros(0, np.int64)
-        self._rows = np.zeros((0, self.dim), np.float32)
+        self._data = (np.zeros(0, np.int64), np.zeros((0, self.dim), np.float32))
 
     def _set(self, ids: np.ndarray, rows: np.ndarray) -> None:
         order = np.argsort(ids, kind="stable")
-        self._ids, self._rows = ids[order], np.ascontiguousarray(rows[order])
+        self._data = (ids[order], np.ascontiguousarray(rows[order]))
 
     def index(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         ids, vectors = self._check(ids, vectors)
@@ -46,31 +46,36 @@ class NumpyIndex(VectorIndex):
         ids, vectors = self._check(ids, vectors)
         if not len(ids):
             return
-        keep = ~np.isin(self._ids, ids)
-        self._set(np.concatenate([self._ids[keep], ids]), np.concatenate([self._rows[keep], vectors]))
+        have, rows = self._data
+        keep = ~np.isin(have, ids)
+        self._set(np.concatenate([have[keep], ids]), np.concatenate([rows[keep], vectors]))
 
     def delete(self, ids: np.ndarray) -> None:
         ids = as_ids(ids)
         if len(ids):
-            keep = ~np.isin(self._ids, ids)
-            self._ids, self._rows = self._ids[keep], self._rows[keep]
+            have, rows = self._data
+            keep = ~np.isin(have, ids)
+            self._data = (have[keep], rows[keep])
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self._data[0])
 
     def ids(self) -> np.ndarray:
-        return self._ids.copy()
+        return self._data[0].copy()
 
-    def _positions(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(row of each id, mask of the ids present); rows are meaningful where the mask is set."""
-        if not len(self._ids):
+    @staticmethod
+    def _positions(have: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row of each id among the stored ids `have`, mask of the ids present); rows are meaningful where the
+        mask is set."""
+        if not len(have):
             return np.zeros(len(ids), np.int64), np.zeros(len(ids), bool)
-        pos = np.minimum(np.searchsorted(self._ids, ids), len(self._ids) - 1)
-        return pos, self._ids[pos] == ids
+        pos = np.minimum(np.searchsorted(have, ids), len(have) - 1)
+        return pos, have[pos] == ids
 
     def vectors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        pos, present = self._positions(as_ids(ids))
-        return self._rows[pos[present]], present
+        have, rows = self._data
+        pos, present = self._positions(have, as_ids(ids))
+        return rows[pos[present]], present
 
     def search(self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         queries = np.asarray(queries, dtype=np.float32)
@@ -81,9 +86,9 @@ class NumpyIndex(VectorIndex):
         k = max(int(k), 0)
         scores = np.full((len(queries), k), -np.inf, np.float32)
         found = np.full((len(queries), k), -1, np.int64)
-        ids, rows = self._ids, self._rows
+        ids, rows = self._data
         if allowed_ids is not None:
-            pos, present = self._positions(np.unique(as_ids(allowed_ids)))
+            pos, present = self._positions(ids, np.unique(as_ids(allowed_ids)))
             ids, rows = ids[pos[present]], rows[pos[present]]  # still ascending: allowed ids were sorted
         if not k or not len(ids):
             return scores, found
@@ -95,7 +100,8 @@ class NumpyIndex(VectorIndex):
     def save(self, path: Path) -> None:
         path = Path(path)
         buffer = io.BytesIO()
-        np.savez(buffer, ids=self._ids, rows=self._rows)
+        ids, rows = self._data
+        np.savez(buffer, ids=ids, rows=rows)
         atomic_write_bytes(path, buffer.getvalue())
         write_meta(meta_path(path), {**self.metadata, "backend": self.backend, "kind": self.kind, "dim": self.dim,
                                      "count": len(self), "built_at": self.built_at})
@@ -120,7 +126,7 @@ class NumpyIndex(VectorIndex):
         if ids.dtype != np.int64 or rows.dtype != np.float32 or rows.shape != (len(ids), index.dim) \
                 or len(ids) != meta.get("count") or (len(ids) > 1 and not np.all(ids[1:] > ids[:-1])):
             raise IndexMismatchError(f"index file does not match its metadata: {path}")
-        index._ids, index._rows = ids, np.ascontiguousarray(rows)
+        index._data = (ids, np.ascontiguousarray(rows))
         index.built_at = meta.get("built_at", "")
         index.metadata = caller_metadata(meta)
         return index
