@@ -1,10 +1,15 @@
 """Ablation of the matching engine's components on a firms/queries benchmark (default: ICKG dev split).
 
-Prints nDCG@10 / Recall@50 / MAP@100 per configuration, and a k-fold cross-validated figure for
-learning (disjoint query folds: learn on the other folds, rank this fold's queries, never score a
-query the engine trained on). Usage:
+Prints nDCG@10 / Recall@50 / MAP@100 per configuration — each lexical channel, the embedding model alone, z-score
+fusion at several dense weights, rank fusion, the product's default (the dense weight matching.fusion gives the
+pool) — and a k-fold cross-validated figure for learning (disjoint query folds: learn on the other folds, rank this
+fold's queries, never score a query the engine trained on). Usage:
 
-    .venv/bin/python benchmarks/ablation_matching.py [--firms F.csv] [--queries Q.jsonl] [--folds 5] [--dense] [--sample N]
+    .venv/bin/python benchmarks/ablation_matching.py [--firms F.csv] [--queries Q.jsonl] [--folds 5] [--model ''|builtin|PATH]
+        [--models-dir instance/models] [--vector-cache instance/embedding-cache] [--sample N]
+
+The model defaults to the bundled multilingual-e5-small (converted into --models-dir); `--model builtin` runs the
+lexical channels and the built-in LSA embedder instead.
 """
 from __future__ import annotations
 
@@ -18,8 +23,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from matching.engine import MatchEngine  # noqa: E402
-from matching.evaluation import labelled, rank_queries, read_firms, read_queries  # noqa: E402
-from matching.fusion import FusionWeights  # noqa: E402
+from matching.evaluation import build_engine, labelled, rank_queries, read_firms, read_queries  # noqa: E402
+from matching.fusion import FusionWeights, pretrained_weights  # noqa: E402
 from matching.learning import learn  # noqa: E402
 from matching.metrics import score_rankings  # noqa: E402
 
@@ -32,7 +37,7 @@ CONFIGS = [
     ("BM25 words + char TF-IDF, z-score (reference)", FusionWeights(bm25=0.5, char=0, tfidf=0.5)),
     ("BM25 words + BM25 chars, RRF", FusionWeights(bm25=1, char=1, method="rrf")),
     ("BM25 words + BM25 chars + TF-IDF .25, z-score", FusionWeights(bm25=0.5, char=0.5, tfidf=0.25)),
-    ("DEFAULT: BM25 words + BM25 chars, z-score .5/.5", FusionWeights()),
+    ("lexical default: BM25 words + BM25 chars, z-score .5/.5", FusionWeights()),
 ]
 
 
@@ -46,7 +51,9 @@ def main() -> None:
     ap.add_argument("--firms", type=Path, default=DEFAULT_DIR / "firms.csv")
     ap.add_argument("--queries", type=Path, default=DEFAULT_DIR / "dev_queries.jsonl")
     ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--dense", action="store_true", help="also build the built-in LSA embedder and fuse it")
+    ap.add_argument("--model", default="", help="'' the bundled multilingual-e5-small, 'builtin' the LSA embedder")
+    ap.add_argument("--models-dir", type=Path, default=Path("instance/models"))
+    ap.add_argument("--vector-cache", type=Path, default=Path("instance/embedding-cache"))
     ap.add_argument("--no-learning", action="store_true")
     ap.add_argument("--only-learning", action="store_true", help="skip the fusion configurations")
     ap.add_argument("--sample", type=int, default=0, help="use only the first N queries (quick exploration)")
@@ -57,27 +64,33 @@ def main() -> None:
     queries = read_queries(args.queries)
     if args.sample:
         queries = queries[: args.sample]
-    embedder = None
-    if args.dense:
-        from matching.builtin_embedder import BuiltinEmbedder
+    from matching.embedders import BuiltinEmbedder, is_builtin
 
-        embedder = BuiltinEmbedder()
-    engine = MatchEngine(embedder=embedder)
-    engine.build(firms.docs)
-    print(f"built {len(firms.docs)} firms in {time.time() - t0:.1f}s; {len(queries)} queries", flush=True)
+    if is_builtin(args.model):
+        engine = MatchEngine(embedder=BuiltinEmbedder())
+        engine.build(firms.docs)
+        default = FusionWeights()
+    else:
+        engine = build_engine(firms, args.model, models_dir=args.models_dir,
+                              onnx_cache=args.models_dir / "onnx-cache", vector_cache=args.vector_cache)
+        default = pretrained_weights([d.text for d in firms.docs])
+    print(f"built {len(firms.docs)} firms in {time.time() - t0:.1f}s with {engine.embedder.name}; "
+          f"{len(queries)} queries", flush=True)
     relevant = [q["relevant"] for q in queries]
     print("| configuration | nDCG@10 | Recall@50 | MAP@100 | seconds |")
     print("|---|---|---|---|---|")
     configs = list(CONFIGS)
-    if args.dense:
-        configs += [("built-in LSA dense alone", FusionWeights(bm25=0, char=0, dense=1)),
-                    ("DEFAULT + built-in LSA dense .1", FusionWeights(dense=0.1))]
+    configs += [("embedding model alone (dense)", FusionWeights(bm25=0, char=0, dense=1)),
+                ("BM25 words + chars + dense, RRF", FusionWeights(bm25=1, char=1, dense=1, method="rrf"))]
+    configs += [(f"BM25 words + chars .5/.5 + dense {w:g}, z-score", FusionWeights(dense=w))
+                for w in (0.25, 0.5, 0.75, 1, 2, 4, 8)]
+    configs += [(f"PRODUCT DEFAULT: dense weight by the pool's profile length ({default.dense:g})", default)]
     for label, weights in ([] if args.only_learning else configs):
         engine.weights = weights
         t = time.time()
         print(row(label, score_rankings(rank_queries(engine, firms, queries, 100), relevant), time.time() - t),
               flush=True)
-    engine.weights = FusionWeights()
+    engine.weights = default
     if args.no_learning:
         return
     # k-fold cross-validation of learning over disjoint queries.
@@ -94,7 +107,7 @@ def main() -> None:
             rankings[i] = ranked
         engine.apply_learning(None)
         print(f"  fold {f + 1}/{args.folds}: {model.summary()}", file=sys.stderr, flush=True)
-    print(row(f"DEFAULT + learning ({args.folds}-fold CV, adopted in {adopted}/{args.folds} folds)",
+    print(row(f"PRODUCT DEFAULT + learning ({args.folds}-fold CV, adopted in {adopted}/{args.folds} folds)",
               score_rankings(rankings, relevant), time.time() - t), flush=True)
     print(f"total {time.time() - t0:.1f}s")
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from matching.engine import Document, MatchEngine
-from matching.fusion import PRETRAINED_DENSE_WEIGHT, FusionWeights
+from matching.fusion import FusionWeights, pretrained_weights
 from matching.learning import LabelledQuery, learn
 from matching.metrics import score_rankings
 from matching.profiles import enterprise_profile
@@ -68,17 +68,28 @@ def labelled(queries: Sequence[dict], firms: Firms) -> list[LabelledQuery]:
     return out
 
 
-def build_engine(firms: Firms, model: str = "", weights: FusionWeights | None = None,
-                 backend: str = "auto") -> MatchEngine:
-    """An engine over the firms; with a local pretrained model (run by `backend`) the dense channel joins the fusion."""
-    embedder = None
-    if model:
-        from matching.embedders import make_embedder
+def build_engine(firms: Firms, model: str = "", weights: FusionWeights | None = None, backend: str = "auto",
+                 models_dir: Path | None = None, onnx_cache: Path | None = None, vector_cache: Path | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> MatchEngine:
+    """An engine over the firms, searched as the product searches: with the bundled multilingual-e5-small (`model`
+    empty; converted into `models_dir`), another local sentence-transformers model (a path), or the lexical channels
+    alone (`model` "builtin": the built-in LSA embedder's fusion weight is 0). Document vectors go through the vector
+    cache folder `vector_cache` when given, so a second run encodes nothing."""
+    from matching.embedders import folder_name, is_builtin, make_embedder
+    from matching.embedders.vector_cache import VectorCache
 
-        embedder = make_embedder(model, backend=backend)
-        weights = weights or FusionWeights(dense=PRETRAINED_DENSE_WEIGHT)
-    engine = MatchEngine(embedder=embedder, weights=weights)
-    engine.build(firms.docs)
+    if is_builtin(model):
+        engine = MatchEngine(weights=weights)
+        engine.build(firms.docs)
+        return engine
+    embedder = make_embedder(model, backend=backend, models_dir=models_dir, cache_dir=onnx_cache)
+    texts = [d.text for d in firms.docs]
+    engine = MatchEngine(embedder=embedder, weights=weights or pretrained_weights(texts))
+    vectors = None
+    if vector_cache is not None:
+        cache = VectorCache(Path(vector_cache) / folder_name(embedder.name), embedder.name, embedder.dim)
+        vectors = cache.embed(texts, embedder.encode, progress=progress).vectors
+    engine.build(firms.docs, vectors=vectors)
     return engine
 
 
@@ -88,14 +99,17 @@ def rank_queries(engine: MatchEngine, firms: Firms, queries: Sequence[dict], top
 
 def run_benchmark(firms_csv: Path, queries_jsonl: Path, out_jsonl: Path, train_jsonl: Path | None = None,
                   top: int = DEFAULT_TOP, model: str = "", log: Callable[[str], None] = lambda m: None,
-                  backend: str = "auto") -> dict:
+                  backend: str = "auto", models_dir: Path | None = None, onnx_cache: Path | None = None,
+                  vector_cache: Path | None = None, progress: Callable[[int, int], None] | None = None) -> dict:
     """Build, optionally learn from TRAIN, rank every query, write OUT.jsonl; returns metrics and timings."""
     t0 = time.time()
     firms = read_firms(Path(firms_csv))
     queries = read_queries(Path(queries_jsonl))
-    engine = build_engine(firms, model, backend=backend)
+    engine = build_engine(firms, model, backend=backend, models_dir=models_dir, onnx_cache=onnx_cache,
+                          vector_cache=vector_cache, progress=progress)
     t_build = time.time() - t0
-    log(f"indexed {len(firms.docs)} firms in {t_build:.1f}s")
+    log(f"indexed {len(firms.docs)} firms in {t_build:.1f}s with {engine.info().get('embedder') or 'lexical channels'}"
+        f" (weights {engine.weights.channel_weights()})")
     learned = None
     if train_jsonl:
         examples = labelled(read_queries(Path(train_jsonl)), firms)
@@ -112,4 +126,4 @@ def run_benchmark(firms_csv: Path, queries_jsonl: Path, out_jsonl: Path, train_j
             fh.write(json.dumps({"query": q["query"], "ranked": ranked}, ensure_ascii=False) + "\n")
     metrics = score_rankings(rankings, [q["relevant"] for q in queries])
     return {**metrics, "firms": len(firms.docs), "ranked_queries": len(queries), "learned": learned,
-            "build_seconds": t_build, "search_seconds": t_search, "total_seconds": time.time() - t0}
+            "embedder": engine.info().get("embedder"), "build_seconds": t_build, "search_seconds": t_search, "total_seconds": time.time() - t0}

@@ -101,3 +101,25 @@ def char_ngrams(text: str, n_min: int = 1, n_max: int = 3) -> list[str]:
 def tokenize_many(texts: Sequence[str]) -> list[list[str]]:
     """Tokenise a batch (kept as one place to add caching or parallelism)."""
     return [tokenize(t) for t in texts]
+
+
+# A text whose letters are at least this share of Chinese characters (CJK ideographs) is in the "han" script group;
+# others (English, Korean, Vietnamese, … profiles of foreign firms) are "other". The lexical channels match words
+# and characters, so they cannot see a profile of the other group (matching.engine.dense: cross-language scores).
+HAN_SHARE_MIN = 0.25
+HAN, OTHER = 0, 1
+
+
+def _is_han(ch: str) -> bool:
+    code = ord(ch)
+    return 0x4E00 <= code <= 0x9FFF or 0x3400 <= code <= 0x4DBF or 0x20000 <= code <= 0x2EBEF or 0xF900 <= code <= 0xFAFF
+
+
+def script_group(text: str) -> int:
+    """HAN or OTHER: the script group of a text (by the share of Chinese characters among its letters)."""
+    letters = han = 0
+    for ch in text or "":
+        if ch.isalpha():
+            letters += 1
+            han += _is_han(ch)
+    return HAN if letters == 0 or han >= HAN_SHARE_MIN * letters else OTHER

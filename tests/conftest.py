@@ -54,12 +54,25 @@ def make_app(database_url: str, tmp_path, **overrides):
         "INDEX_DIR": str(tmp_path / "instance" / "indexes"),
         "UPLOAD_DIR": str(tmp_path / "instance" / "uploads"),
         "RATELIMIT_STORAGE_URI": "memory://",
+        # The bundled transformer costs a conversion and seconds of encoding per app: tests that are not about it
+        # use the built-in LSA embedder (tests/test_matchsvc_e5.py and the browser journeys run the real model).
+        "EMBEDDING_MODEL": "builtin",
     }
     config.update(overrides)
     app = create_app(config)
     with app.app_context():
         db.create_all()
     return app
+
+
+@pytest.fixture(scope="session")
+def bundled_e5(tmp_path_factory):
+    """The real bundled multilingual-e5-small, converted once per test session into a temporary models folder
+    (ONNX exports under its onnx-cache/), as `chainmatch init` converts it: (models folder, converted folder)."""
+    from matching.embedders import e5_bundle
+
+    models = tmp_path_factory.mktemp("models")
+    return models, e5_bundle.ensure_default_model(models)
 
 
 @pytest.fixture

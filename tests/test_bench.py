@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from matching import embedding_store
-from matching.builtin_embedder import BuiltinEmbedder
+from matching.embedders import BuiltinEmbedder
 from webapp.commands.bench import bench_group
 from webapp.perf.pool import synthetic_pool
 

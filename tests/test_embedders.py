@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from matching import onnx_backend
+from matching.embedders import onnx_runtime
 from matching.embedders import (
     EmbedderUnavailableError,
     SentenceTransformerEmbedder,
@@ -113,9 +113,9 @@ def test_saved_embedder_reloads_the_same_model_and_backend(tiny_model, tmp_path,
     save_embedder(embedder, tmp_path / "state")
     spec = json.loads((tmp_path / "state" / "embedder.json").read_text(encoding="utf-8"))
     assert spec["backend"] == backend and spec["type"] == "sentence-transformers"
-    exports = onnx_backend.exports
+    exports = onnx_runtime.exports
     again = load_embedder(tmp_path / "state")
-    assert onnx_backend.exports == exports  # the reload reuses the cached export
+    assert onnx_runtime.exports == exports  # the reload reuses the cached export
     assert again.name == embedder.name and again.dim == embedder.dim and again.backend == backend
     np.testing.assert_allclose(again.encode(SAMPLE_TEXTS), embedder.encode(SAMPLE_TEXTS), rtol=1e-4, atol=1e-5)
 
@@ -153,11 +153,11 @@ def test_auto_backend_is_onnx_int8_when_onnxruntime_is_installed(tiny_model, onn
 
 def test_export_is_written_once_and_reused(tiny_model, tmp_path):
     cache = tmp_path / "cache"
-    before = onnx_backend.exports
+    before = onnx_runtime.exports
     first = make_embedder(str(tiny_model), backend="onnx-int8", cache_dir=cache)
-    assert onnx_backend.exports == before + 1
+    assert onnx_runtime.exports == before + 1
     (folder,) = cache.iterdir()  # one folder, named by the model files' fingerprint
-    assert folder.name == onnx_backend.model_fingerprint(tiny_model)[:32]
+    assert folder.name == onnx_runtime.model_fingerprint(tiny_model)[:32]
     assert sorted(p.name for p in folder.iterdir()) == [".lock", "model-int8.onnx", "model.onnx", "pipeline.json"]
     mtimes = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
     spec = json.loads((folder / "pipeline.json").read_text(encoding="utf-8"))
@@ -165,7 +165,7 @@ def test_export_is_written_once_and_reused(tiny_model, tmp_path):
 
     second = make_embedder(str(tiny_model), backend="onnx-int8", cache_dir=cache)
     fp32 = make_embedder(str(tiny_model), backend="onnx", cache_dir=cache)  # the fp32 file came with the int8 one
-    assert onnx_backend.exports == before + 1
+    assert onnx_runtime.exports == before + 1
     assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == mtimes
     np.testing.assert_array_equal(second.encode(SAMPLE_TEXTS), first.encode(SAMPLE_TEXTS))
     assert fp32.backend == "onnx"
@@ -173,11 +173,11 @@ def test_export_is_written_once_and_reused(tiny_model, tmp_path):
     # A copy of the same files elsewhere has the same fingerprint: no new export.
     copy = shutil.copytree(tiny_model, tmp_path / "copy")
     make_embedder(str(copy), backend="onnx-int8", cache_dir=cache)
-    assert onnx_backend.exports == before + 1 and len(list(cache.iterdir())) == 1
+    assert onnx_runtime.exports == before + 1 and len(list(cache.iterdir())) == 1
     # Changed model files are another model: exported again, into another folder.
     (copy / "README.md").write_text("changed", encoding="utf-8")
     make_embedder(str(copy), backend="onnx-int8", cache_dir=cache)
-    assert onnx_backend.exports == before + 2 and len(list(cache.iterdir())) == 2
+    assert onnx_runtime.exports == before + 2 and len(list(cache.iterdir())) == 2
 
 
 def _variant(tiny_model: Path, folder: Path, pooling, normalize: bool) -> Path:
@@ -210,7 +210,7 @@ def test_onnx_pools_as_the_model_config_says(tiny_model, tmp_path, pooling, norm
 
 def test_missing_onnxruntime_falls_back_to_torch_with_a_warning(tiny_model, tmp_path, monkeypatch, caplog):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` now raises ImportError
-    assert onnx_backend.runtime_missing()
+    assert onnx_runtime.runtime_missing()
     assert embedder_name_for(str(tiny_model)) == "st:" + str(tiny_model.resolve())
     with caplog.at_level(logging.WARNING, logger="matching.embedders"):
         embedder = make_embedder(str(tiny_model), backend="auto", cache_dir=tmp_path / "cache")
@@ -245,15 +245,15 @@ def test_app_config_reaches_the_embedder(tiny_model, tmp_path):
     from tests.conftest import make_app
 
     from matching.engine import Document, MatchEngine
-    from webapp.matchsvc import store
+    from webapp.matchsvc import embedding
 
     app = make_app(f"sqlite:///{tmp_path / 'db.sqlite3'}", tmp_path, EMBEDDING_MODEL=str(tiny_model),
                    EMBEDDING_BACKEND="onnx-int8", EMBEDDING_THREADS=1)
-    engine = store._new_engine(app)
-    embedder = engine.embedder
+    embedder = embedding.embedder_for(app)
+    engine = MatchEngine(embedder=embedder)
     assert embedder.backend == "onnx-int8" and embedder.threads == 1
-    assert embedder.name == store.expected_embedder_name(app)
-    assert list((tmp_path / "instance" / "onnx-cache").glob("*/model-int8.onnx"))  # the instance's cache
+    assert embedder.name == embedding.expected_embedder_name(app)
+    assert list((tmp_path / "instance" / "models" / "onnx-cache").glob("*/model-int8.onnx"))  # the instance's cache
     engine.build([Document(i, f"企业{i}", text) for i, text in enumerate(SAMPLE_TEXTS)])
     engine.save(tmp_path / "engine")
     loaded = MatchEngine.load(tmp_path / "engine")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from matching.builtin_embedder import BuiltinEmbedder
+from matching.embedders import BuiltinEmbedder
 from matching.engine import Document, MatchEngine
 from matching.fusion import fuse
 from matching.profiles import enterprise_profile

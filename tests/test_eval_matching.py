@@ -29,7 +29,8 @@ def _app_without_database(tmp_path):
 
     db_file = tmp_path / "never-created.sqlite3"
     app = create_app({"TESTING": True, "SECRET_KEY": "t", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{db_file}",
-                      "INSTANCE_PATH": str(tmp_path / "inst"), "RATELIMIT_STORAGE_URI": "memory://"})
+                      "INSTANCE_PATH": str(tmp_path / "inst"), "RATELIMIT_STORAGE_URI": "memory://",
+                      "EMBEDDING_MODEL": "builtin"})
     return app, db_file
 
 

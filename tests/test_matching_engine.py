@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from matching.builtin_embedder import BuiltinEmbedder
+from matching.embedders import BuiltinEmbedder
 from matching.engine import Document, MatchEngine
 from matching.fusion import FusionWeights
 from matching.profiles import enterprise_profile, link_query

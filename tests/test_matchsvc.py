@@ -13,7 +13,7 @@ from chains.feedback_models import CandidateFeedback, LearnedWeights
 from tests.test_matchsvc_seed import CLUSTER_ID, LOCAL, seeded  # noqa: F401 - seeded is a fixture
 from webapp import matchsvc
 from webapp.extensions import db
-from webapp.matchsvc import store
+from webapp.matchsvc import index_files, store
 
 
 def _names(page) -> list[str]:
@@ -25,10 +25,10 @@ def test_build_saves_index_with_metadata(app, seeded):
     assert info["embedder"].startswith("builtin-")
     assert info["count"] == len(seeded) and info["stale"] is False and info["status"] == "ready"
     folder = Path(info["folder"])
-    meta = json.loads((folder / store.META_FILE).read_text(encoding="utf-8"))
+    meta = json.loads((folder / index_files.META_FILE).read_text(encoding="utf-8"))
     assert meta["embedder"] == info["embedder"] and meta["database_id"]
     assert meta["watermark"]["count"] == len(seeded)
-    assert (folder / store.ENGINE_DIR / "vectors.faiss").exists()
+    assert (folder / index_files.ENGINE_DIR / "vectors.faiss").exists()
     # A fresh process (empty cache) loads the saved index instead of rebuilding it.
     app.extensions.pop(store.EXTENSION_KEY)
     assert matchsvc.sync(db.session, app).rebuilt is False
@@ -107,13 +107,13 @@ def test_incremental_insert_update_delete_without_rebuild(app, seeded):
 
 def test_rebuild_on_corrupt_file_and_other_embedder(app, seeded, tmp_path):
     folder = Path(matchsvc.active_embedder_info(app)["folder"])
-    (folder / store.ENGINE_DIR / "vectors.faiss").write_bytes(b"broken")
+    (folder / index_files.ENGINE_DIR / "vectors.faiss").write_bytes(b"broken")
     app.extensions.pop(store.EXTENSION_KEY)
     result = matchsvc.sync(db.session, app)
     assert result.rebuilt and "unreadable" in result.reason
     assert matchsvc.candidates(db.session, CLUSTER_ID, "tev-cell", {}, k=3).items
     # Metadata naming another embedder (e.g. an index folder copied from another setup) is not trusted.
-    meta_file = folder / store.META_FILE
+    meta_file = folder / index_files.META_FILE
     meta = json.loads(meta_file.read_text(encoding="utf-8"))
     meta_file.write_text(json.dumps({**meta, "embedder": "st:/somewhere/else"}), encoding="utf-8")
     app.extensions.pop(store.EXTENSION_KEY)

@@ -11,7 +11,7 @@ import matching.engine.channels as engine_channels
 import matching.sparse_topk as sparse_topk
 from chains.enterprises import synth
 from matching.analysis import Vocabulary, count_matrices
-from matching.builtin_embedder import BuiltinEmbedder
+from matching.embedders import BuiltinEmbedder
 from matching.engine import Document, MatchEngine
 from matching.fusion import FusionWeights
 from matching.lexical import CharTfidfChannel
@@ -103,6 +103,31 @@ def test_pruned_search_with_the_dense_channel_and_rows_without_any_score(pool, p
     assert len(calls) == len(QUERIES) + 1
 
 
+FOREIGN = ["Producer of lithium iron phosphate cathode materials for batteries",
+           "Shipbuilding equipment and marine engineering supplies", "Wind turbine blades and bearings",
+           "Antibody drug discovery and biopharmaceutical manufacturing", "Chip packaging and test services",
+           "선박 기자재 제조", "Dịch vụ vận tải hàng hải", "Hotel and restaurant services", "Software consulting",
+           "Textile and garment export"]
+
+
+def test_pruned_search_equals_the_whole_pool_with_profiles_the_lexical_channels_cannot_see(pool, pruned):
+    calls = pruned(200)
+    docs = pool[:400] + [Document(90_000 + i, f"Foreign firm {i}", text) for i, text in enumerate(FOREIGN * 3)]
+    engine = MatchEngine(embedder=BuiltinEmbedder(dim=16), weights=FusionWeights(dense=1.5))
+    engine.build(docs)
+    foreign_found = 0
+    for query in QUERIES:
+        for allowed in (None, [d.id for d in docs[::2]]):
+            hits = engine.search(query, 60, allowed_ids=allowed)
+            expected, fused = _full_ranking(engine, query, 60, allowed)
+            assert [h.id for h in hits] == expected
+            assert np.allclose([h.score for h in hits], fused, atol=1e-9)
+            foreign_found += sum(h.id >= 90_000 for h in hits)
+    # Scored on their dense channel within their own script group, foreign profiles reach the lists; with the
+    # lexical channels' zeros counted against them they would sit at the bottom of the pool.
+    assert foreign_found > 0 and len(calls) == len(QUERIES) * 2
+
+
 def test_maxscore_reads_fewer_postings_and_keeps_the_exact_top_k(monkeypatch):
     monkeypatch.setattr(sparse_topk, "STOP_MIN_POSTINGS", 10_000)
     rng = np.random.default_rng(1)
@@ -186,6 +211,10 @@ def test_saved_engine_loads_memory_mapped_without_tokenising(lexical_engine, tmp
 def test_an_engine_saved_in_the_old_format_is_refused(lexical_engine, tmp_path):
     lexical_engine.save(tmp_path / "idx")
     meta = tmp_path / "idx" / "engine.json"
-    meta.write_text(meta.read_text(encoding="utf-8").replace('"format": 2', '"format": 1'), encoding="utf-8")
+    from matching.engine import FORMAT_VERSION
+
+    saved = meta.read_text(encoding="utf-8")
+    assert f'"format": {FORMAT_VERSION}' in saved
+    meta.write_text(saved.replace(f'"format": {FORMAT_VERSION}', f'"format": {FORMAT_VERSION - 1}'), encoding="utf-8")
     with pytest.raises(ValueError, match="rebuild"):
         MatchEngine.load(tmp_path / "idx")

@@ -28,6 +28,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         SQLALCHEMY_DATABASE_URI="sqlite:///" + os.path.join(app.instance_path, "chainmatch.sqlite3"),
         INDEX_DIR=os.path.join(app.instance_path, "indexes"),
         UPLOAD_DIR=os.path.join(app.instance_path, "uploads"),
+        MODEL_DIR=os.path.join(app.instance_path, "models"),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         WTF_CSRF_TIME_LIMIT=None,

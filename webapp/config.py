@@ -42,10 +42,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("UPLOAD_DIR", "UPLOAD_DIR", None,
            "Folder for uploaded import files and their row reports; default `instance/uploads`."),
     Option("EMBEDDING_MODEL", "EMBEDDING_MODEL", "",
-           "Local path (or cached name) of a sentence-transformers model; empty uses the built-in embedder. Never downloaded."),
+           "Embedding model: empty for the bundled multilingual-e5-small (converted once into MODEL_DIR), `builtin` for "
+           "the built-in LSA embedder (no model), or the local path (or cached name) of another sentence-transformers "
+           "model. Never downloaded."),
+    Option("MODEL_DIR", "MODEL_DIR", None,
+           "Folder of derived model files: the converted bundled model and ONNX exports (`onnx-cache/`); default "
+           "`instance/models`."),
     Option("EMBEDDING_BACKEND", "EMBEDDING_BACKEND", "auto",
            "How a sentence-transformers model runs: torch, onnx, onnx-int8, or auto (onnx-int8 when onnxruntime is "
-           "installed, else torch). ONNX files are exported once into `instance/onnx-cache`.", _lower),
+           "installed, else torch). ONNX files are exported once into `MODEL_DIR/onnx-cache`.", _lower),
     Option("EMBEDDING_THREADS", "EMBEDDING_THREADS", 0,
            "onnxruntime threads for the ONNX backends; 0 means one per available CPU.", int),
     Option("INDEX_EXACT_MAX", "INDEX_EXACT_MAX", 200_000,

@@ -23,7 +23,7 @@ control_socket_disable = True
 
 def post_worker_init(worker) -> None:
     """Load the saved match engine into this worker once, before its first request (not per request)."""
-    from webapp.matchsvc.store import preload
+    from webapp.matchsvc.serving import preload
 
     status = preload(worker.wsgi)
     worker.log.info("worker %s: match index %s", worker.pid, status)

@@ -29,7 +29,7 @@ from matching.engine.dense import DenseChannel
 from matching.engine.pool import Document, Pool, indexed_text, spread
 from matching.fusion import FusionWeights
 from matching.lexical import BM25Channel, CharTfidfChannel
-from matching.text import char_ngrams, tokenize_query
+from matching.text import HAN, OTHER, char_ngrams, script_group, tokenize_query
 
 LEXICAL_CHANNELS = ("bm25", "char", "tfidf")
 # Channel statistics (mean, std of a query's scores) come from every firm up to this pool size, above it from a
@@ -195,11 +195,21 @@ class ChannelQuery:
     vals: np.ndarray          # lexical: query weights; dense: fetched scores
     mean: float
     std: float
-    floor: float = 0.0        # dense: the score every row not fetched gets
+    floor: float = 0.0        # dense: the lowest fetched score, an upper bound of every row not fetched
+    vector: np.ndarray | None = None  # dense: the query vector (rows not fetched are scored with it)
+    # dense: the script group the lexical channels cannot see for this query (None: the pool has no such profile),
+    # and the statistics of the query's dense scores over that group's documents
+    blind_group: int | None = None
+    blind_mean: float = 0.0
+    blind_std: float = 0.0
 
     def z(self, scores: np.ndarray) -> np.ndarray:
         """Raw channel scores standardised with the pool statistics."""
         return (np.asarray(scores, np.float64) - self.mean) / (self.std + ZSCORE_EPS)
+
+    def blind_z(self, scores: np.ndarray) -> np.ndarray:
+        """Dense scores standardised over the documents of the blind group."""
+        return (np.asarray(scores, np.float64) - self.blind_mean) / (self.blind_std + ZSCORE_EPS)
 
 
 def channel_queries(lexical: LexicalChannels, dense: DenseChannel, query: str, weights: FusionWeights,
@@ -218,16 +228,42 @@ def channel_queries(lexical: LexicalChannels, dense: DenseChannel, query: str, w
             else:
                 out[name] = ChannelQuery(name, cols, vals, *lexical.stats(name, cols, vals))
         elif name == "dense" and dense.active:
-            hit_rows, scores, floor = dense.hits(query)
-            out[name] = ChannelQuery(name, hit_rows, scores, *dense.stats(scores, floor), floor=floor)
+            vector = dense.query_vector(query)
+            hit_rows, scores, floor = dense.hits(None, vector)
+            cq = out[name] = ChannelQuery(name, hit_rows, scores, *dense.stats(vector), floor=floor, vector=vector)
+            blind = OTHER if script_group(query) == HAN else HAN
+            if dense.group_count(blind):
+                cq.blind_group = blind
+                cq.blind_mean, cq.blind_std = dense.stats(vector, blind)
     return out
 
 
-def exact_scores(lexical: LexicalChannels, cq: ChannelQuery, rows: np.ndarray) -> np.ndarray:
+def impute_blind(fused: np.ndarray, rows: np.ndarray, dense_scores: np.ndarray, cqs: dict[str, ChannelQuery],
+                 weights: FusionWeights, row_groups: np.ndarray) -> np.ndarray:
+    """Fused scores with those of rows the lexical channels cannot see replaced (a copy when any is).
+
+    A profile in another script than the query (a foreign firm's English profile for a Chinese link) shares no word
+    or character with it, so its lexical scores say nothing, not "unrelated". Such a row scores what its dense score
+    says alone: the sum of the weights in use times its dense z-score among the documents of its own group (cross-
+    language similarities run lower than same-language ones, so the whole pool is the wrong reference)."""
+    cq = cqs.get("dense")
+    if cq is None or cq.blind_group is None or not len(rows):
+        return fused
+    blind = row_groups[rows] == cq.blind_group
+    if not blind.any():
+        return fused
+    w = weights.channel_weights()
+    total = sum(w[name] for name in cqs)
+    out = np.array(fused, np.float64)
+    out[blind] = total * cq.blind_z(np.asarray(dense_scores)[blind])
+    return out
+
+
+def exact_scores(lexical: LexicalChannels, dense: DenseChannel, cq: ChannelQuery, rows: np.ndarray) -> np.ndarray:
     """Raw scores of `rows` in one channel, computed as the whole-pool product computes them (float32, terms
-    in ascending column order)."""
+    in ascending column order; dense: from the rows' stored vectors, fetched hits as fetched)."""
     if cq.name == "dense":
-        out = np.full(len(rows), cq.floor, np.float32)
+        out = dense.row_scores(cq.vector, rows)
         order = np.argsort(cq.cols)
         pos = np.minimum(np.searchsorted(cq.cols[order], rows), max(len(order) - 1, 0))
         hit = cq.cols[order][pos] == rows if len(order) else np.zeros(len(rows), bool)
@@ -251,6 +287,6 @@ def pool_scores(lexical: LexicalChannels, dense: DenseChannel, query: str, weigh
     for name in LEXICAL_CHANNELS:
         if need_all or w.get(name):
             out[name] = lexical.get(name).scores_for(*lexical.query(name, query))
-    if w.get("dense"):
+    if w.get("dense") and dense.active:
         out["dense"] = dense.scores(query)
     return out

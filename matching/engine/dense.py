@@ -1,20 +1,138 @@
 """The dense channel: the embedder and the vector index over the pooled documents (matching.vectors).
 
-Invariants: the index holds one vector per pooled document, keyed by document id (not row), so it needs no
-refresh when rows move: `add` appends (an id already present is replaced) and `remove` deletes at once. A query's
-dense scores are its DENSE_CANDIDATES nearest documents; every other pooled document counts as the lowest fetched
-score (the floor), which the pool statistics and the pruned search both use.
+Invariants:
+- the index holds one vector per pooled document, keyed by document id (not row), so it needs no refresh when rows
+  move: `add` appends (an id already present is replaced) and `remove` deletes at once;
+- a document's dense score is the inner product of its stored vector with the query vector. The pool statistics of
+  a query (mean, std of its dense scores over every pooled document) are exact, from the running moments of the
+  pooled vectors (count, sum, sum of outer products: E[s] = q·μ, Var[s] = qᵀ E[vvᵀ] q − (q·μ)²), kept up to date
+  by `add` and `delete` and saved with the engine;
+- the moments are also kept per script group (matching.text.script_group: profiles mostly in Chinese characters, and
+  the others — foreign firms' English, Korean, … profiles), for cross-language scores (matching.engine.ranking);
+- searches fetch the DENSE_CANDIDATES nearest documents (the hits; their lowest score is the floor, which bounds
+  every other document's score from above) and score any other row they need exactly from its stored vector;
+  `scores` of every row is exact up to EXACT_DENSE_MAX documents and beyond that takes the floor for rows outside
+  the hits (look-alikes and the whole-pool path at that scale; the pruned search stays exact).
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from matching.engine.pool import Document, Pool
+from matching.text import HAN, OTHER, script_group
 from matching.vectors import VectorIndex, make_vector_index
 
-DENSE_CANDIDATES = 1000     # dense hits fetched per query; the rest of the pool gets the lowest fetched score
+DENSE_CANDIDATES = 1000     # dense hits fetched per query (a posting list of the pruned search)
+EXACT_DENSE_MAX = 65_536    # up to this many documents `scores` computes every row's dense score (one product)
+MOMENTS_CHUNK = 65_536      # stored vectors read per step when the moments are computed from an index
+MOMENTS_FILE = "dense_moments.npz"
+
+
+@dataclass
+class Moments:
+    """Running count, sum and sum of outer products of the pooled vectors (float64)."""
+
+    count: int
+    total: np.ndarray
+    outer: np.ndarray
+
+    @classmethod
+    def empty(cls, dim: int) -> "Moments":
+        return cls(0, np.zeros(dim), np.zeros((dim, dim)))
+
+    def add(self, vectors: np.ndarray, sign: int = 1) -> None:
+        """Count `vectors` in (sign 1) or out (sign −1)."""
+        for start in range(0, len(vectors), MOMENTS_CHUNK):  # float64 copies of a chunk at a time
+            v = np.asarray(vectors[start:start + MOMENTS_CHUNK], np.float64)
+            self.count += sign * len(v)
+            self.total += sign * v.sum(axis=0)
+            self.outer += sign * (v.T @ v)
+
+    def stats(self, query: np.ndarray) -> tuple[float, float]:
+        """(mean, std) of the inner products of `query` with every counted vector."""
+        if self.count <= 0:
+            return 0.0, 0.0
+        q = np.asarray(query, np.float64).reshape(-1)
+        mean = float(q @ self.total) / self.count
+        var = float(q @ self.outer @ q) / self.count - mean * mean
+        return mean, float(np.sqrt(max(var, 0.0)))
+
+
+
+class GroupMoments:
+    """Moments per script group, and which documents are of the OTHER group (few, in a Chinese registry)."""
+
+    def __init__(self, dim: int) -> None:
+        self.groups = {HAN: Moments.empty(dim), OTHER: Moments.empty(dim)}
+        self.other_ids: set[int] = set()
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray, groups: np.ndarray, sign: int = 1) -> None:
+        """Count documents in (sign 1) or out (sign −1) with their groups."""
+        ids, groups = np.asarray(ids, np.int64), np.asarray(groups)
+        for group in (HAN, OTHER):
+            sel = groups == group
+            if sel.any():
+                self.groups[group].add(np.asarray(vectors)[sel], sign)
+        other = ids[groups == OTHER].tolist()
+        if sign > 0:
+            self.other_ids.update(other)
+        else:
+            self.other_ids.difference_update(other)
+
+    def group_of(self, ids: np.ndarray) -> np.ndarray:
+        """The recorded group of each id (HAN unless recorded as OTHER)."""
+        if not self.other_ids:
+            return np.full(len(ids), HAN, np.int8)
+        return np.where(np.isin(np.asarray(ids, np.int64), self.other_array()), OTHER, HAN).astype(np.int8)
+
+    def other_array(self) -> np.ndarray:
+        return np.fromiter(self.other_ids, np.int64, len(self.other_ids))
+
+    @property
+    def count(self) -> int:
+        return self.groups[HAN].count + self.groups[OTHER].count
+
+    def stats(self, query: np.ndarray, group: int | None = None) -> tuple[float, float]:
+        """(mean, std) of the query's inner products over every document, or over one group's."""
+        if group is not None:
+            return self.groups[group].stats(query)
+        both = Moments(self.count, self.groups[HAN].total + self.groups[OTHER].total,
+                       self.groups[HAN].outer + self.groups[OTHER].outer)
+        return both.stats(query)
+
+    def save(self, path: Path) -> None:
+        han, other = self.groups[HAN], self.groups[OTHER]
+        np.savez(path, han_count=np.asarray(han.count), han_total=han.total, han_outer=han.outer,
+                 other_count=np.asarray(other.count), other_total=other.total, other_outer=other.outer,
+                 other_ids=self.other_array())
+
+    @classmethod
+    def load(cls, path: Path) -> "GroupMoments":
+        with np.load(path) as data:
+            out = cls(len(data["han_total"]))
+            out.groups[HAN] = Moments(int(data["han_count"]), data["han_total"].copy(), data["han_outer"].copy())
+            out.groups[OTHER] = Moments(int(data["other_count"]), data["other_total"].copy(),
+                                        data["other_outer"].copy())
+            out.other_ids = set(data["other_ids"].tolist())
+        return out
+
+
+def groups_of_texts(texts) -> np.ndarray:
+    """The script group of each text."""
+    return np.fromiter((script_group(t) for t in texts), np.int8)
+
+
+@dataclass
+class PreparedIndex:
+    """A vector index built beside a live engine (MatchEngine.build_vector_index) with its moments."""
+
+    embedder: object
+    index: VectorIndex
+    moments: GroupMoments
 
 
 class DenseChannel:
@@ -24,6 +142,8 @@ class DenseChannel:
         self._pool = pool
         self.embedder = embedder
         self.index: VectorIndex | None = None
+        self.moments: GroupMoments | None = None  # None: computed from the stored vectors when first needed
+        self._group_rows: tuple | None = None  # (row ids it was computed for, other ids count, group of each row)
 
     @property
     def active(self) -> bool:
@@ -40,29 +160,53 @@ class DenseChannel:
         if vectors is None:
             vectors = self.embedder.encode(self._pool.texts()) if len(ids) else \
                 np.zeros((0, self.embedder.dim), np.float32)
-        self.index = make_vector_index(len(ids), self.embedder.dim, exact_max=exact_max, backend=backend)
-        self.index.metadata.update(embedder=self.embedder.name)
-        if len(ids):
-            self.index.index(ids, np.asarray(vectors, np.float32))
+        prepared = prepare(self.embedder, ids, vectors, self._pool.texts(), exact_max, backend)
+        self.index, self.moments = prepared.index, prepared.moments
 
-    def add(self, docs: Sequence[Document]) -> None:
-        """Encode and append documents (replacing the vectors of ids already indexed)."""
+    def use(self, prepared: PreparedIndex) -> None:
+        """Take an embedder with an index `prepare`d for exactly the pooled documents."""
+        ids = self._pool.row_ids
+        index = prepared.index
+        if len(index) != len(ids) or not np.array_equal(np.sort(index.ids()), np.sort(ids)):
+            raise ValueError("the vector index does not hold exactly the pooled documents")
+        self.embedder, self.index, self.moments = prepared.embedder, index, prepared.moments
+
+    def add(self, docs: Sequence[Document], vectors: np.ndarray | None = None) -> None:
+        """Append documents' vectors (encoded here unless given, one row per document), replacing those of ids
+        already indexed."""
         ids = np.asarray([int(d.id) for d in docs], np.int64)
-        self.index.append(ids, self.embedder.encode([d.text for d in docs]).astype(np.float32))
+        if vectors is None:
+            vectors = self.embedder.encode([d.text for d in docs])
+        vectors = np.asarray(vectors, np.float32)
+        if self.moments is not None:
+            old, present = self.index.vectors(ids)
+            self.moments.add(ids[present], old, self.moments.group_of(ids[present]), -1)
+            self.moments.add(ids, vectors, groups_of_texts(d.text for d in docs))
+        self.index.append(ids, vectors)
 
     def delete(self, ids: Sequence[int]) -> None:
         """Drop the vectors of removed documents."""
-        self.index.delete(np.asarray(ids, np.int64))
+        ids = np.asarray(ids, np.int64)
+        if self.moments is not None:
+            old, present = self.index.vectors(ids)
+            self.moments.add(ids[present], old, self.moments.group_of(ids[present]), -1)
+        self.index.delete(ids)
 
-    def hits(self, query: str | None, vector: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float]:
-        """(rows, scores, floor) of the DENSE_CANDIDATES nearest documents; every other row counts as `floor`."""
+    # ---- a query's scores ---------------------------------------------------------------------------
+    def query_vector(self, query: str) -> np.ndarray:
+        return np.asarray(self.embedder.encode_queries([query]), np.float32).reshape(-1)
+
+    def hits(self, query: str | None, vector: np.ndarray | None = None, k: int = DENSE_CANDIDATES,
+             allowed_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+        """(rows, scores, floor) of the `k` nearest documents (among `allowed_ids`); every other row scores at most
+        `floor`."""
         empty = (np.zeros(0, np.int64), np.zeros(0, np.float32), 0.0)
         if self.embedder is None or self.index is None or not len(self._pool.row_ids):
             return empty
         if vector is None:
-            vector = self.embedder.encode([query])
-        k = min(DENSE_CANDIDATES, len(self.index))
-        scores, ids = self.index.search(np.asarray(vector, np.float32).reshape(1, -1), k)
+            vector = self.query_vector(query)
+        k = min(k, len(self.index))
+        scores, ids = self.index.search(np.asarray(vector, np.float32).reshape(1, -1), k, allowed_ids)
         found = ids[0] >= 0
         if not found.any():
             return empty
@@ -72,22 +216,46 @@ class DenseChannel:
         return rows[known], scores[0][found][known].astype(np.float32), floor
 
     def scores(self, query: str | None, vector: np.ndarray | None = None) -> np.ndarray:
-        """Dense score of every row (the floor where not fetched)."""
-        rows, scores, floor = self.hits(query, vector)
-        out = np.full(len(self._pool.row_ids), floor, np.float32)
+        """Dense score of every row: exact up to EXACT_DENSE_MAX documents, else the floor outside the hits."""
+        n = len(self._pool.row_ids)
+        exact = n <= EXACT_DENSE_MAX
+        rows, scores, floor = self.hits(query, vector, k=n if exact else DENSE_CANDIDATES)
+        out = np.full(n, floor, np.float32)
         out[rows] = scores
         return out
 
-    def stats(self, scores: np.ndarray, floor: float) -> tuple[float, float]:
-        """(mean, std) over the pool of fetched `scores` with every other row at `floor`."""
-        n = len(self._pool.row_ids)
-        if not n:
-            return 0.0, 0.0
-        rest = n - len(scores)
-        s = scores.astype(np.float64)
-        mean = (s.sum() + rest * floor) / n
-        var = ((s - mean) ** 2).sum() + rest * (floor - mean) ** 2
-        return float(mean), float(np.sqrt(var / n))
+    def row_scores(self, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Exact dense scores of pool `rows` from their stored vectors."""
+        if not len(rows):
+            return np.zeros(0, np.float32)
+        stored = self.stored_vectors(self._pool.row_ids[np.asarray(rows, np.int64)])
+        return (stored @ np.asarray(vector, np.float32).reshape(-1)).astype(np.float32)
+
+    def stats(self, vector: np.ndarray, group: int | None = None) -> tuple[float, float]:
+        """(mean, std) of the query vector's dense scores over every pooled document (or one script group's)."""
+        return self._moments().stats(vector, group)
+
+    def group_count(self, group: int) -> int:
+        return self._moments().groups[group].count
+
+    def _moments(self) -> GroupMoments:
+        if self.moments is None:  # an index saved before moments were kept, or from another backend
+            self.moments = GroupMoments(self.embedder.dim)
+            ids = self._pool.row_ids
+            for start in range(0, len(ids), MOMENTS_CHUNK):
+                part = ids[start:start + MOMENTS_CHUNK]
+                self.moments.add(part, self.stored_vectors(part),
+                                 groups_of_texts(self._pool.docs[int(i)].text for i in part))
+        return self.moments
+
+    def row_groups(self) -> np.ndarray:
+        """The script group of each pool row (cached per row order)."""
+        moments = self._moments()
+        ids = self._pool.row_ids
+        cached = self._group_rows
+        if cached is None or cached[0] is not ids or cached[1] != len(moments.other_ids):
+            cached = self._group_rows = (ids, len(moments.other_ids), moments.group_of(ids))
+        return cached[2]
 
     def stored_vectors(self, doc_ids: np.ndarray) -> np.ndarray:
         """Indexed vectors of pooled documents (float32 rows in the order of `doc_ids`); any the vector index
@@ -102,3 +270,27 @@ class DenseChannel:
             missing = np.flatnonzero(~present)
             out[missing] = self.embedder.encode([self._pool.docs[int(doc_ids[i])].text for i in missing])
         return out
+
+    # ---- persistence --------------------------------------------------------------------------------
+    def save_moments(self, folder: Path) -> None:
+        if self.moments is not None:
+            self.moments.save(Path(folder) / MOMENTS_FILE)
+
+    def load_moments(self, folder: Path) -> None:
+        path = Path(folder) / MOMENTS_FILE
+        if path.exists() and self.index is not None:
+            moments = GroupMoments.load(path)
+            self.moments = moments if moments.count == len(self.index) else None
+
+
+def prepare(embedder, ids: np.ndarray, vectors: np.ndarray, texts, exact_max: int, backend: str) -> PreparedIndex:
+    """A vector index of `embedder`'s `vectors` (one row per id, `texts` their profiles; kind by pool size, backend
+    by name) and their moments."""
+    vectors = np.asarray(vectors, np.float32)
+    index = make_vector_index(len(ids), embedder.dim, exact_max=exact_max, backend=backend)
+    index.metadata.update(embedder=embedder.name)
+    moments = GroupMoments(embedder.dim)
+    if len(ids):
+        index.index(np.asarray(ids, np.int64), vectors)
+        moments.add(ids, vectors, groups_of_texts(texts))
+    return PreparedIndex(embedder, index, moments)

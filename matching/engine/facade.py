@@ -16,7 +16,7 @@ from types import MappingProxyType
 import numpy as np
 
 from matching.engine.channels import LexicalChannels, pool_scores
-from matching.engine.dense import DenseChannel
+from matching.engine.dense import DenseChannel, PreparedIndex, prepare
 from matching.engine.explanation import Explainer, Hit
 from matching.engine.features import RERANK_CANDIDATES, base_features
 from matching.engine.lookalikes import LookAlikes
@@ -24,6 +24,7 @@ from matching.engine.persistence import Settings, load_learned, load_pool, read_
 from matching.engine.pool import Document, Pool
 from matching.engine.query_sets import QuerySets
 from matching.engine.ranking import Ranker
+from matching import scoring
 from matching.fusion import FusionWeights
 from matching.lexical import BM25Channel, CharTfidfChannel
 from matching.vectors import VectorIndex
@@ -92,8 +93,9 @@ class MatchEngine:
             self._dense.fit()
         self._dense.build(vectors, self.exact_max, self.vector_backend)
 
-    def add(self, docs: Sequence[Document]) -> None:
-        """Insert or update documents (same id replaces); lexical channels refresh on the next search."""
+    def add(self, docs: Sequence[Document], vectors: np.ndarray | None = None) -> None:
+        """Insert or update documents (same id replaces); lexical channels refresh on the next search. `vectors`
+        (one row per document, from this engine's embedder) skip encoding them."""
         self._pool.add(docs)
         if self.embedder is not None and docs:
             if self._dense.index is None:
@@ -101,7 +103,19 @@ class MatchEngine:
                 self._fresh()
                 self._dense.build(None, self.exact_max, self.vector_backend)
             else:
-                self._dense.add(docs)
+                self._dense.add(docs, vectors)
+
+    def build_vector_index(self, embedder, ids: np.ndarray, vectors: np.ndarray) -> PreparedIndex:
+        """A vector index of `embedder`'s vectors of the documents `ids`, built without touching this engine (so
+        searches go on meanwhile); `use_vector_index` then swaps it in."""
+        texts = [self._pool.docs[int(i)].text for i in ids]
+        return prepare(embedder, ids, vectors, texts, self.exact_max, self.vector_backend)
+
+    def use_vector_index(self, prepared: PreparedIndex) -> None:
+        """Search the dense channel with a `build_vector_index` result, which must hold exactly the pooled
+        documents."""
+        self._fresh()
+        self._dense.use(prepared)
 
     def remove(self, ids: Sequence[int]) -> None:
         """Remove documents by id (unknown ids are ignored)."""
@@ -226,6 +240,15 @@ class MatchEngine:
     def learned(self):
         """The learned model in use (adopted), or None."""
         return self._learned
+
+    # ---- scores users read -------------------------------------------------------------------------
+    def match_score(self, fused: float) -> int:
+        """0–100 match score of a fused score of this engine's searches (matching.scoring)."""
+        return scoring.match_score(fused, self.weights, self._dense.active)
+
+    def similarity_score(self, fused: float) -> int:
+        """0–100 score of a look-alike's fused score (the look-alike weights: matching.engine.lookalikes)."""
+        return scoring.match_score(fused, self._lookalikes.weights(self.weights), self._dense.active)
 
     # ---- persistence ----------------------------------------------------------------------------
     def save(self, folder: Path) -> None:

@@ -18,7 +18,7 @@ from matching.text import char_ngrams, normalize, tokenize
 
 RERANK_CANDIDATES = 200     # candidates re-ranked by a learned model (measured: recall@200 covers most gains)
 BASE_FEATURES = ("z_bm25", "z_char", "z_tfidf", "z_fused", "log_rank", "rel_bm25", "rel_char",
-                 "cover_bigrams", "cover_words", "cover_name", "log_doc_len", "query_len")
+                 "cover_bigrams", "cover_words", "cover_name", "log_doc_len", "query_len", "z_dense", "dense")
 
 
 def _query_bigrams(query: str) -> set[str]:
@@ -33,7 +33,8 @@ def base_features(pool: Pool, lexical: LexicalChannels, query: str, top: np.ndar
     qb = _query_bigrams(query)
     qw = set(tokenize(query))
     zs = {name: zscore(pooled[name]) if name in pooled else np.zeros(len(pool_rows))
-          for name in ("bm25", "char", "tfidf")}
+          for name in ("bm25", "char", "tfidf", "dense")}
+    dense = pooled.get("dense", np.zeros(len(pool_rows)))  # the embedder's cosine (0 without a dense channel)
     zf = zscore(fused)
     mx = {name: (pooled[name] / (pooled[name].max() + 1e-9)) if name in pooled else np.zeros(len(pool_rows))
           for name in ("bm25", "char")}
@@ -51,6 +52,6 @@ def base_features(pool: Pool, lexical: LexicalChannels, query: str, top: np.ndar
             len(bigram_ids.intersection(char.row_terms(row).tolist())) / max(len(qb), 1),
             len(word_ids.intersection(bm25.row_terms(row).tolist())) / max(len(qw), 1),
             sum(1 for g in qb if g in name) / max(len(qb), 1),
-            math.log1p(len(indexed_text(doc))), len(normalize(query)),
+            math.log1p(len(indexed_text(doc))), len(normalize(query)), zs["dense"][p], dense[p],
         )
     return feats

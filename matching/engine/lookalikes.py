@@ -54,10 +54,10 @@ class LookAlikes:
         self._explainer = explainer
 
     def weights(self, weights: FusionWeights) -> FusionWeights:
-        """The engine's weights with the dense channel raised to SIMILAR_DENSE_WEIGHT when it is active."""
+        """The engine's weights with the dense channel raised to SIMILAR_DENSE_WEIGHT when it is active, and off
+        while it is not (a pretrained embedder's vectors may still be pending)."""
         weights = FusionWeights(**{**weights.as_dict(), "method": weights.method})
-        if self._dense.active:
-            weights.dense = max(weights.dense, SIMILAR_DENSE_WEIGHT)
+        weights.dense = max(weights.dense, SIMILAR_DENSE_WEIGHT) if self._dense.active else 0.0
         return weights
 
     def similar(self, doc_id: int, k: int, weights: FusionWeights, allowed_ids: Collection[int] | None = None,

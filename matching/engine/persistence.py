@@ -25,7 +25,7 @@ from matching.fusion import FusionWeights
 from matching.lexical import BM25Channel, CharTfidfChannel
 from matching.vectors import load_vector_index, meta_path
 
-FORMAT_VERSION = 2  # 2: count matrices + column-major weights, no token lists
+FORMAT_VERSION = 3  # 2: count matrices + column-major weights, no token lists; 3: dense moments, dense re-ranker features
 ENGINE_FILE = "engine.json"
 VECTORS_FILE = "vectors.faiss"
 LEARNED_FILE = "learned.pkl"
@@ -61,6 +61,7 @@ def save_folder(folder: Path, pool: Pool, lexical: LexicalChannels, dense: Dense
         save_embedder(dense.embedder, folder / "embedder")
         if dense.index is not None:
             dense.index.save(folder / VECTORS_FILE)
+            dense.save_moments(folder)
     path = folder / LEARNED_FILE
     if learned is not None:
         with open(path, "wb") as fh:  # our own file, written and read locally
@@ -106,6 +107,7 @@ def load_pool(folder: Path, pool: Pool, lexical: LexicalChannels, dense: DenseCh
     # The metadata file, not the index file: another backend may keep its data elsewhere (or in a service).
     if dense.embedder is not None and meta_path(folder / VECTORS_FILE).exists():
         dense.index = load_vector_index(folder / VECTORS_FILE)
+        dense.load_moments(folder)
 
 
 def load_learned(folder: Path):

@@ -18,6 +18,7 @@ from matching.engine.channels import LEXICAL_CHANNELS, ZSCORE_EPS, LexicalChanne
 from matching.engine.dense import DenseChannel
 from matching.engine.pool import Pool
 from matching.fusion import FusionWeights
+from matching.text import HAN, OTHER, script_group
 
 QUERY_CACHE_SIZE = 16  # prepared query sets (e.g. a chain's leaf links) kept per engine
 
@@ -42,12 +43,22 @@ class QuerySets:
             return out
         prep = self._prepared(queries, weights)
         total = np.zeros((len(queries), int(known.sum())))
+        dense = None
         for name, (weight, matrix, mean, std) in prep["channels"].items():
             if name == "dense":
-                sc = matrix @ self._dense.stored_vectors(row_ids[rows[known]]).T
+                sc = dense = matrix @ self._dense.stored_vectors(row_ids[rows[known]]).T
             else:
                 sc = np.asarray((self._lexical.get(name).row_weights(rows[known]) @ matrix).todense()).T
             total += weight * (np.asarray(sc, np.float64) - mean[:, None]) / (std[:, None] + ZSCORE_EPS)
+        if dense is not None:
+            # Documents in another script group than a query: their dense z-score within their group, weighted by
+            # every channel's weight (matching.engine.channels.impute_blind, which searches apply).
+            blind_group, blind_mean, blind_std = prep["blind"]
+            groups = self._dense.row_groups()[rows[known]]
+            wsum = sum(w for w, *_ in prep["channels"].values())
+            blind = groups[None, :] == blind_group[:, None]
+            imputed = wsum * (dense - blind_mean[:, None]) / (blind_std[:, None] + ZSCORE_EPS)
+            total = np.where(blind, imputed, total)
         out[:, known] = total
         return out
 
@@ -64,16 +75,20 @@ class QuerySets:
         if weights.method != "zscore":
             raise ValueError("query_scores needs z-score fusion")
         channels = {}
+        blind = (np.full(len(queries), -1), np.zeros(len(queries)), np.zeros(len(queries)))  # no blind group
         for name, weight in w.items():
             if not weight:
                 continue
             if name == "dense":
                 if not self._dense.active:
                     continue
-                vectors = self._dense.embedder.encode(list(queries)).astype(np.float32)
-                stats = np.asarray([self._dense.stats(*self._dense.hits(None, v.reshape(1, -1))[1:])
-                                    for v in vectors])
+                vectors = self._dense.embedder.encode_queries(list(queries)).astype(np.float32)
+                stats = np.asarray([self._dense.stats(v) for v in vectors])
                 channels[name] = (weight, vectors, stats[:, 0], stats[:, 1])
+                groups = np.asarray([OTHER if script_group(q) == HAN else HAN for q in queries])
+                present = np.asarray([self._dense.group_count(g) > 0 for g in groups])
+                blind_stats = np.asarray([self._dense.stats(v, g) for v, g in zip(vectors, groups)])
+                blind = (np.where(present, groups, -1), blind_stats[:, 0], blind_stats[:, 1])
                 continue
             if name not in LEXICAL_CHANNELS:
                 continue  # extra channels are scored by their own code, not here
@@ -84,7 +99,7 @@ class QuerySets:
             qm = sp.csc_matrix((vals, (rows, cols)), shape=(len(lexical.get(name).vocab), len(queries)))
             stats = np.asarray([lexical.stats(name, c, v) for c, v in columns])
             channels[name] = (weight, qm, stats[:, 0], stats[:, 1])
-        prepared = {"marker": marker, "channels": channels}
+        prepared = {"marker": marker, "channels": channels, "blind": blind}
         if len(self._cache) >= QUERY_CACHE_SIZE:
             self._cache.pop(next(iter(self._cache)))
         self._cache[key] = prepared

@@ -23,6 +23,7 @@ from matching.engine.channels import (
     LexicalChannels,
     channel_queries,
     exact_scores,
+    impute_blind,
     pool_scores,
     stats_sampled,
 )
@@ -111,23 +112,32 @@ class Ranker:
             return fuse(pooled, weights)
         w = weights.channel_weights()
         total = np.zeros(len(pool_rows))
-        for name, cq in channel_queries(self._lexical, self._dense, query, weights, full=channels).items():
+        cqs = channel_queries(self._lexical, self._dense, query, weights, full=channels)
+        for name, cq in cqs.items():
             if name in pooled:
                 total += w[name] * cq.z(pooled[name])
+        if "dense" in pooled:
+            total = impute_blind(total, pool_rows, pooled["dense"], cqs, weights, self._dense.row_groups())
         return total
 
     # ---- MaxScore -------------------------------------------------------------------------------
     def _fast_rank(self, query: str, weights: FusionWeights, allowed_ids: Ids, excluded_ids: Ids,
                    take: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """(rows best first, fused scores, raw channel scores per row) of the top `take` pool rows (z-score fusion,
-        non-negative weights): MaxScore over the query's postings, then exact scores of the survivors."""
+        non-negative weights): MaxScore over the query's postings, then exact scores of the survivors.
+
+        The dense channel's posting list is its fetched hits, shifted by the floor; a row outside them scores its
+        exact (lower) dense score, so a survivor's posting bound may exceed its exact score. The candidates are
+        final once the take-th best exact score is at least the bound of every row left out (the want-th best
+        bound); else more candidates are asked for."""
         from matching.sparse_topk import Term, candidate_rows
 
         w = weights.channel_weights()
         cqs = channel_queries(self._lexical, self._dense, query, weights)
         flags = self._pool.flags(allowed_ids, excluded_ids)
         n = len(self._pool.row_ids)
-        take = min(take, n if flags is None else int(np.count_nonzero(flags)))
+        allowed = n if flags is None else int(np.count_nonzero(flags))
+        take = min(take, allowed)
         if take <= 0:
             return np.zeros(0, np.int64), np.zeros(0), {}
         terms = []
@@ -143,16 +153,72 @@ class Ranker:
             for c, v in zip(cq.cols.tolist(), cq.vals.tolist()):
                 lo, hi = columns.indptr[c], columns.indptr[c + 1]
                 terms.append(Term(columns.indices[lo:hi], columns.data[lo:hi], a * v, float(a * v * col_max[c])))
-        rows = candidate_rows(terms, n, take, flags).rows
-        raw = {name: exact_scores(self._lexical, cq, rows) for name, cq in cqs.items()}
-        fused = sum((w[name] * cq.z(raw[name]) for name, cq in cqs.items()), np.zeros(len(rows)))
-        base = sum((w[name] * cq.z(np.asarray([0.0 if name != "dense" else cq.floor])) for name, cq in
-                    cqs.items()), np.zeros(1))[0]  # every row outside the candidates scores exactly this
-        if len(rows) < take:  # the rest of the top are rows with no score anywhere, in id order
-            extra = self._pool.rows_by_id(take - len(rows), flags, rows)
-            rows = np.concatenate([rows, extra])
-            fused = np.concatenate([fused, np.full(len(extra), base)])
-            for name, cq in cqs.items():
-                raw[name] = np.concatenate([raw[name], exact_scores(self._lexical, cq, extra)])
+        dense = cqs.get("dense")
+        blind = self._blind_rows(dense, flags, take)  # the best rows the lexical channels cannot see, if any
+        want = take
+        while True:
+            rows = candidate_rows(terms, n, want, flags).rows
+            raw, plain = self._exact(cqs, w, rows)
+            merged, merged_raw, fused = self._with_blind(cqs, weights, rows, raw, plain, blind)
+            if dense is None or len(rows) < want or want >= allowed:
+                break
+            # Every row left out scores at most its posting bound, at most the least bound among the candidates.
+            bound = plain + w["dense"] / (dense.std + ZSCORE_EPS) * np.maximum(dense.floor - raw["dense"], 0.0)
+            if np.partition(fused, len(fused) - take)[len(fused) - take] >= bound.min():
+                break
+            want = min(allowed, want * 4)
+        rows, raw = merged, merged_raw
+        if len(rows) < take:  # every row with a posting is in: the rest are rows without one
+            extra = self._rows_without_postings(take - len(rows), flags, rows, dense)
+            extra_raw, extra_plain = self._exact(cqs, w, extra)
+            extra_fused = self._imputed(cqs, weights, extra, extra_raw, extra_plain)
+            rows, fused = np.concatenate([rows, extra]), np.concatenate([fused, extra_fused])
+            raw = {name: np.concatenate([raw[name], extra_raw[name]]) for name in raw}
         order = np.lexsort((self._pool.row_ids[rows], -fused))[:take]
         return rows[order], fused[order], {name: s[order] for name, s in raw.items()}
+
+    def _exact(self, cqs: dict, w: dict[str, float], rows: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """(raw channel scores, fused scores without cross-language imputation) of pool `rows`, exactly."""
+        raw = {name: exact_scores(self._lexical, self._dense, cq, rows) for name, cq in cqs.items()}
+        return raw, sum((w[name] * cq.z(raw[name]) for name, cq in cqs.items()), np.zeros(len(rows)))
+
+    def _imputed(self, cqs: dict, weights: FusionWeights, rows: np.ndarray, raw: dict[str, np.ndarray],
+                 plain: np.ndarray) -> np.ndarray:
+        if "dense" not in raw:
+            return plain
+        return impute_blind(plain, rows, raw["dense"], cqs, weights, self._dense.row_groups())
+
+    def _blind_rows(self, dense, flags: np.ndarray | None, take: int) -> np.ndarray:
+        """The `take` allowed rows of the group the lexical channels cannot see with the best dense scores (their
+        fused score follows their dense score alone: matching.engine.channels.impute_blind)."""
+        if dense is None or dense.blind_group is None:
+            return np.zeros(0, np.int64)
+        rows = np.flatnonzero(self._dense.row_groups() == dense.blind_group)
+        if flags is not None:
+            rows = rows[flags[rows] == 1]
+        if not len(rows):
+            return rows
+        found, _, _ = self._dense.hits(None, dense.vector, k=take, allowed_ids=self._pool.row_ids[rows])
+        return found
+
+    def _with_blind(self, cqs: dict, weights: FusionWeights, rows: np.ndarray, raw: dict[str, np.ndarray],
+                    plain: np.ndarray, blind: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+        """(rows, raw scores, fused scores) of the candidates joined by the best blind rows, cross-language scores
+        imputed."""
+        extra = blind[~np.isin(blind, rows)]
+        if len(extra):
+            extra_raw, extra_plain = self._exact(cqs, weights.channel_weights(), extra)
+            rows = np.concatenate([rows, extra])
+            raw = {name: np.concatenate([raw[name], extra_raw[name]]) for name in raw}
+            plain = np.concatenate([plain, extra_plain])
+        return rows, raw, self._imputed(cqs, weights, rows, raw, plain)
+
+    def _rows_without_postings(self, count: int, flags: np.ndarray | None, skip: np.ndarray, dense) -> np.ndarray:
+        """The best `count` allowed rows outside `skip` when none of them has a posting: by exact dense score when
+        the dense channel is weighted (its hits are all in `skip`), else the smallest document ids."""
+        if dense is None:
+            return self._pool.rows_by_id(count, flags, skip)
+        rows = np.arange(len(self._pool.row_ids)) if flags is None else np.flatnonzero(flags)
+        rows = rows[~np.isin(rows, skip)]
+        scores = self._dense.row_scores(dense.vector, rows)
+        return rows[np.lexsort((self._pool.row_ids[rows], -scores))[:count]]

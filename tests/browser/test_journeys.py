@@ -36,7 +36,11 @@ def test_manager_opens_empty_link_and_sees_candidates(page, live_server):
     assert cards.count() > 0
     first = cards.first
     assert first.locator(".why").count() == 1 and "各通道得分" in first.inner_text()
-    assert "匹配模型：" in page.inner_text("#candidate-results")
+    # A fresh instance (`chainmatch init`) ranks with the bundled pretrained model, its vectors attached at init.
+    results = page.inner_text("#candidate-results")
+    assert "匹配模型：intfloat/multilingual-e5-small" in results and "语义" in first.inner_text()
+    assert "计算中" not in results
+    assert re.search(r"匹配度 \d+", first.inner_text()) and re.search(r"证据[强中弱]", first.inner_text())
     first.locator("button", has_text="相关").first.click()
     first.locator(".feedback-form", has_text="已标注为“相关”").wait_for()
     _no_js_errors(page)

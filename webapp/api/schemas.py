@@ -373,20 +373,24 @@ class LinkRefOut(Schema):
     chain_id = fields.String(required=True)
     key = fields.String(required=True)
     name = fields.String(required=True)
-    score = fields.Float(required=True, allow_none=True)
+    score = fields.Float(required=True, allow_none=True, metadata={"description": "匹配度 0–100（最契合环节时）"})
 
 
 class SimilarLocal(Schema):
     enterprise_id = fields.Integer(required=True)
     name = fields.String(required=True)
-    similarity = fields.Float(required=True)
+    similarity = fields.Float(required=True, metadata={"description": "相似度 0–100"})
 
 
 class CandidateOut(Schema):
     enterprise_id = fields.Integer(required=True)
     name = fields.String(required=True)
     rank = fields.Integer(required=True)
-    score = fields.Float(required=True)
+    score = fields.Float(required=True, metadata={"description": "融合得分（各通道 z 分数加权和）"})
+    match_score = fields.Integer(required=True, allow_none=True,
+                                 metadata={"description": "匹配度 0–100，同一企业与环节在各页面一致；关键词兜底时为空"})
+    evidence = fields.String(required=True, metadata={"description": "证据强度：strong / medium / weak"})
+    evidence_label = fields.String(required=True, metadata={"description": "证据强度：强 / 中 / 弱"})
     province = fields.String(required=True)
     city = fields.String(required=True)
     region = fields.String(required=True)

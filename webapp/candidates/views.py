@@ -20,7 +20,7 @@ from webapp.candidates import bp
 from webapp.candidates.filters import KNOWN_TAGS, parse_filters, supported
 from webapp.extensions import db, htmx
 from webapp.leads.models import STAGE_ABANDONED, Lead
-from webapp.matchsvc import store
+from webapp.matchsvc import serving
 from webapp.matchsvc import MatchError, record_feedback
 from webapp.matchsvc import candidates as find_candidates
 
@@ -43,8 +43,9 @@ def wants_fragment() -> bool:
 
 
 def embedder_name() -> str:
+    """The matching model line of result pages (webapp.matchsvc.serving.model_line)."""
     try:
-        return store.active_embedder_info(current_app._get_current_object()).get("embedder") or ""
+        return serving.model_line(current_app._get_current_object(), db.session)
     except Exception:  # noqa: BLE001 - the footer line must never break the page
         logger.exception("embedder info unavailable")
         return ""
@@ -111,8 +112,7 @@ def _results_context(cluster: Cluster, link_key: str) -> tuple[dict, int]:
             status = 503
         else:
             items = list(page.items)
-            context.update(page=page, items=items[:PAGE_SIZE], has_next=len(items) > PAGE_SIZE,
-                           embedder=page.embedder)
+            context.update(page=page, items=items[:PAGE_SIZE], has_next=len(items) > PAGE_SIZE)
             ids = [c.enterprise_id for c in context["items"]]
             context["feedback"] = _latest_feedback(cluster.id, link_key, ids)
             context["leads"] = _open_leads(cluster.id, link_key, ids)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import click
 from flask import current_app
@@ -58,7 +60,8 @@ def match_command(cluster_id: str, link_id: str, as_json: bool, top: int, offset
     if page.message:
         click.echo(page.message)
     for c in page.items:
-        click.echo(f"{c.rank:>3}. {c.name}  [{c.region}]  匹配度 {c.score:.3f}")
+        score = "—" if c.match_score is None else c.match_score
+        click.echo(f"{c.rank:>3}. {c.name}  [{c.region}]  匹配度 {score}  证据{c.evidence_label or '—'}")
         for reason in c.explanation:
             click.echo(f"       {reason}")
     if not page.items:
@@ -75,11 +78,30 @@ def index_group() -> None:
 @with_appcontext
 def index_build(full: bool) -> None:
     """Build the match index, or bring it up to date with the database."""
-    from tqdm import tqdm
-
     from webapp import matchsvc
 
-    bar = tqdm(total=0, unit="家", desc="构建匹配索引", disable=None)
+    app = current_app._get_current_object()
+    with _progress_bar("构建匹配索引（词法）") as progress:
+        if full:
+            result = matchsvc.rebuild(app, db.session, progress, reason="requested")
+        else:
+            result = matchsvc.sync(db.session, progress=progress)
+    info = matchsvc.active_embedder_info(app, db.session)
+    if result.rebuilt:
+        click.echo(f"已重建索引：{info['count']} 家企业（{result.reason or 'rebuild'}）")
+    else:
+        click.echo(f"索引已同步：新增/更新 {result.added} 家，删除 {result.removed} 家，共 {info['count']} 家")
+    embed_pending(app)
+    info = matchsvc.active_embedder_info(app, db.session)
+    click.echo(f"嵌入器 {info['embedder']}（{info['model']}；维度 {info['dim']}，{info['kind']}，向量 {info['vectors']}）")
+
+
+@contextmanager
+def _progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A tqdm bar driven by progress(done, total) callbacks."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, unit="家", desc=label, disable=None)
 
     def progress(done: int, total: int) -> None:
         bar.total = total
@@ -87,18 +109,23 @@ def index_build(full: bool) -> None:
         bar.refresh()
 
     try:
-        if full:
-            result = matchsvc.rebuild(current_app._get_current_object(), db.session, progress, reason="requested")
-        else:
-            result = matchsvc.sync(db.session, progress=progress)
+        yield progress
     finally:
         bar.close()
-    info = matchsvc.active_embedder_info(current_app._get_current_object(), db.session)
-    if result.rebuilt:
-        click.echo(f"已重建索引：{info['count']} 家企业（{result.reason or 'rebuild'}）")
-    else:
-        click.echo(f"索引已同步：新增/更新 {result.added} 家，删除 {result.removed} 家，共 {info['count']} 家")
-    click.echo(f"嵌入器 {info['embedder']}（维度 {info['dim']}，{info['kind']}）")
+
+
+def embed_pending(app) -> None:
+    """Run the embedding job here, with a progress bar, when the index's vectors are pending (a pretrained model):
+    the CLI waits for it, where a web worker runs it in the background."""
+    from webapp import matchsvc
+    from webapp.matchsvc import store
+
+    if store.state_of(app).meta.get("vectors") != store.VECTORS_PENDING:
+        return
+    with _progress_bar("计算语义向量（预训练模型）") as progress:
+        done = matchsvc.run_embedding(app, progress)
+    if not done and store.state_of(app).meta.get("vectors") == store.VECTORS_PENDING:
+        click.echo("语义向量由另一个进程计算中，或计算失败（见日志）；在此之前检索使用词法匹配。")
 
 
 @index_group.command("status")
@@ -112,9 +139,26 @@ def index_status(as_json: bool) -> None:
     if as_json:
         _echo_json(info)
         return
-    for key in ("embedder", "configured_model", "dim", "count", "kind", "built_at", "synced_at", "watermark",
-                "status", "stale", "folder"):
+    for key in ("embedder", "model", "configured_model", "vectors", "embedding", "dim", "count", "kind", "built_at",
+                "synced_at", "watermark", "status", "stale", "folder"):
         click.echo(f"{key}: {info.get(key)}")
+
+
+@init_step(35, "准备嵌入模型")
+def prepare_embedding_model(app, demo_accounts: bool = False) -> None:
+    """Convert the bundled model (once) and export it to ONNX (once), so the index build and the web workers only
+    load it. Nothing is downloaded; the built-in embedder needs nothing."""
+    import time
+
+    from matching.embedders import is_builtin
+    from webapp.matchsvc.embedding import configured_model, embedder_for, model_label
+
+    if is_builtin(configured_model(app)):
+        click.echo("  内置 LSA 嵌入器，无需准备模型")
+        return
+    began = time.perf_counter()
+    embedder = embedder_for(app)
+    click.echo(f"  {model_label(app)} → {embedder.name}（{time.perf_counter() - began:.1f} 秒）")
 
 
 @init_step(40, "构建匹配索引")
@@ -123,7 +167,9 @@ def build_match_index(app, demo_accounts: bool = False) -> None:
     from webapp import matchsvc
 
     result = matchsvc.sync(db.session, app)
-    click.echo(f"  索引：{'重建' if result.rebuilt else '已同步'}，嵌入器 {matchsvc.active_embedder_info(app)['embedder']}")
+    embed_pending(app)
+    info = matchsvc.active_embedder_info(app)
+    click.echo(f"  索引：{'重建' if result.rebuilt else '已同步'}，嵌入器 {info['embedder']}（{info['model']}）")
 
 
 COMMANDS = [match_command, index_group]

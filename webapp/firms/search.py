@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import logging
-import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 from flask import Flask
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -12,15 +13,14 @@ from sqlalchemy.orm import Session
 from chains.chain_models import Chain
 from chains.chainmap_io import current_links
 from chains.enterprise_models import Enterprise
-from webapp.matchsvc import store
+from webapp.matchsvc import evidence, serving, store
 from webapp.matchsvc.filters import CandidateFilters, conditions, resolve
-from webapp.matchsvc.profiles import link_query_for, profile_for
+from webapp.matchsvc.profiles import link_query_for
 
 logger = logging.getLogger("chainmatch.firms")
 
 MAX_RESULTS = 500  # deepest rank a search pages to
 FALLBACK_ROWS = 500  # rows read by the keyword fallback while the index is being built
-LINKFIT_KEY = "chainmatch.firms.linkfit"
 MESSAGE_FALLBACK = "匹配索引正在构建，当前仅按关键词检索，索引完成后将自动使用语义+关键词融合检索。"
 
 
@@ -31,6 +31,12 @@ class SearchHit:
     score: float
     channels: dict[str, float] = field(default_factory=dict)
     matched_terms: list[str] = field(default_factory=list)
+    match_score: int | None = None  # 0–100 (webapp.matchsvc.evidence); None on the keyword fallback
+    evidence: str = ""
+
+    @property
+    def evidence_label(self) -> str:
+        return evidence.LABELS.get(self.evidence, "")
 
 
 @dataclass
@@ -41,10 +47,11 @@ class SearchResult:
 
 
 def search_firms(session: Session, app: Flask, text: str, filters: CandidateFilters, k: int, offset: int,
-                 excluded_ids: set[int] | None = None) -> SearchResult:
-    """Fused semantic + keyword search of the registry for `text`, filtered; one extra row tells if more exist."""
+                 excluded_ids: set[int] | None = None, terms: Sequence[str] | None = None) -> SearchResult:
+    """Fused semantic + keyword search of the registry for `text`, filtered; one extra row tells if more exist.
+    `terms`: what counts as strong evidence in a firm's products or name (default: the text itself)."""
     k, offset = max(1, k), max(0, offset)
-    engine = store.engine_for_request(session, app)
+    engine = serving.engine_for_request(session, app)
     if engine is None:
         return _fallback(session, text, filters, k, offset, excluded_ids)
     state = store.state_of(app)
@@ -56,7 +63,10 @@ def search_firms(session: Session, app: Flask, text: str, filters: CandidateFilt
     hits.sort(key=lambda h: (-round(float(h.score), 9), int(h.id)))
     page = hits[offset:offset + k + 1]
     firms = {e.id: e for e in session.scalars(select(Enterprise).where(Enterprise.id.in_([h.id for h in page])))}
-    out = [SearchHit(firms[int(h.id)], offset + i + 1, float(h.score), dict(h.channels), list(h.matched_terms))
+    graded = evidence.normalized_terms(terms or (text,))
+    out = [SearchHit(firms[int(h.id)], offset + i + 1, float(h.score), dict(h.channels), list(h.matched_terms),
+                     evidence.match_score(engine, float(h.score), h.channels),
+                     evidence.grade(firms[int(h.id)], graded, h.matched_terms, "dense" in h.channels))
            for i, h in enumerate(page) if int(h.id) in firms]
     return SearchResult(out[:k], len(out) > k and offset + k < MAX_RESULTS)
 
@@ -84,61 +94,36 @@ class LinkFit:
     link_key: str
     link_name: str
     stage: str
-    score: float
+    score: int  # the 0–100 match score the link's candidates page shows for this firm
     matched_terms: list[str]
 
 
-class _LinkPool:
-    """A small lexical engine whose documents are chain-link query texts, searched with a firm's profile."""
-
-    def __init__(self, key: tuple, engine, info: dict[int, tuple[str, str, str, str]]) -> None:
-        self.key = key
-        self.engine = engine
-        self.info = info  # doc id → (chain id, link key, link name, stage)
-        self.lock = threading.Lock()
-
-
-def _link_pool(session: Session, app: Flask, chain_ids: list[str]) -> _LinkPool | None:
-    from matching.engine import Document, MatchEngine
-
-    chains = [c for c in session.scalars(select(Chain).where(Chain.id.in_(chain_ids)).order_by(Chain.id))]
-    key = tuple((c.id, c.current_version_id) for c in chains)
-    cache: dict = app.extensions.setdefault(LINKFIT_KEY, {})
-    pool = cache.get(key)
-    if pool is not None:
-        return pool
-    docs, info = [], {}
-    for chain in chains:
-        links = current_links(session, chain.id)
-        by_key = {l.key: l for l in links}
-        for link in links:
-            doc_id = len(docs) + 1
-            docs.append(Document(id=doc_id, name=link.name, text=link_query_for(chain, by_key, link)))
-            info[doc_id] = (chain.id, link.key, link.name, link.stage)
-    if not docs:
-        return None
-    engine = MatchEngine(embedder=None)  # lexical channels only: a few hundred short texts, built in milliseconds
-    engine.build(docs)
-    pool = _LinkPool(key, engine, info)
-    if len(cache) > 8:
-        cache.clear()
-    cache[key] = pool
-    return pool
-
-
 def links_fitting(session: Session, app: Flask, enterprise: Enterprise, chain_ids: list[str], k: int = 5) -> list[LinkFit]:
-    """The chain links whose query text best matches the firm's profile (over the given chains)."""
+    """The chain links (of the given chains) this firm fits best, scored as each link's candidates page scores it:
+    the engine's fused score with every channel standardised over the whole pool (empty until the index is ready)."""
     if not chain_ids:
         return []
-    pool = _link_pool(session, app, chain_ids)
-    if pool is None:
+    engine = serving.engine_for_request(session, app)
+    if engine is None:
         return []
-    profile = profile_for(enterprise).text
-    with pool.lock:
-        hits = pool.engine.search(profile, k=k)
-    chains = {c.id: c for c in session.scalars(select(Chain).where(Chain.id.in_(chain_ids)))}
-    out = []
-    for hit in hits:
-        chain_id, key, name, stage = pool.info[int(hit.id)]
-        out.append(LinkFit(chains[chain_id], key, name, stage, float(hit.score), list(hit.matched_terms)))
+    state = store.state_of(app)
+    chains = {c.id: c for c in session.scalars(select(Chain).where(Chain.id.in_(chain_ids)).order_by(Chain.id))}
+    queries: list[str] = []
+    links: list[tuple[Chain, object]] = []
+    for chain in chains.values():
+        current = current_links(session, chain.id)
+        by_key = {link.key: link for link in current}
+        for link in current:
+            queries.append(link_query_for(chain, by_key, link))
+            links.append((chain, link))
+    if not queries:
+        return []
+    with state.lock:
+        if enterprise.id not in engine:
+            return []
+        scores = engine.query_scores(queries, [enterprise.id])[:, 0]
+        best = [i for i in np.argsort(-scores, kind="stable")[:k] if np.isfinite(scores[i])]
+        terms = {i: engine.matched_terms(queries[i], enterprise.id) for i in best}
+        out = [LinkFit(links[i][0], links[i][1].key, links[i][1].name, links[i][1].stage,
+                       engine.match_score(float(scores[i])), terms[i]) for i in best]
     return out

@@ -259,9 +259,12 @@ class Heartbeat:
         return self
 
     def stop(self) -> None:
+        """Stop beating; the last figures are written (a job shorter than one interval still shows them)."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join()
+        if self._figures is not None and self._figures != self._written:
+            self._beat()
 
     def __enter__(self) -> "Heartbeat":
         return self.start()

@@ -10,20 +10,13 @@ from webapp.matchsvc.filters import CandidateFilters
 from webapp.matchsvc.learning import record_feedback, relearn
 from webapp.matchsvc.placement import Suggestion, confirm_assignments, place_roster
 from webapp.matchsvc.profiles import profile_for
-from webapp.matchsvc.store import (
-    SyncResult,
-    Watermark,
-    active_embedder_info,
-    current_watermark,
-    ensure_index_async,
-    rebuild,
-    sync,
-    wait_for_background,
-)
+from webapp.matchsvc.embed_job import run_embedding
+from webapp.matchsvc.serving import active_embedder_info, ensure_index_async, wait_for_background
+from webapp.matchsvc.store import SyncResult, Watermark, current_watermark, rebuild, sync
 
 __all__ = [
     "Candidate", "CandidatePage", "CandidateFilters", "MatchError", "Suggestion", "SyncResult", "Watermark",
     "active_embedder_info", "candidates", "confirm_assignments", "current_watermark", "ensure_index_async",
-    "look_alikes", "place_roster", "profile_for", "rebuild", "record_feedback", "relearn", "sync",
+    "look_alikes", "place_roster", "profile_for", "rebuild", "record_feedback", "relearn", "run_embedding", "sync",
     "wait_for_background",
 ]

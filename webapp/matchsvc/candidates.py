@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session
 from chains.chain_models import Chain, ChainLink
 from chains.cluster_models import Cluster
 from chains.enterprise_models import Enterprise
-from matching.text import normalize
-from webapp.matchsvc import store
+from webapp.matchsvc import evidence as evidence_module
+from webapp.matchsvc import serving, store
+from webapp.matchsvc.evidence import normalized_terms, terms_in
 from webapp.matchsvc.filters import CandidateFilters, ResolvedFilter, conditions, resolve, roster_ids
 from webapp.linkcache import ChainHead, LinkView, VersionView, chain_views
 from webapp.matchsvc.profiles import link_query_for, link_terms
@@ -58,8 +59,14 @@ class Candidate:
     matched_terms: list[str] = field(default_factory=list)
     matched_products: list[str] = field(default_factory=list)
     best_link: LinkRef | None = None
-    similar_local: dict | None = None  # {"enterprise_id", "name", "similarity"}
+    similar_local: dict | None = None  # {"enterprise_id", "name", "similarity" (0–100)}
     explanation: list[str] = field(default_factory=list)  # Chinese reasons for the UI
+    match_score: int | None = None  # 0–100 (webapp.matchsvc.evidence); None on the keyword fallback
+    evidence: str = ""  # strong / medium / weak (webapp.matchsvc.evidence)
+
+    @property
+    def evidence_label(self) -> str:
+        return evidence_module.LABELS.get(self.evidence, "")
 
     @property
     def region(self) -> str:
@@ -68,6 +75,7 @@ class Candidate:
     def as_dict(self) -> dict:
         data = asdict(self)
         data["region"] = self.region
+        data["evidence_label"] = self.evidence_label
         return data
 
 
@@ -197,18 +205,7 @@ def score_matrix(engine, state: store.EngineState, queries: Mapping[str, str], d
 
 def matched_products(link: ChainLink, enterprise: Enterprise) -> list[str]:
     """The link's products / keywords / synonyms that appear in the firm's products or business scope."""
-    return _terms_in(_normalized_terms(link_terms(link)), enterprise)
-
-
-def _normalized_terms(terms: Sequence[str]) -> list[tuple[str, str]]:
-    return [(t, normalize(t).replace(" ", "")) for t in terms]
-
-
-def _terms_in(terms: list[tuple[str, str]], enterprise: Enterprise) -> list[str]:
-    """The terms (with their normalised forms) that appear in the firm's products, scope, industry or name."""
-    haystack = normalize(" ".join([enterprise.main_products or "", enterprise.business_scope or "",
-                                   enterprise.industry_name or "", enterprise.name or ""])).replace(" ", "")
-    return [t for t, n in terms if n and n in haystack]
+    return terms_in(normalized_terms(link_terms(link)), enterprise)
 
 
 def _resolved(session: Session, state: store.EngineState, filters: CandidateFilters, cluster: Cluster,
@@ -252,7 +249,7 @@ def candidates(session: Session, cluster_id: str, link_key: str, filters: Mappin
     chain_id = link.chain_id
     ref = LinkRef(chain_id, link.key, link.name)
     app = current_app._get_current_object()
-    engine, data_mark = store.request_engine(session, app)
+    engine, data_mark = serving.request_engine(session, app)
     if engine is None:
         return _fallback(session, cluster, link, ref, filters, k, offset)
     state = store.state_of(app)
@@ -298,13 +295,14 @@ def _compute_page(session: Session, state, engine, key: tuple, cluster, links, l
                              excluded_ids=resolved.excluded)
     hits = hits[offset:offset + k]
     firms = {e.id: e for e in session.scalars(select(Enterprise).where(Enterprise.id.in_([h.id for h in hits])))}
-    terms = _normalized_terms(links.terms(link_key))
+    terms = normalized_terms(links.terms(link_key))
     items = []
     for rank, hit in enumerate(hits, start=offset + 1):
         ent = firms.get(int(hit.id))
         if ent is None:  # deleted after the last sync
             continue
-        items.append(_candidate(ent, rank, float(hit.score), dict(hit.channels), list(hit.matched_terms), terms))
+        items.append(_candidate(ent, rank, float(hit.score), dict(hit.channels), list(hit.matched_terms), terms,
+                                evidence_module.match_score(engine, float(hit.score), hit.channels)))
     _explain(session, engine, state, links, chain_id, items, roster)
     page = CandidatePage(cluster.id, ref, items, offset, k, STATE_READY, "", state.meta.get("embedder", ""),
                          filters.as_dict(), cache_key=key)
@@ -335,12 +333,13 @@ def _copy_candidate(c: Candidate) -> Candidate:
 
 
 def _candidate(ent: Enterprise, rank: int, score: float, channels: dict, terms: list[str],
-               link_terms_normalized: list[tuple[str, str]]) -> Candidate:
+               link_terms_normalized: list[tuple[str, str]], match_score: int | None) -> Candidate:
     return Candidate(
         enterprise_id=ent.id, name=ent.name, rank=rank, score=round(score, 4), province=ent.province or "",
         city=ent.city or "", country=ent.country or "", status=ent.status or "", tags=ent.tag_names,
         channels={c: round(float(v), 4) for c, v in channels.items()}, matched_terms=terms,
-        matched_products=_terms_in(link_terms_normalized, ent),
+        matched_products=terms_in(link_terms_normalized, ent), match_score=match_score,
+        evidence=evidence_module.grade(ent, link_terms_normalized, terms, "dense" in channels),
     )
 
 
@@ -363,15 +362,15 @@ def _explain(session: Session, engine, state: store.EngineState, links: LinkSet,
         scored = [(fits[key][c.enterprise_id], key) for key in leaves if c.enterprise_id in fits[key]]
         if scored:
             score, key = max(scored)
-            c.best_link = LinkRef(chain_id, key, links.links[key].name, round(score, 4))
+            c.best_link = LinkRef(chain_id, key, links.links[key].name, engine.match_score(score))
         if top is not None:
             c.similar_local = {"enterprise_id": int(top.id), "name": names.get(int(top.id), ""),
-                               "similarity": round(float(top.score), 4)}
+                               "similarity": engine.similarity_score(float(top.score))}
         c.explanation = _reasons(c)
 
 
 def _reasons(c: Candidate) -> list[str]:
-    reasons = []
+    reasons = [evidence_module.REASONS[c.evidence]] if c.evidence else []
     if c.matched_products:
         reasons.append("产品/关键词匹配：" + "、".join(c.matched_products[:6]))
     if c.matched_terms:
@@ -393,17 +392,17 @@ def _fallback(session: Session, cluster: Cluster, link: ChainLink | LinkView, re
     if filters.exclude_cluster_firms:
         stmt = stmt.where(Enterprise.id.not_in(roster_ids(session, cluster.id)))
     scored = []
-    normalized = _normalized_terms(link_terms(link))
+    normalized = normalized_terms(link_terms(link))
     for ent in session.scalars(stmt):
-        found = _terms_in(normalized, ent)
+        found = terms_in(normalized, ent)
         scored.append((len(found), -ent.id, ent, found))
     scored.sort(key=lambda s: (s[0], s[1]), reverse=True)
     items = []
     for rank, (hits, _, ent, found) in enumerate(scored[offset:offset + k], start=offset + 1):
-        c = _candidate(ent, rank, float(hits), {"keyword": float(hits)}, found, normalized)
+        c = _candidate(ent, rank, float(hits), {"keyword": float(hits)}, found, normalized, None)
         c.explanation = _reasons(c)
         items.append(c)
-    status = store.active_embedder_info(current_app)
+    status = serving.active_embedder_info(current_app)
     return CandidatePage(cluster.id, ref, items, offset, k, STATE_FALLBACK, MESSAGE_FALLBACK,
                          status.get("embedder") or "", filters.as_dict())
 
@@ -419,7 +418,7 @@ def look_alikes(session: Session, enterprise_id: int, k: int = 10,
     if not isinstance(filters, CandidateFilters):
         filters = CandidateFilters.from_mapping({"exclude_cluster_firms": False, **dict(filters or {})})
     app = current_app._get_current_object()
-    engine = store.engine_for_request(session, app)
+    engine = serving.engine_for_request(session, app)
     if engine is None:
         return []
     state = store.state_of(app)
@@ -437,5 +436,6 @@ def look_alikes(session: Session, enterprise_id: int, k: int = 10,
                              province=ent.province or "", city=ent.city or "", country=ent.country or "",
                              status=ent.status or "", tags=ent.tag_names,
                              channels={c: round(float(v), 4) for c, v in hit.channels.items()},
-                             matched_terms=list(hit.matched_terms)))
+                             matched_terms=list(hit.matched_terms),
+                             match_score=engine.similarity_score(float(hit.score))))
     return out

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from chains.cluster_models import Cluster, LinkAssignment
 from chains.feedback_models import FEEDBACK_LABELS, LABEL_NOT_RELEVANT, POSITIVE_LABELS, CandidateFeedback, LearnedWeights
-from webapp.matchsvc import store
+from webapp.matchsvc import index_files, store
 
 logger = logging.getLogger("chainmatch.matchsvc")
 
@@ -102,9 +102,9 @@ def relearn(session: Session, app=None, user: Any = None, min_gain: float | None
         with state.lock:
             engine.apply_learning(model)
             state.meta = {**state.meta, "learned_weights_id": row.id}
-            store._changed(state)
-            with store.folder_lock(app):
-                store.save_engine(app, engine, state.meta)
+            store.changed(state)
+            with index_files.folder_lock(app):
+                index_files.save_engine(app, engine, state.meta)
         logger.info("learned re-ranker adopted (gain %s over %d queries)", row.gain, row.queries)
     else:
         logger.info("learned re-ranker not adopted: %s", row.note)

@@ -3,23 +3,21 @@
 The database is the source of truth. A saved index carries a watermark of the data it holds
 (max Enterprise.updated_at, enterprise count, max EnterpriseDeletion.id) and the database's random id; anything
 that does not fit (another embedder, a damaged or missing file, another database) is rebuilt from scratch.
+
+With a pretrained embedder the index is built lexical-first: it is saved and served with its vectors "pending", and
+the embedding job (webapp.matchsvc.embed_job) attaches them later (`vectors_attached`). Profiles synced into an index
+with vectors are encoded through the vector cache (webapp.matchsvc.embedding), outside the engine lock.
 """
 from __future__ import annotations
 
-import fcntl
 import gc
-import hashlib
 import logging
-import re
-import shutil
 import threading
 import uuid
-from contextlib import contextmanager
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from flask import Flask
 from sqlalchemy import func, select
@@ -27,14 +25,14 @@ from sqlalchemy.orm import Session
 
 from chains.enterprise_models import Enterprise, EnterpriseDeletion
 from chains.feedback_models import MatchIndexState
-from matching.vectors.meta import IndexMismatchError, check_meta, read_meta, write_meta
+from matching.vectors.meta import IndexMismatchError, check_meta, read_meta
+from webapp.matchsvc.embedding import embedder_for, encode_documents, expected_embedder_name, vectors_deferred
+from webapp.matchsvc.index_files import ENGINE_DIR, META_FILE, folder_lock, index_folder, save_engine
 from webapp.matchsvc.profiles import iter_documents
 
 logger = logging.getLogger("chainmatch.matchsvc")
 
 EXTENSION_KEY = "chainmatch.matchsvc"
-META_FILE = "matchsvc.json"
-ENGINE_DIR = "engine"
 DATABASE_ID_KEY = "database_id"
 # A request applies at most this many changed firms itself; more are synced in the background meanwhile.
 INLINE_SYNC_MAX = 200
@@ -44,6 +42,8 @@ STATUS_MISSING = "missing"
 STATUS_BUILDING = "building"
 STATUS_READY = "ready"
 STATUS_FAILED = "failed"
+VECTORS_READY = "ready"  # meta["vectors"]: the dense channel is in the saved index
+VECTORS_PENDING = "pending"  # built lexical-first; the embedding job attaches the vectors
 
 Progress = Callable[[int, int], None]
 
@@ -109,6 +109,8 @@ class EngineState:
     page_cache: "OrderedDict[tuple, Any]" = field(default_factory=OrderedDict)  # candidates pages (matchsvc)
     cache_lock: threading.Lock = field(default_factory=threading.Lock)  # guards page_cache and computing
     computing: dict = field(default_factory=dict)  # page key → threading.Event while one thread computes the page
+    embed_thread: threading.Thread | None = None  # the embedding job's thread in this process (embed_job)
+    saved_meta_stamp: int | None = None  # mtime of the saved metadata last looked at while vectors are pending
 
 
 def state_of(app: Flask) -> EngineState:
@@ -121,60 +123,7 @@ def state_of(app: Flask) -> EngineState:
 
 # ----------------------------------------------------------------------------- identity and files
 
-def configured_model(app: Flask) -> str:
-    return str(app.config.get("EMBEDDING_MODEL") or "").strip()
-
-
-def embedder_options(app: Flask) -> dict:
-    """Backend, thread count and ONNX cache folder for the configured sentence-transformers model."""
-    return {"backend": str(app.config.get("EMBEDDING_BACKEND") or "auto"),
-            "threads": int(app.config.get("EMBEDDING_THREADS") or 0),
-            "cache_dir": Path(app.instance_path) / "onnx-cache"}
-
-
-def expected_embedder_name(app: Flask) -> str:
-    """Name of the configured embedder, without loading a model."""
-    from matching.embedders import embedder_name_for
-
-    return embedder_name_for(configured_model(app), embedder_options(app)["backend"])
-
-
-def folder_name(embedder_name: str) -> str:
-    """A file-system-safe folder name for an embedder name (readable part + short hash)."""
-    readable = re.sub(r"[^A-Za-z0-9._-]+", "-", embedder_name).strip("-.")[-48:] or "embedder"
-    digest = hashlib.sha1(embedder_name.encode("utf-8")).hexdigest()[:8]
-    return f"{readable}-{digest}"
-
-
-def index_folder(app: Flask, embedder_name: str | None = None) -> Path:
-    """INDEX_DIR/<embedder-name>/ of the configured (or given) embedder."""
-    return Path(app.config["INDEX_DIR"]) / folder_name(embedder_name or expected_embedder_name(app))
-
-
-@contextmanager
-def folder_lock(app: Flask, blocking: bool = True, shared: bool = False) -> Iterator[bool]:
-    """An inter-process lock on the configured embedder's index folder (server workers, CLI).
-
-    Exclusive while an index is rebuilt or saved, shared while one is loaded: worker processes load at the same
-    time, never while another process swaps the folder, and two processes never build the same index at once.
-    Yields whether it was taken (always True when blocking).
-    """
-    folder = index_folder(app)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
-    with open(folder.with_name(f".{folder.name}.lock"), "a+b") as fh:
-        try:
-            fcntl.flock(fh.fileno(), mode | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
-def _load_shared(app: Flask, session: Session):
+def load_shared(app: Flask, session: Session):
     """load_saved_engine under the shared folder lock."""
     with folder_lock(app, shared=True):
         return load_saved_engine(app, session)
@@ -192,17 +141,16 @@ def database_id(session: Session, create: bool = True) -> str | None:
 
 # ----------------------------------------------------------------------------- build / load / save
 
-def _new_engine(app: Flask):
-    from matching.embedders import make_embedder
+def _new_engine(app: Flask, texts: list[str]):
+    """An empty engine for the configured embedder. A pretrained one joins later (embed_job); its dense weight
+    follows how much the pool's profiles say (matching.fusion.pretrained_weights)."""
     from matching.engine import MatchEngine
+    from matching.fusion import FusionWeights, pretrained_weights
 
-    from matching.fusion import PRETRAINED_DENSE_WEIGHT, FusionWeights
-
-    model = configured_model(app)
-    embedder = make_embedder(model, **embedder_options(app))
-    # The built-in embedder does not help the fused ranking (Q's benchmark); a pretrained model gets a dense share.
-    weights = FusionWeights(dense=PRETRAINED_DENSE_WEIGHT) if model else FusionWeights()
-    return MatchEngine(embedder=embedder, weights=weights, exact_max=int(app.config.get("INDEX_EXACT_MAX", 200_000)),
+    deferred = vectors_deferred(app)
+    return MatchEngine(embedder=None if deferred else embedder_for(app),
+                       weights=pretrained_weights(texts) if deferred else FusionWeights(),
+                       exact_max=int(app.config.get("INDEX_EXACT_MAX", 200_000)),
                        vector_backend=configured_vector_backend(app))
 
 
@@ -221,7 +169,7 @@ def _apply_adopted_learning(session: Session, engine) -> int | None:
         return None
 
 
-def _engine_meta(engine, watermark: Watermark, db_id: str, learned_id: int | None) -> dict:
+def _engine_meta(app: Flask, engine, watermark: Watermark, db_id: str, learned_id: int | None) -> dict:
     from matching.vectors import choose_kind
 
     info = dict(engine.info())
@@ -233,7 +181,9 @@ def _engine_meta(engine, watermark: Watermark, db_id: str, learned_id: int | Non
     if not kind:
         kind = choose_kind(count, int(getattr(engine, "exact_max", 200_000))) if info.get("dim") else "lexical"
     return {
-        "embedder": info.get("embedder"),
+        # The configured embedder names the index even while its vectors are pending (the engine has none yet).
+        "embedder": info.get("embedder") or expected_embedder_name(app),
+        "vectors": VECTORS_READY if info.get("embedder") else VECTORS_PENDING,
         "dim": info.get("dim"),
         "count": count,
         "kind": kind,
@@ -258,30 +208,16 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def save_engine(app: Flask, engine, meta: dict) -> Path:
-    """Write engine + metadata into a fresh folder, then swap it in place of the old one."""
-    target = index_folder(app, meta["embedder"])
-    staging = target.with_name(target.name + f".tmp-{uuid.uuid4().hex[:8]}")
-    engine.save(staging / ENGINE_DIR)
-    write_meta(staging / META_FILE, meta)
-    old = target.with_name(target.name + f".old-{uuid.uuid4().hex[:8]}")
-    if target.exists():
-        target.rename(old)
-    staging.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
-    return target
-
-
 def build_engine(app: Flask, session: Session, progress: Progress | None = None):
     """Build a fresh engine over every enterprise; returns (engine, meta). Does not touch the cache."""
     db_id = database_id(session)
     watermark = current_watermark(session)  # taken first: rows changed while reading are caught by the next sync
-    engine = _new_engine(app)
     docs = [doc for batch in iter_documents(session) for doc in batch]
-    logger.info("building match index over %d enterprises with %s", len(docs), engine.info().get("embedder"))
+    engine = _new_engine(app, [d.text for d in docs])
+    logger.info("building match index over %d enterprises for %s", len(docs), expected_embedder_name(app))
     engine.build(docs, progress=progress)
     learned_id = _apply_adopted_learning(session, engine)
-    return engine, _engine_meta(engine, watermark, db_id, learned_id)
+    return engine, _engine_meta(app, engine, watermark, db_id, learned_id)
 
 
 def load_saved_engine(app: Flask, session: Session):
@@ -298,7 +234,8 @@ def load_saved_engine(app: Flask, session: Session):
     except Exception as exc:  # noqa: BLE001 - whatever broke, the answer is a rebuild
         raise IndexMismatchError(f"saved engine unreadable: {exc}") from exc
     info = engine.info()
-    if info.get("count") != meta.get("count") or info.get("embedder") != meta.get("embedder"):
+    embedder = info.get("embedder") or (meta.get("embedder") if meta.get("vectors") == VECTORS_PENDING else None)
+    if info.get("count") != meta.get("count") or embedder != meta.get("embedder"):
         raise IndexMismatchError("saved engine does not match its metadata")
     if engine.vector_backend != configured_vector_backend(app):
         raise IndexMismatchError(f"saved engine uses vector backend {engine.vector_backend!r}, "
@@ -306,16 +243,16 @@ def load_saved_engine(app: Flask, session: Session):
     return engine, meta
 
 
-def _install(state: EngineState, engine, meta: dict) -> None:
+def install(state: EngineState, engine, meta: dict) -> None:
     with state.lock:
         state.engine, state.meta = engine, meta
         state.status, state.message = STATUS_READY, ""
         state.filter_cache.clear()
-        _changed(state)
+        changed(state)
     _freeze_long_lived()
 
 
-def _changed(state: EngineState) -> None:
+def changed(state: EngineState) -> None:
     """The engine was replaced or changed: results cached for the previous one no longer apply."""
     state.generation += 1
     with state.cache_lock:
@@ -350,7 +287,7 @@ def _rebuild(app: Flask, session: Session, state: EngineState, progress: Progres
             if state.engine is None:
                 state.status, state.message = STATUS_FAILED, str(exc)
         raise
-    _install(state, engine, meta)
+    install(state, engine, meta)
     logger.info("match index rebuilt (%s): %d enterprises", reason or "requested", meta["count"])
     return SyncResult(added=meta["count"], rebuilt=True, reason=reason)
 
@@ -368,17 +305,17 @@ def sync(session: Session, app: Flask | None = None, progress: Progress | None =
     app = app or current_app._get_current_object()
     state = state_of(app)
     with state.build_lock:
-        return _sync_locked(app, session, state, progress, max_changes)
+        return sync_locked(app, session, state, progress, max_changes)
 
 
-def _sync_locked(app: Flask, session: Session, state: EngineState, progress: Progress | None,
+def sync_locked(app: Flask, session: Session, state: EngineState, progress: Progress | None,
                  max_changes: int | None, allow_rebuild: bool = True, now: Watermark | None = None) -> SyncResult:
     if state.engine is None and not allow_rebuild:
         return SyncResult(reason="deferred")
     if state.engine is None:
         # Another process (worker, CLI) building or saving this index holds the lock: wait, then load its result.
         try:
-            engine, meta = _load_shared(app, session)
+            engine, meta = load_shared(app, session)
         except IndexMismatchError:
             with folder_lock(app):  # exclusive; look again: another process may have just built it
                 try:
@@ -386,7 +323,9 @@ def _sync_locked(app: Flask, session: Session, state: EngineState, progress: Pro
                 except IndexMismatchError as exc:
                     logger.info("match index not usable (%s); rebuilding", exc)
                     return _rebuild(app, session, state, progress, reason=str(exc))
-        _install(state, engine, meta)
+        install(state, engine, meta)
+    if state.meta.get("vectors") == VECTORS_PENDING:
+        _adopt_saved_vectors(app, session, state)
     if state.meta.get("embedder") != expected_embedder_name(app):
         if not allow_rebuild:
             return SyncResult(reason="deferred")
@@ -416,13 +355,18 @@ def _apply_changes(app: Flask, session: Session, state: EngineState, max_changes
     if deleted:
         with state.lock:
             engine.remove(sorted(set(deleted)))
-            _changed(state)
+            changed(state)
     added = 0
-    # Small batches, each under the short lock, so searches interleave with a long sync.
+    embedder = engine.embedder  # None while the vectors are pending: the lexical channels only
+    # Small batches, each under the short lock, so searches interleave with a long sync; a transformer encodes a
+    # batch (through the vector cache) before the lock is taken.
     for batch in iter_documents(session, where=changed_filter, batch=SYNC_BATCH):
+        vectors = None
+        if embedder is not None and not embedder.cheap_to_encode:
+            vectors = encode_documents(app, embedder, [d.text for d in batch])
         with state.lock:
-            engine.add(batch)
-            _changed(state)
+            engine.add(batch, vectors=vectors)
+            changed(state)
         added += len(batch)
     count = int(engine.info().get("count", -1))
     if count != now.count and not allow_rebuild:
@@ -432,13 +376,14 @@ def _apply_changes(app: Flask, session: Session, state: EngineState, max_changes
         with folder_lock(app):
             return _rebuild(app, session, state, None,
                             reason=f"count mismatch after sync ({count} indexed, {now.count} in database)")
-    meta = {**state.meta, **_engine_meta(engine, now, state.meta["database_id"], state.meta.get("learned_weights_id"))}
+    meta = {**state.meta, **_engine_meta(app, engine, now, state.meta["database_id"],
+                                          state.meta.get("learned_weights_id"))}
     meta["built_at"] = state.meta.get("built_at", meta["built_at"])
     _save_synced(app, engine, meta)
     with state.lock:
         state.meta = meta
         state.filter_cache.clear()
-        _changed(state)
+        changed(state)
     logger.info("match index synced: %d updated/inserted, %d removed", added, len(set(deleted)))
     return SyncResult(added=added, removed=len(set(deleted)))
 
@@ -455,160 +400,60 @@ def _save_synced(app: Flask, engine, meta: dict) -> None:
             saved = read_meta(index_folder(app) / META_FILE)
         except IndexMismatchError:
             saved = {}
-        same = all(saved.get(k) == meta.get(k) for k in ("watermark", "database_id", "embedder", "count",
+        same = all(saved.get(k) == meta.get(k) for k in ("watermark", "database_id", "embedder", "vectors", "count",
                                                           "learned_weights_id"))
         if not same:
             save_engine(app, engine, meta)
 
 
-# ----------------------------------------------------------------------------- background and status
+# ----------------------------------------------------------------------------- vectors attached after the build
 
-def ensure_index_async(app: Flask) -> str:
-    """Load, build or sync the index in a background thread unless it is ready; returns the status."""
-    state = state_of(app)
-    with state.lock:
-        if state.thread is not None and state.thread.is_alive():
-            return state.status
-        if state.engine is None:
-            state.status = STATUS_BUILDING
-        state.thread = threading.Thread(target=_background_sync, args=(app,), name="chainmatch-index", daemon=True)
-        state.thread.start()
-        return state.status
+def _adopt_saved_vectors(app: Flask, session: Session, state: EngineState) -> bool:
+    """Load the saved index when another process attached its vectors while this one serves it lexical-only.
 
-
-def _background_sync(app: Flask) -> None:
-    from webapp.extensions import db
-
-    state = state_of(app)
-    with app.app_context():
-        try:
-            def progress(done: int, total: int) -> None:
-                state.progress = (done, total)
-
-            sync(db.session, app, progress=progress)
-        except Exception as exc:  # noqa: BLE001 - logged; the UI shows the status
-            logger.exception("background index sync failed")
-            with state.lock:
-                if state.engine is None:
-                    state.status, state.message = STATUS_FAILED, str(exc)
-        finally:
-            db.session.remove()
-
-
-def wait_for_background(app: Flask, timeout: float | None = None) -> None:
-    """Wait for a running background build (CLI and tests)."""
-    thread = state_of(app).thread
-    if thread is not None:
-        thread.join(timeout)
-
-
-def request_engine(session: Session, app: Flask | None = None) -> tuple[Any, Watermark | None]:
-    """(engine, the database's watermark as read now) for a request; the engine is synced when few rows changed.
-
-    (None, None) while the engine is not ready (a background load or build is started).
-    """
-    from flask import current_app
-
-    app = app or current_app._get_current_object()
-    state = state_of(app)
-    if state.engine is None:
-        ensure_index_async(app)
-        return None, None
-    now = current_watermark(session)
-    if not state.build_lock.acquire(blocking=False):  # a running sync/rebuild is never waited for
-        return state.engine, now
-    deferred = False
+    Looked up only when the metadata file changed (one stat per call)."""
+    path = index_folder(app) / META_FILE
     try:
-        deferred = _sync_locked(app, session, state, None, INLINE_SYNC_MAX, allow_rebuild=False,
-                                now=now).reason == "deferred"
-    except Exception:  # noqa: BLE001 - serve the engine we have
-        logger.exception("inline index sync failed")
-    finally:
-        state.build_lock.release()
-    if deferred:
-        ensure_index_async(app)
-    return state.engine, now
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        return False
+    if stamp == state.saved_meta_stamp:
+        return False
+    state.saved_meta_stamp = stamp
+    try:
+        saved = read_meta(path)
+    except IndexMismatchError:
+        return False
+    if saved.get("vectors") != VECTORS_READY or saved.get("database_id") != state.meta.get("database_id"):
+        return False
+    try:
+        engine, meta = load_shared(app, session)
+    except IndexMismatchError as exc:
+        logger.info("saved index with vectors not loaded (%s)", exc)
+        return False
+    install(state, engine, meta)
+    logger.info("loaded the saved match index with its vectors (%s)", meta.get("embedder"))
+    return True
 
 
-def engine_for_request(session: Session, app: Flask | None = None):
-    """The ready engine, synced when few rows changed; None (and a background build started) when not ready."""
-    return request_engine(session, app)[0]
-
-
-def preload(app: Flask) -> str:
-    """Load the saved engine into this process now (a server worker before it takes requests), once.
-
-    A saved index that is missing or does not fit is built in the background instead (other worker processes
-    wait for that build through the folder lock and then load it); returns the engine status.
-    """
-    from webapp.extensions import db
-
-    state = state_of(app)
-    with app.app_context():
-        try:
-            if state.engine is None:
-                with state.build_lock:
-                    if state.engine is None:
-                        engine, meta = _load_shared(app, db.session)
-                        _install(state, engine, meta)
-            engine_for_request(db.session, app)  # applies a few changed rows, or syncs in the background
-            _warm_up(state)
-        except IndexMismatchError as exc:
-            logger.info("no usable saved match index (%s); building it in the background", exc)
-            ensure_index_async(app)
-        except Exception:  # noqa: BLE001 - the worker still serves (keyword fallback) and retries on demand
-            logger.exception("could not preload the match index")
-        finally:
-            db.session.remove()
-    return state.status
-
-
-WARM_UP_QUERY = "产业链 配套 企业"
-
-
-def _warm_up(state: EngineState) -> None:
-    """One small search and scoring, so that lazy one-time set-ups (the tokenizer's dictionary, per-engine
-    structures) happen before the first request rather than in it, with the engine lock held."""
-    engine = state.engine
-    if engine is None or not len(engine):
-        return
+def pool_snapshot(state: EngineState) -> tuple[Any, list[str]]:
+    """(document ids in pool row order, their profile texts) of the installed engine."""
     with state.lock:
-        hits = engine.search(WARM_UP_QUERY, k=10)
-        if hits:
-            engine.query_scores([WARM_UP_QUERY], [int(hits[0].id)])
+        engine = state.engine
+        ids = engine.row_ids.copy()
+        return ids, [engine.document(int(i)).text for i in ids]
 
 
-def active_embedder_info(app: Flask, session: Session | None = None) -> dict:
-    """What the UI and CLI show: embedder name, dim, count, kind, watermark, status, and staleness."""
-    state = state_of(app)
-    meta = dict(state.meta)
-    on_disk = False
-    if not meta:
-        try:
-            meta = read_meta(index_folder(app) / META_FILE)
-            on_disk = True
-        except IndexMismatchError:
-            meta = {}
-    info = {
-        "embedder": meta.get("embedder") or expected_embedder_name(app),
-        "configured_model": configured_model(app) or "(builtin)",
-        "dim": meta.get("dim"),
-        "count": meta.get("count"),
-        "kind": meta.get("kind"),
-        "built_at": meta.get("built_at"),
-        "synced_at": meta.get("synced_at"),
-        "watermark": meta.get("watermark"),
-        "learned_weights_id": meta.get("learned_weights_id"),
-        "status": state.status if state.engine is not None or not on_disk else "saved",
-        "message": state.message,
-        "progress": list(state.progress),
-        "folder": str(index_folder(app)),
-        "stale": None,
-    }
-    if meta and meta.get("embedder") != expected_embedder_name(app):
-        info["stale"] = True
-    elif session is not None and meta.get("watermark"):
-        info["stale"] = Watermark.from_value(meta["watermark"]) != current_watermark(session)
-    elif session is not None:
-        info["stale"] = True
-    return info
+def vectors_attached(app: Flask, state: EngineState) -> None:
+    """The engine's vectors were attached (embed_job): record it, drop cached results and save the index."""
+    with state.lock:
+        engine = state.engine
+        meta = {**state.meta, **_engine_meta(app, engine, Watermark.from_value(state.meta["watermark"]),
+                                              state.meta["database_id"], state.meta.get("learned_weights_id"))}
+        meta["built_at"] = state.meta.get("built_at", meta["built_at"])
+        state.meta = meta
+        changed(state)
+    with folder_lock(app):
+        save_engine(app, engine, meta)
+    state.saved_meta_stamp = None
+    logger.info("match index vectors attached and saved: %d profiles, %s", meta["count"], meta["embedder"])

@@ -93,7 +93,7 @@ def _store_folder(n: int, seed: int, work: str | None):
 def _built_engine(n: int, seed: int, pool, with_embedder: bool, exact_max, base, work, progress, log):
     """(engine, build figures): loaded from the work folder when an earlier run saved it, else built and saved."""
     from matching.engine import MatchEngine
-    from matching.fusion import PRETRAINED_DENSE_WEIGHT, FusionWeights
+    from matching.fusion import FusionWeights, pretrained_weights
     from matching.vectors import DEFAULT_EXACT_MAX
 
     folder = base / ("engine" if with_embedder else "engine-lexical")
@@ -120,7 +120,8 @@ def _built_engine(n: int, seed: int, pool, with_embedder: bool, exact_max, base,
         vectors = embedding_store.load_vectors(store)
         figures["embedding"] = {"store": str(store), "encode_seconds_this_run": result.seconds,
                                 "fit_seconds": round(fit_seconds, 1)}
-    weights = FusionWeights(dense=PRETRAINED_DENSE_WEIGHT if embedder else 0.0)
+    # With vectors, the weights the product gives a pretrained embedder on this pool (matching.fusion).
+    weights = pretrained_weights(pool.texts) if embedder else FusionWeights()
     lexical_marker = base / "engine-lexical" / "complete.json"
     gc.collect()
     before = rss_mb()
@@ -155,7 +156,7 @@ def _built_engine(n: int, seed: int, pool, with_embedder: bool, exact_max, base,
 
 def run(n: int, seed: int = 1, queries: int = 200, exact_max: int | None = None, with_embedder: bool = True,
         progress=None, log=lambda m: None, force: bool = False, folder: str | None = None) -> dict:
-    from matching.fusion import PRETRAINED_DENSE_WEIGHT, FusionWeights
+    from matching.fusion import FusionWeights, pretrained_weights
 
     need = n * ENGINE_BYTES_PER_FIRM_ESTIMATE
     if not force and need > MEMORY_SHARE * _available_bytes():
@@ -171,7 +172,7 @@ def run(n: int, seed: int = 1, queries: int = 200, exact_max: int | None = None,
     engine, build = _built_engine(n, seed, pool, with_embedder, exact_max, base, folder, progress, log)
     embedder = engine.embedder
 
-    settings = {"all_channels": FusionWeights(dense=PRETRAINED_DENSE_WEIGHT) if embedder else FusionWeights()}
+    settings = {"all_channels": pretrained_weights(pool.texts) if embedder else FusionWeights()}
     if embedder is not None:
         settings["default"] = FusionWeights()
     figures = {}

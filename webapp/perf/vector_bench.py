@@ -34,7 +34,7 @@ DEFAULT_REFINES = ("fp32",)
 
 def fitted_builtin(texts: list[str], seed: int = 0):
     """A BuiltinEmbedder fitted on a sample of `texts`."""
-    from matching.builtin_embedder import BuiltinEmbedder
+    from matching.embedders import BuiltinEmbedder
 
     rng = np.random.default_rng(seed)
     sample = texts if len(texts) <= FIT_SAMPLE else [texts[i] for i in rng.choice(len(texts), FIT_SAMPLE, replace=False)]

@@ -32,6 +32,7 @@ class Need:
     cluster_id: str
     chain_id: str | None = None
     link_key: str | None = None
+    terms: tuple[str, ...] = ()  # what counts as strong evidence: the link's products/keywords/synonyms, or the text
 
 
 @dataclass
@@ -68,7 +69,8 @@ def rank_suppliers(session: Session, app: Flask, need: Need, requester: Enterpri
                    local_first: bool, shown: int = SUPPLIERS_SHOWN) -> NeedResult:
     """The suppliers for one need, the requester itself excluded; regional tiers first when `local_first`."""
     filters = CandidateFilters(exclude_cluster_firms=False, active_only=True)
-    result = search_firms(session, app, need.query, filters, SUPPLIER_POOL, 0, excluded_ids={requester.id})
+    result = search_firms(session, app, need.query, filters, SUPPLIER_POOL, 0, excluded_ids={requester.id},
+                          terms=need.terms or (need.query,))
     hits = [SupplierHit(h, region_tier(h.enterprise, province, city)) for h in result.hits]
     if local_first and hits:
         best = hits[0].hit.score

@@ -14,7 +14,7 @@ from webapp.auth.roles import require_cluster_access, role_required
 from webapp.candidates.views import embedder_name, wants_fragment
 from webapp.extensions import db
 from webapp.main import nav
-from webapp.matchsvc.profiles import link_query_for
+from webapp.matchsvc.profiles import link_query_for, link_terms
 from webapp.suppliers import bp, service
 from webapp.suppliers.access import firm_clusters, need_links
 from webapp.suppliers.models import OPEN_STATUSES, REQUEST_STATUSES, MatchmakingRequest, SupplierShortlist
@@ -48,14 +48,14 @@ def _needs_from_args(options, clusters) -> tuple[list[Need], list[str]]:
         links = {l.key: l for l in _chain_links(option.chain.id)}
         needs.append(Need(option.value, f"{option.chain.name} · {option.link.name}",
                           link_query_for(option.chain, links, option.link), option.cluster.id, option.chain.id,
-                          option.link.key))
+                          option.link.key, tuple(link_terms(option.link))))
     text = (request.args.get("q") or "").strip()[:MAX_TEXT]
     if text:
         cluster_id = request.args.get("cluster") or (clusters[0].id if clusters else "")
         if cluster_id not in {c.id for c in clusters}:
             errors.append("请选择您所在的集聚区")
         else:
-            needs.append(Need("text", text, text, cluster_id))
+            needs.append(Need("text", text, text, cluster_id, terms=(text,)))
     if len(needs) > MAX_NEEDS:
         errors.append(f"一次最多检索 {MAX_NEEDS} 项需求，已取前 {MAX_NEEDS} 项")
         needs = needs[:MAX_NEEDS]

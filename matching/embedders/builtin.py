@@ -31,6 +31,7 @@ class BuiltinEmbedder:
     """TF-IDF + truncated SVD (latent semantic analysis), rows L2-normalised."""
 
     name = BUILTIN_NAME
+    cheap_to_encode = True
 
     def __init__(self, dim: int = DEFAULT_DIM, seed: int = 0) -> None:
         self.dim = int(dim)
@@ -83,6 +84,10 @@ class BuiltinEmbedder:
             out[start:start + len(chunk)] = vec
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-12)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Queries and documents are encoded alike."""
+        return self.encode(texts)
 
     def save(self, folder: Path) -> None:
         folder = Path(folder)
