@@ -20,16 +20,16 @@ def enterprise_profile(name: str, business_scope: str = "", main_products: str =
     return _join([name, main_products, industry_name, business_scope])
 
 
-def link_query(chain_name: str, link_path: Sequence[str], description: str = "", keywords: Sequence[str] = (),
+def link_query(link_path: Sequence[str], description: str = "", keywords: Sequence[str] = (),
                synonyms: Sequence[str] = (), products: Sequence[str] = ()) -> str:
     """The query text for a chain link.
 
     The link's own name, keywords, synonyms and products carry the meaning; the parent path adds
-    context; the chain name and the description are kept short because their generic words would
-    pull in firms of the whole chain rather than of this link.
+    context; the description is kept short. The chain's name is left out: its generic words pull in
+    firms of the whole chain rather than of this link (benchmarks/link_queries.py on the demo chains:
+    nDCG@10 0.637 → 0.650 on roster placements, 0.658 → 0.676 on industry codes, with the model).
     """
     path = list(link_path)
     own = path[-1:] if path else []
     terms = _join([*own, *keywords, *synonyms, *products])
-    context = _join([*path[:-1], chain_name])
-    return _join([terms, context, (description or "")[:60]])
+    return _join([terms, _join(path[:-1]), (description or "")[:60]])

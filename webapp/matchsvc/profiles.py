@@ -51,7 +51,7 @@ def link_query_for(chain: Chain | None, links_by_key: dict[str, ChainLink], link
     """The query text of a chain link (chain name, path, description, keywords, synonyms, products)."""
     from matching.profiles import link_query
 
-    return link_query(chain.name if chain else "", link_path(links_by_key, link), link.description or "",
+    return link_query(link_path(links_by_key, link), link.description or "",
                       list(link.keywords or []), list(link.synonyms or []), list(link.products or []))
 
 

@@ -49,15 +49,15 @@ def synthetic_pool(n: int, seed: int = 1) -> Pool:
     return Pool(texts, names, products, np.asarray(provinces), np.asarray(cities), np.asarray(active, bool))
 
 
-def _walk(links, path, chain_name, out):
+def _walk(links, path, out):
     for link in links or []:
         if not isinstance(link, dict) or not link.get("name"):
             continue
         here = [*path, str(link["name"])]
-        out.append(link_query(chain_name, here, str(link.get("description") or ""),
+        out.append(link_query(here, str(link.get("description") or ""),
                               [str(k) for k in link.get("keywords") or ()], [str(s) for s in link.get("synonyms") or ()],
                               [str(p) for p in link.get("products") or ()]))
-        _walk(link.get("children"), here, chain_name, out)
+        _walk(link.get("children"), here, out)
 
 
 def link_queries(limit: int | None = None, seed: int = 0) -> list[str]:
@@ -65,7 +65,7 @@ def link_queries(limit: int | None = None, seed: int = 0) -> list[str]:
     out: list[str] = []
     for path in sorted(Path(synth.DEFAULT_CHAIN_DIR).glob("*.yaml")):
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        _walk(data.get("links"), [], str(data.get("name") or ""), out)
+        _walk(data.get("links"), [], out)
     rng = np.random.default_rng(seed)
     rng.shuffle(out)
     return out[:limit] if limit else out
