@@ -6,10 +6,11 @@ pool) — and a k-fold cross-validated figure for learning (disjoint query folds
 fold's queries, never score a query the engine trained on). Usage:
 
     .venv/bin/python benchmarks/ablation_matching.py [--firms F.csv] [--queries Q.jsonl] [--folds 5] [--model ''|builtin|PATH]
-        [--models-dir instance/models] [--vector-cache instance/embedding-cache] [--sample N]
+        [--models-dir instance/models] [--vector-cache instance/embedding-cache] [--sample N] [--static]
 
 The model defaults to the bundled multilingual-e5-small (converted into --models-dir); `--model builtin` runs the
-lexical channels and the built-in LSA embedder instead.
+lexical channels and the built-in LSA embedder instead; `--static` a static embedder trained from the model on the
+benchmark's firms (matching.embedders.static_training), as `chainmatch embedder train-static` trains one on a registry.
 """
 from __future__ import annotations
 
@@ -54,6 +55,8 @@ def main() -> None:
     ap.add_argument("--model", default="", help="'' the bundled multilingual-e5-small, 'builtin' the LSA embedder")
     ap.add_argument("--models-dir", type=Path, default=Path("instance/models"))
     ap.add_argument("--vector-cache", type=Path, default=Path("instance/embedding-cache"))
+    ap.add_argument("--static", action="store_true",
+                    help="a static embedder trained from the model on these firms searches instead of the model")
     ap.add_argument("--no-learning", action="store_true")
     ap.add_argument("--only-learning", action="store_true", help="skip the fusion configurations")
     ap.add_argument("--sample", type=int, default=0, help="use only the first N queries (quick exploration)")
@@ -72,7 +75,8 @@ def main() -> None:
         default = FusionWeights()
     else:
         engine = build_engine(firms, args.model, models_dir=args.models_dir,
-                              onnx_cache=args.models_dir / "onnx-cache", vector_cache=args.vector_cache)
+                              onnx_cache=args.models_dir / "onnx-cache", vector_cache=args.vector_cache,
+                              static=args.static, log=lambda m: print(m, file=sys.stderr, flush=True))
         default = pretrained_weights([d.text for d in firms.docs])
     print(f"built {len(firms.docs)} firms in {time.time() - t0:.1f}s with {engine.embedder.name}; "
           f"{len(queries)} queries", flush=True)

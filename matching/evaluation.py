@@ -70,13 +70,16 @@ def labelled(queries: Sequence[dict], firms: Firms) -> list[LabelledQuery]:
 
 def build_engine(firms: Firms, model: str = "", weights: FusionWeights | None = None, backend: str = "auto",
                  models_dir: Path | None = None, onnx_cache: Path | None = None, vector_cache: Path | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> MatchEngine:
+                 progress: Callable[[int, int], None] | None = None, static: bool = False,
+                 log: Callable[[str], None] = lambda m: None) -> MatchEngine:
     """An engine over the firms, searched as the product searches: with the bundled multilingual-e5-small (`model`
     empty; converted into `models_dir`), another local sentence-transformers model (a path), or the lexical channels
-    alone (`model` "builtin": the built-in LSA embedder's fusion weight is 0). Document vectors go through the vector
-    cache folder `vector_cache` when given, so a second run encodes nothing."""
-    from matching.embedders import folder_name, is_builtin, make_embedder
-    from matching.embedders.vector_cache import VectorCache
+    alone (`model` "builtin": the built-in LSA embedder's fusion weight is 0). `static`: a static embedder trained
+    from that model on these firms' profiles (matching.embedders.static_training) searches instead of the model.
+    Transformer vectors go through the vector cache folder `vector_cache` when given, so a second run encodes
+    nothing."""
+    from matching.embedders import is_builtin, make_embedder
+    from matching.embedders.vector_cache import cached_encoders
 
     if is_builtin(model):
         engine = MatchEngine(weights=weights)
@@ -84,13 +87,29 @@ def build_engine(firms: Firms, model: str = "", weights: FusionWeights | None = 
         return engine
     embedder = make_embedder(model, backend=backend, models_dir=models_dir, cache_dir=onnx_cache)
     texts = [d.text for d in firms.docs]
-    engine = MatchEngine(embedder=embedder, weights=weights or pretrained_weights(texts))
+    documents, queries = cached_encoders(embedder, vector_cache, progress)  # the product's own caches
     vectors = None
-    if vector_cache is not None:
-        cache = VectorCache(Path(vector_cache) / folder_name(embedder.name), embedder.name, embedder.dim)
-        vectors = cache.embed(texts, embedder.encode, progress=progress).vectors
+    if static:
+        embedder = train_static_embedder(embedder, texts, documents, queries, models_dir, log)
+    elif vector_cache is not None:
+        vectors = documents(texts)
+    engine = MatchEngine(embedder=embedder, weights=weights or pretrained_weights(texts))
     engine.build(firms.docs, vectors=vectors)
     return engine
+
+
+def train_static_embedder(teacher, texts: list[str], documents, queries, models_dir: Path | None,
+                          log: Callable[[str], None] = lambda m: None):
+    """A static embedder trained from `teacher` on `texts`, saved under the models folder."""
+    from matching.embedders import e5_bundle
+    from matching.embedders.static import StaticEmbedder, write_model
+    from matching.embedders.static_training import train
+
+    vocab, tables, figures = train(texts, documents, queries)
+    folder = write_model(Path(models_dir) if models_dir else e5_bundle.models_dir_default(), teacher.name, vocab,
+                         tables, figures)
+    log(f"static embedder trained in {figures['seconds']} s: {figures['vocabulary']} tokens, loss {figures['loss']}")
+    return StaticEmbedder(folder)
 
 
 def rank_queries(engine: MatchEngine, firms: Firms, queries: Sequence[dict], top: int) -> list[list[str]]:
@@ -100,13 +119,14 @@ def rank_queries(engine: MatchEngine, firms: Firms, queries: Sequence[dict], top
 def run_benchmark(firms_csv: Path, queries_jsonl: Path, out_jsonl: Path, train_jsonl: Path | None = None,
                   top: int = DEFAULT_TOP, model: str = "", log: Callable[[str], None] = lambda m: None,
                   backend: str = "auto", models_dir: Path | None = None, onnx_cache: Path | None = None,
-                  vector_cache: Path | None = None, progress: Callable[[int, int], None] | None = None) -> dict:
+                  vector_cache: Path | None = None, progress: Callable[[int, int], None] | None = None,
+                  static: bool = False) -> dict:
     """Build, optionally learn from TRAIN, rank every query, write OUT.jsonl; returns metrics and timings."""
     t0 = time.time()
     firms = read_firms(Path(firms_csv))
     queries = read_queries(Path(queries_jsonl))
     engine = build_engine(firms, model, backend=backend, models_dir=models_dir, onnx_cache=onnx_cache,
-                          vector_cache=vector_cache, progress=progress)
+                          vector_cache=vector_cache, progress=progress, static=static, log=log)
     t_build = time.time() - t0
     log(f"indexed {len(firms.docs)} firms in {t_build:.1f}s with {engine.info().get('embedder') or 'lexical channels'}"
         f" (weights {engine.weights.channel_weights()})")

@@ -48,6 +48,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("MODEL_DIR", "MODEL_DIR", None,
            "Folder of derived model files: the converted bundled model and ONNX exports (`onnx-cache/`); default "
            "`instance/models`."),
+    Option("EMBEDDER", "EMBEDDER", "auto",
+           "Which embedder searches with the pretrained model: transformer (the model itself), static (a static "
+           "embedder trained from it with `chainmatch embedder train-static`: thousands of profiles/s), or auto (the "
+           "static one above STATIC_EMBEDDER_ABOVE firms when one is trained, else the transformer). Part of the index "
+           "name: changing it rebuilds the index.", _lower),
+    Option("STATIC_EMBEDDER_ABOVE", "STATIC_EMBEDDER_ABOVE", 200_000,
+           "With EMBEDDER=auto, registries of more firms than this search with the static embedder (when trained).",
+           int),
     Option("EMBEDDING_BACKEND", "EMBEDDING_BACKEND", "auto",
            "How a sentence-transformers model runs: torch, onnx, onnx-int8, or auto (onnx-int8 when onnxruntime is "
            "installed, else torch). ONNX files are exported once into `MODEL_DIR/onnx-cache`.", _lower),

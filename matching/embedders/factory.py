@@ -92,4 +92,12 @@ def load_embedder(folder: Path) -> Embedder:
         raise EmbedderUnavailableError(f"嵌入器文件缺失或损坏 (embedder state missing or damaged): {folder}") from exc
     if spec.get("type") == "sentence-transformers":
         return SentenceTransformerEmbedder.load(folder)
+    if spec.get("type") == "static":
+        from matching.embedders.static import StaticEmbedder
+
+        try:
+            return StaticEmbedder.load(folder)
+        except (OSError, ValueError, KeyError) as exc:
+            raise EmbedderUnavailableError(f"静态嵌入器文件缺失或损坏 (static embedder files missing or damaged): "
+                                           f"{spec.get('path')}") from exc
     return BuiltinEmbedder.load(folder)

@@ -239,3 +239,23 @@ class VectorCache:
             self.compact()
         return EmbedResult(rows[inverse.reshape(-1)], len(missing), int(found.sum()),
                            round(time.perf_counter() - began, 3))
+
+
+def cache_folders(root: Path, embedder_name: str) -> tuple[Path, Path]:
+    """(documents folder, queries folder) of an embedder's caches under `root`: a text's document and query vectors
+    differ (prompts), so they are kept apart."""
+    from matching.embedders.base import folder_name
+
+    name = folder_name(embedder_name)
+    return Path(root) / name, Path(root) / f"{name}-queries"
+
+
+def cached_encoders(embedder, root: Path | None, progress: Progress | None = None):
+    """(encode documents, encode queries) of `embedder` through its caches under `root` (plain encoders without)."""
+    if root is None:
+        return embedder.encode, embedder.encode_queries
+    doc_folder, query_folder = cache_folders(root, embedder.name)
+    documents = VectorCache(doc_folder, embedder.name, embedder.dim)
+    queries = VectorCache(query_folder, embedder.name + "#queries", embedder.dim)
+    return (lambda texts: documents.embed(texts, embedder.encode, progress=progress).vectors,
+            lambda texts: queries.embed(texts, embedder.encode_queries).vectors)

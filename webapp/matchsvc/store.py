@@ -26,7 +26,14 @@ from sqlalchemy.orm import Session
 from chains.enterprise_models import Enterprise, EnterpriseDeletion
 from chains.feedback_models import MatchIndexState
 from matching.vectors.meta import IndexMismatchError, check_meta, read_meta
-from webapp.matchsvc.embedding import embedder_for, encode_documents, expected_embedder_name, vectors_deferred
+from webapp.matchsvc.embedding import (
+    KIND_BUILTIN,
+    embedder_for,
+    embedder_kind,
+    encode_documents,
+    expected_embedder_name,
+    vectors_deferred,
+)
 from webapp.matchsvc.index_files import ENGINE_DIR, META_FILE, folder_lock, index_folder, save_engine
 from webapp.matchsvc.profiles import iter_documents
 
@@ -142,14 +149,16 @@ def database_id(session: Session, create: bool = True) -> str | None:
 # ----------------------------------------------------------------------------- build / load / save
 
 def _new_engine(app: Flask, texts: list[str]):
-    """An empty engine for the configured embedder. A pretrained one joins later (embed_job); its dense weight
-    follows how much the pool's profiles say (matching.fusion.pretrained_weights)."""
+    """An empty engine for the configured embedder. A transformer joins later (embed_job). The dense weight of a
+    pretrained model or a static embedder trained from one follows how much the pool's profiles say
+    (matching.fusion.pretrained_weights); the built-in LSA's is 0."""
     from matching.engine import MatchEngine
     from matching.fusion import FusionWeights, pretrained_weights
 
     deferred = vectors_deferred(app)
+    learned_from_a_model = embedder_kind(app) != KIND_BUILTIN
     return MatchEngine(embedder=None if deferred else embedder_for(app),
-                       weights=pretrained_weights(texts) if deferred else FusionWeights(),
+                       weights=pretrained_weights(texts) if learned_from_a_model else FusionWeights(),
                        exact_max=int(app.config.get("INDEX_EXACT_MAX", 200_000)),
                        vector_backend=configured_vector_backend(app))
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 
@@ -83,20 +84,24 @@ def _engine_bytes(engine) -> dict:
     return parts
 
 
-def _store_folder(n: int, seed: int, work: str | None):
-    """Where `chainmatch bench vector` keeps the pool's embeddings for the same n, seed and --work."""
+def _store_folder(n: int, seed: int, work: str | None, static_model: str | None = None):
+    """Where the pool's embeddings are kept: shared with `chainmatch bench vector` for the built-in embedder (same n,
+    seed and --work); per trained model for a static embedder."""
     from pathlib import Path
 
-    return (Path(work) if work else work_dir(None, f"vector-{n}-{seed}")) / "embeddings"
+    base = Path(work) if work else work_dir(None, f"vector-{n}-{seed}")
+    return base / (f"embeddings-static-{Path(static_model).name[:12]}" if static_model else "embeddings")
 
 
-def _built_engine(n: int, seed: int, pool, with_embedder: bool, exact_max, base, work, progress, log):
+def _built_engine(n: int, seed: int, pool, with_embedder: bool, exact_max, base, work, progress, log,
+                  static_model: str | None = None):
     """(engine, build figures): loaded from the work folder when an earlier run saved it, else built and saved."""
     from matching.engine import MatchEngine
     from matching.fusion import FusionWeights, pretrained_weights
     from matching.vectors import DEFAULT_EXACT_MAX
 
-    folder = base / ("engine" if with_embedder else "engine-lexical")
+    folder = base / (f"engine-static-{Path(static_model).name[:12]}" if static_model
+                     else "engine" if with_embedder else "engine-lexical")
     marker = folder / "complete.json"
     figures: dict = {}
     if marker.exists():
@@ -109,7 +114,11 @@ def _built_engine(n: int, seed: int, pool, with_embedder: bool, exact_max, base,
                        engine_rss_mb=round(rss_mb() - before, 1))
         return engine, figures
     embedder = vectors = None
-    if with_embedder:
+    if static_model:
+        embedder, vectors, figures["embedding"] = _static_embeddings(pool.texts, static_model,
+                                                                     _store_folder(n, seed, work, static_model),
+                                                                     progress, log)
+    elif with_embedder:
         from matching import embedding_store
         from webapp.perf.vector_bench import ensure_embeddings
 
@@ -154,8 +163,25 @@ def _built_engine(n: int, seed: int, pool, with_embedder: bool, exact_max, base,
     return engine, figures
 
 
+def _static_embeddings(texts: list[str], static_model: str, store: Path, progress, log):
+    """(embedder, vectors, figures) of the pool encoded with a trained static embedder into a resumable store."""
+    from matching import embedding_store
+    from matching.embedders.static import StaticEmbedder
+
+    embedder = StaticEmbedder(Path(static_model))
+    log(f"embedding the pool with {embedder.name} into {store} (resumable)")
+    with Stopwatch() as sw:
+        result = embedding_store.embed_pool(texts, embedder, store, progress=progress)
+    figures = {"store": str(store), "embedder": embedder.name, "wall_seconds_this_run": round(sw.seconds, 1),
+               "encode_seconds_this_run": result.seconds, "texts_per_s": round(result.texts_per_s),
+               "chunks": result.chunks, "chunks_reused": result.chunks_reused,
+               "note": "one process (embedding_store.embed_pool: encode + write chunks), synthetic profiles"}
+    return embedder, embedding_store.load_vectors(store), figures
+
+
 def run(n: int, seed: int = 1, queries: int = 200, exact_max: int | None = None, with_embedder: bool = True,
-        progress=None, log=lambda m: None, force: bool = False, folder: str | None = None) -> dict:
+        progress=None, log=lambda m: None, force: bool = False, folder: str | None = None,
+        static_model: str | None = None) -> dict:
     from matching.fusion import FusionWeights, pretrained_weights
 
     need = n * ENGINE_BYTES_PER_FIRM_ESTIMATE
@@ -169,7 +195,8 @@ def run(n: int, seed: int = 1, queries: int = 200, exact_max: int | None = None,
     pool = synthetic_pool(n, seed)
     qtexts = link_queries(queries, seed)
     filters = filter_cases(pool, len(qtexts), seed)
-    engine, build = _built_engine(n, seed, pool, with_embedder, exact_max, base, folder, progress, log)
+    engine, build = _built_engine(n, seed, pool, with_embedder or bool(static_model), exact_max, base, folder, progress,
+                                  log, static_model)
     embedder = engine.embedder
 
     settings = {"all_channels": pretrained_weights(pool.texts) if embedder else FusionWeights()}
@@ -201,7 +228,7 @@ def run(n: int, seed: int = 1, queries: int = 200, exact_max: int | None = None,
         parts["lexical_channels_full_scan"].append(sw.seconds)
         if embedder is not None:
             with Stopwatch() as sw:
-                v = embedder.encode([q])
+                v = embedder.encode_queries([q])
             parts["query_encoding"].append(sw.seconds)
             with Stopwatch() as sw:
                 engine.vector_index.search(v, 1000)
@@ -211,8 +238,8 @@ def run(n: int, seed: int = 1, queries: int = 200, exact_max: int | None = None,
     if embedder is not None:
         from matching import embedding_store
 
-        vectors = embedding_store.load_vectors(_store_folder(n, seed, folder))
-        qvecs = embedder.encode(qtexts)
+        vectors = embedding_store.load_vectors(_store_folder(n, seed, folder, static_model))
+        qvecs = embedder.encode_queries(qtexts)
     log("naive baselines")
     naive = _naive(engine, qtexts, vectors, qvecs)
     return {
