@@ -7,7 +7,7 @@ ASSETS := webapp/static/vendor/.installed
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: setup run serve test test-fast browser-deps bench-deps init clean
+.PHONY: setup run serve test test-fast lint browser-deps bench-deps init clean
 
 setup: $(STAMP) $(ASSETS)
 
@@ -26,6 +26,10 @@ $(ASSETS): package.json package-lock.json
 	cp node_modules/htmx.org/dist/htmx.min.js webapp/static/vendor/htmx.min.js
 	cp node_modules/chart.js/dist/chart.umd.min.js webapp/static/vendor/chart.umd.min.js
 	touch $(ASSETS)
+
+# Dependency rules (pyproject.toml [tool.importlinter]): layers, no Flask or database in matching/, no cycles.
+lint: setup
+	$(BIN)/lint-imports
 
 init: setup
 	$(BIN)/chainmatch init
