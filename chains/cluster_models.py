@@ -51,6 +51,10 @@ class ClusterChain(Base):
     cluster_id: Mapped[str] = mapped_column(ForeignKey("clusters.id", ondelete="CASCADE"), primary_key=True)
     chain_id: Mapped[str] = mapped_column(ForeignKey("chains.id", ondelete="CASCADE"), primary_key=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
+    # Last review of the chain map for this cluster (staleness): when, by whom, the gaps' top candidates then.
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reviewed_by: Mapped[str] = mapped_column(String(64), default="")
+    review_snapshot: Mapped[dict | None] = mapped_column(JSON)
 
 
 class ClusterIndicator(Base):
