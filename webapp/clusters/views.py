@@ -196,4 +196,4 @@ def link_panel(cluster_id: str, chain_id: str, link_key: str):
     return render_template("clusters/chain_map.html", panel=panel, **context)
 
 
-from webapp.clusters import lists_views, placement_views  # noqa: E402,F401
+from webapp.clusters import edit_views, lists_views, placement_views  # noqa: E402,F401
