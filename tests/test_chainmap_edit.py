@@ -50,7 +50,10 @@ def test_manager_adds_a_sub_link_which_is_a_gap_with_candidates(app, auth, world
         assert entry.username == user and entry.detail["version"] == 2
     page = client.get(f"/clusters/{CLUSTER_A}/chains/{CHAIN}").get_data(as_text=True)
     assert re.search(r'class="tile status-空白[^"]*" id="tile-tc-bearing"', page)
+    from webapp.matchsvc import wait_for_background
+
     assert client.get(f"/candidates/{CLUSTER_A}/tc-bearing").status_code == 200
+    wait_for_background(app)  # the first ranking starts the index build; let it end before teardown
 
 
 def test_htmx_edit_answers_the_editor_fragment(app, auth, world, client):
@@ -171,3 +174,22 @@ def test_role_rule_for_editing(app, auth, world, client):
     assert client.get(f"{EDIT}/edit").status_code == 200  # a shared chain: a manager of any cluster using it
     assert client.get("/chains/oc/edit").status_code == 403
     assert "另一产业链" not in client.get("/chains/").get_data(as_text=True)
+
+
+def test_match_index_and_gaps_follow_a_new_version_without_a_manual_step(app, auth, world, client):
+    from webapp.matchsvc import candidates, wait_for_background
+
+    auth.login_as("admin")
+    client.get(f"/candidates/{CLUSTER_A}/tc-parts")
+    wait_for_background(app)  # the index exists before the edit
+    auth.post(f"{EDIT}/links", {"parent": "tc-control", "name": "控制软件", "key": "software",
+                                "keywords": "控制系统、软件"})
+    with app.test_request_context():
+        page = candidates(db.session, CLUSTER_A, "tc-software", {}, 10, 0)
+        assert page.cache_key is not None, page.message  # ranked by the index, not a keyword fallback
+        assert world["candidate"] in [c.enterprise_id for c in page.items]
+        from chains.gaps import analyze_chain
+
+        gap = analyze_chain(db.session, CLUSTER_A, CHAIN)
+        assert gap.link("tc-software").status == "空白"
+    wait_for_background(app)

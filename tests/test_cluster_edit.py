@@ -98,3 +98,44 @@ def test_staff_and_firms_cannot_edit_clusters(app, auth, world, client):
     assert client.get(f"{A}/edit").status_code == 403
     assert auth.post(f"{A}/indicators", {"year": "2024"}).status_code == 403
     assert client.get("/clusters/new").status_code == 403
+
+
+def test_stale_maps_show_on_the_cluster_page_and_the_workbench(app, auth, world, client):
+    from datetime import datetime, timedelta, timezone
+
+    from chains.chain_models import Chain
+    from chains.cluster_models import ClusterChain
+
+    with app.app_context():
+        version = db.session.get(Chain, CHAIN).current_version
+        version.imported_at = datetime.now(timezone.utc) - timedelta(days=400)
+        db.session.commit()
+    auth.login_as("manager", (CLUSTER_A,))
+    page = client.get(A).get_data(as_text=True)
+    assert 'class="map-stale"' in page and "图谱已超过 180 天未复核" in page
+    assert "需要复核的产业链图谱（1）" in client.get("/").get_data(as_text=True)
+    from webapp.matchsvc import wait_for_background
+
+    assert auth.post(f"{A}/chains/{CHAIN}/review", {}).status_code == 302
+    wait_for_background(app)  # the first ranking starts the index build (a keyword fallback is no baseline)
+    auth.post(f"{A}/chains/{CHAIN}/review", {})
+    page = client.get(A).get_data(as_text=True)
+    assert 'class="map-fresh"' in page and "map-stale" not in page
+    assert "stale-maps" not in client.get("/").get_data(as_text=True)
+    # The gap links' candidates then change completely: the map is stale again.
+    with app.app_context():
+        link = db.session.get(ClusterChain, (CLUSTER_A, CHAIN))
+        snapshot = link.review_snapshot["candidates"]
+        assert snapshot, "the review remembers the gap links' top candidates"
+        link.review_snapshot = {"candidates": {key: [999999] for key in snapshot}}
+        db.session.commit()
+    assert "候选企业自上次复核以来变化超过 50%" in client.get(A).get_data(as_text=True)
+    with app.app_context():
+        assert len(db.session.scalars(select(AuditEntry).where(AuditEntry.action == "chain.review")).all()) == 2
+
+
+def test_dashboard_flags_work_on_a_deleted_link(app, auth, world, client):
+    auth.login_as("admin")
+    auth.post(f"/chains/{CHAIN}/links/tc-parts/delete", {})
+    page = client.get(A).get_data(as_text=True)
+    assert page.count('class="needs-attention"') == 3 and "已删除" in page and "本地部件企业0" in page

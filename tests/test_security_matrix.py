@@ -104,6 +104,7 @@ RULES: dict[tuple[str, str], dict[str, int | str]] = {
     ("/clusters/<cluster_id>/roster/search", "GET"): page(EDITORS),
     ("/clusters/<cluster_id>/roster", "POST"): page(EDITORS, OK),
     ("/clusters/<cluster_id>/roster/<int:enterprise_id>/remove", "POST"): page(EDITORS, OK),
+    ("/clusters/<cluster_id>/chains/<chain_id>/review", "POST"): page(EDITORS, OK),
     # File imports: admins and 招商人员.
     ("/imports/", "GET"): page(IMPORTERS),
     ("/imports/", "POST"): page(IMPORTERS, OK),

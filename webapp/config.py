@@ -79,8 +79,9 @@ OPTIONS: tuple[Option, ...] = (
            int),
     Option("MAP_REVIEW_DAYS", "MAP_REVIEW_DAYS", 180,
            "Days after which a chain map not reviewed for a cluster is shown as stale.", int),
-    Option("MAP_CANDIDATE_CHANGE", "MAP_CANDIDATE_CHANGE", 0.5,
-           "Share (0–1) of a gap's top candidates replaced since the last review above which the map is stale.", float),
+    Option("MAP_CANDIDATE_CHANGE", "MAP_CANDIDATE_CHANGE", 50,
+           "Percentage of a gap link's top candidates replaced since the last review above which the map is stale.",
+           int),
 )
 
 

@@ -1,4 +1,4 @@
-"""图谱维护: chain maps edited in the browser, their versions, diffs, restore, YAML upload and download."""
+"""产业链维护: chain maps edited in the browser, their versions, diffs, restore, YAML upload and download."""
 from __future__ import annotations
 
 from flask import Blueprint

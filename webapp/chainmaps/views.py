@@ -24,7 +24,7 @@ from webapp.main import nav
 
 logger = logging.getLogger("chainmatch.chainmaps")
 
-nav.register("chainmaps.index", "图谱维护", *VIEW_ROLES)
+nav.register("chainmaps.index", "产业链维护", *VIEW_ROLES)
 LINK_FORM_FIELDS = ("name", "stage", "description", "keywords", "synonyms", "products", "industry_codes",
                     "key_tech_note")
 

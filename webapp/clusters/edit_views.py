@@ -234,3 +234,20 @@ def _roster_answer(cluster: Cluster, errors: list[str], message: str):
     if message:
         flash(message, "success")
     return redirect(url_for("clusters.edit", cluster_id=cluster.id) + "#roster")
+
+
+@bp.route("/<cluster_id>/chains/<chain_id>/review", methods=["POST"])
+@role_required(*EDIT_ROLES)
+def review_map(cluster_id: str, chain_id: str):
+    from webapp.clusters.staleness import record_review
+
+    cluster = _editable(cluster_id)
+    link = next((c for c in cluster.chains if c.chain_id == chain_id), None)
+    if link is None:
+        abort(404)
+    record_review(db.session, link, current_user.username)
+    audit("chain.review", "chain", chain_id, cluster_id=cluster_id)
+    db.session.commit()
+    logger.info("user %s reviewed the map %s of %s", current_user.id, chain_id, cluster_id)
+    flash("已记录图谱复核，并保存了各缺口环节当前的候选企业，用于判断图谱是否过时。", "success")
+    return redirect(url_for("clusters.dashboard", cluster_id=cluster_id) + "#freshness")
