@@ -61,6 +61,7 @@ def test_admin_restores_an_earlier_version(page, live_server):
     login(page, live_server, "admin")
     chain_id = _chain_id(page, live_server)
     page.goto(f"{live_server.url}/chains/{chain_id}/edit")
+    page.locator("#add-top-section > summary").click()
     add = page.locator("#add-top")
     add.locator("input[name=name]").fill("临时测试环节")
     add.locator("button[type=submit]").click()

@@ -113,11 +113,9 @@ def add_link(chain_id: str):
 
     def edit(draft: ChainDraft) -> str:
         link = draft.add_link(parent=parent, key=key_hint, **values)
-        added.append(link["id"])
         where = f"（上级：{draft.link(parent)['name']}）" if parent else f"（{link['stage']}）"
         return f"新增环节 {link['name']}{where}"
 
-    added: list[str] = []
     return apply_edit(chain_id, "link_add", edit)
 
 
