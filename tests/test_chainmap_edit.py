@@ -73,7 +73,7 @@ def test_htmx_edit_answers_the_editor_fragment(app, auth, world, client):
 
 def test_move_under_own_sub_link_is_refused_in_chinese(app, auth, world, client):
     auth.login_as("admin")
-    html = auth.post(f"{EDIT}/links/tc-materials/move", {"parent": "tc-alloy"},
+    html = auth.post(f"{EDIT}/move", {"link": "tc-materials", "parent": "tc-alloy"},
                      headers={"HX-Request": "true"}).get_data(as_text=True)
     assert "不能把环节移动到它自己或它的子环节之下" in html
     assert _current(app).version == 1
@@ -81,7 +81,7 @@ def test_move_under_own_sub_link_is_refused_in_chinese(app, auth, world, client)
 
 def test_delete_and_move_keep_placements_and_flag_them(app, auth, world, client):
     auth.login_as("admin")
-    auth.post(f"{EDIT}/links/tc-service/move", {"parent": "tc-parts"})
+    auth.post(f"{EDIT}/move", {"link": "tc-service", "parent": "tc-parts"})
     auth.post(f"{EDIT}/links/tc-parts/delete", {"reason": "拆分环节"})
     links = _links(app)
     assert "tc-parts" not in links and "tc-service" not in links  # deleted with its sub-links
@@ -98,7 +98,7 @@ def test_moved_link_flags_work_placed_before_the_move(app, auth, world, client):
     from chains.attention import MOVED, attention_items
 
     auth.login_as("admin")
-    auth.post(f"{EDIT}/links/tc-service/move", {"parent": "tc-control"})
+    auth.post(f"{EDIT}/move", {"link": "tc-service", "parent": "tc-control"})
     with app.app_context():
         items = attention_items(db.session, CHAIN, [CLUSTER_B])
     assert [(i.link_key, i.reason, i.kind) for i in items] == [("tc-service", MOVED, "企业归位")]
@@ -108,7 +108,7 @@ def test_diff_between_any_two_versions(app, auth, world, client):
     auth.login_as("admin")
     auth.post(f"{EDIT}/links", {"stage": "下游", "name": "整机集成", "key": "integration"})
     auth.post(f"{EDIT}/links/tc-coating", {"name": "海洋防腐涂层", "products": "涂料"})
-    auth.post(f"{EDIT}/links/tc-control/move", {"parent": "tc-parts"})
+    auth.post(f"{EDIT}/move", {"link": "tc-control", "parent": "tc-parts"})
     auth.post(f"{EDIT}/links/tc-service/delete", {})
     auth.post(f"{EDIT}/edges", {"from": "tc-control", "to": "tc-integration"})
     assert _current(app).version == 6

@@ -87,7 +87,7 @@ RULES: dict[tuple[str, str], dict[str, int | str]] = {
     ("/chains/<chain_id>/edit", "GET"): page(EDITORS),
     ("/chains/<chain_id>/links", "POST"): page(EDITORS, OK),
     ("/chains/<chain_id>/links/<link_key>", "POST"): page(EDITORS, OK),
-    ("/chains/<chain_id>/links/<link_key>/move", "POST"): page(EDITORS, OK),
+    ("/chains/<chain_id>/move", "POST"): page(EDITORS, OK),
     ("/chains/<chain_id>/links/<link_key>/delete", "POST"): page(EDITORS, OK),
     ("/chains/<chain_id>/edges", "POST"): page(EDITORS, OK),
     ("/chains/<chain_id>/edges/delete", "POST"): page(EDITORS, OK),
@@ -179,7 +179,7 @@ def _url(world, rule: str) -> str:
         "job_id": ids["job"], "request_id": ids["request_a"], "enterprise_id": ids["candidate"],
         "user_id": ids["users"]["victim"], "number": 1, "token_id": ids["token_ids"]["victim"], "filename": "js/app.js",
     }
-    if rule.startswith("/chains/") and rule.endswith(("/delete", "/move")):
+    if rule.startswith("/chains/") and rule.endswith("/links/<link_key>/delete"):
         values["link_key"] = SPARE_LINK  # chain map edits that take a link away aim at one no other check uses
     return re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", lambda m: str(values[m.group(1)]), rule)
 

@@ -132,9 +132,10 @@ def update_link(chain_id: str, link_key: str):
     return apply_edit(chain_id, "link_update", edit, link_key)
 
 
-@bp.route("/<chain_id>/links/<link_key>/move", methods=["POST"])
+@bp.route("/<chain_id>/move", methods=["POST"])
 @role_required(*EDIT_ROLES)
-def move_link(chain_id: str, link_key: str):
+def move_link(chain_id: str):
+    link_key = request.form.get("link", "")
     parent = request.form.get("parent") or None
     stage = request.form.get("stage", "")
 
