@@ -193,3 +193,20 @@ def test_match_index_and_gaps_follow_a_new_version_without_a_manual_step(app, au
         gap = analyze_chain(db.session, CLUSTER_A, CHAIN)
         assert gap.link("tc-software").status == "空白"
     wait_for_background(app)
+
+
+def test_lead_on_a_deleted_link_is_kept_and_flagged(app, auth, world, client):
+    from webapp.leads.models import Lead
+
+    with app.app_context():
+        lead = Lead(cluster_id=CLUSTER_A, chain_id=CHAIN, link_key="tc-control", enterprise_id=world["candidate"])
+        db.session.add(lead)
+        db.session.commit()
+        lead_id = lead.id
+    auth.login_as("admin")
+    assert "需要关注" not in client.get(f"/leads/{lead_id}").get_data(as_text=True)
+    auth.post(f"{EDIT}/links/tc-control/delete", {"reason": "并入核心部件"})
+    html = client.get(f"/leads/{lead_id}").get_data(as_text=True)
+    assert "环节已删除 · 需要关注" in html
+    auth.post(f"{EDIT}/versions/1/restore", {})
+    assert "需要关注" not in client.get(f"/leads/{lead_id}").get_data(as_text=True)
