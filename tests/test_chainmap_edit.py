@@ -210,3 +210,28 @@ def test_lead_on_a_deleted_link_is_kept_and_flagged(app, auth, world, client):
     assert "环节已删除 · 需要关注" in html
     auth.post(f"{EDIT}/versions/1/restore", {})
     assert "需要关注" not in client.get(f"/leads/{lead_id}").get_data(as_text=True)
+
+
+def test_init_keeps_maps_and_clusters_edited_in_the_browser(app, world):
+    from chains.chainmap_edit import current_draft, save_draft
+    from webapp.audit import record
+    from webapp.commands.chains import (
+        CHAINS_DATA_DIR,
+        browser_edited_chains,
+        browser_edited_clusters,
+        load_bundled_chains,
+    )
+
+    with app.app_context():
+        load_bundled_chains(app)
+        draft = current_draft(db.session, "pv")
+        first = draft.links[0]["id"]
+        draft.update_link(first, name="在线改名")
+        save_draft(db.session, draft, None, "tester", "浏览器编辑")
+        record("cluster.indicators", "cluster", CLUSTER_A, cluster_id=CLUSTER_A)
+        db.session.commit()
+        assert browser_edited_chains() == {"pv"} and browser_edited_clusters() == {CLUSTER_A}
+        load_bundled_chains(app)  # `chainmatch init` again: the browser edit is not reverted
+        version = db.session.get(Chain, "pv").current_version
+        assert version.kind == "edit" and next(l for l in version.links if l.key == first).name == "在线改名"
+        assert (CHAINS_DATA_DIR / "pv.yaml").exists()
