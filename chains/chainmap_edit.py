@@ -154,6 +154,14 @@ class ChainDraft:
         self.edges = [e for e in self.edges if e["from"] not in gone and e["to"] not in gone]
         return sorted(gone)
 
+    def update_fields(self, **values: str) -> None:
+        """Change the chain's name, sector, description or source."""
+        for name in ("name", "sector", "description", "source"):
+            if name in values:
+                self.fields[name] = (values[name] or "").strip()
+        if not self.fields["name"]:
+            raise EditError("产业链名称不能为空。")
+
     def add_edge(self, source: str, target: str, note: str = "") -> None:
         """`source` supplies `target`."""
         self.link(source), self.link(target)

@@ -71,6 +71,20 @@ def test_htmx_edit_answers_the_editor_fragment(app, auth, world, client):
     assert 'id="chain-editor"' in client.get(f"{EDIT}/edit").get_data(as_text=True)
 
 
+def test_chain_fields_edit_and_diff(app, auth, world, client):
+    auth.login_as("admin")
+    auth.post(f"{EDIT}/fields", {"name": "测试产业链（修订）", "sector": "海工", "description": "说明"})
+    version = _current(app)
+    assert version.version == 2 and version.name == "测试产业链（修订）" and version.sector == "海工"
+    with app.app_context():
+        assert db.session.get(Chain, CHAIN).name == "测试产业链（修订）"
+    html = client.get(f"{EDIT}/versions").get_data(as_text=True)
+    assert "产业链信息" in html and "所属领域： → 海工" in html  # the fixture's version 1 has no sector
+    assert "名称：" in html and "→ 测试产业链（修订）" in html
+    empty = auth.post(f"{EDIT}/fields", {"name": " "}, headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "产业链名称不能为空" in empty
+
+
 def test_move_under_own_sub_link_is_refused_in_chinese(app, auth, world, client):
     auth.login_as("admin")
     html = auth.post(f"{EDIT}/move", {"link": "tc-materials", "parent": "tc-alloy"},

@@ -88,6 +88,7 @@ RULES: dict[tuple[str, str], dict[str, int | str]] = {
     ("/chains/<chain_id>/links", "POST"): page(EDITORS, OK),
     ("/chains/<chain_id>/links/<link_key>", "POST"): page(EDITORS, OK),
     ("/chains/<chain_id>/move", "POST"): page(EDITORS, OK),
+    ("/chains/<chain_id>/fields", "POST"): page(EDITORS, OK),
     ("/chains/<chain_id>/links/<link_key>/delete", "POST"): page(EDITORS, OK),
     ("/chains/<chain_id>/edges", "POST"): page(EDITORS, OK),
     ("/chains/<chain_id>/edges/delete", "POST"): page(EDITORS, OK),

@@ -180,3 +180,15 @@ def remove_edge(chain_id: str):
         return f"删除供应关系 {source} → {target}"
 
     return apply_edit(chain_id, "edge_remove", edit)
+
+
+@bp.route("/<chain_id>/fields", methods=["POST"])
+@role_required(*EDIT_ROLES)
+def update_fields(chain_id: str):
+    values = {n: request.form.get(n, "") for n in ("name", "sector", "description", "source") if n in request.form}
+
+    def edit(draft: ChainDraft) -> str:
+        draft.update_fields(**values)
+        return "修改产业链信息"
+
+    return apply_edit(chain_id, "fields", edit)
