@@ -126,6 +126,11 @@ def test_diff_between_any_two_versions(app, auth, world, client):
     auth.post(f"{EDIT}/links/tc-service/delete", {})
     auth.post(f"{EDIT}/edges", {"from": "tc-control", "to": "tc-integration"})
     assert _current(app).version == 6
+    with app.app_context():  # every edit is audited
+        actions = list(db.session.scalars(select(AuditEntry.action).where(AuditEntry.action.startswith("chain."))
+                                          .order_by(AuditEntry.id)))
+        assert actions == ["chain.link_add", "chain.link_update", "chain.link_move", "chain.link_delete",
+                           "chain.edge_add"]
     html = client.get(f"{EDIT}/versions?a=1&b=6").get_data(as_text=True)
     for text in ("新增环节", "整机集成", "删除环节", "运维服务", "更名", "防腐涂层 → 海洋防腐涂层", "移动",
                  "控制系统：（顶层） → 核心部件", "字段修改", "产品", "新增供应关系", "控制系统 → 整机集成"):
