@@ -4,7 +4,9 @@ the last review. A review records the gap links' top candidates, which later che
 """
 from __future__ import annotations
 
+import json
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -19,7 +21,9 @@ logger = logging.getLogger("chainmatch.clusters")
 
 GAP_STATUSES = ("空白", "薄弱")
 TOP_K = 10
-MAX_LINKS = 30  # gap links compared per map (each comparison ranks candidates; cached per process)
+MAX_LINKS = 15  # gap links compared per map (each comparison ranks candidates)
+CHECK_TTL = 600  # seconds a candidate comparison is reused by this process (pages and the home page ask often)
+CACHE_KEY = "chainmatch.staleness"
 
 
 @dataclass
@@ -91,17 +95,28 @@ def freshness(session, cluster: Cluster, link: ClusterChain, check_candidates: b
     threshold = int(current_app.config.get("MAP_CANDIDATE_CHANGE", 50)) / 100
     before = (link.review_snapshot or {}).get("candidates") or {}
     if check_candidates and before:
-        now = top_candidates(session, cluster.id, list(before))
-        changed = []
-        for key, ids in before.items():
-            if key in now and ids:
-                replaced = len(set(ids) - set(now[key])) / len(ids)
-                if replaced > threshold:
-                    changed.append(key)
+        cache = current_app.extensions.setdefault(CACHE_KEY, {})
+        key = (cluster.id, link.chain_id, str(link.reviewed_at), version.id if version else None, threshold,
+               json.dumps(before, sort_keys=True))
+        hit = cache.get(key)
+        if hit is not None and time.monotonic() - hit[0] < CHECK_TTL:
+            changed = hit[1]
+        else:
+            changed = changed_links(session, cluster.id, before, threshold)
+            if len(cache) > 1000:  # old reviews' entries
+                cache.clear()
+            cache[key] = (time.monotonic(), changed)
         if changed:
-            result.reasons.append(f"{len(changed)} 个缺口环节的候选企业自上次复核以来变化超过 {threshold:.0%}")
+            result.reasons.append(f"{changed} 个缺口环节的候选企业自上次复核以来变化超过 {threshold:.0%}")
     result.stale = bool(result.reasons)
     return result
+
+
+def changed_links(session, cluster_id: str, before: dict[str, list[int]], threshold: float) -> int:
+    """How many links' top candidates had more than `threshold` of them replaced since the snapshot `before`."""
+    now = top_candidates(session, cluster_id, list(before))
+    return sum(1 for key, ids in before.items()
+               if key in now and ids and len(set(ids) - set(now[key])) / len(ids) > threshold)
 
 
 def cluster_freshness(session, cluster: Cluster, check_candidates: bool = True) -> list[MapFreshness]:
