@@ -174,6 +174,24 @@ def test_yaml_download_and_upload_with_line_errors(app, auth, world, client):
     assert _links(app)["tc-service"].name == "运维与检测服务"
 
 
+def test_admin_creates_a_chain_by_upload(app, auth, world, client):
+    auth.login_as("admin")
+    text = "id: nc\nname: 新产业链\nlinks:\n  - id: nc-a\n    name: 甲环节\n    stage: 上游\n  - id: nc-b\n    name: 乙\n"
+    html = auth.post("/chains/new", {"file": (io.BytesIO(text.encode()), "nc.yaml")},
+                     content_type="multipart/form-data", follow_redirects=True).get_data(as_text=True)
+    assert "第 7 行：顶层环节 nc-b 缺少 stage" in html
+    fixed = text + "    stage: 下游\n"
+    response = auth.post("/chains/new", {"file": (io.BytesIO(fixed.encode()), "nc.yaml")},
+                         content_type="multipart/form-data")
+    assert response.status_code == 302 and response.headers["Location"].endswith("/chains/nc/edit")
+    with app.app_context():
+        version = db.session.get(Chain, "nc").current_version
+        assert version.kind == "upload" and len(version.links) == 2
+    again = auth.post("/chains/new", {"file": (io.BytesIO(fixed.encode()), "nc.yaml")},
+                      content_type="multipart/form-data", follow_redirects=True).get_data(as_text=True)
+    assert "产业链 nc 已存在" in again
+
+
 def test_role_rule_for_editing(app, auth, world, client):
     auth.login_as("staff", (CLUSTER_A,))
     assert client.get(f"{EDIT}/edit").status_code == 403

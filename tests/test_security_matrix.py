@@ -96,6 +96,7 @@ RULES: dict[tuple[str, str], dict[str, int | str]] = {
     ("/chains/<chain_id>/versions/<int:number>/restore", "POST"): page(ADMIN, OK),
     ("/chains/<chain_id>/export.yaml", "GET"): page(STAFF_SIDE),
     ("/chains/<chain_id>/upload", "POST"): page(EDITORS, OK),
+    ("/chains/new", "POST"): page(ADMIN, OK),
     # Clusters in the browser: admins create; admins and the cluster's managers edit fields, indicators, roster.
     ("/clusters/new", "GET"): page(ADMIN),
     ("/clusters/new", "POST"): page(ADMIN, OK),

@@ -11,7 +11,7 @@ from chains.attention import attention_items
 from chains.chain_models import Chain, ChainVersion
 from chains.chainmap_diff import diff_versions
 from chains.chainmap_edit import KIND_LABELS, KIND_RESTORE, KIND_UPLOAD, ChainDraft, save_draft, save_text, version_of
-from chains.chainmap_io import ChainMapError, export_chain_yaml
+from chains.chainmap_io import ChainMapError, export_chain_yaml, import_parsed_chain, parse_chain_text
 from webapp.auth.models import ROLE_ADMIN
 from webapp.auth.roles import role_required
 from webapp.chainmaps import bp
@@ -95,34 +95,46 @@ def export_yaml(chain_id: str):
                     headers={"Content-Disposition": f"attachment; filename={name}"})
 
 
-@bp.route("/<chain_id>/upload", methods=["POST"])
-@role_required(*EDIT_ROLES)
-def upload(chain_id: str):
-    chain_for(chain_id, edit=True)
+def _uploaded_text() -> tuple[str, str] | None:
+    """The uploaded YAML file's text and name, or None after flashing why not (Chinese)."""
     file = request.files.get("file")
     data = file.read(MAX_YAML_BYTES + 1) if file else b""
     if not data:
         flash("请选择要上传的 YAML 文件。", "error")
-        return redirect(url_for("chainmaps.editor", chain_id=chain_id))
+        return None
     if len(data) > MAX_YAML_BYTES:
         flash("文件过大：图谱 YAML 不能超过 2 MB。", "error")
-        return redirect(url_for("chainmaps.editor", chain_id=chain_id))
-    filename = (file.filename or "upload.yaml")[-120:]
-    reason = request.form.get("reason", "").strip()[:500] or f"上传 {filename}"
+        return None
     try:
-        text = data.decode("utf-8-sig")
+        return data.decode("utf-8-sig"), (file.filename or "upload.yaml")[-120:]
     except UnicodeDecodeError:
         flash("文件不是 UTF-8 编码的文本，请另存为 UTF-8 后重试。", "error")
-        return redirect(url_for("chainmaps.editor", chain_id=chain_id))
+        return None
+
+
+def _flash_errors(filename: str, exc: ChainMapError) -> None:
+    flash(f"{filename} 未通过校验，未写入任何数据：", "error")
+    for _, line, message in exc.errors:
+        flash(f"第 {line} 行：{message}" if line else message, "error")
+
+
+@bp.route("/<chain_id>/upload", methods=["POST"])
+@role_required(*EDIT_ROLES)
+def upload(chain_id: str):
+    chain_for(chain_id, edit=True)
+    back = redirect(url_for("chainmaps.editor", chain_id=chain_id))
+    uploaded = _uploaded_text()
+    if uploaded is None:
+        return back
+    text, filename = uploaded
+    reason = request.form.get("reason", "").strip()[:500] or f"上传 {filename}"
     try:
         result = save_text(db.session, chain_id, text, filename, KIND_UPLOAD, current_user.id,
                            current_user.username, reason)
     except ChainMapError as exc:
         db.session.rollback()
-        flash(f"{filename} 未通过校验，未写入任何数据：", "error")
-        for _, line, message in exc.errors:
-            flash(f"第 {line} 行：{message}" if line else message, "error")
-        return redirect(url_for("chainmaps.editor", chain_id=chain_id))
+        _flash_errors(filename, exc)
+        return back
     if result.unchanged:
         flash("上传的内容与当前版本相同，未生成新版本。", "info")
     else:
@@ -130,4 +142,30 @@ def upload(chain_id: str):
         db.session.commit()
         logger.info("user %s uploaded chain %s as version %s", current_user.id, chain_id, result.version)
         flash(f"已上传并保存为第 {result.version} 版。", "success")
-    return redirect(url_for("chainmaps.editor", chain_id=chain_id))
+    return back
+
+
+@bp.route("/new", methods=["POST"])
+@role_required(ROLE_ADMIN)
+def upload_new():
+    back = redirect(url_for("chainmaps.index"))
+    uploaded = _uploaded_text()
+    if uploaded is None:
+        return back
+    text, filename = uploaded
+    try:
+        parsed = parse_chain_text(text, filename)
+        if db.session.get(Chain, parsed.id) is not None:
+            raise ChainMapError([(filename, 1, f"产业链 {parsed.id} 已存在，请在该产业链的编辑页上传新版本")])
+        result = import_parsed_chain(db.session, parsed, commit=False, provenance={
+            "kind": KIND_UPLOAD, "author_id": current_user.id, "author": current_user.username,
+            "reason": request.form.get("reason", "").strip()[:500] or f"上传 {filename}"})
+    except ChainMapError as exc:
+        db.session.rollback()
+        _flash_errors(filename, exc)
+        return back
+    audit("chain.create", "chain", result.chain_id, version=result.version, file=filename)
+    db.session.commit()
+    logger.info("user %s created chain %s by upload", current_user.id, result.chain_id)
+    flash(f"已新建产业链 {parsed.name}（{result.links} 个环节）。在集聚区的编辑页中选择它即可使用。", "success")
+    return redirect(url_for("chainmaps.editor", chain_id=result.chain_id))
