@@ -85,6 +85,15 @@ def test_chain_fields_edit_and_diff(app, auth, world, client):
     assert "产业链名称不能为空" in empty
 
 
+def test_a_form_of_an_older_version_does_not_overwrite_a_newer_edit(app, auth, world, client):
+    auth.login_as("admin")
+    auth.post(f"{EDIT}/links/tc-alloy", {"keywords": "镍基合金", "base": "1"})  # version 2
+    html = auth.post(f"{EDIT}/links/tc-alloy", {"name": "旧表单", "base": "1"},
+                     headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "图谱已被其他用户修改（当前为第 2 版）" in html
+    assert _links(app)["tc-alloy"].name == "特种合金" and _current(app).version == 2
+
+
 def test_move_under_own_sub_link_is_refused_in_chinese(app, auth, world, client):
     auth.login_as("admin")
     html = auth.post(f"{EDIT}/move", {"link": "tc-materials", "parent": "tc-alloy"},

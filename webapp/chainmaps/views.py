@@ -11,6 +11,7 @@ from typing import Callable
 
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from sqlalchemy.exc import IntegrityError
 
 from chains.chain_models import STAGES, Chain
 from chains.chainmap_edit import ChainDraft, EditError, current_draft, save_draft
@@ -77,7 +78,11 @@ def apply_edit(chain_id: str, action: str, edit: Callable[[ChainDraft], str], an
     reason = request.form.get("reason", "").strip()[:500]
     errors: list[str] = []
     message = ""
+    base = request.form.get("base", type=int)
     try:
+        if base is not None and base != chain.current_version.version:
+            # The form showed an older version whose values it would write back over someone else's edit.
+            raise EditError(f"图谱已被其他用户修改（当前为第 {chain.current_version.version} 版），请核对后重新提交。")
         summary = edit(draft)
         result = save_draft(db.session, draft, current_user.id, current_user.username, reason or summary)
         if result.unchanged:
@@ -93,6 +98,10 @@ def apply_edit(chain_id: str, action: str, edit: Callable[[ChainDraft], str], an
     except ChainMapError as exc:
         db.session.rollback()
         errors = [msg for _, _, msg in exc.errors]
+    except IntegrityError:  # another save took the same version number a moment earlier
+        db.session.rollback()
+        logger.warning("concurrent save of chain %s by user %s refused", chain_id, current_user.id)
+        errors = ["图谱刚被其他用户修改，请核对后重新提交。"]
     db.session.expire_all()
     chain = db.session.get(Chain, chain_id)
     if wants_fragment():
