@@ -105,10 +105,11 @@ class ChainDraft:
             stage = stage or self.link(parent)["stage"]
         if stage not in STAGES:
             raise EditError("顶层环节需要选择上游、中游或下游。")
-        key = (key or "").strip().lower()
-        if key and not key.startswith(self.chain_id + "-"):
-            key = f"{self.chain_id}-{key}"
-        key = key if key and key not in {l["id"] for l in self.links} else self.new_key(key[len(self.chain_id) + 1:])
+        hint = (key or "").strip().lower()
+        hint = hint[len(self.chain_id) + 1:] if hint.startswith(self.chain_id + "-") else hint
+        key = f"{self.chain_id}-{hint}"
+        if not hint or not SLUG_RE.match(hint) or key in {l["id"] for l in self.links}:
+            key = self.new_key(hint)
         link = {"id": key, "parent": parent or None, "name": name, "stage": stage, "description": "",
                 "keywords": [], "synonyms": [], "products": [], "industry_codes": [], "key_tech": False,
                 "key_tech_note": ""}

@@ -281,3 +281,16 @@ def test_init_keeps_maps_and_clusters_edited_in_the_browser(app, world):
         version = db.session.get(Chain, "pv").current_version
         assert version.kind == "edit" and next(l for l in version.links if l.key == first).name == "在线改名"
         assert (CHAINS_DATA_DIR / "pv.yaml").exists()
+
+
+def test_new_link_ids_are_free_slugs_under_the_chain():
+    from chains.chainmap_edit import ChainDraft, split_terms
+
+    draft = ChainDraft("tc", {"name": "x", "sector": "", "version": "", "description": "", "source": ""},
+                       [{"id": "tc-a", "parent": None, "name": "A", "stage": "上游"}], [])
+    ids = [draft.add_link("n", stage="上游", key="Foo")["id"], draft.add_link("n", stage="上游", key="tc-foo")["id"],
+           draft.add_link("n", stage="上游", key="中文")["id"], draft.add_link("n", stage="上游")["id"],
+           draft.add_link("n", parent="tc-a", key="a")["id"]]
+    assert ids == ["tc-foo", "tc-foo-1", "tc-link-1", "tc-link-2", "tc-a-1"]
+    assert draft.link("tc-a-1")["stage"] == "上游"
+    assert split_terms("轴承，滚动轴承、 精密轴承;轴承\n齿轮") == ["轴承", "滚动轴承", "精密轴承", "齿轮"]
