@@ -1,8 +1,9 @@
 """Differences between two chain map versions: links added, removed, renamed, moved, fields changed, edges."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from chains.chain_models import ChainVersion
 

@@ -5,9 +5,8 @@ Revises: 31f2153e199c
 Create Date: 2026-12-05 21:20:00
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '5b7e2c9d4a10'

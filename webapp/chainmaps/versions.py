@@ -10,12 +10,31 @@ from sqlalchemy import select
 from chains.attention import attention_items
 from chains.chain_models import Chain, ChainVersion
 from chains.chainmap_diff import diff_versions
-from chains.chainmap_edit import KIND_LABELS, KIND_RESTORE, KIND_UPLOAD, ChainDraft, save_draft, save_text, version_of
-from chains.chainmap_io import ChainMapError, export_chain_yaml, import_parsed_chain, parse_chain_text
+from chains.chainmap_edit import (
+    KIND_LABELS,
+    KIND_RESTORE,
+    KIND_UPLOAD,
+    ChainDraft,
+    save_draft,
+    save_text,
+    version_of,
+)
+from chains.chainmap_io import (
+    ChainMapError,
+    export_chain_yaml,
+    import_parsed_chain,
+    parse_chain_text,
+)
 from webapp.auth.models import ROLE_ADMIN
 from webapp.auth.roles import role_required
 from webapp.chainmaps import bp
-from webapp.chainmaps.access import EDIT_ROLES, VIEW_ROLES, can_edit_chain, chain_for, clusters_using
+from webapp.chainmaps.access import (
+    EDIT_ROLES,
+    VIEW_ROLES,
+    can_edit_chain,
+    chain_for,
+    clusters_using,
+)
 from webapp.chainmaps.views import wants_fragment
 from webapp.clusters.integrations import audit
 from webapp.extensions import db

@@ -7,7 +7,7 @@ action saves a new chain version with the author and the reason, and writes an a
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -18,7 +18,13 @@ from chains.chainmap_edit import ChainDraft, EditError, current_draft, save_draf
 from chains.chainmap_io import ChainMapError
 from webapp.auth.roles import role_required
 from webapp.chainmaps import bp
-from webapp.chainmaps.access import EDIT_ROLES, VIEW_ROLES, chain_for, clusters_using, visible_chains
+from webapp.chainmaps.access import (
+    EDIT_ROLES,
+    VIEW_ROLES,
+    chain_for,
+    clusters_using,
+    visible_chains,
+)
 from webapp.clusters.integrations import audit
 from webapp.extensions import db, htmx
 from webapp.main import nav
