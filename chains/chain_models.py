@@ -46,6 +46,13 @@ class ChainVersion(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     source: Mapped[str] = mapped_column(Text, default="")
     imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Who wrote this version and why: "import" (file/API), "edit" (the browser editor), "upload", "restore".
+    kind: Mapped[str] = mapped_column(String(16), default="import")
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    author: Mapped[str] = mapped_column(String(64), default="")  # username kept if the user goes; "cli" for commands
+    reason: Mapped[str] = mapped_column(Text, default="")
+    # Link keys removed / moved / added against the previous current version (chains.chainmap_diff.link_changes).
+    changes: Mapped[dict | None] = mapped_column(JSON)
 
     chain: Mapped[Chain] = relationship(back_populates="versions", foreign_keys=[chain_id])
     links: Mapped[list["ChainLink"]] = relationship(

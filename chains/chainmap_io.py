@@ -340,8 +340,13 @@ def _check_against_db(session: Session, parsed: ParsedChain) -> None:
         ])
 
 
-def import_parsed_chain(session: Session, parsed: ParsedChain, commit: bool = True) -> ChainImportResult:
-    """Write a validated chain as a new version unless identical to the current one."""
+def import_parsed_chain(session: Session, parsed: ParsedChain, commit: bool = True,
+                        provenance: dict | None = None) -> ChainImportResult:
+    """Write a validated chain as a new version unless identical to the current one.
+
+    `provenance` sets the new version's kind, author_id, author and reason (who wrote it and why).
+    """
+    from chains.chainmap_diff import link_changes
     try:
         _check_against_db(session, parsed)
         checksum = parsed.checksum()
@@ -349,6 +354,7 @@ def import_parsed_chain(session: Session, parsed: ParsedChain, commit: bool = Tr
         if chain is not None and chain.current_version is not None and chain.current_version.checksum == checksum:
             return ChainImportResult(parsed.id, chain.current_version.version, len(parsed.links), False, True,
                                      parsed.source_file)
+        previous = list(chain.current_version.links) if chain is not None and chain.current_version else []
         if chain is None:
             chain = Chain(id=parsed.id, name=parsed.name)
             session.add(chain)
@@ -357,8 +363,10 @@ def import_parsed_chain(session: Session, parsed: ParsedChain, commit: bool = Tr
         version = ChainVersion(
             chain_id=parsed.id, version=(last or 0) + 1, declared_version=parsed.declared_version,
             source_file=parsed.source_file[-512:], checksum=checksum, name=parsed.name, sector=parsed.sector,
-            description=parsed.description, source=parsed.source,
+            description=parsed.description, source=parsed.source, **(provenance or {}),
         )
+        version.changes = link_changes(previous, [{"key": l.key, "parent_key": l.parent_key, "name": l.name}
+                                                  for l in parsed.links]) if previous else None
         version.links = [
             ChainLink(key=l.key, parent_key=l.parent_key, stage=l.stage, depth=l.depth, position=l.position,
                       name=l.name, description=l.description, keywords=l.keywords, synonyms=l.synonyms,

@@ -44,6 +44,30 @@ class Cluster(Base):
     def chain_ids(self) -> list[str]:
         return [c.chain_id for c in self.chains]
 
+    def set_chains(self, chain_ids: list[str]) -> None:
+        """Use these chains, in this order; reviews of chains kept are kept."""
+        kept = {c.chain_id: c for c in self.chains}
+        self.chains = [kept.get(cid) or ClusterChain(chain_id=cid) for cid in dict.fromkeys(chain_ids)]
+        for position, link in enumerate(self.chains):
+            link.position = position
+
+    def indicator(self, year: int) -> "ClusterIndicator | None":
+        """The indicators of `year`, if recorded."""
+        return next((i for i in self.indicators if i.year == year), None)
+
+    def set_indicator(self, year: int, values: dict[str, float | None], source: str = "") -> tuple[dict, dict]:
+        """Record the indicators of `year` (created when new); return the values before and after."""
+        row = self.indicator(year)
+        if row is None:
+            row = ClusterIndicator(year=year)
+            self.indicators.append(row)
+        before = row.values()
+        for name in INDICATOR_FIELDS:
+            if name in values:
+                setattr(row, name, values[name])
+        row.source = source.strip()[:255] or row.source or ""
+        return before, row.values()
+
 
 class ClusterChain(Base):
     __tablename__ = "cluster_chains"
@@ -51,6 +75,10 @@ class ClusterChain(Base):
     cluster_id: Mapped[str] = mapped_column(ForeignKey("clusters.id", ondelete="CASCADE"), primary_key=True)
     chain_id: Mapped[str] = mapped_column(ForeignKey("chains.id", ondelete="CASCADE"), primary_key=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
+    # Last review of the chain map for this cluster (staleness): when, by whom, the gaps' top candidates then.
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reviewed_by: Mapped[str] = mapped_column(String(64), default="")
+    review_snapshot: Mapped[dict | None] = mapped_column(JSON)
 
 
 class ClusterIndicator(Base):
@@ -68,6 +96,15 @@ class ClusterIndicator(Base):
     fixed_investment: Mapped[float | None] = mapped_column(Float)  # 固定资产投资 (累计)
     leading_revenue: Mapped[float | None] = mapped_column(Float)  # 主导产业收入
     source: Mapped[str] = mapped_column(String(255), default="")
+
+    def values(self) -> dict[str, float | None]:
+        """The indicator values by field name."""
+        return {name: getattr(self, name) for name in INDICATOR_FIELDS}
+
+
+# Yearly indicators (the policy-rule inputs) with their Chinese labels, amounts in 万元.
+INDICATOR_FIELDS = {"output_value": "总产值", "revenue": "主营业务收入", "tax": "税收",
+                    "fixed_investment": "固定资产投资（累计）", "leading_revenue": "主导产业收入"}
 
 
 class RosterEntry(Base):

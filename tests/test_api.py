@@ -132,6 +132,11 @@ def test_chain_create_and_update_by_admin(app, admin):
     updated = admin.put("/chains/tc", json={"document": doc}).get_json()
     assert updated["version"] == 2 and updated["created"] is True
     assert admin.get("/chains/tc").get_json()["name"] == "测试产业链（修订）" != document["name"]
+    with app.app_context():  # who wrote the version, as for browser edits
+        from chains.chain_models import Chain
+
+        version = db.session.get(Chain, "tc").current_version
+        assert version.author and version.reason == "API 导入" and version.changes["renamed"] == []
 
 
 def test_chain_validation_errors_list_lines_and_write_nothing(app, admin):

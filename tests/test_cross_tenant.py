@@ -37,6 +37,8 @@ def _cluster_b_pages(world) -> list[str]:
         f"/candidates/{b}/tc-service",
         f"/leads/{ids['lead_b']}",
         f"/suppliers/requests/{ids['request_b']}",
+        f"/clusters/{b}/edit",
+        f"/clusters/{b}/roster/search?q=乙区",
     ]
 
 
@@ -71,6 +73,11 @@ def test_cluster_user_cannot_change_another_clusters_data(world, role):
         (f"/clusters/{b}/placement/confirm", {"enterprise_id": ids["other"], "action": "confirm"}),
         (f"/candidates/{b}/tc-service/feedback", {"enterprise_id": ids["candidate"], "value": "relevant"}),
         (f"/suppliers/requests/{ids['request_b']}/status", {"status": "已完成", "note": "改写"}),
+        (f"/clusters/{b}/edit", {"name": "改写"}),
+        (f"/clusters/{b}/indicators", {"year": "2024", "tax": "1"}),
+        (f"/clusters/{b}/roster", {"enterprise_id": ids["candidate"], "role": "配套"}),
+        (f"/clusters/{b}/roster/{ids['other']}/remove", {}),
+        (f"/clusters/{b}/chains/{CHAIN}/review", {}),
     ]
     for path, data in probes:
         assert world.post(role, path, data).status_code in REFUSED, path
@@ -80,12 +87,17 @@ def test_cluster_user_cannot_change_another_clusters_data(world, role):
         assert not db.session.get(ListEntry, ids["entry_b"]).pinned
         assert db.session.get(MatchmakingRequest, ids["request_b"]).status == "待处理"
         assert db.session.scalar(db.select(db.func.count()).select_from(Lead).where(Lead.cluster_id == b)) == 1
+        from chains.cluster_models import Cluster
+
+        cluster_b = db.session.get(Cluster, b)
+        assert cluster_b.name == "乙集聚区" and not cluster_b.indicators and len(cluster_b.roster) == 1
 
 
 @pytest.mark.parametrize("role", CLUSTER_ROLES)
 def test_cluster_user_lists_and_exports_hold_only_their_clusters(world, role):
     client = world.clients[role]
-    for path in ("/leads/", "/leads/table", "/suppliers/requests", "/clusters/"):
+    for path in ("/leads/", "/leads/table", "/suppliers/requests", "/clusters/", "/", "/chains/",
+                 f"/chains/{CHAIN}/versions") + ((f"/chains/{CHAIN}/edit",) if role == "manager" else ()):
         html = client.get(path).get_data(as_text=True)
         assert "乙区线索" not in html and "乙区需求" not in html and "乙集聚区" not in html, path
     # Filtering the board by another cluster shows nothing of it either.

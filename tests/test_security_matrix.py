@@ -18,6 +18,8 @@ from webapp.extensions import db
 STAFF_SIDE = ("admin", "staff", "manager")
 IMPORTERS = ("admin", "staff")
 ADMIN = ("admin",)
+SPARE_LINK = "tc-coating"
+EDITORS = ("admin", "manager")  # chain maps and clusters: admins and the managers of the cluster
 FIRM = ("firm",)
 LOGGED_IN = ROLES
 OK = "ok"  # a write by an allowed role: not 401/403 and no server error (it may be a 4xx for the empty form)
@@ -79,6 +81,32 @@ RULES: dict[tuple[str, str], dict[str, int | str]] = {
     ("/leads/<int:lead_id>/edit", "POST"): page(STAFF_SIDE, OK),
     ("/leads/<int:lead_id>/stage", "POST"): page(STAFF_SIDE, OK),
     ("/leads/<int:lead_id>/feedback", "POST"): page(STAFF_SIDE, OK),
+    # Chain map maintenance (webapp/chainmaps/access.py): staff read the maps of their clusters; admins and the
+    # managers of any cluster using a chain edit it; only admins restore an earlier version.
+    ("/chains/", "GET"): page(STAFF_SIDE),
+    ("/chains/<chain_id>/edit", "GET"): page(EDITORS),
+    ("/chains/<chain_id>/links", "POST"): page(EDITORS, OK),
+    ("/chains/<chain_id>/links/<link_key>", "POST"): page(EDITORS, OK),
+    ("/chains/<chain_id>/move", "POST"): page(EDITORS, OK),
+    ("/chains/<chain_id>/fields", "POST"): page(EDITORS, OK),
+    ("/chains/<chain_id>/links/<link_key>/delete", "POST"): page(EDITORS, OK),
+    ("/chains/<chain_id>/edges", "POST"): page(EDITORS, OK),
+    ("/chains/<chain_id>/edges/delete", "POST"): page(EDITORS, OK),
+    ("/chains/<chain_id>/versions", "GET"): page(STAFF_SIDE),
+    ("/chains/<chain_id>/versions/<int:number>/restore", "POST"): page(ADMIN, OK),
+    ("/chains/<chain_id>/export.yaml", "GET"): page(STAFF_SIDE),
+    ("/chains/<chain_id>/upload", "POST"): page(EDITORS, OK),
+    ("/chains/new", "POST"): page(ADMIN, OK),
+    # Clusters in the browser: admins create; admins and the cluster's managers edit fields, indicators, roster.
+    ("/clusters/new", "GET"): page(ADMIN),
+    ("/clusters/new", "POST"): page(ADMIN, OK),
+    ("/clusters/<cluster_id>/edit", "GET"): page(EDITORS),
+    ("/clusters/<cluster_id>/edit", "POST"): page(EDITORS, OK),
+    ("/clusters/<cluster_id>/indicators", "POST"): page(EDITORS, OK),
+    ("/clusters/<cluster_id>/roster/search", "GET"): page(EDITORS),
+    ("/clusters/<cluster_id>/roster", "POST"): page(EDITORS, OK),
+    ("/clusters/<cluster_id>/roster/<int:enterprise_id>/remove", "POST"): page(EDITORS, OK),
+    ("/clusters/<cluster_id>/chains/<chain_id>/review", "POST"): page(EDITORS, OK),
     # File imports: admins and 招商人员.
     ("/imports/", "GET"): page(IMPORTERS),
     ("/imports/", "POST"): page(IMPORTERS, OK),
@@ -151,8 +179,10 @@ def _url(world, rule: str) -> str:
         "cluster_id": CLUSTER_A, "chain_id": CHAIN, "link_key": LINK, "link_id": LINK,
         "lead_id": ids["lead_a"], "entry_id": ids["entry_a"], "list_type": ids["list_type_a"], "action": "pin",
         "job_id": ids["job"], "request_id": ids["request_a"], "enterprise_id": ids["candidate"],
-        "user_id": ids["users"]["victim"], "token_id": ids["token_ids"]["victim"], "filename": "js/app.js",
+        "user_id": ids["users"]["victim"], "number": 1, "token_id": ids["token_ids"]["victim"], "filename": "js/app.js",
     }
+    if rule.startswith("/chains/") and rule.endswith("/links/<link_key>/delete"):
+        values["link_key"] = SPARE_LINK  # chain map edits that take a link away aim at one no other check uses
     return re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", lambda m: str(values[m.group(1)]), rule)
 
 

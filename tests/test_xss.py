@@ -79,6 +79,10 @@ def _pages(ids) -> list[tuple[str, str, tuple[str, ...]]]:
         ("staff", f"/imports/{ids['job']}", BOTH),  # report rows
         ("admin", "/audit/", BOTH),
         ("admin", "/auth/users/", (SCRIPT,)),  # a display name
+        ("manager", f"/chains/{chain}/edit", BOTH),  # chain map editor: link name, description
+        ("staff", f"/chains/{chain}/versions", ()),
+        ("manager", f"/clusters/{a}/edit", ()),  # cluster fields in form values
+        ("manager", f"/clusters/{a}/roster/search?q=script", (SCRIPT,)),  # registry search result
     ]
 
 

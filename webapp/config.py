@@ -85,6 +85,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("JOB_STALE_SECONDS", "JOB_STALE_SECONDS", 60,
            "Seconds without a heartbeat after which a background job whose worker process is gone is marked failed.",
            int),
+    Option("MAP_REVIEW_DAYS", "MAP_REVIEW_DAYS", 180,
+           "Days after which a chain map not reviewed for a cluster is shown as stale.", int),
+    Option("MAP_CANDIDATE_CHANGE", "MAP_CANDIDATE_CHANGE", 50,
+           "Percentage of a gap link's top candidates replaced since the last review above which the map is stale.",
+           int),
 )
 
 

@@ -121,7 +121,7 @@ def live_server(tmp_path_factory):
         sync(db.session, app)  # load the index `chainmatch init` saved before serving
         db.session.remove()
     users = {}
-    for role, extra in (("manager", ["--cluster", cluster_id]), ("staff", ["--cluster", cluster_id]),
+    for role, extra in (("admin", []), ("manager", ["--cluster", cluster_id]), ("staff", ["--cluster", cluster_id]),
                         ("firm", ["--enterprise-id", str(leader_id)])):
         name = f"browser-{role}"
         done = _run({**env, "CHAINMATCH_NEW_PASSWORD": PASSWORD}, "users", "create", name, "--role", role, *extra)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 
+from flask_login import current_user
 from sqlalchemy import select
 
 from chains.chain_models import Chain, SupplyEdge
@@ -86,7 +87,8 @@ def _validation(exc: ChainMapError) -> ApiError:
 
 def _import(parsed) -> dict:
     try:
-        result = import_parsed_chain(db.session, parsed, commit=False)
+        result = import_parsed_chain(db.session, parsed, commit=False, provenance={
+            "kind": "import", "author_id": current_user.id, "author": current_user.username, "reason": "API 导入"})
     except ChainMapError as exc:
         raise _validation(exc) from None
     if result.created:

@@ -8,6 +8,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.routing import BuildError
 
+from chains.attention import attention_items
 from chains.chain_models import Chain
 from chains.chainmap_io import SLUG_RE
 from chains.cluster_models import Cluster
@@ -28,6 +29,7 @@ from webapp.clusters.data import (
     status_counts,
 )
 from webapp.clusters.integrations import optional_function
+from webapp.clusters.staleness import cluster_freshness
 from webapp.extensions import db, htmx
 from webapp.leads.models import Lead, LeadEvent
 from webapp.leads.service import FIELD_LABELS
@@ -111,10 +113,11 @@ def dashboard(cluster_id: str):
         select(LeadEvent, Lead).join(Lead, Lead.id == LeadEvent.lead_id)
         .where(Lead.cluster_id == cluster_id).order_by(LeadEvent.at.desc(), LeadEvent.id.desc()).limit(RECENT_ACTIVITY)
     ).all()
+    attention = [item for cid in cluster.chain_ids for item in attention_items(db.session, cid, [cluster_id])]
     return render_template(
         "clusters/dashboard.html", cluster=cluster, evaluation=evaluation, chart=rule_chart(evaluation.rules),
         chain_rows=chain_rows, statuses=STATUSES, activity=activity, field_labels=FIELD_LABELS,
-        chain_names=chain_names_of(cluster),
+        chain_names=chain_names_of(cluster), freshness=cluster_freshness(db.session, cluster), attention=attention,
     )
 
 
@@ -196,4 +199,4 @@ def link_panel(cluster_id: str, chain_id: str, link_key: str):
     return render_template("clusters/chain_map.html", panel=panel, **context)
 
 
-from webapp.clusters import lists_views, placement_views  # noqa: E402,F401
+from webapp.clusters import edit_views, lists_views, placement_views  # noqa: E402,F401

@@ -256,22 +256,72 @@ def evaluate_command(cluster_id: str, as_json: bool) -> None:
 
 # ----------------------------------------------------------------------------- init steps
 
+BROWSER_CLUSTER_ACTIONS = ("cluster.create", "cluster.edit", "cluster.indicators", "cluster.roster_add",
+                           "cluster.roster_remove")
+
+
+def _file_id(path: Path) -> str | None:
+    """The top-level `id:` of a YAML file (None when unreadable; the import then reports the file)."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    return str(doc.get("id")) if isinstance(doc, dict) and doc.get("id") else None
+
+
+def _bundled(folder: Path, kept: set[str], what: str) -> list[Path]:
+    """The bundled files to load: those whose object was not since edited in the browser (`kept`)."""
+    from chains.chainmap_io import chain_files
+
+    files = []
+    for file in chain_files(folder):
+        if _file_id(file) in kept:
+            click.echo(f"  {_file_id(file)}：已在浏览器中编辑过的{what}，保留在线版本，跳过 {file.name} (edited in the browser: kept)")
+        else:
+            files.append(file)
+    return files
+
+
+def browser_edited_chains() -> set[str]:
+    """Chains whose current version was written in the browser (edit, upload, restore)."""
+    from sqlalchemy import select
+
+    from chains.chain_models import Chain, ChainVersion
+
+    return set(db.session.scalars(select(Chain.id).join(ChainVersion, ChainVersion.id == Chain.current_version_id)
+                                  .where(ChainVersion.kind != "import")))
+
+
+def browser_edited_clusters() -> set[str]:
+    """Clusters created or changed in the browser (per the audit log)."""
+    from sqlalchemy import select
+
+    from webapp.audit.models import AuditEntry
+
+    return set(db.session.scalars(select(AuditEntry.cluster_id).distinct().where(
+        AuditEntry.action.in_(BROWSER_CLUSTER_ACTIONS), AuditEntry.cluster_id.is_not(None))))
+
+
 @init_step(10, "加载内置产业链图谱")
 def load_bundled_chains(app, demo_accounts: bool = False) -> None:
-    """Import data/chains (unchanged files are no-ops)."""
+    """Import data/chains (unchanged files are no-ops; maps edited in the browser are kept)."""
     if not _yaml_files_present(CHAINS_DATA_DIR):
         click.echo(f"  {CHAINS_DATA_DIR} 中没有产业链图谱文件，跳过 (no bundled chain maps)")
         return
-    _import_chains(CHAINS_DATA_DIR)
+    for file in _bundled(CHAINS_DATA_DIR, browser_edited_chains(), "产业链图谱"):
+        _import_chains(file)
 
 
 @init_step(30, "加载内置产业集聚区")
 def load_bundled_clusters(app, demo_accounts: bool = False) -> None:
-    """Import data/clusters (after the demo firms)."""
+    """Import data/clusters (after the demo firms); clusters edited in the browser are kept."""
     if not _yaml_files_present(CLUSTERS_DATA_DIR):
         click.echo(f"  {CLUSTERS_DATA_DIR} 中没有产业集聚区文件，跳过 (no bundled clusters)")
         return
-    _import_clusters(CLUSTERS_DATA_DIR)
+    for file in _bundled(CLUSTERS_DATA_DIR, browser_edited_clusters(), "产业集聚区"):
+        _import_clusters(file)
 
 
 COMMANDS = [chains_group, clusters_group, gaps_command, lists_command, evaluate_command]

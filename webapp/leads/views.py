@@ -245,7 +245,18 @@ def _detail_context(lead: Lead, error: str | None = None) -> dict:
         "link_name": link_names.get(lead.link_key or "", lead.link_key or ""),
         "chain_name": _chain_names().get(lead.chain_id or "", ""),
         "error": error,
+        "link_attention": _link_attention(lead),
     }
+
+
+def _link_attention(lead: Lead) -> str:
+    """已删除 / 已移动 when a chain map edit took the lead's link away or moved it since the lead was made."""
+    from chains.attention import attention_items
+
+    if not lead.chain_id or not lead.link_key:
+        return ""
+    return next((item.reason for item in attention_items(db.session, lead.chain_id, [lead.cluster_id])
+                 if item.kind == "招商线索" and item.object_id == lead.id), "")
 
 
 def _render_detail(lead: Lead, error: str | None = None, status: int = 200):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import render_template
+from flask_login import current_user
 from sqlalchemy import func, select
 
 from chains.chain_models import Chain
@@ -24,4 +25,21 @@ def index():
         "clusters": db.session.scalar(select(func.count()).select_from(Cluster)) or 0,
         "enterprises": db.session.scalar(select(func.count()).select_from(Enterprise)) or 0,
     }
-    return render_template("main/index.html", counts=counts)
+    return render_template("main/index.html", counts=counts, stale_maps=_stale_maps())
+
+
+WORKBENCH_CLUSTERS = 10  # clusters whose maps the home page checks for staleness
+
+
+def _stale_maps() -> list:
+    """The stale chain maps of the user's clusters (administrators: the first clusters by name)."""
+    from webapp.auth.models import ROLE_ADMIN, ROLE_MANAGER, ROLE_STAFF
+    from webapp.clusters.staleness import cluster_freshness
+
+    if not current_user.is_authenticated or current_user.role not in (ROLE_ADMIN, ROLE_STAFF, ROLE_MANAGER):
+        return []
+    if current_user.role == ROLE_ADMIN:
+        clusters = list(db.session.scalars(select(Cluster).order_by(Cluster.name).limit(WORKBENCH_CLUSTERS)))
+    else:
+        clusters = sorted(current_user.clusters, key=lambda c: c.name)[:WORKBENCH_CLUSTERS]
+    return [f for cluster in clusters for f in cluster_freshness(db.session, cluster) if f.stale]
