@@ -7,7 +7,7 @@ from flask import Response, abort, flash, redirect, render_template, request, ur
 from flask_login import current_user
 from sqlalchemy import select
 
-from chains.attention import attention_items
+from webapp.chainmaps.attention import attention_items
 from chains.chain_models import Chain, ChainVersion
 from chains.chainmap_diff import diff_versions
 from chains.chainmap_edit import (

@@ -8,7 +8,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.routing import BuildError
 
-from chains.attention import attention_items
+from webapp.chainmaps.attention import attention_items
 from chains.chain_models import Chain
 from chains.chainmap_io import SLUG_RE
 from chains.cluster_models import Cluster

@@ -251,7 +251,7 @@ def _detail_context(lead: Lead, error: str | None = None) -> dict:
 
 def _link_attention(lead: Lead) -> str:
     """已删除 / 已移动 when a chain map edit took the lead's link away or moved it since the lead was made."""
-    from chains.attention import attention_items
+    from webapp.chainmaps.attention import attention_items
 
     if not lead.chain_id or not lead.link_key:
         return ""
