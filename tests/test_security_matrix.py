@@ -79,6 +79,12 @@ RULES: dict[tuple[str, str], dict[str, int | str]] = {
     ("/leads/<int:lead_id>/edit", "POST"): page(STAFF_SIDE, OK),
     ("/leads/<int:lead_id>/stage", "POST"): page(STAFF_SIDE, OK),
     ("/leads/<int:lead_id>/feedback", "POST"): page(STAFF_SIDE, OK),
+    ("/leads/<int:lead_id>/progress", "POST"): page(STAFF_SIDE, OK),
+    # Shared target register (首报首谈): every staff-side role sees it; only administrators decide coordination.
+    ("/leads/register", "GET"): page(STAFF_SIDE),
+    ("/leads/coordination", "GET"): page(STAFF_SIDE),
+    ("/leads/<int:lead_id>/coordination", "POST"): page(STAFF_SIDE, OK),
+    ("/leads/coordination/<int:request_id>/decide", "POST"): page(ADMIN, OK),
     # File imports: admins and 招商人员.
     ("/imports/", "GET"): page(IMPORTERS),
     ("/imports/", "POST"): page(IMPORTERS, OK),

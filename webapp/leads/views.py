@@ -19,7 +19,10 @@ from chains.excel import xlsx_bytes
 from webapp.clusters.integrations import audit, optional_function
 from webapp.extensions import db, htmx
 from webapp.leads import bp
+from webapp.leads import claims, deadlines
 from webapp.leads.models import (
+    CLAIM_FIRST,
+    CLAIM_SECOND,
     CLOSED_STAGES,
     FEEDBACK_NOT_RELEVANT,
     FEEDBACK_RELEVANT,
@@ -34,6 +37,8 @@ from webapp.leads.service import (
     change_stage,
     create_lead,
     funnel_counts,
+    needs_admin_assignment,
+    parse_amount,
     parse_date,
     set_feedback,
     update_fields,
@@ -234,7 +239,15 @@ def export():
 
 def _detail_context(lead: Lead, error: str | None = None) -> dict:
     link_names = _link_names([lead])
+    holder = db.session.get(Lead, lead.claim_of_id) if lead.claim == CLAIM_SECOND and lead.claim_of_id else None
     return {
+        "holder": claims.public_view(holder) if holder is not None else None,
+        "holder_protected": holder is not None and claims.is_protected(holder),
+        "competitors": [claims.public_view(c) for c in claims.conflicts_of(db.session, lead)],
+        "protected_until": claims.protection_ends(lead) if lead.claim == CLAIM_FIRST else None,
+        "pending_request": claims.pending_request(db.session, lead),
+        "needs_assignment": needs_admin_assignment(lead),
+        "clocks": deadlines.lead_clocks(lead),
         "lead": lead,
         "stages": STAGES,
         "abandoned": STAGE_ABANDONED,
@@ -294,9 +307,14 @@ def create():
     if created:
         logger.info("user %s created lead %s (cluster %s, firm %s)", current_user.id, lead.id, cluster_id, enterprise)
     message = "已加入招商线索" if created else "该企业已有进行中的招商线索"
+    holder = db.session.get(Lead, lead.claim_of_id) if lead.claim == CLAIM_SECOND and lead.claim_of_id else None
+    if created and holder is not None:
+        view = claims.public_view(holder)
+        message = (f"该企业已由{view['cluster_name']}于 {view['since']:%Y-%m-%d} 首报（当前阶段：{view['stage']}），"
+                   "本线索登记为第二报；如需协调，请在线索页提出协调申请")
     if _wants_fragment():
         return render_template("leads/_created.html", lead=lead, created=created, message=message), 201 if created else 200
-    flash(message, "success" if created else "warning")
+    flash(message, "success" if created and holder is None else "warning")
     return redirect(url_for("leads.detail", lead_id=lead.id))
 
 
@@ -311,9 +329,8 @@ def _create_error(message: str):
 def stage(lead_id: int):
     lead = _get_lead(lead_id)
     try:
-        changed = change_stage(
-            db.session, lead, request.form.get("stage", ""), current_user.id, request.form.get("abandon_reason", "")
-        )
+        changed = change_stage(db.session, lead, request.form.get("stage", ""), current_user.id,
+                               request.form.get("abandon_reason", ""), is_admin=current_user.role == ROLE_ADMIN)
     except LeadError as exc:
         db.session.rollback()
         return _render_detail(lead, str(exc), 400)
@@ -345,7 +362,9 @@ def edit(lead_id: int):
             changes["next_step_date"] = parse_date(form.get("next_step_date", ""))
         if "notes" in form:
             changes["notes"] = form.get("notes", "").strip()
-        changed = update_fields(db.session, lead, changes, current_user.id)
+        if "planned_investment_wan" in form:
+            changes["planned_investment_wan"] = parse_amount(form.get("planned_investment_wan", ""))
+        changed = update_fields(db.session, lead, changes, current_user.id, is_admin=current_user.role == ROLE_ADMIN)
     except LeadError as exc:
         db.session.rollback()
         return _render_detail(lead, str(exc), 400)
