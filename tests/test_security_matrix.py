@@ -130,6 +130,11 @@ RULES: dict[tuple[str, str], dict[str, int | str]] = {
     ("/api/v1/leads/<int:lead_id>", "PATCH"): api(STAFF_SIDE, OK),
     ("/api/v1/leads/<int:lead_id>", "DELETE"): api(ADMIN, OK),
     ("/api/v1/leads/<int:lead_id>/stage", "POST"): api(STAFF_SIDE, OK),
+    ("/api/v1/leads/<int:lead_id>/progress", "POST"): api(STAFF_SIDE, OK),
+    ("/api/v1/leads/<int:lead_id>/coordination", "POST"): api(STAFF_SIDE, OK),
+    ("/api/v1/register", "GET"): api(STAFF_SIDE),
+    ("/api/v1/coordination", "GET"): api(STAFF_SIDE),
+    ("/api/v1/coordination/<int:request_id>/decision", "POST"): api(ADMIN, OK),
     ("/api/v1/requests", "GET"): api(LOGGED_IN),
     ("/api/v1/requests", "POST"): api(FIRM, OK),
     ("/api/v1/requests/<int:request_id>", "GET"): api(LOGGED_IN),  # firm: its own request

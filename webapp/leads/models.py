@@ -67,6 +67,7 @@ class Lead(TimestampMixin, Base):
     enterprise = relationship("Enterprise", lazy="joined")
     cluster = relationship("Cluster", lazy="joined")
     owner = relationship("User", foreign_keys=[owner_id], lazy="joined")
+    claim_of: Mapped["Lead | None"] = relationship(remote_side="Lead.id", foreign_keys=[claim_of_id])
     events: Mapped[list["LeadEvent"]] = relationship(
         back_populates="lead", cascade="all, delete-orphan", order_by="LeadEvent.id"
     )
@@ -79,6 +80,11 @@ class Lead(TimestampMixin, Base):
     def is_open(self) -> bool:
         """Still being worked: neither landed nor abandoned."""
         return self.stage not in CLOSED_STAGES
+
+    @property
+    def claim_holder(self) -> "Lead | None":
+        """The lead holding the first claim when this one is a second claim."""
+        return self.claim_of if self.claim == CLAIM_SECOND else None
 
     @property
     def claim_label(self) -> str:
