@@ -90,7 +90,7 @@ OPTIONS: tuple[Option, ...] = (
            "lapses and a new lead elsewhere becomes the first claim.", int),
     Option("ADMIN_ASSIGN_INVESTMENT_WAN", "ADMIN_ASSIGN_INVESTMENT_WAN", ADMIN_ASSIGN_INVESTMENT_WAN,
            "Planned investment (万元) from which a lead cannot move past 候选 until an administrator assigns its "
-           "owner; 0 turns the rule off.", float),
+           "owner; 0 turns the rule off.", int),
     Option("FIRST_RESPONSE_WORKDAYS", "FIRST_RESPONSE_WORKDAYS", FIRST_RESPONSE_WORKDAYS,
            "Working days (Mon–Fri) after a lead is assigned within which its owner must respond (leave 候选 or "
            "record progress).", int),

@@ -67,7 +67,7 @@ def related_enterprise_ids(session: Session, enterprise: Enterprise) -> dict[int
 def last_progress(lead: Lead) -> datetime:
     """When the lead last progressed: its claim start, a stage change or a progress entry."""
     times = [aware(lead.claim_since), aware(lead.created_at)]
-    times += [aware(e.at) for e in lead.events if e.field in PROGRESS_FIELDS]
+    times += [aware(e.at) or utcnow() for e in lead.events if e.field in PROGRESS_FIELDS]
     return max(t for t in times if t is not None)
 
 

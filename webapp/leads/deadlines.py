@@ -51,10 +51,15 @@ def add_workdays(start: date, days: int) -> date:
     return current
 
 
+def _at(value: datetime | None) -> datetime:
+    """An event time; one not yet flushed happened now."""
+    return aware(value) or utcnow()
+
+
 def _entered(lead: Lead, stage: str) -> datetime:
     """When the lead last entered `stage` (its creation for 候选)."""
-    times = [aware(e.at) for e in lead.events if e.field == "stage" and e.new == stage]
-    return max(times) if times else aware(lead.created_at)
+    times = [_at(e.at) for e in lead.events if e.field == "stage" and e.new == stage]
+    return max(times) if times else _at(lead.created_at)
 
 
 def lead_clocks(lead: Lead, today: date | None = None) -> list[Clock]:
@@ -62,10 +67,10 @@ def lead_clocks(lead: Lead, today: date | None = None) -> list[Clock]:
     today = today or utcnow().date()
     if lead.stage in CLOSED_STAGES:
         return []
-    created = aware(lead.created_at) or utcnow()
-    assigned = max([created] + [aware(e.at) for e in lead.events if e.field == "owner"])
-    progress = [aware(e.at) for e in lead.events if e.field == "progress"]
-    moves = [aware(e.at) for e in lead.events if e.field == "stage"]
+    created = _at(lead.created_at)
+    assigned = max([created] + [_at(e.at) for e in lead.events if e.field == "owner"])
+    progress = [_at(e.at) for e in lead.events if e.field == "progress"]
+    moves = [_at(e.at) for e in lead.events if e.field == "stage"]
     clocks: list[tuple[str, date]] = []
     if lead.stage == STAGE_CANDIDATE and lead.owner_id and not any(t > assigned for t in progress + moves):
         clocks.append(("first_response", add_workdays(assigned.date(), int(setting("FIRST_RESPONSE_WORKDAYS")))))

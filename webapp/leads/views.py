@@ -48,7 +48,7 @@ from webapp.main import nav
 logger = logging.getLogger("chainmatch.leads")
 
 LEAD_ROLES = (ROLE_ADMIN, ROLE_STAFF, ROLE_MANAGER)
-EXPORT_HEADERS = ("线索编号", "企业名称", "集聚区", "产业链", "环节", "阶段", "放弃原因", "负责人", "下一步", "下一步日期", "是否逾期", "备注", "创建时间", "更新时间")
+EXPORT_HEADERS = ("线索编号", "企业名称", "集聚区", "产业链", "环节", "阶段", "放弃原因", "负责人", "下一步", "下一步日期", "逾期事项", "备注", "创建时间", "更新时间")
 FEEDBACK_LABELS = {FEEDBACK_RELEVANT: "相关", FEEDBACK_NOT_RELEVANT: "不相关", "": "未标注"}
 
 nav.register("leads.board", "招商线索", *LEAD_ROLES)
@@ -121,10 +121,14 @@ def _query_leads(filters: dict) -> list[Lead]:
     if filters["owner"]:
         query = query.where(Lead.owner_id == filters["owner"])
     if filters["overdue"]:
-        query = query.where(Lead.next_step_date < date.today(), Lead.stage.not_in(CLOSED_STAGES))
-    # Events feed the funnel (furthest stage reached); load them in one query.
+        query = query.where(Lead.stage.not_in(CLOSED_STAGES))
+    # Events feed the funnel (furthest stage reached) and the stage clocks; load them in one query.
     query = query.options(selectinload(Lead.events)).order_by(Lead.updated_at.desc(), Lead.id.desc())
-    return list(db.session.scalars(query))
+    leads = list(db.session.scalars(query))
+    if filters["overdue"]:
+        today = date.today()
+        leads = [lead for lead in leads if lead.is_overdue(today)]
+    return leads
 
 
 def _owners_in_view(clusters: list[Cluster]) -> list[User]:
@@ -221,7 +225,7 @@ def export():
             owner,
             lead.next_step,
             lead.next_step_date.isoformat() if lead.next_step_date else "",
-            "逾期" if lead.is_overdue(today) else "",
+            "、".join(lead.overdue_labels(today)),
             lead.notes,
             lead.created_at.strftime("%Y-%m-%d %H:%M") if lead.created_at else "",
             lead.updated_at.strftime("%Y-%m-%d %H:%M") if lead.updated_at else "",
