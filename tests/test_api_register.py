@@ -54,3 +54,21 @@ def test_progress_and_admin_assignment(app, staff, admin, ids):
     assert "管理员指派" in refused["message"]
     assert admin.post(f"/leads/{lead['id']}/stage", json={"stage": "已接洽"}).status_code == 200
     assert_error(staff.patch(f"/leads/{lead['id']}", json={"planned_investment_wan": -1}), 422, "validation_error")
+
+
+def test_project_facts_through_the_api(app, staff, ids):
+    firm = ids["合成储能电芯有限公司"]
+    lead = staff.post("/leads", json={"cluster_id": CLUSTER, "enterprise_id": firm}).get_json()
+    assert_error(staff.put(f"/leads/{lead['id']}/project", json={"investment_wan": 100}), 422, "validation_error")
+    assert_error(staff.get(f"/leads/{lead['id']}/project"), 404, "not_found")
+    staff.post(f"/leads/{lead['id']}/stage", json={"stage": "签约"})
+    saved = staff.put(f"/leads/{lead['id']}/project", json={"investment_wan": 100, "land_mu": 10,
+                                                             "signed_on": "2026-11-01", "eia_class": "登记表"})
+    assert saved.status_code == 200, saved.get_json()
+    assert saved.get_json()["state"] == "签约未开工" and saved.get_json()["funds_wan"] == 0
+    assert_error(staff.put(f"/leads/{lead['id']}/project", json={"eia_class": "x"}), 422, "validation_error")
+    staff.put(f"/leads/{lead['id']}/project", json={"started_on": "2026-11-10"})
+    funded = staff.post(f"/leads/{lead['id']}/project/funds", json={"amount_wan": 40, "received_on": "2026-11-20"})
+    assert funded.status_code == 201 and funded.get_json()["state"] == "在建" and funded.get_json()["funds_wan"] == 40
+    assert_error(staff.post(f"/leads/{lead['id']}/project/funds", json={"amount_wan": 0, "received_on": "2026-11-20"}),
+                 422, "validation_error")

@@ -62,6 +62,8 @@ def test_cluster_user_cannot_change_another_clusters_data(world, role):
         (f"/leads/{ids['lead_b']}/edit", {"notes": "改写", "next_step": "改写"}),
         (f"/leads/{ids['lead_b']}/feedback", {"value": "relevant"}),
         (f"/leads/{ids['lead_b']}/progress", {"text": "改写"}),
+        (f"/leads/{ids['lead_b']}/project", {"investment_wan": "1"}),
+        (f"/leads/{ids['lead_b']}/project/funds", {"amount_wan": "1", "received_on": "2026-11-01"}),
         (f"/leads/{ids['lead_b']}/coordination", {"reason": "改写"}),
         (f"/leads/coordination/{ids['request_b']}/decide", {"decision": "approve"}),
         ("/leads/create", {"cluster_id": b, "enterprise_id": ids["candidate"], "chain_id": CHAIN,

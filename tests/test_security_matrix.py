@@ -82,6 +82,9 @@ RULES: dict[tuple[str, str], dict[str, int | str]] = {
     ("/leads/<int:lead_id>/progress", "POST"): page(STAFF_SIDE, OK),
     # Shared target register (首报首谈): every staff-side role sees it; only administrators decide coordination.
     ("/leads/register", "GET"): page(STAFF_SIDE),
+    ("/leads/projects", "GET"): page(STAFF_SIDE),
+    ("/leads/<int:lead_id>/project", "POST"): page(STAFF_SIDE, OK),
+    ("/leads/<int:lead_id>/project/funds", "POST"): page(STAFF_SIDE, OK),
     ("/leads/coordination", "GET"): page(STAFF_SIDE),
     ("/leads/<int:lead_id>/coordination", "POST"): page(STAFF_SIDE, OK),
     ("/leads/coordination/<int:request_id>/decide", "POST"): page(ADMIN, OK),
@@ -133,6 +136,9 @@ RULES: dict[tuple[str, str], dict[str, int | str]] = {
     ("/api/v1/leads/<int:lead_id>/progress", "POST"): api(STAFF_SIDE, OK),
     ("/api/v1/leads/<int:lead_id>/coordination", "POST"): api(STAFF_SIDE, OK),
     ("/api/v1/register", "GET"): api(STAFF_SIDE),
+    ("/api/v1/leads/<int:lead_id>/project", "GET"): api(STAFF_SIDE, 404),  # the seeded lead has no project
+    ("/api/v1/leads/<int:lead_id>/project", "PUT"): api(STAFF_SIDE, OK),
+    ("/api/v1/leads/<int:lead_id>/project/funds", "POST"): api(STAFF_SIDE, OK),
     ("/api/v1/coordination", "GET"): api(STAFF_SIDE),
     ("/api/v1/coordination/<int:request_id>/decision", "POST"): api(ADMIN, OK),
     ("/api/v1/requests", "GET"): api(LOGGED_IN),

@@ -68,6 +68,7 @@ class Lead(TimestampMixin, Base):
     cluster = relationship("Cluster", lazy="joined")
     owner = relationship("User", foreign_keys=[owner_id], lazy="joined")
     claim_of: Mapped["Lead | None"] = relationship(remote_side="Lead.id", foreign_keys=[claim_of_id])
+    project_rows: Mapped[list["LeadProject"]] = relationship(back_populates="lead", cascade="all, delete-orphan")
     events: Mapped[list["LeadEvent"]] = relationship(
         back_populates="lead", cascade="all, delete-orphan", order_by="LeadEvent.id"
     )
@@ -86,6 +87,11 @@ class Lead(TimestampMixin, Base):
     def is_open(self) -> bool:
         """Still being worked: neither landed nor abandoned."""
         return self.stage not in CLOSED_STAGES
+
+    @property
+    def project(self) -> "LeadProject | None":
+        """The project facts recorded from 签约, if any."""
+        return self.project_rows[0] if self.project_rows else None
 
     @property
     def claim_holder(self) -> "Lead | None":
@@ -137,3 +143,50 @@ class CoordinationRequest(TimestampMixin, Base):
     @property
     def status_label(self) -> str:
         return COORD_LABELS.get(self.status, self.status)
+
+
+EIA_CLASSES = ("报告书", "报告表", "登记表")  # 环评类别
+
+
+class LeadProject(TimestampMixin, Base):
+    """The project a lead carries from 签约: size, land, expected yields, energy, 环评, and its milestones."""
+
+    __tablename__ = "lead_projects"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), unique=True)
+    investment_wan: Mapped[float | None] = mapped_column(Float)  # 投资额（万元）
+    land_mu: Mapped[float | None] = mapped_column(Float)  # 用地（亩）
+    tax_per_mu_wan: Mapped[float | None] = mapped_column(Float)  # 预计亩均税收（万元/亩·年）
+    intensity_wan_per_mu: Mapped[float | None] = mapped_column(Float)  # 预计投资强度（万元/亩）
+    energy_tce: Mapped[float | None] = mapped_column(Float)  # 年综合能耗（吨标准煤）
+    eia_class: Mapped[str] = mapped_column(String(8), default="")  # 环评类别
+    signed_on: Mapped[date | None] = mapped_column(Date)  # 签约日期
+    started_on: Mapped[date | None] = mapped_column(Date)  # 开工日期
+    producing_on: Mapped[date | None] = mapped_column(Date)  # 投产日期
+
+    lead: Mapped[Lead] = relationship(back_populates="project_rows")
+    funds: Mapped[list["ProjectFunding"]] = relationship(
+        back_populates="project", cascade="all, delete-orphan", order_by="ProjectFunding.received_on"
+    )
+
+    @property
+    def funds_wan(self) -> float:
+        """到位资金 so far (万元)."""
+        return sum(f.amount_wan for f in self.funds)
+
+
+class ProjectFunding(Base):
+    """One 到位资金 entry of a project."""
+
+    __tablename__ = "project_funds"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("lead_projects.id", ondelete="CASCADE"), index=True)
+    amount_wan: Mapped[float] = mapped_column(Float)
+    received_on: Mapped[date] = mapped_column(Date)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    project: Mapped[LeadProject] = relationship(back_populates="funds")

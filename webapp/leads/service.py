@@ -40,6 +40,16 @@ FIELD_LABELS = {
     "coordination": "协调申请",
     "progress": "进展记录",
     "planned_investment_wan": "计划投资额（万元）",
+    "project.investment_wan": "投资额（万元）",
+    "project.land_mu": "用地（亩）",
+    "project.tax_per_mu_wan": "预计亩均税收",
+    "project.intensity_wan_per_mu": "预计投资强度",
+    "project.energy_tce": "年综合能耗",
+    "project.eia_class": "环评类别",
+    "project.signed_on": "签约日期",
+    "project.started_on": "开工日期",
+    "project.producing_on": "投产日期",
+    "project.funds": "到位资金",
 }
 EDITABLE_FIELDS = ("owner", "next_step", "next_step_date", "notes", "planned_investment_wan")
 FEEDBACK_CONTACTED = "contacted"  # matchsvc feedback label

@@ -19,11 +19,12 @@ from chains.excel import xlsx_bytes
 from webapp.clusters.integrations import audit, optional_function
 from webapp.extensions import db, htmx
 from webapp.leads import bp
-from webapp.leads import claims, deadlines
+from webapp.leads import claims, deadlines, projects
 from webapp.leads.models import (
     CLAIM_FIRST,
     CLAIM_SECOND,
     CLOSED_STAGES,
+    EIA_CLASSES,
     FEEDBACK_NOT_RELEVANT,
     FEEDBACK_RELEVANT,
     STAGE_ABANDONED,
@@ -252,6 +253,12 @@ def _detail_context(lead: Lead, error: str | None = None) -> dict:
         "pending_request": claims.pending_request(db.session, lead),
         "needs_assignment": needs_admin_assignment(lead),
         "clocks": deadlines.lead_clocks(lead),
+        "project_stage": lead.stage in projects.PROJECT_STAGES,
+        "project_state": projects.project_state(lead.project, date.today()),
+        "number_fields": projects.NUMBER_FIELDS,
+        "date_fields": projects.DATE_FIELDS,
+        "eia_classes": EIA_CLASSES,
+        "what_if": projects.what_if(db.session, lead),
         "lead": lead,
         "stages": STAGES,
         "abandoned": STAGE_ABANDONED,

@@ -1,8 +1,8 @@
-"""lead register, coordination requests, enterprise parent
+"""lead register, coordination requests, project facts, enterprise parent
 
-Revision ID: f346943d7491
+Revision ID: bd9b4e7a7486
 Revises: 31f2153e199c
-Create Date: 2026-12-05 21:15:08.954827
+Create Date: 2026-12-05 21:30:59.274880
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = 'f346943d7491'
+revision = 'bd9b4e7a7486'
 down_revision = '31f2153e199c'
 branch_labels = None
 depends_on = None
@@ -40,6 +40,39 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_coordination_requests_holder_lead_id'), ['holder_lead_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_coordination_requests_lead_id'), ['lead_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_coordination_requests_status'), ['status'], unique=False)
+
+    op.create_table('lead_projects',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('lead_id', sa.Integer(), nullable=False),
+    sa.Column('investment_wan', sa.Float(), nullable=True),
+    sa.Column('land_mu', sa.Float(), nullable=True),
+    sa.Column('tax_per_mu_wan', sa.Float(), nullable=True),
+    sa.Column('intensity_wan_per_mu', sa.Float(), nullable=True),
+    sa.Column('energy_tce', sa.Float(), nullable=True),
+    sa.Column('eia_class', sa.String(length=8), nullable=False),
+    sa.Column('signed_on', sa.Date(), nullable=True),
+    sa.Column('started_on', sa.Date(), nullable=True),
+    sa.Column('producing_on', sa.Date(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['lead_id'], ['leads.id'], name=op.f('fk_lead_projects_lead_id_leads'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_lead_projects')),
+    sa.UniqueConstraint('lead_id', name=op.f('uq_lead_projects_lead_id'))
+    )
+    op.create_table('project_funds',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('amount_wan', sa.Float(), nullable=False),
+    sa.Column('received_on', sa.Date(), nullable=False),
+    sa.Column('note', sa.Text(), nullable=False),
+    sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], name=op.f('fk_project_funds_created_by_id_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['project_id'], ['lead_projects.id'], name=op.f('fk_project_funds_project_id_lead_projects'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_project_funds'))
+    )
+    with op.batch_alter_table('project_funds', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_project_funds_project_id'), ['project_id'], unique=False)
 
     with op.batch_alter_table('enterprises', schema=None) as batch_op:
         batch_op.add_column(sa.Column('parent_id', sa.Integer(), nullable=True))
@@ -76,6 +109,11 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_enterprises_parent_id'))
         batch_op.drop_column('parent_id')
 
+    with op.batch_alter_table('project_funds', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_project_funds_project_id'))
+
+    op.drop_table('project_funds')
+    op.drop_table('lead_projects')
     with op.batch_alter_table('coordination_requests', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_coordination_requests_status'))
         batch_op.drop_index(batch_op.f('ix_coordination_requests_lead_id'))
