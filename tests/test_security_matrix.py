@@ -83,6 +83,8 @@ RULES: dict[tuple[str, str], dict[str, int | str]] = {
     # Shared target register (首报首谈): every staff-side role sees it; only administrators decide coordination.
     ("/leads/register", "GET"): page(STAFF_SIDE),
     ("/leads/projects", "GET"): page(STAFF_SIDE),
+    ("/leads/kpi", "GET"): page(STAFF_SIDE),
+    ("/leads/kpi.xlsx", "GET"): page(STAFF_SIDE),
     ("/leads/<int:lead_id>/project", "POST"): page(STAFF_SIDE, OK),
     ("/leads/<int:lead_id>/project/funds", "POST"): page(STAFF_SIDE, OK),
     ("/leads/coordination", "GET"): page(STAFF_SIDE),
@@ -136,6 +138,7 @@ RULES: dict[tuple[str, str], dict[str, int | str]] = {
     ("/api/v1/leads/<int:lead_id>/progress", "POST"): api(STAFF_SIDE, OK),
     ("/api/v1/leads/<int:lead_id>/coordination", "POST"): api(STAFF_SIDE, OK),
     ("/api/v1/register", "GET"): api(STAFF_SIDE),
+    ("/api/v1/clusters/<cluster_id>/kpi", "GET"): api(STAFF_SIDE),
     ("/api/v1/leads/<int:lead_id>/project", "GET"): api(STAFF_SIDE, 404),  # the seeded lead has no project
     ("/api/v1/leads/<int:lead_id>/project", "PUT"): api(STAFF_SIDE, OK),
     ("/api/v1/leads/<int:lead_id>/project/funds", "POST"): api(STAFF_SIDE, OK),

@@ -110,3 +110,7 @@ class FundingInput(StrictSchema):
     amount_wan = fields.Float(required=True, allow_nan=False, validate=validate.Range(min=0, max=1e8, min_inclusive=False))
     received_on = fields.Date(required=True)
     note = fields.String(load_default="", validate=validate.Length(max=MAX_TEXT))
+
+
+class KpiQuery(Schema):
+    period = fields.String(validate=validate.Length(max=10), metadata={"description": "考核期，如 2026Q4"})

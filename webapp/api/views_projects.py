@@ -6,7 +6,7 @@ from datetime import date
 from webapp.api import bp
 from webapp.api.core import api_user, operation
 from webapp.api.errors import ApiError
-from webapp.api.schemas_register import FundingInput, ProjectInput, ProjectOut
+from webapp.api.schemas_register import FundingInput, KpiQuery, ProjectInput, ProjectOut
 from webapp.api.views_leads import LEAD_ROLES, _lead
 from webapp.clusters.integrations import audit
 from webapp.extensions import db
@@ -63,3 +63,23 @@ def post_funds(lead_id: int, body: dict):
     audit("lead.project_funds", "lead", lead.id, cluster_id=lead.cluster_id)
     db.session.commit()
     return _project_dict(lead)
+
+
+@bp.get("/clusters/<cluster_id>/kpi")
+@operation("集聚区考核数据（period：2026、2026Q4、2026H1 或 2026-11，默认本季度）", tags=["考核"], roles=LEAD_ROLES,
+           query=KpiQuery)
+def get_kpi(cluster_id: str, query: dict):
+    from flask import jsonify
+
+    from chains.cluster_models import Cluster
+    from webapp.api.core import require_cluster
+    from webapp.leads import kpi
+
+    require_cluster(cluster_id)
+    if db.session.get(Cluster, cluster_id) is None:
+        raise ApiError(404, f"集聚区 {cluster_id} 不存在。")
+    try:
+        period = kpi.parse_period(query.get("period") or kpi.current_quarter(date.today()))
+    except kpi.PeriodError as exc:
+        raise ApiError(422, str(exc), {"query": {"period": [str(exc)]}}) from None
+    return jsonify(kpi.cluster_kpi(db.session, cluster_id, period))

@@ -89,4 +89,34 @@ def register(conflicts: bool) -> None:
     ], ensure_ascii=False, indent=2))
 
 
-COMMANDS = [leads_group]
+@click.command("kpi")
+@click.option("--cluster", "cluster_id", required=True, help="Cluster id.")
+@click.option("--period", default="", help="2026, 2026Q4, 2026H1 or 2026-11 (default the current quarter).")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@click.option("--out", default="", help="Also write the figures to this .xlsx file.")
+@with_appcontext
+def kpi_command(cluster_id: str, period: str, as_json: bool, out: str) -> None:
+    """考核 figures of a cluster for a period: per staff member and in total, conversion, median days per stage."""
+    from chains.cluster_models import Cluster
+    from chains.excel import xlsx_bytes
+    from webapp.leads import kpi
+
+    if db.session.get(Cluster, cluster_id) is None:
+        raise click.ClickException(f"集聚区 {cluster_id} 不存在 (unknown cluster)")
+    try:
+        chosen = kpi.parse_period(period or kpi.current_quarter(date.today()))
+    except kpi.PeriodError as exc:
+        raise click.ClickException(str(exc)) from None
+    result = kpi.cluster_kpi(db.session, cluster_id, chosen)
+    if out:
+        with open(out, "wb") as fh:
+            fh.write(xlsx_bytes(kpi.kpi_sheets(result)))
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"{result['cluster_name']} {result['period']}（{result['start']} 至 {result['end']}）")
+    for key, label in kpi.METRICS.items():
+        click.echo(f"  {label}：{result['totals'][key]:g}")
+
+
+COMMANDS = [leads_group, kpi_command]
