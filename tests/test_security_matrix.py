@@ -83,6 +83,7 @@ RULES: dict[tuple[str, str], dict[str, int | str]] = {
     # Shared target register (首报首谈): every staff-side role sees it; only administrators decide coordination.
     ("/leads/register", "GET"): page(STAFF_SIDE),
     ("/leads/projects", "GET"): page(STAFF_SIDE),
+    ("/reports/<cluster_id>/<chain_id>.docx", "GET"): page(STAFF_SIDE),
     ("/leads/kpi", "GET"): page(STAFF_SIDE),
     ("/leads/kpi.xlsx", "GET"): page(STAFF_SIDE),
     ("/leads/<int:lead_id>/project", "POST"): page(STAFF_SIDE, OK),
