@@ -151,6 +151,9 @@ def test_abandoning_the_first_claim_hands_it_to_the_second(app, auth, world):
     auth.login_as("staff", clusters=(CLUSTER_A,))
     auth.post(f"/leads/{first.id}/stage", {"stage": "放弃", "abandon_reason": "企业选择外省"})
     assert _lead(app, CLUSTER_B).claim == CLAIM_FIRST
+    auth.post(f"/leads/{first.id}/stage", {"stage": "已接洽"})  # reopened: the claim stays with cluster B
+    reopened = _lead(app, CLUSTER_A)
+    assert reopened.claim == CLAIM_SECOND and reopened.claim_of_id == _lead(app, CLUSTER_B).id
 
 
 def test_large_projects_wait_for_an_admin_assignment(app, auth, world, client):

@@ -200,6 +200,11 @@ def after_progress(session: Session, lead: Lead, user_id: int | None) -> None:
             transfer_claim(session, lead, holder if holder is not None and holder.stage not in CLOSED_STAGES else None,
                            user_id)
             logger.info("lead %s took over the first claim (holder %s lapsed or closed)", lead.id, lead.claim_of_id)
+    elif lead.claim == CLAIM_FIRST and lead.stage not in CLOSED_STAGES:
+        found = holder_of(session, lead)  # a reopened lead whose target another cluster took over meanwhile
+        if found is not None:
+            log_claim(session, lead, user_id, CLAIM_FIRST, CLAIM_SECOND)
+            lead.claim, lead.claim_of_id = CLAIM_SECOND, found[0].id
     elif lead.claim == CLAIM_FIRST and lead.stage in CLOSED_STAGES:
         waiting = conflicts_of(session, lead)
         if waiting:
