@@ -149,9 +149,11 @@ def what_if(session: Session, lead: Lead) -> dict[str, Any] | None:
     before = evaluate_cluster(session, lead.cluster_id)
     after = evaluate_cluster(session, lead.cluster_id, indicator=with_project(ind, project, actual))
     rows = []
-    for code in WHAT_IF_RULES:
-        b, a = before.rule(code), after.rule(code)
-        rows.append({"code": code, "name": b.name, "unit": b.unit, "threshold": b.threshold, "before": b.value,
+    for b in before.rules:  # 投资强度 and 亩均税收 always; any other rule the project changes too
+        a = after.rule(b.code)
+        if b.code not in WHAT_IF_RULES and (b.value, b.passed) == (a.value, a.passed):
+            continue
+        rows.append({"code": b.code, "name": b.name, "unit": b.unit, "threshold": b.threshold, "before": b.value,
                      "after": a.value, "passed_before": b.passed, "passed_after": a.passed})
     return {"mode": "actual" if actual else "what-if", "year": ind.year, "rules": rows,
             "fixed_investment": [ind.fixed_investment, with_project(ind, project, actual).fixed_investment],
