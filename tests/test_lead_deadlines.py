@@ -5,7 +5,6 @@ import json
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import select
 
 from chains.db import utcnow
 from tests.conftest import make_app

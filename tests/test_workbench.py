@@ -8,7 +8,6 @@ import pytest
 from chains.db import utcnow
 from tests.test_ui_clusters_fixtures import CHAIN, CLUSTER_A, CLUSTER_B, build_world
 from webapp.extensions import db
-from webapp.leads.models import Lead
 from webapp.leads.service import change_stage, create_lead
 
 

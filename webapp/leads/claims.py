@@ -104,6 +104,7 @@ def holder_of(session: Session, lead: Lead, today: date | None = None) -> tuple[
 
 
 def log_claim(session: Session, lead: Lead, user_id: int | None, old: str | None, new: str) -> None:
+    """Record a change of the lead's claim in its history."""
     session.add(LeadEvent(lead=lead, user_id=user_id, field="claim", old=old, new=new))
 
 
@@ -134,6 +135,7 @@ def conflicts_of(session: Session, holder: Lead) -> list[Lead]:
 
 
 def pending_request(session: Session, lead: Lead) -> CoordinationRequest | None:
+    """The lead's 协调申请 awaiting a decision, if any."""
     return session.scalars(select(CoordinationRequest).where(
         CoordinationRequest.lead_id == lead.id, CoordinationRequest.status == COORD_PENDING)).first()
 

@@ -89,6 +89,7 @@ def lead_clocks(lead: Lead, today: date | None = None) -> list[Clock]:
 
 
 def overdue_clocks(lead: Lead, today: date | None = None) -> list[Clock]:
+    """The lead's clocks that have run out."""
     return [c for c in lead_clocks(lead, today) if c.overdue]
 
 

@@ -39,6 +39,7 @@ class Period:
     end: date  # inclusive
 
     def contains(self, moment: datetime | date | None) -> bool:
+        """Whether a moment falls within the period (None never does)."""
         if moment is None:
             return False
         day = moment.date() if isinstance(moment, datetime) else moment
@@ -68,6 +69,7 @@ def parse_period(text: str) -> Period:
 
 
 def current_quarter(today: date) -> str:
+    """`2026Q4` for a day in October–December 2026."""
     return f"{today.year}Q{(today.month - 1) // 3 + 1}"
 
 

@@ -34,6 +34,7 @@ def _selection() -> tuple[str, kpi.Period | None, str | None, list]:
 
 
 def _charts(result: dict) -> dict:
+    """Chart specs (ui-charts.js) of the staff comparison and the stage conversion."""
     staff = result["staff"]
     return {
         "staff": {"type": "bar", "integer": True, "labels": [s["name"] for s in staff], "datasets": [
@@ -50,6 +51,7 @@ def _charts(result: dict) -> dict:
 @bp.route("/kpi")
 @role_required(*LEAD_ROLES)
 def kpi_page():
+    """The 考核 page of one cluster and period, with charts."""
     cluster_id, period, error, clusters = _selection()
     result = kpi.cluster_kpi(db.session, cluster_id, period) if cluster_id and period else None
     context = {"result": result, "error": error, "clusters": clusters, "cluster_id": cluster_id,
@@ -62,6 +64,7 @@ def kpi_page():
 @bp.route("/kpi.xlsx")
 @role_required(*LEAD_ROLES)
 def kpi_export():
+    """The 考核 figures as an Excel workbook."""
     cluster_id, period, error, _ = _selection()
     if error or not cluster_id:
         return render_template("errors/page.html", code=400, title="无法导出", message=error or "请选择集聚区"), 400

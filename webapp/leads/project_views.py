@@ -24,6 +24,7 @@ nav.register("leads.projects_page", "签约项目", *LEAD_ROLES)
 
 
 def _done(lead: Lead, message: str):
+    """After a change: redirect with a flash, or the lead fragment for htmx."""
     if not _wants_fragment():
         flash(message, "success")
         return redirect(url_for("leads.detail", lead_id=lead.id))
@@ -33,6 +34,7 @@ def _done(lead: Lead, message: str):
 @bp.route("/<int:lead_id>/project", methods=["POST"])
 @role_required(*LEAD_ROLES)
 def save_project(lead_id: int):
+    """Create or update the project facts of a signed lead."""
     lead = _get_lead(lead_id)
     fields = tuple(projects.NUMBER_FIELDS) + tuple(projects.DATE_FIELDS) + ("eia_class",)
     try:
@@ -49,6 +51,7 @@ def save_project(lead_id: int):
 @bp.route("/<int:lead_id>/project/funds", methods=["POST"])
 @role_required(*LEAD_ROLES)
 def add_funds(lead_id: int):
+    """Record a 到位资金 entry."""
     lead = _get_lead(lead_id)
     form = request.form
     try:

@@ -65,6 +65,7 @@ def coordination():
 @bp.route("/<int:lead_id>/coordination", methods=["POST"])
 @role_required(*LEAD_ROLES)
 def request_coordination(lead_id: int):
+    """File a 协调申请 for a second claim."""
     lead = _get_lead(lead_id)
     try:
         filed = claims.request_coordination(db.session, lead, current_user.id, request.form.get("reason", ""))
@@ -83,6 +84,7 @@ def request_coordination(lead_id: int):
 @bp.route("/coordination/<int:request_id>/decide", methods=["POST"])
 @role_required(ROLE_ADMIN)
 def decide_coordination(request_id: int):
+    """An administrator approves or rejects a 协调申请."""
     filed = db.session.get(CoordinationRequest, request_id)
     if filed is None:
         abort(404)
@@ -105,6 +107,7 @@ def decide_coordination(request_id: int):
 
 
 def _decision_error(message: str):
+    """A refused decision: the message as a fragment or an error page (400)."""
     if _wants_fragment():
         return render_template("leads/_flash_error.html", message=message), 400
     return render_template("errors/page.html", code=400, title="无法裁定", message=message), 400

@@ -16,6 +16,7 @@ ITEMS_SHOWN = 20  # rows per workbench list
 
 
 def _clusters(user: User) -> list[Cluster]:
+    """The clusters the user works for (all for administrators), by name."""
     if user.role == ROLE_ADMIN:
         return list(db.session.scalars(select(Cluster).order_by(Cluster.name)))
     return sorted(user.clusters, key=lambda c: c.name)

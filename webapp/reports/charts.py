@@ -15,6 +15,7 @@ PALETTE = ("#c0392b", "#e67e22", "#9fb3c8", "#2e8540", "#0b5cad", "#7c3aed")
 
 
 def hex_rgb(color: str) -> tuple[int, int, int]:
+    """`#rrggbb` → (r, g, b)."""
     color = color.lstrip("#")
     return int(color[0:2], 16), int(color[2:4], 16), int(color[4:6], 16)
 

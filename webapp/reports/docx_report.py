@@ -32,6 +32,7 @@ FONT = "宋体"
 
 
 def _table(doc: Any, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A bordered table with a bold header row."""
     table = doc.add_table(rows=1, cols=len(headers))
     table.style = "Table Grid"
     for cell, text in zip(table.rows[0].cells, headers):
@@ -45,6 +46,7 @@ def _table(doc: Any, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> N
 
 
 def _fmt(value: Any) -> str:
+    """A cell value as Chinese report text."""
     if value is None:
         return "—"
     if isinstance(value, bool):
@@ -55,11 +57,13 @@ def _fmt(value: Any) -> str:
 
 
 def _picture(doc: Any, png: bytes, caption: str) -> None:
+    """A chart image with its caption (the caption carries the labels)."""
     doc.add_picture(io.BytesIO(png), width=Cm(15))
     doc.add_paragraph(caption).runs[0].italic = True
 
 
 def _summary(doc: Any, session: Session, cluster: Cluster, chain: Chain) -> None:
+    """Section 1: where the cluster is and how it scores on the policy rules."""
     doc.add_heading("一、集聚区概况与政策规则评价", level=1)
     place = "".join(x for x in (cluster.province, cluster.city) if x)
     doc.add_paragraph(f"{cluster.name}位于{place or '（未登记地区）'}，类型：{cluster.cluster_type or '—'}，"
@@ -72,6 +76,7 @@ def _summary(doc: Any, session: Session, cluster: Cluster, chain: Chain) -> None
 
 
 def _gaps(doc: Any, session: Session, cluster: Cluster, chain: Chain) -> list:
+    """Section 2: link statuses by stage (chart and table); returns the blank and weak leaf links."""
     doc.add_heading("二、产业链图谱缺口（按环节阶段）", level=1)
     gap = analyze_chain(session, cluster.id, chain.id)
     stages = list(gap.stages)
@@ -93,6 +98,7 @@ def _gaps(doc: Any, session: Session, cluster: Cluster, chain: Chain) -> list:
 
 
 def _lists(doc: Any, session: Session, cluster: Cluster, chain: Chain) -> None:
+    """Section 3: the N lists, first rows of each."""
     doc.add_heading("三、N张清单", level=1)
     for list_type, label in LIST_TYPES.items():
         headers, rows = list_table(session, cluster.id, chain.id, list_type)
@@ -106,6 +112,7 @@ def _lists(doc: Any, session: Session, cluster: Cluster, chain: Chain) -> None:
 
 
 def _candidates(doc: Any, session: Session, cluster: Cluster, weak: list) -> None:
+    """Section 4: top candidates of the biggest gap links with their reasons."""
     from webapp import matchsvc
 
     doc.add_heading("四、重点缺口环节的候选企业", level=1)
@@ -129,6 +136,7 @@ def _candidates(doc: Any, session: Session, cluster: Cluster, weak: list) -> Non
 
 
 def _pipeline(doc: Any, session: Session, cluster: Cluster, chain: Chain) -> None:
+    """Section 5: the lead funnel (chart and table) and the signed projects."""
     doc.add_heading("五、招商线索进展", level=1)
     leads = list(session.scalars(select(Lead).where(Lead.cluster_id == cluster.id, Lead.chain_id == chain.id)
                                  .options(selectinload(Lead.events))))
@@ -146,6 +154,7 @@ def _pipeline(doc: Any, session: Session, cluster: Cluster, chain: Chain) -> Non
 
 
 def _kpi(doc: Any, session: Session, cluster: Cluster, period: kpi.Period) -> None:
+    """Section 6: the 考核 figures of the period."""
     doc.add_heading(f"六、考核情况（{period.label}）", level=1)
     result = kpi.cluster_kpi(session, cluster.id, period)
     for sheet_name, headers, rows in kpi.kpi_sheets(result):

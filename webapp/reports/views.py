@@ -23,6 +23,7 @@ DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.docu
 @bp.route("/<cluster_id>/<chain_id>.docx")
 @role_required(ROLE_ADMIN, ROLE_STAFF, ROLE_MANAGER)
 def cluster_report(cluster_id: str, chain_id: str):
+    """The 招商分析报告 of a cluster's chain as a .docx download."""
     require_cluster_access(cluster_id)
     period = None
     if request.args.get("period"):
