@@ -186,3 +186,19 @@ def test_progress_entry_is_recorded_and_needs_text(app, auth, world):
     auth.logout()
     auth.login_as("staff", clusters=(CLUSTER_B,))
     assert auth.post(f"/leads/{lead.id}/progress", {"text": "越权"}).status_code == 403
+
+
+def test_set_parent_command_records_the_group(app, world, runner):
+    with app.app_context():
+        child, parent = (db.session.get(Enterprise, world[k]) for k in ("unplaced", "other"))
+        child.credit_code = "91370200MA3C5X1234"
+        db.session.commit()
+    result = runner.invoke(args=["firms", "set-parent", "91370200MA3C5X1234", str(world["other"])])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        assert db.session.get(Enterprise, world["unplaced"]).parent_id == world["other"]
+    assert runner.invoke(args=["firms", "set-parent", str(world["other"]), str(world["unplaced"])]).exit_code != 0
+    assert runner.invoke(args=["firms", "set-parent", "nope"]).exit_code != 0
+    assert runner.invoke(args=["firms", "set-parent", str(world["unplaced"])]).exit_code == 0
+    with app.app_context():
+        assert db.session.get(Enterprise, world["unplaced"]).parent_id is None
