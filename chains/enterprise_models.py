@@ -43,6 +43,8 @@ class Enterprise(TimestampMixin, Base):
     is_demo: Mapped[bool] = mapped_column(Boolean, default=False)
     is_synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
     data_note: Mapped[str] = mapped_column(String(255), default="")
+    # Parent company (集团母公司) where the registry records one; the lead register treats a group as one target.
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("enterprises.id", ondelete="SET NULL"), index=True)
 
     tags: Mapped[list["EnterpriseTag"]] = relationship(
         back_populates="enterprise", cascade="all, delete-orphan", lazy="selectin"

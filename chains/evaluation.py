@@ -103,12 +103,12 @@ def _latest(session: Session, cluster_id: str) -> ClusterIndicator | None:
                            .order_by(ClusterIndicator.year.desc())).first()
 
 
-def evaluate_cluster(session: Session, cluster_id: str) -> Evaluation:
-    """Evaluate one cluster against every rule."""
+def evaluate_cluster(session: Session, cluster_id: str, indicator: ClusterIndicator | None = None) -> Evaluation:
+    """Evaluate one cluster against every rule; `indicator` (e.g. a what-if copy) replaces the latest year's."""
     cluster = session.get(Cluster, cluster_id)
     if cluster is None:
         raise KeyError(f"cluster {cluster_id}")
-    ind = _latest(session, cluster_id)
+    ind = indicator if indicator is not None else _latest(session, cluster_id)
     year = ind.year if ind else None
     no_ind = "缺少年度指标数据，无法评价。"
     area = cluster.area_mu

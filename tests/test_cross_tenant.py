@@ -63,6 +63,11 @@ def test_cluster_user_cannot_change_another_clusters_data(world, role):
         (f"/leads/{ids['lead_b']}/stage", {"stage": "已接洽"}),
         (f"/leads/{ids['lead_b']}/edit", {"notes": "改写", "next_step": "改写"}),
         (f"/leads/{ids['lead_b']}/feedback", {"value": "relevant"}),
+        (f"/leads/{ids['lead_b']}/progress", {"text": "改写"}),
+        (f"/leads/{ids['lead_b']}/project", {"investment_wan": "1"}),
+        (f"/leads/{ids['lead_b']}/project/funds", {"amount_wan": "1", "received_on": "2026-11-01"}),
+        (f"/leads/{ids['lead_b']}/coordination", {"reason": "改写"}),
+        (f"/leads/coordination/{ids['request_b']}/decide", {"decision": "approve"}),
         ("/leads/create", {"cluster_id": b, "enterprise_id": ids["candidate"], "chain_id": CHAIN,
                            "link_key": "tc-service"}),
         (f"/clusters/{b}/chains/{CHAIN}/lists/refresh", {}),
@@ -100,6 +105,10 @@ def test_cluster_user_lists_and_exports_hold_only_their_clusters(world, role):
                  f"/chains/{CHAIN}/versions") + ((f"/chains/{CHAIN}/edit",) if role == "manager" else ()):
         html = client.get(path).get_data(as_text=True)
         assert "乙区线索" not in html and "乙区需求" not in html and "乙集聚区" not in html, path
+    # The shared register names cluster B's claims but never its notes or next steps.
+    for path in ("/leads/register", f"/leads/register?cluster={CLUSTER_B}", "/leads/coordination"):
+        html = client.get(path).get_data(as_text=True)
+        assert "乙区线索" not in html, path
     # Filtering the board by another cluster shows nothing of it either.
     html = client.get(f"/leads/table?cluster={CLUSTER_B}").get_data(as_text=True)
     assert "乙区线索" not in html

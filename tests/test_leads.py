@@ -46,7 +46,7 @@ def test_create_then_three_stage_changes_are_in_the_history(app, auth, world, cl
         assert db.session.get(Lead, lead_id).stage == "洽谈"
     html = client.get(f"/leads/{lead_id}").get_data(as_text=True)
     assert "变更记录" in html and html.count("<td>阶段</td>") == 3
-    assert assert_htmx_indicators(html) == 3  # stage, feedback, edit forms
+    assert assert_htmx_indicators(html) == 4  # stage, feedback, edit, progress forms
 
 
 def test_creating_the_same_lead_twice_keeps_one(app, auth, world):

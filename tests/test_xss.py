@@ -68,6 +68,7 @@ def _pages(ids) -> list[tuple[str, str, tuple[str, ...]]]:
         ("staff", "/leads/", (SCRIPT,)),
         ("staff", "/leads/table", (SCRIPT,)),
         ("staff", f"/leads/{ids['lead_a']}", BOTH),
+        ("manager", "/leads/register", (SCRIPT,)),  # firm name of the claim
         ("staff", f"/candidates/{a}/tc-parts", BOTH),  # name, main products
         ("staff", f"/firms/{ids['candidate']}", BOTH),
         ("staff", "/firms/?q=script", (SCRIPT,)),

@@ -12,6 +12,14 @@ from typing import Any, Callable
 
 ENV_PREFIX = "CHAINMATCH_"
 
+# Lead workflow rules (docs/workflow.md): typical values, each overridable by its option below.
+CLAIM_PROTECTION_DAYS = 90  # 首谈保护: days without progress after which a first claim no longer blocks others
+ADMIN_ASSIGN_INVESTMENT_WAN = 100_000  # 万元 (10 亿元); planned investment from which an admin must assign; 0 = off
+FIRST_RESPONSE_WORKDAYS = 1  # first response within N working days of assignment
+ASSESSMENT_DAYS = 3  # relevance assessment within N days of creation
+FIRM_FEEDBACK_DAYS = 7  # feedback to the firm within N days of first contact (已接洽)
+NEGOTIATION_PROGRESS_DAYS = 14  # a progress entry every N days while in 洽谈
+
 
 def _bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
@@ -90,6 +98,28 @@ OPTIONS: tuple[Option, ...] = (
     Option("MAP_CANDIDATE_CHANGE", "MAP_CANDIDATE_CHANGE", 50,
            "Percentage of a gap link's top candidates replaced since the last review above which the map is stale.",
            int),
+    Option("CLAIM_PROTECTION_DAYS", "CLAIM_PROTECTION_DAYS", CLAIM_PROTECTION_DAYS,
+           "首谈保护: days without progress (stage change or progress entry) after which a first claim on a firm "
+           "lapses and a new lead elsewhere becomes the first claim.", int),
+    Option("ADMIN_ASSIGN_INVESTMENT_WAN", "ADMIN_ASSIGN_INVESTMENT_WAN", ADMIN_ASSIGN_INVESTMENT_WAN,
+           "Planned investment (万元) from which a lead cannot move past 候选 until an administrator assigns its "
+           "owner; 0 turns the rule off.", int),
+    Option("FIRST_RESPONSE_WORKDAYS", "FIRST_RESPONSE_WORKDAYS", FIRST_RESPONSE_WORKDAYS,
+           "Working days (Mon–Fri) after a lead is assigned within which its owner must respond (leave 候选 or "
+           "record progress).", int),
+    Option("ASSESSMENT_DAYS", "ASSESSMENT_DAYS", ASSESSMENT_DAYS,
+           "Days after creation within which a lead's relevance is assessed (相关/不相关) or it moves past 已接洽.", int),
+    Option("FIRM_FEEDBACK_DAYS", "FIRM_FEEDBACK_DAYS", FIRM_FEEDBACK_DAYS,
+           "Days after reaching 已接洽 within which feedback to the firm is recorded (a progress entry or the next "
+           "stage).", int),
+    Option("NEGOTIATION_PROGRESS_DAYS", "NEGOTIATION_PROGRESS_DAYS", NEGOTIATION_PROGRESS_DAYS,
+           "While a lead is in 洽谈, a progress entry is due every this many days.", int),
+    Option("SMTP_HOST", "SMTP_HOST", "",
+           "SMTP server for the daily overdue digest (`chainmatch leads digest --mail`); empty: printed only."),
+    Option("SMTP_PORT", "SMTP_PORT", 25, "SMTP port of SMTP_HOST.", int),
+    Option("DIGEST_FROM", "DIGEST_FROM", "chainmatch@localhost", "Sender address of the digest e-mail."),
+    Option("DIGEST_TO", "DIGEST_TO", "",
+           "Comma-separated recipients of the digest e-mail (e.g. the managers' shared mailbox)."),
 )
 
 

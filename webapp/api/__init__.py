@@ -77,6 +77,8 @@ from webapp.api import (  # noqa: E402,F401  (routes)
     views_enterprises,
     views_leads,
     views_matching,
+    views_projects,
+    views_register,
     views_requests,
     spec,
 )

@@ -487,8 +487,22 @@ class LeadOut(Schema):
     next_step_date = fields.Date(required=True, allow_none=True)
     notes = fields.String(required=True)
     feedback = fields.String(required=True)
+    claim = fields.String(required=True, metadata={"description": "首报登记：first（首报）/ second（第二报）"})
+    claim_holder = fields.Nested("ClaimHolderOut", required=True, allow_none=True,
+                                 metadata={"description": "第二报时：持有首报的线索（不含其备注）"})
+    planned_investment_wan = fields.Float(required=True, allow_none=True, metadata={"description": "计划投资额（万元）"})
     created_at = UtcDateTime(required=True)
     updated_at = UtcDateTime(required=True)
+
+
+class ClaimHolderOut(Schema):
+    """Another cluster's lead as the register shows it: who, since when, which stage — never its notes."""
+
+    lead_id = fields.Integer(required=True, attribute="id")
+    cluster_id = fields.String(required=True)
+    cluster_name = fields.String(required=True, attribute="cluster.name")
+    stage = fields.String(required=True)
+    since = UtcDateTime(required=True, allow_none=True, attribute="claim_since", metadata={"description": "首报时间"})
 
 
 class LeadDetailOut(LeadOut):
@@ -514,6 +528,7 @@ class LeadUpdateInput(StrictSchema):
     next_step = fields.String(validate=validate.Length(max=MAX_TEXT))
     next_step_date = fields.Date(allow_none=True)
     notes = fields.String(validate=validate.Length(max=MAX_TEXT))
+    planned_investment_wan = fields.Float(allow_none=True, allow_nan=False, validate=validate.Range(min=0, max=1e8))
 
 
 class LeadStageInput(StrictSchema):

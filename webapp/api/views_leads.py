@@ -115,12 +115,12 @@ def patch_lead(lead_id: int, body: dict):
         if owner is not None and owner not in _owner_ids(lead.cluster_id):
             raise ApiError(422, "负责人必须是有权访问该集聚区的账号。", {"body": {"owner_id": ["无效的负责人"]}})
         changes["owner"] = owner
-    for name in ("next_step", "next_step_date", "notes"):
+    for name in ("next_step", "next_step_date", "notes", "planned_investment_wan"):
         if name in body:
             value = body[name]
             changes[name] = value.strip() if isinstance(value, str) else value
     try:
-        changed = update_fields(db.session, lead, changes, api_user().id)
+        changed = update_fields(db.session, lead, changes, api_user().id, is_admin=api_user().role == ROLE_ADMIN)
     except LeadError as exc:
         db.session.rollback()
         raise ApiError(422, str(exc)) from None
@@ -145,7 +145,8 @@ def post_lead_stage(lead_id: int, body: dict):
     lead = _lead(lead_id)
     user = api_user()
     try:
-        changed = change_stage(db.session, lead, body["stage"], user.id, body.get("reason", ""))
+        changed = change_stage(db.session, lead, body["stage"], user.id, body.get("reason", ""),
+                               is_admin=user.role == ROLE_ADMIN)
     except LeadError as exc:
         db.session.rollback()
         raise ApiError(422, str(exc), {"body": {"stage": [str(exc)]}}) from None

@@ -122,6 +122,36 @@ def firms_stats(as_json: bool) -> None:
         click.echo(title + "：" + "，".join(f"{k} {v}" for k, v in stats[key].items()))
 
 
+def _firm_by_key(key: str):
+    """A firm by 统一社会信用代码, 外部编号 or id."""
+    from sqlalchemy import or_
+
+    conds = [Enterprise.credit_code == key.upper(), Enterprise.external_id == key]
+    if key.isdigit() and int(key) < 2**31:
+        conds.append(Enterprise.id == int(key))
+    return db.session.scalars(select(Enterprise).where(or_(*conds)).order_by(Enterprise.id)).first()
+
+
+@firms_group.command("set-parent")
+@click.argument("child")
+@click.argument("parent", required=False, default="")
+@with_appcontext
+def firms_set_parent(child: str, parent: str) -> None:
+    """Record CHILD's parent company PARENT (credit code, 外部编号 or id; omit PARENT to clear): the lead register
+    treats a group as one target."""
+    firm = _firm_by_key(child)
+    if firm is None:
+        raise click.ClickException(f"企业 {child} 不存在 (unknown firm)")
+    owner = _firm_by_key(parent) if parent else None
+    if parent and owner is None:
+        raise click.ClickException(f"企业 {parent} 不存在 (unknown firm)")
+    if owner is not None and (owner.id == firm.id or owner.parent_id == firm.id):
+        raise click.ClickException("母公司不能是该企业自身或其子公司 (a firm cannot be its own group parent)")
+    firm.parent_id = owner.id if owner else None
+    db.session.commit()
+    click.echo(f"{firm.name} → {owner.name if owner else '（无母公司）'}")
+
+
 @click.group("demo")
 def demo_group() -> None:
     """Demo and synthetic data."""

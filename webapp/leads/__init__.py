@@ -5,4 +5,4 @@ from flask import Blueprint
 
 bp = Blueprint("leads", __name__, url_prefix="/leads", template_folder="templates")
 
-from webapp.leads import views  # noqa: E402,F401
+from webapp.leads import views, register_views, project_views, kpi_views  # noqa: E402,F401

@@ -12,6 +12,7 @@ from chains.chain_models import Chain
 from chains.cluster_models import Cluster
 from chains.enterprise_models import Enterprise
 from webapp.clusters.integrations import audit, optional_function
+from webapp.leads import claims
 from webapp.leads.models import (
     PIPELINE_STAGES,
     STAGE_ABANDONED,
@@ -25,6 +26,7 @@ from webapp.leads.models import (
 logger = logging.getLogger("chainmatch.leads")
 
 MAX_TEXT = 4000  # longest next step / note / reason accepted from a form
+MAX_INVESTMENT_WAN = 100_000_000  # 万元: a sanity bound on typed investment amounts
 FIELD_LABELS = {
     "created": "创建线索",
     "stage": "阶段",
@@ -34,8 +36,22 @@ FIELD_LABELS = {
     "next_step_date": "下一步日期",
     "notes": "备注",
     "feedback": "候选相关性",
+    "claim": "首报登记",
+    "coordination": "协调申请",
+    "progress": "进展记录",
+    "planned_investment_wan": "计划投资额（万元）",
+    "project.investment_wan": "投资额（万元）",
+    "project.land_mu": "用地（亩）",
+    "project.tax_per_mu_wan": "预计亩均税收",
+    "project.intensity_wan_per_mu": "预计投资强度",
+    "project.energy_tce": "年综合能耗",
+    "project.eia_class": "环评类别",
+    "project.signed_on": "签约日期",
+    "project.started_on": "开工日期",
+    "project.producing_on": "投产日期",
+    "project.funds": "到位资金",
 }
-EDITABLE_FIELDS = ("owner", "next_step", "next_step_date", "notes")
+EDITABLE_FIELDS = ("owner", "next_step", "next_step_date", "notes", "planned_investment_wan")
 FEEDBACK_CONTACTED = "contacted"  # matchsvc feedback label
 
 
@@ -96,13 +112,24 @@ def create_lead(
     session.add(lead)
     _log(session, lead, user_id, "created", None, STAGE_CANDIDATE)
     session.flush()
+    claims.assign_claim(session, lead, user_id)
     return lead, True
 
 
-def change_stage(session: Session, lead: Lead, stage: str, user_id: int | None, reason: str = "") -> bool:
+def needs_admin_assignment(lead: Lead) -> bool:
+    """A project at or above the configured investment size waits for an administrator to assign its owner."""
+    threshold = float(claims.setting("ADMIN_ASSIGN_INVESTMENT_WAN"))
+    return bool(threshold) and (lead.planned_investment_wan or 0) >= threshold and lead.assigned_by_id is None
+
+
+def change_stage(session: Session, lead: Lead, stage: str, user_id: int | None, reason: str = "",
+                 is_admin: bool = False) -> bool:
     """Move a lead to `stage`; 放弃 needs a reason. Returns False when nothing changed."""
     if stage not in STAGES:
         raise LeadError("未知的阶段")
+    if stage not in (STAGE_CANDIDATE, STAGE_ABANDONED) and not is_admin and needs_admin_assignment(lead):
+        threshold = claims.setting("ADMIN_ASSIGN_INVESTMENT_WAN")
+        raise LeadError(f"计划投资额达到 {threshold:g} 万元的项目须由管理员指派负责人后才能推进")
     reason = (reason or "").strip()
     if stage == STAGE_ABANDONED and not reason:
         raise LeadError("放弃线索必须填写放弃原因")
@@ -113,6 +140,7 @@ def change_stage(session: Session, lead: Lead, stage: str, user_id: int | None, 
     if stage != lead.stage:
         _log(session, lead, user_id, "stage", lead.stage, stage)
         lead.stage = stage
+        claims.after_progress(session, lead, user_id)
     new_reason = reason if stage == STAGE_ABANDONED else ""
     if new_reason != (lead.abandon_reason or ""):
         _log(session, lead, user_id, "abandon_reason", lead.abandon_reason or None, new_reason or None)
@@ -120,9 +148,25 @@ def change_stage(session: Session, lead: Lead, stage: str, user_id: int | None, 
     return True
 
 
-def update_fields(session: Session, lead: Lead, changes: dict[str, Any], user_id: int | None) -> list[str]:
-    """Apply edits of owner / next step / date / notes; returns the names of the fields that changed."""
+def add_progress(session: Session, lead: Lead, text: str, user_id: int | None) -> None:
+    """A dated progress entry (进展记录): counts for the stage clocks and keeps a first claim protected."""
+    text = (text or "").strip()
+    if not text:
+        raise LeadError("请填写进展内容")
+    if len(text) > MAX_TEXT:
+        raise LeadError(f"内容不能超过 {MAX_TEXT} 个字符")
+    _log(session, lead, user_id, "progress", None, text)
+    claims.after_progress(session, lead, user_id)
+
+
+def update_fields(session: Session, lead: Lead, changes: dict[str, Any], user_id: int | None,
+                  is_admin: bool = False) -> list[str]:
+    """Apply edits of owner / next step / date / notes / investment; returns the names of the fields that changed."""
     changed = []
+    if "planned_investment_wan" in changes:
+        value = changes["planned_investment_wan"]
+        if value is not None and (value < 0 or value > MAX_INVESTMENT_WAN):
+            raise LeadError("计划投资额应在 0 到 1 亿万元之间")
     for field, new in changes.items():
         if field not in EDITABLE_FIELDS:
             raise LeadError("该字段不可编辑")
@@ -138,6 +182,8 @@ def update_fields(session: Session, lead: Lead, changes: dict[str, Any], user_id
             _log(session, lead, user_id, field, old, new)
         setattr(lead, attr, new)
         changed.append(field)
+    if is_admin and "owner" in changed and lead.owner_id:
+        lead.assigned_by_id = user_id  # an administrator's assignment (large projects need one)
     return changed
 
 
@@ -165,6 +211,20 @@ def parse_date(value: str) -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         raise LeadError("日期格式应为 YYYY-MM-DD") from None
+
+
+def parse_amount(value: str) -> float | None:
+    """A non-negative amount typed in a form; empty → None; anything else → LeadError."""
+    value = (value or "").strip().replace(",", "")
+    if not value:
+        return None
+    try:
+        amount = float(value)
+    except ValueError:
+        raise LeadError("金额应为数字") from None
+    if amount != amount or amount < 0 or amount > MAX_INVESTMENT_WAN:
+        raise LeadError("金额超出允许范围")
+    return amount
 
 
 def highest_stage_reached(lead: Lead) -> int:

@@ -19,8 +19,12 @@ from chains.excel import xlsx_bytes
 from webapp.clusters.integrations import audit, optional_function
 from webapp.extensions import db, htmx
 from webapp.leads import bp
+from webapp.leads import claims, deadlines, projects
 from webapp.leads.models import (
+    CLAIM_FIRST,
+    CLAIM_SECOND,
     CLOSED_STAGES,
+    EIA_CLASSES,
     FEEDBACK_NOT_RELEVANT,
     FEEDBACK_RELEVANT,
     STAGE_ABANDONED,
@@ -34,6 +38,8 @@ from webapp.leads.service import (
     change_stage,
     create_lead,
     funnel_counts,
+    needs_admin_assignment,
+    parse_amount,
     parse_date,
     set_feedback,
     update_fields,
@@ -43,7 +49,7 @@ from webapp.main import nav
 logger = logging.getLogger("chainmatch.leads")
 
 LEAD_ROLES = (ROLE_ADMIN, ROLE_STAFF, ROLE_MANAGER)
-EXPORT_HEADERS = ("线索编号", "企业名称", "集聚区", "产业链", "环节", "阶段", "放弃原因", "负责人", "下一步", "下一步日期", "是否逾期", "备注", "创建时间", "更新时间")
+EXPORT_HEADERS = ("线索编号", "企业名称", "集聚区", "产业链", "环节", "阶段", "放弃原因", "负责人", "下一步", "下一步日期", "逾期事项", "备注", "创建时间", "更新时间")
 FEEDBACK_LABELS = {FEEDBACK_RELEVANT: "相关", FEEDBACK_NOT_RELEVANT: "不相关", "": "未标注"}
 
 nav.register("leads.board", "招商线索", *LEAD_ROLES)
@@ -116,10 +122,14 @@ def _query_leads(filters: dict) -> list[Lead]:
     if filters["owner"]:
         query = query.where(Lead.owner_id == filters["owner"])
     if filters["overdue"]:
-        query = query.where(Lead.next_step_date < date.today(), Lead.stage.not_in(CLOSED_STAGES))
-    # Events feed the funnel (furthest stage reached); load them in one query.
+        query = query.where(Lead.stage.not_in(CLOSED_STAGES))
+    # Events feed the funnel (furthest stage reached) and the stage clocks; load them in one query.
     query = query.options(selectinload(Lead.events)).order_by(Lead.updated_at.desc(), Lead.id.desc())
-    return list(db.session.scalars(query))
+    leads = list(db.session.scalars(query))
+    if filters["overdue"]:
+        today = date.today()
+        leads = [lead for lead in leads if lead.is_overdue(today)]
+    return leads
 
 
 def _owners_in_view(clusters: list[Cluster]) -> list[User]:
@@ -216,7 +226,7 @@ def export():
             owner,
             lead.next_step,
             lead.next_step_date.isoformat() if lead.next_step_date else "",
-            "逾期" if lead.is_overdue(today) else "",
+            "、".join(lead.overdue_labels(today)),
             lead.notes,
             lead.created_at.strftime("%Y-%m-%d %H:%M") if lead.created_at else "",
             lead.updated_at.strftime("%Y-%m-%d %H:%M") if lead.updated_at else "",
@@ -234,7 +244,21 @@ def export():
 
 def _detail_context(lead: Lead, error: str | None = None) -> dict:
     link_names = _link_names([lead])
+    holder = db.session.get(Lead, lead.claim_of_id) if lead.claim == CLAIM_SECOND and lead.claim_of_id else None
     return {
+        "holder": claims.public_view(holder) if holder is not None else None,
+        "holder_protected": holder is not None and claims.is_protected(holder),
+        "competitors": [claims.public_view(c) for c in claims.conflicts_of(db.session, lead)],
+        "protected_until": claims.protection_ends(lead) if lead.claim == CLAIM_FIRST else None,
+        "pending_request": claims.pending_request(db.session, lead),
+        "needs_assignment": needs_admin_assignment(lead),
+        "clocks": deadlines.lead_clocks(lead),
+        "project_stage": lead.stage in projects.PROJECT_STAGES,
+        "project_state": projects.project_state(lead.project, date.today()),
+        "number_fields": projects.NUMBER_FIELDS,
+        "date_fields": projects.DATE_FIELDS,
+        "eia_classes": EIA_CLASSES,
+        "what_if": projects.what_if(db.session, lead),
         "lead": lead,
         "stages": STAGES,
         "abandoned": STAGE_ABANDONED,
@@ -305,9 +329,14 @@ def create():
     if created:
         logger.info("user %s created lead %s (cluster %s, firm %s)", current_user.id, lead.id, cluster_id, enterprise)
     message = "已加入招商线索" if created else "该企业已有进行中的招商线索"
+    holder = db.session.get(Lead, lead.claim_of_id) if lead.claim == CLAIM_SECOND and lead.claim_of_id else None
+    if created and holder is not None:
+        view = claims.public_view(holder)
+        message = (f"该企业已由{view['cluster_name']}于 {view['since']:%Y-%m-%d} 首报（当前阶段：{view['stage']}），"
+                   "本线索登记为第二报；如需协调，请在线索页提出协调申请")
     if _wants_fragment():
         return render_template("leads/_created.html", lead=lead, created=created, message=message), 201 if created else 200
-    flash(message, "success" if created else "warning")
+    flash(message, "success" if created and holder is None else "warning")
     return redirect(url_for("leads.detail", lead_id=lead.id))
 
 
@@ -322,9 +351,8 @@ def _create_error(message: str):
 def stage(lead_id: int):
     lead = _get_lead(lead_id)
     try:
-        changed = change_stage(
-            db.session, lead, request.form.get("stage", ""), current_user.id, request.form.get("abandon_reason", "")
-        )
+        changed = change_stage(db.session, lead, request.form.get("stage", ""), current_user.id,
+                               request.form.get("abandon_reason", ""), is_admin=current_user.role == ROLE_ADMIN)
     except LeadError as exc:
         db.session.rollback()
         return _render_detail(lead, str(exc), 400)
@@ -356,7 +384,9 @@ def edit(lead_id: int):
             changes["next_step_date"] = parse_date(form.get("next_step_date", ""))
         if "notes" in form:
             changes["notes"] = form.get("notes", "").strip()
-        changed = update_fields(db.session, lead, changes, current_user.id)
+        if "planned_investment_wan" in form:
+            changes["planned_investment_wan"] = parse_amount(form.get("planned_investment_wan", ""))
+        changed = update_fields(db.session, lead, changes, current_user.id, is_admin=current_user.role == ROLE_ADMIN)
     except LeadError as exc:
         db.session.rollback()
         return _render_detail(lead, str(exc), 400)

@@ -1,6 +1,8 @@
 """The home page: what the platform holds and where each role starts."""
 from __future__ import annotations
 
+from datetime import date
+
 from flask import render_template
 from flask_login import current_user
 from sqlalchemy import func, select
@@ -20,6 +22,14 @@ def _inject_nav():
 
 @bp.route("/")
 def index():
+    """The marketing splash for anonymous visitors; each logged-in role's workbench."""
+    if current_user.is_authenticated:
+        from webapp.auth.models import ROLE_FIRM
+        from webapp.main import workbench
+
+        if current_user.role == ROLE_FIRM:
+            return render_template("main/workbench_firm.html", **workbench.firm_context(current_user))
+        return render_template("main/workbench.html", **workbench.staff_context(current_user, date.today()))
     counts = {
         "chains": db.session.scalar(select(func.count()).select_from(Chain)) or 0,
         "clusters": db.session.scalar(select(func.count()).select_from(Cluster)) or 0,
