@@ -187,13 +187,14 @@ def test_a_registered_backend_is_chosen_by_name_and_loaded_by_its_metadata(tmp_p
 
 # ----------------------------------------------------------------------------- the milvus backend's own paths
 
-def test_milvus_scalar_fields_filter_inside_milvus():
+def test_milvus_scalar_fields_filter_inside_milvus(tmp_path):
     vectors = random_unit(120)
     ids = np.arange(120, dtype=np.int64) + 10
     provinces = ["山东省" if i % 3 == 0 else "江苏省" for i in range(120)]
     index = make_vector_index(120, DIM, backend="milvus")
     assert isinstance(index, MilvusIndex)
-    index.index(ids, vectors, fields={"province": provinces, "status": ["在业"] * 120})
+    index.index(ids, vectors, fields={"province": np.array(provinces), "status": ["在业"] * 120,
+                                      "mixed": [1, "x"] * 60})  # typed columns, and one left dynamic
     query = random_unit(1, seed=5)
     _, found = index.search(query, 10, where="province == '山东省'")
     shandong = ids[::3]
@@ -205,8 +206,16 @@ def test_milvus_scalar_fields_filter_inside_milvus():
     assert 999 not in set(found[0]) and set(found[0]) <= set(shandong)
     _, found = index.search(query, 3, allowed_ids=np.array([999, 13, 11]), where="province == '山东省'")
     assert list(found[0][:2]) == [999, 13] and found[0][2] == -1
+    index.append(np.array([998]), query)  # without fields: empty values, which no province filter passes
+    _, found = index.search(query, 5, where="province == '山东省'")
+    assert 998 not in set(found[0]) and found[0][0] == 999
     with pytest.raises(ValueError, match="values"):
         index.append(np.array([5]), query, fields={"province": []})
+    index.save(tmp_path / "v.faiss")  # the fields are saved with the vectors
+    loaded = load_vector_index(tmp_path / "v.faiss")
+    assert loaded.scalar_fields == {"province": "VARCHAR", "status": "VARCHAR"}
+    assert np.array_equal(loaded.search(query, 5, where="province == '山东省'")[1],
+                          index.search(query, 5, where="province == '山东省'")[1])
 
 
 @pytest.fixture

@@ -13,8 +13,9 @@ Two places the collection can live:
 Vectors are L2-normalised float32 rows searched by inner product (metric "IP"); ids are the int64 primary keys.
 Kind "flat" is an exact FLAT index; kind "ivfpq" is IVF_PQ on a server and IVF_FLAT embedded (milvus-lite has no
 PQ), the index type being saved in the metadata. `allowed_ids` becomes an `id in [...]` filter. Beyond the common
-interface, `index`/`append` take optional scalar `fields` (e.g. {"province": [...]}) stored with each vector (the
-collection has dynamic fields) and `search` takes a Milvus boolean expression `where` over them (e.g.
+interface, `index`/`append` take optional scalar `fields` (e.g. {"province": [...]}) stored with each vector (typed
+columns when given to `index` with values of one type — text, int, float, bool —, filled with an empty value for a
+vector appended without them; dynamic fields otherwise) and `search` takes a Milvus boolean expression `where` over them (e.g.
 "province == '山东省'"), so region/tag/status filters run inside Milvus rather than as id lists.
 An in-process copy of the sorted ids answers `ids()`/`len()` and keeps `delete` to present ids.
 pymilvus is imported only when an index is created or loaded, so the product needs it only when configured.
@@ -63,7 +64,10 @@ MAX_TOP_K = 16384  # Milvus's largest `limit`
 SEARCH_BATCH = 256  # queries per search call
 ID_LIST_BATCH = 5000  # ids per `get` call or `in [...]` delete
 QUERY_PAGE = 16384  # ids per page when reading every id back
-META_KEYS = (*BASE_META_KEYS, "mode", "index_type", "nlist", "nprobe", "uri", "collection")
+MAX_TEXT_FIELD = 1024  # longest text of a scalar field declared at `index` time (Milvus VARCHAR max_length)
+# The value a typed scalar column gets for a vector appended without it (milvus-lite 2.5 has no nullable fields).
+EMPTY_VALUES: dict[str, Any] = {"BOOL": False, "INT64": 0, "DOUBLE": 0.0, "VARCHAR": ""}
+META_KEYS = (*BASE_META_KEYS, "mode", "index_type", "nlist", "nprobe", "uri", "collection", "scalar_fields")
 
 _server_uri: str | None = None
 
@@ -142,6 +146,7 @@ class MilvusIndex(VectorIndex):
         self.nlist: int | None = None
         self.nprobe: int | None = None
         self._ids = np.zeros(0, np.int64)  # sorted, the ids present in the collection
+        self.scalar_fields: dict[str, str] = {}  # typed scalar columns: name → Milvus type (see _column_type)
         self._workdir: Path | None = None
         self._db_file: Path | None = None
         self._client = None
@@ -181,14 +186,24 @@ class MilvusIndex(VectorIndex):
         m = self.dim // 2 if self.dim % 2 == 0 else self.dim  # 2 dims per sub-quantiser
         return {"nlist": self.nlist, "m": m, "nbits": PQ_BITS}
 
-    def _create_collection(self, count: int) -> None:
+    def _create_collection(self, count: int, fields: Mapping[str, Sequence[Any]]) -> None:
+        """A new collection (replacing one of the same name) with `fields` declared as typed scalar columns."""
         pymilvus = _pymilvus()
         client = self._client
         if client.has_collection(self.collection):
             client.drop_collection(self.collection)
+        self.scalar_fields = {}
         schema = pymilvus.MilvusClient.create_schema(auto_id=False, enable_dynamic_field=True)
         schema.add_field(ID_FIELD, pymilvus.DataType.INT64, is_primary=True)
         schema.add_field(VECTOR_FIELD, pymilvus.DataType.FLOAT_VECTOR, dim=self.dim)
+        for name, values in fields.items():
+            column = _column_type(values)
+            if column == "VARCHAR":
+                schema.add_field(name, pymilvus.DataType.VARCHAR, max_length=MAX_TEXT_FIELD)
+            elif column:
+                schema.add_field(name, getattr(pymilvus.DataType, column))
+            if column:
+                self.scalar_fields[name] = column
         params = client.prepare_index_params()
         index_params = self._choose_index(count)  # sets self.index_type
         params.add_index(field_name=VECTOR_FIELD, index_type=self.index_type, metric_type=METRIC, params=index_params)
@@ -198,7 +213,7 @@ class MilvusIndex(VectorIndex):
               fields: Mapping[str, Sequence[Any]] | None = None) -> None:
         """Build fresh from `ids` and `vectors`, with optional scalar `fields` (name → one value per vector)."""
         ids, vectors = self._check(ids, vectors)
-        self._create_collection(len(ids))
+        self._create_collection(len(ids), fields or {})
         self._write(ids, vectors, fields, upsert=False)
         self._ids = np.sort(ids)
         self.built_at = now()
@@ -214,12 +229,14 @@ class MilvusIndex(VectorIndex):
 
     def _write(self, ids: np.ndarray, vectors: np.ndarray, fields: Mapping[str, Sequence[Any]] | None,
                upsert: bool) -> None:
-        columns = {name: list(values) for name, values in (fields or {}).items()}
+        columns = {name: [_plain(v) for v in values] for name, values in (fields or {}).items()}
         for name, values in columns.items():
             if name in (ID_FIELD, VECTOR_FIELD):
                 raise ValueError(f"field name {name!r} is reserved")
             if len(values) != len(ids):
                 raise ValueError(f"field {name!r} has {len(values)} values for {len(ids)} vectors")
+        for name, column in self.scalar_fields.items():  # milvus-lite has no nullable fields: fill empty values
+            columns.setdefault(name, [EMPTY_VALUES[column]] * len(ids))
         step = max(1, min(INSERT_BATCH_ROWS, INSERT_BATCH_BYTES // (4 * self.dim)))
         write = self._client.upsert if upsert else self._client.insert
         for start in range(0, len(ids), step):
@@ -292,7 +309,7 @@ class MilvusIndex(VectorIndex):
     def _meta(self) -> dict[str, Any]:
         meta = {**self.metadata, "backend": self.backend, "kind": self.kind, "dim": self.dim, "count": len(self),
                 "built_at": self.built_at, "mode": self.mode, "index_type": self.index_type, "nlist": self.nlist,
-                "nprobe": self.nprobe, "collection": self.collection}
+                "nprobe": self.nprobe, "collection": self.collection, "scalar_fields": self.scalar_fields}
         if self.mode == MODE_SERVER:
             meta["uri"] = self.uri
         return meta
@@ -344,6 +361,7 @@ class MilvusIndex(VectorIndex):
         index.index_type, index.nlist, index.nprobe = meta.get("index_type", INDEX_FLAT), meta.get("nlist"), \
             meta.get("nprobe")
         index._finalizer, index._workdir, index._db_file, index._client = None, None, None, None
+        index.scalar_fields = dict(meta.get("scalar_fields") or {})
         try:
             if index.mode == MODE_LITE:
                 index.uri = None
@@ -383,6 +401,19 @@ class MilvusIndex(VectorIndex):
                 yield from (int(row[ID_FIELD]) for row in page)
         finally:
             pages.close()
+
+
+def _column_type(values: Sequence[Any]) -> str | None:
+    """The Milvus scalar type of a field whose values are all of one Python type, else None (kept dynamic)."""
+    kinds = {type(_plain(v)) for v in values}
+    if len(kinds) != 1:
+        return None
+    return {bool: "BOOL", int: "INT64", float: "DOUBLE", str: "VARCHAR"}.get(kinds.pop())
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds (other values unchanged)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _chunks(values: np.ndarray, size: int) -> Iterator[np.ndarray]:
