@@ -27,7 +27,7 @@ from matching.vectors import (
     registry,
     set_server_uri,
 )
-from matching.vectors.milvus_index import _pymilvus
+from matching.vectors.milvus_index import _public_uri, _pymilvus
 from tests.vector_helpers import DIM, numpy_top, random_unit
 
 
@@ -255,9 +255,16 @@ def test_milvus_by_uri_keeps_the_collection_on_the_server(milvus_server, tmp_pat
     loaded.delete(np.array([ids[0]]))
     loaded.append(np.array([7]), queries[:1])
     assert index.search(queries[:1], 1)[1][0][0] == 7
+    index.close()  # closing one handle leaves the other's connection working
+    assert loaded.search(queries[:1], 1)[1][0][0] == 7
     path.write_text("milvus elsewhere other_collection\n", encoding="utf-8")
     with pytest.raises(IndexMismatchError):
         load_vector_index(path)
+
+
+def test_milvus_saves_a_server_uri_without_credentials():
+    assert _public_uri("https://root:secret@milvus.example:19530/x") == "https://milvus.example:19530/x"
+    assert _public_uri("http://127.0.0.1:19530") == "http://127.0.0.1:19530"
 
 
 def test_milvus_embedded_copies_are_private_and_removed(tmp_path):

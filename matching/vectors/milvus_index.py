@@ -7,8 +7,8 @@ Two places the collection can live:
   engine folder stays a snapshot (the web app swaps in new folders) and several worker processes can each load it
   (milvus-lite locks its file to one process).
 - a Milvus server or cluster (`set_server_uri(uri)`, the web app's CHAINMATCH_VECTOR_URI): one collection
-  `chainmatch_<random>` per built index. The collection *is* the index: `save(path)` writes where it is (URI and
-  collection, no credentials), `load(path)` reconnects to it, and later appends and deletes change it in place.
+  `chainmatch_<random>` per built index (credentials may be in the URI: `https://user:password@host:19530`). The
+  collection *is* the index: `save(path)` writes where it is (URI without credentials, collection), `load(path)` reconnects to it, and later appends and deletes change it in place.
 
 Vectors are L2-normalised float32 rows searched by inner product (metric "IP"); ids are the int64 primary keys.
 Kind "flat" is an exact FLAT index; kind "ivfpq" is IVF_PQ on a server and IVF_FLAT embedded (milvus-lite has no
@@ -33,6 +33,7 @@ import weakref
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
@@ -47,6 +48,7 @@ LITE_COLLECTION = "vectors"  # the one collection of an embedded (milvus-lite) f
 LITE_DB_NAME = "index.db"  # pymilvus starts milvus-lite for a path ending in ".db"
 WORK_PREFIX = "chainmatch-milvus-"
 SERVER_COLLECTION_PREFIX = "chainmatch_"
+CONNECTION_PREFIX = "chainmatch-"
 MODE_LITE = "lite"
 MODE_SERVER = "server"
 INDEX_FLAT = "FLAT"
@@ -159,7 +161,9 @@ class MilvusIndex(VectorIndex):
     # -- connection -------------------------------------------------------------------------------------------
     def _connect(self) -> None:
         pymilvus = _pymilvus()
-        self._client = pymilvus.MilvusClient(str(self._db_file) if self.mode == MODE_LITE else self.uri)
+        # An alias of its own: pymilvus shares one connection per URI, and closing one client would cut the others.
+        self._client = pymilvus.MilvusClient(str(self._db_file) if self.mode == MODE_LITE else self.uri,
+                                             alias=f"{CONNECTION_PREFIX}{uuid.uuid4().hex}")
         if self._finalizer is not None:
             self._finalizer.detach()
         self._finalizer = weakref.finalize(self, _release_lite, self._client, self._db_file, self._workdir)
@@ -311,7 +315,7 @@ class MilvusIndex(VectorIndex):
                 "built_at": self.built_at, "mode": self.mode, "index_type": self.index_type, "nlist": self.nlist,
                 "nprobe": self.nprobe, "collection": self.collection, "scalar_fields": self.scalar_fields}
         if self.mode == MODE_SERVER:
-            meta["uri"] = self.uri
+            meta["uri"] = _public_uri(self.uri)
         return meta
 
     def save(self, path: Path) -> None:
@@ -322,7 +326,7 @@ class MilvusIndex(VectorIndex):
         if self.mode == MODE_LITE:
             self._snapshot(path)
         else:
-            atomic_write_bytes(path, f"milvus {self.uri} {self.collection}\n".encode("utf-8"))
+            atomic_write_bytes(path, f"milvus {_public_uri(self.uri)} {self.collection}\n".encode("utf-8"))
         write_meta(meta_path(path), self._meta())
 
     def _snapshot(self, path: Path) -> None:
@@ -409,6 +413,15 @@ def _column_type(values: Sequence[Any]) -> str | None:
     if len(kinds) != 1:
         return None
     return {bool: "BOOL", int: "INT64", float: "DOUBLE", str: "VARCHAR"}.get(kinds.pop())
+
+
+def _public_uri(uri: str | None) -> str:
+    """`uri` without user name and password (what a saved index may record)."""
+    parts = urlsplit(uri or "")
+    if not parts.password and not parts.username:
+        return uri or ""
+    host = parts.hostname or ""
+    return urlunsplit(parts._replace(netloc=host + (f":{parts.port}" if parts.port else "")))
 
 
 def _plain(value: Any) -> Any:
