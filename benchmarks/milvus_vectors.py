@@ -2,10 +2,11 @@
 without a region/status filter (docs/performance.md, "Vectors on Milvus").
 
 Usage:
-    .venv/bin/python benchmarks/milvus_vectors.py [--n 100000] [--queries 200] [--variants faiss-flat,...]
+    .venv/bin/python benchmarks/milvus_vectors.py [--n 100000] [--queries 200] [--variants faiss-flat,...] [--random]
 
 The pool is the synthetic one of `chainmatch bench vector` (webapp.perf.pool), embedded with the built-in embedder
-into the same resumable store (/tmp/chainmatch-bench/vector-<n>-1/embeddings, reused when present). Per variant:
+into the same resumable store (/tmp/chainmatch-bench/vector-<n>-1/embeddings, reused when present); with --random,
+clustered random unit vectors of the same shape stand in (no embedding, for pools too large to embed). Per variant:
 build seconds (index + insert of every vector), recall@10 of the exact top 10 (numpy), and wall-clock p50/p95 of
 single-query top-100 searches: unfiltered, then filtered to one province's active firms — as an allowed-id list
 (every backend) and, on milvus, as a scalar filter on fields stored with each vector ("where"). Embedded milvus runs
@@ -31,6 +32,13 @@ RECALL_K = 10
 SEARCH_K = 100  # hits per timed search, as in `chainmatch bench vector`
 WARM_QUERIES = 5  # untimed searches first (loading segments, caches)
 VARIANTS = ("faiss-flat", "faiss-ivfpq", "milvus-flat", "milvus-ivf")
+# --random: clustered random unit vectors instead of the embedded synthetic pool.
+RANDOM_DIM = 256
+RANDOM_CENTERS = 2000
+RANDOM_NOISE = 0.35
+RANDOM_CHUNK = 100_000
+PROVINCES = 31
+ACTIVE_SHARE = 0.8
 
 
 def _make(variant: str, n: int, dim: int):
@@ -57,8 +65,8 @@ def _recall(truth: list[np.ndarray], found: np.ndarray) -> float:
     return round(float(np.mean([len(np.intersect1d(t, f[:RECALL_K])) / len(t) for t, f in zip(truth, found)])), 4)
 
 
-def run(n: int, queries: int, variants: tuple[str, ...]) -> dict:
-    """Measure every variant on one pool and query set."""
+def _embedded(n: int, queries: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
+    """(vectors, queries, provinces, active, embedder name) of the synthetic pool, embedded (resumable store)."""
     from matching import embedding_store
     from webapp.perf.pool import link_queries, synthetic_pool
     from webapp.perf.vector_bench import ensure_embeddings
@@ -68,13 +76,34 @@ def run(n: int, queries: int, variants: tuple[str, ...]) -> dict:
     ensure_embeddings(pool.texts, base / "embeddings")
     embedder = embedding_store.stored_embedder(base / "embeddings")
     qvec = np.ascontiguousarray(embedder.encode(link_queries(queries, 1)), dtype=np.float32)
-    vectors = embedding_store.load_vectors(base / "embeddings")
+    return embedding_store.load_vectors(base / "embeddings"), qvec, pool.provinces, pool.active, embedder.name
+
+
+def _clustered(n: int, queries: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
+    """The same shapes without embedding: unit vectors around RANDOM_CENTERS centres, queries near stored vectors,
+    PROVINCES equally likely provinces and ACTIVE_SHARE active firms (for pools too large to embed in time)."""
+    rng = np.random.default_rng(1)
+    centres = rng.standard_normal((RANDOM_CENTERS, RANDOM_DIM)).astype(np.float32)
+    vectors = np.empty((n, RANDOM_DIM), np.float32)
+    for start in range(0, n, RANDOM_CHUNK):
+        stop = min(n, start + RANDOM_CHUNK)
+        rows = centres[rng.integers(0, RANDOM_CENTERS, stop - start)]
+        rows += RANDOM_NOISE * rng.standard_normal(rows.shape).astype(np.float32)
+        vectors[start:stop] = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    qvec = vectors[rng.choice(n, queries, replace=False)] + RANDOM_NOISE * rng.standard_normal((queries, RANDOM_DIM))
+    qvec = np.ascontiguousarray(qvec / np.linalg.norm(qvec, axis=1, keepdims=True), dtype=np.float32)
+    provinces = np.array([f"省份{i:02d}" for i in range(PROVINCES)])[rng.integers(0, PROVINCES, n)]
+    return vectors, qvec, provinces, rng.random(n) < ACTIVE_SHARE, "clustered-random"
+
+
+def run(n: int, queries: int, variants: tuple[str, ...], random_vectors: bool = False) -> dict:
+    """Measure every variant on one pool and query set."""
+    vectors, qvec, provinces, active, embedder = (_clustered if random_vectors else _embedded)(n, queries)
     ids = np.arange(n, dtype=np.int64)
-    province = str(pool.provinces[0])
-    allowed = ids[(pool.provinces == province) & pool.active]
-    fields = {"province": [str(p) for p in pool.provinces], "active": [bool(a) for a in pool.active]}
+    province = str(provinces[0])
+    allowed = ids[(provinces == province) & active]
+    fields = {"province": [str(p) for p in provinces], "active": [bool(a) for a in active]}
     where = f"province == '{province}' and active == true"
-    del pool
     gc.collect()
     truth = [np.argsort(-(vectors @ q), kind="stable")[:RECALL_K] for q in qvec]
     filtered_truth = [allowed[np.argsort(-(vectors[allowed] @ q), kind="stable")[:RECALL_K]] for q in qvec]
@@ -101,7 +130,7 @@ def run(n: int, queries: int, variants: tuple[str, ...]) -> dict:
             index.close()
         del index
         gc.collect()
-    return {"bench": "milvus_vectors", "n": n, "embedder": embedder.name, "variants": results,
+    return {"bench": "milvus_vectors", "n": n, "embedder": embedder, "variants": results,
             "machine": machine_facts()}
 
 
@@ -110,9 +139,10 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--random", action="store_true", help="clustered random vectors, no embedding")
     args = parser.parse_args()
     began = time.time()
-    summary = run(args.n, args.queries, tuple(v for v in args.variants.split(",") if v))
+    summary = run(args.n, args.queries, tuple(v for v in args.variants.split(",") if v), args.random)
     summary["seconds"] = round(time.time() - began, 1)
     print(json.dumps(summary, ensure_ascii=False), flush=True)
 
