@@ -22,6 +22,7 @@ pymilvus is imported only when an index is created or loaded, so the product nee
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 import shutil
@@ -39,6 +40,8 @@ import numpy as np
 
 from matching.vectors.base import BASE_META_KEYS, KIND_FLAT, KIND_IVFPQ, VectorIndex, as_ids, caller_metadata, now
 from matching.vectors.meta import IndexMismatchError, atomic_write_bytes, check_meta, meta_path, read_meta, write_meta
+
+logger = logging.getLogger(__name__)
 
 BACKEND = "milvus"
 ID_FIELD = "id"
@@ -120,7 +123,7 @@ def _release_lite(client: Any, db_file: Path | None, workdir: Path | None) -> No
     try:
         client.close()
     except Exception:  # noqa: BLE001 - closing is best effort
-        pass
+        logger.debug("closing a Milvus client failed", exc_info=True)
     if db_file is not None:
         from milvus_lite.server_manager import server_manager_instance
 
@@ -303,7 +306,7 @@ class MilvusIndex(VectorIndex):
             results = self._client.search(self.collection, data=list(batch), limit=limit, search_params=params,
                                           filter=" and ".join(filters), anns_field=VECTOR_FIELD)
             for offset, hits in enumerate(results):
-                pairs = sorted(((-float(h["distance"]), int(h[ID_FIELD])) for h in hits))  # ties by id
+                pairs = sorted((-float(h["distance"]), int(h[ID_FIELD])) for h in hits)  # ties by id
                 row = start + offset
                 scores[row, :len(pairs)] = [-s for s, _ in pairs]
                 found[row, :len(pairs)] = [i for _, i in pairs]
@@ -326,7 +329,7 @@ class MilvusIndex(VectorIndex):
         if self.mode == MODE_LITE:
             self._snapshot(path)
         else:
-            atomic_write_bytes(path, f"milvus {_public_uri(self.uri)} {self.collection}\n".encode("utf-8"))
+            atomic_write_bytes(path, f"milvus {_public_uri(self.uri)} {self.collection}\n".encode())
         write_meta(meta_path(path), self._meta())
 
     def _snapshot(self, path: Path) -> None:
