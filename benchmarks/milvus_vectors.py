@@ -80,7 +80,7 @@ def _embedded(n: int, queries: int) -> tuple[np.ndarray, np.ndarray, np.ndarray,
 
 
 def _clustered(n: int, queries: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
-    """The same shapes without embedding: unit vectors around RANDOM_CENTERS centres, queries near stored vectors,
+    """The same shapes without embedding: unit vectors and queries around RANDOM_CENTERS centres,
     PROVINCES equally likely provinces and ACTIVE_SHARE active firms (for pools too large to embed in time)."""
     rng = np.random.default_rng(1)
     centres = rng.standard_normal((RANDOM_CENTERS, RANDOM_DIM)).astype(np.float32)
@@ -90,7 +90,8 @@ def _clustered(n: int, queries: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
         rows = centres[rng.integers(0, RANDOM_CENTERS, stop - start)]
         rows += RANDOM_NOISE * rng.standard_normal(rows.shape).astype(np.float32)
         vectors[start:stop] = rows / np.linalg.norm(rows, axis=1, keepdims=True)
-    qvec = vectors[rng.choice(n, queries, replace=False)] + RANDOM_NOISE * rng.standard_normal((queries, RANDOM_DIM))
+    qvec = centres[rng.integers(0, RANDOM_CENTERS, queries)]  # drawn like the stored vectors
+    qvec = qvec + RANDOM_NOISE * rng.standard_normal(qvec.shape).astype(np.float32)
     qvec = np.ascontiguousarray(qvec / np.linalg.norm(qvec, axis=1, keepdims=True), dtype=np.float32)
     provinces = np.array([f"省份{i:02d}" for i in range(PROVINCES)])[rng.integers(0, PROVINCES, n)]
     return vectors, qvec, provinces, rng.random(n) < ACTIVE_SHARE, "clustered-random"
