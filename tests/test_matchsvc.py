@@ -126,20 +126,22 @@ def test_rebuild_on_corrupt_file_and_other_embedder(app, seeded, tmp_path):
     assert result.rebuilt and "database_id" in result.reason
 
 
-def test_changing_the_vector_backend_rebuilds_on_the_configured_one(app, seeded, monkeypatch):
-    from matching.vectors import NumpyIndex
+@pytest.mark.parametrize("backend", ["numpy", "milvus"])
+def test_changing_the_vector_backend_rebuilds_on_the_configured_one(app, seeded, monkeypatch, backend):
+    from matching.vectors import make_vector_index
 
+    kind = type(make_vector_index(1, 4, backend=backend))
     before = matchsvc.candidates(db.session, CLUSTER_ID, "tev-cell", {}, k=5)
-    monkeypatch.setitem(app.config, "VECTOR_BACKEND", "numpy")
+    monkeypatch.setitem(app.config, "VECTOR_BACKEND", backend)
     app.extensions.pop(store.EXTENSION_KEY)
     result = matchsvc.sync(db.session, app)
     assert result.rebuilt and "vector backend" in result.reason
-    assert isinstance(store.state_of(app).engine.vector_index, NumpyIndex)
+    assert isinstance(store.state_of(app).engine.vector_index, kind)
     after = matchsvc.candidates(db.session, CLUSTER_ID, "tev-cell", {}, k=5)
     assert [c.enterprise_id for c in after.items] == [c.enterprise_id for c in before.items]
-    app.extensions.pop(store.EXTENSION_KEY)  # a restarted worker loads the saved numpy-backed engine as it is
+    app.extensions.pop(store.EXTENSION_KEY)  # a restarted worker loads the saved engine on that backend as it is
     assert matchsvc.sync(db.session, app).rebuilt is False
-    assert isinstance(store.state_of(app).engine.vector_index, NumpyIndex)
+    assert isinstance(store.state_of(app).engine.vector_index, kind)
 
 
 def test_placement_suggestions_stay_unconfirmed_until_confirmed(app, seeded):

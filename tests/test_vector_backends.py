@@ -1,7 +1,11 @@
-"""The VectorIndex contract, checked on every registered backend (faiss, numpy, …): exact ranking on small pools,
-padding, replace-on-append and delete, allowed-id filters, stored vectors, save/load with metadata checks, the
-engine ranking alike on each and reloading it by its saved metadata, and plugging in a backend by name."""
+"""The VectorIndex contract, checked on every registered backend (faiss, numpy, milvus, …): exact ranking on small
+pools, padding, replace-on-append and delete, allowed-id filters, stored vectors, save/load with metadata checks, the
+engine ranking alike on each and reloading it by its saved metadata, and plugging in a backend by name. Then the
+milvus backend's own paths: scalar-field filters, a Milvus server by URI, private embedded copies."""
 from __future__ import annotations
+
+import gc
+import socket
 
 import numpy as np
 import pytest
@@ -12,6 +16,7 @@ from matching.fusion import FusionWeights
 from matching.vectors import (
     KIND_FLAT,
     IndexMismatchError,
+    MilvusIndex,
     NumpyIndex,
     backend_names,
     load_vector_index,
@@ -20,7 +25,9 @@ from matching.vectors import (
     read_meta,
     register_backend,
     registry,
+    set_server_uri,
 )
+from matching.vectors.milvus_index import _public_uri, _pymilvus
 from tests.vector_helpers import DIM, numpy_top, random_unit
 
 
@@ -176,3 +183,99 @@ def test_a_registered_backend_is_chosen_by_name_and_loaded_by_its_metadata(tmp_p
     loaded = MatchEngine.load(tmp_path / "engine")
     assert isinstance(loaded.vector_index, _PluggedIndex) and loaded.vector_backend == "numpy-test"
     assert [h.id for h in loaded.search("磷酸铁锂正极", 5)] == [h.id for h in engine.search("磷酸铁锂正极", 5)]
+
+
+# ----------------------------------------------------------------------------- the milvus backend's own paths
+
+def test_milvus_scalar_fields_filter_inside_milvus(tmp_path):
+    vectors = random_unit(120)
+    ids = np.arange(120, dtype=np.int64) + 10
+    provinces = ["山东省" if i % 3 == 0 else "江苏省" for i in range(120)]
+    index = make_vector_index(120, DIM, backend="milvus")
+    assert isinstance(index, MilvusIndex)
+    index.index(ids, vectors, fields={"province": np.array(provinces), "status": ["在业"] * 120,
+                                      "mixed": [1, "x"] * 60})  # typed columns, and one left dynamic
+    query = random_unit(1, seed=5)
+    _, found = index.search(query, 10, where="province == '山东省'")
+    shandong = ids[::3]
+    _, want = numpy_top(vectors[::3], shandong, query[0], 10)
+    assert list(found[0]) == list(want)
+    # Fields come with appended vectors too, and the expression combines with allowed ids.
+    index.append(np.array([999]), query, fields={"province": ["山东省"], "status": ["注销"]})
+    _, found = index.search(query, 3, where="province == '山东省' and status == '在业'")
+    assert 999 not in set(found[0]) and set(found[0]) <= set(shandong)
+    _, found = index.search(query, 3, allowed_ids=np.array([999, 13, 11]), where="province == '山东省'")
+    assert list(found[0][:2]) == [999, 13] and found[0][2] == -1
+    index.append(np.array([998]), query)  # without fields: empty values, which no province filter passes
+    _, found = index.search(query, 5, where="province == '山东省'")
+    assert 998 not in set(found[0]) and found[0][0] == 999
+    with pytest.raises(ValueError, match="values"):
+        index.append(np.array([5]), query, fields={"province": []})
+    index.save(tmp_path / "v.faiss")  # the fields are saved with the vectors
+    loaded = load_vector_index(tmp_path / "v.faiss")
+    assert loaded.scalar_fields == {"province": "VARCHAR", "status": "VARCHAR"}
+    assert np.array_equal(loaded.search(query, 5, where="province == '山东省'")[1],
+                          index.search(query, 5, where="province == '山东省'")[1])
+
+
+@pytest.fixture
+def milvus_server(tmp_path):
+    """A Milvus server at a URI: Milvus's engine (milvus-lite's binary) serving gRPC on a local TCP port."""
+    _pymilvus()
+    from milvus_lite.server import Server
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = Server(str(tmp_path / "server.db"), f"127.0.0.1:{port}")
+    assert server.init() and server.start()
+    set_server_uri(f"http://127.0.0.1:{port}")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        set_server_uri(None)
+        server.stop()
+
+
+def test_milvus_by_uri_keeps_the_collection_on_the_server(milvus_server, tmp_path):
+    vectors = random_unit(200)
+    ids = np.arange(200, dtype=np.int64) * 2
+    index = make_vector_index(200, DIM, backend="milvus")
+    assert index.mode == "server" and index.uri == milvus_server
+    index.index(ids, vectors)
+    index.metadata["embedder"] = "builtin-test"
+    path = tmp_path / "vectors.faiss"
+    index.save(path)
+    meta = read_meta(meta_path(path))
+    assert meta["uri"] == milvus_server and meta["collection"] == index.collection
+    loaded = load_vector_index(path, expected={"embedder": "builtin-test"})
+    queries = random_unit(3, seed=6)
+    assert np.array_equal(loaded.search(queries, 10)[1], index.search(queries, 10)[1])
+    # One collection: a change through one handle is seen through the other.
+    loaded.delete(np.array([ids[0]]))
+    loaded.append(np.array([7]), queries[:1])
+    assert index.search(queries[:1], 1)[1][0][0] == 7
+    index.close()  # closing one handle leaves the other's connection working
+    assert loaded.search(queries[:1], 1)[1][0][0] == 7
+    path.write_text("milvus elsewhere other_collection\n", encoding="utf-8")
+    with pytest.raises(IndexMismatchError):
+        load_vector_index(path)
+
+
+def test_milvus_saves_a_server_uri_without_credentials():
+    assert _public_uri("https://root:secret@milvus.example:19530/x") == "https://milvus.example:19530/x"
+    assert _public_uri("http://127.0.0.1:19530") == "http://127.0.0.1:19530"
+
+
+def test_milvus_embedded_copies_are_private_and_removed(tmp_path):
+    index = make_vector_index(30, DIM, backend="milvus")
+    index.index(np.arange(30), random_unit(30))
+    index.save(tmp_path / "v.faiss")
+    loaded = load_vector_index(tmp_path / "v.faiss")
+    loaded.append(np.array([100]), random_unit(1, seed=8))
+    assert len(loaded) == 31 and len(load_vector_index(tmp_path / "v.faiss")) == 30  # the saved file is unchanged
+    folders = [index._workdir, loaded._workdir]
+    index.close()
+    del loaded
+    gc.collect()
+    assert not any(folder.exists() for folder in folders)

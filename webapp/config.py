@@ -72,8 +72,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("INDEX_EXACT_MAX", "INDEX_EXACT_MAX", 200_000,
            "Largest pool searched with an exact flat index; larger pools use IVF-PQ.", int),
     Option("VECTOR_BACKEND", "VECTOR_BACKEND", "faiss",
-           "Vector index backend, a name registered with `matching.vectors.register_backend` (built in: faiss, numpy); "
+           "Vector index backend, a name registered with `matching.vectors.register_backend` (built in: faiss, numpy, "
+           "milvus); "
            "changing it rebuilds the index.", _lower),
+    Option("VECTOR_URI", "VECTOR_URI", "",
+           "Milvus server or cluster for the milvus vector backend, e.g. http://127.0.0.1:19530; empty: Milvus's "
+           "engine embedded (milvus-lite) in the index folder."),
     Option("SESSION_MINUTES", "SESSION_MINUTES", 120,
            "Minutes of inactivity after which a login session expires.", int),
     Option("SECURE_COOKIES", "SESSION_COOKIE_SECURE", False,

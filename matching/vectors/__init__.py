@@ -4,6 +4,7 @@
   load, info);
 - matching.vectors.faiss_index: the faiss backend ("faiss", default): exact flat or IVF-PQ with exact re-scoring;
 - matching.vectors.numpy_index: an exact NumPy backend ("numpy") for small pools and tests;
+- matching.vectors.milvus_index: the Milvus backend ("milvus"): embedded milvus-lite or a server by URI;
 - matching.vectors.registry: backends by name (`register_backend`, `make_vector_index`, `load_vector_index`);
 - matching.vectors.row_store: the memory-mapped float32 rows the IVF-PQ index re-scores against;
 - matching.vectors.meta: the metadata JSON saved beside every index file and its checks.
@@ -31,6 +32,7 @@ from matching.vectors.meta import (
     read_meta,
     write_meta,
 )
+from matching.vectors.milvus_index import MilvusIndex, set_server_uri
 from matching.vectors.numpy_index import NumpyIndex
 from matching.vectors.registry import (
     DEFAULT_BACKEND,
@@ -47,7 +49,7 @@ __all__ = [
     "CANDIDATES_PER_HIT", "DEFAULT_BACKEND", "DEFAULT_EXACT_MAX", "DEFAULT_REFINE", "FILTER_EXACT_MAX_ROWS",
     "FILTER_EXACT_SHARE", "KIND_AUTO", "KIND_FLAT", "KIND_IVFPQ", "MIN_CANDIDATES", "REFINE_FP16", "REFINE_FP32",
     "REFINE_KINDS", "REFINE_SQ8", "SINGLE_THREAD_MAX_QUERIES", "VECTOR_KINDS", "FaissIndex", "IndexMismatchError",
-    "NumpyIndex", "RowStore", "VectorIndex", "atomic_write_bytes", "backend_names", "check_meta", "choose_kind",
+    "MilvusIndex", "NumpyIndex", "RowStore", "VectorIndex", "atomic_write_bytes", "backend_names", "check_meta", "choose_kind",
     "inner_products", "load_vector_index", "make_vector_index", "meta_path", "mismatches", "read_meta",
-    "register_backend", "write_meta",
+    "register_backend", "set_server_uri", "write_meta",
 ]

@@ -3,9 +3,10 @@
 A backend is a (create, load) pair. `create(count, dim, exact_max, kind, refine)` returns a new empty VectorIndex for
 a pool of `count` vectors; `load(path, expected, mmap_store)` reads one its `save` wrote, whose metadata JSON must
 name the backend ("backend": name) so that loading dispatches on it. Built in: "faiss" (the default,
-matching.vectors.faiss_index) and "numpy" (exact, in RAM, matching.vectors.numpy_index). A vector service (Qdrant,
-Milvus, OpenSearch k-NN) plugs in with register_backend and is chosen by MatchEngine(vector_backend=…), i.e. by the
-web app's CHAINMATCH_VECTOR_BACKEND option (docs/scaling.md).
+matching.vectors.faiss_index), "numpy" (exact, in RAM, matching.vectors.numpy_index) and "milvus" (embedded
+milvus-lite or a Milvus server by URI, matching.vectors.milvus_index; pymilvus is imported only when it is used).
+Another vector service (Qdrant, OpenSearch k-NN) plugs in with register_backend and is chosen by
+MatchEngine(vector_backend=…), i.e. by the web app's CHAINMATCH_VECTOR_BACKEND option (docs/scaling.md).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any, Callable, Mapping
 from matching.vectors.base import KIND_AUTO, KIND_FLAT, KIND_IVFPQ, VECTOR_KINDS, VectorIndex
 from matching.vectors.faiss_index import DEFAULT_REFINE, FaissIndex
 from matching.vectors.meta import IndexMismatchError, meta_path, read_meta
+from matching.vectors.milvus_index import MilvusIndex
 from matching.vectors.numpy_index import NumpyIndex
 
 DEFAULT_EXACT_MAX = 200_000  # pools up to this size get an exact index by default, larger ones IVF-PQ
@@ -82,5 +84,12 @@ def _create_numpy(count: int, dim: int, exact_max: int = DEFAULT_EXACT_MAX, kind
     return NumpyIndex(dim)
 
 
+def _create_milvus(count: int, dim: int, exact_max: int = DEFAULT_EXACT_MAX, kind: str = KIND_AUTO,
+                   refine: str = DEFAULT_REFINE) -> VectorIndex:
+    """A MilvusIndex: exact FLAT up to `exact_max`, an inverted-file index above (`refine` does not apply)."""
+    return MilvusIndex(dim, choose_kind(count, exact_max, kind))
+
+
 register_backend(DEFAULT_BACKEND, _create_faiss, _load_faiss)
 register_backend(NumpyIndex.backend, _create_numpy, NumpyIndex.load)
+register_backend(MilvusIndex.backend, _create_milvus, MilvusIndex.load)

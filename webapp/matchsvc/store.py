@@ -157,6 +157,7 @@ def _new_engine(app: Flask, texts: list[str]):
 
     deferred = vectors_deferred(app)
     learned_from_a_model = embedder_kind(app) != KIND_BUILTIN
+    use_vector_service(app)
     return MatchEngine(embedder=None if deferred else embedder_for(app),
                        weights=pretrained_weights(texts) if learned_from_a_model else FusionWeights(),
                        exact_max=int(app.config.get("INDEX_EXACT_MAX", 200_000)),
@@ -165,6 +166,13 @@ def _new_engine(app: Flask, texts: list[str]):
 
 def configured_vector_backend(app: Flask) -> str:
     return str(app.config.get("VECTOR_BACKEND") or "faiss")
+
+
+def use_vector_service(app: Flask) -> None:
+    """Point the milvus backend at the configured server (CHAINMATCH_VECTOR_URI; empty: embedded milvus-lite)."""
+    from matching.vectors import set_server_uri
+
+    set_server_uri(str(app.config.get("VECTOR_URI") or "") or None)
 
 
 def _apply_adopted_learning(session: Session, engine) -> int | None:
@@ -236,6 +244,7 @@ def load_saved_engine(app: Flask, session: Session):
     folder = index_folder(app)
     meta = read_meta(folder / META_FILE)
     check_meta(meta, {"embedder": expected_embedder_name(app), "database_id": database_id(session, create=False)})
+    use_vector_service(app)
     try:
         # Memory-mapped: the worker processes of `chainmatch serve` share the arrays through the page cache until a
         # sync rewrites a channel in RAM; save_engine swaps in a new folder, so mapped files are never overwritten.

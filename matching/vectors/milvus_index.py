@@ -1,0 +1,438 @@
+"""The Milvus backend ("milvus"): vectors in a Milvus collection, embedded (milvus-lite) or on a server by URI.
+
+Two places the collection can live:
+- embedded (no URI, the default): milvus-lite, Milvus's engine run as a local process on a `.db` file. The live
+  index works on a private copy in a temporary folder; `save(path)` stops that engine for a moment and copies its
+  file to `path`, `load(path)` copies `path` into a new private folder. A saved file is never written again, so an
+  engine folder stays a snapshot (the web app swaps in new folders) and several worker processes can each load it
+  (milvus-lite locks its file to one process).
+- a Milvus server or cluster (`set_server_uri(uri)`, the web app's CHAINMATCH_VECTOR_URI): one collection
+  `chainmatch_<random>` per built index (credentials may be in the URI: `https://user:password@host:19530`). The
+  collection *is* the index: `save(path)` writes where it is (URI without credentials, collection), `load(path)` reconnects to it, and later appends and deletes change it in place.
+
+Vectors are L2-normalised float32 rows searched by inner product (metric "IP"); ids are the int64 primary keys.
+Kind "flat" is an exact FLAT index; kind "ivfpq" is IVF_PQ on a server and IVF_FLAT embedded (milvus-lite has no
+PQ), the index type being saved in the metadata. `allowed_ids` becomes an `id in [...]` filter. Beyond the common
+interface, `index`/`append` take optional scalar `fields` (e.g. {"province": [...]}) stored with each vector (typed
+columns when given to `index` with values of one type — text, int, float, bool —, filled with an empty value for a
+vector appended without them; dynamic fields otherwise) and `search` takes a Milvus boolean expression `where` over them (e.g.
+"province == '山东省'"), so region/tag/status filters run inside Milvus rather than as id lists.
+An in-process copy of the sorted ids answers `ids()`/`len()` and keeps `delete` to present ids.
+pymilvus is imported only when an index is created or loaded, so the product needs it only when configured.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import sys
+import tempfile
+import types
+import uuid
+import weakref
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+
+from matching.vectors.base import BASE_META_KEYS, KIND_FLAT, KIND_IVFPQ, VectorIndex, as_ids, caller_metadata, now
+from matching.vectors.meta import IndexMismatchError, atomic_write_bytes, check_meta, meta_path, read_meta, write_meta
+
+logger = logging.getLogger(__name__)
+
+BACKEND = "milvus"
+ID_FIELD = "id"
+VECTOR_FIELD = "vector"
+METRIC = "IP"  # inner product; on the normalised rows this is the cosine similarity
+LITE_COLLECTION = "vectors"  # the one collection of an embedded (milvus-lite) file
+LITE_DB_NAME = "index.db"  # pymilvus starts milvus-lite for a path ending in ".db"
+WORK_PREFIX = "chainmatch-milvus-"
+SERVER_COLLECTION_PREFIX = "chainmatch_"
+CONNECTION_PREFIX = "chainmatch-"
+MODE_LITE = "lite"
+MODE_SERVER = "server"
+INDEX_FLAT = "FLAT"
+INDEX_IVF_FLAT = "IVF_FLAT"  # milvus-lite's only inverted-file index
+INDEX_IVF_PQ = "IVF_PQ"
+PQ_BITS = 8
+LISTS_PER_SQRT_N = 4  # nlist ≈ 4·√n, as for faiss
+MIN_NPROBE = 16
+NPROBE_SHARE = 1 / 16
+# Rows per insert call. milvus-lite 2.5.1 slowed down sharply on larger calls (1,000 rows of 384 dims: 0.2 s;
+# 5,000 in one call: 45-50 s), so inserts go in calls of at most this many rows and bytes of vectors.
+INSERT_BATCH_ROWS = 1000
+INSERT_BATCH_BYTES = 1_600_000
+MAX_TOP_K = 16384  # Milvus's largest `limit`
+SEARCH_BATCH = 256  # queries per search call
+ID_LIST_BATCH = 5000  # ids per `get` call or `in [...]` delete
+QUERY_PAGE = 16384  # ids per page when reading every id back
+MAX_TEXT_FIELD = 1024  # longest text of a scalar field declared at `index` time (Milvus VARCHAR max_length)
+# The value a typed scalar column gets for a vector appended without it (milvus-lite 2.5 has no nullable fields).
+EMPTY_VALUES: dict[str, Any] = {"BOOL": False, "INT64": 0, "DOUBLE": 0.0, "VARCHAR": ""}
+META_KEYS = (*BASE_META_KEYS, "mode", "index_type", "nlist", "nprobe", "uri", "collection", "scalar_fields")
+
+_server_uri: str | None = None
+
+
+def set_server_uri(uri: str | None) -> None:
+    """Make new and loaded indexes use the Milvus server at `uri` (None or "": embedded milvus-lite)."""
+    global _server_uri
+    _server_uri = uri or None
+
+
+def server_uri() -> str | None:
+    """The configured Milvus server URI, None for embedded milvus-lite."""
+    return _server_uri
+
+
+def _pymilvus() -> types.ModuleType:
+    """pymilvus, imported on first use. milvus-lite 2.5 imports `pkg_resources`, which setuptools ≥ 81 no longer
+    ships: when it is missing, a stand-in with the two names milvus-lite reads is registered first."""
+    try:
+        import pkg_resources  # noqa: F401
+    except ImportError:
+        sys.modules.setdefault("pkg_resources", _pkg_resources_stand_in())
+    import pymilvus
+
+    return pymilvus
+
+
+def _pkg_resources_stand_in() -> types.ModuleType:
+    """A module with `get_distribution(name).version` and `DistributionNotFound`, read from importlib.metadata."""
+    module = types.ModuleType("pkg_resources")
+
+    class DistributionNotFound(Exception):
+        """The named distribution is not installed."""
+
+    def get_distribution(name: str) -> types.SimpleNamespace:
+        try:
+            return types.SimpleNamespace(version=importlib_metadata.version(name))
+        except importlib_metadata.PackageNotFoundError as exc:
+            raise DistributionNotFound(name) from exc
+
+    module.DistributionNotFound = DistributionNotFound
+    module.get_distribution = get_distribution
+    return module
+
+
+def _release_lite(client: Any, db_file: Path | None, workdir: Path | None) -> None:
+    """Close a client, stop its milvus-lite engine and remove its private folder (safe to call twice)."""
+    try:
+        client.close()
+    except Exception:  # noqa: BLE001 - closing is best effort
+        logger.debug("closing a Milvus client failed", exc_info=True)
+    if db_file is not None:
+        from milvus_lite.server_manager import server_manager_instance
+
+        if str(db_file.resolve()) in server_manager_instance._servers:
+            server_manager_instance.release_server(str(db_file))
+    if workdir is not None:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+class MilvusIndex(VectorIndex):
+    """A Milvus collection behind the VectorIndex interface (see the module docstring)."""
+
+    backend = BACKEND
+
+    def __init__(self, dim: int, kind: str = KIND_FLAT, uri: str | None = None, collection: str | None = None) -> None:
+        if kind not in (KIND_FLAT, KIND_IVFPQ):
+            raise ValueError(f"unknown vector index kind {kind!r}")
+        super().__init__(dim)
+        self.kind = kind
+        self.uri = uri if uri is not None else server_uri()
+        self.mode = MODE_SERVER if self.uri else MODE_LITE
+        self.collection = collection or (LITE_COLLECTION if self.mode == MODE_LITE
+                                         else SERVER_COLLECTION_PREFIX + uuid.uuid4().hex)
+        self.index_type = INDEX_FLAT
+        self.nlist: int | None = None
+        self.nprobe: int | None = None
+        self._ids = np.zeros(0, np.int64)  # sorted, the ids present in the collection
+        self.scalar_fields: dict[str, str] = {}  # typed scalar columns: name → Milvus type (see _column_type)
+        self._workdir: Path | None = None
+        self._db_file: Path | None = None
+        self._client = None
+        self._finalizer: weakref.finalize | None = None
+        if self.mode == MODE_LITE:
+            self._workdir = Path(tempfile.mkdtemp(prefix=WORK_PREFIX))
+            self._db_file = self._workdir / LITE_DB_NAME
+        self._connect()
+
+    # -- connection -------------------------------------------------------------------------------------------
+    def _connect(self) -> None:
+        pymilvus = _pymilvus()
+        # An alias of its own: pymilvus shares one connection per URI, and closing one client would cut the others.
+        self._client = pymilvus.MilvusClient(str(self._db_file) if self.mode == MODE_LITE else self.uri,
+                                             alias=f"{CONNECTION_PREFIX}{uuid.uuid4().hex}")
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        self._finalizer = weakref.finalize(self, _release_lite, self._client, self._db_file, self._workdir)
+
+    def close(self) -> None:
+        """Stop using the collection: an embedded engine stops and its private copy is removed."""
+        if self._finalizer is not None:
+            self._finalizer()
+        elif self._workdir is not None:  # never connected (e.g. a damaged file failed to open)
+            _release_lite(self._client, self._db_file, self._workdir)
+
+    # -- building ---------------------------------------------------------------------------------------------
+    def _choose_index(self, count: int) -> dict[str, Any]:
+        """The index parameters for a collection of `count` vectors."""
+        if self.kind == KIND_FLAT:
+            self.index_type, self.nlist, self.nprobe = INDEX_FLAT, None, None
+            return {}
+        self.nlist = max(1, LISTS_PER_SQRT_N * int(math.sqrt(max(count, 1))))
+        self.nprobe = min(self.nlist, max(MIN_NPROBE, int(self.nlist * NPROBE_SHARE)))
+        if self.mode == MODE_LITE:
+            self.index_type = INDEX_IVF_FLAT
+            return {"nlist": self.nlist}
+        self.index_type = INDEX_IVF_PQ
+        m = self.dim // 2 if self.dim % 2 == 0 else self.dim  # 2 dims per sub-quantiser
+        return {"nlist": self.nlist, "m": m, "nbits": PQ_BITS}
+
+    def _create_collection(self, count: int, fields: Mapping[str, Sequence[Any]]) -> None:
+        """A new collection (replacing one of the same name) with `fields` declared as typed scalar columns."""
+        pymilvus = _pymilvus()
+        client = self._client
+        if client.has_collection(self.collection):
+            client.drop_collection(self.collection)
+        self.scalar_fields = {}
+        schema = pymilvus.MilvusClient.create_schema(auto_id=False, enable_dynamic_field=True)
+        schema.add_field(ID_FIELD, pymilvus.DataType.INT64, is_primary=True)
+        schema.add_field(VECTOR_FIELD, pymilvus.DataType.FLOAT_VECTOR, dim=self.dim)
+        for name, values in fields.items():
+            column = _column_type(values)
+            if column == "VARCHAR":
+                schema.add_field(name, pymilvus.DataType.VARCHAR, max_length=MAX_TEXT_FIELD)
+            elif column:
+                schema.add_field(name, getattr(pymilvus.DataType, column))
+            if column:
+                self.scalar_fields[name] = column
+        params = client.prepare_index_params()
+        index_params = self._choose_index(count)  # sets self.index_type
+        params.add_index(field_name=VECTOR_FIELD, index_type=self.index_type, metric_type=METRIC, params=index_params)
+        client.create_collection(self.collection, schema=schema, index_params=params, consistency_level="Strong")
+
+    def index(self, ids: np.ndarray, vectors: np.ndarray,
+              fields: Mapping[str, Sequence[Any]] | None = None) -> None:
+        """Build fresh from `ids` and `vectors`, with optional scalar `fields` (name → one value per vector)."""
+        ids, vectors = self._check(ids, vectors)
+        self._create_collection(len(ids), fields or {})
+        self._write(ids, vectors, fields, upsert=False)
+        self._ids = np.sort(ids)
+        self.built_at = now()
+
+    def append(self, ids: np.ndarray, vectors: np.ndarray,
+               fields: Mapping[str, Sequence[Any]] | None = None) -> None:
+        """Add vectors (an id already present is replaced), with optional scalar `fields` as for `index`."""
+        ids, vectors = self._check(ids, vectors)
+        if not len(ids):
+            return
+        self._write(ids, vectors, fields, upsert=True)
+        self._ids = np.union1d(self._ids, ids)
+
+    def _write(self, ids: np.ndarray, vectors: np.ndarray, fields: Mapping[str, Sequence[Any]] | None,
+               upsert: bool) -> None:
+        columns = {name: [_plain(v) for v in values] for name, values in (fields or {}).items()}
+        for name, values in columns.items():
+            if name in (ID_FIELD, VECTOR_FIELD):
+                raise ValueError(f"field name {name!r} is reserved")
+            if len(values) != len(ids):
+                raise ValueError(f"field {name!r} has {len(values)} values for {len(ids)} vectors")
+        for name, column in self.scalar_fields.items():  # milvus-lite has no nullable fields: fill empty values
+            columns.setdefault(name, [EMPTY_VALUES[column]] * len(ids))
+        step = max(1, min(INSERT_BATCH_ROWS, INSERT_BATCH_BYTES // (4 * self.dim)))
+        write = self._client.upsert if upsert else self._client.insert
+        for start in range(0, len(ids), step):
+            stop = min(start + step, len(ids))
+            rows = [{ID_FIELD: int(ids[i]), VECTOR_FIELD: vectors[i],
+                     **{name: values[i] for name, values in columns.items()}} for i in range(start, stop)]
+            write(self.collection, rows)
+
+    def delete(self, ids: np.ndarray) -> None:
+        ids = np.intersect1d(as_ids(ids), self._ids)
+        for chunk in _chunks(ids, ID_LIST_BATCH):
+            self._client.delete(self.collection, ids=[int(i) for i in chunk])
+        if len(ids):
+            self._ids = np.setdiff1d(self._ids, ids, assume_unique=True)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def ids(self) -> np.ndarray:
+        return self._ids.copy()
+
+    def vectors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ids = as_ids(ids)
+        present = np.isin(ids, self._ids)
+        wanted = ids[present]
+        found: dict[int, np.ndarray] = {}
+        for chunk in _chunks(np.unique(wanted), ID_LIST_BATCH):
+            for row in self._client.get(self.collection, ids=[int(i) for i in chunk], output_fields=[VECTOR_FIELD]):
+                found[int(row[ID_FIELD])] = np.asarray(row[VECTOR_FIELD], np.float32)
+        rows = np.array([found[int(i)] for i in wanted], np.float32).reshape(len(wanted), self.dim)
+        return rows, present
+
+    # -- searching --------------------------------------------------------------------------------------------
+    def search(self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None,
+               where: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """As VectorIndex.search; `where` is a Milvus boolean expression over the scalar fields stored with each
+        vector (e.g. "province == '山东省'"), combined with `allowed_ids` by "and"."""
+        queries = np.asarray(queries, dtype=np.float32)
+        if queries.ndim == 1:
+            queries = queries.reshape(1, -1)
+        if queries.shape[1] != self.dim:
+            raise ValueError(f"queries must have {self.dim} columns, got {queries.shape[1]}")
+        k = max(int(k), 0)
+        scores = np.full((len(queries), k), -np.inf, np.float32)
+        found = np.full((len(queries), k), -1, np.int64)
+        filters = [f"({where})"] if where else []
+        if allowed_ids is not None:
+            allowed = np.intersect1d(as_ids(allowed_ids), self._ids)
+            if not len(allowed):
+                return scores, found
+            filters.append(f"{ID_FIELD} in [{','.join(map(str, allowed.tolist()))}]")
+        limit = min(k, MAX_TOP_K, len(self._ids))
+        if not limit or not len(queries):
+            return scores, found
+        params: dict[str, Any] = {"metric_type": METRIC}
+        if self.nprobe:
+            params["params"] = {"nprobe": self.nprobe}
+        for start in range(0, len(queries), SEARCH_BATCH):
+            batch = queries[start:start + SEARCH_BATCH]
+            results = self._client.search(self.collection, data=list(batch), limit=limit, search_params=params,
+                                          filter=" and ".join(filters), anns_field=VECTOR_FIELD)
+            for offset, hits in enumerate(results):
+                pairs = sorted((-float(h["distance"]), int(h[ID_FIELD])) for h in hits)  # ties by id
+                row = start + offset
+                scores[row, :len(pairs)] = [-s for s, _ in pairs]
+                found[row, :len(pairs)] = [i for _, i in pairs]
+        return scores, found
+
+    # -- saving -----------------------------------------------------------------------------------------------
+    def _meta(self) -> dict[str, Any]:
+        meta = {**self.metadata, "backend": self.backend, "kind": self.kind, "dim": self.dim, "count": len(self),
+                "built_at": self.built_at, "mode": self.mode, "index_type": self.index_type, "nlist": self.nlist,
+                "nprobe": self.nprobe, "collection": self.collection, "scalar_fields": self.scalar_fields}
+        if self.mode == MODE_SERVER:
+            meta["uri"] = _public_uri(self.uri)
+        return meta
+
+    def save(self, path: Path) -> None:
+        """Embedded: copy the engine's file to `path`; server: write where the collection is. Metadata beside."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._client.flush(self.collection)
+        if self.mode == MODE_LITE:
+            self._snapshot(path)
+        else:
+            atomic_write_bytes(path, f"milvus {_public_uri(self.uri)} {self.collection}\n".encode())
+        write_meta(meta_path(path), self._meta())
+
+    def _snapshot(self, path: Path) -> None:
+        """Stop the embedded engine, copy its file to `path` (atomically), start it again."""
+        assert self._finalizer is not None and self._db_file is not None
+        self._finalizer.detach()
+        _release_lite(self._client, self._db_file, None)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            shutil.copyfile(self._db_file, tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        finally:
+            self._connect()
+            self._client.load_collection(self.collection)
+
+    @classmethod
+    def load(cls, path: Path, expected: Mapping[str, Any] | None = None,
+             mmap_store: bool | None = None) -> "MilvusIndex":
+        """Read an index `save` wrote (`mmap_store` is accepted for the common signature and ignored)."""
+        path = Path(path)
+        meta = read_meta(meta_path(path))
+        check_meta(meta, expected)
+        if not isinstance(meta.get("dim"), int) or meta.get("kind") not in (KIND_FLAT, KIND_IVFPQ) \
+                or meta.get("mode") not in (MODE_LITE, MODE_SERVER) or not meta.get("collection"):
+            raise IndexMismatchError(f"index metadata incomplete: {path}")
+        if not path.is_file():
+            raise IndexMismatchError(f"index file missing: {path}")
+        pymilvus = _pymilvus()
+        index = cls.__new__(cls)
+        VectorIndex.__init__(index, meta["dim"])
+        index.kind, index.mode, index.collection = meta["kind"], meta["mode"], meta["collection"]
+        index.index_type, index.nlist, index.nprobe = meta.get("index_type", INDEX_FLAT), meta.get("nlist"), \
+            meta.get("nprobe")
+        index._finalizer, index._workdir, index._db_file, index._client = None, None, None, None
+        index.scalar_fields = dict(meta.get("scalar_fields") or {})
+        try:
+            if index.mode == MODE_LITE:
+                index.uri = None
+                index._workdir = Path(tempfile.mkdtemp(prefix=WORK_PREFIX))
+                index._db_file = index._workdir / LITE_DB_NAME
+                shutil.copyfile(path, index._db_file)
+            else:
+                index.uri = server_uri() or meta.get("uri")
+                if path.read_text(encoding="utf-8").split()[-1:] != [index.collection]:
+                    raise IndexMismatchError(f"index file does not name collection {index.collection}: {path}")
+            index._connect()
+            if not index._client.has_collection(index.collection):
+                raise IndexMismatchError(f"collection {index.collection!r} missing: {path}")
+            index._client.load_collection(index.collection)
+            index._ids = np.sort(np.fromiter(index._all_ids(), np.int64))
+        except IndexMismatchError:
+            index.close()
+            raise
+        except (pymilvus.MilvusException, OSError, UnicodeDecodeError, ValueError) as exc:
+            index.close()
+            raise IndexMismatchError(f"index unreadable: {path}: {exc}") from exc
+        if len(index._ids) != meta.get("count"):
+            index.close()
+            raise IndexMismatchError(f"index holds {len(index._ids)} vectors, its metadata says {meta.get('count')}")
+        index.built_at = meta.get("built_at", "")
+        index.metadata = caller_metadata(meta, META_KEYS)
+        return index
+
+    def _all_ids(self) -> Iterator[int]:
+        """Every id in the collection, page by page."""
+        pages = self._client.query_iterator(self.collection, batch_size=QUERY_PAGE, output_fields=[ID_FIELD])
+        try:
+            while True:
+                page = pages.next()
+                if not page:
+                    return
+                yield from (int(row[ID_FIELD]) for row in page)
+        finally:
+            pages.close()
+
+
+def _column_type(values: Sequence[Any]) -> str | None:
+    """The Milvus scalar type of a field whose values are all of one Python type, else None (kept dynamic)."""
+    kinds = {type(_plain(v)) for v in values}
+    if len(kinds) != 1:
+        return None
+    return {bool: "BOOL", int: "INT64", float: "DOUBLE", str: "VARCHAR"}.get(kinds.pop())
+
+
+def _public_uri(uri: str | None) -> str:
+    """`uri` without user name and password (what a saved index may record)."""
+    parts = urlsplit(uri or "")
+    if not parts.password and not parts.username:
+        return uri or ""
+    host = parts.hostname or ""
+    return urlunsplit(parts._replace(netloc=host + (f":{parts.port}" if parts.port else "")))
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds (other values unchanged)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _chunks(values: np.ndarray, size: int) -> Iterator[np.ndarray]:
+    """`values` in consecutive slices of at most `size`."""
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
