@@ -36,3 +36,41 @@ def test_unit_suffix_split_agrees_with_the_old_pattern(text):
     match = _OLD_PATTERN.search(text)
     expected = (text[:match.start()], match.group(1)) if match else (text, None)
     assert split_unit_suffix(text) == expected
+
+
+# ----------------------------------------------------------------------------- YAML aliases (item 6)
+
+def _nested_aliases(levels: int = 9) -> str:
+    """A ~700-byte chain file whose aliases expand to 10**levels nodes ("billion laughs")."""
+    lines = ["id: bomb", "name: 炸弹", 'a0: &a0 ["x","x","x","x","x","x","x","x","x","x"]']
+    for level in range(1, levels):
+        lines.append(f"a{level}: &a{level} [" + ",".join([f"*a{level - 1}"] * 10) + "]")
+    lines.append(f"links: *a{levels - 1}")
+    return "\n".join(lines) + "\n"
+
+
+def test_yaml_aliases_are_refused_before_expansion():
+    from chains.yaml_marks import load_marked
+
+    text = _nested_aliases()
+    assert len(text) < 1000
+    started = time.perf_counter()
+    doc, problem = load_marked(text)
+    assert doc is None and problem is not None
+    assert "别名" in problem.message and problem.line == 4
+    assert time.perf_counter() - started < LINEAR_BUDGET_SECONDS
+
+
+def test_chain_file_with_aliases_is_a_validation_error():
+    from chains.chainmap_io import ChainMapError, parse_chain_text
+
+    with pytest.raises(ChainMapError) as info:
+        parse_chain_text("id: x\nname: &n 链\nlinks: []\nalias_of_name: *n\n", "x.yaml")
+    assert "别名" in str(info.value)
+
+
+def test_anchors_without_aliases_still_load():
+    from chains.yaml_marks import load_marked
+
+    doc, problem = load_marked("a: &x 1\nb: 2\n")
+    assert problem is None and doc == {"a": 1, "b": 2}
