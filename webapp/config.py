@@ -64,6 +64,9 @@ OPTIONS: tuple[Option, ...] = (
            "Send session cookies only over HTTPS (set true behind TLS).", _bool),
     Option("LOGIN_RATE_LIMIT", "LOGIN_RATE_LIMIT", "10 per minute",
            "Flask-Limiter rate for login attempts per client address."),
+    Option("TRUSTED_PROXY_HOPS", "TRUSTED_PROXY_HOPS", 0,
+           "Reverse proxies in front of the app whose X-Forwarded-For/-Proto are trusted (Werkzeug ProxyFix); 0 (off) "
+           "uses the connection's address. Set it to the number of proxies, never more.", int),
     Option("RATELIMIT_STORAGE_URI", "RATELIMIT_STORAGE_URI", "memory://",
            "Flask-Limiter storage, e.g. redis://127.0.0.1:6379 for several workers."),
     Option("API_RATE_LIMIT", "API_RATE_LIMIT", "300 per minute",
