@@ -60,6 +60,8 @@ OPTIONS: tuple[Option, ...] = (
            "changing it rebuilds the index.", _lower),
     Option("SESSION_MINUTES", "SESSION_MINUTES", 120,
            "Minutes of inactivity after which a login session expires.", int),
+    Option("SESSION_MAX_HOURS", "SESSION_MAX_HOURS", 12,
+           "Hours after the login at which a session ends however active it is (absolute lifetime).", float),
     Option("SECURE_COOKIES", "SESSION_COOKIE_SECURE", False,
            "Send session cookies only over HTTPS (set true behind TLS).", _bool),
     Option("LOGIN_RATE_LIMIT", "LOGIN_RATE_LIMIT", "10 per minute",

@@ -10,6 +10,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from webapp.audit import record
+from webapp.auth import throttle
 from webapp.auth.models import MIN_PASSWORD_LENGTH, ROLE_FIRM, ROLES, User, generate_password
 from webapp.extensions import db
 
@@ -100,8 +101,7 @@ def set_password(username: str, password: str | None) -> None:
     user = _user_or_fail(username)
     password, generated = _password_or_generate(password)
     user.set_password(password)
-    user.failed_logins = 0
-    user.locked_until = None
+    throttle.clear_user(db.session, user.username)
     record("user.set_password", "user", user.id, username=username)
     db.session.commit()
     click.echo(f"password changed for {username}")
