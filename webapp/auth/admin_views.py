@@ -106,7 +106,7 @@ def users_create():
     username = form.get("username", "").strip()
     display_name = form.get("display_name", "").strip()[:MAX_DISPLAY_NAME]
     errors = []
-    if not USERNAME_RE.match(username):
+    if not USERNAME_RE.fullmatch(username):
         errors.append("用户名须为 2–64 个字母、数字或 _ . @ -，以字母或数字开头。")
     elif db.session.scalars(select(User).where(User.username == username)).first():
         errors.append(f"用户名“{username}”已存在。")

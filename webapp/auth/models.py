@@ -113,6 +113,20 @@ class LoginThrottle(Base):
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+MAX_USERNAME = 64
+
+
+def username_problem(username: str) -> str | None:
+    """Why a user name cannot be used (Chinese), or None: no spaces or control characters (they forge log lines)."""
+    import unicodedata
+
+    if not username or len(username) > MAX_USERNAME:
+        return f"用户名须为 1–{MAX_USERNAME} 个字符。"
+    if any(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in username):
+        return "用户名不能包含空白或控制字符。"
+    return None
+
+
 def generate_password() -> str:
     """A random password shown once to whoever creates or resets an account (never stored in clear)."""
     import secrets

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from webapp.audit import record
 from webapp.auth import throttle
-from webapp.auth.models import MIN_PASSWORD_LENGTH, ROLE_FIRM, ROLES, User, generate_password
+from webapp.auth.models import MIN_PASSWORD_LENGTH, ROLE_FIRM, ROLES, User, generate_password, username_problem
 from webapp.extensions import db
 
 PASSWORD_HELP = "Password (or env CHAINMATCH_NEW_PASSWORD); generated and printed once when omitted."
@@ -65,6 +65,9 @@ def create_user(username: str, role: str, clusters: tuple[str, ...], enterprise_
     if db.session.scalars(select(User).where(User.username == username)).first():
         raise click.ClickException(f"用户 {username} 已存在 (user exists)")
     password, generated = _password_or_generate(password)
+    problem = username_problem(username)
+    if problem:
+        raise click.ClickException(f"{problem} (invalid user name)")
     if enterprise_id is not None and db.session.get(Enterprise, enterprise_id) is None:
         raise click.ClickException(f"企业 {enterprise_id} 不存在 (unknown enterprise)")
     if role == ROLE_FIRM and enterprise_id is None:

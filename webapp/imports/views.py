@@ -118,5 +118,9 @@ def report(job_id: int):
     job = _job_or_404(job_id)
     if job.status != "done" or not job.report_path or not os.path.exists(job.report_path):
         abort(404)
+    from webapp.audit import record
+
+    record("import.report", "import_job", job.id, filename=job.filename)
+    db.session.commit()  # a download changes nothing but the audit log
     return send_file(job.report_path, mimetype="text/csv", as_attachment=True,
                      download_name=f"import-report-{job.id}.csv")
