@@ -1,7 +1,7 @@
 """Per-user API tokens: only a sha256 of the secret is stored; the token is shown once when created."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 from sqlalchemy import DateTime, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -27,5 +27,14 @@ class ApiToken(Base):
     user = relationship("User", lazy="joined")
 
     @property
+    def expired(self) -> bool:
+        """Past its expiry date."""
+        if self.expires_at is None:
+            return False
+        expires = self.expires_at if self.expires_at.tzinfo else self.expires_at.replace(tzinfo=timezone.utc)
+        return expires <= utcnow()
+
+    @property
     def active(self) -> bool:
-        return self.revoked_at is None
+        """Neither revoked nor expired."""
+        return self.revoked_at is None and not self.expired

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from chains.cluster_models import Cluster
 from chains.enterprise_models import Enterprise
 from webapp.auth import bp, throttle
+from webapp.auth.passwords import change_password
 from webapp.auth.models import MIN_PASSWORD_LENGTH, ROLE_ADMIN, ROLE_FIRM, ROLES, User, generate_password
 from webapp.auth.roles import role_required
 from webapp.extensions import db
@@ -162,9 +163,8 @@ def user_password(user_id: int):
     password, generated, errors = _read_password(request.form)
     if errors:
         return render_template("auth/user_detail.html", user=user, errors=errors, **_page_context()), 400
-    user.set_password(password)
-    throttle.clear_user(db.session, user.username)
-    record("user.set_password", "user", user.id, username=user.username)
+    revoked = change_password(db.session, user, password)
+    record("user.set_password", "user", user.id, username=user.username, tokens_revoked=revoked)
     db.session.commit()
     logger.info("admin %s reset the password of %s", current_user.username, user.username)
     return render_template("auth/user_detail.html", user=user, new_password=password if generated else None,

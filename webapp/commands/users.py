@@ -10,7 +10,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from webapp.audit import record
-from webapp.auth import throttle
+from webapp.auth.passwords import change_password
 from webapp.auth.models import MIN_PASSWORD_LENGTH, ROLE_FIRM, ROLES, User, generate_password, username_problem
 from webapp.extensions import db
 
@@ -100,12 +100,11 @@ def list_users() -> None:
 @click.option("--password", envvar="CHAINMATCH_NEW_PASSWORD", default=None, help=PASSWORD_HELP)
 @with_appcontext
 def set_password(username: str, password: str | None) -> None:
-    """Set a new password (ends the user's open sessions and clears a lock-out)."""
+    """Set a new password (ends the user's open sessions, revokes their API tokens, clears lock-outs)."""
     user = _user_or_fail(username)
     password, generated = _password_or_generate(password)
-    user.set_password(password)
-    throttle.clear_user(db.session, user.username)
-    record("user.set_password", "user", user.id, username=username)
+    revoked = change_password(db.session, user, password)
+    record("user.set_password", "user", user.id, username=username, tokens_revoked=revoked)
     db.session.commit()
     click.echo(f"password changed for {username}")
     if generated:

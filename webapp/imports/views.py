@@ -15,6 +15,7 @@ from chains.enterprises.importer import OUTCOME_LABELS
 from webapp.auth.roles import ROLE_ADMIN, ROLE_STAFF, role_required
 from webapp.extensions import db
 from webapp.imports import bp
+from webapp.imports.retention import purge_old_uploads
 from webapp.imports.jobs import FINISHED, STATUS_QUEUED, create_job_state, expire_if_stale, progress_of, start_job
 
 ALLOWED_EXTENSIONS = (".csv", ".xlsx")
@@ -55,6 +56,7 @@ def upload():
         return redirect(url_for("imports.index"))
     upload_dir = Path(current_app.config["UPLOAD_DIR"])
     upload_dir.mkdir(parents=True, exist_ok=True)
+    purge_old_uploads(db.session, upload_dir, float(current_app.config["UPLOAD_RETENTION_DAYS"]))
     token = uuid.uuid4().hex
     stored = upload_dir / f"import-{token}{extension}"
     file.save(stored)
