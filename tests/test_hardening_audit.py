@@ -7,12 +7,24 @@ import logging
 import pytest
 from sqlalchemy import func, select
 
-from tests.test_api import admin, assert_error, ids, staff  # noqa: F401  (fixtures)
-from tests.test_api_support import CLUSTER
+from tests.test_api import assert_error
+from tests.test_api_support import CLUSTER, Api, make_token, seed_data
 from webapp.audit.models import AuditEntry
 from webapp.extensions import db
 
 FIRM = "合成储能电芯有限公司"
+
+
+@pytest.fixture
+def ids(app):
+    """The seeded chain tev, cluster and firms: name → id."""
+    return seed_data(app)
+
+
+@pytest.fixture
+def staff(app, client, ids):
+    """A staff member of the seeded cluster, calling the API with a token."""
+    return Api(client, make_token(app, "staff", clusters=(CLUSTER,)))
 
 
 def _actions(app, prefix: str = "") -> list[str]:
@@ -70,15 +82,12 @@ def test_logins_failures_lockouts_and_logouts_are_audited(app, auth):
         assert "password" not in str(unknown.detail) and "wrong-password" not in str(unknown.detail)
 
 
-def test_bulk_exports_are_audited(app, auth, client):
-    from tests.test_api_support import seed_data
-
-    seed_data(app)
+def test_bulk_exports_are_audited(app, auth, client, ids):
     auth.login_as("staff", clusters=(CLUSTER,))
     assert client.get("/leads/export.xlsx").status_code == 200
     assert client.get(f"/clusters/{CLUSTER}/chains/tev/lists/export.xlsx").status_code == 200
     assert client.get(f"/clusters/{CLUSTER}/chains/tev/lists/weak_links/export.csv").status_code == 200
-    assert _actions(app, "") [-3:] == ["lead.export", "list.export", "list.export"]
+    assert _actions(app)[-3:] == ["lead.export", "list.export", "list.export"]
 
 
 def test_import_report_downloads_are_audited(app, auth, client, tmp_path):

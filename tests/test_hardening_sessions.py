@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
@@ -47,12 +47,12 @@ def test_api_tokens_expire(app, auth):
     with app.app_context():
         row = db.session.scalars(select(ApiToken)).one()
         assert row.expires_at is not None
-        expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=timezone.utc)
-        expected = datetime.now(timezone.utc) + timedelta(days=app.config["API_TOKEN_DAYS"])
+        expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=UTC)
+        expected = datetime.now(UTC) + timedelta(days=app.config["API_TOKEN_DAYS"])
         assert abs((expires - expected).total_seconds()) < 60
     assert _me(app, token) == 200
     with app.app_context():
-        db.session.scalars(select(ApiToken)).one().expires_at = datetime.now(timezone.utc) - timedelta(seconds=1)
+        db.session.scalars(select(ApiToken)).one().expires_at = datetime.now(UTC) - timedelta(seconds=1)
         db.session.commit()
     assert _me(app, token) == 401
 

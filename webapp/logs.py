@@ -49,7 +49,7 @@ _LINE_BREAKS = str.maketrans({"\n": "\\n", "\r": "\\r", "\u2028": "\\u2028", "\u
 class OneLineFormatter(logging.Formatter):
     """Escapes line breaks in the message, so values such as typed user names cannot forge log lines."""
 
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging API
+    def formatMessage(self, record: logging.LogRecord) -> str:
         """The formatted line with the message's own line breaks escaped (tracebacks stay multi-line)."""
         record.message = record.message.translate(_LINE_BREAKS)
         return super().formatMessage(record)

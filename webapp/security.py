@@ -55,9 +55,8 @@ def _enforce_strong_protection_for_permanent_sessions(app: Flask) -> None:
 
 
 def init_app(app: Flask) -> None:
-    from webapp.extensions import login_manager
-
     from webapp.auth import sessions
+    from webapp.extensions import login_manager
 
     apply_cookie_settings(app)
     sessions.init_app(app)

@@ -8,7 +8,7 @@ Revises: 31f2153e199c
 Create Date: 2026-12-05 21:30:00
 
 """
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from alembic import op
@@ -43,7 +43,7 @@ def upgrade():
     with op.batch_alter_table('api_tokens', schema=None) as batch_op:
         batch_op.add_column(sa.Column('expires_at', sa.DateTime(timezone=True), nullable=True))
     tokens = sa.table('api_tokens', sa.column('expires_at', sa.DateTime(timezone=True)))
-    op.execute(tokens.update().values(expires_at=datetime.now(timezone.utc) + timedelta(days=DEFAULT_TOKEN_DAYS)))
+    op.execute(tokens.update().values(expires_at=datetime.now(UTC) + timedelta(days=DEFAULT_TOKEN_DAYS)))
 
 
 def downgrade():

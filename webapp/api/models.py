@@ -1,7 +1,7 @@
 """Per-user API tokens: only a sha256 of the secret is stored; the token is shown once when created."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -31,7 +31,7 @@ class ApiToken(Base):
         """Past its expiry date."""
         if self.expires_at is None:
             return False
-        expires = self.expires_at if self.expires_at.tzinfo else self.expires_at.replace(tzinfo=timezone.utc)
+        expires = self.expires_at if self.expires_at.tzinfo else self.expires_at.replace(tzinfo=UTC)
         return expires <= utcnow()
 
     @property

@@ -5,21 +5,27 @@ answers exactly like any other failure; the account's owner logging in from anot
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from chains.db import utcnow
-from webapp.auth.models import LOCKOUT_MINUTES, MAX_ADDRESS, MAX_FAILED_LOGINS, MAX_THROTTLED_NAME, LoginThrottle
+from webapp.auth.models import (
+    LOCKOUT_MINUTES,
+    MAX_ADDRESS,
+    MAX_FAILED_LOGINS,
+    MAX_THROTTLED_NAME,
+    LoginThrottle,
+)
 
 WINDOW = timedelta(minutes=LOCKOUT_MINUTES)
 
 
 def _aware(value: datetime) -> datetime:
     """SQLite returns naive datetimes; they were stored as UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _pair(address: str | None, username: str) -> tuple[str, str]:
