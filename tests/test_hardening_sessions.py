@@ -58,6 +58,20 @@ def test_api_tokens_expire(app, auth):
     assert _me(app, token) == 401
 
 
+def test_cli_tokens_take_a_validity_and_list_their_expiry(app, auth, runner):
+    auth.create_user("vic", "staff")
+    forever = runner.invoke(args=["tokens", "create", "vic", "--days", "0"])
+    assert forever.exit_code == 0, forever.output
+    assert runner.invoke(args=["tokens", "create", "vic", "--days", "7"]).exit_code == 0
+    with app.app_context():
+        rows = db.session.scalars(select(ApiToken).order_by(ApiToken.id)).all()
+        assert rows[0].expires_at is None and rows[1].expires_at is not None
+        rows[1].expires_at = datetime.now(UTC) - timedelta(seconds=1)
+        db.session.commit()
+    listed = runner.invoke(args=["tokens", "list"]).output.splitlines()
+    assert listed[0].endswith("\texpired") and listed[1].endswith("\tnever\tactive")
+
+
 def test_a_password_reset_by_an_admin_revokes_the_users_tokens(app, auth):
     user_id = auth.create_user("rita", "staff")
     token = _token_for(app, "rita")
