@@ -203,7 +203,7 @@ def main() -> None:
             client.cycle(1, web_bench.CLUSTER_ID, chain_id, link, lambda *a: None)
         print(f"quiet run: {args.clients} clients, {args.quiet_seconds:.0f} s", flush=True)
         quiet = _phase(clients, args.quiet_seconds, web_bench.CLUSTER_ID, chain_id, link)
-        print(f"soak: {args.clients} clients and back-to-back imports, {args.seconds:.0f} s", flush=True)
+        print(f"soak: {args.clients} clients, an import every {args.import_every:.0f} s, {args.seconds:.0f} s", flush=True)
         stop, imports = threading.Event(), []
         importer = threading.Thread(target=_importer, args=(base, password, args.import_every, stop, imports, tag))
         importer.start()
