@@ -22,15 +22,22 @@ from tests.test_import_web import CSV_HEADER, job_id_from, upload, wait_until_fi
 from webapp.extensions import db
 
 ROOT = Path(__file__).resolve().parent.parent
-ROWS = 20_000  # enough for an import of several seconds on a small machine
+ROWS = 20_000
 STALE_SECONDS = 3
 STARTUP_TIMEOUT_S = 120
 RUNNING_GRACE_S = 1.5  # let the killed import write part of its transaction first
+CHUNK_PAUSE_S = 0.2  # the worker's import pauses after each written chunk: it is surely mid-import when killed
 
 WORKER = """
 import sys, time
 from tests.conftest import AuthActions, make_app
 from tests.test_import_web import job_id_from, upload
+from webapp import jobs
+original = jobs.Heartbeat.progress
+def paced(self, done, total):  # called after each chunk the import has written into its open transaction
+    original(self, done, total)
+    time.sleep({pause})
+jobs.Heartbeat.progress = paced
 url, folder, path = sys.argv[1:4]
 app = make_app(url, __import__("pathlib").Path(folder), JOB_STALE_SECONDS={stale})
 auth = AuthActions(app, app.test_client())
@@ -64,7 +71,7 @@ def test_worker_killed_mid_import_changes_nothing_fails_the_job_and_the_upload_t
     auth.create_user("importer", "staff")
     content = _csv(tmp_path / "firms.csv")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CHAINMATCH_LOG_LEVEL": "WARNING"}
-    worker = subprocess.Popen([sys.executable, "-c", WORKER.format(stale=STALE_SECONDS), database_url,
+    worker = subprocess.Popen([sys.executable, "-c", WORKER.format(stale=STALE_SECONDS, pause=CHUNK_PAUSE_S), database_url,
                                str(tmp_path / "worker"), str(tmp_path / "firms.csv")],
                               cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
     try:
@@ -74,7 +81,7 @@ def test_worker_killed_mid_import_changes_nothing_fails_the_job_and_the_upload_t
             assert time.monotonic() < deadline and worker.poll() is None, "the import never started"
             time.sleep(0.1)
         time.sleep(RUNNING_GRACE_S)
-        assert _status(app, job_id) == "running", "the import ended before the kill: make ROWS larger"
+        assert _status(app, job_id) == "running", "the import ended before the kill"
     finally:
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait(timeout=30)  # reaped: the owner process is gone
