@@ -29,8 +29,22 @@ class MarkedList(list):
         return self.item_lines[index] if index < len(self.item_lines) else self.line
 
 
+ALIAS_REFUSED = "不支持 YAML 别名（*名称）：请直接写出内容"
+
+
+class AliasRefused(yaml.MarkedYAMLError):
+    """An alias in the document: refused before it is expanded (nested aliases grow exponentially)."""
+
+
 class _LineLoader(yaml.SafeLoader):
-    """SafeLoader whose mappings and sequences carry their source lines."""
+    """SafeLoader whose mappings and sequences carry their source lines, refusing aliases."""
+
+    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+        """Refuse an alias as soon as the parser reports it, before anything is expanded."""
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise AliasRefused(None, None, ALIAS_REFUSED, event.start_mark)
+        return super().compose_node(parent, index)
 
 
 def _construct_map(loader: _LineLoader, node: yaml.MappingNode):
@@ -74,6 +88,8 @@ def load_marked(text: str) -> tuple[Any, YamlProblem | None]:
     """Parse YAML text into Marked* containers; on a syntax error return (None, problem)."""
     try:
         return yaml.load(text, Loader=_LineLoader), None  # noqa: S506 - SafeLoader subclass
+    except AliasRefused as exc:
+        return None, YamlProblem(exc.problem_mark.line + 1 if exc.problem_mark else None, ALIAS_REFUSED)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None

@@ -26,15 +26,17 @@ def test_wrong_password_is_refused_in_chinese(auth):
 
 
 def test_account_locks_after_repeated_failures(app, auth):
+    from webapp.auth.models import LoginThrottle
+
     auth.create_user("carol", "manager")
     for _ in range(MAX_FAILED_LOGINS):
         auth.login("carol", "wrong-password-123")
-    response = auth.login("carol")  # right password, but locked now
+    response = auth.login("carol")  # right password, but this address is locked out for this name now
     assert response.status_code == 401
-    assert "锁定" in response.get_data(as_text=True)
+    assert "用户名或密码错误" in response.get_data(as_text=True)
     with app.app_context():
-        user = db.session.scalars(select(User).where(User.username == "carol")).one()
-        assert user.locked_until is not None
+        row = db.session.scalars(select(LoginThrottle).where(LoginThrottle.username == "carol")).one()
+        assert row.locked_until is not None
 
 
 def test_login_rate_limit(app, auth):
@@ -102,9 +104,11 @@ def test_lock_out_ends_when_the_lock_time_has_passed(app, auth):
     auth.create_user("gina", "staff")
     for _ in range(MAX_FAILED_LOGINS):
         auth.login("gina", "wrong-password-123")
+    from webapp.auth.models import LoginThrottle
+
     with app.app_context():
-        user = db.session.scalars(select(User).where(User.username == "gina")).one()
-        user.locked_until = datetime.now(timezone.utc) - timedelta(seconds=1)  # the lock period is over
+        row = db.session.scalars(select(LoginThrottle).where(LoginThrottle.username == "gina")).one()
+        row.locked_until = datetime.now(timezone.utc) - timedelta(seconds=1)  # the lock period is over
         db.session.commit()
     assert auth.login("gina").status_code == 302
 

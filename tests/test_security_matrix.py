@@ -46,6 +46,8 @@ RULES: dict[tuple[str, str], dict[str, int | str]] = {
     ("/auth/login", "GET"): {"anonymous": 200, **{r: 302 for r in ROLES}},
     ("/auth/login", "POST"): {"anonymous": 401, **{r: 302 for r in ROLES}},  # wrong password / already logged in
     ("/auth/logout", "POST"): page(LOGGED_IN, 302),
+    ("/auth/password", "GET"): page(LOGGED_IN),
+    ("/auth/password", "POST"): page(LOGGED_IN, OK),  # the empty form: 400
     ("/auth/users/", "GET"): page(ADMIN),
     ("/auth/users/", "POST"): page(ADMIN, OK),
     ("/auth/users/<int:user_id>", "GET"): page(ADMIN),
@@ -136,6 +138,8 @@ RULES: dict[tuple[str, str], dict[str, int | str]] = {
     ("/api/tokens/", "GET"): page(LOGGED_IN),
     ("/api/tokens/", "POST"): page(LOGGED_IN, OK),
     ("/api/tokens/<int:token_id>/revoke", "POST"): page(LOGGED_IN, OK),  # another user's token: 404
+    ("/api/tokens/all", "GET"): page(ADMIN),
+    ("/api/tokens/all/<int:token_id>/revoke", "POST"): page(ADMIN, OK),
     # JSON API with Bearer tokens.
     ("/api/v1/docs", "GET"): public(),
     ("/api/v1/openapi.json", "GET"): public(),

@@ -41,12 +41,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = config_module.load_or_create_secret(app.instance_path)
     app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(minutes=int(app.config["SESSION_MINUTES"]))
+    # A pooled connection is checked before use, so requests succeed at once after a database restart.
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
     app.config["MAX_CONTENT_LENGTH"] = int(app.config["MAX_UPLOAD_MB"]) * 1024 * 1024
     app.config["RATELIMIT_STORAGE_URI"] = app.config.get("RATELIMIT_STORAGE_URI", "memory://")
     # The Limiter is process-global and keeps the last app's `enabled`; set it for every app explicitly.
     app.config.setdefault("RATELIMIT_ENABLED", True)
     for key in ("INDEX_DIR", "UPLOAD_DIR"):
         os.makedirs(app.config[key], exist_ok=True)
+    _trust_proxies(app, int(app.config.get("TRUSTED_PROXY_HOPS") or 0))
 
     from webapp import logs, models  # noqa: F401  (models registers every table)
 
@@ -65,6 +68,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     _register_blueprints(app)
     _register_commands(app)
     return app
+
+
+def _trust_proxies(app: Flask, hops: int) -> None:
+    """Behind `hops` reverse proxies, take the client address and scheme from their forwarded headers (off at 0)."""
+    if hops <= 0:
+        return
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
 
 def _feature_packages() -> list[str]:

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, render_template, request
+from flask import Flask, g, render_template, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from webapp.extensions import db
 
@@ -18,13 +20,25 @@ MESSAGES = {
     413: ("文件过大", "上传的文件超过了允许的大小。"),
     429: ("请求过于频繁", "操作过于频繁，请稍后再试。"),
     500: ("服务器内部错误", "系统出现错误，已记录日志。请稍后重试或联系管理员。"),
+    503: ("服务暂时不可用", "数据库暂时不可用，请稍后重试。"),
 }
+RETRY_AFTER_SECONDS = 5  # told to clients while the database is unreachable
 
 
 def render_error(code: int, detail: str | None = None):
     title, message = MESSAGES.get(code, MESSAGES[500])
     template = "errors/fragment.html" if request.headers.get("HX-Request") else "errors/page.html"
     return render_template(template, code=code, title=title, message=detail or message), code
+
+
+def _database_reachable() -> bool:
+    """Whether a fresh connection can run a trivial query (fails at once while the server is down)."""
+    try:
+        with db.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        return False
+    return True
 
 
 def init_app(app: Flask) -> None:
@@ -35,6 +49,29 @@ def init_app(app: Flask) -> None:
     def _csrf(e):
         logger.warning("CSRF rejected: %s", e.description)
         return render_error(400, "表单已过期或缺少安全令牌（CSRF），请刷新页面后重试。")
+
+    @app.errorhandler(OperationalError)
+    def _database_unavailable(e: OperationalError):
+        """The database cannot be reached (e.g. restarting): 503 with a Chinese message, never the error text.
+        Any other operational error (a bad query, a lock) is an internal error as before."""
+        try:
+            db.session.rollback()
+        except SQLAlchemyError:
+            db.session.invalidate()  # the connection is gone; the pool replaces it once the server is back
+        if _database_reachable():
+            raise e  # not an outage: the usual internal-error handling (500 page or API body)
+        logger.error("database unavailable on %s: %s", request.path, type(e.orig or e).__name__)
+        from webapp.api.errors import error_response, is_api_request
+        from webapp.extensions import login_manager
+
+        g._login_user = login_manager.anonymous_user()  # the page must not load the user from the database again
+        if is_api_request():
+            response = error_response(503)
+        else:
+            response = render_error(503)
+        response = app.make_response(response)
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
 
     @app.errorhandler(500)
     def _internal(e):

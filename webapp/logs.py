@@ -42,6 +42,19 @@ def quiet_third_party(verbose: bool) -> None:
             lib.addFilter(_QUIET)
 
 
+CHAINMATCH_HANDLER_ATTR = "_chainmatch"
+_LINE_BREAKS = str.maketrans({"\n": "\\n", "\r": "\\r", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+class OneLineFormatter(logging.Formatter):
+    """Escapes line breaks in the message, so values such as typed user names cannot forge log lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        """The formatted line with the message's own line breaks escaped (tracebacks stay multi-line)."""
+        record.message = record.message.translate(_LINE_BREAKS)
+        return super().formatMessage(record)
+
+
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = g.get("request_id", "-") if has_request_context() else "-"
@@ -53,11 +66,11 @@ def init_app(app: Flask) -> None:
     root = logging.getLogger("chainmatch")
     root.setLevel(level)
     quiet_third_party(verbose=level <= logging.DEBUG)
-    if not any(getattr(h, "_chainmatch", False) for h in root.handlers):
+    if not any(getattr(h, CHAINMATCH_HANDLER_ATTR, False) for h in root.handlers):
         handler = logging.StreamHandler()
-        handler._chainmatch = True  # type: ignore[attr-defined]
+        setattr(handler, CHAINMATCH_HANDLER_ATTR, True)
         handler.addFilter(RequestIdFilter())
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"))
+        handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"))
         root.addHandler(handler)
 
     @app.before_request

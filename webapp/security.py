@@ -55,9 +55,11 @@ def _enforce_strong_protection_for_permanent_sessions(app: Flask) -> None:
 
 
 def init_app(app: Flask) -> None:
+    from webapp.auth import sessions
     from webapp.extensions import login_manager
 
     apply_cookie_settings(app)
+    sessions.init_app(app)
     if app.debug:
         logger.warning("debug mode is on: tracebacks are shown in the browser; never use it in production")
     login_manager.session_protection = SESSION_PROTECTION

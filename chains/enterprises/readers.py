@@ -43,17 +43,31 @@ FIELD_SYNONYMS: dict[str, tuple[str, ...]] = {
     "data_note": ("数据说明", "备注", "数据来源", "data_note"),
 }
 FIELD_LABELS = {key: spellings[0] for key, spellings in FIELD_SYNONYMS.items()}
-_UNIT_SUFFIX = re.compile(r"[（(]([^）)]*)[）)]$")
+_OPENING = "（("
+_CLOSING = "）)"
 
 
 class TableReadError(Exception):
     """The file cannot be read as an enterprise table; the message is in Chinese for users."""
 
 
+def split_unit_suffix(text: str) -> tuple[str, str | None]:
+    """`注册资本（万元）` → (`注册资本`, `万元`): a trailing bracket, found in linear time (a regex was quadratic)."""
+    if not text or text[-1] not in _CLOSING:
+        return text, None
+    body = text[:-1]
+    last_closing = max(body.rfind(c) for c in _CLOSING)
+    for index in range(last_closing + 1, len(body)):
+        if body[index] in _OPENING:
+            return text[:index], body[index + 1:]
+    return text, None
+
+
 def normalise_header(value: Any) -> str:
+    """A header cell without spaces, colons, asterisks and a trailing unit, lower-cased."""
     text = unicodedata.normalize("NFKC", "" if value is None else str(value))
     text = re.sub(r"[\s*:：]", "", text).lower()
-    return _UNIT_SUFFIX.sub("", text)
+    return split_unit_suffix(text)[0]
 
 
 _LOOKUP = {normalise_header(s): key for key, spellings in FIELD_SYNONYMS.items() for s in spellings}
@@ -101,9 +115,9 @@ def _map_header(cells: list[Any], mapping: dict[str, str]) -> tuple[dict[int, st
         key = mapping.get(norm) or _LOOKUP.get(norm)
         if key and key not in columns.values():
             columns[index] = key
-            unit = _UNIT_SUFFIX.search(unicodedata.normalize("NFKC", str(cell)).strip())
-            if unit:
-                units[key] = unit.group(1)
+            unit = split_unit_suffix(unicodedata.normalize("NFKC", str(cell)).strip())[1]
+            if unit is not None:
+                units[key] = unit
         else:
             unmapped.append(str(cell))
     return columns, unmapped, units

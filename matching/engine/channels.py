@@ -54,6 +54,7 @@ class LexicalChannels:
         self.char = BM25Channel("char12")
         self.tfidf = CharTfidfChannel()
         self._tfidf_lock = threading.Lock()
+        self._refresh_lock = threading.Lock()  # request threads searching after an import refresh at the same time
         self._samples: dict[str, tuple] = {}  # name → (columns cut from, STATS_SAMPLE, sampled columns)
         self._last_query: tuple | None = None  # (key, tokens, known word columns) of the last query
 
@@ -99,17 +100,20 @@ class LexicalChannels:
 
     def refresh(self, tfidf: bool) -> None:
         """Apply the pool's pending additions and removals to the channels, then to the pool's rows (`tfidf`: analyse
-        the TF-IDF channel too when the pool was empty, as `index` does)."""
-        change = self._pool.pending_change()
-        if change is None:
+        the TF-IDF channel too when the pool was empty, as `index` does). Applied once however many threads ask."""
+        if not self._pool.has_pending():
             return
-        if not len(self._pool.row_ids):
-            self._pool.set_rows(self._pool.doc_ids())
-            self.index(change.new_docs, None, tfidf=tfidf)
-        else:
-            self.update(change.keep, change.new_docs)
-            self._pool.set_rows(change.rows)
-        self._pool.clear_pending()
+        with self._refresh_lock:
+            change = self._pool.pending_change()  # another thread may have applied it while this one waited
+            if change is None:
+                return
+            if not len(self._pool.row_ids):
+                self._pool.set_rows(self._pool.doc_ids())
+                self.index(change.new_docs, None, tfidf=tfidf)
+            else:
+                self.update(change.keep, change.new_docs)
+                self._pool.set_rows(change.rows)
+            self._pool.clear_pending()
 
     def update(self, keep: np.ndarray, new_docs: list[Document]) -> None:
         """Drop the rows not kept and append the new documents' rows: only the new documents are analysed."""

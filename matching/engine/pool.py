@@ -150,9 +150,13 @@ class Pool:
         return [docs[i].text for i in spread(len(docs), EMBEDDER_FIT_SAMPLE)]
 
     # ---- pending changes ------------------------------------------------------------------------
+    def has_pending(self) -> bool:
+        """Whether additions or removals wait for the next refresh."""
+        return bool(self.stale or self.added)
+
     def pending_change(self) -> PoolChange | None:
         """What the next refresh applies, or None when nothing is pending."""
-        if not (self.stale or self.added):
+        if not self.has_pending():
             return None
         stale = np.fromiter(self.stale, np.int64, len(self.stale))
         keep = ~np.isin(self.row_ids, stale) if len(stale) else np.ones(len(self.row_ids), bool)

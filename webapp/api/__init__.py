@@ -21,17 +21,28 @@ def _rate_limit() -> str:
     return current_app.config.get("API_RATE_LIMIT") or DEFAULT_RATE_LIMIT
 
 
+def _verified_token():
+    """The request's Bearer token once checked (memoised per request), or None when absent or invalid."""
+    from webapp.api.tokens import authenticate
+
+    if not g.get("api_token_checked"):
+        g.api_token_checked = True
+        g.api_token = None
+        scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            g.api_token = authenticate(db.session, value.strip())
+            if g.api_token is not None:
+                db.session.commit()  # last_used_at
+    return g.api_token
+
+
 def _rate_key() -> str:
-    """Per token (by its public prefix) when one is sent, else per client address."""
+    """Per verified token, else per client address: unchecked prefixes neither escape nor spend a quota."""
     from flask_limiter.util import get_remote_address
 
-    from webapp.api.tokens import TOKEN_PREFIX
-
-    header = request.headers.get("Authorization", "")
-    if header[:7].lower() == "bearer ":
-        parts = header[7:].strip().split("_", 2)
-        if len(parts) == 3 and parts[0] == TOKEN_PREFIX:
-            return f"api-token:{parts[1]}"
+    token = _verified_token()
+    if token is not None:
+        return f"api-token:{token.id}"
     return f"api-addr:{get_remote_address()}"
 
 
@@ -39,24 +50,32 @@ limiter.limit(_rate_limit, key_func=_rate_key)(bp)
 
 
 @bp.before_request
+def _limit_json_body():
+    """JSON bodies get their own small limit, checked before anything parses them (uploads keep theirs)."""
+    from webapp.api.errors import ApiError
+
+    limit = int(current_app.config["API_MAX_BODY_KB"]) * 1024
+    request.max_content_length = limit  # also bounds bodies sent without a Content-Length
+    if (request.content_length or 0) > limit:
+        raise ApiError(413, f"请求内容超过了 API 允许的大小（{limit // 1024} KB）。", {"max_bytes": limit})
+
+
+@bp.before_request
 def _authenticate():
     """Bearer token → the request's user (no session is touched); cookie sessions may only read."""
     from webapp.api.errors import ApiError
-    from webapp.api.tokens import authenticate
 
-    g.api_token = None
     header = request.headers.get("Authorization", "")
     if header:
         scheme, _, value = header.partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
             raise ApiError(401, "Authorization 头格式应为：Bearer <令牌>。")
-        token = authenticate(db.session, value.strip())
+        token = _verified_token()
         if token is None:
             raise ApiError(401, "API 令牌无效、已撤销，或其账号已停用。")
-        db.session.commit()  # last_used_at
-        g.api_token = token
         g._login_user = token.user  # Flask-Login's per-request user; nothing is written to the session
         return None
+    g.api_token = None
     if request.method not in SAFE_METHODS:
         if current_user.is_authenticated:
             raise ApiError(401, "API 写操作必须使用 API 令牌认证（Authorization: Bearer <令牌>），不接受浏览器会话。")

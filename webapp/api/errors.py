@@ -26,6 +26,7 @@ ERRORS: dict[int, tuple[str, str]] = {
     422: ("validation_error", "请求数据未通过校验。"),
     429: ("rate_limited", "请求过于频繁，请稍后再试。"),
     500: ("internal_error", "服务器内部错误，已记录日志。请稍后重试或联系管理员。"),
+    503: ("service_unavailable", "数据库暂时不可用，请稍后重试。"),
 }
 HANDLED_CODES = (400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 500)
 

@@ -113,13 +113,13 @@ def build_spec(app: Flask) -> dict:
                 entry["responses"][str(op.status)] = ok
                 if view.__name__ in _IDEMPOTENT_CREATES:
                     entry["responses"]["200"] = {**ok, "description": "已存在相同的进行中记录，返回该记录"}
-            codes = set(op.errors) | {500}
+            codes = set(op.errors) | {500, 503}
             if op.public:
                 codes -= {401, 403}
             if path_params or op.query is not None:
                 codes |= {404, 422}
             if op.body is not None:
-                codes |= {400, 415, 422}
+                codes |= {400, 413, 415, 422}
             for code in sorted(codes):
                 entry["responses"][str(code)] = {"$ref": f"#/components/responses/E{code}"}
             paths.setdefault(path, {})[method.lower()] = entry

@@ -17,6 +17,7 @@ PREFIX_BYTES = 6  # 12 hex characters: the public part that finds the row
 SECRET_BYTES = 32
 MAX_NAME = 64
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # avoid a write on every request
+DEFAULT_TOKEN_DAYS = 90  # CHAINMATCH_API_TOKEN_DAYS
 
 
 class TokenError(ValueError):
@@ -27,21 +28,30 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
-def create_token(session: Session, user_id: int, name: str = "") -> tuple[ApiToken, str]:
-    """A new token for the user; returns (row, plaintext). The plaintext is never stored. The caller commits."""
+def _configured_days() -> int:
+    from flask import current_app, has_app_context
+
+    return int(current_app.config.get("API_TOKEN_DAYS", DEFAULT_TOKEN_DAYS)) if has_app_context() else DEFAULT_TOKEN_DAYS
+
+
+def create_token(session: Session, user_id: int, name: str = "", days: int | None = None) -> tuple[ApiToken, str]:
+    """A new token for the user, valid `days` (default CHAINMATCH_API_TOKEN_DAYS; 0: no expiry); returns (row,
+    plaintext). The plaintext is never stored. The caller commits."""
     name = (name or "").strip()
     if len(name) > MAX_NAME:
         raise TokenError(f"令牌名称不能超过 {MAX_NAME} 个字符")
+    days = _configured_days() if days is None else days
     prefix = secrets.token_hex(PREFIX_BYTES)
     secret = secrets.token_urlsafe(SECRET_BYTES)
-    row = ApiToken(user_id=user_id, name=name, prefix=prefix, secret_hash=_hash(secret))
+    expires_at = utcnow() + timedelta(days=days) if days > 0 else None
+    row = ApiToken(user_id=user_id, name=name, prefix=prefix, secret_hash=_hash(secret), expires_at=expires_at)
     session.add(row)
     session.flush()
     return row, f"{TOKEN_PREFIX}_{prefix}_{secret}"
 
 
 def authenticate(session: Session, plaintext: str) -> ApiToken | None:
-    """The active token whose owner is active, or None; updates last_used_at (the caller commits)."""
+    """The active, unexpired token whose owner is active, or None; updates last_used_at (the caller commits)."""
     parts = (plaintext or "").strip().split("_", 2)
     if len(parts) != 3 or parts[0] != TOKEN_PREFIX or not parts[1] or not parts[2]:
         return None
@@ -53,12 +63,26 @@ def authenticate(session: Session, plaintext: str) -> ApiToken | None:
     if row.user is None or not row.user.is_active:
         return None
     now = utcnow()
-    last = row.last_used_at
-    if last is not None and last.tzinfo is None:
-        last = last.replace(tzinfo=timezone.utc)
+    if row.expires_at is not None and _aware(row.expires_at) <= now:
+        return None
+    last = _aware(row.last_used_at) if row.last_used_at is not None else None
     if last is None or now - last > LAST_USED_RESOLUTION:
         row.last_used_at = now
     return row
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite returns naive datetimes; they were stored as UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def revoke_user_tokens(session: Session, user_id: int) -> int:
+    """Revoke every active token of a user (their password changed); returns how many. The caller commits."""
+    rows = session.scalars(select(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))).all()
+    now = utcnow()
+    for row in rows:
+        row.revoked_at = now
+    return len(rows)
 
 
 def user_tokens(session: Session, user_id: int | None = None) -> list[ApiToken]:

@@ -7,6 +7,8 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user, login_required
 
 from webapp.api.tokens import TokenError, create_token, revoke_token, user_tokens
+from webapp.auth.models import ROLE_ADMIN
+from webapp.auth.roles import role_required
 from webapp.clusters.integrations import audit
 from webapp.extensions import db
 from webapp.main import nav
@@ -52,3 +54,25 @@ def revoke(token_id: int):
     db.session.commit()
     flash("令牌已撤销", "success")
     return redirect(url_for("api_tokens.index"))
+
+
+@tokens_bp.route("/all")
+@role_required(ROLE_ADMIN)
+def all_tokens():
+    """Every user's tokens (prefix, owner, dates, state), for admins."""
+    return render_template("api/tokens_all.html", tokens=user_tokens(db.session))
+
+
+@tokens_bp.route("/all/<int:token_id>/revoke", methods=["POST"])
+@role_required(ROLE_ADMIN)
+def admin_revoke(token_id: int):
+    """An admin revokes any user's token."""
+    try:
+        row = revoke_token(db.session, token_id)
+    except TokenError:
+        abort(404)
+    audit("api_token.revoke", "api_token", row.id, owner=row.user.username if row.user else "")
+    db.session.commit()
+    logger.info("admin %s revoked API token %s of user %s", current_user.username, row.prefix, row.user_id)
+    flash("令牌已撤销", "success")
+    return redirect(url_for("api_tokens.all_tokens"), code=303)

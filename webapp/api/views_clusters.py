@@ -75,6 +75,7 @@ def get_evaluation(cluster_id: str):
 
 
 def _lists(cluster_id: str, chain_id: str, types: list[str] | None, refresh: bool) -> dict:
+    """The lists of a cluster's chain; a requested refresh is left for the caller to commit with its audit entry."""
     cluster = get_cluster(cluster_id)
     if chain_id not in cluster.chain_ids:
         raise ApiError(404, f"产业链 {chain_id} 不属于该集聚区。")
@@ -85,7 +86,7 @@ def _lists(cluster_id: str, chain_id: str, types: list[str] | None, refresh: boo
     never_built = db.session.scalar(select(ListEntry.id).where(
         ListEntry.cluster_id == cluster.id, ListEntry.chain_id == chain_id).limit(1)) is None
     if refresh or never_built:
-        refresh_lists(db.session, cluster.id, chain_id, commit=True)
+        refresh_lists(db.session, cluster.id, chain_id, commit=not refresh)
     lists = []
     for list_type in types:
         entries = get_list(db.session, cluster.id, chain_id, list_type)

@@ -73,6 +73,8 @@ def post_lead(body: dict):
         raise ApiError(422, "该产业链不属于此集聚区。", {"body": {"chain_id": ["不属于该集聚区"]}})
     if link_key and not chain_id:
         chain_id = _chain_of_link(cluster, link_key)
+    elif link_key and not _link_in_chain(chain_id, link_key):
+        raise ApiError(422, "该环节不属于此产业链。", {"body": {"link_key": ["不属于该产业链"]}})
     try:
         lead, created = create_lead(db.session, cluster_id, body["enterprise_id"], user.id, chain_id, link_key)
     except LeadError as exc:
@@ -87,6 +89,13 @@ def post_lead(body: dict):
     db.session.commit()
     response = LeadDetailOut().dump(lead)
     return response, (201 if created else 200)
+
+
+def _link_in_chain(chain_id: str, link_key: str) -> bool:
+    """Whether the chain's current version has this link."""
+    from chains.chainmap_io import current_links
+
+    return any(link.key == link_key for link in current_links(db.session, chain_id))
 
 
 def _chain_of_link(cluster: Cluster, link_key: str) -> str:

@@ -17,12 +17,23 @@ register_nav("audit.index", "审计日志", ROLE_ADMIN)
 PAGE_SIZE = 50
 
 
-def record(action: str, object_type: str = "", object_id: Any = "", cluster_id: str | None = None, **detail: Any) -> AuditEntry:
-    """Add an audit entry to the current session (committed with the change it describes)."""
+MAX_USERNAME = 64
+
+
+def record(action: str, object_type: str = "", object_id: Any = "", cluster_id: str | None = None, *,
+           actor: str | None = None, **detail: Any) -> AuditEntry:
+    """Add an audit entry to the current session (committed with the change it describes).
+
+    `actor` names who acted when nobody is logged in (a login attempt: the name as typed, existing or not).
+    """
     user = current_user if has_request_context() and current_user.is_authenticated else None
+    if actor is not None:
+        username = actor[:MAX_USERNAME]
+    else:
+        username = user.username if user else "cli"
     entry = AuditEntry(
         user_id=user.id if user else None,
-        username=user.username if user else "cli",
+        username=username,
         action=action,
         object_type=object_type,
         object_id=str(object_id),

@@ -7,3 +7,4 @@ bp = Blueprint("auth", __name__, url_prefix="/auth", template_folder="templates"
 
 from webapp.auth import views  # noqa: E402,F401
 from webapp.auth import admin_views  # noqa: E402,F401
+from webapp.auth import password_views  # noqa: E402,F401

@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 from chains.cluster_models import Cluster
 from chains.enterprise_models import Enterprise
-from webapp.auth import bp
+from webapp.auth import bp, throttle
+from webapp.auth.passwords import change_password
 from webapp.auth.models import MIN_PASSWORD_LENGTH, ROLE_ADMIN, ROLE_FIRM, ROLES, User, generate_password
 from webapp.auth.roles import role_required
 from webapp.extensions import db
@@ -106,7 +107,7 @@ def users_create():
     username = form.get("username", "").strip()
     display_name = form.get("display_name", "").strip()[:MAX_DISPLAY_NAME]
     errors = []
-    if not USERNAME_RE.match(username):
+    if not USERNAME_RE.fullmatch(username):
         errors.append("用户名须为 2–64 个字母、数字或 _ . @ -，以字母或数字开头。")
     elif db.session.scalars(select(User).where(User.username == username)).first():
         errors.append(f"用户名“{username}”已存在。")
@@ -162,10 +163,8 @@ def user_password(user_id: int):
     password, generated, errors = _read_password(request.form)
     if errors:
         return render_template("auth/user_detail.html", user=user, errors=errors, **_page_context()), 400
-    user.set_password(password)
-    user.failed_logins = 0
-    user.locked_until = None
-    record("user.set_password", "user", user.id, username=user.username)
+    revoked = change_password(db.session, user, password)
+    record("user.set_password", "user", user.id, username=user.username, tokens_revoked=revoked)
     db.session.commit()
     logger.info("admin %s reset the password of %s", current_user.username, user.username)
     return render_template("auth/user_detail.html", user=user, new_password=password if generated else None,
@@ -179,8 +178,7 @@ def _set_active(user_id: int, active: bool):
         return redirect(url_for("auth.user_detail", user_id=user.id), code=303)
     user.active = active
     if active:
-        user.failed_logins = 0
-        user.locked_until = None
+        throttle.clear_user(db.session, user.username)
     record("user.enable" if active else "user.disable", "user", user.id, username=user.username)
     db.session.commit()
     flash(f"已{'启用' if active else '停用'}用户“{user.username}”。", "success")

@@ -7,7 +7,7 @@ from datetime import datetime
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask_login import UserMixin
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Table, Column
+from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Integer, String, Table, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from chains.db import Base, TimestampMixin
@@ -23,8 +23,10 @@ ROLES = {
     ROLE_FIRM: "链主企业",
 }
 MIN_PASSWORD_LENGTH = 10
-MAX_FAILED_LOGINS = 5  # consecutive failures before the account locks
-LOCKOUT_MINUTES = 15
+MAX_FAILED_LOGINS = 5  # failures from one address for one user name before that pair is locked out
+LOCKOUT_MINUTES = 15  # length of the lock-out, and of the window in which failures are counted
+MAX_THROTTLED_NAME = 64  # user names are kept (truncated) as typed, existing or not
+MAX_ADDRESS = 64  # an IPv6 address with zone fits
 GENERATED_PASSWORD_BYTES = 12  # secrets.token_urlsafe(12) → 16 characters
 SESSION_FINGERPRINT_CHARS = 16
 
@@ -47,8 +49,6 @@ class User(UserMixin, TimestampMixin, Base):
     role: Mapped[str] = mapped_column(String(16))
     password_hash: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # A chain-leader firm account acts for one enterprise.
     enterprise_id: Mapped[int | None] = mapped_column(ForeignKey("enterprises.id", ondelete="SET NULL"))
     # Bumped at logout: cookie sessions are client-side, so this is what makes a copied cookie useless afterwards.
@@ -97,6 +97,34 @@ class User(UserMixin, TimestampMixin, Base):
         if self.role in (ROLE_STAFF, ROLE_MANAGER):
             return cluster_id in self.cluster_ids()
         return False
+
+
+class LoginThrottle(Base):
+    """Failed logins of one user name from one client address: the lock-out never reaches other addresses."""
+
+    __tablename__ = "login_throttles"
+    __table_args__ = (UniqueConstraint("address", "username", name="uq_login_throttles_address_username"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    address: Mapped[str] = mapped_column(String(MAX_ADDRESS))
+    username: Mapped[str] = mapped_column(String(MAX_THROTTLED_NAME), index=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_started: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+MAX_USERNAME = 64
+
+
+def username_problem(username: str) -> str | None:
+    """Why a user name cannot be used (Chinese), or None: no spaces or control characters (they forge log lines)."""
+    import unicodedata
+
+    if not username or len(username) > MAX_USERNAME:
+        return f"用户名须为 1–{MAX_USERNAME} 个字符。"
+    if any(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in username):
+        return "用户名不能包含空白或控制字符。"
+    return None
 
 
 def generate_password() -> str:

@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
 
-from webapp.auth import bp
+from webapp.auth import bp, throttle
 from webapp.auth.models import LOCKOUT_MINUTES, MAX_FAILED_LOGINS, User
+from webapp.auth.sessions import mark_login
+from webapp.clusters.integrations import audit as record
 from webapp.extensions import db, limiter, login_manager
 
 logger = logging.getLogger("chainmatch.auth")
@@ -42,6 +43,9 @@ def _login_limit() -> str:
     return current_app.config["LOGIN_RATE_LIMIT"]
 
 
+LOGIN_FAILED = f"用户名或密码错误。连续失败 {MAX_FAILED_LOGINS} 次后，需等待 {LOCKOUT_MINUTES} 分钟再试。"
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"])
 def login():
@@ -50,42 +54,53 @@ def login():
     error = None
     if request.method == "POST":
         username = request.form.get("username", "").strip()
-        password = request.form.get("password", "")
-        user = db.session.scalars(select(User).where(User.username == username)).first()
-        now = datetime.now(timezone.utc)
-        locked = user is not None and user.locked_until is not None and _aware(user.locked_until) > now
-        if locked:
-            error = f"账号因多次登录失败已被临时锁定，请 {LOCKOUT_MINUTES} 分钟后再试。"
-            logger.warning("login refused for locked account %s", username)
-        elif user is None or not user.active or not user.check_password(password):
-            if user is None:
-                _spend_a_hash(password)  # same work as for a real account: response time does not reveal names
-            if user is not None:
-                user.failed_logins += 1
-                if user.failed_logins >= MAX_FAILED_LOGINS:
-                    user.locked_until = now + timedelta(minutes=LOCKOUT_MINUTES)
-                    user.failed_logins = 0
-                    logger.warning("account %s locked after %d failures", username, MAX_FAILED_LOGINS)
-                db.session.commit()
-            error = "用户名或密码错误。"
-            logger.info("failed login for %s", username)  # never the password
+        user = _authenticate(username, request.form.get("password", ""))
+        if user is None:
+            error = LOGIN_FAILED
         else:
-            user.failed_logins = 0
-            user.locked_until = None
-            db.session.commit()
             next_url = _safe_next(request.args.get("next"))
             session.clear()  # no state carried over from before the login (session fixation)
             session.permanent = True
             login_user(user)
+            mark_login(session)
+            record("login.success", "user", user.id, address=request.remote_addr)
+            db.session.commit()
             logger.info("login %s", username)
             return redirect(next_url)
     return render_template("auth/login.html", error=error), (200 if error is None else 401)
 
 
+def _authenticate(username: str, password: str) -> User | None:
+    """The user for a correct password from an address not locked out, else None (committing the failure).
+
+    Every attempt costs exactly one argon2 verification and the same writes, whether the name is unknown, the
+    account disabled or the pair locked out: neither the answer nor its timing tells them apart.
+    """
+    address = request.remote_addr
+    user = db.session.scalars(select(User).where(User.username == username)).first()
+    password_ok = user.check_password(password) if user is not None else _spend_a_hash(password)
+    locked = throttle.is_locked(db.session, address, username)
+    if password_ok and user is not None and user.active and not locked:
+        throttle.clear(db.session, address, username)
+        return user
+    started_lock = False if locked else throttle.record_failure(db.session, address, username)
+    reason = "locked" if locked else ("bad_credentials" if not password_ok or user is None else "disabled")
+    record("login.failure", "user", user.id if user is not None else "", actor=username, address=address,
+           reason=reason)
+    if started_lock:
+        record("login.lockout", "user", user.id if user is not None else "", actor=username, address=address,
+               minutes=LOCKOUT_MINUTES)
+        logger.warning("login lock-out for %s from %s after %d failures", username, address, MAX_FAILED_LOGINS)
+    db.session.commit()
+    logger.info("failed login for %s from %s (%s)", username, address, reason)  # never the password
+    return None
+
+
 _DUMMY_HASH: list[str] = []
 
 
-def _spend_a_hash(password: str) -> None:
+def _spend_a_hash(password: str) -> bool:
+    """Verify against a hash nobody knows the password of: the same work as for a real account; always False."""
     from webapp.auth.models import _hasher, generate_password
 
     if not _DUMMY_HASH:  # a hash of a random string nobody knows; it never belongs to an account
@@ -94,17 +109,14 @@ def _spend_a_hash(password: str) -> None:
         _hasher.verify(_DUMMY_HASH[0], password)
     except Exception:  # argon2 raises on mismatch; only the time spent matters here
         pass
-
-
-def _aware(value: datetime) -> datetime:
-    # SQLite returns naive datetimes; they were stored as UTC.
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return False
 
 
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout():
     logger.info("logout %s", current_user.username)
+    record("logout", "user", current_user.id)
     current_user.end_sessions()
     db.session.commit()
     logout_user()

@@ -149,6 +149,7 @@ def lists_export_xlsx(cluster_id: str, chain_id: str):
     list_type = request.args.get("list")
     types = [_list_type(list_type)] if list_type else None
     data = list_service.list_xlsx_bytes(db.session, cluster_id, chain_id, types)
+    _audit_export(cluster_id, chain_id, "xlsx", types or list(list_service.LIST_TYPES))
     return _attachment(data, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                        _download_name(cluster, chain, "xlsx", list_type if types else None))
 
@@ -160,9 +161,16 @@ def lists_export_csv(cluster_id: str, chain_id: str, list_type: str):
     chain = get_chain(cluster, chain_id)
     list_type = _list_type(list_type)
     text = list_service.list_csv_text(db.session, cluster_id, chain_id, list_type)
+    _audit_export(cluster_id, chain_id, "csv", [list_type])
     # The BOM lets Excel open the UTF-8 Chinese text correctly.
     return _attachment(("\ufeff" + text).encode("utf-8"), "text/csv; charset=utf-8",
                        _download_name(cluster, chain, "csv", list_type))
+
+
+def _audit_export(cluster_id: str, chain_id: str, file_format: str, list_types: list[str]) -> None:
+    """A bulk export is an audit entry of its own (committed now: an export changes nothing else)."""
+    audit("list.export", "chain", chain_id, cluster_id=cluster_id, format=file_format, lists=list_types)
+    db.session.commit()
 
 
 def _attachment(data: bytes, mimetype: str, filename: str) -> Response:

@@ -16,8 +16,10 @@ def tokens_group() -> None:
 @tokens_group.command("create")
 @click.argument("username")
 @click.option("--name", default="", help="A label for the token, e.g. the script that uses it.")
+@click.option("--days", type=click.IntRange(min=0), default=None,
+              help="Days the token is valid (default CHAINMATCH_API_TOKEN_DAYS; 0: never expires).")
 @with_appcontext
-def create(username: str, name: str) -> None:
+def create(username: str, name: str, days: int | None) -> None:
     """Create an API token for USERNAME and print it once."""
     from webapp.api.tokens import TokenError, create_token
     from webapp.auth.models import User
@@ -26,7 +28,7 @@ def create(username: str, name: str) -> None:
     if user is None:
         raise click.ClickException(f"用户 {username} 不存在 (unknown user)")
     try:
-        row, plaintext = create_token(db.session, user.id, name)
+        row, plaintext = create_token(db.session, user.id, name, days=days)
     except TokenError as exc:
         raise click.ClickException(str(exc)) from None
     from webapp.audit import record
@@ -59,14 +61,15 @@ def revoke(token_id: int) -> None:
 @tokens_group.command("list")
 @with_appcontext
 def list_tokens() -> None:
-    """List API tokens: id, user, name, prefix, created, last used, status."""
+    """List API tokens: id, user, name, prefix, created, last used, expires, status."""
     from webapp.api.tokens import user_tokens
 
     for t in user_tokens(db.session):
         last = t.last_used_at.isoformat(timespec="seconds") if t.last_used_at else "-"
-        status = "active" if t.active else "revoked"
+        expires = t.expires_at.isoformat(timespec="seconds") if t.expires_at else "never"
+        status = "revoked" if t.revoked_at else ("expired" if t.expired else "active")
         click.echo(f"{t.id}\t{t.user.username}\t{t.name or '-'}\tcm_{t.prefix}_…\t"
-                   f"{t.created_at.isoformat(timespec='seconds')}\t{last}\t{status}")
+                   f"{t.created_at.isoformat(timespec='seconds')}\t{last}\t{expires}\t{status}")
 
 
 COMMANDS = [tokens_group]

@@ -10,7 +10,8 @@ from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from webapp.audit import record
-from webapp.auth.models import MIN_PASSWORD_LENGTH, ROLE_FIRM, ROLES, User, generate_password
+from webapp.auth.passwords import change_password
+from webapp.auth.models import MIN_PASSWORD_LENGTH, ROLE_FIRM, ROLES, User, generate_password, username_problem
 from webapp.extensions import db
 
 PASSWORD_HELP = "Password (or env CHAINMATCH_NEW_PASSWORD); generated and printed once when omitted."
@@ -64,6 +65,9 @@ def create_user(username: str, role: str, clusters: tuple[str, ...], enterprise_
     if db.session.scalars(select(User).where(User.username == username)).first():
         raise click.ClickException(f"用户 {username} 已存在 (user exists)")
     password, generated = _password_or_generate(password)
+    problem = username_problem(username)
+    if problem:
+        raise click.ClickException(f"{problem} (invalid user name)")
     if enterprise_id is not None and db.session.get(Enterprise, enterprise_id) is None:
         raise click.ClickException(f"企业 {enterprise_id} 不存在 (unknown enterprise)")
     if role == ROLE_FIRM and enterprise_id is None:
@@ -96,13 +100,11 @@ def list_users() -> None:
 @click.option("--password", envvar="CHAINMATCH_NEW_PASSWORD", default=None, help=PASSWORD_HELP)
 @with_appcontext
 def set_password(username: str, password: str | None) -> None:
-    """Set a new password (ends the user's open sessions and clears a lock-out)."""
+    """Set a new password (ends the user's open sessions, revokes their API tokens, clears lock-outs)."""
     user = _user_or_fail(username)
     password, generated = _password_or_generate(password)
-    user.set_password(password)
-    user.failed_logins = 0
-    user.locked_until = None
-    record("user.set_password", "user", user.id, username=username)
+    revoked = change_password(db.session, user, password)
+    record("user.set_password", "user", user.id, username=username, tokens_revoked=revoked)
     db.session.commit()
     click.echo(f"password changed for {username}")
     if generated:

@@ -15,6 +15,7 @@ from chains.enterprises.importer import OUTCOME_LABELS
 from webapp.auth.roles import ROLE_ADMIN, ROLE_STAFF, role_required
 from webapp.extensions import db
 from webapp.imports import bp
+from webapp.imports.retention import purge_old_uploads
 from webapp.imports.jobs import FINISHED, STATUS_QUEUED, create_job_state, expire_if_stale, progress_of, start_job
 
 ALLOWED_EXTENSIONS = (".csv", ".xlsx")
@@ -55,6 +56,7 @@ def upload():
         return redirect(url_for("imports.index"))
     upload_dir = Path(current_app.config["UPLOAD_DIR"])
     upload_dir.mkdir(parents=True, exist_ok=True)
+    purge_old_uploads(db.session, upload_dir, float(current_app.config["UPLOAD_RETENTION_DAYS"]))
     token = uuid.uuid4().hex
     stored = upload_dir / f"import-{token}{extension}"
     file.save(stored)
@@ -118,5 +120,9 @@ def report(job_id: int):
     job = _job_or_404(job_id)
     if job.status != "done" or not job.report_path or not os.path.exists(job.report_path):
         abort(404)
+    from webapp.audit import record
+
+    record("import.report", "import_job", job.id, filename=job.filename)
+    db.session.commit()  # a download changes nothing but the audit log
     return send_file(job.report_path, mimetype="text/csv", as_attachment=True,
                      download_name=f"import-report-{job.id}.csv")

@@ -233,6 +233,9 @@ def export():
         ]
         rows.append(row)
     buffer = io.BytesIO(xlsx_bytes([("招商线索", EXPORT_HEADERS, rows)]))  # cells formula-escaped by safe_cell
+    audit("lead.export", "lead", "", cluster_id=filters["cluster"] or None, rows=len(leads), format="xlsx",
+          filters={k: v for k, v in filters.items() if isinstance(v, (str, int, list)) and v})
+    db.session.commit()  # an export writes nothing but its audit entry
     logger.info("user %s exported %d leads", current_user.id, len(leads))
     return send_file(
         buffer,
