@@ -29,13 +29,14 @@ def index():
 
         if current_user.role == ROLE_FIRM:
             return render_template("main/workbench_firm.html", **workbench.firm_context(current_user))
-        return render_template("main/workbench.html", **workbench.staff_context(current_user, date.today()))
+        return render_template("main/workbench.html", **workbench.staff_context(current_user, date.today()),
+                               stale_maps=_stale_maps())
     counts = {
         "chains": db.session.scalar(select(func.count()).select_from(Chain)) or 0,
         "clusters": db.session.scalar(select(func.count()).select_from(Cluster)) or 0,
         "enterprises": db.session.scalar(select(func.count()).select_from(Enterprise)) or 0,
     }
-    return render_template("main/index.html", counts=counts, stale_maps=_stale_maps())
+    return render_template("main/index.html", counts=counts)
 
 
 WORKBENCH_CLUSTERS = 10  # clusters whose maps the home page checks for staleness
