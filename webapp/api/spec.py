@@ -110,6 +110,9 @@ def build_spec(app: Flask) -> dict:
                 schema = _response_schema(op) if op.response is not None else (
                     {"type": "object"} if op.media == "application/json" else {"type": "string"})
                 ok = {"description": "成功", "content": {op.media: {"schema": schema}}}
+                links = _links(view.__name__)
+                if links:
+                    ok["links"] = links
                 entry["responses"][str(op.status)] = ok
                 if view.__name__ in _IDEMPOTENT_CREATES:
                     entry["responses"]["200"] = {**ok, "description": "已存在相同的进行中记录，返回该记录"}
@@ -131,6 +134,32 @@ def build_spec(app: Flask) -> dict:
 
 
 _IDEMPOTENT_CREATES = {"post_lead", "post_request"}
+
+# OpenAPI links: the id a create (or update) returns addresses the operations on that object, so clients and
+# stateful testers (schemathesis) can follow create → read → update. Keyed by view name:
+# (path parameter, where the response carries the id, {link name: target operationId}).
+LINKS: dict[str, tuple[str, str, dict[str, str]]] = {
+    "post_lead": ("lead_id", "$response.body#/id", {
+        "GetLead": "get_lead", "PatchLead": "patch_lead", "ChangeLeadStage": "post_lead_stage",
+        "GetLeadProject": "get_project", "DeleteLead": "delete_lead"}),
+    "patch_lead": ("lead_id", "$response.body#/id", {"GetLead": "get_lead"}),
+    "post_lead_stage": ("lead_id", "$response.body#/id", {"GetLead": "get_lead"}),
+    "post_request": ("request_id", "$response.body#/id", {
+        "GetRequest": "get_request", "ChangeRequestStatus": "post_request_status"}),
+    "post_request_status": ("request_id", "$response.body#/id", {"GetRequest": "get_request"}),
+    "create_chain": ("chain_id", "$response.body#/chain_id", {
+        "GetChain": "get_chain", "UpdateChain": "update_chain", "ListChainLinks": "list_links"}),
+    "update_chain": ("chain_id", "$response.body#/chain_id", {"GetChain": "get_chain"}),
+}
+# The operations that create an API object: each must have links to read and to change what it created.
+CREATE_OPERATIONS = ("post_lead", "post_request", "create_chain")
+
+
+def _links(view_name: str) -> dict[str, dict]:
+    if view_name not in LINKS:
+        return {}
+    param, expression, targets = LINKS[view_name]
+    return {name: {"operationId": target, "parameters": {param: expression}} for name, target in targets.items()}
 
 
 def cached_spec() -> dict:
