@@ -34,7 +34,7 @@ def train_static(sample: int, epochs: int) -> None:
     from matching.embedders.static_training import train
     from matching.embedders.vector_cache import cached_encoders
     from webapp.commands.match import progress_bar
-    from webapp.matchsvc.embedding import cache_root, models_dir, transformer_for
+    from webapp.matchsvc.embedding import cache_root, forget_static_model, models_dir, transformer_for
     from webapp.matchsvc.profiles import profile_for
 
     app = current_app._get_current_object()
@@ -54,6 +54,7 @@ def train_static(sample: int, epochs: int) -> None:
                                        progress=lambda step, done, total: bar(done, total))
     folder = write_model(models_dir(app), teacher.name, vocab, tables, figures)
     set_current(models_dir(app), teacher.name, folder)
+    forget_static_model(app)
     click.echo(f"已训练静态嵌入器 {folder.name[:12]}：词表 {figures['vocabulary']}，短语 {figures['phrases']}，"
                f"损失 {figures['loss']}，用时 {figures['seconds']} 秒")
     click.echo("设置 CHAINMATCH_EMBEDDER=static（或 auto 且企业数超过 CHAINMATCH_STATIC_EMBEDDER_ABOVE）后，"

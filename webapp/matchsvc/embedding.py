@@ -68,11 +68,30 @@ def transformer_name(app: Flask) -> str:
     return embedder_name_for(configured_model(app), options["backend"], options["models_dir"])
 
 
+STATIC_LOOKUP_KEY = "chainmatch.static_model"
+
+
+def _static_model(app: Flask) -> tuple:
+    """(folder, embedder name) of the trained static model in use, or (None, None); looked up on disk at most every
+    POOL_SIZE_TTL seconds, as every request asks which embedder the index should have."""
+    from matching.embedders.static import current_model, static_model_name
+
+    cached = app.extensions.get(STATIC_LOOKUP_KEY)
+    now = time.monotonic()
+    if cached is None or now - cached[0] > POOL_SIZE_TTL:
+        folder = current_model(models_dir(app), transformer_name(app))
+        cached = app.extensions[STATIC_LOOKUP_KEY] = (now, folder, static_model_name(folder) if folder else None)
+    return cached[1], cached[2]
+
+
+def forget_static_model(app: Flask) -> None:
+    """Look the static model up again on the next call (after training one in this process)."""
+    app.extensions.pop(STATIC_LOOKUP_KEY, None)
+
+
 def static_folder(app: Flask):
     """The trained static model in use for the configured transformer (None: none trained)."""
-    from matching.embedders.static import current_model
-
-    return current_model(models_dir(app), transformer_name(app))
+    return _static_model(app)[0]
 
 
 def pool_size(app: Flask) -> int:
@@ -108,12 +127,10 @@ def expected_embedder_name(app: Flask) -> str:
     """Name of the embedder the index should have, without loading (or converting) a model."""
     kind = embedder_kind(app)
     if kind == KIND_STATIC:
-        from matching.embedders.static import static_model_name
-
-        folder = static_folder(app)
-        if folder is None:
+        name = _static_model(app)[1]
+        if name is None:
             raise EmbedderUnavailableError(NO_STATIC_MESSAGE)
-        return static_model_name(folder)
+        return name
     if kind == KIND_BUILTIN:
         return embedder_name_for(configured_model(app))
     return transformer_name(app)
