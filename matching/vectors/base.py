@@ -95,6 +95,18 @@ class VectorIndex(ABC):
         return ids, vectors
 
 
+def search_arrays(queries: Any, dim: int, k: int) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
+    """(queries as a C-contiguous float32 matrix, k clamped at 0, scores of -inf, ids of -1): what every backend's
+    search checks and starts from; a query row of the wrong width is a ValueError."""
+    queries = np.ascontiguousarray(np.asarray(queries, dtype=np.float32))
+    if queries.ndim == 1:
+        queries = queries.reshape(1, -1)
+    if queries.shape[1] != dim:
+        raise ValueError(f"queries must have {dim} columns, got {queries.shape[1]}")
+    k = max(int(k), 0)
+    return queries, k, np.full((len(queries), k), -np.inf, np.float32), np.full((len(queries), k), -1, np.int64)
+
+
 def as_ids(ids: Any) -> np.ndarray:
     """`ids` as a contiguous one-dimensional int64 array."""
     return np.ascontiguousarray(np.asarray(ids, dtype=np.int64).reshape(-1))

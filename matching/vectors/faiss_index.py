@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from matching.vectors.base import BASE_META_KEYS, KIND_FLAT, KIND_IVFPQ, VectorIndex, as_ids, caller_metadata, now
+from matching.vectors.base import BASE_META_KEYS, KIND_FLAT, KIND_IVFPQ, VectorIndex, as_ids, caller_metadata, now, search_arrays
 from matching.vectors.meta import IndexMismatchError, atomic_write_bytes, check_meta, meta_path, read_meta, write_meta
 from matching.vectors.row_store import RowStore, ids_path, inner_products, rows_path
 
@@ -239,14 +239,8 @@ class FaissIndex(VectorIndex):
     def search(self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         import faiss
 
-        queries = np.ascontiguousarray(np.asarray(queries, dtype=np.float32))
-        if queries.ndim == 1:
-            queries = queries.reshape(1, -1)
-        if queries.shape[1] != self.dim:
-            raise ValueError(f"queries must have {self.dim} columns, got {queries.shape[1]}")
-        nq, k = len(queries), int(k)
-        scores = np.full((nq, max(k, 0)), -np.inf, dtype=np.float32)
-        found = np.full((nq, max(k, 0)), -1, dtype=np.int64)
+        queries, k, scores, found = search_arrays(queries, self.dim, k)
+        nq = len(queries)
         total = len(self)
         allowed = None if allowed_ids is None else as_ids(allowed_ids)
         if k <= 0 or nq == 0 or total == 0 or (allowed is not None and len(allowed) == 0):

@@ -38,7 +38,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from matching.vectors.base import BASE_META_KEYS, KIND_FLAT, KIND_IVFPQ, VectorIndex, as_ids, caller_metadata, now
+from matching.vectors.base import BASE_META_KEYS, KIND_FLAT, KIND_IVFPQ, VectorIndex, as_ids, caller_metadata, now, search_arrays
 from matching.vectors.meta import IndexMismatchError, atomic_write_bytes, check_meta, meta_path, read_meta, write_meta
 
 logger = logging.getLogger(__name__)
@@ -281,14 +281,7 @@ class MilvusIndex(VectorIndex):
                where: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """As VectorIndex.search; `where` is a Milvus boolean expression over the scalar fields stored with each
         vector (e.g. "province == '山东省'"), combined with `allowed_ids` by "and"."""
-        queries = np.asarray(queries, dtype=np.float32)
-        if queries.ndim == 1:
-            queries = queries.reshape(1, -1)
-        if queries.shape[1] != self.dim:
-            raise ValueError(f"queries must have {self.dim} columns, got {queries.shape[1]}")
-        k = max(int(k), 0)
-        scores = np.full((len(queries), k), -np.inf, np.float32)
-        found = np.full((len(queries), k), -1, np.int64)
+        queries, k, scores, found = search_arrays(queries, self.dim, k)
         filters = [f"({where})"] if where else []
         if allowed_ids is not None:
             allowed = np.intersect1d(as_ids(allowed_ids), self._ids)

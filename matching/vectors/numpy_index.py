@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from matching.vectors.base import KIND_FLAT, VectorIndex, as_ids, caller_metadata, now
+from matching.vectors.base import KIND_FLAT, VectorIndex, as_ids, caller_metadata, now, search_arrays
 from matching.vectors.meta import IndexMismatchError, atomic_write_bytes, check_meta, meta_path, read_meta, write_meta
 
 
@@ -78,14 +78,7 @@ class NumpyIndex(VectorIndex):
         return rows[pos[present]], present
 
     def search(self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        queries = np.asarray(queries, dtype=np.float32)
-        if queries.ndim == 1:
-            queries = queries.reshape(1, -1)
-        if queries.shape[1] != self.dim:
-            raise ValueError(f"queries must have {self.dim} columns, got {queries.shape[1]}")
-        k = max(int(k), 0)
-        scores = np.full((len(queries), k), -np.inf, np.float32)
-        found = np.full((len(queries), k), -1, np.int64)
+        queries, k, scores, found = search_arrays(queries, self.dim, k)
         ids, rows = self._data
         if allowed_ids is not None:
             pos, present = self._positions(ids, np.unique(as_ids(allowed_ids)))
