@@ -44,8 +44,8 @@ def test_requests_without_or_with_bad_token_are_401(client, ids):
 
 
 def test_token_is_stored_hashed_and_revocation_takes_effect(app, client, ids):
-    from webapp.api.models import ApiToken
-    from webapp.api.tokens import revoke_token
+    from webapp.auth.models import ApiToken
+    from webapp.auth.tokens import revoke_token
 
     token = make_token(app, "admin")
     api = Api(client, token)

@@ -25,7 +25,7 @@ def seed_data(app) -> dict[str, int]:
 def make_token(app, role: str, clusters: tuple[str, ...] = (), enterprise_id: int | None = None) -> str:
     """A user of `role` with a fresh API token; returns the plaintext token."""
     from chains.cluster_models import Cluster
-    from webapp.api.tokens import create_token
+    from webapp.auth.tokens import create_token
     from webapp.auth.models import User
 
     with app.app_context():

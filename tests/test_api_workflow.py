@@ -92,7 +92,7 @@ def test_matchmaking_requests(app, client, ids, staff):
 # ----------------------------------------------------------------------------- tokens page and CLI
 
 def test_tokens_page_creates_once_and_revokes(app, client, auth, ids):
-    from webapp.api.models import ApiToken
+    from webapp.auth.models import ApiToken
 
     auth.login_as("staff", clusters=(CLUSTER,))
     assert client.post("/api/tokens/", data={"name": "x"}).status_code == 400  # CSRF required
@@ -112,7 +112,7 @@ def test_tokens_page_creates_once_and_revokes(app, client, auth, ids):
 
 
 def test_tokens_page_cannot_revoke_other_users_token(app, client, auth, ids):
-    from webapp.api.models import ApiToken
+    from webapp.auth.models import ApiToken
 
     make_token(app, "admin")
     with app.app_context():

@@ -84,7 +84,7 @@ def test_cache_follows_roster_and_firm_changes(app, seeded):
 
 
 def test_chain_versions_are_read_once_per_process(app, seeded):
-    from webapp.linkcache import EXTENSION_KEY, chain_views
+    from webapp.matchsvc.linkcache import EXTENSION_KEY, chain_views
 
     views = chain_views(db.session, [CHAIN_ID])
     again = chain_views(db.session, [CHAIN_ID])

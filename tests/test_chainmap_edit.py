@@ -118,7 +118,7 @@ def test_delete_and_move_keep_placements_and_flag_them(app, auth, world, client)
 
 
 def test_moved_link_flags_work_placed_before_the_move(app, auth, world, client):
-    from webapp.chainmaps.attention import MOVED, attention_items
+    from webapp.leads.attention import MOVED, attention_items
 
     auth.login_as("admin")
     auth.post(f"{EDIT}/move", {"link": "tc-service", "parent": "tc-control"})

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from tests.conftest import AuthActions
 from tests.test_import_web import job_id_from, wait_until_finished
-from webapp.api.models import ApiToken
+from webapp.auth.models import ApiToken
 from webapp.audit.models import AuditEntry
 from webapp.extensions import db
 
@@ -19,7 +19,7 @@ NEW_PASSWORD = "a-brand-new-password-9"
 
 
 def _token_for(app, username: str) -> str:
-    from webapp.api.tokens import create_token
+    from webapp.auth.tokens import create_token
     from webapp.auth.models import User
 
     with app.app_context():

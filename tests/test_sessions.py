@@ -165,7 +165,7 @@ def test_password_reset_by_admin_ends_the_users_sessions(app, auth, client):
 
 
 def test_disabling_a_user_ends_sessions_and_api_tokens(app, auth, client):
-    from webapp.api.tokens import create_token
+    from webapp.auth.tokens import create_token
 
     user_id = auth.create_user("to-disable", "staff")
     with app.app_context():

@@ -23,7 +23,7 @@ def _rate_limit() -> str:
 
 def _verified_token():
     """The request's Bearer token once checked (memoised per request), or None when absent or invalid."""
-    from webapp.api.tokens import authenticate
+    from webapp.auth.tokens import authenticate
 
     if not g.get("api_token_checked"):
         g.api_token_checked = True

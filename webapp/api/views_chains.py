@@ -13,13 +13,12 @@ from webapp.api import bp
 from webapp.api.core import operation
 from webapp.api.errors import ApiError
 from webapp.api.schemas import ChainDetail, ChainImportOut, ChainInput, ChainSummary, Link, LinkQuery
-from webapp.auth.models import ROLE_ADMIN, ROLE_MANAGER, ROLE_STAFF
-from webapp.clusters.integrations import audit
+from webapp.auth.models import ROLE_ADMIN, STAFF_ROLES
+from webapp.web.integrations import audit
 from webapp.extensions import db
 
 logger = logging.getLogger("chainmatch.api")
 
-READ_ROLES = (ROLE_ADMIN, ROLE_STAFF, ROLE_MANAGER)
 TAGS = ["产业链图谱"]
 
 
@@ -31,13 +30,13 @@ def _chain(chain_id: str) -> Chain:
 
 
 @bp.get("/chains")
-@operation("产业链列表", tags=TAGS, roles=READ_ROLES, response=ChainSummary, many=True)
+@operation("产业链列表", tags=TAGS, roles=STAFF_ROLES, response=ChainSummary, many=True)
 def list_chains():
     return chain_summaries(db.session)
 
 
 @bp.get("/chains/<chain_id>")
-@operation("产业链详情（当前版本，含全部环节和供应关系）", tags=TAGS, roles=READ_ROLES, response=ChainDetail)
+@operation("产业链详情（当前版本，含全部环节和供应关系）", tags=TAGS, roles=STAFF_ROLES, response=ChainDetail)
 def get_chain(chain_id: str):
     chain = _chain(chain_id)
     version = chain.current_version
@@ -49,7 +48,7 @@ def get_chain(chain_id: str):
 
 
 @bp.get("/chains/<chain_id>/links")
-@operation("产业链环节列表", tags=TAGS, roles=READ_ROLES, query=LinkQuery, response=Link, many=True)
+@operation("产业链环节列表", tags=TAGS, roles=STAFF_ROLES, query=LinkQuery, response=Link, many=True)
 def list_links(chain_id: str, query: dict):
     _chain(chain_id)
     links = current_links(db.session, chain_id)
@@ -59,7 +58,7 @@ def list_links(chain_id: str, query: dict):
 
 
 @bp.get("/chains/<chain_id>/links/<link_id>")
-@operation("环节详情", tags=TAGS, roles=READ_ROLES, response=Link)
+@operation("环节详情", tags=TAGS, roles=STAFF_ROLES, response=Link)
 def get_link(chain_id: str, link_id: str):
     _chain(chain_id)
     for link in current_links(db.session, chain_id):

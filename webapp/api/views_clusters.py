@@ -13,11 +13,10 @@ from webapp.api import bp
 from webapp.api.core import api_user, operation, require_cluster
 from webapp.api.errors import ApiError
 from webapp.api.schemas import ClusterDetail, ClusterSummary, EvaluationOut, GapQuery, GapsOut, ListsOut, ListsQuery
-from webapp.auth.models import ROLE_ADMIN, ROLE_MANAGER, ROLE_STAFF
-from webapp.clusters.integrations import audit
+from webapp.auth.models import STAFF_ROLES
+from webapp.web.integrations import audit
 from webapp.extensions import db
 
-CLUSTER_ROLES = (ROLE_ADMIN, ROLE_STAFF, ROLE_MANAGER)
 TAGS = ["集聚区"]
 
 
@@ -31,14 +30,14 @@ def get_cluster(cluster_id: str) -> Cluster:
 
 
 @bp.get("/clusters")
-@operation("集聚区列表（仅限有权访问的集聚区）", tags=TAGS, roles=CLUSTER_ROLES, response=ClusterSummary, many=True)
+@operation("集聚区列表（仅限有权访问的集聚区）", tags=TAGS, roles=STAFF_ROLES, response=ClusterSummary, many=True)
 def list_clusters():
     user = api_user()
     return [c for c in cluster_summaries(db.session) if user.can_access_cluster(c["id"])]
 
 
 @bp.get("/clusters/<cluster_id>")
-@operation("集聚区详情（指标与本地企业名单）", tags=TAGS, roles=CLUSTER_ROLES, response=ClusterDetail)
+@operation("集聚区详情（指标与本地企业名单）", tags=TAGS, roles=STAFF_ROLES, response=ClusterDetail)
 def get_cluster_detail(cluster_id: str):
     cluster = get_cluster(cluster_id)
     roster = db.session.scalars(select(RosterEntry).where(RosterEntry.cluster_id == cluster.id)
@@ -53,7 +52,7 @@ def get_cluster_detail(cluster_id: str):
 
 
 @bp.get("/clusters/<cluster_id>/gaps")
-@operation("缺口分析（各环节 空白/薄弱/一般/优势 与本地配套率）", tags=TAGS, roles=CLUSTER_ROLES, query=GapQuery,
+@operation("缺口分析（各环节 空白/薄弱/一般/优势 与本地配套率）", tags=TAGS, roles=STAFF_ROLES, query=GapQuery,
            response=GapsOut)
 def get_gaps(cluster_id: str, query: dict):
     cluster = get_cluster(cluster_id)
@@ -65,7 +64,7 @@ def get_gaps(cluster_id: str, query: dict):
 
 
 @bp.get("/clusters/<cluster_id>/evaluation")
-@operation("集聚区政策评价（主导产业集聚度、投资强度、亩均税收等）", tags=TAGS, roles=CLUSTER_ROLES,
+@operation("集聚区政策评价（主导产业集聚度、投资强度、亩均税收等）", tags=TAGS, roles=STAFF_ROLES,
            response=EvaluationOut)
 def get_evaluation(cluster_id: str):
     cluster = get_cluster(cluster_id)
@@ -95,14 +94,14 @@ def _lists(cluster_id: str, chain_id: str, types: list[str] | None, refresh: boo
 
 
 @bp.get("/clusters/<cluster_id>/chains/<chain_id>/lists")
-@operation("N张清单", tags=TAGS, roles=CLUSTER_ROLES, query=ListsQuery, response=ListsOut,
+@operation("N张清单", tags=TAGS, roles=STAFF_ROLES, query=ListsQuery, response=ListsOut,
            description="首次读取时按当前数据生成派生清单；之后返回已保存的清单（含置顶、移除和备注的整理结果）。")
 def get_lists(cluster_id: str, chain_id: str, query: dict):
     return _lists(cluster_id, chain_id, query.get("list_type"), refresh=False)
 
 
 @bp.post("/clusters/<cluster_id>/chains/<chain_id>/lists/refresh")
-@operation("按当前数据刷新派生清单（保留整理结果）", tags=TAGS, roles=CLUSTER_ROLES, response=ListsOut)
+@operation("按当前数据刷新派生清单（保留整理结果）", tags=TAGS, roles=STAFF_ROLES, response=ListsOut)
 def refresh_cluster_lists(cluster_id: str, chain_id: str):
     result = _lists(cluster_id, chain_id, None, refresh=True)
     audit("list.refresh", "chain", chain_id, cluster_id=cluster_id)

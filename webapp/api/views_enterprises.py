@@ -12,13 +12,12 @@ from webapp.api import bp
 from webapp.api.core import operation, paginate
 from webapp.api.errors import ApiError
 from webapp.api.schemas import BulkUpsertInput, BulkUpsertOut, EnterpriseOut, EnterpriseQuery
-from webapp.auth.models import ROLE_ADMIN, ROLE_MANAGER, ROLE_STAFF
-from webapp.clusters.integrations import audit
+from webapp.auth.models import ROLE_ADMIN, ROLE_STAFF, STAFF_ROLES
+from webapp.web.integrations import audit
 from webapp.extensions import db
 
 logger = logging.getLogger("chainmatch.api")
 
-READ_ROLES = (ROLE_ADMIN, ROLE_STAFF, ROLE_MANAGER)
 IMPORT_ROLES = (ROLE_ADMIN, ROLE_STAFF)  # same as the file import page
 TAGS = ["企业库"]
 
@@ -58,7 +57,7 @@ def _conditions(query: dict) -> list:
 
 
 @bp.get("/enterprises")
-@operation("企业检索（名称/产品/经营范围、地区、标签、行业、注册资本）", tags=TAGS, roles=READ_ROLES,
+@operation("企业检索（名称/产品/经营范围、地区、标签、行业、注册资本）", tags=TAGS, roles=STAFF_ROLES,
            query=EnterpriseQuery, response=EnterpriseOut, paginated=True)
 def search_enterprises(query: dict):
     conds = _conditions(query)
@@ -70,7 +69,7 @@ def search_enterprises(query: dict):
 
 
 @bp.get("/enterprises/<int:enterprise_id>")
-@operation("企业详情", tags=TAGS, roles=READ_ROLES, response=EnterpriseOut)
+@operation("企业详情", tags=TAGS, roles=STAFF_ROLES, response=EnterpriseOut)
 def get_enterprise(enterprise_id: int):
     ent = db.session.get(Enterprise, enterprise_id)
     if ent is None:

@@ -10,15 +10,14 @@ from webapp.api import bp
 from webapp.api.core import api_user, operation, paginate, require_cluster
 from webapp.api.errors import ApiError
 from webapp.api.schemas import LeadCreateInput, LeadDetailOut, LeadOut, LeadQuery, LeadStageInput, LeadUpdateInput
-from webapp.auth.models import ROLE_ADMIN, ROLE_MANAGER, ROLE_STAFF, User, user_clusters
-from webapp.clusters.integrations import audit, optional_function
+from webapp.auth.models import ROLE_ADMIN, ROLE_MANAGER, ROLE_STAFF, STAFF_ROLES, User, user_clusters
+from webapp.web.integrations import audit, optional_function
 from webapp.extensions import db
 from webapp.leads.models import STAGES, Lead
 from webapp.leads.service import LeadError, after_stage_change, change_stage, create_lead, update_fields
 
 logger = logging.getLogger("chainmatch.api")
 
-LEAD_ROLES = (ROLE_ADMIN, ROLE_STAFF, ROLE_MANAGER)
 TAGS = ["招商线索"]
 
 
@@ -31,7 +30,7 @@ def _lead(lead_id: int) -> Lead:
 
 
 @bp.get("/leads")
-@operation("线索列表（仅限有权访问的集聚区）", tags=TAGS, roles=LEAD_ROLES, query=LeadQuery, response=LeadOut,
+@operation("线索列表（仅限有权访问的集聚区）", tags=TAGS, roles=STAFF_ROLES, query=LeadQuery, response=LeadOut,
            paginated=True)
 def list_leads(query: dict):
     user = api_user()
@@ -57,7 +56,7 @@ def list_leads(query: dict):
 
 
 @bp.post("/leads")
-@operation("创建线索（同一企业同一环节已有进行中的线索时返回该线索，状态 200）", tags=TAGS, roles=LEAD_ROLES,
+@operation("创建线索（同一企业同一环节已有进行中的线索时返回该线索，状态 200）", tags=TAGS, roles=STAFF_ROLES,
            body=LeadCreateInput, response=LeadDetailOut, status=201,
            errors=(400, 401, 403, 404, 415, 422, 429))
 def post_lead(body: dict):
@@ -108,13 +107,13 @@ def _chain_of_link(cluster: Cluster, link_key: str) -> str:
 
 
 @bp.get("/leads/<int:lead_id>")
-@operation("线索详情（含变更历史）", tags=TAGS, roles=LEAD_ROLES, response=LeadDetailOut)
+@operation("线索详情（含变更历史）", tags=TAGS, roles=STAFF_ROLES, response=LeadDetailOut)
 def get_lead(lead_id: int):
     return _lead(lead_id)
 
 
 @bp.patch("/leads/<int:lead_id>")
-@operation("修改线索（负责人、下一步、下一步日期、备注）", tags=TAGS, roles=LEAD_ROLES, body=LeadUpdateInput,
+@operation("修改线索（负责人、下一步、下一步日期、备注）", tags=TAGS, roles=STAFF_ROLES, body=LeadUpdateInput,
            response=LeadDetailOut)
 def patch_lead(lead_id: int, body: dict):
     lead = _lead(lead_id)
@@ -148,7 +147,7 @@ def _owner_ids(cluster_id: str) -> set[int]:
 
 
 @bp.post("/leads/<int:lead_id>/stage")
-@operation("变更线索阶段（记入历史；放弃需填写原因）", tags=TAGS, roles=LEAD_ROLES, body=LeadStageInput,
+@operation("变更线索阶段（记入历史；放弃需填写原因）", tags=TAGS, roles=STAFF_ROLES, body=LeadStageInput,
            response=LeadDetailOut)
 def post_lead_stage(lead_id: int, body: dict):
     lead = _lead(lead_id)

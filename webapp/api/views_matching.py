@@ -13,9 +13,9 @@ from webapp.api.schemas import (
     LookAlikeQuery,
     LookAlikesOut,
 )
-from webapp.api.views_clusters import CLUSTER_ROLES, get_cluster
-from webapp.auth.models import ROLE_ADMIN, ROLE_MANAGER, ROLE_STAFF
-from webapp.clusters.integrations import audit
+from webapp.api.views_clusters import get_cluster
+from webapp.auth.models import STAFF_ROLES
+from webapp.web.integrations import audit
 from webapp.extensions import db
 from webapp.matchsvc import MatchError, candidates, look_alikes, record_feedback
 
@@ -53,7 +53,7 @@ def _cluster_link(cluster_id: str, link_key: str):
 
 
 @bp.get("/clusters/<cluster_id>/links/<link_key>/candidates")
-@operation("环节候选企业（排序与匹配理由）", tags=TAGS, roles=CLUSTER_ROLES, query=CandidateQuery,
+@operation("环节候选企业（排序与匹配理由）", tags=TAGS, roles=STAFF_ROLES, query=CandidateQuery,
            response=CandidatePageOut,
            description="语义向量与中文词法融合排序；每个候选给出命中词、匹配产品、最契合环节、最相似本地企业和中文理由。"
                        "索引构建期间 state=fallback，仅按关键词匹配。默认排除集聚区已有企业和非存续企业。")
@@ -67,7 +67,7 @@ def get_candidates(cluster_id: str, link_key: str, query: dict):
 
 
 @bp.get("/enterprises/<int:enterprise_id>/look-alikes")
-@operation("相似企业（以企查企）", tags=TAGS, roles=(ROLE_ADMIN, ROLE_STAFF, ROLE_MANAGER), query=LookAlikeQuery,
+@operation("相似企业（以企查企）", tags=TAGS, roles=STAFF_ROLES, query=LookAlikeQuery,
            response=LookAlikesOut)
 def get_look_alikes(enterprise_id: int, query: dict):
     if db.session.get(Enterprise, enterprise_id) is None:
@@ -81,7 +81,7 @@ def get_look_alikes(enterprise_id: int, query: dict):
 
 
 @bp.post("/clusters/<cluster_id>/feedback")
-@operation("候选企业反馈（相关 / 不相关 / 已接洽），用于改进匹配", tags=TAGS, roles=CLUSTER_ROLES, body=FeedbackInput,
+@operation("候选企业反馈（相关 / 不相关 / 已接洽），用于改进匹配", tags=TAGS, roles=STAFF_ROLES, body=FeedbackInput,
            response=FeedbackOut, status=201)
 def post_feedback(cluster_id: str, body: dict):
     cluster = _cluster_link(cluster_id, body["link_key"])

@@ -7,8 +7,9 @@ from webapp.api import bp
 from webapp.api.core import api_user, operation
 from webapp.api.errors import ApiError
 from webapp.api.schemas_register import FundingInput, KpiQuery, ProjectInput, ProjectOut
-from webapp.api.views_leads import LEAD_ROLES, _lead
-from webapp.clusters.integrations import audit
+from webapp.api.views_leads import _lead
+from webapp.auth.models import STAFF_ROLES
+from webapp.web.integrations import audit
 from webapp.extensions import db
 from webapp.leads import projects
 from webapp.leads.models import Lead
@@ -30,14 +31,14 @@ def _project_dict(lead: Lead) -> dict:
 
 
 @bp.get("/leads/<int:lead_id>/project")
-@operation("线索的项目信息（状态及其天数；对集聚区投资强度、亩均税收的影响测算）", tags=TAGS, roles=LEAD_ROLES,
+@operation("线索的项目信息（状态及其天数；对集聚区投资强度、亩均税收的影响测算）", tags=TAGS, roles=STAFF_ROLES,
            response=ProjectOut)
 def get_project(lead_id: int):
     return _project_dict(_lead(lead_id))
 
 
 @bp.put("/leads/<int:lead_id>/project")
-@operation("登记或修改项目信息（线索须已到“签约”或“落地”）", tags=TAGS, roles=LEAD_ROLES, body=ProjectInput,
+@operation("登记或修改项目信息（线索须已到“签约”或“落地”）", tags=TAGS, roles=STAFF_ROLES, body=ProjectInput,
            response=ProjectOut)
 def put_project(lead_id: int, body: dict):
     lead = _lead(lead_id)
@@ -52,7 +53,7 @@ def put_project(lead_id: int, body: dict):
 
 
 @bp.post("/leads/<int:lead_id>/project/funds")
-@operation("记录到位资金", tags=TAGS, roles=LEAD_ROLES, body=FundingInput, response=ProjectOut, status=201)
+@operation("记录到位资金", tags=TAGS, roles=STAFF_ROLES, body=FundingInput, response=ProjectOut, status=201)
 def post_funds(lead_id: int, body: dict):
     lead = _lead(lead_id)
     try:
@@ -66,7 +67,7 @@ def post_funds(lead_id: int, body: dict):
 
 
 @bp.get("/clusters/<cluster_id>/kpi")
-@operation("集聚区考核数据（period：2026、2026Q4、2026H1 或 2026-11，默认本季度）", tags=["考核"], roles=LEAD_ROLES,
+@operation("集聚区考核数据（period：2026、2026Q4、2026H1 或 2026-11，默认本季度）", tags=["考核"], roles=STAFF_ROLES,
            query=KpiQuery)
 def get_kpi(cluster_id: str, query: dict):
     from flask import jsonify

@@ -17,9 +17,9 @@ from webapp.api.schemas_register import (
     RegisterQuery,
     RegisterRowOut,
 )
-from webapp.api.views_leads import LEAD_ROLES, _lead
-from webapp.auth.models import ROLE_ADMIN
-from webapp.clusters.integrations import audit
+from webapp.api.views_leads import _lead
+from webapp.auth.models import ROLE_ADMIN, STAFF_ROLES
+from webapp.web.integrations import audit
 from webapp.extensions import db
 from webapp.leads import claims
 from webapp.leads.models import CoordinationRequest, Lead
@@ -32,7 +32,7 @@ TAGS = ["首报登记"]
 
 @bp.get("/register")
 @operation("首报登记：所有首报企业、首报集聚区、阶段、时长、保护期与冲突（不含任何集聚区的备注）", tags=TAGS,
-           roles=LEAD_ROLES, query=RegisterQuery, response=RegisterRowOut, many=True)
+           roles=STAFF_ROLES, query=RegisterQuery, response=RegisterRowOut, many=True)
 def get_register(query: dict):
     return claims.register_rows(db.session, query.get("cluster") or None, query["conflicts"])
 
@@ -48,7 +48,7 @@ def _dump_requests(requests: list[CoordinationRequest]) -> list[dict]:
 
 
 @bp.get("/coordination")
-@operation("协调申请列表（管理员：全部；其他角色：涉及本集聚区线索的申请）", tags=TAGS, roles=LEAD_ROLES,
+@operation("协调申请列表（管理员：全部；其他角色：涉及本集聚区线索的申请）", tags=TAGS, roles=STAFF_ROLES,
            response=CoordinationOut, many=True)
 def list_coordination():
     from flask import jsonify
@@ -62,7 +62,7 @@ def list_coordination():
 
 
 @bp.post("/leads/<int:lead_id>/coordination")
-@operation("为第二报线索提出协调申请（由管理员裁定）", tags=TAGS, roles=LEAD_ROLES, body=CoordinationInput,
+@operation("为第二报线索提出协调申请（由管理员裁定）", tags=TAGS, roles=STAFF_ROLES, body=CoordinationInput,
            response=CoordinationOut, status=201)
 def post_coordination(lead_id: int, body: dict):
     lead = _lead(lead_id)
@@ -96,7 +96,7 @@ def post_decision(request_id: int, body: dict):
 
 
 @bp.post("/leads/<int:lead_id>/progress")
-@operation("记录线索进展（计入办理时限与首谈保护）", tags=["招商线索"], roles=LEAD_ROLES, body=ProgressInput,
+@operation("记录线索进展（计入办理时限与首谈保护）", tags=["招商线索"], roles=STAFF_ROLES, body=ProgressInput,
            response=LeadDetailOut, status=201)
 def post_progress(lead_id: int, body: dict):
     lead = _lead(lead_id)

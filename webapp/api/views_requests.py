@@ -16,7 +16,7 @@ from webapp.api.schemas import (
     RequestQuery,
     RequestStatusInput,
 )
-from webapp.auth.models import ROLE_ADMIN, ROLE_FIRM, ROLE_MANAGER, ROLE_STAFF
+from webapp.auth.models import ROLE_ADMIN, ROLE_FIRM, ROLE_MANAGER, ROLE_STAFF, STAFF_ROLES
 from webapp.extensions import db
 from webapp.suppliers.models import REQUEST_STATUSES, MatchmakingRequest
 from webapp.suppliers.service import (
@@ -31,7 +31,6 @@ from webapp.suppliers.service import (
 
 logger = logging.getLogger("chainmatch.api")
 
-STAFF_ROLES = (ROLE_ADMIN, ROLE_STAFF, ROLE_MANAGER)
 ALL_ROLES = (ROLE_ADMIN, ROLE_STAFF, ROLE_MANAGER, ROLE_FIRM)
 TAGS = ["供需对接"]
 STATUS_HINT = f"可选：{'、'.join(REQUEST_STATUSES)}"

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from webapp.audit.models import AuditEntry
 from webapp.auth.roles import ROLE_ADMIN, role_required
 from webapp.extensions import db
-from webapp.main.nav import register as register_nav
+from webapp.web.nav import register as register_nav
 
 bp = Blueprint("audit", __name__, url_prefix="/audit", template_folder="templates")
 register_nav("audit.index", "审计日志", ROLE_ADMIN)

@@ -19,20 +19,14 @@ from webapp.auth.passwords import change_password
 from webapp.auth.models import MIN_PASSWORD_LENGTH, ROLE_ADMIN, ROLE_FIRM, ROLES, User, generate_password
 from webapp.auth.roles import role_required
 from webapp.extensions import db
-from webapp.main.nav import register as register_nav
+from webapp.web.integrations import audit as record
+from webapp.web.nav import register as register_nav
 
 logger = logging.getLogger("chainmatch.auth")
 register_nav("auth.users", "用户管理", ROLE_ADMIN)
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{1,63}$")
 MAX_DISPLAY_NAME = 128
-
-
-def record(*args, **kwargs):
-    """webapp.audit.record, imported late: webapp.audit itself imports webapp.auth."""
-    from webapp.audit import record as audit_record
-
-    return audit_record(*args, **kwargs)
 
 
 def _user_or_404(user_id: int) -> User:

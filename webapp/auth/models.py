@@ -1,8 +1,8 @@
-"""Accounts and roles."""
+"""Accounts, roles and API tokens."""
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import UTC, datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -10,12 +10,14 @@ from flask_login import UserMixin
 from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Integer, String, Table, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from chains.db import Base, TimestampMixin
+from chains.db import Base, TimestampMixin, utcnow
 
 ROLE_ADMIN = "admin"
 ROLE_STAFF = "staff"  # 招商人员
 ROLE_MANAGER = "manager"  # 集聚区管理者
 ROLE_FIRM = "firm"  # 链主企业
+# The government side (every role but 链主企业): the roles of the cluster, chain map, candidate and lead pages.
+STAFF_ROLES = (ROLE_ADMIN, ROLE_STAFF, ROLE_MANAGER)
 ROLES = {
     ROLE_ADMIN: "管理员",
     ROLE_STAFF: "招商人员",
@@ -132,3 +134,34 @@ def generate_password() -> str:
     import secrets
 
     return secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
+
+
+class ApiToken(Base):
+    """`cm_<prefix>_<secret>`: the prefix finds the row, sha256(secret) proves it."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64), default="")
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # None: never (opt-in, CLI only)
+
+    user = relationship("User", lazy="joined")
+
+    @property
+    def expired(self) -> bool:
+        """Past its expiry date."""
+        if self.expires_at is None:
+            return False
+        expires = self.expires_at if self.expires_at.tzinfo else self.expires_at.replace(tzinfo=UTC)
+        return expires <= utcnow()
+
+    @property
+    def active(self) -> bool:
+        """Neither revoked nor expired."""
+        return self.revoked_at is None and not self.expired

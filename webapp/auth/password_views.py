@@ -10,7 +10,7 @@ from webapp.auth import bp
 from webapp.auth.models import MIN_PASSWORD_LENGTH
 from webapp.auth.passwords import change_password
 from webapp.auth.sessions import mark_login
-from webapp.clusters.integrations import audit
+from webapp.web.integrations import audit
 from webapp.extensions import db
 
 logger = logging.getLogger("chainmatch.auth")

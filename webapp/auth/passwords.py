@@ -5,6 +5,7 @@ from sqlalchemy.orm import Session
 
 from webapp.auth import throttle
 from webapp.auth.models import User
+from webapp.auth.tokens import revoke_user_tokens
 
 
 def change_password(session: Session, user: User, password: str) -> int:
@@ -12,8 +13,6 @@ def change_password(session: Session, user: User, password: str) -> int:
 
     The new hash changes the session fingerprint, so every login session of the user ends with it.
     """
-    from webapp.api.tokens import revoke_user_tokens
-
     user.set_password(password)
     throttle.clear_user(session, user.username)
     return revoke_user_tokens(session, user.id)

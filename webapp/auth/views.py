@@ -11,7 +11,7 @@ from sqlalchemy import select
 from webapp.auth import bp, throttle
 from webapp.auth.models import LOCKOUT_MINUTES, MAX_FAILED_LOGINS, User
 from webapp.auth.sessions import mark_login
-from webapp.clusters.integrations import audit as record
+from webapp.web.integrations import audit as record
 from webapp.extensions import db, limiter, login_manager
 
 logger = logging.getLogger("chainmatch.auth")

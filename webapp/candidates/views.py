@@ -14,19 +14,18 @@ from sqlalchemy import select
 from chains.cluster_models import Cluster
 from chains.enterprise_models import Enterprise
 from chains.feedback_models import FEEDBACK_LABELS, LABEL_NOT_RELEVANT, LABEL_RELEVANT, CandidateFeedback
-from webapp.auth.models import ROLE_ADMIN, ROLE_MANAGER, ROLE_STAFF
-from webapp.auth.roles import require_cluster_access, role_required
+from webapp.auth.roles import STAFF_ROLES, role_required
 from webapp.candidates import bp
 from webapp.candidates.filters import KNOWN_TAGS, parse_filters, supported
-from webapp.extensions import db, htmx
+from webapp.extensions import db
 from webapp.leads.models import STAGE_ABANDONED, Lead
 from webapp.matchsvc import serving
 from webapp.matchsvc import MatchError, record_feedback
 from webapp.matchsvc import candidates as find_candidates
+from webapp.web.common import get_cluster, wants_fragment
 
 logger = logging.getLogger("chainmatch.candidates")
 
-CANDIDATE_ROLES = (ROLE_ADMIN, ROLE_STAFF, ROLE_MANAGER)
 PAGE_SIZE = 20
 # The Enterprise fields a candidate's card reads (templates/_firm_card.html).
 FIRM_CARD_COLUMNS = (Enterprise.id, Enterprise.is_demo, Enterprise.is_synthetic, Enterprise.capital_wan_cny,
@@ -35,11 +34,6 @@ MAX_PAGE = 25  # 500 candidates deep is as far as the matcher ranks (matchsvc MA
 FRAGMENT_CACHE_KEY = "chainmatch.candidates.fragments"
 FRAGMENT_CACHE_SIZE = 256
 _CSRF_PLACEHOLDER = "csrf-placeholder-" + secrets.token_hex(16)  # never in page data; replaced per request
-
-
-def wants_fragment() -> bool:
-    """An htmx request that swaps the results (a history restore needs the full page)."""
-    return bool(htmx) and not htmx.history_restore_request
 
 
 def embedder_name() -> str:
@@ -55,14 +49,6 @@ def _page_number() -> int:
     raw = request.args.get("page", "1")
     page = int(raw) if raw.isdigit() else 1
     return max(1, min(page, MAX_PAGE))
-
-
-def _cluster(cluster_id: str) -> Cluster:
-    require_cluster_access(cluster_id)
-    cluster = db.session.get(Cluster, cluster_id)
-    if cluster is None:
-        abort(404)
-    return cluster
 
 
 def _latest_feedback(cluster_id: str, link_key: str, ids: list[int]) -> dict[int, str]:
@@ -197,9 +183,9 @@ def _link_info(cluster: Cluster, link_key: str):
 
 
 @bp.route("/<cluster_id>/<link_key>")
-@role_required(*CANDIDATE_ROLES)
+@role_required(*STAFF_ROLES)
 def for_link(cluster_id: str, link_key: str):
-    cluster = _cluster(cluster_id)
+    cluster = get_cluster(cluster_id)
     chain, link = _link_info(cluster, link_key)
     context, status = _results_context(cluster, link_key)
     context.update(chain=chain, link=link)
@@ -210,10 +196,10 @@ def for_link(cluster_id: str, link_key: str):
 
 
 @bp.route("/<cluster_id>/<link_key>/feedback", methods=["POST"])
-@role_required(*CANDIDATE_ROLES)
+@role_required(*STAFF_ROLES)
 def feedback(cluster_id: str, link_key: str):
     """相关 / 不相关 on one candidate: recorded for the matcher's learning."""
-    cluster = _cluster(cluster_id)
+    cluster = get_cluster(cluster_id)
     _link_info(cluster, link_key)
     label = request.form.get("label", "")
     enterprise = request.form.get("enterprise_id", "")

@@ -13,10 +13,9 @@ from sqlalchemy import select
 
 from chains.chain_models import Chain
 from chains.cluster_models import Cluster, ClusterChain
-from webapp.auth.models import ROLE_ADMIN, ROLE_MANAGER, ROLE_STAFF
+from webapp.auth.models import ROLE_ADMIN, ROLE_MANAGER, STAFF_ROLES
 from webapp.extensions import db
 
-VIEW_ROLES = (ROLE_ADMIN, ROLE_STAFF, ROLE_MANAGER)
 EDIT_ROLES = (ROLE_ADMIN, ROLE_MANAGER)
 
 
@@ -34,7 +33,7 @@ def can_view_chain(chain_id: str) -> bool:
     """Admins see every chain; staff and managers the chains of their clusters."""
     if current_user.role == ROLE_ADMIN:
         return True
-    return current_user.role in VIEW_ROLES and _shares_a_cluster(chain_id)
+    return current_user.role in STAFF_ROLES and _shares_a_cluster(chain_id)
 
 
 def can_edit_chain(chain_id: str) -> bool:

@@ -7,7 +7,7 @@ from flask import Response, abort, flash, redirect, render_template, request, ur
 from flask_login import current_user
 from sqlalchemy import select
 
-from webapp.chainmaps.attention import attention_items
+from webapp.leads.attention import attention_items
 from chains.chain_models import Chain, ChainVersion
 from chains.chainmap_diff import diff_versions
 from chains.chainmap_edit import (
@@ -26,17 +26,16 @@ from chains.chainmap_io import (
     parse_chain_text,
 )
 from webapp.auth.models import ROLE_ADMIN
-from webapp.auth.roles import role_required
+from webapp.auth.roles import STAFF_ROLES, role_required
 from webapp.chainmaps import bp
 from webapp.chainmaps.access import (
     EDIT_ROLES,
-    VIEW_ROLES,
     can_edit_chain,
     chain_for,
     clusters_using,
 )
 from webapp.chainmaps.views import wants_fragment
-from webapp.clusters.integrations import audit
+from webapp.web.integrations import audit
 from webapp.extensions import db
 
 logger = logging.getLogger("chainmatch.chainmaps")
@@ -60,7 +59,7 @@ def _diff_context(chain: Chain) -> dict:
 
 
 @bp.route("/<chain_id>/versions")
-@role_required(*VIEW_ROLES)
+@role_required(*STAFF_ROLES)
 def versions(chain_id: str):
     chain = chain_for(chain_id)
     context = _diff_context(chain)
@@ -101,7 +100,7 @@ def restore(chain_id: str, number: int):
 
 
 @bp.route("/<chain_id>/export.yaml")
-@role_required(*VIEW_ROLES)
+@role_required(*STAFF_ROLES)
 def export_yaml(chain_id: str):
     chain_for(chain_id)
     number = request.args.get("version", type=int)

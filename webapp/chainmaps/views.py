@@ -16,35 +16,27 @@ from sqlalchemy.exc import IntegrityError
 from chains.chain_models import STAGES, Chain
 from chains.chainmap_edit import ChainDraft, EditError, current_draft, save_draft
 from chains.chainmap_io import ChainMapError
-from webapp.auth.roles import role_required
+from webapp.auth.roles import STAFF_ROLES, role_required
 from webapp.chainmaps import bp
 from webapp.chainmaps.access import (
     EDIT_ROLES,
-    VIEW_ROLES,
     chain_for,
     clusters_using,
     visible_chains,
 )
-from webapp.clusters.integrations import audit
-from webapp.extensions import db, htmx
-from webapp.main import nav
+from webapp.web.integrations import audit
+from webapp.extensions import db
+from webapp.web import nav
+from webapp.web.common import vary_on_htmx, wants_fragment
 
 logger = logging.getLogger("chainmatch.chainmaps")
 
-nav.register("chainmaps.index", "产业链维护", *VIEW_ROLES)
+nav.register("chainmaps.index", "产业链维护", *STAFF_ROLES)
 LINK_FORM_FIELDS = ("name", "stage", "description", "keywords", "synonyms", "products", "industry_codes",
                     "key_tech_note")
 
 
-def wants_fragment() -> bool:
-    """An htmx request that swaps the editor (a history restore needs the full page)."""
-    return bool(htmx) and not htmx.history_restore_request
-
-
-@bp.after_request
-def _vary_on_htmx(response):
-    response.headers.add("Vary", "HX-Request")
-    return response
+bp.after_request(vary_on_htmx)  # the same URL returns a fragment or a full page
 
 
 def editor_context(chain: Chain, message: str = "", error: list[str] | None = None) -> dict:
@@ -58,7 +50,7 @@ def editor_context(chain: Chain, message: str = "", error: list[str] | None = No
 
 
 @bp.route("/")
-@role_required(*VIEW_ROLES)
+@role_required(*STAFF_ROLES)
 def index():
     return render_template("chainmaps/index.html", chains=visible_chains())
 

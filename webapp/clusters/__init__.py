@@ -5,4 +5,4 @@ from flask import Blueprint
 
 bp = Blueprint("clusters", __name__, url_prefix="/clusters", template_folder="templates")
 
-from webapp.clusters import views  # noqa: E402,F401
+from webapp.clusters import views, edit_views, lists_views, placement_views  # noqa: E402,F401

@@ -21,8 +21,8 @@ from webapp.audit.models import AuditEntry
 from webapp.auth.models import ROLE_ADMIN, ROLE_MANAGER
 from webapp.auth.roles import role_required
 from webapp.clusters import bp
-from webapp.clusters.integrations import audit
-from webapp.clusters.views import get_cluster, wants_fragment
+from webapp.web.integrations import audit
+from webapp.web.common import get_cluster, wants_fragment
 from webapp.extensions import db
 
 logger = logging.getLogger("chainmatch.clusters")

@@ -11,10 +11,11 @@ from sqlalchemy import select
 from chains import lists as list_service
 from chains.list_models import ENTRY_DERIVED, ListChange, ListEntry
 from webapp.clusters import bp
-from webapp.clusters.integrations import audit
-from webapp.clusters.views import CLUSTER_ROLES, chain_names_of, get_chain, get_cluster, wants_fragment
+from webapp.web.integrations import audit
+from webapp.clusters.views import chain_names_of, get_chain
+from webapp.web.common import get_cluster, wants_fragment
 from webapp.extensions import db
-from webapp.auth.roles import role_required
+from webapp.auth.roles import STAFF_ROLES, role_required
 
 logger = logging.getLogger("chainmatch.clusters")
 
@@ -56,7 +57,7 @@ def _row_context(cluster, chain, list_type: str) -> dict:
 
 
 @bp.route("/<cluster_id>/chains/<chain_id>/lists")
-@role_required(*CLUSTER_ROLES)
+@role_required(*STAFF_ROLES)
 def lists(cluster_id: str, chain_id: str):
     cluster = get_cluster(cluster_id)
     chain = get_chain(cluster, chain_id)
@@ -74,7 +75,7 @@ def lists(cluster_id: str, chain_id: str):
 
 
 @bp.route("/<cluster_id>/chains/<chain_id>/lists/refresh", methods=["POST"])
-@role_required(*CLUSTER_ROLES)
+@role_required(*STAFF_ROLES)
 def lists_refresh(cluster_id: str, chain_id: str):
     cluster = get_cluster(cluster_id)
     get_chain(cluster, chain_id)
@@ -87,7 +88,7 @@ def lists_refresh(cluster_id: str, chain_id: str):
 
 
 @bp.route("/<cluster_id>/chains/<chain_id>/lists/entries/<int:entry_id>/<action>", methods=["POST"])
-@role_required(*CLUSTER_ROLES)
+@role_required(*STAFF_ROLES)
 def list_entry_action(cluster_id: str, chain_id: str, entry_id: int, action: str):
     cluster = get_cluster(cluster_id)
     chain = get_chain(cluster, chain_id)
@@ -121,7 +122,7 @@ def list_entry_action(cluster_id: str, chain_id: str, entry_id: int, action: str
 
 
 @bp.route("/<cluster_id>/chains/<chain_id>/lists/<list_type>/history")
-@role_required(*CLUSTER_ROLES)
+@role_required(*STAFF_ROLES)
 def list_history(cluster_id: str, chain_id: str, list_type: str):
     cluster = get_cluster(cluster_id)
     chain = get_chain(cluster, chain_id)
@@ -142,7 +143,7 @@ def _download_name(cluster, chain, suffix: str, list_type: str | None = None) ->
 
 
 @bp.route("/<cluster_id>/chains/<chain_id>/lists/export.xlsx")
-@role_required(*CLUSTER_ROLES)
+@role_required(*STAFF_ROLES)
 def lists_export_xlsx(cluster_id: str, chain_id: str):
     cluster = get_cluster(cluster_id)
     chain = get_chain(cluster, chain_id)
@@ -155,7 +156,7 @@ def lists_export_xlsx(cluster_id: str, chain_id: str):
 
 
 @bp.route("/<cluster_id>/chains/<chain_id>/lists/<list_type>/export.csv")
-@role_required(*CLUSTER_ROLES)
+@role_required(*STAFF_ROLES)
 def lists_export_csv(cluster_id: str, chain_id: str, list_type: str):
     cluster = get_cluster(cluster_id)
     chain = get_chain(cluster, chain_id)

@@ -15,7 +15,7 @@ from flask import current_app
 from chains.chain_models import Chain
 from chains.cluster_models import Cluster, ClusterChain
 from chains.gaps import analyze_chain
-from webapp.clusters.integrations import optional_function
+from webapp.web.integrations import optional_function
 
 logger = logging.getLogger("chainmatch.clusters")
 

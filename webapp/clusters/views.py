@@ -3,19 +3,19 @@ from __future__ import annotations
 
 import logging
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.routing import BuildError
 
-from webapp.chainmaps.attention import attention_items
+from webapp.leads.attention import attention_items
 from chains.chain_models import Chain
 from chains.chainmap_io import SLUG_RE
 from chains.cluster_models import Cluster
 from chains.evaluation import evaluate_cluster
 from chains.gaps import STATUSES, analyze_chain
-from webapp.auth.models import ROLE_ADMIN, ROLE_MANAGER, ROLE_STAFF
-from webapp.auth.roles import require_cluster_access, role_required
+from webapp.auth.models import ROLE_ADMIN
+from webapp.auth.roles import STAFF_ROLES, role_required
 from webapp.clusters import bp
 from webapp.clusters.data import (
     PANEL_CANDIDATES,
@@ -28,31 +28,19 @@ from webapp.clusters.data import (
     rule_chart,
     status_counts,
 )
-from webapp.clusters.integrations import optional_function
+from webapp.web.integrations import optional_function
 from webapp.clusters.staleness import cluster_freshness
-from webapp.extensions import db, htmx
+from webapp.extensions import db
 from webapp.leads.models import Lead, LeadEvent
 from webapp.leads.service import FIELD_LABELS
-from webapp.main import nav
+from webapp.web import nav
+from webapp.web.common import get_cluster, vary_on_htmx, wants_fragment
 
 logger = logging.getLogger("chainmatch.clusters")
 
-CLUSTER_ROLES = (ROLE_ADMIN, ROLE_STAFF, ROLE_MANAGER)
+CLUSTER_ROLES = STAFF_ROLES  # the name placement_views imports (it is being rewritten elsewhere; issue 18)
 
-nav.register("clusters.index", "集聚区", *CLUSTER_ROLES)
-
-
-def wants_fragment() -> bool:
-    """An htmx request that swaps part of a page (a history restore needs the full page)."""
-    return bool(htmx) and not htmx.history_restore_request
-
-
-def get_cluster(cluster_id: str) -> Cluster:
-    require_cluster_access(cluster_id)
-    cluster = db.session.get(Cluster, cluster_id)
-    if cluster is None:
-        abort(404)
-    return cluster
+nav.register("clusters.index", "集聚区", *STAFF_ROLES)
 
 
 def get_chain(cluster: Cluster, chain_id: str) -> Chain:
@@ -77,15 +65,11 @@ def candidates_url(cluster_id: str, link_key: str) -> str | None:
         return None
 
 
-@bp.after_request
-def _vary_on_htmx(response):
-    # The same URL returns a fragment or a full page depending on HX-Request.
-    response.headers.add("Vary", "HX-Request")
-    return response
+bp.after_request(vary_on_htmx)  # the same URL returns a fragment or a full page
 
 
 @bp.route("/")
-@role_required(*CLUSTER_ROLES)
+@role_required(*STAFF_ROLES)
 def index():
     if current_user.role == ROLE_ADMIN:
         clusters = list(db.session.scalars(select(Cluster).order_by(Cluster.name)))
@@ -96,7 +80,7 @@ def index():
 
 
 @bp.route("/<cluster_id>")
-@role_required(*CLUSTER_ROLES)
+@role_required(*STAFF_ROLES)
 def dashboard(cluster_id: str):
     cluster = get_cluster(cluster_id)
     evaluation = evaluate_cluster(db.session, cluster_id)
@@ -144,7 +128,7 @@ def _map_context(cluster: Cluster, chain: Chain) -> dict:
 
 
 @bp.route("/<cluster_id>/chains/<chain_id>")
-@role_required(*CLUSTER_ROLES)
+@role_required(*STAFF_ROLES)
 def chain_view(cluster_id: str, chain_id: str):
     cluster = get_cluster(cluster_id)
     chain = get_chain(cluster, chain_id)
@@ -187,7 +171,7 @@ def _panel_context(cluster: Cluster, chain: Chain, link_key: str, by_key: dict, 
 
 
 @bp.route("/<cluster_id>/chains/<chain_id>/links/<link_key>")
-@role_required(*CLUSTER_ROLES)
+@role_required(*STAFF_ROLES)
 def link_panel(cluster_id: str, chain_id: str, link_key: str):
     cluster = get_cluster(cluster_id)
     chain = get_chain(cluster, chain_id)
@@ -198,5 +182,3 @@ def link_panel(cluster_id: str, chain_id: str, link_key: str):
     panel = _panel_context(cluster, chain, link_key, context["by_key"], context["gap"])
     return render_template("clusters/chain_map.html", panel=panel, **context)
 
-
-from webapp.clusters import edit_views, lists_views, placement_views  # noqa: E402,F401

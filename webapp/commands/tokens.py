@@ -21,7 +21,7 @@ def tokens_group() -> None:
 @with_appcontext
 def create(username: str, name: str, days: int | None) -> None:
     """Create an API token for USERNAME and print it once."""
-    from webapp.api.tokens import TokenError, create_token
+    from webapp.auth.tokens import TokenError, create_token
     from webapp.auth.models import User
 
     user = db.session.scalars(select(User).where(User.username == username)).first()
@@ -45,7 +45,7 @@ def create(username: str, name: str, days: int | None) -> None:
 @with_appcontext
 def revoke(token_id: int) -> None:
     """Revoke the API token with id TOKEN_ID."""
-    from webapp.api.tokens import TokenError, revoke_token
+    from webapp.auth.tokens import TokenError, revoke_token
 
     try:
         revoke_token(db.session, token_id)
@@ -62,7 +62,7 @@ def revoke(token_id: int) -> None:
 @with_appcontext
 def list_tokens() -> None:
     """List API tokens: id, user, name, prefix, created, last used, expires, status."""
-    from webapp.api.tokens import user_tokens
+    from webapp.auth.tokens import user_tokens
 
     for t in user_tokens(db.session):
         last = t.last_used_at.isoformat(timespec="seconds") if t.last_used_at else "-"

@@ -10,20 +10,20 @@ from sqlalchemy import select
 from chains.chain_models import Chain, ChainLink
 from chains.cluster_models import Cluster, LinkAssignment, RosterEntry
 from chains.enterprise_models import Enterprise, EnterpriseChange
-from webapp.auth.models import ROLE_ADMIN, ROLE_MANAGER, ROLE_STAFF
-from webapp.auth.roles import role_required
+from webapp.auth.models import ROLE_ADMIN
+from webapp.auth.roles import STAFF_ROLES, role_required
 from webapp.candidates.filters import KNOWN_TAGS, parse_filters, supported
-from webapp.candidates.views import embedder_name, wants_fragment
+from webapp.candidates.views import embedder_name
 from webapp.extensions import db
 from webapp.firms import bp
 from webapp.firms.search import links_fitting, search_firms
 from webapp.leads.models import Lead
-from webapp.main import nav
+from webapp.web import nav
+from webapp.web.common import wants_fragment
 from webapp.matchsvc import look_alikes
 
 logger = logging.getLogger("chainmatch.firms")
 
-FIRM_ROLES = (ROLE_ADMIN, ROLE_STAFF, ROLE_MANAGER)
 PAGE_SIZE = 20
 MAX_PAGE = 25
 MAX_QUERY = 500  # characters of a search text
@@ -31,7 +31,7 @@ LOOK_ALIKES = 8
 FITTING_LINKS = 6
 CHANGES_SHOWN = 100
 
-nav.register("firms.index", "企业检索", *FIRM_ROLES)
+nav.register("firms.index", "企业检索", *STAFF_ROLES)
 
 # Profile fields shown on the enterprise page, in order.
 PROFILE_FIELDS = (
@@ -51,7 +51,7 @@ def _page_number() -> int:
 
 
 @bp.route("/")
-@role_required(*FIRM_ROLES)
+@role_required(*STAFF_ROLES)
 def index():
     form = parse_filters(request.args, {"exclude_cluster_firms": False})
     q = (request.args.get("q") or "").strip()[:MAX_QUERY]
@@ -103,7 +103,7 @@ def _link_names(keys: set[str]) -> dict[str, str]:
 
 
 @bp.route("/<int:enterprise_id>")
-@role_required(*FIRM_ROLES)
+@role_required(*STAFF_ROLES)
 def detail(enterprise_id: int):
     ent = db.session.get(Enterprise, enterprise_id)
     if ent is None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from webapp.main import nav
+from webapp.web import nav
 
 bp = Blueprint("imports", __name__, url_prefix="/imports", template_folder="templates")
 nav.register("imports.index", "企业导入", "admin", "staff")

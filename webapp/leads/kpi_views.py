@@ -9,15 +9,16 @@ from flask import render_template, request, send_file
 from flask_login import current_user
 
 from chains.excel import xlsx_bytes
-from webapp.auth.roles import require_cluster_access, role_required
+from webapp.auth.roles import STAFF_ROLES, require_cluster_access, role_required
 from webapp.extensions import db
 from webapp.leads import bp, kpi
-from webapp.leads.views import LEAD_ROLES, _visible_clusters, _wants_fragment
-from webapp.main import nav
+from webapp.leads.views import _visible_clusters
+from webapp.web import nav
+from webapp.web.common import wants_fragment
 
 logger = logging.getLogger("chainmatch.leads")
 
-nav.register("leads.kpi_page", "考核", *LEAD_ROLES)
+nav.register("leads.kpi_page", "考核", *STAFF_ROLES)
 
 
 def _selection() -> tuple[str, kpi.Period | None, str | None, list]:
@@ -49,7 +50,7 @@ def _charts(result: dict) -> dict:
 
 
 @bp.route("/kpi")
-@role_required(*LEAD_ROLES)
+@role_required(*STAFF_ROLES)
 def kpi_page():
     """The 考核 page of one cluster and period, with charts."""
     cluster_id, period, error, clusters = _selection()
@@ -57,12 +58,12 @@ def kpi_page():
     context = {"result": result, "error": error, "clusters": clusters, "cluster_id": cluster_id,
                "period": period.label if period else request.args.get("period", ""), "metrics": kpi.METRICS,
                "charts": _charts(result) if result else None}
-    template = "leads/_kpi.html" if _wants_fragment() else "leads/kpi.html"
+    template = "leads/_kpi.html" if wants_fragment() else "leads/kpi.html"
     return render_template(template, **context), 400 if error else 200
 
 
 @bp.route("/kpi.xlsx")
-@role_required(*LEAD_ROLES)
+@role_required(*STAFF_ROLES)
 def kpi_export():
     """The 考核 figures as an Excel workbook."""
     cluster_id, period, error, _ = _selection()

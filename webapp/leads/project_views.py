@@ -9,30 +9,31 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from webapp.auth.models import ROLE_ADMIN
-from webapp.auth.roles import role_required
-from webapp.clusters.integrations import audit
+from webapp.auth.roles import STAFF_ROLES, role_required
+from webapp.web.integrations import audit
 from webapp.extensions import db
 from webapp.leads import bp, projects
 from webapp.leads.models import Lead, LeadProject
 from webapp.leads.service import LeadError
-from webapp.leads.views import LEAD_ROLES, _get_lead, _render_detail, _wants_fragment
-from webapp.main import nav
+from webapp.leads.views import _get_lead, _render_detail
+from webapp.web import nav
+from webapp.web.common import wants_fragment
 
 logger = logging.getLogger("chainmatch.leads")
 
-nav.register("leads.projects_page", "签约项目", *LEAD_ROLES)
+nav.register("leads.projects_page", "签约项目", *STAFF_ROLES)
 
 
 def _done(lead: Lead, message: str):
     """After a change: redirect with a flash, or the lead fragment for htmx."""
-    if not _wants_fragment():
+    if not wants_fragment():
         flash(message, "success")
         return redirect(url_for("leads.detail", lead_id=lead.id))
     return _render_detail(lead)
 
 
 @bp.route("/<int:lead_id>/project", methods=["POST"])
-@role_required(*LEAD_ROLES)
+@role_required(*STAFF_ROLES)
 def save_project(lead_id: int):
     """Create or update the project facts of a signed lead."""
     lead = _get_lead(lead_id)
@@ -49,7 +50,7 @@ def save_project(lead_id: int):
 
 
 @bp.route("/<int:lead_id>/project/funds", methods=["POST"])
-@role_required(*LEAD_ROLES)
+@role_required(*STAFF_ROLES)
 def add_funds(lead_id: int):
     """Record a 到位资金 entry."""
     lead = _get_lead(lead_id)
@@ -66,7 +67,7 @@ def add_funds(lead_id: int):
 
 
 @bp.route("/projects")
-@role_required(*LEAD_ROLES)
+@role_required(*STAFF_ROLES)
 def projects_page():
     """Every signed project of the user's clusters with its state (签约未开工, 开工未到资…) and its age."""
     query = select(LeadProject).join(Lead)
@@ -79,5 +80,5 @@ def projects_page():
         rows = [(p, s) for p, s in rows if s is not None and s.name == state]
     states = (projects.STATE_SIGNED_NOT_STARTED, projects.STATE_STARTED_NO_MONEY, projects.STATE_BUILDING,
               projects.STATE_PRODUCING)
-    template = "leads/_projects.html" if _wants_fragment() else "leads/projects.html"
+    template = "leads/_projects.html" if wants_fragment() else "leads/projects.html"
     return render_template(template, rows=rows, states=states, state=state)

@@ -9,22 +9,23 @@ from sqlalchemy import or_, select
 
 from chains.db import utcnow
 from webapp.auth.models import ROLE_ADMIN
-from webapp.auth.roles import require_cluster_access, role_required
-from webapp.clusters.integrations import audit
+from webapp.auth.roles import STAFF_ROLES, require_cluster_access, role_required
+from webapp.web.integrations import audit
 from webapp.extensions import db
 from webapp.leads import bp, claims
 from webapp.leads.models import COORD_LABELS, COORD_PENDING, CoordinationRequest, Lead
 from webapp.leads.service import LeadError, add_progress
-from webapp.leads.views import LEAD_ROLES, _get_lead, _render_detail, _visible_clusters, _wants_fragment
-from webapp.main import nav
+from webapp.leads.views import _get_lead, _render_detail, _visible_clusters
+from webapp.web import nav
+from webapp.web.common import wants_fragment
 
 logger = logging.getLogger("chainmatch.leads")
 
-nav.register("leads.register", "首报登记", *LEAD_ROLES)
+nav.register("leads.register", "首报登记", *STAFF_ROLES)
 
 
 @bp.route("/register")
-@role_required(*LEAD_ROLES)
+@role_required(*STAFF_ROLES)
 def register():
     """Every claimed firm: holder cluster, owner, stage, age, protection and competing claims — never notes."""
     cluster_id = request.args.get("cluster", "").strip()
@@ -37,7 +38,7 @@ def register():
         "readable": readable_clusters(),
         "today": utcnow().date(),
     }
-    template = "leads/_register.html" if _wants_fragment() else "leads/register.html"
+    template = "leads/_register.html" if wants_fragment() else "leads/register.html"
     return render_template(template, **context)
 
 
@@ -47,7 +48,7 @@ def readable_clusters() -> set[str] | None:
 
 
 @bp.route("/coordination")
-@role_required(*LEAD_ROLES)
+@role_required(*STAFF_ROLES)
 def coordination():
     """协调申请: admins see all and decide; others see those of their clusters' leads."""
     query = select(CoordinationRequest).order_by(CoordinationRequest.status != COORD_PENDING,
@@ -58,12 +59,12 @@ def coordination():
     requests = list(db.session.scalars(query))
     context = {"requests": requests, "labels": COORD_LABELS, "readable": readable_clusters(),
                "pending": COORD_PENDING}
-    template = "leads/_coordination.html" if _wants_fragment() else "leads/coordination.html"
+    template = "leads/_coordination.html" if wants_fragment() else "leads/coordination.html"
     return render_template(template, **context)
 
 
 @bp.route("/<int:lead_id>/coordination", methods=["POST"])
-@role_required(*LEAD_ROLES)
+@role_required(*STAFF_ROLES)
 def request_coordination(lead_id: int):
     """File a 协调申请 for a second claim."""
     lead = _get_lead(lead_id)
@@ -75,7 +76,7 @@ def request_coordination(lead_id: int):
     audit("lead.coordination", "lead", lead.id, cluster_id=lead.cluster_id, request_id=filed.id)
     db.session.commit()
     logger.info("user %s filed coordination request %s for lead %s", current_user.id, filed.id, lead.id)
-    if not _wants_fragment():
+    if not wants_fragment():
         flash("协调申请已提交，等待管理员裁定", "success")
         return redirect(url_for("leads.detail", lead_id=lead.id))
     return _render_detail(lead)
@@ -100,7 +101,7 @@ def decide_coordination(request_id: int):
           request_id=filed.id, decision=decision)
     db.session.commit()
     logger.info("admin %s decided coordination request %s: %s", current_user.id, filed.id, decision)
-    if _wants_fragment():
+    if wants_fragment():
         return coordination()
     flash(f"已裁定：{filed.status_label}", "success")
     return redirect(url_for("leads.coordination"))
@@ -108,13 +109,13 @@ def decide_coordination(request_id: int):
 
 def _decision_error(message: str):
     """A refused decision: the message as a fragment or an error page (400)."""
-    if _wants_fragment():
+    if wants_fragment():
         return render_template("leads/_flash_error.html", message=message), 400
     return render_template("errors/page.html", code=400, title="无法裁定", message=message), 400
 
 
 @bp.route("/<int:lead_id>/progress", methods=["POST"])
-@role_required(*LEAD_ROLES)
+@role_required(*STAFF_ROLES)
 def progress(lead_id: int):
     """Record a progress entry (进展记录)."""
     lead = _get_lead(lead_id)
@@ -126,7 +127,7 @@ def progress(lead_id: int):
         return _render_detail(lead, str(exc), 400)
     audit("lead.progress", "lead", lead.id, cluster_id=lead.cluster_id)
     db.session.commit()
-    if not _wants_fragment():
+    if not wants_fragment():
         flash("进展已记录", "success")
         return redirect(url_for("leads.detail", lead_id=lead.id))
     return _render_detail(lead)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from chains.chain_models import Chain
 from chains.cluster_models import Cluster
 from chains.enterprise_models import Enterprise
-from webapp.clusters.integrations import audit, optional_function
+from webapp.web.integrations import audit, optional_function
 from webapp.leads import claims
 from webapp.leads.models import (
     PIPELINE_STAGES,

@@ -13,13 +13,14 @@ from sqlalchemy.orm import selectinload
 from chains.chain_models import Chain
 from chains.cluster_models import Cluster
 from webapp.auth.models import ROLE_ADMIN, ROLE_MANAGER, ROLE_STAFF, User, user_clusters
-from webapp.auth.roles import require_cluster_access, role_required
+from webapp.auth.roles import STAFF_ROLES, require_cluster_access, role_required
 from chains.chainmap_io import current_links
 from chains.excel import xlsx_bytes
-from webapp.clusters.integrations import audit, optional_function
-from webapp.extensions import db, htmx
+from webapp.web.integrations import audit, optional_function
+from webapp.extensions import db
 from webapp.leads import bp
 from webapp.leads import claims, deadlines, projects
+from webapp.leads.attention import attention_items
 from webapp.leads.models import (
     CLAIM_FIRST,
     CLAIM_SECOND,
@@ -44,22 +45,18 @@ from webapp.leads.service import (
     set_feedback,
     update_fields,
 )
-from webapp.main import nav
+from webapp.web import nav
+from webapp.web.common import vary_on_htmx, wants_fragment
 
 logger = logging.getLogger("chainmatch.leads")
 
-LEAD_ROLES = (ROLE_ADMIN, ROLE_STAFF, ROLE_MANAGER)
 EXPORT_HEADERS = ("线索编号", "企业名称", "集聚区", "产业链", "环节", "阶段", "放弃原因", "负责人", "下一步", "下一步日期", "逾期事项", "备注", "创建时间", "更新时间")
 FEEDBACK_LABELS = {FEEDBACK_RELEVANT: "相关", FEEDBACK_NOT_RELEVANT: "不相关", "": "未标注"}
 
-nav.register("leads.board", "招商线索", *LEAD_ROLES)
+nav.register("leads.board", "招商线索", *STAFF_ROLES)
 
 
-@bp.after_request
-def _vary_on_htmx(response):
-    # The same URL returns a fragment or a full page depending on HX-Request.
-    response.headers.add("Vary", "HX-Request")
-    return response
+bp.after_request(vary_on_htmx)  # the same URL returns a fragment or a full page
 
 
 MAX_ID = 2**31 - 1  # larger numbers cannot be row ids (and PostgreSQL would reject them)
@@ -69,10 +66,6 @@ def _id(value: str | None) -> int | None:
     """A row id from a form or query value, or None."""
     value = (value or "").strip()
     return int(value) if value.isdigit() and int(value) <= MAX_ID else None
-
-
-def _wants_fragment() -> bool:
-    return bool(htmx) and not htmx.history_restore_request
 
 
 def _visible_clusters() -> list[Cluster]:
@@ -175,7 +168,7 @@ def _list_context(filters: dict) -> dict:
 
 
 @bp.route("/")
-@role_required(*LEAD_ROLES)
+@role_required(*STAFF_ROLES)
 def board():
     context = _list_context(_filters())
     by_stage = {stage: [] for stage in STAGES}
@@ -196,16 +189,16 @@ def board():
 
 
 @bp.route("/table")
-@role_required(*LEAD_ROLES)
+@role_required(*STAFF_ROLES)
 def table():
     context = _list_context(_filters())
-    if _wants_fragment():
+    if wants_fragment():
         return render_template("leads/_table.html", **context)
     return render_template("leads/table.html", **context)
 
 
 @bp.route("/export.xlsx")
-@role_required(*LEAD_ROLES)
+@role_required(*STAFF_ROLES)
 def export():
     filters = _filters()
     leads = _query_leads(filters)
@@ -278,8 +271,6 @@ def _detail_context(lead: Lead, error: str | None = None) -> dict:
 
 def _link_attention(lead: Lead) -> str:
     """已删除 / 已移动 when a chain map edit took the lead's link away or moved it since the lead was made."""
-    from webapp.chainmaps.attention import attention_items
-
     if not lead.chain_id or not lead.link_key:
         return ""
     return next((item.reason for item in attention_items(db.session, lead.chain_id, [lead.cluster_id])
@@ -288,18 +279,18 @@ def _link_attention(lead: Lead) -> str:
 
 def _render_detail(lead: Lead, error: str | None = None, status: int = 200):
     context = _detail_context(lead, error)
-    template = "leads/_main.html" if _wants_fragment() else "leads/detail.html"
+    template = "leads/_main.html" if wants_fragment() else "leads/detail.html"
     return render_template(template, **context), status
 
 
 @bp.route("/<int:lead_id>")
-@role_required(*LEAD_ROLES)
+@role_required(*STAFF_ROLES)
 def detail(lead_id: int):
     return _render_detail(_get_lead(lead_id))
 
 
 @bp.route("/create", methods=["POST"])
-@role_required(*LEAD_ROLES)
+@role_required(*STAFF_ROLES)
 def create():
     cluster_id = request.form.get("cluster_id", "").strip()
     if not cluster_id:
@@ -337,20 +328,20 @@ def create():
         view = claims.public_view(holder)
         message = (f"该企业已由{view['cluster_name']}于 {view['since']:%Y-%m-%d} 首报（当前阶段：{view['stage']}），"
                    "本线索登记为第二报；如需协调，请在线索页提出协调申请")
-    if _wants_fragment():
+    if wants_fragment():
         return render_template("leads/_created.html", lead=lead, created=created, message=message), 201 if created else 200
     flash(message, "success" if created and holder is None else "warning")
     return redirect(url_for("leads.detail", lead_id=lead.id))
 
 
 def _create_error(message: str):
-    if _wants_fragment():
+    if wants_fragment():
         return render_template("leads/_created.html", lead=None, created=False, message=message, error=True), 400
     return render_template("errors/page.html", code=400, title="无法创建线索", message=message), 400
 
 
 @bp.route("/<int:lead_id>/stage", methods=["POST"])
-@role_required(*LEAD_ROLES)
+@role_required(*STAFF_ROLES)
 def stage(lead_id: int):
     lead = _get_lead(lead_id)
     try:
@@ -362,14 +353,14 @@ def stage(lead_id: int):
     if changed:
         after_stage_change(db.session, lead, current_user)
     db.session.commit()
-    if not _wants_fragment():
+    if not wants_fragment():
         flash(f"阶段已更新为“{lead.stage}”" if changed else "阶段未变化", "success")
         return redirect(url_for("leads.detail", lead_id=lead.id))
     return _render_detail(lead)
 
 
 @bp.route("/<int:lead_id>/edit", methods=["POST"])
-@role_required(*LEAD_ROLES)
+@role_required(*STAFF_ROLES)
 def edit(lead_id: int):
     lead = _get_lead(lead_id)
     form = request.form
@@ -396,14 +387,14 @@ def edit(lead_id: int):
     if changed:
         audit("lead.edit", "lead", lead.id, cluster_id=lead.cluster_id, fields=changed)
     db.session.commit()
-    if not _wants_fragment():
+    if not wants_fragment():
         flash("已保存" if changed else "没有需要保存的修改", "success")
         return redirect(url_for("leads.detail", lead_id=lead.id))
     return _render_detail(lead)
 
 
 @bp.route("/<int:lead_id>/feedback", methods=["POST"])
-@role_required(*LEAD_ROLES)
+@role_required(*STAFF_ROLES)
 def feedback(lead_id: int):
     """Mark the lead's firm relevant or not for its link; feeds the matcher's learning when available."""
     lead = _get_lead(lead_id)
@@ -417,7 +408,7 @@ def feedback(lead_id: int):
     if changed:
         audit("lead.feedback", "lead", lead.id, cluster_id=lead.cluster_id, value=value)
     db.session.commit()
-    if not _wants_fragment():
+    if not wants_fragment():
         flash(f"已标注为“{FEEDBACK_LABELS[value]}”", "success")
         return redirect(url_for("leads.detail", lead_id=lead.id))
     return _render_detail(lead)

@@ -12,7 +12,7 @@ from chains.cluster_models import Cluster
 from chains.enterprise_models import Enterprise
 from webapp.extensions import db
 from webapp.main import bp
-from webapp.main.nav import nav_items
+from webapp.web.nav import nav_items
 
 
 @bp.app_context_processor
@@ -44,10 +44,10 @@ WORKBENCH_CLUSTERS = 10  # clusters whose maps the home page checks for stalenes
 
 def _stale_maps() -> list:
     """The stale chain maps of the user's clusters (administrators: the first clusters by name)."""
-    from webapp.auth.models import ROLE_ADMIN, ROLE_MANAGER, ROLE_STAFF
+    from webapp.auth.models import ROLE_ADMIN, STAFF_ROLES
     from webapp.clusters.staleness import cluster_freshness
 
-    if not current_user.is_authenticated or current_user.role not in (ROLE_ADMIN, ROLE_STAFF, ROLE_MANAGER):
+    if not current_user.is_authenticated or current_user.role not in STAFF_ROLES:
         return []
     if current_user.role == ROLE_ADMIN:
         clusters = list(db.session.scalars(select(Cluster).order_by(Cluster.name).limit(WORKBENCH_CLUSTERS)))

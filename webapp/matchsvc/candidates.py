@@ -17,7 +17,7 @@ from webapp.matchsvc import evidence as evidence_module
 from webapp.matchsvc import serving, store
 from webapp.matchsvc.evidence import normalized_terms, terms_in
 from webapp.matchsvc.filters import CandidateFilters, ResolvedFilter, conditions, resolve, roster_ids
-from webapp.linkcache import ChainHead, LinkView, VersionView, chain_views
+from webapp.matchsvc.linkcache import ChainHead, LinkView, VersionView, chain_views
 from webapp.matchsvc.profiles import link_query_for, link_terms
 
 DEFAULT_K = 20
@@ -142,7 +142,7 @@ def cluster_links(session: Session, cluster: Cluster) -> ClusterLinks:
 
 @dataclass
 class LinkSet:
-    """The cluster's chains' current links as cached read-only copies (webapp.linkcache): no ORM rows."""
+    """The cluster's chains' current links as cached read-only copies (webapp.matchsvc.linkcache): no ORM rows."""
 
     views: dict[str, VersionView]
     links: dict[str, LinkView]

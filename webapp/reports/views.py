@@ -7,9 +7,8 @@ import logging
 from flask import abort, render_template, request, send_file
 from flask_login import current_user
 
-from webapp.auth.models import ROLE_ADMIN, ROLE_MANAGER, ROLE_STAFF
-from webapp.auth.roles import require_cluster_access, role_required
-from webapp.clusters.integrations import audit
+from webapp.auth.roles import STAFF_ROLES, require_cluster_access, role_required
+from webapp.web.integrations import audit
 from webapp.extensions import db
 from webapp.leads import kpi
 from webapp.reports import bp
@@ -21,7 +20,7 @@ DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.docu
 
 
 @bp.route("/<cluster_id>/<chain_id>.docx")
-@role_required(ROLE_ADMIN, ROLE_STAFF, ROLE_MANAGER)
+@role_required(*STAFF_ROLES)
 def cluster_report(cluster_id: str, chain_id: str):
     """The 招商分析报告 of a cluster's chain as a .docx download."""
     require_cluster_access(cluster_id)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from chains.enterprise_models import Enterprise
 from webapp.auth.models import ROLE_FIRM
-from webapp.clusters.integrations import audit
+from webapp.web.integrations import audit
 from webapp.suppliers.access import firm_clusters, need_links, staff_visible_clusters
 from webapp.suppliers.models import (
     OPEN_STATUSES,

@@ -9,11 +9,12 @@ from sqlalchemy import select
 
 from chains.chain_models import Chain
 from chains.enterprise_models import Enterprise
-from webapp.auth.models import ROLE_ADMIN, ROLE_FIRM, ROLE_MANAGER, ROLE_STAFF
-from webapp.auth.roles import require_cluster_access, role_required
-from webapp.candidates.views import embedder_name, wants_fragment
+from webapp.auth.models import ROLE_ADMIN, ROLE_FIRM
+from webapp.auth.roles import STAFF_ROLES, require_cluster_access, role_required
+from webapp.candidates.views import embedder_name
 from webapp.extensions import db
-from webapp.main import nav
+from webapp.web import nav
+from webapp.web.common import wants_fragment
 from webapp.matchsvc.profiles import link_query_for, link_terms
 from webapp.suppliers import bp, service
 from webapp.suppliers.access import firm_clusters, need_links
@@ -23,7 +24,6 @@ from webapp.suppliers.service import FORBIDDEN, MAX_NEED_TEXT, NOT_FOUND, Matchm
 
 logger = logging.getLogger("chainmatch.suppliers")
 
-STAFF_ROLES = (ROLE_ADMIN, ROLE_STAFF, ROLE_MANAGER)
 MAX_NEEDS = 5  # needs searched at once
 MAX_TEXT = MAX_NEED_TEXT  # free-text need
 FIELD_LABELS = {"created": "提交申请", "status": "状态", "note": "处理备注"}

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from chains.chain_models import Chain, ChainLink, ChainVersion
 from chains.cluster_models import LinkAssignment
 from chains.list_models import ListEntry
+from webapp.leads.models import Lead
 
 DELETED, MOVED = "已删除", "已移动"
 
@@ -37,8 +38,6 @@ def _naive(at: datetime | None) -> datetime | None:
 
 def attention_items(session: Session, chain_id: str, cluster_ids: Iterable[str] | None = None) -> list[AttentionItem]:
     """Placements, list entries and leads of `chain_id` (in `cluster_ids`, or all) whose link was deleted or moved."""
-    from webapp.leads.models import Lead
-
     chain = session.get(Chain, chain_id)
     if chain is None or chain.current_version_id is None:
         return []

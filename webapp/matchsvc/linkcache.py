@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from chains.chain_models import Chain, ChainLink, ChainVersion, SupplyEdge
+from webapp.matchsvc.profiles import link_query_for, link_terms
 
 EXTENSION_KEY = "chainmatch.linkcache"
 CACHE_SIZE = 64  # chain versions kept per process
@@ -106,8 +107,6 @@ def chain_heads(session: Session, chain_ids: Iterable[str]) -> dict[str, ChainHe
 
 
 def _load(session: Session, head: ChainHead) -> VersionView:
-    from webapp.matchsvc.profiles import link_query_for, link_terms
-
     rows = list(session.scalars(select(ChainLink).where(ChainLink.version_id == head.version_id)
                                 .order_by(ChainLink.position))) if head.version_id else []
     links = tuple(LinkView.of(l, head.id) for l in rows)

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from chains.db import utcnow
-from webapp.api.models import ApiToken
+from webapp.auth.models import ApiToken
 
 TOKEN_PREFIX = "cm"
 PREFIX_BYTES = 6  # 12 hex characters: the public part that finds the row

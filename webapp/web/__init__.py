@@ -1,0 +1,1 @@
+"""What the feature blueprints share: navigation, optional services, view helpers (below every feature package)."""
