@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from webapp.api.schemas import MAX_TEXT, ClaimHolderOut, StrictSchema, UtcDateTime
+from webapp.api.schemas import MAX_TEXT, StrictSchema, UtcDateTime
+from webapp.api.schemas_leads import ClaimHolderOut
 
 
 class RegisterQuery(Schema):

@@ -12,7 +12,7 @@ from chains.chainmap_io import ChainMapError, chain_summaries, current_links, im
 from webapp.api import bp
 from webapp.api.core import operation
 from webapp.api.errors import ApiError
-from webapp.api.schemas import ChainDetail, ChainImportOut, ChainInput, ChainSummary, Link, LinkQuery
+from webapp.api.schemas_chains import ChainDetail, ChainImportOut, ChainInput, ChainSummary, Link, LinkQuery
 from webapp.auth.models import ROLE_ADMIN, STAFF_ROLES
 from webapp.web.integrations import audit
 from webapp.extensions import db

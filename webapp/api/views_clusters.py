@@ -12,7 +12,15 @@ from chains.lists import LIST_TYPES, get_list, refresh_lists
 from webapp.api import bp
 from webapp.api.core import api_user, operation, require_cluster
 from webapp.api.errors import ApiError
-from webapp.api.schemas import ClusterDetail, ClusterSummary, EvaluationOut, GapQuery, GapsOut, ListsOut, ListsQuery
+from webapp.api.schemas_clusters import (
+    ClusterDetail,
+    ClusterSummary,
+    EvaluationOut,
+    GapQuery,
+    GapsOut,
+    ListsOut,
+    ListsQuery,
+)
 from webapp.auth.models import STAFF_ROLES
 from webapp.web.integrations import audit
 from webapp.extensions import db

@@ -11,7 +11,7 @@ from chains.enterprises.readers import Table
 from webapp.api import bp
 from webapp.api.core import operation, paginate
 from webapp.api.errors import ApiError
-from webapp.api.schemas import BulkUpsertInput, BulkUpsertOut, EnterpriseOut, EnterpriseQuery
+from webapp.api.schemas_enterprises import BulkUpsertInput, BulkUpsertOut, EnterpriseOut, EnterpriseQuery
 from webapp.auth.models import ROLE_ADMIN, ROLE_STAFF, STAFF_ROLES
 from webapp.web.integrations import audit
 from webapp.extensions import db

@@ -9,7 +9,7 @@ from chains.cluster_models import Cluster
 from webapp.api import bp
 from webapp.api.core import api_user, operation, paginate, require_cluster
 from webapp.api.errors import ApiError
-from webapp.api.schemas import LeadCreateInput, LeadDetailOut, LeadOut, LeadQuery, LeadStageInput, LeadUpdateInput
+from webapp.api.schemas_leads import LeadCreateInput, LeadDetailOut, LeadOut, LeadQuery, LeadStageInput, LeadUpdateInput
 from webapp.auth.models import ROLE_ADMIN, ROLE_MANAGER, ROLE_STAFF, STAFF_ROLES, User, user_clusters
 from webapp.web.integrations import audit, optional_function
 from webapp.extensions import db

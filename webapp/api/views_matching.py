@@ -5,7 +5,7 @@ from chains.enterprise_models import Enterprise
 from webapp.api import bp
 from webapp.api.core import api_user, operation
 from webapp.api.errors import ApiError
-from webapp.api.schemas import (
+from webapp.api.schemas_matching import (
     CandidatePageOut,
     CandidateQuery,
     FeedbackInput,

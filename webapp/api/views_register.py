@@ -8,7 +8,7 @@ from sqlalchemy import or_, select
 from webapp.api import bp
 from webapp.api.core import api_user, operation, require_cluster
 from webapp.api.errors import ApiError
-from webapp.api.schemas import LeadDetailOut
+from webapp.api.schemas_leads import LeadDetailOut
 from webapp.api.schemas_register import (
     CoordinationInput,
     CoordinationOut,

@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 from webapp.api import bp
 from webapp.api.core import api_user, operation, paginate, require_cluster
 from webapp.api.errors import ApiError
-from webapp.api.schemas import (
-    MeOut,
+from webapp.api.schemas import MeOut
+from webapp.api.schemas_requests import (
     RequestCreateInput,
     RequestDetailOut,
     RequestOut,
