@@ -27,9 +27,11 @@ $(ASSETS): package.json package-lock.json
 	cp node_modules/chart.js/dist/chart.umd.min.js webapp/static/vendor/chart.umd.min.js
 	touch $(ASSETS)
 
-# Dependency rules (pyproject.toml [tool.importlinter]): layers, no Flask or database in matching/, no cycles.
+# Dependency rules (pyproject.toml [tool.importlinter]): layers, no Flask or database in matching/, no cycles;
+# ruff (pyproject.toml [tool.ruff]): pyflakes, pycodestyle's errors, import order. Formatting is not checked.
 lint: setup
 	$(BIN)/lint-imports
+	$(BIN)/ruff check .
 
 init: setup
 	$(BIN)/chainmatch init

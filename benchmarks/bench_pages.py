@@ -37,7 +37,7 @@ def _login(client, username: str) -> None:
 
 
 def _user(app, role: str, clusters=(), enterprise_id=None) -> str:
-    from chains.cluster_models import Cluster, RosterEntry
+    from chains.cluster_models import Cluster
     from webapp.auth.models import User
     from webapp.extensions import db
 
@@ -98,8 +98,8 @@ def main() -> None:
         cluster = db.session.get(Cluster, CLUSTER)
         chain_id = cluster.chain_ids[0]
         links = current_links(db.session, chain_id)
-        parents = {l.parent_key for l in links if l.parent_key}
-        link_key = next(l.key for l in links if l.key not in parents)
+        parents = {link.parent_key for link in links if link.parent_key}
+        link_key = next(link.key for link in links if link.key not in parents)
         firm_id = cluster.chain_leader_id or db.session.scalars(
             select(RosterEntry.enterprise_id).where(RosterEntry.cluster_id == CLUSTER)).first()
         sync(db.session, app)  # load the saved index first: until then pages use the keyword fallback

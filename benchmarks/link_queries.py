@@ -96,7 +96,7 @@ def main() -> None:
         queries: dict[str, list[str]] = defaultdict(list)
         relevant: list[list[str]] = []
         for chain in chains:
-            by_key = {l.key: l for l in chain.links}
+            by_key = {link.key: link for link in chain.links}
             for link in chain.links:
                 rel = sorted(labels[link.key][label_kind] & set(firms.external_ids))
                 if not rel:

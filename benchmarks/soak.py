@@ -31,8 +31,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from webapp.perf import web_bench
-from webapp.perf.machine import percentiles_ms
+from webapp.perf import web_bench  # noqa: E402 - after the sys.path line above
+from webapp.perf.machine import percentiles_ms  # noqa: E402
 
 IMPORT_ROWS = 2000  # firms per import file
 IMPORT_EVERY_S = 30.0  # a new import starts this long after the previous one started (or when it ends, if later)

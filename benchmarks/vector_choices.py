@@ -142,7 +142,8 @@ def stores(n: int) -> None:
 
 
 def filters(n: int) -> None:
-    from matching.vectors import faiss_index as vi, load_vector_index
+    from matching.vectors import faiss_index as vi
+    from matching.vectors import load_vector_index
 
     qvec, vectors = _queries_and_vectors(n)
     qvec = qvec[::4]

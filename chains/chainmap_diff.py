@@ -31,8 +31,8 @@ def _parent(link: Any) -> str | None:
 
 def link_changes(old_links: Iterable[Any], new_links: Iterable[Any]) -> dict[str, list[str]]:
     """Keys removed, moved (other parent), added and renamed between two link lists (rows, views or dicts)."""
-    old = {_key(l): l for l in old_links}
-    new = {_key(l): l for l in new_links}
+    old = {_key(link): link for link in old_links}
+    new = {_key(link): link for link in new_links}
     return {
         "removed": sorted(k for k in old if k not in new),
         "moved": sorted(k for k in old if k in new and _parent(old[k]) != _parent(new[k])),
@@ -77,9 +77,9 @@ class VersionDiff:
 
 def diff_versions(old: ChainVersion, new: ChainVersion) -> VersionDiff:
     """The changes from `old` to `new` of the same chain."""
-    before = {l.key: l for l in old.links}
-    after = {l.key: l for l in new.links}
-    names = {**{k: l.name for k, l in before.items()}, **{k: l.name for k, l in after.items()}}
+    before = {link.key: link for link in old.links}
+    after = {link.key: link for link in new.links}
+    names = {**{k: link.name for k, link in before.items()}, **{k: link.name for k, link in after.items()}}
 
     def parent_name(key: str | None) -> str:
         return names.get(key, key) if key else "（顶层）"

@@ -50,12 +50,12 @@ class ChainDraft:
     @classmethod
     def of(cls, version: ChainVersion) -> "ChainDraft":
         """The draft of one stored version."""
-        links = [{"id": l.key, "parent": l.parent_key, "name": l.name, "stage": l.stage,
-                  "description": l.description or "", "keywords": list(l.keywords or []),
-                  "synonyms": list(l.synonyms or []), "products": list(l.products or []),
-                  "industry_codes": list(l.industry_codes or []), "key_tech": bool(l.key_tech),
-                  "key_tech_note": l.key_tech_note or ""}
-                 for l in sorted(version.links, key=lambda l: l.position)]
+        links = [{"id": link.key, "parent": link.parent_key, "name": link.name, "stage": link.stage,
+                  "description": link.description or "", "keywords": list(link.keywords or []),
+                  "synonyms": list(link.synonyms or []), "products": list(link.products or []),
+                  "industry_codes": list(link.industry_codes or []), "key_tech": bool(link.key_tech),
+                  "key_tech_note": link.key_tech_note or ""}
+                 for link in sorted(version.links, key=lambda link: link.position)]
         edges = [{"from": e.from_key, "to": e.to_key, "note": e.note or ""}
                  for e in sorted(version.edges, key=lambda e: (e.from_key, e.to_key))]
         fields = {"name": version.name or version.chain.name, "sector": version.sector,
@@ -85,7 +85,7 @@ class ChainDraft:
         """A free link id `<chain>-<hint>` (or `<chain>-link-N` when the hint is not a slug)."""
         hint = (name_hint or "").strip().lower()
         base = f"{self.chain_id}-{hint}" if hint and SLUG_RE.match(hint) else f"{self.chain_id}-link"
-        taken = {l["id"] for l in self.links}
+        taken = {link["id"] for link in self.links}
         if base not in taken and base != f"{self.chain_id}-link":
             return base
         n = 1
@@ -108,7 +108,7 @@ class ChainDraft:
         hint = (key or "").strip().lower()
         hint = hint[len(self.chain_id) + 1:] if hint.startswith(self.chain_id + "-") else hint
         key = f"{self.chain_id}-{hint}"
-        if not hint or not SLUG_RE.match(hint) or key in {l["id"] for l in self.links}:
+        if not hint or not SLUG_RE.match(hint) or key in {link["id"] for link in self.links}:
             key = self.new_key(hint)
         link = {"id": key, "parent": parent or None, "name": name, "stage": stage, "description": "",
                 "keywords": [], "synonyms": [], "products": [], "industry_codes": [], "key_tech": False,
@@ -144,14 +144,14 @@ class ChainDraft:
                 if other["id"] in moved:
                     other["stage"] = stage
         # The moved subtree goes last among its new siblings.
-        self.links = [l for l in self.links if l["id"] not in moved] + [l for l in self.links if l["id"] in moved]
+        self.links = [link for link in self.links if link["id"] not in moved] + [link for link in self.links if link["id"] in moved]
         return link
 
     def delete_link(self, key: str) -> list[str]:
         """Remove a link, its sub-links and their supply edges; return the removed keys."""
         self.link(key)
         gone = self.subtree(key)
-        self.links = [l for l in self.links if l["id"] not in gone]
+        self.links = [link for link in self.links if link["id"] not in gone]
         self.edges = [e for e in self.edges if e["from"] not in gone and e["to"] not in gone]
         return sorted(gone)
 
@@ -197,7 +197,7 @@ class ChainDraft:
             return out
 
         doc: dict[str, Any] = {"id": self.chain_id, **self.fields,
-                               "links": [node(l) for l in children.get(None, [])]}
+                               "links": [node(link) for link in children.get(None, [])]}
         if self.edges:
             doc["supply"] = [{"from": e["from"], "to": e["to"], **({"note": e["note"]} if e["note"] else {})}
                              for e in self.edges]

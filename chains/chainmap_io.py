@@ -103,11 +103,11 @@ class ParsedChain:
             "id": self.id, "name": self.name, "sector": self.sector, "version": self.declared_version,
             "description": self.description, "source": self.source,
             "links": [
-                {"id": l.key, "parent": l.parent_key, "name": l.name, "stage": l.stage,
-                 "description": l.description, "keywords": l.keywords, "synonyms": l.synonyms,
-                 "products": l.products, "industry_codes": l.industry_codes, "key_tech": l.key_tech,
-                 "key_tech_note": l.key_tech_note}
-                for l in self.links
+                {"id": link.key, "parent": link.parent_key, "name": link.name, "stage": link.stage,
+                 "description": link.description, "keywords": link.keywords, "synonyms": link.synonyms,
+                 "products": link.products, "industry_codes": link.industry_codes, "key_tech": link.key_tech,
+                 "key_tech_note": link.key_tech_note}
+                for link in self.links
             ],
             "supply": sorted([list(e) for e in self.edges]),
         }
@@ -322,7 +322,7 @@ def parse_chain_file(path: str | Path) -> ParsedChain:
 
 def _check_against_db(session: Session, parsed: ParsedChain) -> None:
     """Link ids must be unique across chains: compare with the current version of every other chain."""
-    keys = [l.key for l in parsed.links]
+    keys = [link.key for link in parsed.links]
     clashes: dict[str, str] = {}
     for start in range(0, len(keys), 500):
         rows = session.execute(
@@ -333,7 +333,7 @@ def _check_against_db(session: Session, parsed: ParsedChain) -> None:
         for key, other in rows:
             clashes.setdefault(key, other)
     if clashes:
-        lines = {l.key: l.line for l in parsed.links}
+        lines = {link.key: link.line for link in parsed.links}
         raise ChainMapError([
             (parsed.source_file, lines.get(key), f"环节 id {key} 已被产业链 {other} 使用（环节 id 必须全局唯一）")
             for key, other in sorted(clashes.items())
@@ -365,14 +365,14 @@ def import_parsed_chain(session: Session, parsed: ParsedChain, commit: bool = Tr
             source_file=parsed.source_file[-512:], checksum=checksum, name=parsed.name, sector=parsed.sector,
             description=parsed.description, source=parsed.source, **(provenance or {}),
         )
-        version.changes = link_changes(previous, [{"key": l.key, "parent_key": l.parent_key, "name": l.name}
-                                                  for l in parsed.links]) if previous else None
+        version.changes = link_changes(previous, [{"key": link.key, "parent_key": link.parent_key, "name": link.name}
+                                                  for link in parsed.links]) if previous else None
         version.links = [
-            ChainLink(key=l.key, parent_key=l.parent_key, stage=l.stage, depth=l.depth, position=l.position,
-                      name=l.name, description=l.description, keywords=l.keywords, synonyms=l.synonyms,
-                      products=l.products, industry_codes=l.industry_codes, key_tech=l.key_tech,
-                      key_tech_note=l.key_tech_note)
-            for l in parsed.links
+            ChainLink(key=link.key, parent_key=link.parent_key, stage=link.stage, depth=link.depth, position=link.position,
+                      name=link.name, description=link.description, keywords=link.keywords, synonyms=link.synonyms,
+                      products=link.products, industry_codes=link.industry_codes, key_tech=link.key_tech,
+                      key_tech_note=link.key_tech_note)
+            for link in parsed.links
         ]
         version.edges = [SupplyEdge(from_key=s, to_key=d, note=n[:255]) for s, d, n in parsed.edges]
         session.add(version)
@@ -422,7 +422,7 @@ def version_to_dict(version: ChainVersion) -> dict:
     """A chain version as the YAML document structure (children nested, empty fields omitted)."""
     nodes: dict[str, dict] = {}
     top: list[dict] = []
-    for link in sorted(version.links, key=lambda l: l.position):
+    for link in sorted(version.links, key=lambda link: link.position):
         node: dict[str, Any] = {"id": link.key, "name": link.name, "stage": link.stage}
         if link.description:
             node["description"] = link.description

@@ -16,7 +16,13 @@ from sqlalchemy.orm import Session
 from chains.chain_models import Chain, ChainLink
 from chains.chainmap_io import SLUG_RE, ChainMapError, chain_files
 from chains.cluster_models import (
-    ASSIGNMENT_MANUAL, ROSTER_ROLES, Cluster, ClusterChain, ClusterIndicator, LinkAssignment, RosterEntry,
+    ASSIGNMENT_MANUAL,
+    ROSTER_ROLES,
+    Cluster,
+    ClusterChain,
+    ClusterIndicator,
+    LinkAssignment,
+    RosterEntry,
 )
 from chains.enterprise_models import Enterprise
 from chains.list_models import Project

@@ -118,7 +118,7 @@ class ChainGap:
     rollup: Rollup
 
     def link(self, link_id: str) -> LinkGap:
-        return next(l for l in self.links if l.link_id == link_id)
+        return next(link for link in self.links if link.link_id == link_id)
 
 
 def _rollup(links: list[LinkGap], firm_revenue: dict[int, float | None]) -> Rollup:
@@ -161,13 +161,13 @@ def analyze_chain(session: Session, cluster_id: str, chain_id: str, links: Seque
         links = list(session.scalars(
             select(ChainLink).where(ChainLink.version_id == chain.current_version_id).order_by(ChainLink.position)
         )) if chain.current_version_id else []
-    parent = {l.key: l.parent_key for l in links}
-    has_children = {l.parent_key for l in links if l.parent_key}
+    parent = {link.key: link.parent_key for link in links}
+    has_children = {link.parent_key for link in links if link.parent_key}
     roles = dict(session.execute(
         select(RosterEntry.enterprise_id, RosterEntry.role).where(RosterEntry.cluster_id == cluster_id)
     ).all())
 
-    assigned: dict[str, dict[int, LinkFirm]] = {l.key: {} for l in links}
+    assigned: dict[str, dict[int, LinkFirm]] = {link.key: {} for link in links}
     firm_revenue: dict[int, float | None] = {}
     # Plain columns, not ORM rows: only the firm's name and revenue are needed.
     assignments = session.execute(
@@ -194,13 +194,13 @@ def analyze_chain(session: Session, cluster_id: str, chain_id: str, links: Seque
             key, direct = parent.get(key), False
 
     gaps: list[LinkGap] = []
-    for l in links:
-        firms = sorted(assigned[l.key].values(), key=lambda f: (-(f.revenue_wan or 0), f.name))
+    for link in links:
+        firms = sorted(assigned[link.key].values(), key=lambda f: (-(f.revenue_wan or 0), f.name))
         has_leader = any(f.role == LEADER_ROLE for f in firms)
         known = [f.revenue_wan for f in firms if f.revenue_wan is not None]
         gaps.append(LinkGap(
-            link_id=l.key, name=l.name, stage=l.stage, depth=l.depth, parent_id=l.parent_key,
-            is_leaf=l.key not in has_children, key_tech=bool(l.key_tech),
+            link_id=link.key, name=link.name, stage=link.stage, depth=link.depth, parent_id=link.parent_key,
+            is_leaf=link.key not in has_children, key_tech=bool(link.key_tech),
             status=link_status(len(firms), has_leader, thresholds), firms=firms, firm_count=len(firms),
             direct_firm_count=sum(1 for f in firms if f.direct), revenue_wan=float(sum(known)),
             revenue_known=len(known), has_leader=has_leader,
@@ -240,13 +240,13 @@ def chain_gap_dict(gap: ChainGap) -> dict:
         "chain_id": gap.chain_id, "chain_name": gap.chain_name, "version": gap.version,
         "thresholds": {"weak_max": gap.thresholds.weak_max, "strong_min": gap.thresholds.strong_min},
         "links": [
-            {"link_id": l.link_id, "name": l.name, "stage": l.stage, "depth": l.depth, "parent_id": l.parent_id,
-             "is_leaf": l.is_leaf, "key_tech": l.key_tech, "status": l.status, "firms": l.firm_count,
-             "direct_firms": l.direct_firm_count, "revenue_wan": l.revenue_wan, "revenue_known": l.revenue_known,
-             "has_leader": l.has_leader,
+            {"link_id": link.link_id, "name": link.name, "stage": link.stage, "depth": link.depth, "parent_id": link.parent_id,
+             "is_leaf": link.is_leaf, "key_tech": link.key_tech, "status": link.status, "firms": link.firm_count,
+             "direct_firms": link.direct_firm_count, "revenue_wan": link.revenue_wan, "revenue_known": link.revenue_known,
+             "has_leader": link.has_leader,
              "firm_list": [{"enterprise_id": f.enterprise_id, "name": f.name, "role": f.role,
-                            "revenue_wan": f.revenue_wan, "direct": f.direct} for f in l.firms]}
-            for l in gap.links
+                            "revenue_wan": f.revenue_wan, "direct": f.direct} for f in link.firms]}
+            for link in gap.links
         ],
         "stages": {s: rollup_dict(r) for s, r in gap.stages.items()},
         "rollup": rollup_dict(gap.rollup),

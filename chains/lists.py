@@ -93,7 +93,7 @@ def _firm_data(ent: Enterprise) -> dict[str, Any]:
 
 def _derive(session: Session, cluster_id: str, chain_id: str) -> dict[str, list[_Item]]:
     gap = analyze_chain(session, cluster_id, chain_id)
-    link_by_key = {l.link_id: l for l in gap.links}
+    link_by_key = {link.link_id: link for link in gap.links}
     roster = session.scalars(select(RosterEntry).where(RosterEntry.cluster_id == cluster_id)).all()
     assignments = session.scalars(select(LinkAssignment).where(
         LinkAssignment.cluster_id == cluster_id, LinkAssignment.confirmed.is_(True))).all()
@@ -103,7 +103,7 @@ def _derive(session: Session, cluster_id: str, chain_id: str) -> dict[str, list[
         placed_anywhere.add(a.enterprise_id)
         if a.chain_id == chain_id and a.link_key in link_by_key:
             on_chain.setdefault(a.enterprise_id, []).append(a.link_key)
-    order = {l.link_id: i for i, l in enumerate(gap.links)}
+    order = {link.link_id: i for i, link in enumerate(gap.links)}
 
     out: dict[str, list[_Item]] = {t: [] for t in DERIVED_LISTS}
     role_rank = {"龙头": 0, "骨干": 1, "配套": 2}
@@ -119,25 +119,25 @@ def _derive(session: Session, cluster_id: str, chain_id: str) -> dict[str, list[
             out[LIST_SUPPLIERS].append(_Item(f"ent:{ent.id}", {**_firm_data(ent), "links": names, "stages": stages},
                                              enterprise_id=ent.id))
 
-    for l in gap.links:
-        parent = link_by_key[l.parent_id].name if l.parent_id in link_by_key else ""
-        if l.is_leaf and l.status in (STATUS_BLANK, STATUS_WEAK):
-            out[LIST_WEAK_LINKS].append(_Item(f"link:{l.link_id}", {
-                "name": l.name, "stage": l.stage, "parent": parent, "status": l.status, "firms": l.firm_count,
-                "key_tech": "是" if l.key_tech else "否", "keywords": "",
-            }, link_key=l.link_id))
-        if l.status == STATUS_STRONG:
-            out[LIST_STRONG_LINKS].append(_Item(f"link:{l.link_id}", {
-                "name": l.name, "stage": l.stage, "status": l.status, "firms": l.firm_count,
-                "revenue_wan": l.revenue_wan, "top_firms": "、".join(f.name for f in l.firms[:5]),
-            }, link_key=l.link_id))
-        if l.key_tech:
-            out[LIST_KEY_TECH].append(_Item(f"link:{l.link_id}", {
-                "name": l.name, "stage": l.stage, "key_tech_note": "", "covered": "是" if l.firm_count else "否",
-                "firms": l.firm_count, "status": l.status,
-            }, link_key=l.link_id))
+    for link in gap.links:
+        parent = link_by_key[link.parent_id].name if link.parent_id in link_by_key else ""
+        if link.is_leaf and link.status in (STATUS_BLANK, STATUS_WEAK):
+            out[LIST_WEAK_LINKS].append(_Item(f"link:{link.link_id}", {
+                "name": link.name, "stage": link.stage, "parent": parent, "status": link.status, "firms": link.firm_count,
+                "key_tech": "是" if link.key_tech else "否", "keywords": "",
+            }, link_key=link.link_id))
+        if link.status == STATUS_STRONG:
+            out[LIST_STRONG_LINKS].append(_Item(f"link:{link.link_id}", {
+                "name": link.name, "stage": link.stage, "status": link.status, "firms": link.firm_count,
+                "revenue_wan": link.revenue_wan, "top_firms": "、".join(f.name for f in link.firms[:5]),
+            }, link_key=link.link_id))
+        if link.key_tech:
+            out[LIST_KEY_TECH].append(_Item(f"link:{link.link_id}", {
+                "name": link.name, "stage": link.stage, "key_tech_note": "", "covered": "是" if link.firm_count else "否",
+                "firms": link.firm_count, "status": link.status,
+            }, link_key=link.link_id))
     # Fields kept off LinkGap (keywords, notes) come from the link rows themselves.
-    link_rows = {l.key: l for l in current_links(session, chain_id)}
+    link_rows = {link.key: link for link in current_links(session, chain_id)}
     for item in out[LIST_WEAK_LINKS]:
         item.data["keywords"] = "、".join(link_rows[item.link_key].keywords or [])
     for item in out[LIST_KEY_TECH]:
@@ -279,7 +279,7 @@ def add_target(session: Session, cluster_id: str, chain_id: str, enterprise_id: 
     user_id, username = _actor(user)
     link_name = ""
     if link_key:
-        link_name = next((l.name for l in current_links(session, chain_id) if l.key == link_key), link_key)
+        link_name = next((link.name for link in current_links(session, chain_id) if link.key == link_key), link_key)
     if entry is None:
         count = len(session.scalars(select(ListEntry.id).where(
             ListEntry.cluster_id == cluster_id, ListEntry.chain_id == chain_id,

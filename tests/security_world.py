@@ -54,8 +54,8 @@ def _seed(app) -> dict:
     from chains.enterprise_models import Enterprise, ImportJob
     from chains.list_models import ListEntry
     from chains.lists import refresh_lists
-    from webapp.auth.tokens import create_token
     from webapp.auth.models import User
+    from webapp.auth.tokens import create_token
     from webapp.leads.models import Lead
     from webapp.suppliers.models import MatchmakingRequest
 

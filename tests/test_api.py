@@ -107,10 +107,10 @@ def test_chains_read(admin):
     chains = admin.get("/chains").get_json()
     assert [c["id"] for c in chains] == ["tev"] and chains[0]["links"] == 6
     detail = admin.get("/chains/tev").get_json()
-    assert [l["id"] for l in detail["links"]][:2] == ["tev-battery", "tev-cell"]
+    assert [link["id"] for link in detail["links"]][:2] == ["tev-battery", "tev-cell"]
     assert detail["links"][1]["parent_id"] == "tev-battery"
     upstream = admin.get("/chains/tev/links?stage=上游").get_json()
-    assert {l["id"] for l in upstream} == {"tev-cathode", "tev-chip"}
+    assert {link["id"] for link in upstream} == {"tev-cathode", "tev-chip"}
     assert admin.get("/chains/tev/links/tev-cell").get_json()["keywords"] == ["电芯", "锂离子电池"]
     assert_error(admin.get("/chains/nope"), 404, "not_found")
     assert_error(admin.get("/chains/tev/links?stage=侧游"), 422, "validation_error")
@@ -177,7 +177,7 @@ def test_gaps_evaluation_and_lists(app, staff, ids):
                                       chain_id="tev", link_key="tev-cell"))
         db.session.commit()
     gaps = staff.get(f"/clusters/{CLUSTER}/gaps").get_json()
-    links = {l["link_id"]: l for l in gaps["chains"][0]["links"]}
+    links = {link["link_id"]: link for link in gaps["chains"][0]["links"]}
     assert links["tev-cell"]["status"] == "薄弱" and links["tev-cell"]["firms"] == 1
     assert links["tev-chip"]["status"] == "空白"
     assert staff.get(f"/clusters/{CLUSTER}/gaps?chain=tev").get_json()["chains"][0]["chain_id"] == "tev"
@@ -185,7 +185,7 @@ def test_gaps_evaluation_and_lists(app, staff, ids):
     evaluation = staff.get(f"/clusters/{CLUSTER}/evaluation").get_json()
     assert evaluation["cluster_id"] == CLUSTER and evaluation["rules"]
     lists = staff.get(f"/clusters/{CLUSTER}/chains/tev/lists?list=weak_links").get_json()["lists"]
-    assert [l["list_type"] for l in lists] == ["weak_links"]
+    assert [link["list_type"] for link in lists] == ["weak_links"]
     weak = {e["link_key"] for e in lists[0]["entries"]}
     assert "tev-chip" in weak and "tev-cell" in weak
     assert len(staff.get(f"/clusters/{CLUSTER}/chains/tev/lists").get_json()["lists"]) == 7

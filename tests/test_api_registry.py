@@ -4,10 +4,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from tests.test_api import assert_error, ids, admin, staff  # noqa: F401  (fixtures)
+from tests.test_api import admin, assert_error, ids, staff  # noqa: F401  (fixtures)
 from tests.test_api_support import CLUSTER, OTHER_CLUSTER, Api, make_token
 from webapp.extensions import db
-
 
 # ----------------------------------------------------------------------------- enterprises
 

@@ -41,8 +41,8 @@ def test_api_only_session_from_import_to_signed_lead(app, client):
 
     # 2. Find the gaps: with no local firms every leaf link is 空白; pick the 卡脖子 电芯 link.
     gaps = staff.get("/clusters/api-demo/gaps").get_json()["chains"][0]
-    blank = [l for l in gaps["links"] if l["is_leaf"] and l["status"] == "空白"]
-    target = next(l for l in blank if l["key_tech"])
+    blank = [link for link in gaps["links"] if link["is_leaf"] and link["status"] == "空白"]
+    target = next(link for link in blank if link["key_tech"])
     assert target["link_id"] == "tc-mid-a" and target["name"] == "电芯"
 
     # 3. Candidates for that gap, with reasons (keyword fallback while the index builds, then the full matcher).

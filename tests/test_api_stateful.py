@@ -210,11 +210,11 @@ class Written:
             document = case.body["document"]
             assert body["chain_id"] == document["id"] and body["links"] == len(document["links"])
             self.chains[document["id"]] = {"name": document["name"], "version": body["version"],
-                                           "links": [(l["id"], l["stage"]) for l in document["links"]]}
+                                           "links": [(link["id"], link["stage"]) for link in document["links"]]}
         elif path == "/chains/{chain_id}" and method == "GET" and body["id"] in self.chains:
             expected = self.chains[body["id"]]
             got = {"name": body["name"], "version": body["version"],
-                   "links": [(l["id"], l["stage"]) for l in body["links"]]}
+                   "links": [(link["id"], link["stage"]) for link in body["links"]]}
             assert got == expected, f"chain {body['id']}: wrote {expected}, read {got}"
             self.checked["chain"] += 1
 

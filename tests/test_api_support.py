@@ -25,8 +25,8 @@ def seed_data(app) -> dict[str, int]:
 def make_token(app, role: str, clusters: tuple[str, ...] = (), enterprise_id: int | None = None) -> str:
     """A user of `role` with a fresh API token; returns the plaintext token."""
     from chains.cluster_models import Cluster
-    from webapp.auth.tokens import create_token
     from webapp.auth.models import User
+    from webapp.auth.tokens import create_token
 
     with app.app_context():
         user = User(username=f"{role}-{uuid.uuid4().hex[:6]}", role=role, display_name=role, enterprise_id=enterprise_id)

@@ -5,6 +5,7 @@ import threading
 import time
 
 import pytest
+
 from chains.cluster_models import RosterEntry
 from chains.enterprise_models import Enterprise
 from tests.test_matchsvc_seed import CHAIN_ID, CLUSTER_ID, seed, seeded  # noqa: F401 - seeded is a fixture

@@ -74,8 +74,8 @@ def test_gaps_json(app, runner, tmp_path):
     assert data["cluster"]["id"] == "tcl"
     (chain,) = data["chains"]
     assert chain["chain_id"] == "tc"
-    links = {l["link_id"]: l for l in chain["links"]}
-    assert {k: (l["status"], l["firms"]) for k, l in links.items() if l["is_leaf"]} == {
+    links = {link["link_id"]: link for link in chain["links"]}
+    assert {k: (link["status"], link["firms"]) for k, link in links.items() if link["is_leaf"]} == {
         "tc-up-a": ("一般", 2), "tc-up-b": ("空白", 0), "tc-mid-a": ("优势", 1), "tc-mid-b": ("空白", 0),
         "tc-mid-c": ("空白", 0), "tc-down": ("空白", 0)}
     assert links["tc-up"]["name"] == "原材料" and links["tc-up"]["stage"] == "上游"

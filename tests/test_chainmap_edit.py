@@ -26,12 +26,12 @@ def _current(app) -> ChainVersion:
     with app.app_context():
         chain = db.session.get(Chain, CHAIN)
         version = chain.current_version
-        _ = [(l.key, l.parent_key, l.name, l.keywords) for l in version.links], version.edges
+        _ = [(link.key, link.parent_key, link.name, link.keywords) for link in version.links], version.edges
         return version
 
 
 def _links(app) -> dict:
-    return {l.key: l for l in _current(app).links}
+    return {link.key: link for link in _current(app).links}
 
 
 def test_manager_adds_a_sub_link_which_is_a_gap_with_candidates(app, auth, world, client):
@@ -169,7 +169,7 @@ def test_yaml_download_and_upload_with_line_errors(app, auth, world, client):
     text = client.get(f"{EDIT}/export.yaml").get_data(as_text=True)
     assert "id: tc-parts" in text
     bad = text.replace("stage: 下游", "stage: 外游", 1)
-    line = next(i for i, l in enumerate(bad.splitlines(), 1) if "外游" in l)
+    line = next(i for i, text in enumerate(bad.splitlines(), 1) if "外游" in text)
     response = auth.post(f"{EDIT}/upload", {"file": (io.BytesIO(bad.encode()), "tc.yaml")},
                          content_type="multipart/form-data", follow_redirects=True)
     html = response.get_data(as_text=True)
@@ -279,7 +279,7 @@ def test_init_keeps_maps_and_clusters_edited_in_the_browser(app, world):
         assert browser_edited_chains() == {"pv"} and browser_edited_clusters() == {CLUSTER_A}
         load_bundled_chains(app)  # `chainmatch init` again: the browser edit is not reverted
         version = db.session.get(Chain, "pv").current_version
-        assert version.kind == "edit" and next(l for l in version.links if l.key == first).name == "在线改名"
+        assert version.kind == "edit" and next(link for link in version.links if link.key == first).name == "在线改名"
         assert (CHAINS_DATA_DIR / "pv.yaml").exists()
 
 

@@ -6,7 +6,12 @@ from sqlalchemy import func, select
 
 from chains.chain_models import Chain, ChainLink, ChainVersion, SupplyEdge
 from chains.chainmap_io import (
-    ChainMapError, export_chain_yaml, import_chain_file, import_chain_path, industry_code_problem, parse_chain_text,
+    ChainMapError,
+    export_chain_yaml,
+    import_chain_file,
+    import_chain_path,
+    industry_code_problem,
+    parse_chain_text,
 )
 from tests.chain_helpers import CHAIN_YAML, write
 from webapp.extensions import db
@@ -28,7 +33,7 @@ def only_error(text: str) -> tuple[int | None, str]:
 
 def test_valid_chain_parses_with_inherited_stages():
     parsed = parse_chain_text(CHAIN_YAML, "tc.yaml")
-    by_key = {l.key: l for l in parsed.links}
+    by_key = {link.key: link for link in parsed.links}
     assert len(parsed.links) == 8
     assert by_key["tc-up-a"].stage == "上游" and by_key["tc-up-a"].parent_key == "tc-up"
     assert by_key["tc-mid-c"].stage == "中游" and by_key["tc-mid-c"].depth == 2
@@ -118,7 +123,7 @@ def test_import_creates_version_with_links_and_edges(app, tmp_path):
         assert result.created and result.version == 1 and result.links == 8
         chain = db.session.get(Chain, "tc")
         assert chain.name == "测试产业链" and chain.current_version.version == 1
-        keys = [l.key for l in chain.current_version.links]
+        keys = [link.key for link in chain.current_version.links]
         assert keys[:3] == ["tc-up", "tc-up-a", "tc-up-b"]
         assert len(chain.current_version.edges) == 3
 
@@ -132,7 +137,7 @@ def test_bad_file_is_rejected_whole(app, tmp_path):
             import_chain_file(db.session, bad)
         assert db.session.scalar(select(func.count(ChainVersion.id))) == 1
         assert db.session.scalar(select(func.count(ChainLink.id))) == 8
-        assert "电芯X" not in {l.name for l in db.session.scalars(select(ChainLink))}
+        assert "电芯X" not in {link.name for link in db.session.scalars(select(ChainLink))}
 
 
 def test_duplicate_link_id_across_chains_in_db(app, tmp_path):
@@ -166,8 +171,8 @@ def test_reimport_unchanged_is_noop_and_change_creates_version(app, tmp_path):
         assert chain.current_version.version == 2
         versions = db.session.scalars(select(ChainVersion).order_by(ChainVersion.version)).all()
         assert [v.version for v in versions] == [1, 2]
-        old_names = {l.key: l.name for l in versions[0].links}
-        new_names = {l.key: l.name for l in versions[1].links}
+        old_names = {link.key: link.name for link in versions[0].links}
+        new_names = {link.key: link.name for link in versions[1].links}
         assert set(old_names) == set(new_names)  # keys are stable across versions
         assert old_names["tc-mid-c"] == "电池包" and new_names["tc-mid-c"] == "电池包系统"
 

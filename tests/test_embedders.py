@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from matching.embedders import onnx_runtime
 from matching.embedders import (
     EmbedderUnavailableError,
     SentenceTransformerEmbedder,
     embedder_name_for,
     load_embedder,
     make_embedder,
+    onnx_runtime,
     save_embedder,
 )
 from matching.vectors import load_vector_index, make_vector_index
@@ -242,9 +242,8 @@ def test_unknown_backend_is_refused(tiny_model):
 
 
 def test_app_config_reaches_the_embedder(tiny_model, tmp_path):
-    from tests.conftest import make_app
-
     from matching.engine import Document, MatchEngine
+    from tests.conftest import make_app
     from webapp.matchsvc import embedding
 
     app = make_app(f"sqlite:///{tmp_path / 'db.sqlite3'}", tmp_path, EMBEDDING_MODEL=str(tiny_model),

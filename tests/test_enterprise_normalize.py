@@ -8,8 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chains.enterprises import normalize as nz
-from chains.enterprises.creditcode import (CHARSET, check_character, credit_code_error, is_valid_credit_code,
-                                           normalize_credit_code)
+from chains.enterprises.creditcode import (
+    CHARSET,
+    check_character,
+    credit_code_error,
+    is_valid_credit_code,
+    normalize_credit_code,
+)
 from chains.enterprises.rows import parse_row
 
 # Codes published on business licences (public registry data), used only to check the algorithm.

@@ -7,7 +7,6 @@ import json
 import pytest
 
 from matching.metrics import score_rankings
-
 from tests.matching_corpus import corpus
 from tests.test_learning import TEST_VARIANTS, TRAIN_VARIANTS, synthetic_pool
 

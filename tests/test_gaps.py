@@ -8,7 +8,13 @@ from chains.cluster_io import import_cluster_file
 from chains.cluster_models import Cluster, LinkAssignment
 from chains.enterprise_models import Enterprise
 from chains.gaps import (
-    DEFAULT_STRONG_MIN, DEFAULT_WEAK_MAX, KEY_TECH_WEIGHT, Thresholds, analyze_chain, analyze_cluster, link_status,
+    DEFAULT_STRONG_MIN,
+    DEFAULT_WEAK_MAX,
+    KEY_TECH_WEIGHT,
+    Thresholds,
+    analyze_chain,
+    analyze_cluster,
+    link_status,
 )
 from tests.chain_helpers import CHAIN_YAML, cluster_yaml, make_firms, write
 from webapp.extensions import db
@@ -52,7 +58,7 @@ def test_statuses_rollups_and_local_rate(app, tmp_path):
     setup_cluster(app, tmp_path)
     with app.app_context():
         gap = analyze_chain(db.session, "tcl", "tc")
-        status = {l.link_id: l.status for l in gap.links}
+        status = {link.link_id: link.status for link in gap.links}
         assert status == {
             "tc-up": "薄弱", "tc-up-a": "薄弱", "tc-up-b": "空白",
             "tc-mid": "优势", "tc-mid-a": "一般", "tc-mid-b": "优势", "tc-mid-c": "空白",

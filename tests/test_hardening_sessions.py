@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from tests.conftest import AuthActions
 from tests.test_import_web import job_id_from, wait_until_finished
-from webapp.auth.models import ApiToken
 from webapp.audit.models import AuditEntry
+from webapp.auth.models import ApiToken
 from webapp.extensions import db
 
 PROTECTED = "/api/tokens/"
@@ -19,8 +19,8 @@ NEW_PASSWORD = "a-brand-new-password-9"
 
 
 def _token_for(app, username: str) -> str:
-    from webapp.auth.tokens import create_token
     from webapp.auth.models import User
+    from webapp.auth.tokens import create_token
 
     with app.app_context():
         user = db.session.scalars(select(User).where(User.username == username)).one()

@@ -9,7 +9,13 @@ from openpyxl import load_workbook
 from sqlalchemy import select
 
 from tests.test_ui_clusters_fixtures import (
-    CHAIN, CLUSTER_A, CLUSTER_B, XSS_NAME, XSS_NOTE, assert_htmx_indicators, build_world,
+    CHAIN,
+    CLUSTER_A,
+    CLUSTER_B,
+    XSS_NAME,
+    XSS_NOTE,
+    assert_htmx_indicators,
+    build_world,
 )
 from webapp.extensions import db
 from webapp.leads.models import Lead, LeadEvent

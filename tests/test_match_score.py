@@ -11,6 +11,7 @@ from webapp import matchsvc
 from webapp.extensions import db
 from webapp.firms.search import links_fitting
 
+
 def test_match_score_is_a_monotone_0_to_100_map_of_the_average_z_score():
     lexical = FusionWeights()  # bm25 0.5 + char 0.5: the fused score is the average z itself
     scores = [match_score(z, lexical, dense_active=False) for z in (-5, 0, 3, MATCH_SCORE_MID, 9, 12, 40)]

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from chains.cluster_models import LinkAssignment
 from chains.enterprise_models import Enterprise
-from chains.feedback_models import CandidateFeedback, LearnedWeights
+from chains.feedback_models import CandidateFeedback
 from tests.test_matchsvc_seed import CLUSTER_ID, LOCAL, seeded  # noqa: F401 - seeded is a fixture
 from webapp import matchsvc
 from webapp.extensions import db

@@ -17,7 +17,13 @@ from chains.evaluation import evaluate_cluster
 from chains.gaps import analyze_chain
 from chains.list_models import ListChange, ListEntry
 from tests.test_ui_clusters_fixtures import (
-    CHAIN, CLUSTER_A, CLUSTER_B, XSS_NAME, XSS_NOTE, assert_htmx_indicators, build_world,
+    CHAIN,
+    CLUSTER_A,
+    CLUSTER_B,
+    XSS_NAME,
+    XSS_NOTE,
+    assert_htmx_indicators,
+    build_world,
 )
 from webapp.extensions import db
 

@@ -14,8 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from chains.enterprise_models import Enterprise
-from chains.excel import safe_cell  # noqa: F401  (re-exported: the importer escapes its report with it)
 from chains.enterprises.normalize import format_capital
+from chains.excel import safe_cell  # noqa: F401  (re-exported: the importer escapes its report with it)
 
 EXPORT_BATCH = 2000
 

@@ -15,6 +15,7 @@ from types import MappingProxyType
 
 import numpy as np
 
+from matching import scoring
 from matching.engine.channels import LexicalChannels, pool_scores
 from matching.engine.dense import DenseChannel, PreparedIndex, prepare
 from matching.engine.explanation import Explainer, Hit
@@ -24,7 +25,6 @@ from matching.engine.persistence import Settings, load_learned, load_pool, read_
 from matching.engine.pool import Document, Pool
 from matching.engine.query_sets import QuerySets
 from matching.engine.ranking import Ranker
-from matching import scoring
 from matching.fusion import FusionWeights
 from matching.lexical import BM25Channel, CharTfidfChannel
 from matching.vectors import VectorIndex

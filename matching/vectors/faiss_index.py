@@ -16,7 +16,16 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from matching.vectors.base import BASE_META_KEYS, KIND_FLAT, KIND_IVFPQ, VectorIndex, as_ids, caller_metadata, now, search_arrays
+from matching.vectors.base import (
+    BASE_META_KEYS,
+    KIND_FLAT,
+    KIND_IVFPQ,
+    VectorIndex,
+    as_ids,
+    caller_metadata,
+    now,
+    search_arrays,
+)
 from matching.vectors.meta import IndexMismatchError, atomic_write_bytes, check_meta, meta_path, read_meta, write_meta
 from matching.vectors.row_store import RowStore, ids_path, inner_products, rows_path
 
@@ -350,7 +359,7 @@ class FaissIndex(VectorIndex):
         of reading them into RAM. None (default): mapped for refine "fp32" (appends and deletes still work, see
         matching.vectors.row_store), in RAM for the older "sq8"/"fp16" stores, whose mapped form is read-only (faiss
         cannot append to a mapped store) — pass True to map those for read-only serving."""
-        import faiss
+        import faiss  # noqa: F401 - a missing faiss fails here, before any file is read
 
         path = Path(path)
         meta = read_meta(meta_path(path))

@@ -38,7 +38,16 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from matching.vectors.base import BASE_META_KEYS, KIND_FLAT, KIND_IVFPQ, VectorIndex, as_ids, caller_metadata, now, search_arrays
+from matching.vectors.base import (
+    BASE_META_KEYS,
+    KIND_FLAT,
+    KIND_IVFPQ,
+    VectorIndex,
+    as_ids,
+    caller_metadata,
+    now,
+    search_arrays,
+)
 from matching.vectors.meta import IndexMismatchError, atomic_write_bytes, check_meta, meta_path, read_meta, write_meta
 
 logger = logging.getLogger(__name__)

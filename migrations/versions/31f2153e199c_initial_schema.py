@@ -5,9 +5,8 @@ Revises:
 Create Date: 2026-11-22 11:36:02.268407
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '31f2153e199c'

@@ -5,9 +5,8 @@ Revises: 5b7e2c9d4a10
 Create Date: 2026-12-05 21:30:59.274880
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'bd9b4e7a7486'

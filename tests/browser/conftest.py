@@ -6,7 +6,6 @@ The instance is prepared with the real `chainmatch init` (bundled demo data) and
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys

@@ -90,6 +90,8 @@ def _install(state) -> None:
     state.app.register_blueprint(tokens_views.tokens_bp)
 
 
+# Not sorted: the routes in the order of the API document.
+# isort: off
 from webapp.api import (  # noqa: E402,F401  (routes)
     views_chains,
     views_clusters,
@@ -101,3 +103,4 @@ from webapp.api import (  # noqa: E402,F401  (routes)
     views_requests,
     spec,
 )
+# isort: on

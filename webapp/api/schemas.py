@@ -9,7 +9,6 @@ from datetime import datetime, timezone
 
 from marshmallow import RAISE, Schema, fields
 
-
 MAX_BULK_ROWS = 1000  # rows per bulk upsert call: one transaction of bounded size
 MAX_TEXT = 4000
 

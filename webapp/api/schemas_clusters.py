@@ -1,9 +1,7 @@
 """API schemas of clusters: summaries, indicators, gap analysis, evaluation, the N lists."""
 from __future__ import annotations
 
-
 from marshmallow import Schema, fields
-
 
 
 class ClusterSummary(Schema):

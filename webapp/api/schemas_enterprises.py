@@ -1,7 +1,6 @@
 """API schemas of enterprises: the register, its query and the bulk upsert."""
 from __future__ import annotations
 
-
 from marshmallow import Schema, fields, validate
 
 from webapp.api.core import PageQuery

@@ -1,7 +1,6 @@
 """API schemas of leads: the pipeline, its events and claim holders."""
 from __future__ import annotations
 
-
 from marshmallow import Schema, fields, validate
 
 from webapp.api.core import MAX_DB_INT, PageQuery, id_field

@@ -1,7 +1,6 @@
 """API schemas of matching: candidates, look-alikes and feedback."""
 from __future__ import annotations
 
-
 from marshmallow import Schema, fields, validate
 
 from webapp.api.core import MAX_DB_INT, MAX_LIMIT, id_field

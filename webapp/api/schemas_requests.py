@@ -1,7 +1,6 @@
 """API schemas of matchmaking requests (供需对接) and their events."""
 from __future__ import annotations
 
-
 from marshmallow import Schema, fields, validate
 
 from webapp.api.core import PageQuery, id_field

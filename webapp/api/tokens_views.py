@@ -6,12 +6,12 @@ import logging
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from webapp.auth.tokens import TokenError, create_token, revoke_token, user_tokens
 from webapp.auth.models import ROLE_ADMIN
 from webapp.auth.roles import role_required
-from webapp.web.integrations import audit
+from webapp.auth.tokens import TokenError, create_token, revoke_token, user_tokens
 from webapp.extensions import db
 from webapp.web import nav
+from webapp.web.integrations import audit
 
 logger = logging.getLogger("chainmatch.api")
 

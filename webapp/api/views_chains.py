@@ -14,8 +14,8 @@ from webapp.api.core import operation
 from webapp.api.errors import ApiError
 from webapp.api.schemas_chains import ChainDetail, ChainImportOut, ChainInput, ChainSummary, Link, LinkQuery
 from webapp.auth.models import ROLE_ADMIN, STAFF_ROLES
-from webapp.web.integrations import audit
 from webapp.extensions import db
+from webapp.web.integrations import audit
 
 logger = logging.getLogger("chainmatch.api")
 
@@ -53,7 +53,7 @@ def list_links(chain_id: str, query: dict):
     _chain(chain_id)
     links = current_links(db.session, chain_id)
     if query.get("stage"):
-        links = [l for l in links if l.stage == query["stage"]]
+        links = [link for link in links if link.stage == query["stage"]]
     return links
 
 

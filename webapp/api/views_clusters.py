@@ -22,8 +22,8 @@ from webapp.api.schemas_clusters import (
     ListsQuery,
 )
 from webapp.auth.models import STAFF_ROLES
-from webapp.web.integrations import audit
 from webapp.extensions import db
+from webapp.web.integrations import audit
 
 TAGS = ["集聚区"]
 

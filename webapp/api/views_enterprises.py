@@ -13,8 +13,8 @@ from webapp.api.core import operation, paginate
 from webapp.api.errors import ApiError
 from webapp.api.schemas_enterprises import BulkUpsertInput, BulkUpsertOut, EnterpriseOut, EnterpriseQuery
 from webapp.auth.models import ROLE_ADMIN, ROLE_STAFF, STAFF_ROLES
-from webapp.web.integrations import audit
 from webapp.extensions import db
+from webapp.web.integrations import audit
 
 logger = logging.getLogger("chainmatch.api")
 

@@ -11,10 +11,10 @@ from webapp.api.core import api_user, operation, paginate, require_cluster
 from webapp.api.errors import ApiError
 from webapp.api.schemas_leads import LeadCreateInput, LeadDetailOut, LeadOut, LeadQuery, LeadStageInput, LeadUpdateInput
 from webapp.auth.models import ROLE_ADMIN, ROLE_MANAGER, ROLE_STAFF, STAFF_ROLES, User, user_clusters
-from webapp.web.integrations import audit, optional_function
 from webapp.extensions import db
 from webapp.leads.models import STAGES, Lead
 from webapp.leads.service import LeadError, after_stage_change, change_stage, create_lead, update_fields
+from webapp.web.integrations import audit, optional_function
 
 logger = logging.getLogger("chainmatch.api")
 
@@ -101,7 +101,7 @@ def _chain_of_link(cluster: Cluster, link_key: str) -> str:
     from chains.chainmap_io import current_links
 
     for chain_id in cluster.chain_ids:
-        if any(l.key == link_key for l in current_links(db.session, chain_id)):
+        if any(link.key == link_key for link in current_links(db.session, chain_id)):
             return chain_id
     raise ApiError(422, "环节不属于该集聚区的产业链。", {"body": {"link_key": ["不属于该集聚区"]}})
 

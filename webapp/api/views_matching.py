@@ -15,9 +15,9 @@ from webapp.api.schemas_matching import (
 )
 from webapp.api.views_clusters import get_cluster
 from webapp.auth.models import STAFF_ROLES
-from webapp.web.integrations import audit
 from webapp.extensions import db
 from webapp.matchsvc import MatchError, candidates, look_alikes, record_feedback
+from webapp.web.integrations import audit
 
 TAGS = ["招商匹配"]
 
@@ -47,7 +47,7 @@ def _cluster_link(cluster_id: str, link_key: str):
     from chains.chainmap_io import current_links
 
     for chain_id in cluster.chain_ids:
-        if any(l.key == link_key for l in current_links(db.session, chain_id)):
+        if any(link.key == link_key for link in current_links(db.session, chain_id)):
             return cluster
     raise ApiError(404, f"环节 {link_key} 不属于该集聚区的产业链。")
 

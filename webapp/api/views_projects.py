@@ -9,11 +9,11 @@ from webapp.api.errors import ApiError
 from webapp.api.schemas_register import FundingInput, KpiQuery, ProjectInput, ProjectOut
 from webapp.api.views_leads import _lead
 from webapp.auth.models import STAFF_ROLES
-from webapp.web.integrations import audit
 from webapp.extensions import db
 from webapp.leads import projects
 from webapp.leads.models import Lead
 from webapp.leads.service import LeadError
+from webapp.web.integrations import audit
 
 TAGS = ["签约项目"]
 

@@ -19,11 +19,11 @@ from webapp.api.schemas_register import (
 )
 from webapp.api.views_leads import _lead
 from webapp.auth.models import ROLE_ADMIN, STAFF_ROLES
-from webapp.web.integrations import audit
 from webapp.extensions import db
 from webapp.leads import claims
 from webapp.leads.models import CoordinationRequest, Lead
 from webapp.leads.service import LeadError, add_progress
+from webapp.web.integrations import audit
 
 logger = logging.getLogger("chainmatch.api")
 

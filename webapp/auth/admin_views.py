@@ -15,8 +15,8 @@ from sqlalchemy import select
 from chains.cluster_models import Cluster
 from chains.enterprise_models import Enterprise
 from webapp.auth import bp, throttle
-from webapp.auth.passwords import change_password
 from webapp.auth.models import MIN_PASSWORD_LENGTH, ROLE_ADMIN, ROLE_FIRM, ROLES, User, generate_password
+from webapp.auth.passwords import change_password
 from webapp.auth.roles import role_required
 from webapp.extensions import db
 from webapp.web.integrations import audit as record

@@ -10,8 +10,8 @@ from webapp.auth import bp
 from webapp.auth.models import MIN_PASSWORD_LENGTH
 from webapp.auth.passwords import change_password
 from webapp.auth.sessions import mark_login
-from webapp.web.integrations import audit
 from webapp.extensions import db
+from webapp.web.integrations import audit
 
 logger = logging.getLogger("chainmatch.auth")
 

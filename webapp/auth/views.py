@@ -11,8 +11,8 @@ from sqlalchemy import select
 from webapp.auth import bp, throttle
 from webapp.auth.models import LOCKOUT_MINUTES, MAX_FAILED_LOGINS, User
 from webapp.auth.sessions import mark_login
-from webapp.web.integrations import audit as record
 from webapp.extensions import db, limiter, login_manager
+from webapp.web.integrations import audit as record
 
 logger = logging.getLogger("chainmatch.auth")
 

@@ -19,8 +19,7 @@ from webapp.candidates import bp
 from webapp.candidates.filters import KNOWN_TAGS, parse_filters, supported
 from webapp.extensions import db
 from webapp.leads.models import STAGE_ABANDONED, Lead
-from webapp.matchsvc import serving
-from webapp.matchsvc import MatchError, record_feedback
+from webapp.matchsvc import MatchError, record_feedback, serving
 from webapp.matchsvc import candidates as find_candidates
 from webapp.web.common import get_cluster, wants_fragment
 

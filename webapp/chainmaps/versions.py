@@ -7,7 +7,6 @@ from flask import Response, abort, flash, redirect, render_template, request, ur
 from flask_login import current_user
 from sqlalchemy import select
 
-from webapp.leads.attention import attention_items
 from chains.chain_models import Chain, ChainVersion
 from chains.chainmap_diff import diff_versions
 from chains.chainmap_edit import (
@@ -35,8 +34,9 @@ from webapp.chainmaps.access import (
     clusters_using,
 )
 from webapp.chainmaps.views import wants_fragment
-from webapp.web.integrations import audit
 from webapp.extensions import db
+from webapp.leads.attention import attention_items
+from webapp.web.integrations import audit
 
 logger = logging.getLogger("chainmatch.chainmaps")
 MAX_YAML_BYTES = 2 * 1024 * 1024

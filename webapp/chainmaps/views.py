@@ -24,10 +24,10 @@ from webapp.chainmaps.access import (
     clusters_using,
     visible_chains,
 )
-from webapp.web.integrations import audit
 from webapp.extensions import db
 from webapp.web import nav
 from webapp.web.common import vary_on_htmx, wants_fragment
+from webapp.web.integrations import audit
 
 logger = logging.getLogger("chainmatch.chainmaps")
 
@@ -42,8 +42,8 @@ bp.after_request(vary_on_htmx)  # the same URL returns a fragment or a full page
 def editor_context(chain: Chain, message: str = "", error: list[str] | None = None) -> dict:
     """What the editor fragment shows: the current version's links in tree order, edges, clusters using the map."""
     version = chain.current_version
-    links = sorted(version.links, key=lambda l: l.position)
-    names = {l.key: l.name for l in links}
+    links = sorted(version.links, key=lambda link: link.position)
+    names = {link.key: link.name for link in links}
     edges = sorted(version.edges, key=lambda e: (e.from_key, e.to_key))
     return {"chain": chain, "version": version, "links": links, "names": names, "edges": edges, "stages": STAGES,
             "clusters": clusters_using(chain.id), "message": message, "errors": error or []}

@@ -50,7 +50,7 @@ def chain_map(session: Session, cluster_id: str, chain_id: str) -> tuple[ChainGa
     gap = analyze_chain(session, cluster_id, chain_id, links=links)
     by_key = dict(view.by_key) if view is not None else {}
     gaps = {g.link_id: g for g in gap.links}
-    tiles = {l.key: Tile(l, gaps.get(l.key)) for l in links}
+    tiles = {link.key: Tile(link, gaps.get(link.key)) for link in links}
     for from_key, to_key in (view.edges if view is not None else ()):
         if from_key in tiles and to_key in tiles:
             tiles[from_key].supplies.append(by_key[to_key])

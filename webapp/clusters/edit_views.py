@@ -21,9 +21,9 @@ from webapp.audit.models import AuditEntry
 from webapp.auth.models import ROLE_ADMIN, ROLE_MANAGER
 from webapp.auth.roles import role_required
 from webapp.clusters import bp
-from webapp.web.integrations import audit
-from webapp.web.common import get_cluster, wants_fragment
 from webapp.extensions import db
+from webapp.web.common import get_cluster, wants_fragment
+from webapp.web.integrations import audit
 
 logger = logging.getLogger("chainmatch.clusters")
 

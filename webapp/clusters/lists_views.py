@@ -10,12 +10,12 @@ from sqlalchemy import select
 
 from chains import lists as list_service
 from chains.list_models import ENTRY_DERIVED, ListChange, ListEntry
-from webapp.clusters import bp
-from webapp.web.integrations import audit
-from webapp.clusters.views import chain_names_of, get_chain
-from webapp.web.common import get_cluster, wants_fragment
-from webapp.extensions import db
 from webapp.auth.roles import STAFF_ROLES, role_required
+from webapp.clusters import bp
+from webapp.clusters.views import chain_names_of, get_chain
+from webapp.extensions import db
+from webapp.web.common import get_cluster, wants_fragment
+from webapp.web.integrations import audit
 
 logger = logging.getLogger("chainmatch.clusters")
 

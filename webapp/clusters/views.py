@@ -8,7 +8,6 @@ from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.routing import BuildError
 
-from webapp.leads.attention import attention_items
 from chains.chain_models import Chain
 from chains.chainmap_io import SLUG_RE
 from chains.cluster_models import Cluster
@@ -28,13 +27,14 @@ from webapp.clusters.data import (
     rule_chart,
     status_counts,
 )
-from webapp.web.integrations import optional_function
 from webapp.clusters.staleness import cluster_freshness
 from webapp.extensions import db
+from webapp.leads.attention import attention_items
 from webapp.leads.models import Lead, LeadEvent
 from webapp.leads.service import FIELD_LABELS
 from webapp.web import nav
 from webapp.web.common import get_cluster, vary_on_htmx, wants_fragment
+from webapp.web.integrations import optional_function
 
 logger = logging.getLogger("chainmatch.clusters")
 

@@ -191,8 +191,8 @@ def gaps_command(cluster_id: str, chain_id: str | None, as_json: bool) -> None:
         rate = "-" if r.local_rate is None else f"{r.local_rate:.0%}"
         click.echo(f"{g.chain_id} {g.chain_name}: {r.links} 个环节（叶子 {r.leaf_links}），本地配套率 {rate}；"
                    + "，".join(f"{s} {n}" for s, n in r.counts.items()))
-        for l in g.links:
-            click.echo(f"  {'  ' * (l.depth - 1)}{l.name} [{l.stage}] {l.status} {l.firm_count} 家")
+        for link in g.links:
+            click.echo(f"  {'  ' * (link.depth - 1)}{link.name} [{link.stage}] {link.status} {link.firm_count} 家")
 
 
 @click.command("lists")

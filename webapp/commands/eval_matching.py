@@ -6,8 +6,8 @@ from pathlib import Path
 import click
 from flask.cli import with_appcontext
 
-from matching.evaluation import DEFAULT_TOP, run_benchmark
 from matching.embedders import BACKENDS
+from matching.evaluation import DEFAULT_TOP, run_benchmark
 
 
 @click.command("eval-matching")

@@ -21,8 +21,8 @@ def tokens_group() -> None:
 @with_appcontext
 def create(username: str, name: str, days: int | None) -> None:
     """Create an API token for USERNAME and print it once."""
-    from webapp.auth.tokens import TokenError, create_token
     from webapp.auth.models import User
+    from webapp.auth.tokens import TokenError, create_token
 
     user = db.session.scalars(select(User).where(User.username == username)).first()
     if user is None:

@@ -10,8 +10,8 @@ from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from webapp.audit import record
-from webapp.auth.passwords import change_password
 from webapp.auth.models import MIN_PASSWORD_LENGTH, ROLE_FIRM, ROLES, User, generate_password, username_problem
+from webapp.auth.passwords import change_password
 from webapp.extensions import db
 
 PASSWORD_HELP = "Password (or env CHAINMATCH_NEW_PASSWORD); generated and printed once when omitted."

@@ -15,8 +15,8 @@ from chains.enterprises.importer import OUTCOME_LABELS
 from webapp.auth.roles import ROLE_ADMIN, ROLE_STAFF, role_required
 from webapp.extensions import db
 from webapp.imports import bp
-from webapp.imports.retention import purge_old_uploads
 from webapp.imports.jobs import FINISHED, STATUS_QUEUED, create_job_state, expire_if_stale, progress_of, start_job
+from webapp.imports.retention import purge_old_uploads
 
 ALLOWED_EXTENSIONS = (".csv", ".xlsx")
 RECENT_JOBS = 20

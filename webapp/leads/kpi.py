@@ -12,7 +12,15 @@ from sqlalchemy.orm import Session, selectinload
 from chains.cluster_models import Cluster, RosterEntry
 from chains.enterprise_models import EnterpriseTag
 from webapp.leads.claims import aware
-from webapp.leads.models import CLAIM_FIRST, PIPELINE_STAGES, STAGE_CONTACTED, STAGE_LANDED, STAGE_SIGNED, STAGE_VISIT, Lead
+from webapp.leads.models import (
+    CLAIM_FIRST,
+    PIPELINE_STAGES,
+    STAGE_CONTACTED,
+    STAGE_LANDED,
+    STAGE_SIGNED,
+    STAGE_VISIT,
+    Lead,
+)
 
 LEADER_ROLES = ("龙头", "链主")  # roster roles and firm tags that make a firm a 龙头/链主 target
 METRICS = {
@@ -134,8 +142,8 @@ def conversion(leads: list[Lead], period: Period) -> list[dict]:
     """Of the leads that reached a stage by the period's end, the share that reached the next one."""
     out = []
     for earlier, later in zip(PIPELINE_STAGES, PIPELINE_STAGES[1:]):
-        base = [l for l in leads if (t := reached_at(l, earlier)) is not None and t.date() <= period.end]
-        moved = [l for l in base if (t := reached_at(l, later)) is not None and t.date() <= period.end]
+        base = [lead for lead in leads if (t := reached_at(lead, earlier)) is not None and t.date() <= period.end]
+        moved = [lead for lead in base if (t := reached_at(lead, later)) is not None and t.date() <= period.end]
         out.append({"from": earlier, "to": later, "base": len(base), "moved": len(moved),
                     "rate": round(len(moved) / len(base), 4) if base else None})
     return out

@@ -10,7 +10,6 @@ from sqlalchemy import select
 
 from webapp.auth.models import ROLE_ADMIN
 from webapp.auth.roles import STAFF_ROLES, role_required
-from webapp.web.integrations import audit
 from webapp.extensions import db
 from webapp.leads import bp, projects
 from webapp.leads.models import Lead, LeadProject
@@ -18,6 +17,7 @@ from webapp.leads.service import LeadError
 from webapp.leads.views import _get_lead, _render_detail
 from webapp.web import nav
 from webapp.web.common import wants_fragment
+from webapp.web.integrations import audit
 
 logger = logging.getLogger("chainmatch.leads")
 

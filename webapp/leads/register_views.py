@@ -10,7 +10,6 @@ from sqlalchemy import or_, select
 from chains.db import utcnow
 from webapp.auth.models import ROLE_ADMIN
 from webapp.auth.roles import STAFF_ROLES, require_cluster_access, role_required
-from webapp.web.integrations import audit
 from webapp.extensions import db
 from webapp.leads import bp, claims
 from webapp.leads.models import COORD_LABELS, COORD_PENDING, CoordinationRequest, Lead
@@ -18,6 +17,7 @@ from webapp.leads.service import LeadError, add_progress
 from webapp.leads.views import _get_lead, _render_detail, _visible_clusters
 from webapp.web import nav
 from webapp.web.common import wants_fragment
+from webapp.web.integrations import audit
 
 logger = logging.getLogger("chainmatch.leads")
 

@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 from chains.chain_models import Chain
 from chains.cluster_models import Cluster
 from chains.enterprise_models import Enterprise
-from webapp.web.integrations import audit, optional_function
 from webapp.leads import claims
 from webapp.leads.models import (
     PIPELINE_STAGES,
@@ -22,6 +21,7 @@ from webapp.leads.models import (
     Lead,
     LeadEvent,
 )
+from webapp.web.integrations import audit, optional_function
 
 logger = logging.getLogger("chainmatch.leads")
 

@@ -11,15 +11,13 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
 from chains.chain_models import Chain
+from chains.chainmap_io import current_links
 from chains.cluster_models import Cluster
+from chains.excel import xlsx_bytes
 from webapp.auth.models import ROLE_ADMIN, ROLE_MANAGER, ROLE_STAFF, User, user_clusters
 from webapp.auth.roles import STAFF_ROLES, require_cluster_access, role_required
-from chains.chainmap_io import current_links
-from chains.excel import xlsx_bytes
-from webapp.web.integrations import audit, optional_function
 from webapp.extensions import db
-from webapp.leads import bp
-from webapp.leads import claims, deadlines, projects
+from webapp.leads import bp, claims, deadlines, projects
 from webapp.leads.attention import attention_items
 from webapp.leads.models import (
     CLAIM_FIRST,
@@ -47,6 +45,7 @@ from webapp.leads.service import (
 )
 from webapp.web import nav
 from webapp.web.common import vary_on_htmx, wants_fragment
+from webapp.web.integrations import audit, optional_function
 
 logger = logging.getLogger("chainmatch.leads")
 
@@ -306,7 +305,7 @@ def create():
         abort(404)
     if chain_id and chain_id not in cluster.chain_ids:
         return _create_error("该产业链不属于此集聚区")
-    if link_key and (not chain_id or link_key not in {l.key for l in current_links(db.session, chain_id)}):
+    if link_key and (not chain_id or link_key not in {link.key for link in current_links(db.session, chain_id)}):
         return _create_error("该环节不属于所选产业链")
     try:
         lead, created = create_lead(db.session, cluster_id, enterprise, current_user.id, chain_id, link_key)

@@ -130,13 +130,13 @@ def cluster_links(session: Session, cluster: Cluster) -> ClusterLinks:
     for chain_id in cluster.chain_ids:
         chain = session.get(Chain, chain_id)
         current = current_links(session, chain_id)
-        by_key = {l.key: l for l in current}
-        parents = {l.parent_key for l in current if l.parent_key}
+        by_key = {link.key: link for link in current}
+        parents = {link.parent_key for link in current if link.parent_key}
         chains[chain_id] = chain
-        leaves[chain_id] = [l.key for l in current if l.key not in parents]
-        for l in current:
-            links[l.key] = l
-            queries[l.key] = link_query_for(chain, by_key, l)
+        leaves[chain_id] = [link.key for link in current if link.key not in parents]
+        for link in current:
+            links[link.key] = link
+            queries[link.key] = link_query_for(chain, by_key, link)
     return ClusterLinks(chains, links, queries, leaves)
 
 

@@ -11,7 +11,6 @@ from chains.cluster_models import Cluster, RosterEntry
 from chains.enterprise_models import Enterprise, EnterpriseTag
 from chains.enterprises.normalize import ACTIVE_STATUSES
 
-
 LIST_FILTERS = ("provinces", "cities", "countries", "tags", "exclude_provinces", "exclude_cities")
 
 

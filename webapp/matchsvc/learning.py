@@ -10,7 +10,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from chains.cluster_models import Cluster, LinkAssignment
-from chains.feedback_models import FEEDBACK_LABELS, LABEL_NOT_RELEVANT, POSITIVE_LABELS, CandidateFeedback, LearnedWeights
+from chains.feedback_models import (
+    FEEDBACK_LABELS,
+    LABEL_NOT_RELEVANT,
+    POSITIVE_LABELS,
+    CandidateFeedback,
+    LearnedWeights,
+)
 from webapp.matchsvc import index_files, store
 
 logger = logging.getLogger("chainmatch.matchsvc")

@@ -109,17 +109,17 @@ def chain_heads(session: Session, chain_ids: Iterable[str]) -> dict[str, ChainHe
 def _load(session: Session, head: ChainHead) -> VersionView:
     rows = list(session.scalars(select(ChainLink).where(ChainLink.version_id == head.version_id)
                                 .order_by(ChainLink.position))) if head.version_id else []
-    links = tuple(LinkView.of(l, head.id) for l in rows)
-    by_key = {l.key: l for l in links}
+    links = tuple(LinkView.of(link, head.id) for link in rows)
+    by_key = {link.key: link for link in links}
     edges = tuple((r.from_key, r.to_key) for r in session.execute(
         select(SupplyEdge.from_key, SupplyEdge.to_key).where(SupplyEdge.version_id == head.version_id)
         .order_by(SupplyEdge.id))) if head.version_id else ()
-    parents = {l.parent_key for l in links if l.parent_key}
+    parents = {link.parent_key for link in links if link.parent_key}
     return VersionView(
         chain=head, links=links, by_key=by_key, edges=edges,
-        queries={l.key: link_query_for(head, by_key, l) for l in links},
-        terms={l.key: tuple(link_terms(l)) for l in links},
-        leaves=tuple(l.key for l in links if l.key not in parents),
+        queries={link.key: link_query_for(head, by_key, link) for link in links},
+        terms={link.key: tuple(link_terms(link)) for link in links},
+        leaves=tuple(link.key for link in links if link.key not in parents),
     )
 
 

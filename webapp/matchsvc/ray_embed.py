@@ -63,10 +63,9 @@ class PartitionEncoder:
         from sqlalchemy import select
         from sqlalchemy.orm import Session
 
+        from chains.enterprise_models import Enterprise
         from matching.embedders.vector_cache import text_keys
         from webapp.matchsvc.profiles import PROFILE_COLUMNS, profile_for
-
-        from chains.enterprise_models import Enterprise
 
         encoded, rows_read = [], []
         with Session(self.engine) as session:

@@ -83,8 +83,7 @@ def st_backends(texts: list[str], folder: Path, log=lambda m: None,
     import torch
 
     os.environ["HF_HUB_OFFLINE"] = "1"
-    from matching.embedders import onnx_runtime
-    from matching.embedders import SentenceTransformerEmbedder
+    from matching.embedders import SentenceTransformerEmbedder, onnx_runtime
 
     threads = torch.get_num_threads()
     model_dir = build_local_bert(folder, texts, *shape)

@@ -236,7 +236,7 @@ def _run_wrk(url: str, cookies: list[str], headers: dict, seconds: float, nice: 
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
     finally:
         os.unlink(script)
-    line = next((l for l in done.stdout.splitlines() if l.startswith("WRK-JSON ")), None)
+    line = next((text for text in done.stdout.splitlines() if text.startswith("WRK-JSON ")), None)
     if done.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed: {done.stdout[-1000:]} {done.stderr[-1000:]}")
     data = json.loads(line[len("WRK-JSON "):])

@@ -88,12 +88,12 @@ def _gaps(doc: Any, session: Session, cluster: Cluster, chain: Chain) -> list:
            [[s] + [gap.stages[s].counts.get(status, 0) for status in STATUSES] + [gap.stages[s].firms] for s in stages])
     rate = gap.rollup.local_rate
     doc.add_paragraph(f"本地配套率：{'—' if rate is None else f'{rate * 100:.1f}%'}。")
-    weak = [l for l in gap.links if l.is_leaf and l.status in (STATUS_BLANK, STATUS_WEAK)]
-    weak.sort(key=lambda l: (l.status != STATUS_BLANK, not l.key_tech, l.firm_count, l.name))
+    weak = [link for link in gap.links if link.is_leaf and link.status in (STATUS_BLANK, STATUS_WEAK)]
+    weak.sort(key=lambda link: (link.status != STATUS_BLANK, not link.key_tech, link.firm_count, link.name))
     if weak:
         doc.add_paragraph("空白与薄弱环节：")
         _table(doc, ["阶段", "环节", "状态", "卡脖子", "本地企业数"],
-               [[l.stage, l.name, l.status, l.key_tech, l.firm_count] for l in weak])
+               [[link.stage, link.name, link.status, link.key_tech, link.firm_count] for link in weak])
     return weak
 
 
@@ -145,12 +145,12 @@ def _pipeline(doc: Any, session: Session, cluster: Cluster, chain: Chain) -> Non
                                ["#0b5cad", "#9fb3c8"]),
              "图2 线索漏斗（深色：当前处于该阶段；浅色：已越过该阶段；横轴依次为：" + "、".join(PIPELINE_STAGES) + "）")
     _table(doc, ["阶段", "到达该阶段", "当前处于该阶段"], [[r["stage"], r["reached"], r["current"]] for r in funnel])
-    signed = [l for l in leads if l.project is not None]
+    signed = [lead for lead in leads if lead.project is not None]
     if signed:
         doc.add_paragraph("签约项目：")
         _table(doc, ["企业", "阶段", "投资额（万元）", "用地（亩）", "签约日期", "开工日期", "到位资金（万元）"],
-               [[l.enterprise.name, l.stage, l.project.investment_wan, l.project.land_mu, l.project.signed_on,
-                 l.project.started_on, l.project.funds_wan] for l in signed])
+               [[lead.enterprise.name, lead.stage, lead.project.investment_wan, lead.project.land_mu, lead.project.signed_on,
+                 lead.project.started_on, lead.project.funds_wan] for lead in signed])
 
 
 def _kpi(doc: Any, session: Session, cluster: Cluster, period: kpi.Period) -> None:

@@ -8,11 +8,11 @@ from flask import abort, render_template, request, send_file
 from flask_login import current_user
 
 from webapp.auth.roles import STAFF_ROLES, require_cluster_access, role_required
-from webapp.web.integrations import audit
 from webapp.extensions import db
 from webapp.leads import kpi
 from webapp.reports import bp
 from webapp.reports.docx_report import build_report
+from webapp.web.integrations import audit
 
 logger = logging.getLogger("chainmatch.reports")
 

@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 
 from chains.enterprise_models import Enterprise
 from webapp.auth.models import ROLE_FIRM
-from webapp.web.integrations import audit
 from webapp.suppliers.access import firm_clusters, need_links, staff_visible_clusters
 from webapp.suppliers.models import (
     OPEN_STATUSES,
@@ -22,6 +21,7 @@ from webapp.suppliers.models import (
     MatchmakingEvent,
     MatchmakingRequest,
 )
+from webapp.web.integrations import audit
 
 MAX_NEED_TEXT = 500  # free-text need
 MAX_NOTE = 2000

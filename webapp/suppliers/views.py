@@ -13,14 +13,14 @@ from webapp.auth.models import ROLE_ADMIN, ROLE_FIRM
 from webapp.auth.roles import STAFF_ROLES, require_cluster_access, role_required
 from webapp.candidates.views import embedder_name
 from webapp.extensions import db
-from webapp.web import nav
-from webapp.web.common import wants_fragment
 from webapp.matchsvc.profiles import link_query_for, link_terms
 from webapp.suppliers import bp, service
 from webapp.suppliers.access import firm_clusters, need_links
 from webapp.suppliers.models import OPEN_STATUSES, REQUEST_STATUSES, MatchmakingRequest, SupplierShortlist
 from webapp.suppliers.ranking import LOCAL_FIRST_DEFAULT, Need, rank_suppliers
 from webapp.suppliers.service import FORBIDDEN, MAX_NEED_TEXT, NOT_FOUND, MatchmakingError
+from webapp.web import nav
+from webapp.web.common import wants_fragment
 
 logger = logging.getLogger("chainmatch.suppliers")
 
@@ -45,7 +45,7 @@ def _needs_from_args(options, clusters) -> tuple[list[Need], list[str]]:
         if option is None:
             errors.append("所选需求环节不属于您的产业链")
             continue
-        links = {l.key: l for l in _chain_links(option.chain.id)}
+        links = {link.key: link for link in _chain_links(option.chain.id)}
         needs.append(Need(option.value, f"{option.chain.name} · {option.link.name}",
                           link_query_for(option.chain, links, option.link), option.cluster.id, option.chain.id,
                           option.link.key, tuple(link_terms(option.link))))
