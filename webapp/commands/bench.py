@@ -47,7 +47,10 @@ _work_option = click.option("--work", "work", type=click.Path(file_okay=False), 
 
 @click.group("bench")
 def bench_group() -> None:
-    """Performance benchmarks (synthetic pools; JSON figures with cores and memory)."""
+    """Performance benchmarks (synthetic pools; JSON figures with cores and memory).
+
+    Generated data goes under --work (default the temp folder). Figures and commands: docs/performance.md.
+    """
 
 
 @bench_group.command("match")

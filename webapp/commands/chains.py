@@ -67,7 +67,11 @@ def _import_chains(path: Path, as_json: bool = False) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @with_appcontext
 def chains_import(path: Path, as_json: bool) -> None:
-    """Import a chain map YAML file, or every YAML file of a folder (each file all-or-nothing)."""
+    """Import a chain map YAML file, or every YAML file of a folder (each file all-or-nothing).
+
+    Each file is validated whole (errors print file:line: message, exit code 1; format: docs/chain-format.md) and
+    imported in one transaction; unchanged content is a no-op, changed content becomes a new version.
+    """
     if not path.exists():
         raise click.ClickException(f"路径不存在 (no such file or folder): {path}")
     _import_chains(path, as_json)
@@ -205,7 +209,10 @@ def gaps_command(cluster_id: str, chain_id: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the lists as JSON.")
 @with_appcontext
 def lists_command(cluster_id: str, chain_id: str, export_path: Path | None, list_types: tuple[str, ...], as_json: bool) -> None:
-    """Refresh and show or export the N lists (N张清单) of a cluster × chain."""
+    """Refresh and show or export the N lists (N张清单) of a cluster × chain.
+
+    Curation is kept; --export writes .xlsx (one sheet per list) or .csv.
+    """
     from chains.lists import LIST_TYPES, export_lists, list_table, refresh_lists
 
     cluster = _cluster_or_fail(cluster_id)

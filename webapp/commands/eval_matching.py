@@ -36,7 +36,12 @@ from matching.evaluation import DEFAULT_TOP, run_benchmark
 @with_appcontext
 def eval_matching(firms_csv: Path, queries_jsonl: Path, out_jsonl: Path, train_jsonl: Path | None, top: int,
                   model: str | None, backend: str | None, static: bool, no_vector_cache: bool) -> None:
-    """Rank FIRMS for every query, write the rankings, print nDCG@10, Recall@50 and MAP@100."""
+    """Rank FIRMS for every query, write the rankings, print nDCG@10, Recall@50 and MAP@100.
+
+    Does not touch the database. By default with the configured model and backend (the bundled
+    multilingual-e5-small), as the product searches; firm vectors are cached under instance/embedding-cache/, so a
+    second run encodes nothing (docs/matching.md).
+    """
     from flask import current_app
     from tqdm import tqdm
 

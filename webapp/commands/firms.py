@@ -52,7 +52,11 @@ def firms_group() -> None:
               help="JSON file mapping this file's column headers to fields, e.g. {\"公司\": \"企业名称\"}.")
 @with_appcontext
 def firms_import(path: Path, report_path: Path | None, as_json: bool, mapping: Path | None) -> None:
-    """Import enterprises from a CSV or XLSX file (one transaction; re-importing changes nothing)."""
+    """Import enterprises from a CSV or XLSX file (one transaction; re-importing changes nothing).
+
+    CSV in UTF-8 (with or without BOM), GBK or GB18030, or XLSX. Identity is the 统一社会信用代码, else 外部编号, else name +
+    city; --json prints {inserted, updated, unchanged, rejected, duplicates_merged}.
+    """
     if not path.exists():
         raise click.ClickException(f"文件不存在：{path}")
     progress, close = _tqdm_progress(enabled=True)

@@ -23,7 +23,11 @@ def init_step(order: int, label: str):
 @click.option("--demo-accounts", is_flag=True, help="Also create demo accounts (one per role) and print their generated passwords once.")
 @with_appcontext
 def init_command(demo_accounts: bool) -> None:
-    """Migrate the database, load bundled chains, clusters and demo firms, and build indexes (idempotent)."""
+    """Migrate the database, load bundled chains, clusters and demo firms, and build indexes (idempotent).
+
+    Chain maps and clusters edited in the browser are kept (their bundled files are skipped). --demo-accounts also
+    creates one demo account per role and prints their passwords once.
+    """
     from flask import current_app
 
     click.echo("• 数据库迁移 (migrate) …")

@@ -44,7 +44,11 @@ def send_digest(lines: list[str], today: date) -> bool:
 @click.option("--no-mail", is_flag=True, help="Do not e-mail even when SMTP is configured.")
 @with_appcontext
 def digest(on: str, as_json: bool, no_mail: bool) -> None:
-    """Print the daily digest of overdue lead clocks; e-mail it when SMTP is configured."""
+    """Print the daily digest of overdue lead clocks; e-mail it when SMTP is configured.
+
+    The overdue stage clocks (首次响应, 研判, 反馈企业, 洽谈进展, 下一步) by cluster and owner; e-mailed to CHAINMATCH_DIGEST_TO when
+    CHAINMATCH_SMTP_HOST is set (never required). Run it from cron each morning.
+    """
     from webapp.leads.deadlines import digest_lines, open_leads, overdue_items
 
     try:
@@ -96,7 +100,12 @@ def register(conflicts: bool) -> None:
 @click.option("--out", default="", help="Also write the figures to this .xlsx file.")
 @with_appcontext
 def kpi_command(cluster_id: str, period: str, as_json: bool, out: str) -> None:
-    """考核 figures of a cluster for a period: per staff member and in total, conversion, median days per stage."""
+    """考核 figures of a cluster for a period: per staff member and in total, conversion, median days per stage.
+
+    Periods: 2026, 2026Q4, 2026H1, 2026-11 (default the current quarter). Leads created, 龙头/链主 firms contacted,
+    visits, signed count and amount, landed count and 到位资金, overdue. Only the register's first claims count, each
+    firm once.
+    """
     from chains.cluster_models import Cluster
     from chains.excel import xlsx_bytes
     from webapp.leads import kpi

@@ -77,7 +77,11 @@ def index_group() -> None:
 @click.option("--rebuild", "full", is_flag=True, help="Rebuild from scratch instead of syncing changes.")
 @with_appcontext
 def index_build(full: bool) -> None:
-    """Build the match index, or bring it up to date with the database."""
+    """Build the match index, or bring it up to date with the database.
+
+    With a pretrained model the lexical index is built first, then the firms' profiles are embedded (resumable: each
+    finished chunk is kept in instance/embedding-cache/) and the vectors attached; --rebuild rebuilds from scratch.
+    """
     from webapp import matchsvc
 
     app = current_app._get_current_object()
@@ -133,7 +137,13 @@ def embed_pending(app) -> None:
               help="Encode on Ray: a local Ray on this machine (--ray), or the cluster at ADDRESS (--ray ray://head:10001).")
 @with_appcontext
 def index_embed(ray_address: str | None) -> None:
-    """Encode the registry's profiles with the pretrained model and attach the vectors to the index (resumable)."""
+    """Encode the registry's profiles with the pretrained model and attach the vectors to the index (resumable).
+
+    --ray runs the embedding as a Ray Data job on a local Ray (2 workers, one embedder each, reading the registry in
+    id-range partitions); --ray ADDRESS (e.g. ray://head:10001) on that Ray cluster, whose workers need this
+    package, the database and a shared instance folder (docs/scaling.md). A killed run loses only partitions in
+    flight.
+    """
     from webapp import matchsvc
     from webapp.matchsvc import embedding, store
     from webapp.matchsvc.ray_embed import embed_on_ray

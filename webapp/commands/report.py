@@ -14,7 +14,12 @@ from webapp.extensions import db
 @click.option("--period", default="", help="考核 period, e.g. 2026Q4 (default the current quarter).")
 @with_appcontext
 def report_command(cluster_id: str, chain_id: str, out: str, period: str) -> None:
-    """Write the 招商分析报告 of CLUSTER_ID's chain (summary, rules, gaps, N lists, candidates, pipeline, 考核)."""
+    """Write the 招商分析报告 of CLUSTER_ID's chain (summary, rules, gaps, N lists, candidates, pipeline, 考核).
+
+    A Word document (python-docx), in Chinese: cluster summary and policy-rule table, the chain map's gaps by stage
+    (chart), the N lists, the top candidates of the biggest gap links with their reasons, the lead pipeline (chart)
+    and signed projects, and the 考核 figures. The cluster page has the same report as a download button.
+    """
     from webapp import matchsvc
     from webapp.leads import kpi
     from webapp.reports.docx_report import build_report

@@ -20,7 +20,10 @@ def tokens_group() -> None:
               help="Days the token is valid (default CHAINMATCH_API_TOKEN_DAYS; 0: never expires).")
 @with_appcontext
 def create(username: str, name: str, days: int | None) -> None:
-    """Create an API token for USERNAME and print it once."""
+    """Create an API token for USERNAME and print it once.
+
+    Valid --days days (default CHAINMATCH_API_TOKEN_DAYS; 0: never expires); only the token's sha256 is stored.
+    """
     from webapp.auth.models import User
     from webapp.auth.tokens import TokenError, create_token
 
