@@ -93,6 +93,15 @@ def overdue_clocks(lead: Lead, today: date | None = None) -> list[Clock]:
     return [c for c in lead_clocks(lead, today) if c.overdue]
 
 
+def overdue_labels(lead: Lead, today: date | None = None) -> list[str]:
+    """Names of the lead's overdue clocks (首次响应, 研判, 反馈企业, 洽谈进展, 下一步); empty when none ran out.
+
+    An open lead with a stage clock or its next-step date run out is overdue (docs/workflow.md). Templates call it
+    as `overdue_labels(lead, today)` (a global of the leads blueprint).
+    """
+    return [clock.label for clock in overdue_clocks(lead, today)]
+
+
 def open_leads(session: Session, cluster_ids: set[str] | None = None, owner_id: int | None = None) -> list[Lead]:
     """Open leads, optionally of some clusters or one owner, with their history loaded."""
     query = select(Lead).where(Lead.stage.not_in(CLOSED_STAGES)).options(selectinload(Lead.events))

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, selectinload
 from chains.cluster_models import Cluster, RosterEntry
 from chains.enterprise_models import EnterpriseTag
 from webapp.leads.claims import aware
+from webapp.leads.deadlines import overdue_labels
 from webapp.leads.models import (
     CLAIM_FIRST,
     PIPELINE_STAGES,
@@ -134,7 +135,7 @@ def _figures(leads: list[Lead], period: Period, leaders: set[int], today: date) 
         figures["landed"] += period.contains(reached_at(lead, STAGE_LANDED))
         if project is not None:
             figures["funds_wan"] += sum(f.amount_wan for f in project.funds if period.contains(f.received_on))
-        figures["overdue"] += lead.is_overdue(today)
+        figures["overdue"] += bool(overdue_labels(lead, today))
     return figures
 
 

@@ -73,16 +73,6 @@ class Lead(TimestampMixin, Base):
         back_populates="lead", cascade="all, delete-orphan", order_by="LeadEvent.id"
     )
 
-    def is_overdue(self, today: date) -> bool:
-        """An open lead with a stage clock or its next-step date run out (docs/workflow.md)."""
-        return bool(self.overdue_labels(today))
-
-    def overdue_labels(self, today: date) -> list[str]:
-        """Names of the overdue clocks (首次响应, 研判, 反馈企业, 洽谈进展, 下一步)."""
-        from webapp.leads.deadlines import overdue_clocks
-
-        return [clock.label for clock in overdue_clocks(self, today)]
-
     @property
     def is_open(self) -> bool:
         """Still being worked: neither landed nor abandoned."""

@@ -56,6 +56,7 @@ nav.register("leads.board", "招商线索", *STAFF_ROLES)
 
 
 bp.after_request(vary_on_htmx)  # the same URL returns a fragment or a full page
+bp.add_app_template_global(deadlines.overdue_labels, "overdue_labels")
 
 
 MAX_ID = 2**31 - 1  # larger numbers cannot be row ids (and PostgreSQL would reject them)
@@ -120,7 +121,7 @@ def _query_leads(filters: dict) -> list[Lead]:
     leads = list(db.session.scalars(query))
     if filters["overdue"]:
         today = date.today()
-        leads = [lead for lead in leads if lead.is_overdue(today)]
+        leads = [lead for lead in leads if deadlines.overdue_labels(lead, today)]
     return leads
 
 
@@ -218,7 +219,7 @@ def export():
             owner,
             lead.next_step,
             lead.next_step_date.isoformat() if lead.next_step_date else "",
-            "、".join(lead.overdue_labels(today)),
+            "、".join(deadlines.overdue_labels(lead, today)),
             lead.notes,
             lead.created_at.strftime("%Y-%m-%d %H:%M") if lead.created_at else "",
             lead.updated_at.strftime("%Y-%m-%d %H:%M") if lead.updated_at else "",
