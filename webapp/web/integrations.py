@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import logging
 from types import ModuleType
+from typing import Any, Callable
 
 logger = logging.getLogger("chainmatch.ui")
 
@@ -21,12 +22,14 @@ def optional_module(name: str) -> ModuleType | None:
         raise
 
 
-def optional_function(module: str, function: str):
+def optional_function(module: str, function: str) -> Callable[..., Any] | None:
+    """`module.function`, or None when the module or the function does not exist (yet)."""
     mod = optional_module(module)
     return getattr(mod, function, None) if mod is not None else None
 
 
-def audit(action: str, object_type: str = "", object_id=None, cluster_id: str | None = None, **detail) -> None:
+def audit(action: str, object_type: str = "", object_id: Any = None, cluster_id: str | None = None,
+          **detail: Any) -> None:
     """Write an audit-log entry (webapp.audit) in the current session when the audit feature is present."""
     record = optional_function("webapp.audit", "record")
     if record is not None:
