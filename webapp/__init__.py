@@ -1,9 +1,7 @@
 """chainmatch web application: the Flask app factory."""
 from __future__ import annotations
 
-import importlib
 import os
-import pkgutil
 from datetime import timedelta
 from typing import Any
 
@@ -79,29 +77,34 @@ def _trust_proxies(app: Flask, hops: int) -> None:
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
 
-def _feature_packages() -> list[str]:
-    import webapp
-
-    return sorted(m.name for m in pkgutil.iter_modules(webapp.__path__) if m.ispkg and m.name != "commands")
-
-
 def _register_blueprints(app: Flask) -> None:
-    """Each feature package `webapp/<feature>/` exposes a blueprint named `bp`."""
-    for name in _feature_packages():
-        module = importlib.import_module(f"webapp.{name}")
-        bp = getattr(module, "bp", None)
-        if bp is not None:
-            app.register_blueprint(bp)
+    """The feature blueprints, listed here so that the app's parts are read in one place (tests/test_architecture.py
+    checks that every feature package with a blueprint is listed)."""
+    from webapp import (
+        api,
+        audit,
+        auth,
+        candidates,
+        chainmaps,
+        clusters,
+        firms,
+        imports,
+        leads,
+        main,
+        reports,
+        suppliers,
+    )
+
+    for feature in (api, audit, auth, candidates, chainmaps, clusters, firms, imports, leads, main, reports, suppliers):
+        app.register_blueprint(feature.bp)
 
 
 def _register_commands(app: Flask) -> None:
-    """Each module in `webapp/commands/` lists its click commands in `COMMANDS`."""
-    import webapp.commands
+    """The `chainmatch` commands of webapp.commands.COMMAND_MODULES."""
+    from webapp.commands import all_commands
 
-    for mod in sorted(pkgutil.iter_modules(webapp.commands.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"webapp.commands.{mod.name}")
-        for command in getattr(module, "COMMANDS", ()):
-            app.cli.add_command(command)
+    for command in all_commands():
+        app.cli.add_command(command)
 
 
 @event.listens_for(Engine, "connect")
