@@ -19,8 +19,12 @@ from sqlalchemy import func, select
 from chains.cluster_models import Cluster
 from chains.enterprise_models import Enterprise, ImportJob
 from tests.conftest import AuthActions, dispose, make_app
+from tests.test_matchsvc_embedding import _channels, tiny_e5  # noqa: F401 (a fixture)
+from tests.test_matchsvc_seed import seed
+from tests.test_serve import cmdline
 from tests.test_import_web import CSV_HEADER, job_id_from, upload, wait_until_finished
-from webapp import jobs, tasks
+from webapp import jobs, matchsvc, tasks
+from webapp.matchsvc import embed_job, store
 from webapp.extensions import db
 from webapp.tasks.worker import start_in_thread
 
@@ -237,6 +241,41 @@ def test_placement_run_is_queued_cancelled_and_run_again(queue_app, consumer_of)
     assert "自动归位已排队" not in page and "自动归位正在后台运行" not in page
 
 
+# ----------------------------------------------------------------------------- the index's embedding
+
+def test_embedding_is_queued_by_a_web_worker_and_run_by_the_task_worker(database_url, tmp_path, tiny_e5,
+                                                                         consumer_of):
+    """Two apps over one database and instance folder, as a web worker and the task worker are: the web worker
+    serves lexically and queues the embedding; the task worker embeds and saves; the web worker loads the vectors."""
+    config = {**QUEUE_CONFIG, "EMBEDDING_MODEL": str(tiny_e5), "EMBEDDING_BACKEND": "torch", "JOB_STALE_SECONDS": 30}
+    web = make_app(database_url, tmp_path, **config)
+    worker = make_app(database_url, tmp_path, **config)
+    try:
+        with web.app_context():
+            seed(db.session)
+            matchsvc.sync(db.session, web)
+        assert "dense" not in _channels(web)  # served lexically; the request queued the embedding
+        with web.app_context():
+            row = jobs.get(db.session, embed_job.KIND_EMBED, embed_job.job_key(web))
+            assert row.status == jobs.STATUS_QUEUED and row.task_id
+        assert store.state_of(web).embed_thread is None  # no thread of the web worker embeds
+
+        consumer_of(worker)
+
+        def embedded() -> bool:
+            with web.app_context():
+                return jobs.get(db.session, embed_job.KIND_EMBED, embed_job.job_key(web)).status not in jobs.ACTIVE
+
+        _wait_for(embedded, "the task worker's embedding")
+        with web.app_context():
+            row = jobs.get(db.session, embed_job.KIND_EMBED, embed_job.job_key(web))
+            assert row.status == jobs.STATUS_DONE and row.done == row.total > 0
+        _wait_for(lambda: "dense" in _channels(web), "the web worker to load the saved vectors", 30)
+    finally:
+        dispose(web)
+        dispose(worker)
+
+
 # ----------------------------------------------------------------------------- Redis
 
 def test_import_on_a_redis_queue(database_url, tmp_path, consumer_of):
@@ -292,14 +331,6 @@ def _children(pid: int) -> list[int]:
         return []
 
 
-def _cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return fh.read().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
 @pytest.mark.slow
 def test_chainmatch_run_starts_the_worker_and_stops_it_with_the_server(tmp_path):
     import socket
@@ -316,11 +347,11 @@ def test_chainmatch_run_starts_the_worker_and_stops_it_with_the_server(tmp_path)
         deadline = time.monotonic() + TIMEOUT_S
         while worker_pid is None:
             assert time.monotonic() < deadline and server.poll() is None, "no worker started"
-            worker_pid = next((p for p in _children(server.pid) if " worker " in _cmdline(p) + " "), None)
+            worker_pid = next((p for p in _children(server.pid) if " worker " in cmdline(p) + " "), None)
             time.sleep(0.2)
-        assert f"--parent {server.pid}" in _cmdline(worker_pid)
+        assert f"--parent {server.pid}" in cmdline(worker_pid)
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=60)
-    _wait_for(lambda: not os.path.exists(f"/proc/{worker_pid}") or "worker" not in _cmdline(worker_pid),
+    _wait_for(lambda: not os.path.exists(f"/proc/{worker_pid}") or "worker" not in cmdline(worker_pid),
               "the worker to stop with the server", 30)
