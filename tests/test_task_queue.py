@@ -11,17 +11,20 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from chains.cluster_models import Cluster
+from chains.db import utcnow
 from chains.enterprise_models import Enterprise, ImportJob
 from tests.conftest import AuthActions, dispose, make_app
 from tests.test_matchsvc_embedding import _channels, tiny_e5  # noqa: F401 (a fixture)
 from tests.test_matchsvc_seed import seed
 from tests.test_serve import cmdline
+from tests.test_jobs import _dead_owner
 from tests.test_import_web import CSV_HEADER, job_id_from, upload, wait_until_finished
 from webapp import jobs, matchsvc, tasks
 from webapp.matchsvc import embed_job, store
@@ -203,6 +206,18 @@ def test_worker_killed_mid_import_fails_the_job_then_retry_imports_everything(qu
     assert auth.post(f"/imports/{job_id}/retry").status_code == 303
     html = wait_until_finished(auth._client, job_id)
     assert "已完成" in html and _firms(queue_app) == rows
+
+
+def test_only_jobs_waiting_on_the_durable_queue_never_go_stale():
+    old = utcnow() - timedelta(hours=1)
+
+    def queued(task_id: str) -> jobs.BackgroundJob:
+        return jobs.BackgroundJob(kind=jobs.KIND_IMPORT, key="1", status=jobs.STATUS_QUEUED, owner=_dead_owner(),
+                                  task_id=task_id, started_at=old, heartbeat_at=old)
+
+    assert not jobs.is_stale(queued("0f" * 16), STALE_SECONDS)  # in the SQLite/Redis queue: outlives the web process
+    assert jobs.is_stale(queued(jobs.IN_PROCESS_TASK_PREFIX + "0f" * 16), STALE_SECONDS)  # a thread of a dead process
+    assert jobs.is_stale(queued(""), STALE_SECONDS)
 
 
 # ----------------------------------------------------------------------------- placement runs

@@ -7,7 +7,8 @@ web worker: they read the row.
 
 A running job is *stale* when its heartbeat is older than CHAINMATCH_JOB_STALE_SECONDS and its owner process is
 gone (a process on this machine is checked by pid; one on another machine is judged by the heartbeat alone). A
-queued job with a task id waits in the queue's durable store, not in a process, so it never goes stale. SQLite
+job queued on the task queue waits in the queue's durable store, not in a process, so it never goes stale (one
+queued for a thread of the web process, in `thread` mode, does when that process is gone). SQLite
 lets one writer at a time, so a heartbeat cannot be written while an import holds the write lock; the owner check
 keeps such a job alive as long as its process is. Stale jobs are marked failed by whoever looks at them next,
 with a Chinese message for the page.
@@ -43,6 +44,7 @@ STATUS_QUEUED, STATUS_RUNNING, STATUS_DONE, STATUS_FAILED = "queued", "running",
 STATUS_CANCELLED = "cancelled"
 ACTIVE = (STATUS_QUEUED, STATUS_RUNNING)
 RETRYABLE = (STATUS_FAILED, STATUS_CANCELLED)
+IN_PROCESS_TASK_PREFIX = "thread-"  # the task id of a job run by a thread of the web process (no durable queue)
 CANCEL_CHECK_SECONDS = 0.5  # how often a running job asks for its cancel flag (between chunks, at most)
 DEFAULT_STALE_SECONDS = 60.0
 SQLITE_BUSY_MS = 15000  # the app's usual busy timeout (webapp/__init__.py)
@@ -107,7 +109,7 @@ def is_stale(job: BackgroundJob | None, timeout: float, now: datetime | None = N
     """A queued/running job whose heartbeat stopped more than `timeout` s ago and whose owner process is gone."""
     if job is None or job.status not in ACTIVE:
         return False
-    if job.status == STATUS_QUEUED and job.task_id:
+    if job.status == STATUS_QUEUED and job.task_id and not job.task_id.startswith(IN_PROCESS_TASK_PREFIX):
         return False  # waits in the task queue's store, which outlives any process
     now = now or utcnow()
     beat = aware(job.heartbeat_at) or aware(job.started_at)

@@ -147,7 +147,7 @@ def queue_embedding(app: Flask) -> None:
     if now - state.embed_queued_at < jobs.stale_seconds(app):
         return
     state.embed_queued_at = now
-    task_id = tasks.new_task_id()
+    task_id = tasks.new_task_id(app)
     # A session of its own: the request's session may hold changes its view has not committed yet.
     with app.app_context(), Session(db.engine) as session:
         if jobs.claim(session, KIND_EMBED, job_key(app), timeout=jobs.stale_seconds(app), task_id=task_id) is None:

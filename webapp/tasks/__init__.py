@@ -18,9 +18,11 @@ import time
 import uuid
 from typing import Any, Callable
 
-from flask import Flask
+from flask import Flask, current_app
 from huey import RedisHuey, SqliteHuey
 from huey.api import Huey
+
+from webapp import jobs
 
 logger = logging.getLogger("chainmatch.tasks")
 
@@ -85,8 +87,11 @@ def huey_for(app: Flask) -> Huey | None:
     return huey
 
 
-def new_task_id() -> str:
-    return uuid.uuid4().hex
+def new_task_id(app: Flask | None = None) -> str:
+    """A task id for a job about to be queued (marked in `thread` mode: such a job is not durable)."""
+    app = app or current_app
+    prefix = jobs.IN_PROCESS_TASK_PREFIX if queue_kind(app) == QUEUE_THREAD else ""
+    return prefix + uuid.uuid4().hex
 
 
 def enqueue(app: Flask, name: str, task_id: str, *args) -> None:
