@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from chains.cluster_models import Cluster
+from chains.cluster_models import Cluster, LinkAssignment
 from chains.db import utcnow
 from chains.enterprise_models import Enterprise, ImportJob
 from tests.conftest import AuthActions, dispose, make_app
 from tests.test_matchsvc_embedding import _channels, tiny_e5  # noqa: F401 (a fixture)
-from tests.test_matchsvc_seed import seed
+from tests.test_matchsvc_seed import CLUSTER_ID as SEED_CLUSTER, seed
 from tests.test_serve import cmdline
 from tests.test_jobs import _dead_owner
 from tests.test_import_web import CSV_HEADER, job_id_from, upload, wait_until_finished
@@ -254,6 +254,37 @@ def test_placement_run_is_queued_cancelled_and_run_again(queue_app, consumer_of)
         assert row.status in ("done", "failed") and row.owner == jobs.owner_id() and row.task_id
     page = auth._client.get(f"/clusters/{CLUSTER}/placement").get_data(as_text=True)
     assert "自动归位已排队" not in page and "自动归位正在后台运行" not in page
+
+
+def test_running_placement_cancelled_stores_no_suggestion(queue_app, consumer_of, monkeypatch):
+    original = jobs.Heartbeat.check
+
+    def slow(self, force=False):  # each firm (and step) of the run takes a second: the cancel lands mid-run
+        time.sleep(1.0)
+        original(self, force)
+
+    monkeypatch.setattr(jobs.Heartbeat, "check", slow)
+    with queue_app.app_context():
+        seed(db.session)
+    auth = AuthActions(queue_app, queue_app.test_client())
+    auth.login_as("manager", clusters=(SEED_CLUSTER,))
+    consumer_of(queue_app)
+    hx = {"HX-Request": "true"}
+    assert auth.post(f"/clusters/{SEED_CLUSTER}/placement/run", headers=hx).status_code == 202
+
+    def placement() -> jobs.BackgroundJob:
+        with queue_app.app_context():
+            return jobs.get(db.session, jobs.KIND_PLACEMENT, SEED_CLUSTER)
+
+    _wait_for(lambda: placement().status == jobs.STATUS_RUNNING, "the placement run to start")
+    response = auth.post(f"/clusters/{SEED_CLUSTER}/placement/cancel", headers=hx)
+    assert response.status_code == 202 and "正在取消自动归位" in response.get_data(as_text=True)
+    _wait_for(lambda: placement().status not in jobs.ACTIVE, "the placement run to stop")
+    assert placement().status == jobs.STATUS_CANCELLED
+    with queue_app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(LinkAssignment)) == 0
+    page = auth._client.get(f"/clusters/{SEED_CLUSTER}/placement").get_data(as_text=True)
+    assert "自动归位已取消" in page and "重试" in page
 
 
 # ----------------------------------------------------------------------------- the index's embedding

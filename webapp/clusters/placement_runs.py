@@ -32,7 +32,7 @@ def run_placement(app: Flask, task_id: str, cluster_id: str, user_id: int | None
             with jobs.Heartbeat(app, row.id, tasks.stop_check(app, jobs.KIND_PLACEMENT, cluster_id)) as beat:
                 try:
                     result = place(db.session, cluster_id, user_id=user_id, checkpoint=beat.check)
-                    beat.check()  # a cancel asked for meanwhile still wins: nothing is committed
+                    beat.check(force=True)  # a cancel asked for meanwhile still wins: nothing is committed
                     db.session.commit()
                     count = len(result) if hasattr(result, "__len__") else result
                     message = DONE_MESSAGE.format(count=count) if isinstance(count, int) else "匹配完成。"

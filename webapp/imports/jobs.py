@@ -116,6 +116,7 @@ def run_job(app: Flask, task_id: str, job_id: int) -> None:
                 try:
                     result = import_file(session, path, report_path=report_path, source_name=filename, job_id=job_id,
                                          progress=beat.progress, commit=False)
+                    beat.check(force=True)  # a cancel asked for meanwhile still wins: nothing is committed
                     # The job's outcome is committed in the same transaction as the imported rows.
                     job = session.get(ImportJob, job_id)
                     job.status = STATUS_DONE

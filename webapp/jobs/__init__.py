@@ -298,9 +298,10 @@ class Heartbeat:
         self._figures = (int(done), int(total))
         self.check()
 
-    def check(self) -> None:
-        """Raise JobCancelled when the job was asked to stop (called between chunks)."""
-        if self._should_stop is None or time.monotonic() - self._asked_at < CANCEL_CHECK_SECONDS:
+    def check(self, force: bool = False) -> None:
+        """Raise JobCancelled when the job was asked to stop (called between chunks; `force`: ask now, before the
+        job commits, even if it asked less than CANCEL_CHECK_SECONDS ago)."""
+        if self._should_stop is None or (not force and time.monotonic() - self._asked_at < CANCEL_CHECK_SECONDS):
             return
         self._asked_at = time.monotonic()
         if self._should_stop():
