@@ -8,6 +8,7 @@ from flask import Flask, current_app
 from webapp import jobs, tasks
 from webapp.clusters.integrations import optional_function
 from webapp.extensions import db
+from webapp.jobs.models import BackgroundJob
 from webapp.tasks import control
 
 logger = logging.getLogger("chainmatch.clusters")
@@ -49,7 +50,7 @@ def run_placement(app: Flask, task_id: str, cluster_id: str, user_id: int | None
             db.session.remove()
 
 
-def start_run(cluster_id: str, user_id: int | None):
+def start_run(cluster_id: str, user_id: int | None) -> BackgroundJob | None:
     """Queue a placement run (commits its job row); the row, or None while another run is queued or running."""
     current_job(cluster_id)  # a run whose worker died no longer blocks a new one
     task_id = tasks.new_task_id()
@@ -71,7 +72,7 @@ def wait_for_runs(timeout: float | None = None) -> None:
     tasks.wait_for_threads(timeout)
 
 
-def current_job(cluster_id: str):
+def current_job(cluster_id: str) -> BackgroundJob | None:
     """The cluster's latest placement run (any worker's); a run whose worker died is marked failed first."""
     job = jobs.get(db.session, jobs.KIND_PLACEMENT, cluster_id)
     if job is not None and jobs.is_stale(job, jobs.stale_seconds()):

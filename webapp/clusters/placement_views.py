@@ -91,6 +91,8 @@ def placement_run(cluster_id: str):
     job = jobs.get(db.session, jobs.KIND_PLACEMENT, cluster_id)
     if job.status in jobs.ACTIVE:
         return _done(cluster, "自动归位已在后台运行，完成后本页将自动刷新。", "success", 202)
+    if job.status == jobs.STATUS_CANCELLED:  # cancelled from another page meanwhile
+        return _done(cluster, job.message, "warning", 200)
     done = job.status == jobs.STATUS_DONE
     return _done(cluster, job.message, "success" if done else "error", 200 if done else 500)
 
@@ -99,10 +101,11 @@ def placement_run(cluster_id: str):
 @role_required(*CLUSTER_ROLES)
 def placement_cancel(cluster_id: str):
     cluster = get_cluster(cluster_id)
+    audit("assignment.place_cancel", "cluster", cluster_id, cluster_id=cluster_id)  # committed with the cancel
     outcome = cancel_run(cluster_id)
     if not outcome:
+        db.session.rollback()
         return _done(cluster, "当前没有正在进行的自动归位。", "warning", 200)
-    audit("assignment.place_cancel", "cluster", cluster_id, cluster_id=cluster_id)
     db.session.commit()
     logger.info("user %s cancelled placement for %s", current_user.id, cluster_id)
     if outcome == control.CANCELLED:

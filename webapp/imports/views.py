@@ -144,13 +144,14 @@ def _after_action(job: ImportJob, message: str, category: str):
 @bp.route("/<int:job_id>/cancel", methods=["POST"])
 @role_required(ROLE_ADMIN, ROLE_STAFF)
 def cancel(job_id: int):
-    job = _job_or_404(job_id)
-    outcome = cancel_job(current_app._get_current_object(), db.session, job)
-    if not outcome:
-        return _after_action(job, "该导入已结束，无需取消。", "warning")
     from webapp.audit import record
 
-    record("import.cancel", "import_job", job.id, filename=job.filename)
+    job = _job_or_404(job_id)
+    record("import.cancel", "import_job", job.id, filename=job.filename)  # committed with the cancel
+    outcome = cancel_job(current_app._get_current_object(), db.session, job)
+    if not outcome:
+        db.session.rollback()
+        return _after_action(job, "该导入已结束，无需取消。", "warning")
     db.session.commit()
     if outcome == control.CANCELLED:
         return _after_action(job, "导入已取消。", "success")
@@ -160,11 +161,11 @@ def cancel(job_id: int):
 @bp.route("/<int:job_id>/retry", methods=["POST"])
 @role_required(ROLE_ADMIN, ROLE_STAFF)
 def retry(job_id: int):
-    job = _job_or_404(job_id)
-    if not retry_job(current_app._get_current_object(), db.session, job, current_user.id):
-        return _after_action(job, "该导入无法重试（仅失败或已取消、且上传文件仍保留的导入可以重试）。", "warning")
     from webapp.audit import record
 
-    record("import.retry", "import_job", job.id, filename=job.filename)
-    db.session.commit()
+    job = _job_or_404(job_id)
+    record("import.retry", "import_job", job.id, filename=job.filename)  # committed with the re-queued job
+    if not retry_job(current_app._get_current_object(), db.session, job, current_user.id):
+        db.session.rollback()
+        return _after_action(job, "该导入无法重试（仅失败或已取消、且上传文件仍保留的导入可以重试）。", "warning")
     return _after_action(job, f"已重新开始导入“{job.filename}”。", "success")
