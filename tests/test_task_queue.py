@@ -28,6 +28,7 @@ from tests.test_jobs import _dead_owner
 from tests.test_import_web import CSV_HEADER, job_id_from, upload, wait_until_finished
 from webapp import jobs, matchsvc, tasks
 from webapp.matchsvc import embed_job, store
+from webapp.audit.models import AuditEntry
 from webapp.extensions import db
 from webapp.tasks.worker import start_in_thread
 
@@ -152,7 +153,12 @@ def test_queued_import_cancelled_is_skipped_by_the_worker_and_can_be_retried(que
     job, state = _ended(queue_app, job_id)
     assert job.status == "done" and state.status == "done"
     assert auth.post(f"/imports/{job_id}/retry").status_code == 303  # a finished import is not retried
+    assert auth.post(f"/imports/{job_id}/cancel").status_code == 303  # nor cancelled
     assert _import(queue_app, job_id)[0].status == "done"
+    with queue_app.app_context():  # only the changes are audited
+        actions = db.session.scalars(select(AuditEntry.action).where(AuditEntry.object_type == "import_job")
+                                     .order_by(AuditEntry.id)).all()
+    assert actions == ["enterprise.import", "import.cancel", "import.retry"]
 
 
 def test_running_import_cancelled_between_chunks_changes_nothing(queue_app, consumer_of, monkeypatch):
