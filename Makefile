@@ -7,7 +7,7 @@ ASSETS := webapp/static/vendor/.installed
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: setup run serve test test-fast lint browser-deps bench-deps init clean
+.PHONY: setup run serve worker test test-fast lint browser-deps bench-deps init clean
 
 setup: $(STAMP) $(ASSETS)
 
@@ -36,12 +36,18 @@ lint: setup
 init: setup
 	$(BIN)/chainmatch init
 
+# Development server and the task worker beside it.
 run: init
 	$(BIN)/chainmatch run --host $(HOST) --port $(PORT)
 
-# Production server: gunicorn worker processes (CHAINMATCH_WEB_WORKERS, default one per core).
+# Production server: gunicorn worker processes (CHAINMATCH_WEB_WORKERS, default one per core) and the task worker
+# (`chainmatch worker`: imports, 自动归位 and embedding; CHAINMATCH_TASK_QUEUE, default a SQLite queue file).
 serve: init
 	$(BIN)/chainmatch serve --host $(HOST) --port $(PORT)
+
+# The task worker alone (serve and run start one themselves): e.g. on another machine with CHAINMATCH_TASK_QUEUE=redis.
+worker: init
+	$(BIN)/chainmatch worker
 
 # `chainmatch bench web` drives the load with Debian's wrk when it is installed (else a Python asyncio client).
 bench-deps:

@@ -57,6 +57,9 @@ def make_app(database_url: str, tmp_path, **overrides):
         # The bundled transformer costs a conversion and seconds of encoding per app: tests that are not about it
         # use the built-in LSA embedder (tests/test_matchsvc_e5.py and the browser journeys run the real model).
         "EMBEDDING_MODEL": "builtin",
+        # Background jobs run in threads of the test's process; tests/test_task_queue.py runs them on the real
+        # task queue (SQLite and Redis) with a consumer.
+        "TASK_QUEUE": "thread",
     }
     config.update(overrides)
     app = create_app(config)
@@ -75,13 +78,20 @@ def bundled_e5(tmp_path_factory):
     return models, e5_bundle.ensure_default_model(models)
 
 
-@pytest.fixture
-def app(database_url, tmp_path):
-    app = make_app(database_url, tmp_path)
-    yield app
+def dispose(app) -> None:
+    """End an app's session and close its connection pool (a fixture's teardown)."""
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.fixture
+def app(request, database_url, tmp_path):
+    """The test's app; `@pytest.mark.app_config(KEY=value)` overrides its config."""
+    marker = request.node.get_closest_marker("app_config")
+    app = make_app(database_url, tmp_path, **(marker.kwargs if marker else {}))
+    yield app
+    dispose(app)
 
 
 @pytest.fixture

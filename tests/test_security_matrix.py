@@ -70,6 +70,7 @@ RULES: dict[tuple[str, str], dict[str, int | str]] = {
     ("/clusters/<cluster_id>/placement", "GET"): page(STAFF_SIDE),
     ("/clusters/<cluster_id>/placement/status", "GET"): page(STAFF_SIDE),
     ("/clusters/<cluster_id>/placement/run", "POST"): page(STAFF_SIDE, OK),
+    ("/clusters/<cluster_id>/placement/cancel", "POST"): page(STAFF_SIDE, OK),
     ("/clusters/<cluster_id>/placement/confirm", "POST"): page(STAFF_SIDE, OK),
     ("/candidates/<cluster_id>/<link_key>", "GET"): page(STAFF_SIDE),
     ("/candidates/<cluster_id>/<link_key>/feedback", "POST"): page(STAFF_SIDE, OK),
@@ -127,6 +128,8 @@ RULES: dict[tuple[str, str], dict[str, int | str]] = {
     ("/imports/<int:job_id>", "GET"): page(IMPORTERS),
     ("/imports/<int:job_id>/status", "GET"): page(IMPORTERS),
     ("/imports/<int:job_id>/report.csv", "GET"): page(IMPORTERS),
+    ("/imports/<int:job_id>/cancel", "POST"): page(IMPORTERS, OK),
+    ("/imports/<int:job_id>/retry", "POST"): page(IMPORTERS, OK),
     # Supplier search for chain-leader firms; staff handle the requests.
     ("/suppliers/", "GET"): page(FIRM),
     ("/suppliers/shortlist", "POST"): page(FIRM, OK),

@@ -98,8 +98,20 @@ def test_real_server_with_two_workers_serves_logged_in_pages(tmp_path):
             response = requests.get(f"{base}/imports/", cookies=session.cookies, timeout=30,
                                     headers={"User-Agent": session.headers["User-Agent"], "Connection": "close"})
             assert response.status_code == 200 and "企业导入" in response.text
-        workers = subprocess.run(["pgrep", "-P", str(server.pid)], capture_output=True, text=True).stdout.split()
-        assert len(workers) == 2
+        children = subprocess.run(["pgrep", "-P", str(server.pid)], capture_output=True, text=True).stdout.split()
+        task_workers = [pid for pid in children if " worker --parent " in cmdline(pid)]
+        assert len(task_workers) == 1  # the task worker beside the web workers (gunicorn_config.on_starting)
+        assert len(children) - len(task_workers) == 2
     finally:
         server.terminate()
         server.wait(timeout=30)
+    assert not os.path.exists(f"/proc/{task_workers[0]}")  # stopped with the server (on_exit)
+
+
+def cmdline(pid: int | str) -> str:
+    """The command line of process `pid` ("" when it has gone)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""

@@ -106,6 +106,18 @@ OPTIONS: tuple[Option, ...] = (
            "Worker processes of `chainmatch serve` (gunicorn); 0 means one per CPU core.", int),
     Option("WEB_THREADS", "WEB_THREADS", 4,
            "Threads per worker process of `chainmatch serve` (requests served at once by one worker).", int),
+    Option("TASK_QUEUE", "TASK_QUEUE", "sqlite",
+           "Where background jobs (imports, placement runs, the index's embedding) wait for the task worker "
+           "(`chainmatch worker`, started by `chainmatch serve` and `chainmatch run`): sqlite (a Huey queue in "
+           "`instance/tasks.sqlite3`, one machine), redis (REDIS_URL) or thread (no worker: a thread of the web "
+           "process; for tests).", _lower),
+    Option("REDIS_URL", "REDIS_URL", "redis://127.0.0.1:6379/0",
+           "Redis server of the task queue when TASK_QUEUE is redis."),
+    Option("TASK_QUEUE_NAME", "TASK_QUEUE_NAME", "chainmatch",
+           "Name of the task queue (its Redis key prefix): instances sharing one Redis need different names."),
+    Option("TASK_WORKERS", "TASK_WORKERS", 2,
+           "Jobs the task worker runs at once (threads of one process), e.g. an import beside a long embedding.",
+           int),
     Option("JOB_STALE_SECONDS", "JOB_STALE_SECONDS", 60,
            "Seconds without a heartbeat after which a background job whose worker process is gone is marked failed.",
            int),

@@ -27,3 +27,18 @@ def post_worker_init(worker) -> None:
 
     status = preload(worker.wsgi)
     worker.log.info("worker %s: match index %s", worker.pid, status)
+
+
+def on_starting(server) -> None:
+    """Start the task worker (`chainmatch worker`) beside the arbiter: imports, placement runs and embedding run
+    there, not in the web workers. It is stopped in `on_exit` (and ends by itself when the arbiter dies)."""
+    from webapp.tasks.worker import start_beside_server
+
+    server.chainmatch_task_worker = start_beside_server()
+
+
+def on_exit(server) -> None:
+    """Stop the task worker started in `on_starting`."""
+    from webapp.tasks.worker import stop
+
+    stop(getattr(server, "chainmatch_task_worker", None))

@@ -1,7 +1,8 @@
 """Real-browser test harness: a live chainmatch server over a temporary instance, and Debian's chromium.
 
 The instance is prepared with the real `chainmatch init` (bundled demo data) and accounts are made with
-`chainmatch users create`; the server is the app served by werkzeug in a thread on 127.0.0.1:<free port>.
+`chainmatch users create`; the server is the app served by werkzeug in a thread on 127.0.0.1:<free port>, with the
+task worker's consumer (SQLite queue) in threads beside it.
 """
 from __future__ import annotations
 
@@ -144,6 +145,9 @@ def live_server(tmp_path_factory):
 
         g._browser_t0 = time.perf_counter()
 
+    from webapp.tasks.worker import start_in_thread
+
+    consumer = start_in_thread(app, 2)  # the task worker (SQLite queue) runs imports and placement runs
     port = _free_port()
     httpd = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -152,6 +156,7 @@ def live_server(tmp_path_factory):
     yield server
     httpd.shutdown()
     thread.join(10)
+    consumer.stop(graceful=True)
 
 
 @pytest.fixture(scope="session")

@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import datetime, timezone
 
-from flask import Flask, current_app, flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -15,61 +14,16 @@ from webapp import jobs
 from webapp.auth.roles import role_required
 from webapp.clusters import bp
 from webapp.clusters.integrations import audit, optional_function
+from webapp.clusters.placement_runs import cancel_run, current_job, start_run, wait_for_runs  # noqa: F401
 from webapp.clusters.views import CLUSTER_ROLES, chain_names_of, get_cluster, wants_fragment
 from webapp.extensions import db
+from webapp.tasks import control, wait_until_finished
 
 logger = logging.getLogger("chainmatch.clusters")
 
 SYNC_WAIT_SECONDS = 3.0  # a placement run finishing within this is shown at once; longer runs are polled
 POLL_SECONDS = 2
 REJECT = "__reject__"
-
-
-# Threads of placement runs started by this process, by cluster (tests and shutdown wait for them). The run's
-# state itself is in the database (webapp.jobs), where every worker process sees it.
-_threads: dict[str, threading.Thread] = {}
-_threads_lock = threading.Lock()
-
-DONE_MESSAGE = "匹配完成，生成 {count} 条归位建议。"
-FAILED_MESSAGE = "自动归位失败（匹配索引可能尚未构建），请稍后重试或联系管理员。"
-STALE_MESSAGE = "自动归位中断：执行该任务的服务进程已停止，未生成新的归位建议，请重新运行。"
-
-
-def _run(app: Flask, job_id: int, cluster_id: str, user_id: int | None) -> None:
-    place = optional_function("webapp.matchsvc", "place_roster")
-    with app.app_context():
-        status, message = jobs.STATUS_FAILED, FAILED_MESSAGE
-        try:
-            with jobs.Heartbeat(app, job_id):
-                try:
-                    result = place(db.session, cluster_id, user_id=user_id)
-                    db.session.commit()
-                    count = len(result) if hasattr(result, "__len__") else result
-                    message = DONE_MESSAGE.format(count=count) if isinstance(count, int) else "匹配完成。"
-                    status = jobs.STATUS_DONE
-                except Exception:  # reported to the user in Chinese; details in the log
-                    db.session.rollback()
-                    logger.exception("placement run failed for %s", cluster_id)
-            jobs.finish(db.session, job_id, status, message)
-        finally:
-            db.session.remove()
-
-
-def wait_for_runs(timeout: float | None = None) -> None:
-    """Wait for the placement runs this process started (tests, shutdown)."""
-    with _threads_lock:
-        threads = list(_threads.values())
-    for thread in threads:
-        thread.join(timeout)
-
-
-def current_job(cluster_id: str):
-    """The cluster's latest placement run (any worker's); a run whose worker died is marked failed first."""
-    job = jobs.get(db.session, jobs.KIND_PLACEMENT, cluster_id)
-    if job is not None and jobs.is_stale(job, jobs.stale_seconds()):
-        jobs.expire(db.engine, job, STALE_MESSAGE)
-        job = jobs.get(db.session, jobs.KIND_PLACEMENT, cluster_id)
-    return job
 
 
 def _id(value: str) -> int | None:
@@ -99,6 +53,7 @@ def _context(cluster) -> dict:
         "cluster": cluster, "suggestions": suggestions, "unplaced": _unplaced(cluster.id), "choices": choices,
         "link_names": link_names, "job": job, "matcher_ready": optional_function("webapp.matchsvc", "place_roster") is not None,
         "chain_names": chain_names_of(cluster), "reject": REJECT, "poll_seconds": POLL_SECONDS,
+        "stopping": control.stopping(current_app, job),
     }
 
 
@@ -125,25 +80,37 @@ def placement_run(cluster_id: str):
     cluster = get_cluster(cluster_id)
     if optional_function("webapp.matchsvc", "place_roster") is None:
         return _done(cluster, "匹配服务尚未就绪，暂时无法自动归位。", "error", 503)
-    current_job(cluster_id)  # a run whose worker died no longer blocks a new one
-    job = jobs.claim(db.session, jobs.KIND_PLACEMENT, cluster_id, current_user.id)
+    job = start_run(cluster_id, current_user.id)
     if job is None:
         return _done(cluster, "自动归位正在进行中，请稍候。", "warning", 409)
-    job_id = job.id
     audit("assignment.place_run", "cluster", cluster_id, cluster_id=cluster_id)
     db.session.commit()
-    logger.info("user %s started placement for %s", current_user.id, cluster_id)
-    thread = threading.Thread(target=_run, args=(current_app._get_current_object(), job_id, cluster_id, current_user.id),
-                              name=f"placement-{cluster_id}", daemon=True)
-    with _threads_lock:
-        _threads[cluster_id] = thread
-    thread.start()
-    thread.join(SYNC_WAIT_SECONDS)
+    logger.info("user %s queued placement for %s", current_user.id, cluster_id)
+    wait_until_finished(lambda: jobs.get(db.session, jobs.KIND_PLACEMENT, cluster_id).status, SYNC_WAIT_SECONDS,
+                        jobs.ACTIVE)
     job = jobs.get(db.session, jobs.KIND_PLACEMENT, cluster_id)
-    if job.status == jobs.STATUS_RUNNING:
+    if job.status in jobs.ACTIVE:
         return _done(cluster, "自动归位已在后台运行，完成后本页将自动刷新。", "success", 202)
+    if job.status == jobs.STATUS_CANCELLED:  # cancelled from another page meanwhile
+        return _done(cluster, job.message, "warning", 200)
     done = job.status == jobs.STATUS_DONE
     return _done(cluster, job.message, "success" if done else "error", 200 if done else 500)
+
+
+@bp.route("/<cluster_id>/placement/cancel", methods=["POST"])
+@role_required(*CLUSTER_ROLES)
+def placement_cancel(cluster_id: str):
+    cluster = get_cluster(cluster_id)
+    audit("assignment.place_cancel", "cluster", cluster_id, cluster_id=cluster_id)  # committed with the cancel
+    outcome = cancel_run(cluster_id)
+    if not outcome:
+        db.session.rollback()
+        return _done(cluster, "当前没有正在进行的自动归位。", "warning", 200)
+    db.session.commit()
+    logger.info("user %s cancelled placement for %s", current_user.id, cluster_id)
+    if outcome == control.CANCELLED:
+        return _done(cluster, "自动归位已取消。", "success", 200)
+    return _done(cluster, "正在取消自动归位，当前步骤结束后停止，不会生成新的归位建议。", "success", 202)
 
 
 def _refresh_lists(cluster) -> None:

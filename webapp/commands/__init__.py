@@ -19,10 +19,11 @@ from webapp.commands import (
     serve,
     tokens,
     users,
+    worker,
 )
 
 COMMAND_MODULES = (bench, chains, cli_table, demo_accounts, embedder, eval_matching, firms, init, leads, match, report,
-                   serve, tokens, users)
+                   serve, tokens, users, worker)
 
 
 def all_commands() -> list[click.Command]:

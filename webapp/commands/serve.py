@@ -42,7 +42,9 @@ def serve_command(host: str, port: int, workers: int | None, threads: int | None
     """Serve the web app with gunicorn: several worker processes, each loading the saved match index once.
 
     Run `chainmatch init` (or `chainmatch index build`) first so the workers find a saved index. Background
-    jobs (imports, placement runs) keep their state in the database, so any worker answers their status polls.
+    jobs (imports, placement runs, the index's embedding) run in the task worker (`chainmatch worker`), which
+    gunicorn's arbiter starts beside the web workers; their state is in the database, so any worker answers the
+    status polls.
     """
     config = current_app.config
     workers = default_workers(workers if workers is not None else int(config.get("WEB_WORKERS") or 0))

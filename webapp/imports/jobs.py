@@ -1,5 +1,5 @@
-"""Background import jobs: each runs in a thread of the worker process that took the upload, with its own app
-context and database session.
+"""Background import jobs: each runs as a task of the task worker (webapp.tasks), with its own app context and
+database session; it can be cancelled between chunks (the transaction is rolled back) and retried.
 
 The ImportJob row records queued/running/done/failed and the final counts; the outcome is committed in the same
 transaction as the imported rows. Progress and the heartbeat live in the job's `background_jobs` row
@@ -9,7 +9,7 @@ a job whose worker died is marked failed once its heartbeat is older than CHAINM
 from __future__ import annotations
 
 import logging
-import threading
+import os
 from datetime import datetime, timezone
 
 from flask import Flask
@@ -20,21 +20,32 @@ from sqlalchemy.orm import Session
 from chains.enterprise_models import ImportJob
 from chains.enterprises.importer import import_file
 from chains.enterprises.readers import TableReadError
-from webapp import jobs
+from webapp import jobs, tasks
 from webapp.extensions import db
+from webapp.tasks import control
 
 logger = logging.getLogger("chainmatch.imports")
 
 STATUS_QUEUED, STATUS_RUNNING, STATUS_DONE, STATUS_FAILED = "queued", "running", "done", "failed"
-FINISHED = (STATUS_DONE, STATUS_FAILED)
+STATUS_CANCELLED = jobs.STATUS_CANCELLED
+FINISHED = (STATUS_DONE, STATUS_FAILED, STATUS_CANCELLED)
+TASK = "import"
 GENERIC_FAILURE = "导入失败：系统内部错误，数据库未作任何修改。请检查文件后重试，或联系管理员。"
 STALE_FAILURE = ("导入中断：处理该文件的服务进程已停止（超过 {seconds} 秒没有心跳），数据库未作任何修改。"
                  "请重新上传文件。")
+CANCELLED_MESSAGE = "导入已取消，数据库未作任何修改。"
 
 
-def create_job_state(session: Session, job: ImportJob, user_id: int | None) -> None:
-    """The queued job's shared state row (added to the session; committed with the ImportJob)."""
-    jobs.create(session, jobs.KIND_IMPORT, job.id, user_id)
+def create_job_state(session: Session, job: ImportJob, user_id: int | None) -> str:
+    """The queued job's shared state row (added to the session; committed with the ImportJob); its task id."""
+    task_id = tasks.new_task_id()
+    jobs.create(session, jobs.KIND_IMPORT, job.id, user_id).task_id = task_id
+    return task_id
+
+
+def start_job(app: Flask, job: ImportJob, task_id: str) -> None:
+    """Queue the committed job's import in the task worker."""
+    control.submit(app, jobs.KIND_IMPORT, job.id, TASK, task_id, job.id)
 
 
 def progress_of(session: Session, job: ImportJob) -> tuple[int, int]:
@@ -84,27 +95,28 @@ def expire_if_stale(session: Session, job: ImportJob) -> bool:
     return marked and job.status == STATUS_FAILED
 
 
-def run_job(app: Flask, job_id: int) -> None:
-    """Run one import job to completion (called in the worker thread)."""
+def run_job(app: Flask, task_id: str, job_id: int) -> None:
+    """Run one queued import job to completion (a task of the task worker, or a thread in `thread` mode)."""
     with app.app_context():
         session = db.session
         try:
             job = session.get(ImportJob, job_id)
             if job is None:
                 return
-            state = jobs.claim(session, jobs.KIND_IMPORT, job_id)
+            state = jobs.start_queued(session, jobs.KIND_IMPORT, job_id, task_id)
             if state is None:
-                logger.warning("import job %s is already run by another process", job_id)
+                logger.info("import job %s: task %s skipped (cancelled or taken)", job_id, task_id)
                 return
             job = session.get(ImportJob, job_id)
             job.status = STATUS_RUNNING
             session.commit()
             path, report_path, filename = job.stored_path, job.report_path, job.filename
             outcome, message = STATUS_FAILED, GENERIC_FAILURE
-            with jobs.Heartbeat(app, state.id) as beat:
+            with jobs.Heartbeat(app, state.id, tasks.stop_check(app, jobs.KIND_IMPORT, job_id)) as beat:
                 try:
                     result = import_file(session, path, report_path=report_path, source_name=filename, job_id=job_id,
                                          progress=beat.progress, commit=False)
+                    beat.check(force=True)  # a cancel asked for meanwhile still wins: nothing is committed
                     # The job's outcome is committed in the same transaction as the imported rows.
                     job = session.get(ImportJob, job_id)
                     job.status = STATUS_DONE
@@ -114,28 +126,65 @@ def run_job(app: Flask, job_id: int) -> None:
                     job.finished_at = datetime.now(timezone.utc)
                     session.commit()
                     outcome, message = STATUS_DONE, ""
+                except jobs.JobCancelled:
+                    session.rollback()
+                    logger.info("import job %s cancelled", job_id)
+                    outcome, message = STATUS_CANCELLED, CANCELLED_MESSAGE
+                    _end(session, job_id, STATUS_CANCELLED, message)
                 except TableReadError as exc:
                     session.rollback()
                     message = f"无法读取文件：{exc}"
-                    _fail(session, job_id, message)
+                    _end(session, job_id, STATUS_FAILED, message)
                 except Exception:
                     session.rollback()
                     logger.exception("import job %s failed", job_id)
-                    _fail(session, job_id, GENERIC_FAILURE)
+                    _end(session, job_id, STATUS_FAILED, GENERIC_FAILURE)
             jobs.finish(session, state.id, outcome, message)
         finally:
             db.session.remove()
 
 
-def _fail(session, job_id: int, message: str) -> None:
+def _end(session, job_id: int, status: str, message: str) -> None:
     job = session.get(ImportJob, job_id)
-    job.status = STATUS_FAILED
+    job.status = status
     job.error = message
     job.finished_at = datetime.now(timezone.utc)
     session.commit()
 
 
-def start_job(app: Flask, job_id: int) -> threading.Thread:
-    thread = threading.Thread(target=run_job, args=(app, job_id), name=f"import-job-{job_id}", daemon=True)
-    thread.start()
-    return thread
+def cancel_job(app: Flask, session: Session, job: ImportJob) -> str:
+    """Cancel a queued or running import: control.CANCELLED, control.STOPPING or "" (it had finished)."""
+    if job.status in FINISHED:
+        return ""
+    outcome = control.cancel(app, session, jobs.get(session, jobs.KIND_IMPORT, job.id), CANCELLED_MESSAGE)
+    if outcome == control.CANCELLED:
+        session.execute(update(ImportJob).where(ImportJob.id == job.id, ImportJob.status == STATUS_QUEUED)
+                        .values(status=STATUS_CANCELLED, error=CANCELLED_MESSAGE,
+                                finished_at=datetime.now(timezone.utc)))
+        session.commit()
+    session.refresh(job)
+    return outcome
+
+
+def can_retry(job: ImportJob) -> bool:
+    """A failed or cancelled import whose uploaded file is still kept can run again."""
+    return job.status in (STATUS_FAILED, STATUS_CANCELLED) and bool(job.stored_path) and os.path.exists(job.stored_path)
+
+
+def retry_job(app: Flask, session: Session, job: ImportJob, user_id: int | None) -> bool:
+    """Queue a failed or cancelled import of the same file again; False when it cannot be retried."""
+    if not can_retry(job):
+        return False
+    state = jobs.get(session, jobs.KIND_IMPORT, job.id)
+    if state is None:  # a job from before the shared state existed
+        state = jobs.create(session, jobs.KIND_IMPORT, job.id, user_id)
+        state.status = STATUS_FAILED
+        session.commit()
+    task_id = tasks.new_task_id()
+    if jobs.requeue(session, state, task_id, user_id) is None:
+        return False
+    # The import row is queued before the task is sent: the task marks it running.
+    job.status, job.error, job.finished_at, job.processed_rows = STATUS_QUEUED, "", None, 0
+    session.commit()
+    control.submit(app, jobs.KIND_IMPORT, job.id, TASK, task_id, job.id)
+    return True

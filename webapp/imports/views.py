@@ -12,11 +12,23 @@ from sqlalchemy import select
 
 from chains.enterprise_models import ImportJob
 from chains.enterprises.importer import OUTCOME_LABELS
+from webapp import jobs as job_state
 from webapp.auth.roles import ROLE_ADMIN, ROLE_STAFF, role_required
 from webapp.extensions import db
 from webapp.imports import bp
-from webapp.imports.jobs import FINISHED, STATUS_QUEUED, create_job_state, expire_if_stale, progress_of, start_job
+from webapp.imports.jobs import (
+    FINISHED,
+    STATUS_QUEUED,
+    can_retry,
+    cancel_job,
+    create_job_state,
+    expire_if_stale,
+    progress_of,
+    retry_job,
+    start_job,
+)
 from webapp.imports.retention import purge_old_uploads
+from webapp.tasks import control
 
 ALLOWED_EXTENSIONS = (".csv", ".xlsx")
 RECENT_JOBS = 20
@@ -68,12 +80,12 @@ def upload():
                     report_path=str(upload_dir / f"import-{token}-report.csv"), created_by_id=current_user.id)
     db.session.add(job)
     db.session.flush()
-    create_job_state(db.session, job, current_user.id)
+    task_id = create_job_state(db.session, job, current_user.id)
     from webapp.audit import record
 
     record("enterprise.import", "import_job", job.id, filename=original)
     db.session.commit()
-    start_job(current_app._get_current_object(), job.id)
+    start_job(current_app._get_current_object(), job, task_id)
     flash(f"已开始导入“{original}”。", "success")
     return redirect(url_for("imports.detail", job_id=job.id), code=303)
 
@@ -81,8 +93,10 @@ def upload():
 def _status_context(job: ImportJob) -> dict:
     expire_if_stale(db.session, job)
     done, total = progress_of(db.session, job)
+    state = job_state.get(db.session, job_state.KIND_IMPORT, job.id)
     return {"job": job, "done": done, "total": total, "finished": job.status in FINISHED,
-            "has_report": job.status == "done" and bool(job.report_path) and os.path.exists(job.report_path)}
+            "has_report": job.status == "done" and bool(job.report_path) and os.path.exists(job.report_path),
+            "stopping": control.stopping(current_app, state), "can_retry": can_retry(job)}
 
 
 def _report_preview(job: ImportJob) -> tuple[list[dict], int]:
@@ -126,3 +140,41 @@ def report(job_id: int):
     db.session.commit()  # a download changes nothing but the audit log
     return send_file(job.report_path, mimetype="text/csv", as_attachment=True,
                      download_name=f"import-report-{job.id}.csv")
+
+
+def _after_action(job: ImportJob, message: str, category: str):
+    """The status fragment (htmx) or the job page, after a cancel or retry."""
+    if request.headers.get("HX-Request"):
+        return render_template("imports/_status.html", notice=message, category=category, **_status_context(job))
+    flash(message, category)
+    return redirect(url_for("imports.detail", job_id=job.id), code=303)
+
+
+@bp.route("/<int:job_id>/cancel", methods=["POST"])
+@role_required(ROLE_ADMIN, ROLE_STAFF)
+def cancel(job_id: int):
+    from webapp.audit import record
+
+    job = _job_or_404(job_id)
+    record("import.cancel", "import_job", job.id, filename=job.filename)  # committed with the cancel
+    outcome = cancel_job(current_app._get_current_object(), db.session, job)
+    if not outcome:
+        db.session.rollback()
+        return _after_action(job, "该导入已结束，无需取消。", "warning")
+    db.session.commit()
+    if outcome == control.CANCELLED:
+        return _after_action(job, "导入已取消。", "success")
+    return _after_action(job, "正在取消导入：当前批次处理完后停止，数据库不作任何修改。", "success")
+
+
+@bp.route("/<int:job_id>/retry", methods=["POST"])
+@role_required(ROLE_ADMIN, ROLE_STAFF)
+def retry(job_id: int):
+    from webapp.audit import record
+
+    job = _job_or_404(job_id)
+    record("import.retry", "import_job", job.id, filename=job.filename)  # committed with the re-queued job
+    if not retry_job(current_app._get_current_object(), db.session, job, current_user.id):
+        db.session.rollback()
+        return _after_action(job, "该导入无法重试（仅失败或已取消、且上传文件仍保留的导入可以重试）。", "warning")
+    return _after_action(job, f"已重新开始导入“{job.filename}”。", "success")

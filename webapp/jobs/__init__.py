@@ -1,14 +1,20 @@
-"""Background job state in the database, so that every worker process sees it (no blueprint).
+"""Background job state in the database, so that every process sees it (no blueprint).
 
-A job (an enterprise import, a cluster's placement run) runs in a thread of the worker process that started it;
-its row in `background_jobs` holds the status, the progress and a heartbeat that a thread of that process
-refreshes every few seconds. Status polls may reach any worker: they read the row.
+A job (an enterprise import, a cluster's placement run, the index's embedding) is queued by a web request and run
+by the task worker (webapp.tasks); its row in `background_jobs` holds the status, the progress, the queued task's
+id and a heartbeat that a thread of the running process refreshes every few seconds. Status polls may reach any
+web worker: they read the row.
 
-A queued or running job is *stale* when its heartbeat is older than CHAINMATCH_JOB_STALE_SECONDS and its owner
-process is gone (a process on this machine is checked by pid; one on another machine is judged by the heartbeat
-alone). SQLite lets one writer at a time, so a heartbeat cannot be written while an import holds the write lock;
-the owner check keeps such a job alive as long as its process is. Stale jobs are marked failed by whoever looks
-at them next, with a Chinese message for the page.
+A running job is *stale* when its heartbeat is older than CHAINMATCH_JOB_STALE_SECONDS and its owner process is
+gone (a process on this machine is checked by pid; one on another machine is judged by the heartbeat alone). A
+job queued on the task queue waits in the queue's durable store, not in a process, so it never goes stale (one
+queued for a thread of the web process, in `thread` mode, does when that process is gone). SQLite
+lets one writer at a time, so a heartbeat cannot be written while an import holds the write lock; the owner check
+keeps such a job alive as long as its process is. Stale jobs are marked failed by whoever looks at them next,
+with a Chinese message for the page.
+
+A job is cancelled through a flag the running job reads between chunks (`Heartbeat(should_stop=...)` raises
+JobCancelled from `progress`/`check`); the job then rolls back and records itself cancelled.
 """
 from __future__ import annotations
 
@@ -16,9 +22,10 @@ import logging
 import os
 import socket
 import threading
+import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Iterator
+from typing import Callable, Iterator
 
 from flask import Flask, current_app
 from sqlalchemy import and_, or_, select, update
@@ -34,7 +41,11 @@ logger = logging.getLogger("chainmatch.jobs")
 KIND_IMPORT = "import"
 KIND_PLACEMENT = "placement"
 STATUS_QUEUED, STATUS_RUNNING, STATUS_DONE, STATUS_FAILED = "queued", "running", "done", "failed"
+STATUS_CANCELLED = "cancelled"
 ACTIVE = (STATUS_QUEUED, STATUS_RUNNING)
+RETRYABLE = (STATUS_FAILED, STATUS_CANCELLED)
+IN_PROCESS_TASK_PREFIX = "thread-"  # the task id of a job run by a thread of the web process (no durable queue)
+CANCEL_CHECK_SECONDS = 0.5  # how often a running job asks for its cancel flag (between chunks, at most)
 DEFAULT_STALE_SECONDS = 60.0
 SQLITE_BUSY_MS = 15000  # the app's usual busy timeout (webapp/__init__.py)
 SQLITE_QUICK_BUSY_MS = 250  # marking a job stale never waits long for SQLite's write lock
@@ -98,6 +109,8 @@ def is_stale(job: BackgroundJob | None, timeout: float, now: datetime | None = N
     """A queued/running job whose heartbeat stopped more than `timeout` s ago and whose owner process is gone."""
     if job is None or job.status not in ACTIVE:
         return False
+    if job.status == STATUS_QUEUED and job.task_id and not job.task_id.startswith(IN_PROCESS_TASK_PREFIX):
+        return False  # waits in the task queue's store, which outlives any process
     now = now or utcnow()
     beat = aware(job.heartbeat_at) or aware(job.started_at)
     if beat is not None and (now - beat).total_seconds() <= timeout:
@@ -123,17 +136,18 @@ def create(session: Session, kind: str, key: str | int, user_id: int | None = No
 
 
 def claim(session: Session, kind: str, key: str | int, user_id: int | None = None,
-          timeout: float | None = None) -> BackgroundJob | None:
+          timeout: float | None = None, task_id: str = "") -> BackgroundJob | None:
     """Mark job (kind, key) running for this process and commit, unless a live run holds it (then None).
 
+    With `task_id` the job is marked queued for that task instead (the task worker starts it: `start_queued`).
     Safe across processes: the row is taken over with an UPDATE conditional on what was read, or inserted
     (the unique (kind, key) constraint refuses a concurrent insert).
     """
     timeout = stale_seconds() if timeout is None else timeout
     key = str(key)
     now = utcnow()
-    values = dict(status=STATUS_RUNNING, owner=owner_id(), started_at=now, heartbeat_at=now, finished_at=None,
-                  done=0, total=0, message="")
+    values = dict(status=STATUS_QUEUED if task_id else STATUS_RUNNING, owner=owner_id(), started_at=now,
+                  heartbeat_at=now, finished_at=None, done=0, total=0, message="", task_id=task_id)
     if user_id is not None:
         values["user_id"] = user_id
     row = get(session, kind, key)
@@ -148,7 +162,7 @@ def claim(session: Session, kind: str, key: str | int, user_id: int | None = Non
         return get(session, kind, key)
     if row.status == STATUS_RUNNING and not is_stale(row, timeout, now):
         return None
-    if row.status == STATUS_QUEUED and row.owner != values["owner"] and not is_stale(row, timeout, now):
+    if row.status == STATUS_QUEUED and (row.owner != values["owner"] or row.task_id) and not is_stale(row, timeout, now):
         return None
     taken = session.execute(
         update(BackgroundJob)
@@ -161,6 +175,45 @@ def claim(session: Session, kind: str, key: str | int, user_id: int | None = Non
         return None
     session.refresh(row)
     return row
+
+
+def _move(session: Session, job_id: int, of_task: str, from_status: tuple[str, ...], **values) -> BackgroundJob | None:
+    """Change job `job_id` if it is still in one of `from_status` for task `of_task` (commits); the row or None."""
+    where = [BackgroundJob.id == job_id, BackgroundJob.status.in_(from_status)]
+    if of_task:
+        where.append(BackgroundJob.task_id == of_task)
+    changed = session.execute(update(BackgroundJob).where(*where).values(**values)
+                              .execution_options(synchronize_session=False)).rowcount
+    session.commit()
+    return session.scalar(select(BackgroundJob).where(BackgroundJob.id == job_id)
+                          .execution_options(populate_existing=True)) if changed == 1 else None
+
+
+def start_queued(session: Session, kind: str, key: str | int, task_id: str) -> BackgroundJob | None:
+    """Mark the job queued for task `task_id` running in this process (commits); None when it was cancelled,
+    re-queued for another task or taken meanwhile (the task then does nothing)."""
+    row = get(session, kind, key)
+    if row is None:
+        return None
+    now = utcnow()
+    return _move(session, row.id, task_id, (STATUS_QUEUED,), status=STATUS_RUNNING, owner=owner_id(),
+                 started_at=now, heartbeat_at=now, finished_at=None, done=0, total=0, message="")
+
+
+def requeue(session: Session, job: BackgroundJob, task_id: str, user_id: int | None = None) -> BackgroundJob | None:
+    """Queue a failed or cancelled job again for task `task_id` (retry; commits); None when it is not retryable."""
+    now = utcnow()
+    values = dict(status=STATUS_QUEUED, owner=owner_id(), task_id=task_id, started_at=now, heartbeat_at=now,
+                  finished_at=None, done=0, total=0, message="")
+    if user_id is not None:
+        values["user_id"] = user_id
+    return _move(session, job.id, "", RETRYABLE, **values)
+
+
+def cancel_queued(session: Session, job: BackgroundJob, message: str) -> bool:
+    """Mark a job that is still queued (no worker started it) cancelled (commits); False when it started."""
+    return _move(session, job.id, job.task_id, (STATUS_QUEUED,), status=STATUS_CANCELLED, message=message,
+                 finished_at=utcnow()) is not None
 
 
 def finish(session: Session, job_id: int, status: str, message: str = "") -> None:
@@ -213,19 +266,27 @@ def expire(engine: Engine, job: BackgroundJob, message: str, extra=None) -> bool
 
 # ----------------------------------------------------------------------------- heartbeat
 
+class JobCancelled(Exception):
+    """The user cancelled the running job: raised between chunks, the job rolls back what it wrote."""
+
+
 class Heartbeat:
     """Refreshes a running job's heartbeat and progress from a thread of its own, on a connection of its own.
 
     `progress(done, total)` only records the figures (it is called from the job's thread, which may hold
-    SQLite's write lock in its own transaction); the heartbeat thread writes them with the next beat.
+    SQLite's write lock in its own transaction); the heartbeat thread writes them with the next beat. With
+    `should_stop`, `progress` and `check` raise JobCancelled once it answers True (asked every
+    CANCEL_CHECK_SECONDS at most: it reads the task queue's store).
     """
 
-    def __init__(self, app: Flask, job_id: int) -> None:
+    def __init__(self, app: Flask, job_id: int, should_stop: Callable[[], bool] | None = None) -> None:
         from webapp.extensions import db
 
         with app.app_context():
             self._engine = db.engine
         self.job_id = job_id
+        self._should_stop = should_stop
+        self._asked_at = 0.0
         self.owner = owner_id()
         self.interval = heartbeat_seconds(app)
         self._figures: tuple[int, int] | None = None
@@ -235,6 +296,16 @@ class Heartbeat:
 
     def progress(self, done: int, total: int) -> None:
         self._figures = (int(done), int(total))
+        self.check()
+
+    def check(self, force: bool = False) -> None:
+        """Raise JobCancelled when the job was asked to stop (called between chunks; `force`: ask now, before the
+        job commits, even if it asked less than CANCEL_CHECK_SECONDS ago)."""
+        if self._should_stop is None or (not force and time.monotonic() - self._asked_at < CANCEL_CHECK_SECONDS):
+            return
+        self._asked_at = time.monotonic()
+        if self._should_stop():
+            raise JobCancelled(f"job {self.job_id} cancelled")
 
     def _beat(self) -> None:
         values: dict = {"heartbeat_at": utcnow()}

@@ -4,17 +4,22 @@ The index is built lexical-first and saved with its vectors "pending" (webapp.ma
 "embed" in background_jobs: progress, heartbeat, one runner across worker processes) encodes every profile into the
 vector cache (webapp.matchsvc.embedding) — each finished chunk is kept, so a job that dies resumes where it stopped —
 and then attaches the vectors and saves the index with its vectors "ready". Searches meanwhile use the lexical
-channels. The CLI runs the job in its own thread (with a progress bar); web workers in a background thread.
+channels, and web workers load the saved vectors once they are ready. The CLI runs the job in its own thread (with
+a progress bar); a web worker queues it as a task of the task worker (webapp.tasks), or runs it in a background
+thread in `thread` mode.
 """
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any, Callable
 
 from flask import Flask
 
-from webapp import jobs
+from sqlalchemy.orm import Session
+
+from webapp import jobs, tasks
 from webapp.extensions import db
 from webapp.matchsvc import store
 from webapp.matchsvc.embedding import embedder_for, encode_documents
@@ -25,6 +30,7 @@ from matching.embedders.vector_cache import EncodingStopped
 logger = logging.getLogger("chainmatch.matchsvc")
 
 KIND_EMBED = "embed"
+TASK = "embed"
 FAILED_MESSAGE = "语义向量计算失败，请查看日志；检索暂用词法匹配 (embedding failed; lexical matching meanwhile)"
 STALE_MESSAGE = "语义向量计算中断（服务进程已停止），将在下次启动时继续 (embedding stopped with its worker; it resumes)"
 
@@ -45,16 +51,24 @@ def job_progress(app: Flask, session) -> dict[str, Any] | None:
     return {"status": row.status, "done": row.done, "total": row.total, "message": row.message}
 
 
-def run_embedding(app: Flask, progress: Progress | None = None) -> bool:
+def run_embedding(app: Flask, progress: Progress | None = None, task_id: str = "") -> bool:
     """Embed the installed engine's pool and attach the vectors. Returns whether vectors were attached (False when
-    there is nothing pending or another process runs the job). Runs in the calling thread."""
+    there is nothing pending or another process runs the job). Runs in the calling thread; with `task_id`, the
+    job queued for that task is run (else the job is claimed)."""
     state = store.state_of(app)
     with app.app_context():
         session = db.session
         try:
-            if state.engine is None or state.meta.get("vectors") != store.VECTORS_PENDING:
+            pending = state.engine is not None and state.meta.get("vectors") == store.VECTORS_PENDING
+            if task_id:
+                row = jobs.start_queued(session, KIND_EMBED, job_key(app), task_id)
+                if row is not None and not pending:  # another process attached the vectors meanwhile
+                    jobs.finish(session, row.id, jobs.STATUS_DONE)
+                    return False
+            elif not pending:
                 return False
-            row = jobs.claim(session, KIND_EMBED, job_key(app))
+            else:
+                row = jobs.claim(session, KIND_EMBED, job_key(app))
             if row is None:
                 return False
             outcome, message = jobs.STATUS_FAILED, FAILED_MESSAGE
@@ -107,3 +121,35 @@ def start_embedding(app: Flask) -> threading.Thread:
                                                            daemon=True)
             thread.start()
         return thread
+
+
+def run_queued_embedding(app: Flask, task_id: str) -> None:
+    """The embedding task of the task worker: load (or build, or sync) the saved index here, then embed it."""
+    with app.app_context():
+        try:
+            store.sync(db.session, app)
+        except Exception:  # noqa: BLE001 - logged; run_embedding closes the queued job as done/skipped
+            logger.exception("the task worker could not load the match index to embed it")
+        finally:
+            db.session.remove()
+    run_embedding(app, task_id=task_id)
+
+
+def queue_embedding(app: Flask) -> None:
+    """Make sure the embedding job is queued or runs somewhere (a thread here in `thread` mode).
+
+    Looked at once per stale timeout at most: every request of a web worker asks while vectors are pending."""
+    if tasks.huey_for(app) is None:
+        start_embedding(app)
+        return
+    state = store.state_of(app)
+    now = time.monotonic()
+    if now - state.embed_queued_at < jobs.stale_seconds(app):
+        return
+    state.embed_queued_at = now
+    task_id = tasks.new_task_id(app)
+    # A session of its own: the request's session may hold changes its view has not committed yet.
+    with app.app_context(), Session(db.engine) as session:
+        if jobs.claim(session, KIND_EMBED, job_key(app), timeout=jobs.stale_seconds(app), task_id=task_id) is None:
+            return  # queued or running already
+    tasks.enqueue(app, TASK, task_id)

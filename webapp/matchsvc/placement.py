@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from flask import current_app
 from sqlalchemy import select
@@ -36,11 +36,16 @@ def _softmax(scores: list[float]) -> list[float]:
     return [e / total for e in exps]
 
 
-def place_roster(session: Session, cluster_id: str, user_id: int | None = None) -> list[Suggestion]:
-    """Suggest link(s) for roster firms that have no link assignment yet; rows stay unconfirmed. The caller commits."""
+def place_roster(session: Session, cluster_id: str, user_id: int | None = None,
+                 checkpoint: Callable[[], None] | None = None) -> list[Suggestion]:
+    """Suggest link(s) for roster firms that have no link assignment yet; rows stay unconfirmed. The caller commits.
+
+    `checkpoint()` is called between steps and firms; it raises to stop the run (a cancelled job)."""
+    checkpoint = checkpoint or (lambda: None)
     cluster = _cluster(session, cluster_id)
     app = current_app._get_current_object()
     store.sync(session, app)  # placement is a background/CLI action: it may wait for the index
+    checkpoint()
     state = store.state_of(app)
     placed = select(LinkAssignment.enterprise_id).where(LinkAssignment.cluster_id == cluster_id)
     firms = list(session.scalars(select(RosterEntry.enterprise_id).where(
@@ -54,6 +59,7 @@ def place_roster(session: Session, cluster_id: str, user_id: int | None = None) 
     scores = score_matrix(state.engine, state, {key: links.queries[key] for key in leaves}, firms)
     out = []
     for firm in firms:
+        checkpoint()
         scored = [(scores[key][firm], key) for key in leaves if firm in scores[key]]
         if not scored:
             continue

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from matching.vectors.meta import IndexMismatchError, read_meta
 from webapp.matchsvc import embed_job
+from webapp.tasks import QUEUE_THREAD, queue_kind
 from webapp.matchsvc.embedding import configured_model, expected_embedder_name, inline_change_limit, model_label
 from webapp.matchsvc.index_files import META_FILE, index_folder
 from webapp.matchsvc.store import (
@@ -72,7 +73,10 @@ def _background_sync(app: Flask) -> None:
         finally:
             db.session.remove()
     if state.meta.get("vectors") == VECTORS_PENDING:
-        embed_job.run_embedding(app)  # already in a background thread: the lexical index serves meanwhile
+        if queue_kind(app) == QUEUE_THREAD:
+            embed_job.run_embedding(app)  # already in a background thread: the lexical index serves meanwhile
+        else:
+            embed_job.queue_embedding(app)  # hours at large pools: the task worker runs it, not a web worker
 
 
 def wait_for_background(app: Flask, timeout: float | None = None) -> None:
@@ -120,7 +124,7 @@ def _keep_embedding(app: Flask, state: EngineState) -> None:
         return
     if state.thread is not None and state.thread.is_alive():
         return  # the background sync runs the job when it ends
-    embed_job.start_embedding(app)  # returns at once when another process holds the job
+    embed_job.queue_embedding(app)  # returns at once when the job is queued or another process holds it
 
 
 def engine_for_request(session: Session, app: Flask | None = None):

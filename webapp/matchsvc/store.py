@@ -117,6 +117,7 @@ class EngineState:
     cache_lock: threading.Lock = field(default_factory=threading.Lock)  # guards page_cache and computing
     computing: dict = field(default_factory=dict)  # page key → threading.Event while one thread computes the page
     embed_thread: threading.Thread | None = None  # the embedding job's thread in this process (embed_job)
+    embed_queued_at: float = float("-inf")  # monotonic time this process last made sure the embedding is queued
     saved_meta_stamp: int | None = None  # mtime of the saved metadata last looked at while vectors are pending
 
 
