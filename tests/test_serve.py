@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from webapp import config as config_module
-from webapp.commands.serve import default_workers
+from webapp.web.server import default_workers
 
 ROOT = Path(__file__).resolve().parent.parent
 

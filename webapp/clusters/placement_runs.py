@@ -6,10 +6,10 @@ import logging
 from flask import Flask, current_app
 
 from webapp import jobs, tasks
-from webapp.clusters.integrations import optional_function
 from webapp.extensions import db
 from webapp.jobs.models import BackgroundJob
 from webapp.tasks import control
+from webapp.web.integrations import optional_function
 
 logger = logging.getLogger("chainmatch.clusters")
 

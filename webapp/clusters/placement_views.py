@@ -11,13 +11,15 @@ from sqlalchemy import select
 from chains.chainmap_io import current_links
 from chains.cluster_models import ASSIGNMENT_MANUAL, LinkAssignment, RosterEntry
 from webapp import jobs
+from webapp.auth.models import STAFF_ROLES
 from webapp.auth.roles import role_required
 from webapp.clusters import bp
-from webapp.clusters.integrations import audit, optional_function
 from webapp.clusters.placement_runs import cancel_run, current_job, start_run, wait_for_runs  # noqa: F401
-from webapp.clusters.views import CLUSTER_ROLES, chain_names_of, get_cluster, wants_fragment
+from webapp.clusters.views import chain_names_of
 from webapp.extensions import db
 from webapp.tasks import control, wait_until_finished
+from webapp.web.common import get_cluster, wants_fragment
+from webapp.web.integrations import audit, optional_function
 
 logger = logging.getLogger("chainmatch.clusters")
 
@@ -47,7 +49,7 @@ def _context(cluster) -> dict:
         LinkAssignment.cluster_id == cluster.id, LinkAssignment.confirmed.is_(False)
     ).order_by(LinkAssignment.enterprise_id, LinkAssignment.confidence.desc())).all()
     choices = _link_choices(cluster)
-    link_names = {l.key: f"{cname} / {l.name}" for _, cname, links in choices for l in links}
+    link_names = {link.key: f"{cname} / {link.name}" for _, cname, links in choices for link in links}
     job = current_job(cluster.id)
     return {
         "cluster": cluster, "suggestions": suggestions, "unplaced": _unplaced(cluster.id), "choices": choices,
@@ -58,14 +60,14 @@ def _context(cluster) -> dict:
 
 
 @bp.route("/<cluster_id>/placement")
-@role_required(*CLUSTER_ROLES)
+@role_required(*STAFF_ROLES)
 def placement(cluster_id: str):
     cluster = get_cluster(cluster_id)
     return render_template("clusters/placement.html", **_context(cluster))
 
 
 @bp.route("/<cluster_id>/placement/status")
-@role_required(*CLUSTER_ROLES)
+@role_required(*STAFF_ROLES)
 def placement_status(cluster_id: str):
     cluster = get_cluster(cluster_id)
     context = _context(cluster)
@@ -75,7 +77,7 @@ def placement_status(cluster_id: str):
 
 
 @bp.route("/<cluster_id>/placement/run", methods=["POST"])
-@role_required(*CLUSTER_ROLES)
+@role_required(*STAFF_ROLES)
 def placement_run(cluster_id: str):
     cluster = get_cluster(cluster_id)
     if optional_function("webapp.matchsvc", "place_roster") is None:
@@ -98,7 +100,7 @@ def placement_run(cluster_id: str):
 
 
 @bp.route("/<cluster_id>/placement/cancel", methods=["POST"])
-@role_required(*CLUSTER_ROLES)
+@role_required(*STAFF_ROLES)
 def placement_cancel(cluster_id: str):
     cluster = get_cluster(cluster_id)
     audit("assignment.place_cancel", "cluster", cluster_id, cluster_id=cluster_id)  # committed with the cancel
@@ -132,11 +134,11 @@ def _done(cluster, message: str, category: str, status: int):
 
 
 @bp.route("/<cluster_id>/placement/confirm", methods=["POST"])
-@role_required(*CLUSTER_ROLES)
+@role_required(*STAFF_ROLES)
 def placement_confirm(cluster_id: str):
     """Confirm the checked suggestions; a row whose select names another link is corrected to it."""
     cluster = get_cluster(cluster_id)
-    valid = {l.key: cid for cid, _, links in _link_choices(cluster) for l in links}
+    valid = {link.key: cid for cid, _, links in _link_choices(cluster) for link in links}
     checked = {i for i in map(_id, request.form.getlist("confirm")) if i is not None}
     corrections = {i for k, v in request.form.items() if k.startswith("link_") and v and (i := _id(k[5:])) is not None}
     done = corrected = rejected = 0

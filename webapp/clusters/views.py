@@ -38,7 +38,6 @@ from webapp.web.integrations import optional_function
 
 logger = logging.getLogger("chainmatch.clusters")
 
-CLUSTER_ROLES = STAFF_ROLES  # the name placement_views imports (it is being rewritten elsewhere; issue 18)
 
 nav.register("clusters.index", "集聚区", *STAFF_ROLES)
 

@@ -6,11 +6,11 @@ candidates with explanations, roster placement, look-alikes, feedback and learni
 from __future__ import annotations
 
 from webapp.matchsvc.candidates import Candidate, CandidatePage, MatchError, candidates, look_alikes
+from webapp.matchsvc.embed_job import run_embedding
 from webapp.matchsvc.filters import CandidateFilters
 from webapp.matchsvc.learning import record_feedback, relearn
 from webapp.matchsvc.placement import Suggestion, confirm_assignments, place_roster
 from webapp.matchsvc.profiles import profile_for
-from webapp.matchsvc.embed_job import run_embedding
 from webapp.matchsvc.serving import active_embedder_info, ensure_index_async, wait_for_background
 from webapp.matchsvc.store import SyncResult, Watermark, current_watermark, rebuild, sync
 

@@ -10,7 +10,7 @@ from flask import current_app
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from chains.chain_models import Chain, ChainLink
+from chains.chain_models import ChainLink
 from chains.cluster_models import Cluster
 from chains.enterprise_models import Enterprise
 from webapp.matchsvc import evidence as evidence_module
@@ -18,7 +18,7 @@ from webapp.matchsvc import serving, store
 from webapp.matchsvc.evidence import normalized_terms, terms_in
 from webapp.matchsvc.filters import CandidateFilters, ResolvedFilter, conditions, resolve, roster_ids
 from webapp.matchsvc.linkcache import ChainHead, LinkView, VersionView, chain_views
-from webapp.matchsvc.profiles import link_query_for, link_terms
+from webapp.matchsvc.profiles import link_terms
 
 DEFAULT_K = 20
 MAX_K = 500
@@ -106,38 +106,6 @@ class CandidatePage:
             "state": self.state, "message": self.message, "embedder": self.embedder, "filters": self.filters,
             "items": [c.as_dict() for c in self.items],
         }
-
-
-# ----------------------------------------------------------------------------- chain links of a cluster
-
-@dataclass
-class ClusterLinks:
-    """The current links of a cluster's chains, with their query texts."""
-
-    chains: dict[str, Chain]
-    links: dict[str, ChainLink]  # key → link, over every chain of the cluster
-    queries: dict[str, str]
-    leaves: dict[str, list[str]]  # chain id → keys of its leaf links
-
-    def chain_of(self, key: str) -> str:
-        return self.links[key].version.chain_id
-
-
-def cluster_links(session: Session, cluster: Cluster) -> ClusterLinks:
-    from chains.chainmap_io import current_links
-
-    chains, links, queries, leaves = {}, {}, {}, {}
-    for chain_id in cluster.chain_ids:
-        chain = session.get(Chain, chain_id)
-        current = current_links(session, chain_id)
-        by_key = {link.key: link for link in current}
-        parents = {link.parent_key for link in current if link.parent_key}
-        chains[chain_id] = chain
-        leaves[chain_id] = [link.key for link in current if link.key not in parents]
-        for link in current:
-            links[link.key] = link
-            queries[link.key] = link_query_for(chain, by_key, link)
-    return ClusterLinks(chains, links, queries, leaves)
 
 
 @dataclass

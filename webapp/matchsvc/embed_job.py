@@ -16,16 +16,15 @@ import time
 from typing import Any, Callable
 
 from flask import Flask
-
 from sqlalchemy.orm import Session
 
+from matching.embedders import Embedder
+from matching.embedders.vector_cache import EncodingStopped
 from webapp import jobs, tasks
 from webapp.extensions import db
 from webapp.matchsvc import store
 from webapp.matchsvc.embedding import embedder_for, encode_documents
 from webapp.matchsvc.index_files import index_folder
-from matching.embedders import Embedder
-from matching.embedders.vector_cache import EncodingStopped
 
 logger = logging.getLogger("chainmatch.matchsvc")
 

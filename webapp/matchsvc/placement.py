@@ -11,8 +11,9 @@ from sqlalchemy.orm import Session
 
 from chains.cluster_models import ASSIGNMENT_SUGGESTED, LinkAssignment, RosterEntry
 from webapp.matchsvc import store
-from webapp.matchsvc.candidates import MatchError, _cluster, cluster_links, score_matrix
+from webapp.matchsvc.candidates import MatchError, _cluster, score_matrix
 from webapp.matchsvc.learning import _user_id
+from webapp.matchsvc.profiles import cluster_links
 
 # A firm is placed only when its best link scores this many standard deviations above the pool mean.
 MIN_PLACEMENT_Z = 0.5

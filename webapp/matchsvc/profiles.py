@@ -1,12 +1,15 @@
-"""Match documents from Enterprise rows and query texts from chain links (via matching.profiles)."""
+"""Match documents from Enterprise rows and query texts from chain links (via matching.profiles), per link and for
+all the links of a cluster."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from chains.chain_models import Chain, ChainLink
+from chains.cluster_models import Cluster
 from chains.enterprise_models import Enterprise
 
 PROFILE_BATCH = 5000  # rows fetched per round trip when reading the whole pool
@@ -64,3 +67,35 @@ def link_terms(link: ChainLink) -> list[str]:
             seen.add(term)
             out.append(term)
     return out
+
+
+# ----------------------------------------------------------------------------- chain links of a cluster
+
+@dataclass
+class ClusterLinks:
+    """The current links of a cluster's chains, with their query texts."""
+
+    chains: dict[str, Chain]
+    links: dict[str, ChainLink]  # key → link, over every chain of the cluster
+    queries: dict[str, str]
+    leaves: dict[str, list[str]]  # chain id → keys of its leaf links
+
+    def chain_of(self, key: str) -> str:
+        return self.links[key].version.chain_id
+
+
+def cluster_links(session: Session, cluster: Cluster) -> ClusterLinks:
+    from chains.chainmap_io import current_links
+
+    chains, links, queries, leaves = {}, {}, {}, {}
+    for chain_id in cluster.chain_ids:
+        chain = session.get(Chain, chain_id)
+        current = current_links(session, chain_id)
+        by_key = {link.key: link for link in current}
+        parents = {link.parent_key for link in current if link.parent_key}
+        chains[chain_id] = chain
+        leaves[chain_id] = [link.key for link in current if link.key not in parents]
+        for link in current:
+            links[link.key] = link
+            queries[link.key] = link_query_for(chain, by_key, link)
+    return ClusterLinks(chains, links, queries, leaves)

@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session
 
 from matching.vectors.meta import IndexMismatchError, read_meta
 from webapp.matchsvc import embed_job
-from webapp.tasks import QUEUE_THREAD, queue_kind
 from webapp.matchsvc.embedding import configured_model, expected_embedder_name, inline_change_limit, model_label
 from webapp.matchsvc.index_files import META_FILE, index_folder
 from webapp.matchsvc.store import (
@@ -25,13 +24,14 @@ from webapp.matchsvc.store import (
     VECTORS_PENDING,
     EngineState,
     Watermark,
+    current_watermark,
     install,
     load_shared,
-    sync_locked,
-    current_watermark,
     state_of,
     sync,
+    sync_locked,
 )
+from webapp.tasks import QUEUE_THREAD, queue_kind
 
 logger = logging.getLogger("chainmatch.matchsvc")
 

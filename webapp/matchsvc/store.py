@@ -35,6 +35,7 @@ from webapp.matchsvc.embedding import (
     vectors_deferred,
 )
 from webapp.matchsvc.index_files import ENGINE_DIR, META_FILE, folder_lock, index_folder, save_engine
+from webapp.matchsvc.labels import reapply_learning
 from webapp.matchsvc.profiles import iter_documents
 
 logger = logging.getLogger("chainmatch.matchsvc")
@@ -178,8 +179,6 @@ def use_vector_service(app: Flask) -> None:
 
 def _apply_adopted_learning(session: Session, engine) -> int | None:
     """Re-learn on a rebuilt engine when a learned model had been adopted; the adopted row id, or None."""
-    from webapp.matchsvc.learning import reapply_learning
-
     try:
         return reapply_learning(session, engine)
     except Exception:  # noqa: BLE001 - learning must never block serving with the default ranking

@@ -376,7 +376,7 @@ def run(n: int, clients: int = 8, seconds: float = 30.0, folder: str | None = No
     shared with other busy processes closer to how it runs on its own); 0 leaves them as they are."""
     import requests
 
-    from webapp.commands.serve import WORKER_CLASS, default_workers
+    from webapp.web.server import WORKER_CLASS, default_workers
 
     tool = choose_tool(tool)
     workers = default_workers(workers or 0)
