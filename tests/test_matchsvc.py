@@ -90,7 +90,12 @@ def test_filters_as_vector_fields_pass_the_firms_sql_passes(app, seeded):
 
     from chains.cluster_models import Cluster
     from matching.vectors.filters import mask
-    from webapp.matchsvc.filters import CandidateFilters, conditions, field_filter, vector_fields
+    from webapp.matchsvc.filters import (
+        CandidateFilters,
+        conditions,
+        field_filter,
+        vector_fields,
+    )
 
     cluster = db.session.get(Cluster, CLUSTER_ID)
     firms = list(db.session.scalars(select(Enterprise).order_by(Enterprise.id)))

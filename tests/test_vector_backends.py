@@ -20,15 +20,15 @@ from matching.vectors import (
     MilvusIndex,
     NumpyIndex,
     backend_names,
+    condition,
     load_vector_index,
     make_vector_index,
     meta_path,
+    milvus_expression,
     read_meta,
     register_backend,
     registry,
     set_server_uri,
-    condition,
-    milvus_expression,
 )
 from matching.vectors.filters import mask
 from matching.vectors.milvus_index import _public_uri, _pymilvus

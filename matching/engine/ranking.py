@@ -9,7 +9,8 @@ Invariants:
   are scored exactly as the whole-pool product scores them, so its result equals the whole-pool path's
   (tests/test_sparse_topk.py compares both);
 - with the dense channel weighted, a selective filter (at most DIRECT_SCORE_SHARE of the pool and
-  DIRECT_SCORE_MAX_ROWS rows allowed) skips MaxScore: every allowed row is scored exactly as the fast path scores its survivors, so the result is the same;
+  DIRECT_SCORE_MAX_ROWS rows allowed) skips MaxScore: every allowed row is scored exactly as the fast path scores
+  its survivors, so the result is the same;
 - channel statistics come from matching.engine.channels on every path, over the whole pool whatever the filters;
 - callers apply the pool's pending changes first (MatchEngine does on every public entry).
 """
