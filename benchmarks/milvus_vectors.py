@@ -9,7 +9,8 @@ into the same resumable store (/tmp/chainmatch-bench/vector-<n>-1/embeddings, re
 clustered random unit vectors of the same shape stand in (no embedding, for pools too large to embed). Per variant:
 build seconds (index + insert of every vector), recall@10 of the exact top 10 (numpy), and wall-clock p50/p95 of
 single-query top-100 searches: unfiltered, then filtered to one province's active firms — as an allowed-id list
-(every backend) and, on milvus, as a scalar filter on fields stored with each vector ("where"). Embedded milvus runs
+(every backend) and, on milvus, as a scalar filter on fields stored with each vector ("where": the
+matching.vectors.filters.FieldFilter the web app's province + active filter becomes). Embedded milvus runs
 Milvus's engine (milvus-lite 2.5.1) as a local process. Prints one JSON object per variant, then a summary.
 """
 from __future__ import annotations
@@ -104,7 +105,10 @@ def run(n: int, queries: int, variants: tuple[str, ...], random_vectors: bool = 
     province = str(provinces[0])
     allowed = ids[(provinces == province) & active]
     fields = {"province": [str(p) for p in provinces], "active": [bool(a) for a in active]}
-    where = f"province == '{province}' and active == true"
+    from matching.vectors.filters import FieldFilter, condition, mask, milvus_expression
+
+    where = FieldFilter(((condition("province", "in", [province]),), (condition("active", "eq", True),)))
+    assert np.array_equal(ids[mask(where, fields, n)], allowed)  # the filter passes the allowed ids
     gc.collect()
     truth = [np.argsort(-(vectors @ q), kind="stable")[:RECALL_K] for q in qvec]
     filtered_truth = [allowed[np.argsort(-(vectors[allowed] @ q), kind="stable")[:RECALL_K]] for q in qvec]
@@ -123,7 +127,7 @@ def run(n: int, queries: int, variants: tuple[str, ...], random_vectors: bool = 
                    search_top100_allowed_ids=latency)
         if variant.startswith("milvus"):
             latency, found = _timed(index, qvec, where=where)
-            row.update(where=where, where_recall_at_10=_recall(filtered_truth, found), search_top100_where=latency)
+            row.update(where=milvus_expression(where), where_recall_at_10=_recall(filtered_truth, found), search_top100_where=latency)
         row["load_average_1m"] = round(os.getloadavg()[0], 2)
         print(json.dumps(row, ensure_ascii=False), flush=True)
         results.append(row)

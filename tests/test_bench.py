@@ -30,6 +30,9 @@ def test_bench_match_prints_latency_and_naive_baseline(tmp_path):
         assert set(data["engine"][label]["by_filter"]) == {"none", "province", "other_city_active", "roster_excluded"}
     assert {"tfidf_full_scan_top100", "exact_float32_scan_top100"} <= set(data["naive"])
     assert data["engine_bytes_per_firm"] > 0 and MACHINE_KEYS <= set(data["machine"])
+    # From the engine's own arrays, not an RSS delta (which other work on the machine can make negative).
+    parts = data["engine_array_bytes_per_firm"]
+    assert min(parts.values()) >= 0 and abs(data["engine_bytes_per_firm"] - sum(parts.values())) <= len(parts)
     assert data["build_seconds"] > 0 and "load_seconds" not in data
     # A second run loads the engine the first one saved (nothing is tokenised again) and measures the same way.
     again = _run(["match", "--n", "300", "--queries", "4", "--work", str(tmp_path), "--json"])

@@ -83,6 +83,38 @@ def test_filters(app, seeded):
     assert all(by_name[n].employees <= 300 for n in names(employees_max=300))
 
 
+def test_filters_as_vector_fields_pass_the_firms_sql_passes(app, seeded):
+    """CandidateFilters written over the fields stored with each vector (the Milvus scalar filter) let through
+    exactly the firms the SQL conditions do; capital and employee ranges stay id lists."""
+    from sqlalchemy import and_
+
+    from chains.cluster_models import Cluster
+    from matching.vectors.filters import mask
+    from webapp.matchsvc.filters import (
+        CandidateFilters,
+        conditions,
+        field_filter,
+        vector_fields,
+    )
+
+    cluster = db.session.get(Cluster, CLUSTER_ID)
+    firms = list(db.session.scalars(select(Enterprise).order_by(Enterprise.id)))
+    ids = [e.id for e in firms]
+    columns = vector_fields(firms)
+    cases = [{}, {"active_only": False}, {"exclude_cluster_city": True}, {"exclude_cluster_province": True},
+             {"provinces": "广东省,福建省"}, {"provinces": ["广东省"], "cities": ["常州市"]}, {"countries": ["德国"]},
+             {"tags": ["上市", "外资"]}, {"exclude_provinces": ["江苏省"], "exclude_cities": ["深圳市"]},
+             {"provinces": ["江苏省"], "tags": ["上市"], "exclude_cluster_city": True, "active_only": False}]
+    for case in cases:
+        filters = CandidateFilters.from_mapping(case)
+        conds = conditions(filters, cluster)
+        want = set(db.session.scalars(select(Enterprise.id).where(and_(*conds)))) if conds else set(ids)
+        flt = field_filter(filters, cluster)
+        got = {i for i, ok in zip(ids, mask(flt, columns, len(ids))) if ok}
+        assert got == want, case
+    assert field_filter(CandidateFilters.from_mapping({"capital_min": 1000}), cluster) is None
+
+
 def test_incremental_insert_update_delete_without_rebuild(app, seeded):
     built_at = store.state_of(app).meta["built_at"]
     new = Enterprise(name="合成固态电芯新秀有限公司", name_norm="x", main_products="固态电芯；锂离子电池电芯",

@@ -8,6 +8,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 import matching.analysis as analysis
 import matching.engine.channels as engine_channels
+import matching.engine.ranking as engine_ranking
 import matching.sparse_topk as sparse_topk
 from chains.enterprises import synth
 from matching.analysis import Vocabulary, count_matrices
@@ -61,15 +62,17 @@ def pruned(monkeypatch):
     monkeypatch.setattr(sparse_topk, "candidate_rows", spy)
     monkeypatch.setattr(sparse_topk, "STOP_MIN_POSTINGS", 50)  # posting lists of a small pool are short
 
-    def use(sample: int):
+    def use(sample: int, direct: bool = False):
+        """`direct`: every filtered search scores its allowed rows directly (else none does, MaxScore instead)."""
         monkeypatch.setattr(engine_channels, "STATS_SAMPLE", sample)
+        monkeypatch.setattr(engine_ranking, "DIRECT_SCORE_SHARE", 1.0 if direct else 0.0)
         return calls
     return use
 
 
 @pytest.mark.parametrize("sample", [300, 1000])
 def test_pruned_search_equals_ranking_the_whole_pool(pool, lexical_engine, pruned, sample):
-    calls = pruned(sample)
+    calls = pruned(sample, direct=True)  # without the dense channel, filtered searches still use MaxScore
     engine = lexical_engine
     ids = [d.id for d in pool]
     rng = np.random.default_rng(0)
@@ -83,7 +86,8 @@ def test_pruned_search_equals_ranking_the_whole_pool(pool, lexical_engine, prune
                 assert [h.id for h in hits] == expected
                 assert np.allclose([h.score for h in hits], fused, atol=1e-9)
                 assert [h.matched_terms for h in hits] == [engine.matched_terms(query, h.id) for h in hits]
-    assert len(calls) == 4 * 3 * 2 and sum(c.postings_read for c in calls) < sum(c.postings_total for c in calls)
+    assert len(calls) == 4 * 3 * 2
+    assert sum(c.postings_read for c in calls) < sum(c.postings_total for c in calls)
 
 
 def test_pruned_search_with_the_dense_channel_and_rows_without_any_score(pool, pruned):
@@ -110,8 +114,9 @@ FOREIGN = ["Producer of lithium iron phosphate cathode materials for batteries",
            "Textile and garment export"]
 
 
-def test_pruned_search_equals_the_whole_pool_with_profiles_the_lexical_channels_cannot_see(pool, pruned):
-    calls = pruned(200)
+@pytest.mark.parametrize("direct", [False, True], ids=["maxscore", "direct"])
+def test_pruned_search_equals_the_whole_pool_with_profiles_the_lexical_channels_cannot_see(pool, pruned, direct):
+    calls = pruned(200, direct)
     docs = pool[:400] + [Document(90_000 + i, f"Foreign firm {i}", text) for i, text in enumerate(FOREIGN * 3)]
     engine = MatchEngine(embedder=BuiltinEmbedder(dim=16), weights=FusionWeights(dense=1.5))
     engine.build(docs)
@@ -125,7 +130,32 @@ def test_pruned_search_equals_the_whole_pool_with_profiles_the_lexical_channels_
             foreign_found += sum(h.id >= 90_000 for h in hits)
     # Scored on their dense channel within their own script group, foreign profiles reach the lists; with the
     # lexical channels' zeros counted against them they would sit at the bottom of the pool.
-    assert foreign_found > 0 and len(calls) == len(QUERIES) * 2
+    assert foreign_found > 0 and len(calls) == len(QUERIES) * (1 if direct else 2)
+
+
+@pytest.mark.parametrize("direct", [False, True], ids=["maxscore", "direct"])
+def test_filtered_search_with_a_heavy_dense_channel_equals_the_whole_pool(pool, pruned, direct):
+    """A province-like filter (a few percent of the pool) with the dense channel weighted high, as the static
+    embedder's pool rule weighs it at 1M: MaxScore's dense bounds are loose for the allowed rows (the dense hits
+    are the whole pool's), and the direct scoring of the allowed rows must rank exactly as the whole pool does."""
+    calls = pruned(200, direct)
+    docs = pool[:1000] + [Document(90_000 + i, f"Foreign firm {i}", text) for i, text in enumerate(FOREIGN * 3)]
+    engine = MatchEngine(embedder=BuiltinEmbedder(dim=16), weights=FusionWeights(dense=3.14))
+    engine.build(docs)
+    rng = np.random.default_rng(4)
+    ids = [d.id for d in docs]
+    filters = [(rng.choice(ids, 35, replace=False).tolist(), None),
+               (rng.choice(ids, 35, replace=False).tolist(), rng.choice(ids, 300, replace=False).tolist()),
+               ([d.id for d in docs[::29]] + [90_000, 90_001, 90_005], [90_001])]
+    for query in QUERIES:
+        for allowed, excluded in filters:
+            for k in (5, 30, 100):
+                hits = engine.search(query, k, allowed_ids=allowed, excluded_ids=excluded)
+                expected, fused = _full_ranking(engine, query, k, allowed, excluded)
+                assert [h.id for h in hits] == expected
+                assert np.allclose([h.score for h in hits], fused, atol=1e-9)
+                assert all("dense" in h.channels for h in hits)
+    assert (len(calls) == 0) if direct else len(calls) >= len(QUERIES) * len(filters) * 3  # rounds may repeat
 
 
 def test_maxscore_reads_fewer_postings_and_keeps_the_exact_top_k(monkeypatch):

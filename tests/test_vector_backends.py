@@ -15,18 +15,22 @@ from matching.engine import Document, MatchEngine
 from matching.fusion import FusionWeights
 from matching.vectors import (
     KIND_FLAT,
+    FieldFilter,
     IndexMismatchError,
     MilvusIndex,
     NumpyIndex,
     backend_names,
+    condition,
     load_vector_index,
     make_vector_index,
     meta_path,
+    milvus_expression,
     read_meta,
     register_backend,
     registry,
     set_server_uri,
 )
+from matching.vectors.filters import mask
 from matching.vectors.milvus_index import _public_uri, _pymilvus
 from tests.vector_helpers import DIM, numpy_top, random_unit
 
@@ -216,6 +220,70 @@ def test_milvus_scalar_fields_filter_inside_milvus(tmp_path):
     assert loaded.scalar_fields == {"province": "VARCHAR", "status": "VARCHAR"}
     assert np.array_equal(loaded.search(query, 5, where="province == '山东省'")[1],
                           index.search(query, 5, where="province == '山东省'")[1])
+
+
+def _firm_fields(n: int) -> dict[str, list]:
+    """Region, status and tags per vector as the registry has them: some firms without a city, some without tags."""
+    rng = np.random.default_rng(11)
+    provinces = np.array(["山东省", "江苏省", "广东省", "上海市"])[rng.integers(0, 4, n)]
+    cities = [("" if rng.random() < 0.15 else f"{p[:2]}市{rng.integers(0, 3)}") for p in provinces]
+    tags = [sorted(set(np.array(["专精特新", "高新技术企业", "上市公司", "it's"])[rng.integers(0, 4, rng.integers(0, 3))]
+                       .tolist())) for _ in range(n)]
+    return {"province": provinces.tolist(), "city": cities,
+            "status": np.array(["存续", "在业", "注销"])[rng.integers(0, 3, n)].tolist(), "tags": tags}
+
+
+FIELD_FILTERS = [
+    # one province, active firms only (the product's province filter)
+    FieldFilter(((condition("province", "in", ["山东省"]),), (condition("status", "in", ["存续", "在业"]),))),
+    # provinces or a city; outside the cluster's city (a firm without a city is outside it)
+    FieldFilter(((condition("province", "in", ["江苏省", "上海市"]), condition("city", "in", ["广东市1"])),
+                 (condition("city", "ne", "江苏市0"),))),
+    # tags (any of), excluded provinces (firms without one would stay), a quote in a value
+    FieldFilter(((condition("tags", "contains_any", ["专精特新", "it's"]),),
+                 (condition("province", "not_in", ["广东省"]),), (condition("status", "ne", "注销"),))),
+]
+
+
+@pytest.mark.parametrize("flt", FIELD_FILTERS, ids=["province_active", "places_outside_city", "tags"])
+def test_a_field_filter_inside_milvus_finds_what_its_id_list_finds_on_every_backend(flt):
+    """The product's region/status/tag filters as a Milvus expression over stored fields give the same hits as the
+    same filter resolved to an id list (its mask over the fields) on faiss and numpy."""
+    n = 400
+    vectors, ids = random_unit(n, seed=3), np.arange(n, dtype=np.int64) * 3 + 1
+    fields = _firm_fields(n)
+    allowed = ids[mask(flt, fields, n)]
+    assert 0 < len(allowed) < n
+    queries = random_unit(3, seed=9)
+    milvus = make_vector_index(n, DIM, backend="milvus")
+    milvus.index(ids, vectors, fields=fields)
+    assert milvus.scalar_fields == {"province": "VARCHAR", "city": "VARCHAR", "status": "VARCHAR", "tags": "ARRAY"}
+    got_scores, got = milvus.search(queries, 20, where=flt)
+    for backend in ("faiss", "numpy"):
+        other = make_vector_index(n, DIM, backend=backend)
+        other.index(ids, vectors)
+        want_scores, want = other.search(queries, 20, allowed_ids=allowed)
+        assert np.array_equal(got, want), backend
+        assert np.allclose(got_scores, want_scores, atol=1e-5)
+    # The expression and an id list combine by "and" (a roster or another id set kept as a list).
+    roster = allowed[::2]
+    _, both = milvus.search(queries, 20, allowed_ids=roster, where=milvus_expression(flt))
+    ref = NumpyIndex(DIM)
+    ref.index(ids, vectors)
+    assert np.array_equal(both, ref.search(queries, 20, allowed_ids=roster)[1])
+    milvus.close()
+
+
+def test_field_filters_are_checked_and_quoted():
+    with pytest.raises(ValueError, match="operation"):
+        condition("province", "like", ["山东%"])
+    with pytest.raises(ValueError, match="identifier"):
+        condition("province or 1", "in", ["x"])
+    with pytest.raises(ValueError, match="empty"):
+        condition("city", "in", ["", "x"])
+    flt = FieldFilter(((condition("name", "eq", "a'b\\c"), condition("active", "eq", True)),))
+    assert milvus_expression(flt) == "(name == 'a\\'b\\\\c' or active == true)"
+    assert milvus_expression(FieldFilter()) == ""
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from chains.cluster_models import Cluster, RosterEntry
 from chains.enterprise_models import Enterprise, EnterpriseTag
 from chains.enterprises.normalize import ACTIVE_STATUSES
+from matching.vectors.filters import Condition, FieldFilter, condition
 
 LIST_FILTERS = ("provinces", "cities", "countries", "tags", "exclude_provinces", "exclude_cities")
 
@@ -117,6 +118,47 @@ def conditions(filters: CandidateFilters, cluster: Cluster | None) -> list:
     if filters.employees_max is not None:
         conds.append(Enterprise.employees <= filters.employees_max)
     return conds
+
+
+# The fields stored with each vector for a backend that filters inside the vector search (Milvus), and how a firm's
+# values are read: `field_filter` expresses CandidateFilters over exactly these.
+VECTOR_FIELDS = ("province", "city", "country", "status", "tags")
+
+
+def vector_fields(enterprises) -> dict[str, list]:
+    """The VECTOR_FIELDS of `enterprises` (Enterprise rows with their tags), one value per firm."""
+    rows = list(enterprises)
+    out: dict[str, list] = {name: [getattr(e, name) or "" for e in rows] for name in VECTOR_FIELDS if name != "tags"}
+    out["tags"] = [sorted({t.tag for t in e.tags}) for e in rows]
+    return out
+
+
+def field_filter(filters: CandidateFilters, cluster: Cluster | None) -> FieldFilter | None:
+    """`conditions` (every restriction but the roster) over the VECTOR_FIELDS, so that the vector search can filter
+    by them itself (matching.vectors.filters; Milvus's scalar filter); None when a restriction is not on those
+    fields (capital, employees: the id list stays)."""
+    if any(v is not None for v in (filters.capital_min, filters.capital_max, filters.employees_min,
+                                   filters.employees_max)):
+        return None
+    clauses: list[tuple[Condition, ...]] = []
+    if filters.active_only:
+        clauses.append((condition("status", "in", ACTIVE_STATUSES),))
+    if cluster is not None and filters.exclude_cluster_city and cluster.city:
+        clauses.append((condition("city", "ne", cluster.city),))
+    if cluster is not None and filters.exclude_cluster_province and cluster.province:
+        clauses.append((condition("province", "ne", cluster.province),))
+    places = tuple(condition(name, "in", values) for name, values in
+                   (("province", filters.provinces), ("city", filters.cities), ("country", filters.countries))
+                   if values)
+    if places:
+        clauses.append(places)
+    if filters.exclude_provinces:
+        clauses.append((condition("province", "not_in", filters.exclude_provinces),))
+    if filters.exclude_cities:
+        clauses.append((condition("city", "not_in", filters.exclude_cities),))
+    if filters.tags:
+        clauses.append((condition("tags", "contains_any", filters.tags),))
+    return FieldFilter(tuple(clauses))
 
 
 def roster_ids(session: Session, cluster_id: str) -> list[int]:

@@ -70,17 +70,30 @@ def _naive(engine, queries, vectors, qvecs) -> dict:
     return out
 
 
-def _engine_bytes(engine) -> dict:
-    """Bytes of the engine's arrays by part (the documents' Python objects are in the RSS figure, not here)."""
+def _engine_bytes(engine, folder: Path) -> dict:
+    """Bytes of the engine's own arrays by part, from their sizes (not from the process RSS, which other work moves;
+    the documents' Python objects are in the RSS figure, not here). The vector index counts what its saved file
+    holds (codes or vectors, loaded into memory); the float32 rows an IVF-PQ index re-scores with are memory-mapped
+    from their own file and not counted."""
+    from matching.engine.persistence import VECTORS_FILE
+
     def sparse(m):
         return int(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes)
+
+    def arrays(obj) -> int:  # the plain numpy arrays an object holds (memory-mapped ones are in the page cache)
+        return sum(int(v.nbytes) for v in vars(obj).values()
+                   if isinstance(v, np.ndarray) and not isinstance(v, np.memmap))
 
     channels = engine.channels
     parts = {
         "bm25_word": sparse(channels["bm25"].counts) + sparse(channels["bm25"].columns),
         "bm25_char": sparse(channels["char"].counts) + sparse(channels["char"].columns),
         "tfidf": sparse(channels["tfidf"].rows) + sparse(channels["tfidf"].columns),
+        "rows_and_norms": int(engine.row_ids.nbytes) + sum(arrays(c) for c in channels.values()),
     }
+    index_file = folder / VECTORS_FILE
+    if engine.vector_index is not None and index_file.is_file():
+        parts["vector_index"] = index_file.stat().st_size
     return parts
 
 
@@ -93,6 +106,12 @@ def _store_folder(n: int, seed: int, work: str | None, static_model: str | None 
     return base / (f"embeddings-static-{Path(static_model).name[:12]}" if static_model else "embeddings")
 
 
+def _engine_folder(base: Path, with_embedder: bool, static_model: str | None) -> Path:
+    """Where the built engine is saved under the work folder."""
+    return base / (f"engine-static-{Path(static_model).name[:12]}" if static_model
+                   else "engine" if with_embedder else "engine-lexical")
+
+
 def _built_engine(n: int, seed: int, pool, with_embedder: bool, exact_max, base, work, progress, log,
                   static_model: str | None = None):
     """(engine, build figures): loaded from the work folder when an earlier run saved it, else built and saved."""
@@ -100,8 +119,7 @@ def _built_engine(n: int, seed: int, pool, with_embedder: bool, exact_max, base,
     from matching.fusion import FusionWeights, pretrained_weights
     from matching.vectors import DEFAULT_EXACT_MAX
 
-    folder = base / (f"engine-static-{Path(static_model).name[:12]}" if static_model
-                     else "engine" if with_embedder else "engine-lexical")
+    folder = _engine_folder(base, with_embedder, static_model)
     marker = folder / "complete.json"
     figures: dict = {}
     if marker.exists():
@@ -240,14 +258,15 @@ def run(n: int, seed: int = 1, queries: int = 200, exact_max: int | None = None,
 
         vectors = embedding_store.load_vectors(_store_folder(n, seed, folder, static_model))
         qvecs = embedder.encode_queries(qtexts)
+    array_bytes = _engine_bytes(engine, _engine_folder(base, with_embedder or bool(static_model), static_model))
     log("naive baselines")
     naive = _naive(engine, qtexts, vectors, qvecs)
     return {
         "bench": "match", "n": n, "queries": len(qtexts), "k": SEARCH_K,
         "embedder": getattr(embedder, "name", None), "vector_kind": getattr(engine.vector_index, "kind", None),
         **build,
-        "engine_bytes_per_firm": round(build["engine_rss_mb"] * 1e6 / n) if n else None,
-        "engine_array_bytes_per_firm": {k: round(v / n) for k, v in _engine_bytes(engine).items()} if n else {},
+        "engine_bytes_per_firm": round(sum(array_bytes.values()) / n) if n else None,
+        "engine_array_bytes_per_firm": {k: round(v / n) for k, v in array_bytes.items()} if n else {},
         "engine": figures, "parts_no_filter": {k: percentiles_ms(v) for k, v in parts.items() if v},
         "naive": naive,
         "speedup_p50_vs_naive": _ratio(naive, figures),

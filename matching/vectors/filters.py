@@ -1,0 +1,118 @@
+"""Filters on scalar fields stored with each vector (region, status, tags), for backends that filter inside the
+vector search (Milvus: a boolean `filter` expression) instead of taking a list of allowed ids.
+
+A FieldFilter is a conjunction of clauses, each clause a disjunction of conditions on one field each, e.g.
+"(province in [山东省] or city in [苏州市]) and status in [存续, 在业] and tags contains any of [专精特新]", with
+the meaning of the SQL the web app resolves filters with (webapp/matchsvc/filters.py; the registry keeps an unknown
+province or city as "", never NULL): "in", "not_in", "eq", "ne" compare the value, "contains_any" asks whether a
+list field (tags) holds at least one of the values. An empty value ("", None) cannot be a filter value, so a firm
+without a province is in no province and outside every excluded one.
+
+`milvus_expression` writes it for Milvus (text values quoted and escaped); `mask` evaluates it on field columns in
+memory, which is how an id list is derived for backends without stored fields (faiss, numpy) and how tests check
+Milvus's answer. Filters that cannot be written this way (a roster, any set of ids) stay id lists.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+OPS = ("in", "not_in", "eq", "ne", "contains_any")
+EMPTY = ("", None)
+
+
+@dataclass(frozen=True)
+class Condition:
+    field: str
+    op: str
+    values: tuple[Any, ...]
+
+    def __post_init__(self) -> None:
+        if self.op not in OPS:
+            raise ValueError(f"unknown filter operation {self.op!r}; use one of {OPS}")
+        if not self.field.isidentifier():
+            raise ValueError(f"field name {self.field!r} is not an identifier")
+        if self.op in ("eq", "ne") and len(self.values) != 1:
+            raise ValueError(f"{self.op} takes one value, got {len(self.values)}")
+
+
+@dataclass(frozen=True)
+class FieldFilter:
+    """Every clause holds; a clause holds when any of its conditions does (see the module docstring)."""
+
+    clauses: tuple[tuple[Condition, ...], ...] = ()
+
+    def fields(self) -> set[str]:
+        return {c.field for clause in self.clauses for c in clause}
+
+    def __bool__(self) -> bool:
+        return bool(self.clauses)
+
+
+def condition(field: str, op: str, values: Sequence[Any] | Any) -> Condition:
+    """A condition; `values` a sequence (one value for eq/ne may be given alone)."""
+    if isinstance(values, (str, bytes, bool, int, float)) or not isinstance(values, Sequence):
+        values = (values,)
+    values = tuple(v.item() if isinstance(v, np.generic) else v for v in values)
+    if any(v in EMPTY for v in values):
+        raise ValueError(f"an empty value cannot be matched in a field filter (field {field!r})")
+    return Condition(field, op, values)
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return repr(value.item() if isinstance(value, np.generic) else value)
+    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{text}'"
+
+
+def _list(values: tuple[Any, ...]) -> str:
+    return "[" + ", ".join(_literal(v) for v in values) + "]"
+
+
+def _condition_expression(c: Condition) -> str:
+    if c.op == "in":
+        return f"{c.field} in {_list(c.values)}" if c.values else "false"
+    if c.op == "eq":
+        return f"{c.field} == {_literal(c.values[0])}"
+    if c.op == "ne":
+        return f"{c.field} != {_literal(c.values[0])}"
+    if c.op == "not_in":
+        return f"{c.field} not in {_list(c.values)}" if c.values else "true"
+    return f"array_contains_any({c.field}, {_list(c.values)})" if c.values else "false"
+
+
+def milvus_expression(flt: FieldFilter) -> str:
+    """The Milvus boolean expression of `flt` ("" when it has no clause)."""
+    parts = []
+    for clause in flt.clauses:
+        if not clause:
+            parts.append("false")  # an empty disjunction holds for nothing
+            continue
+        parts.append("(" + " or ".join(_condition_expression(c) for c in clause) + ")")
+    return " and ".join(parts)
+
+
+def _condition_mask(c: Condition, column: Sequence[Any]) -> np.ndarray:
+    values = set(c.values)
+    if c.op == "contains_any":
+        return np.fromiter((bool(values.intersection(v or ())) for v in column), bool, len(column))
+    passes = np.fromiter((v in values for v in column), bool, len(column))  # in, eq
+    return ~passes if c.op in ("not_in", "ne") else passes
+
+
+def mask(flt: FieldFilter, columns: Mapping[str, Sequence[Any]], count: int) -> np.ndarray:
+    """Which of `count` rows pass `flt`, given each field's values per row (a missing field: every value empty)."""
+    out = np.ones(count, bool)
+    for clause in flt.clauses:
+        passed = np.zeros(count, bool)
+        for c in clause:
+            column = columns.get(c.field)
+            passed |= _condition_mask(c, [None] * count if column is None else column)
+        out &= passed
+    return out
