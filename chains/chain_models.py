@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -52,7 +53,7 @@ class ChainVersion(Base):
     author: Mapped[str] = mapped_column(String(64), default="")  # username kept if the user goes; "cli" for commands
     reason: Mapped[str] = mapped_column(Text, default="")
     # Link keys removed / moved / added against the previous current version (chains.chainmap_diff.link_changes).
-    changes: Mapped[dict | None] = mapped_column(JSON)
+    changes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     chain: Mapped[Chain] = relationship(back_populates="versions", foreign_keys=[chain_id])
     links: Mapped[list["ChainLink"]] = relationship(
@@ -76,10 +77,10 @@ class ChainLink(Base):
     position: Mapped[int] = mapped_column(Integer, default=0)  # pre-order position in the file
     name: Mapped[str] = mapped_column(String(128))
     description: Mapped[str] = mapped_column(Text, default="")
-    keywords: Mapped[list] = mapped_column(JSON, default=list)
-    synonyms: Mapped[list] = mapped_column(JSON, default=list)
-    products: Mapped[list] = mapped_column(JSON, default=list)
-    industry_codes: Mapped[list] = mapped_column(JSON, default=list)  # GB/T 4754-2017
+    keywords: Mapped[list[str]] = mapped_column(JSON, default=list)
+    synonyms: Mapped[list[str]] = mapped_column(JSON, default=list)
+    products: Mapped[list[str]] = mapped_column(JSON, default=list)
+    industry_codes: Mapped[list[str]] = mapped_column(JSON, default=list)  # GB/T 4754-2017
     key_tech: Mapped[bool] = mapped_column(Boolean, default=False)  # 卡脖子
     key_tech_note: Mapped[str] = mapped_column(Text, default="")
 

@@ -22,7 +22,8 @@ def _value(link: Any, name: str) -> Any:
 
 
 def _key(link: Any) -> str:
-    return link["key"] if isinstance(link, dict) else link.key
+    key: str = link["key"] if isinstance(link, dict) else link.key
+    return key
 
 
 def _parent(link: Any) -> str | None:

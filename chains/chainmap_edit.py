@@ -110,7 +110,7 @@ class ChainDraft:
         key = f"{self.chain_id}-{hint}"
         if not hint or not SLUG_RE.match(hint) or key in {link["id"] for link in self.links}:
             key = self.new_key(hint)
-        link = {"id": key, "parent": parent or None, "name": name, "stage": stage, "description": "",
+        link: dict[str, Any] = {"id": key, "parent": parent or None, "name": name, "stage": stage, "description": "",
                 "keywords": [], "synonyms": [], "products": [], "industry_codes": [], "key_tech": False,
                 "key_tech_note": ""}
         link.update(_clean(values))
@@ -182,11 +182,11 @@ class ChainDraft:
 
     def document(self) -> dict[str, Any]:
         """The chain as a YAML document (children nested under their parents, in draft order)."""
-        children: dict[str | None, list[dict]] = {}
+        children: dict[str | None, list[dict[str, Any]]] = {}
         for link in self.links:
             children.setdefault(link["parent"], []).append(link)
 
-        def node(link: dict) -> dict:
+        def node(link: dict[str, Any]) -> dict[str, Any]:
             out: dict[str, Any] = {"id": link["id"], "name": link["name"], "stage": link["stage"]}
             for name in ("description", *LIST_FIELDS, "key_tech", "key_tech_note"):
                 if link.get(name):

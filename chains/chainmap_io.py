@@ -97,7 +97,7 @@ class ParsedChain:
     edges: list[tuple[str, str, str]]  # (from, to, note)
     source_file: str = ""
 
-    def normalised(self) -> dict:
+    def normalised(self) -> dict[str, Any]:
         """Canonical content: every field filled, stages resolved, edges sorted."""
         return {
             "id": self.id, "name": self.name, "sector": self.sector, "version": self.declared_version,
@@ -341,7 +341,7 @@ def _check_against_db(session: Session, parsed: ParsedChain) -> None:
 
 
 def import_parsed_chain(session: Session, parsed: ParsedChain, commit: bool = True,
-                        provenance: dict | None = None) -> ChainImportResult:
+                        provenance: dict[str, Any] | None = None) -> ChainImportResult:
     """Write a validated chain as a new version unless identical to the current one.
 
     `provenance` sets the new version's kind, author_id, author and reason (who wrote it and why).
@@ -418,10 +418,10 @@ def import_chain_path(session: Session, path: str | Path) -> tuple[list[ChainImp
 
 # ----------------------------------------------------------------------------- export
 
-def version_to_dict(version: ChainVersion) -> dict:
+def version_to_dict(version: ChainVersion) -> dict[str, Any]:
     """A chain version as the YAML document structure (children nested, empty fields omitted)."""
-    nodes: dict[str, dict] = {}
-    top: list[dict] = []
+    nodes: dict[str, dict[str, Any]] = {}
+    top: list[dict[str, Any]] = []
     for link in sorted(version.links, key=lambda link: link.position):
         node: dict[str, Any] = {"id": link.key, "name": link.name, "stage": link.stage}
         if link.description:
@@ -482,7 +482,7 @@ def current_links(session: Session, chain_id: str) -> list[ChainLink]:
     ))
 
 
-def chain_summaries(session: Session) -> list[dict]:
+def chain_summaries(session: Session) -> list[dict[str, Any]]:
     """id, name, link count and depth (levels) of every chain's current version."""
     out = []
     for chain in session.scalars(select(Chain).order_by(Chain.id)):

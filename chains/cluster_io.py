@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -82,7 +82,7 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value).strip()
 
 
-def _unknown(doc: MarkedDict, allowed: tuple[str, ...], where: str, add) -> None:
+def _unknown(doc: MarkedDict, allowed: tuple[str, ...], where: str, add: Callable[[int | None, str], None]) -> None:
     for key in doc:
         if key not in allowed:
             add(doc.line_of(key), f"{where}未知字段：{key}（允许：{', '.join(allowed)}）")
@@ -308,7 +308,7 @@ def _write(session: Session, parsed: _ParsedCluster, source_file: str) -> Cluste
     f = parsed.fields
     cluster = session.get(Cluster, f["id"])
     created = cluster is None
-    if created:
+    if cluster is None:
         cluster = Cluster(id=f["id"], name=f["name"])
         session.add(cluster)
     for key in ("name", "province", "city", "district", "leading_industry", "cluster_type", "description",
@@ -373,7 +373,7 @@ def import_cluster_path(session: Session, path: str | Path) -> tuple[list[Cluste
     return results, errors
 
 
-def cluster_summaries(session: Session) -> list[dict]:
+def cluster_summaries(session: Session) -> list[dict[str, Any]]:
     """id, name, chain ids and roster size of every cluster."""
     out = []
     for cluster in session.scalars(select(Cluster).order_by(Cluster.id)):

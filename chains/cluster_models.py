@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -27,7 +28,7 @@ class Cluster(Base):
     area_km2: Mapped[float | None] = mapped_column(Float)
     chain_leader_id: Mapped[int | None] = mapped_column(ForeignKey("enterprises.id", ondelete="SET NULL"))
     description: Mapped[str] = mapped_column(Text, default="")
-    gap_thresholds: Mapped[dict] = mapped_column(JSON, default=dict)  # overrides of the default thresholds
+    gap_thresholds: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # overrides of the default thresholds
     source_file: Mapped[str] = mapped_column(String(512), default="")
     data_note: Mapped[str] = mapped_column(String(255), default="")
     is_demo: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -55,7 +56,8 @@ class Cluster(Base):
         """The indicators of `year`, if recorded."""
         return next((i for i in self.indicators if i.year == year), None)
 
-    def set_indicator(self, year: int, values: dict[str, float | None], source: str = "") -> tuple[dict, dict]:
+    def set_indicator(self, year: int, values: dict[str, float | None],
+                      source: str = "") -> tuple[dict[str, Any], dict[str, Any]]:
         """Record the indicators of `year` (created when new); return the values before and after."""
         row = self.indicator(year)
         if row is None:
@@ -78,7 +80,7 @@ class ClusterChain(Base):
     # Last review of the chain map for this cluster (staleness): when, by whom, the gaps' top candidates then.
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     reviewed_by: Mapped[str] = mapped_column(String(64), default="")
-    review_snapshot: Mapped[dict | None] = mapped_column(JSON)
+    review_snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class ClusterIndicator(Base):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, Date, DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -17,7 +18,7 @@ class Enterprise(TimestampMixin, Base):
     external_id: Mapped[str | None] = mapped_column(String(128), unique=True)
     name: Mapped[str] = mapped_column(String(255))
     name_norm: Mapped[str] = mapped_column(String(255), index=True)
-    former_names: Mapped[list] = mapped_column(JSON, default=list)
+    former_names: Mapped[list[str]] = mapped_column(JSON, default=list)
     status: Mapped[str] = mapped_column(String(16), default="")  # normalised 登记状态
     status_raw: Mapped[str] = mapped_column(String(64), default="")
     founded_on: Mapped[date | None] = mapped_column(Date)
@@ -99,7 +100,7 @@ class ImportJob(Base):
     status: Mapped[str] = mapped_column(String(16), default="queued")  # queued/running/done/failed
     total_rows: Mapped[int] = mapped_column(Integer, default=0)
     processed_rows: Mapped[int] = mapped_column(Integer, default=0)
-    counts: Mapped[dict] = mapped_column(JSON, default=dict)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     report_path: Mapped[str] = mapped_column(String(1024), default="")
     error: Mapped[str] = mapped_column(Text, default="")
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -50,7 +51,7 @@ class RuleResult:
     year: int | None = None
     alternative_of: str | None = None  # one of several alternatives; the named group rule decides
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -177,9 +178,9 @@ def evaluate_cluster(session: Session, cluster_id: str, indicator: ClusterIndica
                                 "未填写主导产业，无法评价。", source, None))
     else:
         parts = [p for p in _INDUSTRY_SEPARATORS.split(leading) if p.strip()]
-        ok = len(parts) == 1
-        text = f"主导产业为“{leading}”，" + ("符合 1 个主导产业的要求。" if ok else f"包含 {len(parts)} 个产业，超过 1 个。")
-        rules.append(RuleResult("single_leading_industry", "主导产业唯一", float(len(parts)), "个", 1, None, ok, None,
+        single = len(parts) == 1
+        text = f"主导产业为“{leading}”，" + ("符合 1 个主导产业的要求。" if single else f"包含 {len(parts)} 个产业，超过 1 个。")
+        rules.append(RuleResult("single_leading_industry", "主导产业唯一", float(len(parts)), "个", 1, None, single, None,
                                 text, source, None))
 
     rules.append(_same_type_rule(session, cluster, "province", MAX_SAME_TYPE_PER_PROVINCE))

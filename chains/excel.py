@@ -49,7 +49,8 @@ def write_xlsx(target: str | Path | IO[bytes], sheets: Sequence[tuple[str, Seque
     from openpyxl.utils import get_column_letter
 
     wb = Workbook()
-    wb.remove(wb.active)
+    if wb.active is not None:  # a new workbook's default sheet
+        wb.remove(wb.active)
     used: set[str] = set()
     for title, headers, rows in sheets or [("Sheet", [], [])]:
         ws = wb.create_sheet(sheet_title(title, used))

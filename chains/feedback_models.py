@@ -5,9 +5,11 @@ Also makes every ORM delete of an enterprise leave a tombstone (EnterpriseDeleti
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, event, insert
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Mapped, Mapper, mapped_column
 
 from chains.db import Base, utcnow
 from chains.enterprise_models import Enterprise, EnterpriseDeletion
@@ -40,9 +42,10 @@ class LearnedWeights(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     embedder: Mapped[str] = mapped_column(String(512), default="")
-    weights: Mapped[dict] = mapped_column(JSON, default=dict)  # the learned model's parameters (fusion weights …)
-    baseline: Mapped[dict] = mapped_column(JSON, default=dict)  # offline figures of the current weights
-    learned: Mapped[dict] = mapped_column(JSON, default=dict)  # offline figures of the learned weights
+    # the learned model's parameters (fusion weights …)
+    weights: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    baseline: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # offline figures of the current weights
+    learned: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # offline figures of the learned weights
     metric: Mapped[str] = mapped_column(String(32), default="")  # the figure that decides adoption
     gain: Mapped[float | None] = mapped_column(Float)
     queries: Mapped[int] = mapped_column(Integer, default=0)  # labelled queries used
@@ -64,6 +67,7 @@ class MatchIndexState(Base):
 
 
 @event.listens_for(Enterprise, "after_delete")
-def _leave_tombstone(mapper, connection, target: Enterprise) -> None:
+def _leave_tombstone(mapper: Mapper[Enterprise], connection: Connection, target: Enterprise) -> None:
     """Every ORM delete of an enterprise leaves an EnterpriseDeletion row, so the match index drops it incrementally."""
-    connection.execute(insert(EnterpriseDeletion.__table__).values(enterprise_id=target.id, deleted_at=utcnow()))
+    deletions = EnterpriseDeletion.metadata.tables[EnterpriseDeletion.__tablename__]
+    connection.execute(insert(deletions).values(enterprise_id=target.id, deleted_at=utcnow()))

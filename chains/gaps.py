@@ -224,7 +224,7 @@ def analyze_cluster(session: Session, cluster_id: str, chain_id: str | None = No
     return [analyze_chain(session, cluster_id, cid) for cid in chain_ids]
 
 
-def rollup_dict(r: Rollup) -> dict:
+def rollup_dict(r: Rollup) -> dict[str, Any]:
     return {
         "links": r.links, "leaf_links": r.leaf_links, "covered_leaf_links": r.covered_leaf_links,
         "counts": dict(r.counts), "leaf_counts": dict(r.leaf_counts),
@@ -234,7 +234,7 @@ def rollup_dict(r: Rollup) -> dict:
     }
 
 
-def chain_gap_dict(gap: ChainGap) -> dict:
+def chain_gap_dict(gap: ChainGap) -> dict[str, Any]:
     """JSON-ready form (used by the CLI and views)."""
     return {
         "chain_id": gap.chain_id, "chain_name": gap.chain_name, "version": gap.version,

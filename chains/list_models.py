@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -29,7 +30,7 @@ class ListEntry(Base):
     source: Mapped[str] = mapped_column(String(16), default=ENTRY_DERIVED)
     derived: Mapped[bool] = mapped_column(Boolean, default=True)  # still derives at the last refresh
     position: Mapped[int] = mapped_column(Integer, default=0)
-    data: Mapped[dict] = mapped_column(JSON, default=dict)  # column values at the last refresh
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # column values at the last refresh
     pinned: Mapped[bool] = mapped_column(Boolean, default=False)
     removed: Mapped[bool] = mapped_column(Boolean, default=False)
     note: Mapped[str] = mapped_column(Text, default="")

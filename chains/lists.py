@@ -139,8 +139,10 @@ def _derive(session: Session, cluster_id: str, chain_id: str) -> dict[str, list[
     # Fields kept off LinkGap (keywords, notes) come from the link rows themselves.
     link_rows = {link.key: link for link in current_links(session, chain_id)}
     for item in out[LIST_WEAK_LINKS]:
+        assert item.link_key is not None  # the link lists' items carry their link
         item.data["keywords"] = "、".join(link_rows[item.link_key].keywords or [])
     for item in out[LIST_KEY_TECH]:
+        assert item.link_key is not None
         item.data["key_tech_note"] = link_rows[item.link_key].key_tech_note
 
     projects = session.scalars(select(Project).where(Project.cluster_id == cluster_id)).all()

@@ -3,27 +3,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 
 
-class MarkedDict(dict):
+class MarkedDict(dict[Any, Any]):
     """A mapping from YAML with the line of the mapping and of each key (1-based)."""
 
     line: int = 0
-    key_lines: dict
-    duplicate_keys: list
+    key_lines: dict[Any, int]
+    duplicate_keys: list[tuple[Any, int]]
 
     def line_of(self, key: str) -> int:
         return self.key_lines.get(key, self.line)
 
 
-class MarkedList(list):
+class MarkedList(list[Any]):
     """A sequence from YAML with the line of the sequence and of each item (1-based)."""
 
     line: int = 0
-    item_lines: list
+    item_lines: list[int]
 
     def line_of(self, index: int) -> int:
         return self.item_lines[index] if index < len(self.item_lines) else self.line
@@ -39,15 +39,15 @@ class AliasRefused(yaml.MarkedYAMLError):
 class _LineLoader(yaml.SafeLoader):
     """SafeLoader whose mappings and sequences carry their source lines, refusing aliases."""
 
-    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         """Refuse an alias as soon as the parser reports it, before anything is expanded."""
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+            event = self.peek_event()  # type: ignore[no-untyped-call]
             raise AliasRefused(None, None, ALIAS_REFUSED, event.start_mark)
         return super().compose_node(parent, index)
 
 
-def _construct_map(loader: _LineLoader, node: yaml.MappingNode):
+def _construct_map(loader: _LineLoader, node: yaml.MappingNode) -> Iterator[MarkedDict]:
     data = MarkedDict()
     data.line = node.start_mark.line + 1
     data.key_lines = {}
@@ -66,7 +66,7 @@ def _construct_map(loader: _LineLoader, node: yaml.MappingNode):
         data[key] = loader.construct_object(value_node, deep=True)
 
 
-def _construct_seq(loader: _LineLoader, node: yaml.SequenceNode):
+def _construct_seq(loader: _LineLoader, node: yaml.SequenceNode) -> Iterator[MarkedList]:
     data = MarkedList()
     data.line = node.start_mark.line + 1
     data.item_lines = [child.start_mark.line + 1 for child in node.value]

@@ -13,10 +13,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from matching.vectors.meta import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from matching.embedders.base import Embedder
 
 MANIFEST = "manifest.json"
 EMBEDDER_DIR = "embedder"
@@ -47,18 +51,19 @@ class EmbedResult:
     texts_per_s: float  # over the chunks encoded in this run
 
 
-def _read_manifest(folder: Path) -> dict:
+def _read_manifest(folder: Path) -> dict[str, Any]:
     try:
-        return json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        manifest: dict[str, Any] = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        return manifest
     except (OSError, ValueError):
         return {}
 
 
-def _write_manifest(folder: Path, manifest: dict) -> None:
+def _write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     atomic_write_bytes(folder / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=1).encode("utf-8"))
 
 
-def embed_pool(texts: Sequence[str], embedder, folder: Path, chunk_size: int = DEFAULT_CHUNK,
+def embed_pool(texts: Sequence[str], embedder: Embedder, folder: Path, chunk_size: int = DEFAULT_CHUNK,
                progress: Progress | None = None, stop_after_chunks: int | None = None) -> EmbedResult:
     """Encode `texts` into `folder` chunk by chunk, resuming a previous run of the same pool and embedder.
 
@@ -132,7 +137,7 @@ def load_vectors(folder: Path, mmap: bool = True) -> np.ndarray:
     return out
 
 
-def stored_embedder(folder: Path):
+def stored_embedder(folder: Path) -> Embedder:
     """The fitted embedder the store was encoded with (to encode queries the same way)."""
     from matching.embedders import load_embedder
 

@@ -11,12 +11,18 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from matching.engine import Document, MatchEngine
 from matching.fusion import FusionWeights, pretrained_weights
 from matching.learning import LabelledQuery, learn
 from matching.metrics import score_rankings
 from matching.profiles import enterprise_profile
+
+if TYPE_CHECKING:
+    from matching.embedders.base import Embedder
+    from matching.embedders.static import StaticEmbedder
+    from matching.embedders.static_training import Encode
 
 DEFAULT_TOP = 100
 
@@ -32,7 +38,8 @@ class Firms:
 
 def read_firms(path: Path) -> Firms:
     """Read `external_id,name,business_scope` CSV (UTF-8, optional BOM); document ids are row numbers."""
-    ext, docs = [], []
+    ext: list[str] = []
+    docs: list[Document] = []
     with open(path, encoding="utf-8-sig", newline="") as fh:
         for row in csv.DictReader(fh):
             eid = (row.get("external_id") or "").strip()
@@ -45,7 +52,7 @@ def read_firms(path: Path) -> Firms:
     return Firms(ext, docs)
 
 
-def read_queries(path: Path) -> list[dict]:
+def read_queries(path: Path) -> list[dict[str, Any]]:
     """One JSON object a line with "query" and optionally "relevant" (external ids)."""
     out = []
     with open(path, encoding="utf-8-sig") as fh:
@@ -57,7 +64,7 @@ def read_queries(path: Path) -> list[dict]:
     return out
 
 
-def labelled(queries: Sequence[dict], firms: Firms) -> list[LabelledQuery]:
+def labelled(queries: Sequence[dict[str, Any]], firms: Firms) -> list[LabelledQuery]:
     """Queries with relevance lists as LabelledQuery (unknown external ids dropped)."""
     index = firms.index_of()
     out = []
@@ -98,8 +105,8 @@ def build_engine(firms: Firms, model: str = "", weights: FusionWeights | None = 
     return engine
 
 
-def train_static_embedder(teacher, texts: list[str], documents, queries, models_dir: Path | None,
-                          log: Callable[[str], None] = lambda m: None):
+def train_static_embedder(teacher: Embedder, texts: list[str], documents: Encode, queries: Encode,
+                          models_dir: Path | None, log: Callable[[str], None] = lambda m: None) -> StaticEmbedder:
     """A static embedder trained from `teacher` on `texts`, saved under the models folder."""
     from matching.embedders import e5_bundle
     from matching.embedders.static import StaticEmbedder, write_model
@@ -112,7 +119,7 @@ def train_static_embedder(teacher, texts: list[str], documents, queries, models_
     return StaticEmbedder(folder)
 
 
-def rank_queries(engine: MatchEngine, firms: Firms, queries: Sequence[dict], top: int) -> list[list[str]]:
+def rank_queries(engine: MatchEngine, firms: Firms, queries: Sequence[dict[str, Any]], top: int) -> list[list[str]]:
     return [[firms.external_ids[h.id] for h in engine.search(q["query"], k=top)] for q in queries]
 
 
@@ -120,7 +127,7 @@ def run_benchmark(firms_csv: Path, queries_jsonl: Path, out_jsonl: Path, train_j
                   top: int = DEFAULT_TOP, model: str = "", log: Callable[[str], None] = lambda m: None,
                   backend: str = "auto", models_dir: Path | None = None, onnx_cache: Path | None = None,
                   vector_cache: Path | None = None, progress: Callable[[int, int], None] | None = None,
-                  static: bool = False) -> dict:
+                  static: bool = False) -> dict[str, Any]:
     """Build, optionally learn from TRAIN, rank every query, write OUT.jsonl; returns metrics and timings."""
     t0 = time.time()
     firms = read_firms(Path(firms_csv))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -28,11 +29,11 @@ class FusionWeights:
     method: str = "zscore"  # "zscore" or "rrf"
     extra: dict[str, float] = field(default_factory=dict)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "FusionWeights":
+    def from_dict(cls, data: dict[str, Any]) -> "FusionWeights":
         known = {k: v for k, v in (data or {}).items() if k in cls.__dataclass_fields__}
         return cls(**known)
 
@@ -75,7 +76,8 @@ def zscore(scores: np.ndarray) -> np.ndarray:
     scores = np.asarray(scores, dtype=np.float64)
     mean = scores.mean(axis=-1, keepdims=True)
     std = scores.std(axis=-1, keepdims=True)
-    return (scores - mean) / (std + _EPS)
+    z: np.ndarray = (scores - mean) / (std + _EPS)
+    return z
 
 
 def ranks(scores: np.ndarray) -> np.ndarray:

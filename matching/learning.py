@@ -20,13 +20,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from matching.engine import BASE_FEATURES, RERANK_CANDIDATES
 from matching.metrics import mean, ndcg_at_k
 from matching.text import normalize
+
+if TYPE_CHECKING:
+    from matching.engine import MatchEngine
 
 MIN_GAIN = 0.005        # nDCG@10 gain the internal cross-validation must show before a model is adopted
 MIN_EXAMPLES = 10       # fewer labelled queries than this: nothing to learn from reliably
@@ -38,11 +43,12 @@ RANKER_PARAMS = dict(max_iter=150, learning_rate=0.05, max_leaf_nodes=15, min_sa
                      early_stopping=False, random_state=0)
 
 
-def single_thread():
+def single_thread() -> AbstractContextManager[object]:
     """Run scikit-learn's OpenMP code on one thread: on a shared machine its thread pool was ~25x slower."""
     from threadpoolctl import threadpool_limits
 
-    return threadpool_limits(1)
+    limits: AbstractContextManager[object] = threadpool_limits(1)
+    return limits
 
 
 # A confirmed link asked again must rank its confirmed firms high. Out-of-fold rows alone never show
@@ -84,7 +90,7 @@ class LabelMemory:
                                               preprocessor=normalize, dtype=np.float32)
             self.matrix = self.vectorizer.fit_transform(self.queries)
 
-    def features(self, query: str, doc_ids: Sequence[int]) -> np.ndarray:
+    def features(self, query: str, doc_ids: Sequence[int] | np.ndarray) -> np.ndarray:
         out = np.zeros((len(doc_ids), len(MEMORY_FEATURES)), np.float32)
         if self.vectorizer is None:
             return out
@@ -109,7 +115,7 @@ class _Prepared:
 class LearnedModel:
     """Label memory + re-ranker; `adopted` says whether cross-validation showed a gain."""
 
-    def __init__(self, memory: LabelMemory, ranker, adopted: bool, report: dict) -> None:
+    def __init__(self, memory: LabelMemory, ranker: Any, adopted: bool, report: dict[str, Any]) -> None:
         self.memory = memory
         self.ranker = ranker
         self.adopted = adopted
@@ -120,13 +126,14 @@ class LearnedModel:
         """Relevance probability of each candidate."""
         x = np.hstack([base, self.memory.features(query, doc_ids)])
         with single_thread():
-            return self.ranker.predict_proba(x)[:, 1]
+            proba: np.ndarray = self.ranker.predict_proba(x)
+        return proba[:, 1]
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         return {"adopted": self.adopted, **{k: v for k, v in self.report.items() if not isinstance(v, list)}}
 
 
-def _prepare(engine, examples: Sequence[LabelledQuery], candidates: int) -> list[_Prepared]:
+def _prepare(engine: MatchEngine, examples: Sequence[LabelledQuery], candidates: int) -> list[_Prepared]:
     out = []
     for e in examples:
         ids, base = engine.candidate_features(e.query, candidates)
@@ -136,13 +143,15 @@ def _prepare(engine, examples: Sequence[LabelledQuery], candidates: int) -> list
     return out
 
 
-def _memory_rows(prepared: Sequence[_Prepared], members: np.ndarray, sources: Sequence[LabelledQuery]):
+def _memory_rows(prepared: Sequence[_Prepared], members: np.ndarray,
+                 sources: Sequence[LabelledQuery]) -> list[np.ndarray]:
     memory = LabelMemory(sources)
     return [memory.features(prepared[i].example.query, prepared[i].ids) for i in members]
 
 
-def _fit_ranker(prepared: Sequence[_Prepared], members: np.ndarray, inner_folds: int, seed: int):
-    """Fit the re-ranker on `members`, with their memory features computed out-of-fold."""
+def _fit_ranker(prepared: Sequence[_Prepared], members: np.ndarray, inner_folds: int, seed: int) -> Any:
+    """Fit the re-ranker on `members`, with their memory features computed out-of-fold: a scikit-learn
+    HistGradientBoostingClassifier, or None when the labels are all equal."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     rng = np.random.RandomState(seed)
@@ -175,8 +184,9 @@ def _ndcg(prepared: _Prepared, scores: np.ndarray | None) -> float:
     return ndcg_at_k(list(ids), set(int(x) for x in prepared.example.relevant), 10)
 
 
-def evaluate_gain(engine, examples: Sequence[LabelledQuery], folds: int = CV_FOLDS, seed: int = 0,
-                  candidates: int = RERANK_CANDIDATES, prepared: list | None = None) -> dict:
+def evaluate_gain(engine: MatchEngine, examples: Sequence[LabelledQuery], folds: int = CV_FOLDS, seed: int = 0,
+                  candidates: int = RERANK_CANDIDATES,
+                  prepared: list[_Prepared] | None = None) -> dict[str, Any]:
     """Cross-validated nDCG@10 of the default fusion vs the learned model on disjoint query folds."""
     prepared = prepared if prepared is not None else _prepare(engine, examples, candidates)
     n = len(prepared)
@@ -218,9 +228,9 @@ def merge_negatives(examples: Sequence[LabelledQuery],
     return [e for e in merged.values() if e.relevant]
 
 
-def learn(engine, examples: Sequence[LabelledQuery], negatives: Mapping[str, Collection[int]] | None = None,
-          folds: int = CV_FOLDS, min_gain: float = MIN_GAIN, seed: int = 0,
-          candidates: int = RERANK_CANDIDATES) -> LearnedModel:
+def learn(engine: MatchEngine, examples: Sequence[LabelledQuery],
+          negatives: Mapping[str, Collection[int]] | None = None, folds: int = CV_FOLDS,
+          min_gain: float = MIN_GAIN, seed: int = 0, candidates: int = RERANK_CANDIDATES) -> LearnedModel:
     """Learn a re-ranker from labelled queries; adopted only when cross-validation shows ≥ min_gain nDCG@10.
 
     Candidates that are not confirmed count as negatives; a firm marked not relevant for a query is
@@ -228,7 +238,7 @@ def learn(engine, examples: Sequence[LabelledQuery], negatives: Mapping[str, Col
     """
     start = time.time()
     examples = merge_negatives(examples, negatives)
-    report: dict = {"examples": len(examples)}
+    report: dict[str, Any] = {"examples": len(examples)}
     if len(examples) < MIN_EXAMPLES:
         report.update(reason=f"fewer than {MIN_EXAMPLES} labelled queries", seconds=time.time() - start)
         return LearnedModel(LabelMemory(examples), None, False, report)

@@ -10,8 +10,9 @@ Rows are positions 0..n-1; the engine maps them to document ids. Query terms car
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -41,14 +42,16 @@ def _save_arrays(folder: Path, **arrays: np.ndarray) -> None:
 
 
 def _load_array(folder: Path, name: str, mmap: bool) -> np.ndarray:
-    return np.load(folder / f"{name}.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
+    arr: np.ndarray = np.load(folder / f"{name}.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
+    return arr
 
 
 def _csr_arrays(prefix: str, m: sp.spmatrix) -> dict[str, np.ndarray]:
     return {f"{prefix}_data": m.data, f"{prefix}_indices": m.indices, f"{prefix}_indptr": m.indptr}
 
 
-def _load_sparse(folder: Path, prefix: str, shape: tuple[int, int], cls, mmap: bool):
+def _load_sparse(folder: Path, prefix: str, shape: tuple[int, int], cls: Callable[..., sp.spmatrix],
+                 mmap: bool) -> sp.spmatrix:
     parts = [_load_array(folder, f"{prefix}_{p}", mmap) for p in ("data", "indices", "indptr")]
     m = cls(shape, dtype=parts[0].dtype)
     m.data, m.indices, m.indptr = parts  # arrays as stored (possibly memory-mapped): no copy, no check pass
@@ -74,7 +77,8 @@ class _Channel:
         return ANALYZERS[self.analyzer](text)
 
     def __len__(self) -> int:
-        return self.columns.shape[0]
+        n: int = self.columns.shape[0]
+        return n
 
     def row_weights(self, rows: np.ndarray) -> sp.csr_matrix:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -102,7 +106,7 @@ class _Channel:
             return np.zeros(len(self), np.float32)
         return np.asarray(self.columns[:, cols] @ vals, dtype=np.float32).ravel()
 
-    def _load_shared(self, folder: Path, meta: dict, mmap: bool) -> tuple[int, int]:
+    def _load_shared(self, folder: Path, meta: dict[str, Any], mmap: bool) -> tuple[int, int]:
         """Read what both channels store (vocabulary, column weights, idf, term maxima); returns the matrix shape."""
         self.vocab = Vocabulary.from_terms(meta["terms"])
         shape = tuple(meta["shape"])
@@ -183,7 +187,8 @@ class BM25Channel(_Channel):
 
     def row_terms(self, row: int) -> np.ndarray:
         """Column ids of the row's distinct terms (ascending)."""
-        return self.counts.indices[self.counts.indptr[row]:self.counts.indptr[row + 1]]
+        terms: np.ndarray = self.counts.indices[self.counts.indptr[row]:self.counts.indptr[row + 1]]
+        return terms
 
     def scores(self, query: str, terms: Sequence[str] | dict[str, float] | None = None) -> np.ndarray:
         """BM25 score of every row for the query (float32, length = rows)."""
@@ -303,7 +308,8 @@ class CharTfidfChannel(_Channel):
         return self.rows[np.asarray(rows, np.int64)]
 
     def row_terms(self, row: int) -> np.ndarray:
-        return self.rows.indices[self.rows.indptr[row]:self.rows.indptr[row + 1]]
+        terms: np.ndarray = self.rows.indices[self.rows.indptr[row]:self.rows.indptr[row + 1]]
+        return terms
 
     def query_weights(self, query: str) -> tuple[np.ndarray, np.ndarray]:
         """(ascending column ids, TF-IDF weights) of the query text."""

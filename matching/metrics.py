@@ -5,7 +5,7 @@ import math
 from collections.abc import Collection, Iterable, Sequence
 
 
-def ndcg_at_k(ranked: Sequence, relevant: Collection, k: int = 10) -> float:
+def ndcg_at_k(ranked: Sequence[object], relevant: Collection[object], k: int = 10) -> float:
     """Binary nDCG@k: DCG of the ranking over the ideal DCG of min(|relevant|, k) hits at the top."""
     if not relevant:
         return 0.0
@@ -15,7 +15,7 @@ def ndcg_at_k(ranked: Sequence, relevant: Collection, k: int = 10) -> float:
     return dcg / ideal
 
 
-def recall_at_k(ranked: Sequence, relevant: Collection, k: int = 50) -> float:
+def recall_at_k(ranked: Sequence[object], relevant: Collection[object], k: int = 50) -> float:
     """Share of the relevant items found in the top k."""
     if not relevant:
         return 0.0
@@ -23,7 +23,7 @@ def recall_at_k(ranked: Sequence, relevant: Collection, k: int = 50) -> float:
     return len(rel.intersection(ranked[:k])) / len(rel)
 
 
-def average_precision_at_k(ranked: Sequence, relevant: Collection, k: int = 100) -> float:
+def average_precision_at_k(ranked: Sequence[object], relevant: Collection[object], k: int = 100) -> float:
     """AP@k: mean of precision at each relevant hit in the top k, over min(|relevant|, k)."""
     if not relevant:
         return 0.0
@@ -41,7 +41,7 @@ def mean(values: Iterable[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def score_rankings(rankings: Sequence[Sequence], relevants: Sequence[Collection]) -> dict[str, float]:
+def score_rankings(rankings: Sequence[Sequence[object]], relevants: Sequence[Collection[object]]) -> dict[str, float]:
     """Mean nDCG@10, Recall@50 and MAP@100 over queries that have relevance labels."""
     pairs = [(r, rel) for r, rel in zip(rankings, relevants) if rel]
     return {

@@ -12,8 +12,14 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
+
+    from matching.lexical import BM25Channel
 
 # θ is checked (and reading may stop) only before posting lists longer than this, over the first THETA_ROWS rows
 # touched; shorter lists are always read (reading 64k postings costs about what finishing 4k rows does).
@@ -25,18 +31,21 @@ LOOKUP_RATIO = 16
 # Partial sums are float32 in a different order than the exact scores: prune only with this relative margin.
 PRUNE_SLACK = 1e-4
 
-_kernels = None
+# The numba kernels (compiled on first use), in the order _compile returns them.
+_Kernels = tuple[Callable[..., Any], ...]
+_kernels: _Kernels | None = None
 _local = threading.local()
 _NO_POOL = np.zeros(1, np.uint8)
 
 
-def _compile():
+def _compile() -> _Kernels:
     global _kernels
     if _kernels is None:
         from numba import njit
 
         @njit(nogil=True, cache=True)
-        def scatter_add(rows, vals, weight, acc, seen, touched, n_touched):
+        def scatter_add(rows: np.ndarray, vals: np.ndarray, weight: np.float32, acc: np.ndarray, seen: np.ndarray,
+                        touched: np.ndarray, n_touched: int) -> int:
             for i in range(rows.shape[0]):
                 r = rows[i]
                 if seen[r] == 0:
@@ -47,7 +56,8 @@ def _compile():
             return n_touched
 
         @njit(nogil=True, cache=True)
-        def add_flagged(rows, vals, weight, acc, seen):
+        def add_flagged(rows: np.ndarray, vals: np.ndarray, weight: np.float32, acc: np.ndarray,
+                        seen: np.ndarray) -> None:
             # Only rows still in the running (seen == 2) take the list's values.
             for i in range(rows.shape[0]):
                 r = rows[i]
@@ -55,14 +65,16 @@ def _compile():
                     acc[r] += weight * vals[i]
 
         @njit(nogil=True, cache=True)
-        def reset(acc, seen, touched, n_touched):
+        def reset(acc: np.ndarray, seen: np.ndarray, touched: np.ndarray, n_touched: int) -> None:
             for i in range(n_touched):
                 r = touched[i]
                 acc[r] = 0.0
                 seen[r] = 0
 
         @njit(nogil=True, cache=True)
-        def bm25_rows(indptr, indices, counts, idf, length_norm, rows, qslot, qvals, out):
+        def bm25_rows(indptr: np.ndarray, indices: np.ndarray, counts: np.ndarray, idf: np.ndarray,
+                      length_norm: np.ndarray, rows: np.ndarray, qslot: np.ndarray, qvals: np.ndarray,
+                      out: np.ndarray) -> None:
             # A row's BM25 weights for the query's columns only (qslot[col] = 1 + position in qvals, else 0), computed
             # and summed (ascending columns, float32) exactly as the column weights and the whole-pool product are.
             for i in range(rows.shape[0]):
@@ -77,7 +89,8 @@ def _compile():
                 out[i] = s
 
         @njit(nogil=True, cache=True)
-        def weighted_rows(indptr, indices, data, rows, qslot, qvals, out):
+        def weighted_rows(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, rows: np.ndarray,
+                          qslot: np.ndarray, qvals: np.ndarray, out: np.ndarray) -> None:
             for i in range(rows.shape[0]):
                 r = rows[i]
                 s = np.float32(0.0)
@@ -88,7 +101,8 @@ def _compile():
                 out[i] = s
 
         @njit(nogil=True, cache=True)
-        def lookup_add(term_rows, term_vals, weight, rows, n_rows, acc):
+        def lookup_add(term_rows: np.ndarray, term_vals: np.ndarray, weight: np.float32, rows: np.ndarray,
+                       n_rows: int, acc: np.ndarray) -> None:
             # Binary search of each row still in the running in an ascending posting list.
             size = term_rows.shape[0]
             for i in range(n_rows):
@@ -104,7 +118,8 @@ def _compile():
                     acc[r] += weight * term_vals[lo]
 
         @njit(nogil=True, cache=True)
-        def prune(rows, n_rows, acc, seen, k, theta, rest, slack):
+        def prune(rows: np.ndarray, n_rows: int, acc: np.ndarray, seen: np.ndarray, k: int, theta: float,
+                  rest: float, slack: float) -> tuple[int, float]:
             # Raise θ to the k-th best score of the rows left, then keep (compacted to the front of `rows`) those
             # that the unread lists' bounds `rest` could still lift to θ; the others are unflagged.
             scores = np.empty(n_rows, np.float32)
@@ -125,7 +140,8 @@ def _compile():
             return kept, theta
 
         @njit(nogil=True, cache=True)
-        def survivors(acc, touched, n_touched, in_pool, use_pool, rest, margin):
+        def survivors(acc: np.ndarray, touched: np.ndarray, n_touched: int, in_pool: np.ndarray, use_pool: bool,
+                      rest: float, margin: float) -> np.ndarray:
             # The touched pool rows whose partial score plus the unread lists' bounds can still reach θ.
             out = np.empty(n_touched, np.int64)
             kept = 0
@@ -149,7 +165,7 @@ def _slots(width: int, cols: np.ndarray) -> np.ndarray:
     return slot
 
 
-def bm25_row_scores(channel, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray) -> np.ndarray:
+def bm25_row_scores(channel: BM25Channel, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray) -> np.ndarray:
     """BM25 scores of `rows` for ascending query columns `cols` weighted `vals` (float32), from the row counts."""
     out = np.zeros(len(rows), np.float32)
     m = channel.counts
@@ -158,7 +174,7 @@ def bm25_row_scores(channel, rows: np.ndarray, cols: np.ndarray, vals: np.ndarra
     return out
 
 
-def weighted_row_scores(matrix, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray) -> np.ndarray:
+def weighted_row_scores(matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray) -> np.ndarray:
     """Σ matrix[row, col] · val over ascending query columns, per row (float32), for a row-major weight matrix."""
     out = np.zeros(len(rows), np.float32)
     _compile()[3](matrix.indptr, matrix.indices, matrix.data, np.asarray(rows, np.int64),
@@ -176,7 +192,7 @@ class Term:
     bound: float  # weight · max(values), from precomputed column maxima (computing it here would read the list)
 
 
-def _buffers(n: int):
+def _buffers(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-thread scratch arrays (a web server searches the same engine from several threads)."""
     buf = getattr(_local, "buf", None)
     if buf is None or len(buf[0]) < n:

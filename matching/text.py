@@ -12,6 +12,7 @@ import re
 import threading
 import unicodedata
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 # Function words and generic company/industry suffixes. Kept deliberately small: on the ICKG dev
 # benchmark a long list (设备, 制造, 系统 …) cost 2 nDCG points, because those words do carry meaning.
@@ -34,7 +35,7 @@ def normalize(text: str) -> str:
     return _PUNCT_RE.sub(" ", text).strip()
 
 
-def _jieba():
+def _jieba() -> Any:  # the jieba module (untyped), initialised
     global _jieba_ready
     import jieba
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from chains.enterprise_models import Enterprise
 from chains.enterprises.normalize import format_capital
-from chains.excel import safe_cell  # noqa: F401  (re-exported: the importer escapes its report with it)
+from chains.excel import safe_cell
 
 EXPORT_BATCH = 2000
 
@@ -53,7 +53,7 @@ def _rows(session: Session) -> Iterator[list[Any]]:
             session.expunge(e)  # keep memory flat on large registries
 
 
-def export_enterprises(session: Session, path: str | os.PathLike) -> int:
+def export_enterprises(session: Session, path: str | os.PathLike[str]) -> int:
     """Write every enterprise to `path` (.csv: UTF-8 with BOM; .xlsx); returns the number of rows."""
     suffix = Path(path).suffix.lower()
     count = 0

@@ -14,15 +14,24 @@ import os
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from sqlalchemy import JSON, delete, insert, select, update
+from sqlalchemy import JSON, Column, ColumnDefault, delete, insert, select, update
+from sqlalchemy import Table as SqlTable
 from sqlalchemy.orm import Session
 
 from chains.db import utcnow
 from chains.enterprise_models import Enterprise, EnterpriseChange, EnterpriseTag
 from chains.enterprises.readers import Table, read_table
 from chains.enterprises.rows import ParsedRow, identity_label, parse_row
+
+if TYPE_CHECKING:
+    import psycopg
+
+# An enterprises row (or a row of its tag / change tables) as column name → value.
+_Row = dict[str, Any]
+# (name_norm, city) → {id: row} of the stored firms of that name and city
+_ByName = dict[tuple[str, str], dict[int, _Row]]
 
 logger = logging.getLogger("chainmatch.enterprises.import")
 
@@ -60,7 +69,10 @@ INSERT_DEFAULTS: dict[str, Any] = {
     "industry_class": "", "industry_name": "", "business_scope": "", "main_products": "", "employees": None,
     "revenue_wan": None, "country": "中国", "data_note": "", "is_demo": False, "is_synthetic": False,
 }
-_ENT = Enterprise.__table__
+# The models' tables as `Table` (`Model.__table__` is typed as the wider FromClause).
+_ENT = Enterprise.metadata.tables[Enterprise.__tablename__]
+_TAGS = EnterpriseTag.metadata.tables[EnterpriseTag.__tablename__]
+_CHANGES = EnterpriseChange.metadata.tables[EnterpriseChange.__tablename__]
 _LOAD_COLUMNS = [_ENT.c.id] + [_ENT.c[name] for name in DATA_FIELDS]
 
 ProgressCallback = Callable[[int, int], None]
@@ -105,7 +117,7 @@ def _same(old: Any, new: Any) -> bool:
         return math.isclose(old, float(new), rel_tol=FLOAT_TOLERANCE, abs_tol=FLOAT_TOLERANCE)
     if isinstance(old, datetime) and isinstance(new, date):
         return old.date() == new
-    return old == new
+    return bool(old == new)
 
 
 def _as_text(value: Any) -> str | None:
@@ -136,9 +148,9 @@ def _merge(earlier: ParsedRow, later: ParsedRow) -> ParsedRow:
     return merged
 
 
-def write_report(rows: Iterable[ReportRow], path: str | os.PathLike) -> None:
+def write_report(rows: Iterable[ReportRow], path: str | os.PathLike[str]) -> None:
     """Row report as UTF-8 CSV with BOM (opens correctly in Excel); formula-like cells are escaped."""
-    from chains.enterprises.exporter import safe_cell
+    from chains.excel import safe_cell
 
     tmp = Path(str(path) + ".part")
     with open(tmp, "w", encoding="utf-8-sig", newline="") as fh:
@@ -150,7 +162,7 @@ def write_report(rows: Iterable[ReportRow], path: str | os.PathLike) -> None:
     os.replace(tmp, path)
 
 
-def _copy_connection(session: Session):
+def _copy_connection(session: Session) -> psycopg.Connection[Any] | None:
     """The psycopg connection under the session's transaction when the database is PostgreSQL, else None."""
     connection = session.connection()
     if connection.dialect.name != "postgresql" or connection.dialect.driver != "psycopg":
@@ -158,7 +170,7 @@ def _copy_connection(session: Session):
     return connection.connection.driver_connection
 
 
-def _allocate_ids(conn, table, count: int) -> list[int]:
+def _allocate_ids(conn: psycopg.Connection[Any], table: SqlTable, count: int) -> list[int]:
     """`count` fresh primary keys from the table's id sequence (PostgreSQL)."""
     with conn.cursor() as cur:
         cur.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
@@ -166,23 +178,23 @@ def _allocate_ids(conn, table, count: int) -> list[int]:
         return [row[0] for row in cur.fetchall()]
 
 
-def _copy_value(column, value: Any) -> Any:
+def _copy_value(column: Column[Any], value: Any) -> Any:
     if value is not None and isinstance(column.type, JSON):
         return json.dumps(value, ensure_ascii=False)
     return value
 
 
-def _copy_rows(conn, table, rows: list[dict]) -> None:
+def _copy_rows(conn: psycopg.Connection[Any], table: SqlTable, rows: list[_Row]) -> None:
     """Write rows with COPY … FROM STDIN (PostgreSQL): many times faster than INSERT statements for new rows.
 
     Columns a row leaves out get their Python-side default, as an INSERT statement would give them.
     """
     columns = [c for c in table.columns if any(c.name in row for row in rows) or c.default is not None]
-    defaults = {}
+    defaults: dict[str, Any] = {}
     for c in columns:
-        if c.default is not None and c.default.is_scalar:
+        if isinstance(c.default, ColumnDefault) and c.default.is_scalar:
             defaults[c.name] = c.default.arg
-        elif c.default is not None and c.default.is_callable:
+        elif isinstance(c.default, ColumnDefault) and c.default.is_callable:
             defaults[c.name] = c.default.arg(None)
     names = ", ".join(f'"{c.name}"' for c in columns)
     with conn.cursor() as cur:
@@ -242,16 +254,18 @@ class _Importer:
         return f"外部编号:{ext[:64]}" if ext else ""
 
     # ------------------------------------------------------------ write
-    def _preload(self, chunk: list[_Pending]) -> tuple[dict, dict, dict]:
+    def _preload(self, chunk: list[_Pending]) -> tuple[dict[str, _Row], dict[str, _Row], _ByName]:
         codes = {p.parsed.values["credit_code"] for p in chunk if p.parsed.values.get("credit_code")}
         exts = {p.parsed.values["external_id"] for p in chunk if p.parsed.values.get("external_id")}
         names = {p.parsed.values["name_norm"] for p in chunk if p.parsed.identity[0] == "name"}
-        by_code, by_ext, by_name = {}, {}, {}
+        by_code: dict[str, _Row] = {}
+        by_ext: dict[str, _Row] = {}
+        by_name: _ByName = {}
         for column, keys in ((_ENT.c.credit_code, codes), (_ENT.c.external_id, exts), (_ENT.c.name_norm, names)):
             if not keys:
                 continue
-            for row in self.session.execute(select(*_LOAD_COLUMNS).where(column.in_(keys))).mappings():
-                row = dict(row)
+            for mapping in self.session.execute(select(*_LOAD_COLUMNS).where(column.in_(keys))).mappings():
+                row = dict(mapping)
                 if row["credit_code"]:
                     by_code[row["credit_code"]] = row
                 if row["external_id"]:
@@ -259,7 +273,8 @@ class _Importer:
                 by_name.setdefault((row["name_norm"], row["city"]), {})[row["id"]] = row
         return by_code, by_ext, by_name
 
-    def _match(self, pending: _Pending, by_code: dict, by_ext: dict, by_name: dict) -> tuple[dict | None, str]:
+    def _match(self, pending: _Pending, by_code: dict[str, _Row], by_ext: dict[str, _Row],
+               by_name: _ByName) -> tuple[_Row | None, str]:
         """The stored row this record updates (None: new), or a rejection reason."""
         values = pending.parsed.values
         kind, key = pending.parsed.identity
@@ -296,15 +311,17 @@ class _Importer:
             if self.progress:
                 self.progress(done, total)
         if self.copied >= ANALYZE_AFTER_COPIED_ROWS:
-            with _copy_connection(self.session).cursor() as cur:
+            conn = _copy_connection(self.session)
+            assert conn is not None  # rows were copied: PostgreSQL
+            with conn.cursor() as cur:
                 cur.execute(f'ANALYZE "{_ENT.name}"')
-                cur.execute(f'ANALYZE "{EnterpriseTag.__table__.name}"')
+                cur.execute(f'ANALYZE "{_TAGS.name}"')
 
     def _write_chunk(self, chunk: list[_Pending], claimed_ext: dict[str, int]) -> None:
         by_code, by_ext, by_name = self._preload(chunk)
-        inserts: list[dict] = []
+        inserts: list[_Row] = []
         insert_pending: list[_Pending] = []
-        updates: list[tuple[_Pending, dict, dict]] = []
+        updates: list[tuple[_Pending, _Row, _Row]] = []
         result = self.result
         for pending in chunk:
             values = pending.parsed.values
@@ -352,28 +369,28 @@ class _Importer:
                     tag_rows.append({"enterprise_id": new_id, "tag": tag})
                 self._report(pending, OUTCOME_INSERTED)
             if tag_rows and copy_conn is not None:
-                _copy_rows(copy_conn, EnterpriseTag.__table__, tag_rows)
+                _copy_rows(copy_conn, _TAGS, tag_rows)
             elif tag_rows:
-                self.session.execute(insert(EnterpriseTag.__table__), tag_rows)
+                self.session.execute(insert(_TAGS), tag_rows)
             result.inserted += len(inserts)
         if updates:
             self._apply_updates(updates)
 
-    def _change(self, enterprise_id: int, field_name: str, old: Any, new: Any) -> dict:
+    def _change(self, enterprise_id: int, field_name: str, old: Any, new: Any) -> _Row:
         return {"enterprise_id": enterprise_id, "field": field_name, "old_value": _as_text(old),
                 "new_value": _as_text(new), "source_file": self.source_file, "import_job_id": self.job_id,
                 "changed_at": self.now}
 
-    def _apply_updates(self, updates: list[tuple[_Pending, dict, dict]]) -> None:
+    def _apply_updates(self, updates: list[tuple[_Pending, _Row, _Row]]) -> None:
         ids = [existing["id"] for _, existing, _ in updates]
         old_tags: dict[int, set[str]] = {i: set() for i in ids}
         for enterprise_id, tag in self.session.execute(
                 select(EnterpriseTag.enterprise_id, EnterpriseTag.tag).where(EnterpriseTag.enterprise_id.in_(ids))):
             old_tags[enterprise_id].add(tag)
-        changes: list[dict] = []
-        by_keys: dict[frozenset, list[dict]] = {}
+        changes: list[_Row] = []
+        by_keys: dict[frozenset[str], list[_Row]] = {}
         retag_ids: list[int] = []
-        new_tag_rows: list[dict] = []
+        new_tag_rows: list[_Row] = []
         for pending, existing, values in updates:
             eid = existing["id"]
             diff = {k: v for k, v in values.items() if not _same(existing[k], v)}
@@ -381,7 +398,7 @@ class _Importer:
                 changes.append(self._change(eid, key, existing[key], new))
             tags = pending.parsed.tags
             tags_changed = tags is not None and set(tags) != old_tags[eid]
-            if tags_changed:
+            if tags is not None and tags_changed:
                 changes.append(self._change(eid, "tags", "；".join(sorted(old_tags[eid])), "；".join(sorted(tags))))
                 retag_ids.append(eid)
                 new_tag_rows.extend({"enterprise_id": eid, "tag": t} for t in tags)
@@ -397,10 +414,10 @@ class _Importer:
         for rows in by_keys.values():
             self.session.execute(update(Enterprise), rows)
         if retag_ids:
-            self.session.execute(delete(EnterpriseTag.__table__).where(EnterpriseTag.enterprise_id.in_(retag_ids)))
-            self.session.execute(insert(EnterpriseTag.__table__), new_tag_rows)
+            self.session.execute(delete(_TAGS).where(EnterpriseTag.enterprise_id.in_(retag_ids)))
+            self.session.execute(insert(_TAGS), new_tag_rows)
         if changes:
-            self.session.execute(insert(EnterpriseChange.__table__), changes)
+            self.session.execute(insert(_CHANGES), changes)
 
     def _report(self, pending: _Pending, outcome: str, reason: str = "") -> None:
         notes = [reason] if reason else []
@@ -423,8 +440,8 @@ def import_table(session: Session, table: Table, *, source_file: str = "", job_i
     return importer.result
 
 
-def import_file(session: Session, path: str | os.PathLike, *, mapping: dict[str, str] | str | None = None,
-                report_path: str | os.PathLike | None = None, progress: ProgressCallback | None = None,
+def import_file(session: Session, path: str | os.PathLike[str], *, mapping: dict[str, str] | str | None = None,
+                report_path: str | os.PathLike[str] | None = None, progress: ProgressCallback | None = None,
                 source_name: str | None = None, job_id: int | None = None, chunk_size: int = CHUNK_SIZE,
                 commit: bool = True) -> ImportResult:
     """Import one CSV/XLSX file as ONE transaction: all of it is committed, or (on any error) nothing.

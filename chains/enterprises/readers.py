@@ -73,7 +73,7 @@ def normalise_header(value: Any) -> str:
 _LOOKUP = {normalise_header(s): key for key, spellings in FIELD_SYNONYMS.items() for s in spellings}
 
 
-def load_mapping(mapping: dict[str, str] | str | os.PathLike | None) -> dict[str, str]:
+def load_mapping(mapping: dict[str, str] | str | os.PathLike[str] | None) -> dict[str, str]:
     """User header mapping {file header: field key or standard Chinese header}; a str/path is a JSON file."""
     if mapping is None:
         return {}
@@ -191,7 +191,7 @@ def _csv_rows(text: str) -> Iterator[tuple[int, list[Any]]]:
         raise TableReadError(f"CSV 格式错误（第{reader.line_num}行）：{exc}") from exc
 
 
-def read_csv(path: str | os.PathLike, mapping: dict[str, str] | str | None = None) -> Table:
+def read_csv(path: str | os.PathLike[str], mapping: dict[str, str] | str | None = None) -> Table:
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
@@ -207,7 +207,7 @@ def read_csv(path: str | os.PathLike, mapping: dict[str, str] | str | None = Non
     return table
 
 
-def _xlsx_rows(path: str | os.PathLike) -> Iterator[tuple[int, list[Any]]]:
+def _xlsx_rows(path: str | os.PathLike[str]) -> Iterator[tuple[int, list[Any]]]:
     from openpyxl import load_workbook
 
     try:
@@ -222,7 +222,7 @@ def _xlsx_rows(path: str | os.PathLike) -> Iterator[tuple[int, list[Any]]]:
         workbook.close()
 
 
-def read_xlsx(path: str | os.PathLike, mapping: dict[str, str] | str | None = None) -> Table:
+def read_xlsx(path: str | os.PathLike[str], mapping: dict[str, str] | str | None = None) -> Table:
     resolved = load_mapping(mapping)
     rows = _xlsx_rows(path)
     table = _find_header(rows, resolved)
@@ -234,7 +234,7 @@ def read_xlsx(path: str | os.PathLike, mapping: dict[str, str] | str | None = No
 SUPPORTED_EXTENSIONS = (".csv", ".txt", ".xlsx", ".xlsm")
 
 
-def read_table(path: str | os.PathLike, mapping: dict[str, str] | str | None = None) -> Table:
+def read_table(path: str | os.PathLike[str], mapping: dict[str, str] | str | None = None) -> Table:
     """Open a CSV or XLSX enterprise table (by extension); TableReadError with a Chinese message otherwise."""
     suffix = Path(path).suffix.lower()
     if suffix in (".xlsx", ".xlsm"):

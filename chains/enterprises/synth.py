@@ -10,6 +10,7 @@ import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Sequence
 
 import yaml
 
@@ -80,8 +81,9 @@ FALLBACK_LINKS = (
 )
 
 
-def _leaves(links: list[dict]) -> list[dict]:
-    found = []
+def _leaves(links: Any) -> list[dict[str, Any]]:
+    """The leaf links of a chain YAML's `links` (parsed YAML: anything)."""
+    found: list[dict[str, Any]] = []
     for link in links or []:
         if not isinstance(link, dict):
             continue
@@ -90,7 +92,7 @@ def _leaves(links: list[dict]) -> list[dict]:
     return found
 
 
-def load_link_profiles(chain_dir: str | os.PathLike | None = None) -> list[LinkProfile]:
+def load_link_profiles(chain_dir: str | os.PathLike[str] | None = None) -> list[LinkProfile]:
     """Leaf links of every chain YAML in `chain_dir` (sorted by file); the fallback set if none can be read."""
     directory = Path(chain_dir) if chain_dir else DEFAULT_CHAIN_DIR
     profiles = []
@@ -108,9 +110,10 @@ def load_link_profiles(chain_dir: str | os.PathLike | None = None) -> list[LinkP
     return profiles or list(FALLBACK_LINKS)
 
 
-def _weighted(rng: random.Random, choices) -> str:
+def _weighted(rng: random.Random, choices: Sequence[tuple[str, float]]) -> str:
     values, weights = zip(*choices)
-    return rng.choices(values, weights=weights, k=1)[0]
+    choice: str = rng.choices(values, weights=weights, k=1)[0]
+    return choice
 
 
 def _capital(rng: random.Random) -> str:
@@ -120,7 +123,7 @@ def _capital(rng: random.Random) -> str:
     return form.format(rng.choice((50, 100, 200, 300, 500, 800, 1000, 2000, 3000, 5000, 10000)))
 
 
-def generate(n: int, seed: int = 0, chain_dir: str | os.PathLike | None = None) -> list[dict[str, str]]:
+def generate(n: int, seed: int = 0, chain_dir: str | os.PathLike[str] | None = None) -> list[dict[str, str]]:
     """`n` synthetic enterprise rows (Chinese headers, as in demo_firms.csv); same seed and chain files → same rows."""
     rng = random.Random(seed)
     links = load_link_profiles(chain_dir)
@@ -158,7 +161,7 @@ def generate(n: int, seed: int = 0, chain_dir: str | os.PathLike | None = None) 
     return rows
 
 
-def write_csv(rows: list[dict[str, str]], path: str | os.PathLike) -> None:
+def write_csv(rows: list[dict[str, str]], path: str | os.PathLike[str]) -> None:
     """UTF-8 CSV in the demo_firms.csv header format."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8", newline="") as fh:

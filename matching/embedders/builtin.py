@@ -11,6 +11,7 @@ import json
 import pickle
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +24,7 @@ _STATE_FILE = "builtin_embedder.pkl"
 QUERY_BATCH = 4  # encode() of at most this many texts is a query: its tokens come from the query cache
 
 
-def _identity(tokens):
+def _identity(tokens: list[str]) -> list[str]:
     return tokens
 
 
@@ -36,11 +37,12 @@ class BuiltinEmbedder:
     def __init__(self, dim: int = DEFAULT_DIM, seed: int = 0) -> None:
         self.dim = int(dim)
         self.seed = seed
-        self._word = None
-        self._char = None
-        self._svd = None
+        # scikit-learn's TfidfVectorizer (words, characters) and TruncatedSVD, once fitted
+        self._word: Any = None
+        self._char: Any = None
+        self._svd: Any = None
 
-    def _features(self, texts: Sequence[str], fit: bool = False):
+    def _features(self, texts: Sequence[str], fit: bool = False) -> Any:  # a scipy.sparse CSR matrix
         import scipy.sparse as sp
         from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -83,7 +85,8 @@ class BuiltinEmbedder:
             vec = np.asarray(self._features(chunk) @ self._basis_t(), dtype=np.float32)
             out[start:start + len(chunk)] = vec
         norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.maximum(norms, 1e-12)
+        unit: np.ndarray = out / np.maximum(norms, 1e-12)
+        return unit
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Queries and documents are encoded alike."""

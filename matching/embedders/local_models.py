@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from matching.embedders.base import BACKENDS, EmbedderUnavailableError
 
@@ -82,13 +83,14 @@ def read_prompts(folder: Path | None) -> tuple[str, str]:
     return first(QUERY_PROMPTS), first(DOCUMENT_PROMPTS)
 
 
-def load_torch_sentence_transformer(model_ref: str, device: str = "cpu"):
+def load_torch_sentence_transformer(model_ref: str, device: str = "cpu") -> Any:
     """The sentence-transformers model (torch), from local files only."""
     offline()
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()  # a "Loading weights" bar on every load: noise in the CLI and the logs
+    # A "Loading weights" bar on every load: noise in the CLI and the logs.
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     try:
         return SentenceTransformer(model_ref, device=device, local_files_only=True)
     except Exception as exc:  # noqa: BLE001 - any load failure means the same thing to the user

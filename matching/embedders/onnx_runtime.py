@@ -24,7 +24,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -93,14 +93,14 @@ def default_cache_dir() -> Path:
     return Path(base) / "chainmatch" / "onnx"
 
 
-def _read_json(path: Path) -> dict | list:
+def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise OnnxUnsupported(f"cannot read {path.name}: {exc}") from exc
 
 
-def read_pipeline(folder: Path) -> dict:
+def read_pipeline(folder: Path) -> dict[str, Any]:
     """The model's module layout from its files: Transformer, Pooling (modes), optional Normalize.
 
     Anything else (Dense layers, prompts applied by default, weighted-mean / last-token pooling …) raises
@@ -155,20 +155,21 @@ def resolve_backend(model_ref: str, requested: str) -> tuple[str, str | None]:
 
 # ----------------------------------------------------------------------------- fingerprint and cache
 
-_FINGERPRINTS: dict[tuple, str] = {}
+# (folder, ((relative path, size, mtime_ns), …)) → fingerprint
+_FINGERPRINTS: dict[tuple[str, tuple[tuple[str, int, int], ...]], str] = {}
 _WHOLE_FILE_MAX = 64 << 20  # bigger files are hashed by size + head, middle and tail
 _SAMPLE = 8 << 20
 
 
 def _model_files(folder: Path) -> list[Path]:
-    out = []
+    out: list[Path] = []
     for root, dirs, files in os.walk(folder, followlinks=True):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         out.extend(Path(root) / f for f in sorted(files) if not f.startswith("."))
     return out
 
 
-def _hash_file(path: Path, size: int, digest) -> None:
+def _hash_file(path: Path, size: int, digest: hashlib._Hash) -> None:
     with open(path, "rb") as fh:
         if size <= _WHOLE_FILE_MAX:
             for block in iter(lambda: fh.read(1 << 20), b""):
@@ -218,7 +219,7 @@ def _temp_path(target: Path) -> Path:
     return Path(tmp)
 
 
-def _replace_into(target: Path, write) -> None:
+def _replace_into(target: Path, write: Callable[[Path], object]) -> None:
     """Call write(tmp_path), then rename the temporary file onto `target`."""
     tmp = _temp_path(target)
     try:
@@ -230,9 +231,9 @@ def _replace_into(target: Path, write) -> None:
         raise
 
 
-def _read_pipeline_file(folder: Path, fingerprint: str) -> dict | None:
+def _read_pipeline_file(folder: Path, fingerprint: str) -> dict[str, Any] | None:
     try:
-        spec = json.loads((folder / PIPELINE_FILE).read_text(encoding="utf-8"))
+        spec: dict[str, Any] = json.loads((folder / PIPELINE_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if spec.get("format") != EXPORT_FORMAT or spec.get("fingerprint") != fingerprint:
@@ -241,7 +242,7 @@ def _read_pipeline_file(folder: Path, fingerprint: str) -> dict | None:
 
 
 def ensure_export(model_ref: str, folder: Path, cache_dir: Path, backend: str,
-                  max_seq_length: int) -> tuple[Path, dict]:
+                  max_seq_length: int) -> tuple[Path, dict[str, Any]]:
     """(cache folder, pipeline spec) with the ONNX file for `backend`, exporting it first if it is not cached."""
     fingerprint = model_fingerprint(folder)
     target = Path(cache_dir) / fingerprint[:32]
@@ -257,7 +258,7 @@ def ensure_export(model_ref: str, folder: Path, cache_dir: Path, backend: str,
 
 
 def _export(model_ref: str, folder: Path, target: Path, fingerprint: str, backend: str, max_seq_length: int,
-            spec: dict | None) -> dict:
+            spec: dict[str, Any] | None) -> dict[str, Any]:
     global exports
     import torch
 
@@ -269,7 +270,7 @@ def _export(model_ref: str, folder: Path, target: Path, fingerprint: str, backen
     tokenizer = _load_tokenizer(folder / layout["transformer_path"])
     # The model's own token limit goes into the spec (each encoder truncates at its caller's limit up to it); the
     # export is checked against torch at the caller's limit.
-    model_limit = int(getattr(model, "max_seq_length", None) or getattr(tokenizer, "model_max_length", max_seq_length))
+    model_limit = int(getattr(model, "max_seq_length", 0) or getattr(tokenizer, "model_max_length", max_seq_length))
     seq_len = min(model_limit, max_seq_length)
     model.max_seq_length = seq_len
     sample = tokenizer(["动力电池", "海洋工程装备制造"], padding=True, truncation=True, max_length=seq_len,
@@ -292,14 +293,15 @@ def _export(model_ref: str, folder: Path, target: Path, fingerprint: str, backen
             bert.set_attn_implementation("eager")
 
         class _Keywords(torch.nn.Module):  # keyword call: BertModel.forward's positional order changed in v5
-            def __init__(self, inner):
+            def __init__(self, inner: torch.nn.Module) -> None:
                 super().__init__()
                 self.inner = inner
 
-            def forward(self, *args):
-                return self.inner(**dict(zip(names, args))).last_hidden_state
+            def forward(self, *args: torch.Tensor) -> torch.Tensor:
+                hidden: torch.Tensor = self.inner(**dict(zip(names, args))).last_hidden_state
+                return hidden
 
-        axes = {k: {0: "batch", 1: "sequence"} for k in names}
+        axes: dict[str, dict[int, str]] = {k: {0: "batch", 1: "sequence"} for k in names}
         axes["last_hidden_state"] = {0: "batch", 1: "sequence"}
 
         def write_fp32(tmp: Path) -> None:
@@ -355,12 +357,12 @@ def _export(model_ref: str, folder: Path, target: Path, fingerprint: str, backen
     return spec
 
 
-def _embedding_dim(model) -> int:
+def _embedding_dim(model: Any) -> int:
     getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
     return int(getter())
 
 
-def _load_tokenizer(path: Path):
+def _load_tokenizer(path: Path) -> Any:
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
@@ -368,7 +370,8 @@ def _load_tokenizer(path: Path):
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
+    unit: np.ndarray = vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
+    return unit
 
 
 # ----------------------------------------------------------------------------- inference
@@ -395,7 +398,7 @@ def pool(hidden: np.ndarray, mask: np.ndarray, modes: Sequence[str]) -> np.ndarr
 class OnnxEncoder:
     """Tokenizer + ONNX Runtime session + pooling for one exported model file."""
 
-    def __init__(self, folder: Path, cache: Path, spec: dict, backend: str, threads: int = 0,
+    def __init__(self, folder: Path, cache: Path, spec: dict[str, Any], backend: str, threads: int = 0,
                  max_seq_length: int | None = None) -> None:
         import onnxruntime as ort
 

@@ -10,7 +10,7 @@ import logging
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -56,8 +56,8 @@ class SentenceTransformerEmbedder:
         self.cache_dir = Path(cache_dir).expanduser().resolve() if cache_dir else None
         self.max_seq_length = int(max_seq_length)
         self.query_prompt, self.document_prompt = read_prompts(model_folder(self.model_ref))
-        self._model = None  # sentence-transformers model (torch backend)
-        self._onnx = None  # OnnxEncoder (onnx backends)
+        self._model: Any = None  # sentence-transformers model (torch backend; untyped)
+        self._onnx: onnx_runtime.OnnxEncoder | None = None  # onnx backends
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()  # query text → vector (LRU)
         self._queries_lock = threading.Lock()
         backend_used, why_not = onnx_runtime.resolve_backend(self.model_ref, self.requested_backend)
@@ -79,7 +79,7 @@ class SentenceTransformerEmbedder:
         self.dim = int(dim)
 
     @property
-    def tokenizer(self):
+    def tokenizer(self) -> Any:
         """The model's own tokenizer (whichever backend runs it)."""
         return self._onnx.tokenizer if self._onnx is not None else self._model.tokenizer
 
@@ -155,10 +155,12 @@ def st_embedder_name(model_ref: str, backend: str) -> str:
     return ST_PREFIX + model_ref + ("" if backend == TORCH else "#" + backend)
 
 
-def _load_onnx(model_ref: str, backend: str, cache_dir: Path | None, threads: int, max_seq_length: int):
+def _load_onnx(model_ref: str, backend: str, cache_dir: Path | None, threads: int,
+               max_seq_length: int) -> onnx_runtime.OnnxEncoder:
     folder = model_folder(model_ref)
     cache = cache_dir or onnx_runtime.default_cache_dir()
     try:
+        assert folder is not None  # resolve_backend chose ONNX: the model folder exists
         target, spec = onnx_runtime.ensure_export(model_ref, folder, cache, backend, max_seq_length)
         return onnx_runtime.OnnxEncoder(folder, target, spec, backend, threads, max_seq_length)
     except EmbedderUnavailableError:

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -78,7 +79,8 @@ class Vocabulary:
     @staticmethod
     def token_hash(token: str) -> np.uint64:
         codes = np.frombuffer(token.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64) + np.uint64(1)
-        return _hash_windows(codes, len(token))[0]
+        digest: np.uint64 = _hash_windows(codes, len(token))[0]
+        return digest
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -132,7 +134,7 @@ class StaticEmbedder:
         self.folder = Path(folder)
         arrays = load_file(str(self.folder / TABLES_FILE))
         self.vocab: list[str] = json.loads((self.folder / VOCAB_FILE).read_text(encoding="utf-8"))
-        self.provenance: dict = json.loads((self.folder / PROVENANCE_FILE).read_text(encoding="utf-8"))
+        self.provenance: dict[str, Any] = json.loads((self.folder / PROVENANCE_FILE).read_text(encoding="utf-8"))
         self._vocabulary = Vocabulary(self.vocab)
         # Weighted rows once: a profile's vector is then a plain sum of rows.
         self._doc = (arrays["doc"].astype(np.float32) * arrays["doc_weights"][:, None]).astype(np.float32)
@@ -161,7 +163,8 @@ class StaticEmbedder:
             counts = sp.csr_matrix((np.ones(len(rows), np.float32), (owners, rows)), shape=(len(batch), len(table)))
             out[start:start + len(batch)] = counts @ table  # sum of the tokens' weighted rows
         norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.maximum(norms, 1e-12)
+        unit: np.ndarray = out / np.maximum(norms, 1e-12)
+        return unit
 
     def save(self, folder: Path) -> None:
         """Record which trained model to reload (the tables stay in the models folder)."""
@@ -182,7 +185,7 @@ def static_model_name(folder: Path) -> str:
     return f"{STATIC_PREFIX}{provenance['teacher']}@{Path(folder).name[:12]}"
 
 
-def write_model(models_dir: Path, teacher: str, vocab: list[str], tables: Tables, provenance: dict) -> Path:
+def write_model(models_dir: Path, teacher: str, vocab: list[str], tables: Tables, provenance: dict[str, Any]) -> Path:
     """Save a trained model under `<models_dir>/static/<digest>/` (written aside, then renamed) and return it."""
     from safetensors.numpy import save_file
 

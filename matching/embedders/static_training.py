@@ -20,6 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -79,7 +80,7 @@ class Bags:
 
 
 def train(profiles: Sequence[str], encode_documents: Encode, encode_queries: Encode, epochs: int = EPOCHS,
-          progress: Progress | None = None, seed: int = 0) -> tuple[list[str], Tables, dict]:
+          progress: Progress | None = None, seed: int = 0) -> tuple[list[str], Tables, dict[str, Any]]:
     """(vocabulary, tables, figures) of a static model fitted to the transformer on `profiles`."""
     import torch
 
@@ -123,7 +124,7 @@ def train(profiles: Sequence[str], encode_documents: Encode, encode_queries: Enc
             loss = (1 - torch.nn.functional.cosine_similarity(summed, targets[texts])).mean()
             for optimiser in optimisers:
                 optimiser.zero_grad()
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             for optimiser in optimisers:
                 optimiser.step()
             loss_sum += loss.item() * len(texts)

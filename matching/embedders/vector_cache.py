@@ -20,9 +20,12 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from matching.embedders.base import Embedder
 
 MANIFEST = "manifest.json"
 LOCK_FILE = ".lock"
@@ -31,6 +34,7 @@ ENCODE_BATCH = 64  # texts per encode call inside a chunk (progress is reported 
 MAX_CHUNKS = 256  # more chunk files than this are merged into one on the next compaction
 
 Progress = Callable[[int, int], None]
+Encode = Callable[[Sequence[str]], np.ndarray]  # texts → one vector row per text
 
 
 class EncodingStopped(Exception):
@@ -88,13 +92,14 @@ class VectorCache:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
-    def _read_manifest(self) -> dict:
+    def _read_manifest(self) -> dict[str, Any]:
         try:
-            return json.loads((self.folder / MANIFEST).read_text(encoding="utf-8"))
+            manifest: dict[str, Any] = json.loads((self.folder / MANIFEST).read_text(encoding="utf-8"))
+            return manifest
         except (OSError, ValueError):
             return {}
 
-    def _write_manifest(self, manifest: dict) -> None:
+    def _write_manifest(self, manifest: dict[str, Any]) -> None:
         tmp = self.folder / f".{MANIFEST}.{uuid.uuid4().hex[:8]}"
         tmp.write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
         os.replace(tmp, self.folder / MANIFEST)
@@ -250,7 +255,8 @@ def cache_folders(root: Path, embedder_name: str) -> tuple[Path, Path]:
     return Path(root) / name, Path(root) / f"{name}-queries"
 
 
-def cached_encoders(embedder, root: Path | None, progress: Progress | None = None):
+def cached_encoders(embedder: Embedder, root: Path | None,
+                    progress: Progress | None = None) -> tuple[Encode, Encode]:
     """(encode documents, encode queries) of `embedder` through its caches under `root` (plain encoders without)."""
     if root is None:
         return embedder.encode, embedder.encode_queries

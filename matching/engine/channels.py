@@ -18,7 +18,7 @@ STATS_SAMPLE is read from this module at call time (tests lower it here to exerc
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,8 +55,10 @@ class LexicalChannels:
         self.tfidf = CharTfidfChannel()
         self._tfidf_lock = threading.Lock()
         self._refresh_lock = threading.Lock()  # request threads searching after an import refresh at the same time
-        self._samples: dict[str, tuple] = {}  # name → (columns cut from, STATS_SAMPLE, sampled columns)
-        self._last_query: tuple | None = None  # (key, tokens, known word columns) of the last query
+        # name → (columns cut from, STATS_SAMPLE, sampled columns)
+        self._samples: dict[str, tuple[sp.csc_matrix, int, sp.csc_matrix]] = {}
+        # (key, tokens, known word columns) of the last query
+        self._last_query: tuple[tuple[str, int, int], list[str], list[tuple[str, int]]] | None = None
 
     def __len__(self) -> int:
         """Rows of the pool (every channel has one per pool row once pending changes are applied)."""
@@ -138,7 +140,8 @@ class LexicalChannels:
             return self.bm25.query_columns(self.query_terms(query))
         if name == "char":
             return self.char.query_columns(char_ngrams(query, 1, 2))
-        tfidf = self.get("tfidf")
+        self.ensure_tfidf()
+        tfidf = self.tfidf
         if not tfidf.fitted:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         return tfidf.query_weights(query)
@@ -161,7 +164,7 @@ class LexicalChannels:
         self._last_query = (key, terms, columns)
         return terms, columns
 
-    def word_columns(self, terms: list[str]) -> list[tuple[str, int]]:
+    def word_columns(self, terms: Sequence[str]) -> list[tuple[str, int]]:
         """The distinct `terms` the word channel knows, in order, with their columns."""
         ids = self.bm25.vocab.ids
         out: dict[str, int] = {}
@@ -267,6 +270,7 @@ def exact_scores(lexical: LexicalChannels, dense: DenseChannel, cq: ChannelQuery
     """Raw scores of `rows` in one channel, computed as the whole-pool product computes them (float32, terms
     in ascending column order; dense: from the rows' stored vectors, fetched hits as fetched)."""
     if cq.name == "dense":
+        assert cq.vector is not None  # a dense channel query has its vector
         out = dense.row_scores(cq.vector, rows)
         order = np.argsort(cq.cols)
         pos = np.minimum(np.searchsorted(cq.cols[order], rows), max(len(order) - 1, 0))
@@ -278,7 +282,7 @@ def exact_scores(lexical: LexicalChannels, dense: DenseChannel, cq: ChannelQuery
     from matching.sparse_topk import bm25_row_scores, weighted_row_scores
 
     channel = lexical.get(cq.name)
-    if cq.name == "tfidf":
+    if isinstance(channel, CharTfidfChannel):  # "tfidf"; "bm25" and "char" are BM25 channels
         return weighted_row_scores(channel.rows, rows, cq.cols, cq.vals)
     return bm25_row_scores(channel, rows, cq.cols, cq.vals)
 

@@ -16,12 +16,13 @@ Invariants:
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from matching.embedders.base import Embedder
 from matching.engine.pool import Document, Pool
 from matching.text import HAN, OTHER, script_group
 from matching.vectors import VectorIndex, make_vector_index
@@ -121,7 +122,7 @@ class GroupMoments:
         return out
 
 
-def groups_of_texts(texts) -> np.ndarray:
+def groups_of_texts(texts: Iterable[str]) -> np.ndarray:
     """The script group of each text."""
     return np.fromiter((script_group(t) for t in texts), np.int8)
 
@@ -130,7 +131,7 @@ def groups_of_texts(texts) -> np.ndarray:
 class PreparedIndex:
     """A vector index built beside a live engine (MatchEngine.build_vector_index) with its moments."""
 
-    embedder: object
+    embedder: Embedder
     index: VectorIndex
     moments: GroupMoments
 
@@ -138,12 +139,13 @@ class PreparedIndex:
 class DenseChannel:
     """The embedder (None: no dense channel) and its vector index (None until vectors are built or loaded)."""
 
-    def __init__(self, pool: Pool, embedder=None) -> None:
+    def __init__(self, pool: Pool, embedder: Embedder | None = None) -> None:
         self._pool = pool
         self.embedder = embedder
         self.index: VectorIndex | None = None
         self.moments: GroupMoments | None = None  # None: computed from the stored vectors when first needed
-        self._group_rows: tuple | None = None  # (row ids it was computed for, other ids count, group of each row)
+        # (row ids it was computed for, other ids count, group of each row)
+        self._group_rows: tuple[np.ndarray, int, np.ndarray] | None = None
 
     @property
     def active(self) -> bool:
@@ -152,11 +154,13 @@ class DenseChannel:
 
     def fit(self) -> None:
         """Fit the embedder on a sample of the pool's profiles."""
+        assert self.embedder is not None
         self.embedder.fit(self._pool.fit_sample())
 
     def build(self, vectors: np.ndarray | None, exact_max: int, backend: str) -> None:
         """A fresh index over the pool's rows; `vectors` (one row per row, from this embedder) skip encoding."""
         ids = self._pool.row_ids
+        assert self.embedder is not None
         if vectors is None:
             vectors = self.embedder.encode(self._pool.texts()) if len(ids) else \
                 np.zeros((0, self.embedder.dim), np.float32)
@@ -175,6 +179,7 @@ class DenseChannel:
         """Append documents' vectors (encoded here unless given, one row per document), replacing those of ids
         already indexed."""
         ids = np.asarray([int(d.id) for d in docs], np.int64)
+        assert self.embedder is not None and self.index is not None
         if vectors is None:
             vectors = self.embedder.encode([d.text for d in docs])
         vectors = np.asarray(vectors, np.float32)
@@ -186,14 +191,16 @@ class DenseChannel:
 
     def delete(self, ids: Sequence[int]) -> None:
         """Drop the vectors of removed documents."""
-        ids = np.asarray(ids, np.int64)
+        id_array = np.asarray(ids, np.int64)
+        assert self.index is not None
         if self.moments is not None:
-            old, present = self.index.vectors(ids)
-            self.moments.add(ids[present], old, self.moments.group_of(ids[present]), -1)
-        self.index.delete(ids)
+            old, present = self.index.vectors(id_array)
+            self.moments.add(id_array[present], old, self.moments.group_of(id_array[present]), -1)
+        self.index.delete(id_array)
 
     # ---- a query's scores ---------------------------------------------------------------------------
     def query_vector(self, query: str) -> np.ndarray:
+        assert self.embedder is not None
         return np.asarray(self.embedder.encode_queries([query]), np.float32).reshape(-1)
 
     def hits(self, query: str | None, vector: np.ndarray | None = None, k: int = DENSE_CANDIDATES,
@@ -204,6 +211,7 @@ class DenseChannel:
         if self.embedder is None or self.index is None or not len(self._pool.row_ids):
             return empty
         if vector is None:
+            assert query is not None  # a query text or its vector
             vector = self.query_vector(query)
         k = min(k, len(self.index))
         scores, ids = self.index.search(np.asarray(vector, np.float32).reshape(1, -1), k, allowed_ids)
@@ -240,6 +248,7 @@ class DenseChannel:
 
     def _moments(self) -> GroupMoments:
         if self.moments is None:  # an index saved before moments were kept, or from another backend
+            assert self.embedder is not None
             self.moments = GroupMoments(self.embedder.dim)
             ids = self._pool.row_ids
             for start in range(0, len(ids), MOMENTS_CHUNK):
@@ -261,6 +270,7 @@ class DenseChannel:
         """Indexed vectors of pooled documents (float32 rows in the order of `doc_ids`); any the vector index
         does not hold are encoded from their text."""
         doc_ids = np.asarray(doc_ids, np.int64)
+        assert self.embedder is not None
         present = np.zeros(len(doc_ids), bool)
         if self.index is not None and len(doc_ids):
             vectors, present = self.index.vectors(doc_ids)
@@ -286,7 +296,8 @@ class DenseChannel:
             self.moments = moments if moments.count == len(self.index) else None
 
 
-def prepare(embedder, ids: np.ndarray, vectors: np.ndarray, texts, exact_max: int, backend: str) -> PreparedIndex:
+def prepare(embedder: Embedder, ids: np.ndarray, vectors: np.ndarray, texts: Iterable[str], exact_max: int,
+            backend: str) -> PreparedIndex:
     """A vector index of `embedder`'s `vectors` (one row per id, `texts` their profiles; kind by pool size, backend
     by name) and their moments."""
     vectors = np.asarray(vectors, np.float32)

@@ -12,14 +12,16 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 
 from matching import scoring
+from matching.embedders.base import Embedder
 from matching.engine.channels import LexicalChannels, pool_scores
 from matching.engine.dense import DenseChannel, PreparedIndex, prepare
 from matching.engine.explanation import Explainer, Hit
-from matching.engine.features import RERANK_CANDIDATES, base_features
+from matching.engine.features import RERANK_CANDIDATES, LearnedReranker, base_features
 from matching.engine.lookalikes import LookAlikes
 from matching.engine.persistence import Settings, load_learned, load_pool, read_settings, save_folder
 from matching.engine.pool import Document, Pool
@@ -33,8 +35,8 @@ from matching.vectors import VectorIndex
 class MatchEngine:
     """Builds and searches one pool of enterprise profiles."""
 
-    def __init__(self, embedder=None, weights: FusionWeights | None = None, exact_max: int = 200_000,
-                 vector_backend: str = "faiss") -> None:
+    def __init__(self, embedder: Embedder | None = None, weights: FusionWeights | None = None,
+                 exact_max: int = 200_000, vector_backend: str = "faiss") -> None:
         self.weights = weights or FusionWeights()
         self.exact_max = exact_max
         self.vector_backend = vector_backend  # a name registered in matching.vectors (register_backend)
@@ -45,17 +47,17 @@ class MatchEngine:
         self._ranker = Ranker(self._pool, self._lexical, self._dense, self._explainer)
         self._lookalikes = LookAlikes(self._pool, self._lexical, self._dense, self._explainer)
         self._query_sets = QuerySets(self._pool, self._lexical, self._dense)
-        self._learned = None
+        self._learned: LearnedReranker | None = None
         self._built_at = 0.0
         self._build_seconds = 0.0
 
     @property
-    def embedder(self):
+    def embedder(self) -> Embedder | None:
         """The dense channel's embedder (None: no dense channel)."""
         return self._dense.embedder
 
     @embedder.setter
-    def embedder(self, embedder) -> None:
+    def embedder(self, embedder: Embedder | None) -> None:
         self._dense.embedder = embedder
 
     @property
@@ -84,7 +86,7 @@ class MatchEngine:
         self._built_at = time.time()
         self._build_seconds = self._built_at - start
 
-    def attach_embedder(self, embedder, vectors: np.ndarray | None = None) -> None:
+    def attach_embedder(self, embedder: Embedder, vectors: np.ndarray | None = None) -> None:
         """Use another embedder for the dense channel without re-analysing the lexical channels. `vectors` (one row
         per pooled document in document order, from this embedder, already fitted) skip fitting and encoding."""
         self._fresh()
@@ -105,7 +107,7 @@ class MatchEngine:
             else:
                 self._dense.add(docs, vectors)
 
-    def build_vector_index(self, embedder, ids: np.ndarray, vectors: np.ndarray) -> PreparedIndex:
+    def build_vector_index(self, embedder: Embedder, ids: np.ndarray, vectors: np.ndarray) -> PreparedIndex:
         """A vector index of `embedder`'s vectors of the documents `ids`, built without touching this engine (so
         searches go on meanwhile); `use_vector_index` then swaps it in."""
         texts = [self._pool.docs[int(i)].text for i in ids]
@@ -228,7 +230,7 @@ class MatchEngine:
         """Per-candidate features (BASE_FEATURES) for the learned re-ranker; `top` indexes the pool."""
         return base_features(self._pool, self._lexical, query, top, pooled, fused, pool)
 
-    def apply_learning(self, model) -> bool:
+    def apply_learning(self, model: LearnedReranker | None) -> bool:
         """Use a matching.learning.LearnedModel for re-ranking when it was adopted; returns whether it is in use."""
         self._learned = model if (model is not None and model.adopted) else None
         if self._learned is not None:
@@ -237,7 +239,7 @@ class MatchEngine:
         return self._learned is not None
 
     @property
-    def learned(self):
+    def learned(self) -> LearnedReranker | None:
         """The learned model in use (adopted), or None."""
         return self._learned
 
@@ -270,7 +272,7 @@ class MatchEngine:
         engine._built_at, engine._build_seconds = settings.built_at, settings.build_seconds
         return engine
 
-    def info(self) -> dict:
+    def info(self) -> dict[str, Any]:
         """Embedder, size, weights, build time, vector backend and learned-model summary, for status pages."""
         return {
             "embedder": getattr(self.embedder, "name", None),

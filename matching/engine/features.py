@@ -8,6 +8,7 @@ label-memory features after these, so the order of BASE_FEATURES is part of a sa
 from __future__ import annotations
 
 import math
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -19,6 +20,17 @@ from matching.text import char_ngrams, normalize, tokenize
 RERANK_CANDIDATES = 200     # candidates re-ranked by a learned model (measured: recall@200 covers most gains)
 BASE_FEATURES = ("z_bm25", "z_char", "z_tfidf", "z_fused", "log_rank", "rel_bm25", "rel_char",
                  "cover_bigrams", "cover_words", "cover_name", "log_doc_len", "query_len", "z_dense", "dense")
+
+
+class LearnedReranker(Protocol):
+    """What the engine uses of a learned model (matching.learning.LearnedModel; that module imports this package)."""
+
+    ranker: Any  # the fitted re-ranker, or None
+    adopted: bool
+
+    def score(self, query: str, doc_ids: np.ndarray, base: np.ndarray) -> np.ndarray: ...
+
+    def summary(self) -> dict[str, Any]: ...
 
 
 def _query_bigrams(query: str) -> set[str]:

@@ -41,7 +41,8 @@ def _masked_zscore(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
     count = np.maximum(valid.sum(axis=0), 1)
     mean = np.where(valid, scores, 0.0).sum(axis=0) / count
     std = np.sqrt(np.where(valid, (scores - mean) ** 2, 0.0).sum(axis=0) / count)
-    return (scores - mean) / (std + ZSCORE_EPS)
+    z: np.ndarray = (scores - mean) / (std + ZSCORE_EPS)
+    return z
 
 
 class LookAlikes:

@@ -18,8 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from matching.embedders.base import Embedder
 from matching.engine.channels import LexicalChannels
 from matching.engine.dense import DenseChannel
+from matching.engine.features import LearnedReranker
 from matching.engine.pool import Document, Pool
 from matching.fusion import FusionWeights
 from matching.lexical import BM25Channel, CharTfidfChannel
@@ -42,8 +44,8 @@ class Settings:
     build_seconds: float
 
 
-def save_folder(folder: Path, pool: Pool, lexical: LexicalChannels, dense: DenseChannel, learned,
-         settings: Settings) -> None:
+def save_folder(folder: Path, pool: Pool, lexical: LexicalChannels, dense: DenseChannel,
+                learned: LearnedReranker | None, settings: Settings) -> None:
     """Write the pool, lexical channels, vectors, embedder and learned model into `folder` (pending changes
     already applied)."""
     folder = Path(folder)
@@ -75,13 +77,13 @@ def save_folder(folder: Path, pool: Pool, lexical: LexicalChannels, dense: Dense
     (folder / ENGINE_FILE).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
 
 
-def read_settings(folder: Path) -> tuple[Settings, object]:
+def read_settings(folder: Path) -> tuple[Settings, Embedder | None]:
     """(the saved settings, the saved embedder or None); ValueError when saved in another format."""
     folder = Path(folder)
     meta = json.loads((folder / ENGINE_FILE).read_text(encoding="utf-8"))
     if meta.get("format") != FORMAT_VERSION:
         raise ValueError(f"engine format {meta.get('format')} is not {FORMAT_VERSION}; rebuild the index")
-    embedder = None
+    embedder: Embedder | None = None
     if meta.get("embedder"):
         from matching.embedders import load_embedder
 
@@ -110,10 +112,11 @@ def load_pool(folder: Path, pool: Pool, lexical: LexicalChannels, dense: DenseCh
         dense.load_moments(folder)
 
 
-def load_learned(folder: Path):
+def load_learned(folder: Path) -> LearnedReranker | None:
     """The saved learned model, or None."""
     path = Path(folder) / LEARNED_FILE
     if not path.exists():
         return None
     with open(path, "rb") as fh:
-        return pickle.load(fh)
+        model: LearnedReranker = pickle.load(fh)
+    return model

@@ -51,6 +51,9 @@ class RowOf:
     def __init__(self, row_ids: np.ndarray) -> None:
         self.row_ids = row_ids
         ids = row_ids
+        # Small non-negative ids: a lookup table; else the sorted ids and their rows.
+        self.table: np.ndarray | None
+        self.sorted: tuple[np.ndarray, np.ndarray] | None
         if len(ids) and ids.min() >= 0 and ids.max() < 4 * len(ids) + 1024:
             self.table = np.full(int(ids.max()) + 1, -1, np.int64)
             self.table[ids] = np.arange(len(ids))
@@ -67,6 +70,7 @@ class RowOf:
             inside = (ids >= 0) & (ids < len(self.table))
             out[inside] = self.table[ids[inside]]
             return out
+        assert self.sorted is not None  # no table: the sorted ids
         keys, order = self.sorted
         if not len(keys):
             return np.full(len(ids), -1, np.int64)

@@ -10,6 +10,7 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -30,7 +31,8 @@ class QuerySets:
         self._pool = pool
         self._lexical = lexical
         self._dense = dense
-        self._cache: dict[tuple, dict] = {}  # (queries, weights, method) → {"marker": …, "channels": …}
+        # (queries, weights, method) → {"marker": …, "channels": …}
+        self._cache: dict[tuple[object, ...], dict[str, Any]] = {}
 
     def scores(self, queries: Sequence[str], doc_ids: Sequence[int], weights: FusionWeights) -> np.ndarray:
         """Fused scores (len(queries), len(doc_ids)); NaN for documents not in the pool."""
@@ -62,7 +64,7 @@ class QuerySets:
         out[:, known] = total
         return out
 
-    def _prepared(self, queries: tuple[str, ...], weights: FusionWeights) -> dict:
+    def _prepared(self, queries: tuple[str, ...], weights: FusionWeights) -> dict[str, Any]:
         """Per channel: (weight, query matrix, pool mean, pool std) for a query set, cached per pool state. The
         statistics are those every search uses (channel_queries)."""
         w = weights.channel_weights()
@@ -80,9 +82,10 @@ class QuerySets:
             if not weight:
                 continue
             if name == "dense":
-                if not self._dense.active:
+                embedder = self._dense.embedder
+                if embedder is None or not self._dense.active:
                     continue
-                vectors = self._dense.embedder.encode_queries(list(queries)).astype(np.float32)
+                vectors = embedder.encode_queries(list(queries)).astype(np.float32)
                 stats = np.asarray([self._dense.stats(v) for v in vectors])
                 channels[name] = (weight, vectors, stats[:, 0], stats[:, 1])
                 groups = np.asarray([OTHER if script_group(q) == HAN else HAN for q in queries])

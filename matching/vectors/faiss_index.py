@@ -85,10 +85,11 @@ class FaissIndex(VectorIndex):
         self.refine = refine
         self.nlist = nlist
         self.nprobe = nprobe
-        self._main = None  # flat: IDMap2(FlatIP); ivfpq: IVFPQFastScan (ids stored in the inverted lists)
+        # A faiss index (untyped), or None. flat: IDMap2(FlatIP); ivfpq: IVFPQFastScan (ids in the inverted lists)
+        self._main: Any = None
         # ivfpq only, the copies used for re-scoring and small filtered searches: refine "fp32" a RowStore
         # (self._rows), "sq8"/"fp16" a faiss IDMap2(ScalarQuantizer) (self._store).
-        self._store = None
+        self._store: Any = None
         self._rows: RowStore | None = None
         self._live_sorted: np.ndarray | None = None  # ivfpq with a faiss store: cached sorted ids of the store
         self._store_mapped = False  # a faiss store read with IO_FLAG_MMAP_IFC: read-only
@@ -216,7 +217,8 @@ class FaissIndex(VectorIndex):
         if self._rows is not None:
             return self._rows.ids()
         holder = self._main if self.kind == KIND_FLAT else self._store
-        return faiss.vector_to_array(holder.id_map).astype(np.int64)
+        stored: np.ndarray = faiss.vector_to_array(holder.id_map)
+        return stored.astype(np.int64)
 
     def vectors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(stored vectors of the present ids, float32 (n_present, dim); boolean mask of present ids over `ids`).
@@ -274,13 +276,14 @@ class FaissIndex(VectorIndex):
         """Whether an allowed-id filter is scored over the float32 rows rather than through IVF probing."""
         return self._rows is not None and allowed <= min(FILTER_EXACT_SHARE * total, FILTER_EXACT_MAX_ROWS)
 
-    def _search_kind(self, queries: np.ndarray, k: int, total: int, allowed, selector) -> tuple[np.ndarray, np.ndarray]:
+    def _search_kind(self, queries: np.ndarray, k: int, total: int, allowed: np.ndarray | None,
+                     selector: Any) -> tuple[np.ndarray, np.ndarray]:
         import faiss
 
         if self.kind == KIND_FLAT:
             params = None if selector is None else faiss.SearchParameters(sel=selector)
             d, i = self._main.search(queries, min(k, total), params=params)
-        elif allowed is not None and self._scans_exactly(len(allowed), total):
+        elif allowed is not None and self._rows is not None and self._scans_exactly(len(allowed), total):
             d, i = self._rows.search_subset(queries, allowed, min(k, total))
         elif allowed is not None and self._rows is None and len(allowed) <= FILTER_EXACT_SHARE * total:
             d, i = self._store.search(queries, min(k, total), params=faiss.SearchParameters(sel=selector))
@@ -288,7 +291,7 @@ class FaissIndex(VectorIndex):
             d, i = self._search_refined(queries, min(k, total), selector)
         return d, i
 
-    def _search_refined(self, queries: np.ndarray, k: int, selector) -> tuple[np.ndarray, np.ndarray]:
+    def _search_refined(self, queries: np.ndarray, k: int, selector: Any) -> tuple[np.ndarray, np.ndarray]:
         """IVF-PQ candidates, re-scored exactly against the refine copies."""
         import faiss
 
@@ -388,7 +391,7 @@ class FaissIndex(VectorIndex):
         return index
 
 
-def _read_faiss(path: Path, mmap: bool = False):
+def _read_faiss(path: Path, mmap: bool = False) -> Any:
     import faiss
 
     try:

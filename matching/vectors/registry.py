@@ -34,7 +34,7 @@ def backend_names() -> tuple[str, ...]:
     return tuple(sorted(_BACKENDS))
 
 
-def _backend(name: str):
+def _backend(name: str) -> tuple[Callable[..., VectorIndex], Callable[..., VectorIndex]]:
     try:
         return _BACKENDS[name]
     except KeyError:

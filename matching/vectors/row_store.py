@@ -149,7 +149,8 @@ class RowStore:
 
     def contains(self, ids: np.ndarray) -> np.ndarray:
         in_base, _, in_delta, _ = self._locate(self._s, np.asarray(ids, np.int64).reshape(-1))
-        return in_base | in_delta
+        found: np.ndarray = in_base | in_delta
+        return found
 
     def get(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(rows of the present ids in the order of `ids`, float32; boolean mask of present ids)."""
