@@ -23,6 +23,7 @@ import numpy as np
 from matching.engine.channels import (
     LEXICAL_CHANNELS,
     ZSCORE_EPS,
+    ChannelQuery,
     LexicalChannels,
     channel_queries,
     exact_scores,
@@ -32,11 +33,12 @@ from matching.engine.channels import (
 )
 from matching.engine.dense import DenseChannel
 from matching.engine.explanation import Explainer, Hit
-from matching.engine.features import RERANK_CANDIDATES, base_features
+from matching.engine.features import RERANK_CANDIDATES, LearnedReranker, base_features
 from matching.engine.pool import Pool
 from matching.fusion import FusionWeights, fuse
 
 Ids = Collection[int] | None
+Queries = dict[str, ChannelQuery]  # channel name → its part of one query
 
 # With the dense channel weighted, a filter that keeps at most this share of the pool (and at most
 # DIRECT_SCORE_MAX_ROWS rows: the cost is linear in them) is ranked by scoring every allowed row exactly instead of by
@@ -84,7 +86,7 @@ class Ranker:
         self._dense = dense
         self._explainer = explainer
 
-    def search(self, query: str, k: int, weights: FusionWeights, learned, allowed_ids: Ids,
+    def search(self, query: str, k: int, weights: FusionWeights, learned: LearnedReranker | None, allowed_ids: Ids,
                excluded_ids: Ids) -> list[Hit]:
         """The k best documents, best first: re-ranked by `learned` (a matching.learning.LearnedModel or None)
         when it has a ranker, else by the fused score."""
@@ -197,7 +199,7 @@ class Ranker:
         order = np.lexsort((self._pool.row_ids[rows], -fused))[:take]
         return rows[order], fused[order], {name: s[order] for name, s in raw.items()}
 
-    def _direct_rank(self, cqs: dict, weights: FusionWeights, rows: np.ndarray,
+    def _direct_rank(self, cqs: Queries, weights: FusionWeights, rows: np.ndarray,
                      take: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """As _fast_rank, for a selective filter: every allowed row in `rows` scored exactly (the same per-row scores
         MaxScore's survivors get, cross-language scores imputed), then the `take` best in the total order."""
@@ -206,18 +208,19 @@ class Ranker:
         best = best_first(self._pool.row_ids, fused, rows, take)
         return rows[best], fused[best], {name: s[best] for name, s in raw.items()}
 
-    def _exact(self, cqs: dict, w: dict[str, float], rows: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    def _exact(self, cqs: Queries, w: dict[str, float],
+               rows: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """(raw channel scores, fused scores without cross-language imputation) of pool `rows`, exactly."""
         raw = {name: exact_scores(self._lexical, self._dense, cq, rows) for name, cq in cqs.items()}
         return raw, sum((w[name] * cq.z(raw[name]) for name, cq in cqs.items()), np.zeros(len(rows)))
 
-    def _imputed(self, cqs: dict, weights: FusionWeights, rows: np.ndarray, raw: dict[str, np.ndarray],
+    def _imputed(self, cqs: Queries, weights: FusionWeights, rows: np.ndarray, raw: dict[str, np.ndarray],
                  plain: np.ndarray) -> np.ndarray:
         if "dense" not in raw:
             return plain
         return impute_blind(plain, rows, raw["dense"], cqs, weights, self._dense.row_groups())
 
-    def _blind_rows(self, dense, flags: np.ndarray | None, take: int) -> np.ndarray:
+    def _blind_rows(self, dense: ChannelQuery | None, flags: np.ndarray | None, take: int) -> np.ndarray:
         """The `take` allowed rows of the group the lexical channels cannot see with the best dense scores (their
         fused score follows their dense score alone: matching.engine.channels.impute_blind)."""
         if dense is None or dense.blind_group is None:
@@ -230,7 +233,7 @@ class Ranker:
         found, _, _ = self._dense.hits(None, dense.vector, k=take, allowed_ids=self._pool.row_ids[rows])
         return found
 
-    def _with_blind(self, cqs: dict, weights: FusionWeights, rows: np.ndarray, raw: dict[str, np.ndarray],
+    def _with_blind(self, cqs: Queries, weights: FusionWeights, rows: np.ndarray, raw: dict[str, np.ndarray],
                     plain: np.ndarray, blind: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
         """(rows, raw scores, fused scores) of the candidates joined by the best blind rows, cross-language scores
         imputed."""
@@ -242,12 +245,14 @@ class Ranker:
             plain = np.concatenate([plain, extra_plain])
         return rows, raw, self._imputed(cqs, weights, rows, raw, plain)
 
-    def _rows_without_postings(self, count: int, flags: np.ndarray | None, skip: np.ndarray, dense) -> np.ndarray:
+    def _rows_without_postings(self, count: int, flags: np.ndarray | None, skip: np.ndarray,
+                               dense: ChannelQuery | None) -> np.ndarray:
         """The best `count` allowed rows outside `skip` when none of them has a posting: by exact dense score when
         the dense channel is weighted (its hits are all in `skip`), else the smallest document ids."""
         if dense is None:
             return self._pool.rows_by_id(count, flags, skip)
         rows = np.arange(len(self._pool.row_ids)) if flags is None else np.flatnonzero(flags)
         rows = rows[~np.isin(rows, skip)]
+        assert dense.vector is not None  # a dense ChannelQuery always carries its query vector
         scores = self._dense.row_scores(dense.vector, rows)
         return rows[np.lexsort((self._pool.row_ids[rows], -scores))[:count]]

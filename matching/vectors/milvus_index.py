@@ -102,7 +102,7 @@ def server_uri() -> str | None:
     return _server_uri
 
 
-def _pymilvus() -> types.ModuleType:
+def _pymilvus() -> Any:
     """pymilvus, imported on first use. milvus-lite 2.5 imports `pkg_resources`, which setuptools ≥ 81 no longer
     ships: when it is missing, a stand-in with the two names milvus-lite reads is registered first."""
     try:
@@ -127,8 +127,8 @@ def _pkg_resources_stand_in() -> types.ModuleType:
         except importlib_metadata.PackageNotFoundError as exc:
             raise DistributionNotFound(name) from exc
 
-    module.DistributionNotFound = DistributionNotFound
-    module.get_distribution = get_distribution
+    setattr(module, "DistributionNotFound", DistributionNotFound)
+    setattr(module, "get_distribution", get_distribution)
     return module
 
 
@@ -168,8 +168,8 @@ class MilvusIndex(VectorIndex):
         self.scalar_fields: dict[str, str] = {}  # typed scalar columns: name → Milvus type (see _column_type)
         self._workdir: Path | None = None
         self._db_file: Path | None = None
-        self._client = None
-        self._finalizer: weakref.finalize | None = None
+        self._client: Any = None  # a pymilvus.MilvusClient (untyped)
+        self._finalizer: weakref.finalize[Any, Any] | None = None
         if self.mode == MODE_LITE:
             self._workdir = Path(tempfile.mkdtemp(prefix=WORK_PREFIX))
             self._db_file = self._workdir / LITE_DB_NAME
