@@ -53,9 +53,9 @@ browser-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null; fi
 
 # Tests run in parallel (pytest-xdist, one worker per CPU; TEST_WORKERS=0 runs them serially). tests/conftest.py
-# groups what must share a worker: each test module, the browser journeys, the Ray tests.
+# keeps together what must share a worker: each test module, the browser journeys, the Ray tests.
 TEST_WORKERS ?= auto
-XDIST := -n $(TEST_WORKERS) --dist loadgroup
+XDIST := -n $(TEST_WORKERS) --dist loadscope
 
 test: setup browser-deps
 	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)

@@ -224,27 +224,31 @@ def auth(app, client):
     return AuthActions(app, client)
 
 
-# Under pytest-xdist (`make test`, `make test-fast`: `-n auto --dist loadgroup`) tests that must share one worker
-# carry an xdist_group: the browser journeys share one live server and one chromium (session fixtures), the Ray
-# tests start a local Ray cluster each and must not overlap, and every other test module is one group so its
-# module-scoped worlds are built once and its tests keep their order.
-XDIST_GROUPS = {"tests/browser/": "browser", "tests/test_ray_embed.py": "ray"}
+# Under pytest-xdist (`make test`, `make test-fast`: `-n auto --dist loadscope`) each scope runs on one worker: a
+# test module (its module-scoped worlds are built once, its tests keep their order), the browser journeys (one live
+# server and one chromium, session fixtures) and the Ray tests (a local Ray cluster each; two must not overlap).
+# (xdist's own `--dist loadgroup` names its groups through item._nodeid, which pytest 9 no longer reads.)
+XDIST_SCOPES = {"tests/browser/": "browser", "tests/test_ray_embed.py": "ray"}
 
 
-def _xdist_group(nodeid: str) -> str:
-    for prefix, group in XDIST_GROUPS.items():
+def xdist_scope(nodeid: str) -> str:
+    for prefix, scope in XDIST_SCOPES.items():
         if nodeid.startswith(prefix):
-            return group
+            return scope
     return nodeid.split("::", 1)[0]
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's worker names each item after its group
-def pytest_collection_modifyitems(config, items):
-    if getattr(config.option, "dist", "no") != "loadgroup":
-        return
-    for item in items:
-        if not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group(_xdist_group(item.nodeid)))
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Scheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_scope(nodeid)
+
+    return Scheduling(config, log)
 
 
 def pytest_sessionfinish(session, exitstatus):
