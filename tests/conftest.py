@@ -229,6 +229,9 @@ def auth(app, client):
 # server and one chromium, session fixtures) and the Ray tests (a local Ray cluster each; two must not overlap).
 # (xdist's own `--dist loadgroup` names its groups through item._nodeid, which pytest 9 no longer reads.)
 XDIST_SCOPES = {"tests/browser/": "browser", "tests/test_ray_embed.py": "ray"}
+# Scopes of few but long tests (`--durations`), handed out first; xdist orders the others by their number of tests.
+LONG_SCOPES = ("ray", "tests/test_bench_vector.py", "tests/test_e5_bundle.py", "tests/test_api_stateful.py",
+               "tests/test_cross_language.py", "tests/test_faiss_index.py", "tests/test_serve.py")
 
 
 def xdist_scope(nodeid: str) -> str:
@@ -247,6 +250,14 @@ def pytest_xdist_make_scheduler(config, log):
     class Scheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return xdist_scope(nodeid)
+
+        def schedule(self) -> None:  # the long scopes next after the first ones, not at the end of the run
+            first = self.collection is None
+            super().schedule()
+            if first:
+                for scope in reversed(LONG_SCOPES):
+                    if scope in self.workqueue:
+                        self.workqueue.move_to_end(scope, last=False)
 
     return Scheduling(config, log)
 
