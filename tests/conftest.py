@@ -4,13 +4,17 @@ Every test that uses `app` runs on SQLite and, when CHAINMATCH_TEST_POSTGRES_URL
 """
 from __future__ import annotations
 
+import atexit
 import os
 import re
+import shutil
+import tempfile
 import uuid
 from collections import Counter
+from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, create_mock_engine, func, select, text
 
 from webapp import create_app
 from webapp.extensions import db
@@ -25,19 +29,77 @@ def _pg_schema_url(schema: str) -> str:
     return f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
 
 
+# The tables of an app, made once per test session (per xdist worker) and backend and copied into each fresh
+# database that make_app opens: a SQLite file copied, a PostgreSQL schema filled by one DDL script captured from the
+# models (instead of create_all's round trip per table, index and check). See _fill_from_template.
+_fresh_urls: set[str] = set()  # databases handed out empty by `database_url` that no app has opened yet
+_templates: dict[str, object] = {}
+
+
+def _sqlite_template() -> Path:
+    if "sqlite" not in _templates:
+        folder = Path(tempfile.mkdtemp(prefix="chainmatch-schema-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        url = f"sqlite:///{folder / 'template.sqlite3'}"
+        app = _new_app(url, folder, {})
+        with app.app_context():
+            db.create_all()
+            with db.engine.connect() as conn:  # only tables: no row may leak from one test into another
+                for table in db.metadata.sorted_tables:
+                    assert conn.execute(select(func.count()).select_from(table)).scalar() == 0, table.name
+            db.engine.dispose()
+        _templates["sqlite"] = folder / "template.sqlite3"
+    return _templates["sqlite"]
+
+
+def _postgres_ddl() -> str:
+    if "postgresql" not in _templates:
+        with tempfile.TemporaryDirectory() as folder:
+            _new_app("sqlite://", Path(folder), {})  # an app registers every model's table in db.metadata
+        statements = []
+        mock = create_mock_engine(PG_URL, lambda ddl, *a, **kw: statements.append(str(ddl.compile(dialect=mock.dialect))))
+        db.metadata.create_all(mock, checkfirst=False)
+        _templates["postgresql"] = ";\n".join(s.strip() for s in statements) + ";"
+    return _templates["postgresql"]
+
+
+def _fill_from_template(database_url: str) -> bool:
+    """Give a fresh database from `database_url` its tables from the session template; False if it is not one."""
+    if database_url not in _fresh_urls:
+        return False
+    _fresh_urls.discard(database_url)
+    if database_url.startswith("sqlite:///"):
+        shutil.copyfile(_sqlite_template(), database_url.removeprefix("sqlite:///"))
+        return True
+    schema = database_url.rsplit("search_path%3D", 1)[1]
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'SET search_path TO "{schema}";\n{_postgres_ddl()}\nSET search_path TO DEFAULT')
+    finally:
+        admin.dispose()
+    return True
+
+
 @pytest.fixture(params=BACKENDS)
 def database_url(request, tmp_path):
     """A fresh, empty database for one test: a SQLite file, or a private PostgreSQL schema."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'test.sqlite3'}"
+        url = f"sqlite:///{tmp_path / 'test.sqlite3'}"
+        _fresh_urls.add(url)
+        yield url
+        _fresh_urls.discard(url)
         _backend_counts["sqlite"] += 1
         return
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = _pg_schema_url(schema)
+    _fresh_urls.add(url)
     try:
-        yield _pg_schema_url(schema)
+        yield url
+        _fresh_urls.discard(url)
         _backend_counts["postgresql"] += 1
     finally:
         with admin.connect() as conn:
@@ -46,6 +108,17 @@ def database_url(request, tmp_path):
 
 
 def make_app(database_url: str, tmp_path, **overrides):
+    """An app over `database_url` with every table created (copied from the session template into a fresh database
+    of the `database_url` fixture, else by create_all)."""
+    filled = _fill_from_template(database_url)
+    app = _new_app(database_url, tmp_path, overrides)
+    if not filled:
+        with app.app_context():
+            db.create_all()
+    return app
+
+
+def _new_app(database_url: str, tmp_path, overrides: dict):
     config = {
         "TESTING": True,
         "SECRET_KEY": "test-secret-" + uuid.uuid4().hex,
@@ -62,10 +135,7 @@ def make_app(database_url: str, tmp_path, **overrides):
         "TASK_QUEUE": "thread",
     }
     config.update(overrides)
-    app = create_app(config)
-    with app.app_context():
-        db.create_all()
-    return app
+    return create_app(config)
 
 
 @pytest.fixture(scope="session")
@@ -162,6 +232,55 @@ class AuthActions:
 @pytest.fixture
 def auth(app, client):
     return AuthActions(app, client)
+
+
+# Under pytest-xdist (`make test`, `make test-fast`: `-n auto --dist loadscope`) each scope runs on one worker: a
+# test module (its module-scoped worlds are built once, its tests keep their order), the browser journeys (one live
+# server and one chromium, session fixtures) and the Ray tests (a local Ray cluster each; two must not overlap).
+# (xdist's own `--dist loadgroup` names its groups through item._nodeid, which pytest 9 no longer reads.)
+XDIST_SCOPES = {"tests/browser/": "browser", "tests/test_ray_embed.py": "ray"}
+# Scopes of few but long tests (`--durations`), handed out first; xdist orders the others by their number of tests.
+LONG_SCOPES = ("ray", "tests/test_bench_vector.py", "tests/test_e5_bundle.py", "tests/test_api_stateful.py",
+               "tests/test_cross_language.py", "tests/test_faiss_index.py", "tests/test_serve.py")
+
+
+def xdist_scope(nodeid: str) -> str:
+    for prefix, scope in XDIST_SCOPES.items():
+        if nodeid.startswith(prefix):
+            return scope
+    return nodeid.split("::", 1)[0]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Scheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_scope(nodeid)
+
+        def schedule(self) -> None:  # the long scopes next after the first ones, not at the end of the run
+            first = self.collection is None
+            super().schedule()
+            if first:
+                for scope in reversed(LONG_SCOPES):
+                    if scope in self.workqueue:
+                        self.workqueue.move_to_end(scope, last=False)
+
+    return Scheduling(config, log)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: hand its counts to the controller (pytest_testnodedown)
+        workeroutput["backend_counts"] = dict(_backend_counts)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    _backend_counts.update(getattr(node, "workeroutput", {}).get("backend_counts", {}))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
