@@ -266,8 +266,8 @@ def test_placement_run_is_queued_cancelled_and_run_again(queue_app, consumer_of)
 def test_running_placement_cancelled_stores_no_suggestion(queue_app, consumer_of, monkeypatch):
     original = jobs.Heartbeat.check
 
-    def slow(self, force=False):  # each firm (and step) of the run takes a second: the cancel lands mid-run
-        time.sleep(1.0)
+    def slow(self, force=False):  # each firm (and step) takes 3 s: the cancel lands mid-run even when the cancel
+        time.sleep(3.0)           # request itself takes seconds on a loaded machine (3.9 s seen in CI)
         original(self, force)
 
     monkeypatch.setattr(jobs.Heartbeat, "check", slow)
