@@ -405,8 +405,8 @@ def test_chainmatch_run_starts_the_worker_and_stops_it_with_the_server(tmp_path)
         assert f"--parent {server.pid}" in cmdline(worker_pid)
     finally:
         # SIGTERM, as a service manager stops a server: the worker must end with the server however it ended (its
-        # parent-death signal and parent watch). A SIGINT sent here once left the server running for over 60 s in a
-        # parallel CI run (not reproduced since; see the closing note of 2026-12-06).
+        # parent-death signal and parent watch). Not SIGINT: a test suite started from a background shell (`cmd &`)
+        # inherits SIGINT ignored, so Python installs no KeyboardInterrupt handler and the server would not stop.
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
     _wait_for(lambda: not os.path.exists(f"/proc/{worker_pid}") or "worker" not in cmdline(worker_pid),
