@@ -1,6 +1,6 @@
 """Benchmark runner: rank a firms file for every query of a queries file and score the rankings.
 
-Used by `chainmatch eval-matching` and benchmarks/ablation_matching.py. Everything is built in memory
+Used by `chainmatch eval-matching` and bench/ablation_matching.py. Everything is built in memory
 from the files given; no database is used.
 """
 from __future__ import annotations

@@ -231,7 +231,7 @@ class CharTfidfChannel(_Channel):
     """Cosine similarity of sublinear TF-IDF over character 1–3-grams within word boundaries.
 
     The same weights as scikit-learn's TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True,
-    smooth idf, l2 norm, float32) — tests/test_lexical_fusion_metrics.py checks it — computed from counts so large
+    smooth idf, l2 norm, float32) — tests/matching/test_lexical_fusion_metrics.py checks it — computed from counts so large
     pools are analysed in parallel batches. Added rows use the fitted vocabulary and idf (new n-grams are ignored
     until the next build), as a fitted vectorizer would."""
 

@@ -26,7 +26,7 @@ def link_query(link_path: Sequence[str], description: str = "", keywords: Sequen
 
     The link's own name, keywords, synonyms and products carry the meaning; the parent path adds
     context; the description is kept short. The chain's name is left out: its generic words pull in
-    firms of the whole chain rather than of this link (benchmarks/link_queries.py on the demo chains:
+    firms of the whole chain rather than of this link (bench/link_queries.py on the demo chains:
     nDCG@10 0.637 → 0.650 on roster placements, 0.658 → 0.676 on industry codes, with the model).
     """
     path = list(link_path)

@@ -6,7 +6,7 @@ the lowest fetched score, so non-negative too). Each (channel, term) is a postin
 (weight · the term's largest entry). Terms are read highest bound first; once the k-th best partial score θ exceeds
 what all unread terms together could add, no unseen document can enter the top k, and the long posting lists of
 common terms (有, 限, 公, 司 …) are never read. The survivors are then scored exactly, from their rows, by the
-channels' own code, so the result equals scoring the whole pool (tests/test_sparse_topk.py checks that).
+channels' own code, so the result equals scoring the whole pool (tests/matching/test_sparse_topk.py checks that).
 """
 from __future__ import annotations
 

@@ -130,7 +130,7 @@ def _new_app(database_url: str, tmp_path, overrides: dict):
         # The bundled transformer costs a conversion and seconds of encoding per app: tests that are not about it
         # use the built-in LSA embedder (tests/test_matchsvc_e5.py and the browser journeys run the real model).
         "EMBEDDING_MODEL": "builtin",
-        # Background jobs run in threads of the test's process; tests/test_task_queue.py runs them on the real
+        # Background jobs run in threads of the test's process; tests/services/test_task_queue.py runs them on the real
         # task queue (SQLite and Redis) with a consumer.
         "TASK_QUEUE": "thread",
     }
@@ -238,10 +238,10 @@ def auth(app, client):
 # test module (its module-scoped worlds are built once, its tests keep their order), the browser journeys (one live
 # server and one chromium, session fixtures) and the Ray tests (a local Ray cluster each; two must not overlap).
 # (xdist's own `--dist loadgroup` names its groups through item._nodeid, which pytest 9 no longer reads.)
-XDIST_SCOPES = {"tests/browser/": "browser", "tests/test_ray_embed.py": "ray"}
+XDIST_SCOPES = {"tests/browser/": "browser", "tests/services/test_ray_embed.py": "ray"}
 # Scopes of few but long tests (`--durations`), handed out first; xdist orders the others by their number of tests.
-LONG_SCOPES = ("ray", "tests/test_bench_vector.py", "tests/test_e5_bundle.py", "tests/test_api_stateful.py",
-               "tests/test_cross_language.py", "tests/test_faiss_index.py", "tests/test_serve.py")
+LONG_SCOPES = ("ray", "tests/bench/test_bench_vector.py", "tests/matching/test_e5_bundle.py", "tests/api/test_api_stateful.py",
+               "tests/matching/test_cross_language.py", "tests/matching/test_faiss_index.py", "tests/cli/test_serve.py")
 
 
 def xdist_scope(nodeid: str) -> str:

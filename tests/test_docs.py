@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from webapp.commands.cli_table import command_paths, listed_commands
+from webapp.cli.cli_table import command_paths, listed_commands
 from webapp.config import ENV_PREFIX, OPTIONS
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
@@ -21,7 +21,7 @@ def _command_paths(group: click.Group, ctx: click.Context, prefix: str) -> list[
 
 
 def test_readme_lists_every_command_and_each_has_help(app):
-    from webapp.cli import cli
+    from webapp.cli.main import cli
 
     builtins = {"shell", "routes", "db", "limiter"}  # Flask's and extensions' own commands
     with app.app_context():
@@ -43,7 +43,7 @@ def _readme_cli_table() -> str:
 
 def test_readme_command_table_is_the_generated_one(app):
     """README.md's command table is `chainmatch cli-table`'s output: regenerate it when a command changes."""
-    from webapp.cli import cli
+    from webapp.cli.main import cli
 
     result = app.test_cli_runner().invoke(cli, args=["cli-table"])
     assert result.exit_code == 0, result.output
@@ -51,7 +51,7 @@ def test_readme_command_table_is_the_generated_one(app):
 
 
 def test_readme_command_table_has_a_row_for_every_command(app):
-    from webapp.cli import cli
+    from webapp.cli.main import cli
 
     with app.app_context():
         ctx = click.Context(cli, obj=None)

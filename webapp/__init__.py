@@ -100,8 +100,8 @@ def _register_blueprints(app: Flask) -> None:
 
 
 def _register_commands(app: Flask) -> None:
-    """The `chainmatch` commands of webapp.commands.COMMAND_MODULES."""
-    from webapp.commands import all_commands
+    """The `chainmatch` commands of webapp.cli.COMMAND_MODULES."""
+    from webapp.cli import all_commands
 
     for command in all_commands():
         app.cli.add_command(command)

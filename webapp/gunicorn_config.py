@@ -23,7 +23,7 @@ control_socket_disable = True
 
 def post_worker_init(worker) -> None:
     """Load the saved match engine into this worker once, before its first request (not per request)."""
-    from webapp.matchsvc.serving import preload
+    from webapp.services.match.serving import preload
 
     status = preload(worker.wsgi)
     worker.log.info("worker %s: match index %s", worker.pid, status)
@@ -32,13 +32,13 @@ def post_worker_init(worker) -> None:
 def on_starting(server) -> None:
     """Start the task worker (`chainmatch worker`) beside the arbiter: imports, placement runs and embedding run
     there, not in the web workers. It is stopped in `on_exit` (and ends by itself when the arbiter dies)."""
-    from webapp.tasks.worker import start_beside_server
+    from webapp.services.tasks.worker import start_beside_server
 
     server.chainmatch_task_worker = start_beside_server()
 
 
 def on_exit(server) -> None:
     """Stop the task worker started in `on_starting`."""
-    from webapp.tasks.worker import stop
+    from webapp.services.tasks.worker import stop
 
     stop(getattr(server, "chainmatch_task_worker", None))

@@ -7,7 +7,7 @@ Invariants:
 - the fast path (z-score fusion, non-negative weights, pools above STATS_SAMPLE) reads the query's posting lists
   strongest bound first and stops once no unread list can change the top k (matching.sparse_topk); the survivors
   are scored exactly as the whole-pool product scores them, so its result equals the whole-pool path's
-  (tests/test_sparse_topk.py compares both);
+  (tests/matching/test_sparse_topk.py compares both);
 - with the dense channel weighted, a selective filter (at most DIRECT_SCORE_SHARE of the pool and
   DIRECT_SCORE_MAX_ROWS rows allowed) skips MaxScore: every allowed row is scored exactly as the fast path scores
   its survivors, so the result is the same;

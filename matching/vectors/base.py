@@ -1,6 +1,6 @@
 """The vector index interface every backend implements (txtai-style: index, append, delete, search, ids, save, load).
 
-Invariants every backend keeps (tests/test_vector_backends.py checks them on each registered backend):
+Invariants every backend keeps (tests/matching/test_vector_backends.py checks them on each registered backend):
 - vectors are L2-normalised float32 rows, so the inner product a search ranks by is the cosine similarity;
 - ids are int64 and unique: `append` of an id already present replaces its vector, `delete` ignores unknown ids;
 - `search` returns (scores, ids) of shape (queries, k), best first; where fewer than k vectors qualify the rest is

@@ -56,7 +56,7 @@ DEFAULT_REFINE = REFINE_FP32
 FILTER_EXACT_SHARE = 0.25
 # ...and, over the float32 rows, at most this many ids: a float32 row is 4x the bytes of the SQ8 copy the share was
 # tuned on, and above 5,000 allowed ids at 1M firms IVF probing with the id selector is faster at the same recall
-# (5,000: 5.4 vs 3.2 ms, 40,000: 26.7 vs 13.7 ms, recall@10 1.0 both; benchmarks/vector_choices.py filters).
+# (5,000: 5.4 vs 3.2 ms, 40,000: 26.7 vs 13.7 ms, recall@10 1.0 both; bench/vector_choices.py filters).
 FILTER_EXACT_MAX_ROWS = 5000
 # faiss fast-scan lists lose vectors added after a `remove_ids` (faiss 1.15), so the IVF is never edited in place:
 # deleted or replaced entries stay in it as stale candidates (the refine store is the truth and drops them), and the

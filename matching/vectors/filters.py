@@ -3,7 +3,7 @@ vector search (Milvus: a boolean `filter` expression) instead of taking a list o
 
 A FieldFilter is a conjunction of clauses, each clause a disjunction of conditions on one field each, e.g.
 "(province in [山东省] or city in [苏州市]) and status in [存续, 在业] and tags contains any of [专精特新]", with
-the meaning of the SQL the web app resolves filters with (webapp/matchsvc/filters.py; the registry keeps an unknown
+the meaning of the SQL the web app resolves filters with (webapp/services/match/filters.py; the registry keeps an unknown
 province or city as "", never NULL): "in", "not_in", "eq", "ne" compare the value, "contains_any" asks whether a
 list field (tags) holds at least one of the values. An empty value ("", None) cannot be a filter value, so a firm
 without a province is in no province and outside every excluded one.

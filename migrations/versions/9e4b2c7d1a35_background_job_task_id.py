@@ -1,6 +1,6 @@
 """background jobs: the task-queue message that runs the job
 
-Imports, placement runs and the index's embedding run in the task worker (webapp.tasks); the job row records the
+Imports, placement runs and the index's embedding run in the task worker (webapp.services.tasks); the job row records the
 id of the queued task so that a queued job can be revoked and a worker starts only the run it was sent.
 
 Revision ID: 9e4b2c7d1a35

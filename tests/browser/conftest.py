@@ -75,7 +75,7 @@ def _missing_columns(app) -> list[str]:
 def _init_instance(env: dict) -> None:
     """`chainmatch init`; while the Alembic migration lags behind the models, the same init steps over create_all."""
     from webapp import create_app
-    from webapp.commands.init import INIT_STEPS
+    from webapp.cli.init import INIT_STEPS
     from webapp.extensions import db
 
     done = _run(env, "init")
@@ -109,7 +109,7 @@ def live_server(tmp_path_factory):
     from chains.cluster_models import Cluster
     from webapp import create_app
     from webapp.extensions import db
-    from webapp.matchsvc import sync
+    from webapp.services.match import sync
 
     os.environ["CHAINMATCH_INSTANCE_PATH"] = str(instance)
     app = create_app({"INSTANCE_PATH": str(instance), "RATELIMIT_ENABLED": False})
@@ -145,7 +145,7 @@ def live_server(tmp_path_factory):
 
         g._browser_t0 = time.perf_counter()
 
-    from webapp.tasks.worker import start_in_thread
+    from webapp.services.tasks.worker import start_in_thread
 
     consumer = start_in_thread(app, 2)  # the task worker (SQLite queue) runs imports and placement runs
     port = _free_port()

@@ -16,7 +16,7 @@ from webapp.api.schemas_matching import (
 from webapp.api.views_clusters import get_cluster
 from webapp.auth.models import STAFF_ROLES
 from webapp.extensions import db
-from webapp.matchsvc import MatchError, candidates, look_alikes, record_feedback
+from webapp.services.match import MatchError, candidates, look_alikes, record_feedback
 from webapp.web.integrations import audit
 
 TAGS = ["招商匹配"]

@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Mapping
 
-from webapp.matchsvc.filters import CandidateFilters
+from webapp.services.match.filters import CandidateFilters
 
 # Tags offered as checkboxes (the registry's normalised tag names).
 KNOWN_TAGS = ("上市", "专精特新", '专精特新"小巨人"', "高新技术企业", "科技型中小企业", "瞪羚", "单项冠军", "500强", "外资")

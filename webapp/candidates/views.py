@@ -19,8 +19,8 @@ from webapp.candidates import bp
 from webapp.candidates.filters import KNOWN_TAGS, parse_filters, supported
 from webapp.extensions import db
 from webapp.leads.models import STAGE_ABANDONED, Lead
-from webapp.matchsvc import MatchError, record_feedback, serving
-from webapp.matchsvc import candidates as find_candidates
+from webapp.services.match import MatchError, record_feedback, serving
+from webapp.services.match import candidates as find_candidates
 from webapp.web.common import get_cluster, wants_fragment
 
 logger = logging.getLogger("chainmatch.candidates")
@@ -36,7 +36,7 @@ _CSRF_PLACEHOLDER = "csrf-placeholder-" + secrets.token_hex(16)  # never in page
 
 
 def embedder_name() -> str:
-    """The matching model line of result pages (webapp.matchsvc.serving.model_line)."""
+    """The matching model line of result pages (webapp.services.match.serving.model_line)."""
     try:
         return serving.model_line(current_app._get_current_object(), db.session)
     except Exception:  # noqa: BLE001 - the footer line must never break the page
@@ -172,7 +172,7 @@ def _render_results(context: dict, chain):
 
 def _link_info(cluster: Cluster, link_key: str):
     """(chain, link) of the cluster's chains, or 404: read-only copies (id/name; the ChainLink attributes)."""
-    from webapp.matchsvc.candidates import link_set
+    from webapp.services.match.candidates import link_set
 
     links = link_set(db.session, cluster)
     link = links.links.get(link_key)
@@ -209,7 +209,7 @@ def feedback(cluster_id: str, link_key: str):
     if db.session.get(Enterprise, enterprise_id) is None:
         abort(404)
     record_feedback(db.session, cluster.id, link_key, enterprise_id, label, current_user)
-    from webapp.audit import record
+    from webapp.services.audit import record
 
     record("candidate.feedback", "enterprise", enterprise_id, cluster_id=cluster.id, link_key=link_key, label=label)
     db.session.commit()

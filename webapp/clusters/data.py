@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from chains.chain_models import STAGES
 from chains.cluster_models import ASSIGNMENT_MANUAL, Cluster, LinkAssignment, RosterEntry
 from chains.gaps import STATUSES, ChainGap, LinkGap, analyze_chain
-from webapp.matchsvc.linkcache import LinkView, chain_views
+from webapp.services.match.linkcache import LinkView, chain_views
 
 PANEL_CANDIDATES = 10  # ranked candidates shown in the link panel
 RECENT_ACTIVITY = 10  # lead events shown on the dashboard
@@ -42,7 +42,7 @@ class Tile:
 def chain_map(session: Session, cluster_id: str, chain_id: str) -> tuple[ChainGap, dict[str, list[Tile]], dict[str, LinkView]]:
     """Gap analysis, the top-level tiles per stage (children nested), and every link by key.
 
-    The links are the per-process read-only copy of the chain's current version (webapp.matchsvc.linkcache).
+    The links are the per-process read-only copy of the chain's current version (webapp.services.match.linkcache).
     """
     views = chain_views(session, [chain_id])
     view = views.get(chain_id)

@@ -17,11 +17,11 @@ from chains.chain_models import Chain
 from chains.chainmap_io import SLUG_RE
 from chains.cluster_models import INDICATOR_FIELDS, ROSTER_ROLES, Cluster, RosterEntry
 from chains.enterprise_models import Enterprise
-from webapp.audit.models import AuditEntry
 from webapp.auth.models import ROLE_ADMIN, ROLE_MANAGER
 from webapp.auth.roles import role_required
 from webapp.clusters import bp
 from webapp.extensions import db
+from webapp.services.audit.models import AuditEntry
 from webapp.web.common import get_cluster, wants_fragment
 from webapp.web.integrations import audit
 

@@ -1,14 +1,14 @@
-"""企业归位 runs as tasks of the task worker (webapp.tasks): queue, run, cancel, and the run the page shows."""
+"""企业归位 runs as tasks of the task worker (webapp.services.tasks): queue, run, cancel, and the run the page shows."""
 from __future__ import annotations
 
 import logging
 
 from flask import Flask, current_app
 
-from webapp import jobs, tasks
 from webapp.extensions import db
-from webapp.jobs.models import BackgroundJob
-from webapp.tasks import control
+from webapp.services import jobs, tasks
+from webapp.services.jobs.models import BackgroundJob
+from webapp.services.tasks import control
 from webapp.web.integrations import optional_function
 
 logger = logging.getLogger("chainmatch.clusters")
@@ -22,7 +22,7 @@ CANCELLED_MESSAGE = "自动归位已取消，未生成新的归位建议。"
 
 def run_placement(app: Flask, task_id: str, cluster_id: str, user_id: int | None) -> None:
     """Run a queued placement run of `cluster_id` (a task of the task worker, or a thread in `thread` mode)."""
-    place = optional_function("webapp.matchsvc", "place_roster")
+    place = optional_function("webapp.services.match", "place_roster")
     with app.app_context():
         try:
             row = jobs.start_queued(db.session, jobs.KIND_PLACEMENT, cluster_id, task_id)

@@ -10,14 +10,14 @@ from sqlalchemy import select
 
 from chains.chainmap_io import current_links
 from chains.cluster_models import ASSIGNMENT_MANUAL, LinkAssignment, RosterEntry
-from webapp import jobs
 from webapp.auth.models import STAFF_ROLES
 from webapp.auth.roles import role_required
 from webapp.clusters import bp
 from webapp.clusters.placement_runs import cancel_run, current_job, start_run, wait_for_runs  # noqa: F401
 from webapp.clusters.views import chain_names_of
 from webapp.extensions import db
-from webapp.tasks import control, wait_until_finished
+from webapp.services import jobs
+from webapp.services.tasks import control, wait_until_finished
 from webapp.web.common import get_cluster, wants_fragment
 from webapp.web.integrations import audit, optional_function
 
@@ -53,7 +53,7 @@ def _context(cluster) -> dict:
     job = current_job(cluster.id)
     return {
         "cluster": cluster, "suggestions": suggestions, "unplaced": _unplaced(cluster.id), "choices": choices,
-        "link_names": link_names, "job": job, "matcher_ready": optional_function("webapp.matchsvc", "place_roster") is not None,
+        "link_names": link_names, "job": job, "matcher_ready": optional_function("webapp.services.match", "place_roster") is not None,
         "chain_names": chain_names_of(cluster), "reject": REJECT, "poll_seconds": POLL_SECONDS,
         "stopping": control.stopping(current_app, job),
     }
@@ -80,7 +80,7 @@ def placement_status(cluster_id: str):
 @role_required(*STAFF_ROLES)
 def placement_run(cluster_id: str):
     cluster = get_cluster(cluster_id)
-    if optional_function("webapp.matchsvc", "place_roster") is None:
+    if optional_function("webapp.services.match", "place_roster") is None:
         return _done(cluster, "匹配服务尚未就绪，暂时无法自动归位。", "error", 503)
     job = start_run(cluster_id, current_user.id)
     if job is None:
@@ -182,7 +182,7 @@ def placement_confirm(cluster_id: str):
         a.created_at = datetime.now(timezone.utc)
         done += 1
     if to_confirm:
-        confirm = optional_function("webapp.matchsvc", "confirm_assignments")
+        confirm = optional_function("webapp.services.match", "confirm_assignments")
         if confirm is not None:
             done += confirm(db.session, to_confirm, current_user)
         else:

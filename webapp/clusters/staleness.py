@@ -55,7 +55,7 @@ def gap_links(session, cluster_id: str, chain_id: str) -> list[tuple[str, str]]:
 
 def top_candidates(session, cluster_id: str, keys: list[str]) -> dict[str, list[int]]:
     """The ids of the top candidate firms of each link (links the matcher cannot rank are left out)."""
-    find = optional_function("webapp.matchsvc", "candidates")
+    find = optional_function("webapp.services.match", "candidates")
     out: dict[str, list[int]] = {}
     if find is None:
         return out

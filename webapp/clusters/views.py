@@ -153,7 +153,7 @@ def _panel_context(cluster: Cluster, chain: Chain, link_key: str, by_key: dict, 
         "cluster": cluster,
         "chain": chain,
     }
-    find = optional_function("webapp.matchsvc", "candidates")
+    find = optional_function("webapp.services.match", "candidates")
     if find is None:
         context["candidates_error"] = "匹配服务尚未就绪，暂无候选企业。"
     else:

@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 from chains.chain_models import Chain
 from chains.chainmap_io import current_links
 from chains.enterprise_models import Enterprise
-from webapp.matchsvc import evidence, serving, store
-from webapp.matchsvc.filters import CandidateFilters, conditions, resolve
-from webapp.matchsvc.profiles import link_query_for
+from webapp.services.match import evidence, serving, store
+from webapp.services.match.filters import CandidateFilters, conditions, resolve
+from webapp.services.match.profiles import link_query_for
 
 logger = logging.getLogger("chainmatch.firms")
 
@@ -31,7 +31,7 @@ class SearchHit:
     score: float
     channels: dict[str, float] = field(default_factory=dict)
     matched_terms: list[str] = field(default_factory=list)
-    match_score: int | None = None  # 0–100 (webapp.matchsvc.evidence); None on the keyword fallback
+    match_score: int | None = None  # 0–100 (webapp.services.match.evidence); None on the keyword fallback
     evidence: str = ""
 
     @property

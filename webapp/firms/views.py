@@ -18,7 +18,7 @@ from webapp.extensions import db
 from webapp.firms import bp
 from webapp.firms.search import links_fitting, search_firms
 from webapp.leads.models import Lead
-from webapp.matchsvc import look_alikes
+from webapp.services.match import look_alikes
 from webapp.web import nav
 from webapp.web.common import wants_fragment
 

@@ -1,9 +1,9 @@
-"""Background import jobs: each runs as a task of the task worker (webapp.tasks), with its own app context and
+"""Background import jobs: each runs as a task of the task worker (webapp.services.tasks), with its own app context and
 database session; it can be cancelled between chunks (the transaction is rolled back) and retried.
 
 The ImportJob row records queued/running/done/failed and the final counts; the outcome is committed in the same
 transaction as the imported rows. Progress and the heartbeat live in the job's `background_jobs` row
-(webapp.jobs), written on a connection of their own, so a status poll answered by any worker process sees them;
+(webapp.services.jobs), written on a connection of their own, so a status poll answered by any worker process sees them;
 a job whose worker died is marked failed once its heartbeat is older than CHAINMATCH_JOB_STALE_SECONDS.
 """
 from __future__ import annotations
@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session
 from chains.enterprise_models import ImportJob
 from chains.enterprises.importer import import_file
 from chains.enterprises.readers import TableReadError
-from webapp import jobs, tasks
 from webapp.extensions import db
-from webapp.tasks import control
+from webapp.services import jobs, tasks
+from webapp.services.tasks import control
 
 logger = logging.getLogger("chainmatch.imports")
 

@@ -12,7 +12,6 @@ from sqlalchemy import select
 
 from chains.enterprise_models import ImportJob
 from chains.enterprises.importer import OUTCOME_LABELS
-from webapp import jobs as job_state
 from webapp.auth.roles import ROLE_ADMIN, ROLE_STAFF, role_required
 from webapp.extensions import db
 from webapp.imports import bp
@@ -28,7 +27,8 @@ from webapp.imports.jobs import (
     start_job,
 )
 from webapp.imports.retention import purge_old_uploads
-from webapp.tasks import control
+from webapp.services import jobs as job_state
+from webapp.services.tasks import control
 
 ALLOWED_EXTENSIONS = (".csv", ".xlsx")
 RECENT_JOBS = 20
@@ -81,7 +81,7 @@ def upload():
     db.session.add(job)
     db.session.flush()
     task_id = create_job_state(db.session, job, current_user.id)
-    from webapp.audit import record
+    from webapp.services.audit import record
 
     record("enterprise.import", "import_job", job.id, filename=original)
     db.session.commit()
@@ -134,7 +134,7 @@ def report(job_id: int):
     job = _job_or_404(job_id)
     if job.status != "done" or not job.report_path or not os.path.exists(job.report_path):
         abort(404)
-    from webapp.audit import record
+    from webapp.services.audit import record
 
     record("import.report", "import_job", job.id, filename=job.filename)
     db.session.commit()  # a download changes nothing but the audit log
@@ -153,7 +153,7 @@ def _after_action(job: ImportJob, message: str, category: str):
 @bp.route("/<int:job_id>/cancel", methods=["POST"])
 @role_required(ROLE_ADMIN, ROLE_STAFF)
 def cancel(job_id: int):
-    from webapp.audit import record
+    from webapp.services.audit import record
 
     job = _job_or_404(job_id)
     record("import.cancel", "import_job", job.id, filename=job.filename)  # committed with the cancel
@@ -170,7 +170,7 @@ def cancel(job_id: int):
 @bp.route("/<int:job_id>/retry", methods=["POST"])
 @role_required(ROLE_ADMIN, ROLE_STAFF)
 def retry(job_id: int):
-    from webapp.audit import record
+    from webapp.services.audit import record
 
     job = _job_or_404(job_id)
     record("import.retry", "import_job", job.id, filename=job.filename)  # committed with the re-queued job

@@ -256,6 +256,6 @@ def after_stage_change(session: Session, lead: Lead, user: Any) -> None:
     """Audit a stage change; reaching 已接洽 on a link's candidate is a learning signal for the matcher."""
     audit("lead.stage", "lead", lead.id, cluster_id=lead.cluster_id, stage=lead.stage)
     if lead.stage == STAGE_CONTACTED and lead.link_key:
-        record = optional_function("webapp.matchsvc", "record_feedback")
+        record = optional_function("webapp.services.match", "record_feedback")
         if record is not None:
             record(session, lead.cluster_id, lead.link_key, lead.enterprise_id, FEEDBACK_CONTACTED, user)

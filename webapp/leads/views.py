@@ -402,7 +402,7 @@ def feedback(lead_id: int):
     if value not in (FEEDBACK_RELEVANT, FEEDBACK_NOT_RELEVANT):
         return _render_detail(lead, "无效的反馈值", 400)
     changed = set_feedback(db.session, lead, value, current_user.id)
-    record = optional_function("webapp.matchsvc", "record_feedback")
+    record = optional_function("webapp.services.match", "record_feedback")
     if changed and record is not None and lead.link_key:
         record(db.session, lead.cluster_id, lead.link_key, lead.enterprise_id, value, current_user)
     if changed:

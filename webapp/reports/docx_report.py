@@ -113,7 +113,7 @@ def _lists(doc: Any, session: Session, cluster: Cluster, chain: Chain) -> None:
 
 def _candidates(doc: Any, session: Session, cluster: Cluster, weak: list) -> None:
     """Section 4: top candidates of the biggest gap links with their reasons."""
-    from webapp import matchsvc
+    from webapp.services import match as matchsvc
 
     doc.add_heading("四、重点缺口环节的候选企业", level=1)
     if not weak:

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from chains.enterprise_models import Enterprise
 from webapp.firms.search import SearchHit, search_firms
-from webapp.matchsvc.filters import CandidateFilters
+from webapp.services.match.filters import CandidateFilters
 
 SUPPLIER_POOL = 50  # most relevant firms per need that the regional ordering may reorder
 SUPPLIERS_SHOWN = 10  # suppliers listed per need

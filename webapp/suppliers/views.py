@@ -13,7 +13,7 @@ from webapp.auth.models import ROLE_ADMIN, ROLE_FIRM
 from webapp.auth.roles import STAFF_ROLES, require_cluster_access, role_required
 from webapp.candidates.views import embedder_name
 from webapp.extensions import db
-from webapp.matchsvc.profiles import link_query_for, link_terms
+from webapp.services.match.profiles import link_query_for, link_terms
 from webapp.suppliers import bp, service
 from webapp.suppliers.access import firm_clusters, need_links
 from webapp.suppliers.models import OPEN_STATUSES, REQUEST_STATUSES, MatchmakingRequest, SupplierShortlist

@@ -31,6 +31,6 @@ def optional_function(module: str, function: str) -> Callable[..., Any] | None:
 def audit(action: str, object_type: str = "", object_id: Any = None, cluster_id: str | None = None,
           **detail: Any) -> None:
     """Write an audit-log entry (webapp.audit) in the current session when the audit feature is present."""
-    record = optional_function("webapp.audit", "record")
+    record = optional_function("webapp.services.audit", "record")
     if record is not None:
         record(action, object_type, "" if object_id is None else object_id, cluster_id=cluster_id, **detail)

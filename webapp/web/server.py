@@ -1,6 +1,6 @@
 """How the production web server runs: gunicorn's worker class and command line, the number of worker processes.
 
-Below both `chainmatch serve` (webapp/commands/serve.py) and the web benchmark (webapp/perf/web_bench.py)."""
+Below both `chainmatch serve` (webapp/cli/serve.py) and the web benchmark (bench/perf/web_bench.py)."""
 from __future__ import annotations
 
 import os

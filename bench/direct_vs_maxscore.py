@@ -1,0 +1,76 @@
+"""Selective filters scored directly vs MaxScore, on an engine `chainmatch bench match` saved (docs/performance.md).
+
+Usage:
+    .venv/bin/python bench/direct_vs_maxscore.py ENGINE_FOLDER [--n 1000000] [--queries 200]
+
+ENGINE_FOLDER is the engine a `bench match --n N --work W` run saved (e.g. W/engine-static-<digest>). The pool,
+link queries and filters are regenerated as that run made them (same n, seed 1); the fusion weights are the
+"all_channels" ones (dense channel at the pool rule's weight). Each query is searched twice in a row: with
+MaxScore for every filter (DIRECT_SCORE_SHARE = 0, the ranking before selective filters were scored directly) and
+as the product searches; prints p50/p95 per filter kind and path, and how many top-100 lists differ (ids or order).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.perf.machine import Stopwatch, percentiles_ms  # noqa: E402
+
+SEARCH_K = 100
+
+
+def main() -> None:
+    import matching.engine.ranking as ranking
+    from bench.perf.pool import filter_cases, link_queries, synthetic_pool
+    from matching.engine import MatchEngine
+    from matching.fusion import pretrained_weights
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("engine", type=Path)
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--queries", type=int, default=200)
+    args = parser.parse_args()
+    pool = synthetic_pool(args.n, 1)
+    texts = link_queries(args.queries, 1)
+    filters = filter_cases(pool, len(texts), 1)
+    engine = MatchEngine.load(args.engine)
+    engine.weights = pretrained_weights(pool.texts)
+    engine.search(texts[0], SEARCH_K)  # warm-up
+    share = ranking.DIRECT_SCORE_SHARE
+    times: dict[str, dict[str, list[float]]] = {}
+    differ, largest_score_gap, allowed_sizes = 0, 0.0, []
+    try:
+        for query, (label, allowed, excluded) in zip(texts, filters):
+            hits = {}
+            for path, value in (("maxscore", 0.0), ("product", share)):
+                ranking.DIRECT_SCORE_SHARE = value
+                with Stopwatch() as sw:
+                    hits[path] = engine.search(query, SEARCH_K, allowed_ids=allowed, excluded_ids=excluded)
+                times.setdefault(label, {}).setdefault(path, []).append(sw.seconds)
+            if allowed is not None:
+                allowed_sizes.append(len(allowed))
+            a, b = hits["maxscore"], hits["product"]
+            if [h.id for h in a] != [h.id for h in b]:
+                differ += 1
+            elif a:
+                largest_score_gap = max(largest_score_gap, float(np.max(np.abs(
+                    np.array([h.score for h in a]) - np.array([h.score for h in b])))))
+    finally:
+        ranking.DIRECT_SCORE_SHARE = share
+    print(json.dumps({
+        "by_filter": {label: {path: percentiles_ms(v) for path, v in paths.items()} for label, paths in times.items()},
+        "queries": len(texts), "top100_lists_differing": differ, "largest_score_gap": largest_score_gap,
+        "allowed_ids_min_median_max": [min(allowed_sizes), int(np.median(allowed_sizes)), max(allowed_sizes)]
+        if allowed_sizes else None,
+        "load_average": os.getloadavg()}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,283 @@
+"""The match query end to end inside the engine: query encoding + vector search + lexical channels + fusion + filters.
+
+Measured with two fusion settings: "all_channels" (the dense channel on at the pretrained-model weight, so query
+encoding and vector search are part of every query) and "default" (the product's weights with the built-in
+embedder: lexical channels only in the ranking). Naive baselines in the same run: a plain TF-IDF scan (sparse
+product over every document, full sort) and an exact float32 flat scan of the same vectors.
+
+The pool's embeddings come from the resumable embedding store that `chainmatch bench vector` uses for the same n and
+seed (built once, shared); the built engine is saved under the work folder and loaded (not rebuilt) by later runs,
+which also measures loading.
+"""
+from __future__ import annotations
+
+import gc
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from bench.perf.machine import Stopwatch, machine_facts, percentiles_ms, rss_mb, work_dir
+from bench.perf.pool import filter_cases, link_queries, synthetic_pool
+
+SEARCH_K = 100
+# Peak memory per firm of a build, measured at 1,000,000 synthetic firms (5.7 GB for the process with the pool's
+# texts, docs/performance.md), with a margin: refuse a run that would not fit in the available memory instead of
+# pushing the shared machine into swapping or the OOM killer.
+ENGINE_BYTES_PER_FIRM_ESTIMATE = 8_000
+MEMORY_SHARE = 0.8
+
+
+def _available_bytes() -> int:
+    from pathlib import Path
+
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _naive(engine, queries, vectors, qvecs) -> dict:
+    """Plain TF-IDF over the engine's word counts (full sparse product, full sort) and an exact float32 scan."""
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    from matching.text import tokenize
+
+    counts = engine.channels["bm25"].counts
+    tfidf = TfidfTransformer(sublinear_tf=True)
+    matrix = tfidf.fit_transform(counts.astype(np.float32)).tocsr()
+    ids = engine.channels["bm25"].vocab.ids
+    lex, dense = [], []
+    for q, qv in zip(queries, qvecs if qvecs is not None else [None] * len(queries)):
+        with Stopwatch() as sw:
+            cols = [ids[t] for t in tokenize(q) if t in ids]
+            qx = np.zeros(counts.shape[1], np.float32)
+            np.add.at(qx, cols, 1.0)
+            qx = tfidf.transform(qx.reshape(1, -1)).toarray().ravel()
+            scores = matrix @ qx
+            np.argsort(-scores, kind="stable")[:SEARCH_K]
+        lex.append(sw.seconds)
+        if vectors is not None:
+            with Stopwatch() as sw:
+                s = vectors @ qv
+                np.argsort(-s, kind="stable")[:SEARCH_K]
+            dense.append(sw.seconds)
+    out = {"tfidf_full_scan_top100": percentiles_ms(lex)}
+    if dense:
+        out["exact_float32_scan_top100"] = percentiles_ms(dense)
+        out["tfidf_plus_exact_scan_total_top100"] = percentiles_ms([a + b for a, b in zip(lex, dense)])
+    return out
+
+
+def _engine_bytes(engine, folder: Path) -> dict:
+    """Bytes of the engine's own arrays by part, from their sizes (not from the process RSS, which other work moves;
+    the documents' Python objects are in the RSS figure, not here). The vector index counts what its saved file
+    holds (codes or vectors, loaded into memory); the float32 rows an IVF-PQ index re-scores with are memory-mapped
+    from their own file and not counted."""
+    from matching.engine.persistence import VECTORS_FILE
+
+    def sparse(m):
+        return int(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes)
+
+    def arrays(obj) -> int:  # the plain numpy arrays an object holds (memory-mapped ones are in the page cache)
+        return sum(int(v.nbytes) for v in vars(obj).values()
+                   if isinstance(v, np.ndarray) and not isinstance(v, np.memmap))
+
+    channels = engine.channels
+    parts = {
+        "bm25_word": sparse(channels["bm25"].counts) + sparse(channels["bm25"].columns),
+        "bm25_char": sparse(channels["char"].counts) + sparse(channels["char"].columns),
+        "tfidf": sparse(channels["tfidf"].rows) + sparse(channels["tfidf"].columns),
+        "rows_and_norms": int(engine.row_ids.nbytes) + sum(arrays(c) for c in channels.values()),
+    }
+    index_file = folder / VECTORS_FILE
+    if engine.vector_index is not None and index_file.is_file():
+        parts["vector_index"] = index_file.stat().st_size
+    return parts
+
+
+def _store_folder(n: int, seed: int, work: str | None, static_model: str | None = None):
+    """Where the pool's embeddings are kept: shared with `chainmatch bench vector` for the built-in embedder (same n,
+    seed and --work); per trained model for a static embedder."""
+    from pathlib import Path
+
+    base = Path(work) if work else work_dir(None, f"vector-{n}-{seed}")
+    return base / (f"embeddings-static-{Path(static_model).name[:12]}" if static_model else "embeddings")
+
+
+def _engine_folder(base: Path, with_embedder: bool, static_model: str | None) -> Path:
+    """Where the built engine is saved under the work folder."""
+    return base / (f"engine-static-{Path(static_model).name[:12]}" if static_model
+                   else "engine" if with_embedder else "engine-lexical")
+
+
+def _built_engine(n: int, seed: int, pool, with_embedder: bool, exact_max, base, work, progress, log,
+                  static_model: str | None = None):
+    """(engine, build figures): loaded from the work folder when an earlier run saved it, else built and saved."""
+    from matching.engine import MatchEngine
+    from matching.fusion import FusionWeights, pretrained_weights
+    from matching.vectors import DEFAULT_EXACT_MAX
+
+    folder = _engine_folder(base, with_embedder, static_model)
+    marker = folder / "complete.json"
+    figures: dict = {}
+    if marker.exists():
+        log(f"loading the saved engine from {folder}")
+        gc.collect()
+        before = rss_mb()
+        with Stopwatch() as sw:
+            engine = MatchEngine.load(folder)
+        figures.update(json.loads(marker.read_text()), load_seconds=round(sw.seconds, 1),
+                       engine_rss_mb=round(rss_mb() - before, 1))
+        return engine, figures
+    embedder = vectors = None
+    if static_model:
+        embedder, vectors, figures["embedding"] = _static_embeddings(pool.texts, static_model,
+                                                                     _store_folder(n, seed, work, static_model),
+                                                                     progress, log)
+    elif with_embedder:
+        from bench.perf.vector_bench import ensure_embeddings
+        from matching import embedding_store
+
+        store = _store_folder(n, seed, work)
+        log(f"embedding the pool into {store} (resumable; shared with `bench vector`)")
+        result, fit_seconds = ensure_embeddings(pool.texts, store, progress=progress)
+        embedder = embedding_store.stored_embedder(store)
+        vectors = embedding_store.load_vectors(store)
+        figures["embedding"] = {"store": str(store), "encode_seconds_this_run": result.seconds,
+                                "fit_seconds": round(fit_seconds, 1)}
+    # With vectors, the weights the product gives a pretrained embedder on this pool (matching.fusion).
+    weights = pretrained_weights(pool.texts) if embedder else FusionWeights()
+    lexical_marker = base / "engine-lexical" / "complete.json"
+    gc.collect()
+    before = rss_mb()
+    if embedder is not None and lexical_marker.exists():
+        # The lexical channels of this pool were built by an earlier --lexical-only run: add the vector index only.
+        log("loading the lexical engine of an earlier run and adding the vector index")
+        with Stopwatch() as build:
+            engine = MatchEngine.load(lexical_marker.parent)
+            engine.weights = weights
+            engine.attach_embedder(embedder, vectors)
+        figures.update(json.loads(lexical_marker.read_text()))
+        figures["vector_index_seconds"] = round(build.seconds, 1)
+    else:
+        engine = MatchEngine(embedder=embedder, weights=weights,
+                             exact_max=DEFAULT_EXACT_MAX if exact_max is None else exact_max)
+        docs = pool.documents()
+        log("building the engine (term counts in worker processes, weights, vector index)")
+        with Stopwatch() as build:
+            engine.build(docs, progress=progress, vectors=vectors)
+        del docs
+        figures["build_seconds"] = round(build.seconds, 1)
+    del vectors
+    gc.collect()
+    figures["engine_rss_mb"] = round(rss_mb() - before, 1)
+    with Stopwatch() as sw:
+        shutil.rmtree(folder, ignore_errors=True)
+        engine.save(folder)
+    figures["save_seconds"] = round(sw.seconds, 1)
+    marker.write_text(json.dumps({k: v for k, v in figures.items() if k != "engine_rss_mb"}))
+    return engine, figures
+
+
+def _static_embeddings(texts: list[str], static_model: str, store: Path, progress, log):
+    """(embedder, vectors, figures) of the pool encoded with a trained static embedder into a resumable store."""
+    from matching import embedding_store
+    from matching.embedders.static import StaticEmbedder
+
+    embedder = StaticEmbedder(Path(static_model))
+    log(f"embedding the pool with {embedder.name} into {store} (resumable)")
+    with Stopwatch() as sw:
+        result = embedding_store.embed_pool(texts, embedder, store, progress=progress)
+    figures = {"store": str(store), "embedder": embedder.name, "wall_seconds_this_run": round(sw.seconds, 1),
+               "encode_seconds_this_run": result.seconds, "texts_per_s": round(result.texts_per_s),
+               "chunks": result.chunks, "chunks_reused": result.chunks_reused,
+               "note": "one process (embedding_store.embed_pool: encode + write chunks), synthetic profiles"}
+    return embedder, embedding_store.load_vectors(store), figures
+
+
+def run(n: int, seed: int = 1, queries: int = 200, exact_max: int | None = None, with_embedder: bool = True,
+        progress=None, log=lambda m: None, force: bool = False, folder: str | None = None,
+        static_model: str | None = None) -> dict:
+    from matching.fusion import FusionWeights, pretrained_weights
+
+    need = n * ENGINE_BYTES_PER_FIRM_ESTIMATE
+    if not force and need > MEMORY_SHARE * _available_bytes():
+        return {"bench": "match", "n": n, "skipped": True,
+                "reason": (f"the engine needs about {need / 1e9:.0f} GB at {ENGINE_BYTES_PER_FIRM_ESTIMATE} bytes per "
+                           f"firm; {_available_bytes() / 1e9:.0f} GB available (use --force to try anyway)"),
+                "machine": machine_facts()}
+    base = work_dir(folder, f"match-{n}-{seed}")
+    log(f"generating {n} synthetic firms")
+    pool = synthetic_pool(n, seed)
+    qtexts = link_queries(queries, seed)
+    filters = filter_cases(pool, len(qtexts), seed)
+    engine, build = _built_engine(n, seed, pool, with_embedder or bool(static_model), exact_max, base, folder, progress,
+                                  log, static_model)
+    embedder = engine.embedder
+
+    settings = {"all_channels": pretrained_weights(pool.texts) if embedder else FusionWeights()}
+    if embedder is not None:
+        settings["default"] = FusionWeights()
+    figures = {}
+    for label, weights in settings.items():
+        engine.weights = weights
+        engine.search(qtexts[0], SEARCH_K)  # warm-up (first query loads jieba state, compiles kernels)
+        total, by_filter = [], {}
+        for q, (flabel, allowed, excluded) in zip(qtexts, filters):
+            # As the product does: ids resolved in SQL, cached per filter set as sorted int64 arrays.
+            with Stopwatch() as sw:
+                hits = engine.search(q, SEARCH_K, allowed_ids=allowed, excluded_ids=excluded)
+            total.append(sw.seconds)
+            by_filter.setdefault(flabel, []).append(sw.seconds)
+            assert len(hits) > 0
+        figures[label] = {"weights": {k: v for k, v in weights.as_dict().items() if k != "extra"},
+                          "search_top100": percentiles_ms(total),
+                          "by_filter": {k: percentiles_ms(v) for k, v in by_filter.items()}}
+    engine.weights = settings["all_channels"]
+
+    # Parts of a query, timed apart (no filter): every posting of the lexical channels (the unpruned scan),
+    # query encoding, vector search.
+    parts: dict[str, list[float]] = {"lexical_channels_full_scan": [], "query_encoding": [], "vector_search": []}
+    for q in qtexts:
+        with Stopwatch() as sw:
+            engine.channel_scores(q, FusionWeights())
+        parts["lexical_channels_full_scan"].append(sw.seconds)
+        if embedder is not None:
+            with Stopwatch() as sw:
+                v = embedder.encode_queries([q])
+            parts["query_encoding"].append(sw.seconds)
+            with Stopwatch() as sw:
+                engine.vector_index.search(v, 1000)
+            parts["vector_search"].append(sw.seconds)
+
+    vectors = qvecs = None
+    if embedder is not None:
+        from matching import embedding_store
+
+        vectors = embedding_store.load_vectors(_store_folder(n, seed, folder, static_model))
+        qvecs = embedder.encode_queries(qtexts)
+    array_bytes = _engine_bytes(engine, _engine_folder(base, with_embedder or bool(static_model), static_model))
+    log("naive baselines")
+    naive = _naive(engine, qtexts, vectors, qvecs)
+    return {
+        "bench": "match", "n": n, "queries": len(qtexts), "k": SEARCH_K,
+        "embedder": getattr(embedder, "name", None), "vector_kind": getattr(engine.vector_index, "kind", None),
+        **build,
+        "engine_bytes_per_firm": round(sum(array_bytes.values()) / n) if n else None,
+        "engine_array_bytes_per_firm": {k: round(v / n) for k, v in array_bytes.items()} if n else {},
+        "engine": figures, "parts_no_filter": {k: percentiles_ms(v) for k, v in parts.items() if v},
+        "naive": naive,
+        "speedup_p50_vs_naive": _ratio(naive, figures),
+        "machine": machine_facts(),
+    }
+
+
+def _ratio(naive: dict, figures: dict) -> dict:
+    base = naive.get("tfidf_plus_exact_scan_total_top100") or naive["tfidf_full_scan_top100"]
+    out = {}
+    for label, f in figures.items():
+        p50 = f["search_top100"]["p50_ms"]
+        out[label] = round(base["p50_ms"] / p50, 2) if p50 else None
+    return out

@@ -1,0 +1,149 @@
+"""候选企业 page: full page vs htmx fragment, filters, pagination, add-to-target, feedback, access, escaping."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import func, select
+
+from chains.feedback_models import CandidateFeedback
+from tests.worlds.candidates import CLUSTER, OTHER_CLUSTER, STEEL, XSS_NAME, seed
+from webapp.candidates.views import PAGE_SIZE
+from webapp.extensions import db
+from webapp.leads.models import Lead
+
+URL = f"/candidates/{CLUSTER}/{STEEL}"
+
+
+@pytest.fixture
+def world(app):
+    return seed(app)
+
+
+def _names(html: str) -> list[str]:
+    return re.findall(r'class="cand-name" href="/firms/\d+">([^<]+)</a>', html)
+
+
+def _ids(html: str) -> list[int]:
+    return [int(i) for i in re.findall(r'id="cand-(\d+)"', html)]
+
+
+def test_full_page_and_htmx_fragment(client, auth, world):
+    auth.login_as("staff", clusters=(CLUSTER,))
+    full = client.get(URL)
+    assert full.status_code == 200
+    page = full.get_data(as_text=True)
+    assert "<html" in page and 'hx-get="' in page and 'hx-target="#candidate-results"' in page
+    assert "江苏船板钢铁有限公司" in page
+    assert "匹配模型：" in page
+    fragment = client.get(URL, headers={"HX-Request": "true"})
+    body = fragment.get_data(as_text=True)
+    assert fragment.status_code == 200 and "<html" not in body and "<form class=\"card filter-form\"" not in body
+    assert _ids(body) == _ids(page)  # the same ranked list in both
+    # Each candidate explains itself.
+    block = page[page.index(f'id="cand-{world["far"]}"'):]
+    block = block[:block.index("</li>")]
+    assert "<mark>" in block and "船用钢板" in block
+    assert "各通道得分" in block and "最契合环节" in block and "最相似本地企业" in block
+    assert "青岛本地船板厂" in block  # the most similar local firm is named
+    # Defaults: roster firms and closed firms are left out.
+    ids = _ids(page)
+    assert world["far"] in ids
+    assert world["local"] not in ids  # on the cluster's roster
+    assert world["closed"] not in ids  # 注销
+    # Unticking both defaults brings them back.
+    args = {"f": "1"}
+    ids = _ids(client.get(URL, query_string=args).get_data(as_text=True))
+    assert world["local"] in ids and world["closed"] in ids
+
+
+def test_filters_change_results(client, auth, world):
+    auth.login_as("staff", clusters=(CLUSTER,))
+    base = {"f": "1", "active_only": "1", "exclude_cluster_firms": "1"}
+    shandong = _ids(client.get(URL, query_string={**base, "provinces": "山东省"},
+                               headers={"HX-Request": "true"}).get_data(as_text=True))
+    assert set(shandong) == {world["province"], world["city"], world["weak_local"]}
+    listed = _ids(client.get(URL, query_string={**base, "tags": "上市"}).get_data(as_text=True))
+    assert listed == [world["far"]]
+    capital = _ids(client.get(URL, query_string={**base, "capital_min": "5000", "capital_max": "10000"}).get_data(as_text=True))
+    assert capital == [world["province"]]
+    outward = _ids(client.get(URL, query_string={**base, "exclude_cluster_province": "1"}).get_data(as_text=True))
+    assert not {world["province"], world["city"], world["weak_local"]} & set(outward) and world["far"] in outward
+    japan = _ids(client.get(URL, query_string={**base, "countries": "日本"}).get_data(as_text=True))
+    assert japan == [world["foreign"]]
+    # A bad value is reported in Chinese in place of the results.
+    response = client.get(URL, query_string={"f": "1", "capital_min": "abc"}, headers={"HX-Request": "true"})
+    assert response.status_code == 400
+    assert "注册资本下限必须是数字" in response.get_data(as_text=True)
+
+
+def test_pagination(client, auth, world):
+    auth.login_as("staff", clusters=(CLUSTER,))
+    first = client.get(URL).get_data(as_text=True)
+    assert len(_ids(first)) == PAGE_SIZE
+    assert f'href="{URL}?page=2' in first and f'hx-get="{URL}?page=2' in first and "下一页" in first
+    second = client.get(URL, query_string={"page": "2"}, headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert _ids(second) and "<html" not in second
+    assert f">{PAGE_SIZE + 1}<" in second  # ranks continue on page 2
+    assert "上一页" in second and "下一页" not in second  # the pool ends on page 2
+
+
+def test_pages_do_not_overlap(client, auth, world):
+    auth.login_as("staff", clusters=(CLUSTER,))
+    first = _ids(client.get(URL).get_data(as_text=True))
+    second = _ids(client.get(URL, query_string={"page": "2"}).get_data(as_text=True))
+    assert not set(first) & set(second)
+
+
+def test_add_to_target_creates_the_lead_once(app, client, auth, world):
+    auth.login_as("staff", clusters=(CLUSTER,))
+    html = client.get(URL).get_data(as_text=True)
+    assert "加入招商目标清单" in html
+    form = {"cluster_id": CLUSTER, "chain_id": "mc", "link_key": STEEL, "enterprise_id": str(world["far"])}
+    first = auth.post("/leads/create", form, headers={"HX-Request": "true"})
+    assert first.status_code == 201 and "已加入" in first.get_data(as_text=True)
+    again = auth.post("/leads/create", form, headers={"HX-Request": "true"})
+    assert again.status_code == 200
+    with app.app_context():
+        count = db.session.scalar(select(func.count()).select_from(Lead).where(
+            Lead.enterprise_id == world["far"], Lead.cluster_id == CLUSTER, Lead.link_key == STEEL))
+    assert count == 1
+    block = client.get(URL).get_data(as_text=True)
+    block = block[block.index(f'id="cand-{world["far"]}"'):]
+    assert "已加入" in block[:block.index("</li>")]
+
+
+def test_feedback_is_recorded(app, client, auth, world):
+    auth.login_as("manager", clusters=(CLUSTER,))
+    response = auth.post(f"{URL}/feedback", {"enterprise_id": str(world["far"]), "label": "not_relevant"},
+                         headers={"HX-Request": "true"})
+    assert response.status_code == 200 and "不相关" in response.get_data(as_text=True)
+    with app.app_context():
+        rows = list(db.session.scalars(select(CandidateFeedback).where(CandidateFeedback.enterprise_id == world["far"])))
+    assert [(r.cluster_id, r.link_key, r.label) for r in rows] == [(CLUSTER, STEEL, "not_relevant")]
+    bad = auth.post(f"{URL}/feedback", {"enterprise_id": str(world["far"]), "label": "maybe"},
+                    headers={"HX-Request": "true"})
+    assert bad.status_code == 400 and "无效的反馈" in bad.get_data(as_text=True)
+    # Without the CSRF token nothing is recorded.
+    response = client.post(f"{URL}/feedback", data={"enterprise_id": str(world["far"]), "label": "relevant"})
+    assert response.status_code == 400
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(CandidateFeedback)) == 1
+
+
+def test_access_rules(client, auth, world):
+    auth.login_as("staff", clusters=(OTHER_CLUSTER,))
+    assert client.get(URL).status_code == 403
+    assert auth.post(f"{URL}/feedback", {"enterprise_id": str(world["far"]), "label": "relevant"}).status_code == 403
+    auth.logout()
+    auth.login_as("firm", enterprise_id=world["leader"])
+    assert client.get(URL).status_code == 403
+    auth.logout()
+    auth.login_as("admin")
+    assert client.get(URL).status_code == 200
+    assert client.get(f"/candidates/{CLUSTER}/no-such-link").status_code == 404
+    # Firm names are escaped.
+    html = client.get(URL, query_string={"f": "1", "active_only": "1", "exclude_cluster_firms": "1",
+                                         "provinces": "广东省"}).get_data(as_text=True)
+    assert XSS_NAME not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html

@@ -1,0 +1,75 @@
+"""企业检索 and the enterprise page: search with filters and pagination, profile sections, access, escaping."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.worlds.candidates import CLUSTER, OTHER_CLUSTER, STEEL, XSS_NAME, seed
+from webapp.extensions import db
+from webapp.firms.views import PAGE_SIZE
+from webapp.leads.service import create_lead
+
+
+@pytest.fixture
+def world(app):
+    return seed(app)
+
+
+def _ids(html: str) -> list[int]:
+    return [int(i) for i in re.findall(r'<td><a href="/firms/(\d+)">', html)]
+
+
+def test_search_ranks_filters_and_pages(client, auth, world):
+    auth.login_as("staff", clusters=(CLUSTER,))
+    page = client.get("/firms/").get_data(as_text=True)
+    assert "请输入检索内容" in page and 'hx-target="#firm-results"' in page
+    html = client.get("/firms/", query_string={"q": "船用钢板"}).get_data(as_text=True)
+    ids = _ids(html)
+    assert ids[0] in {world["far"], world["local"], world["province"], world["city"]}
+    assert world["closed"] not in ids  # 注销 is filtered out by default
+    assert "<mark>船用钢板</mark>" in html and "匹配模型：" in html
+    fragment = client.get("/firms/", query_string={"q": "船用钢板", "f": "1", "active_only": "1", "provinces": "山东省"},
+                          headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "<html" not in fragment
+    assert set(_ids(fragment)) <= {world["local"], world["province"], world["city"], world["leader"],
+                                   world["weak_local"]}  # 山东省 only
+    assert {world["local"], world["province"], world["city"]} <= set(_ids(fragment))
+    assert world["far"] not in _ids(fragment)
+    first = _ids(client.get("/firms/", query_string={"q": "企业"}).get_data(as_text=True))
+    assert len(first) == PAGE_SIZE
+    second = client.get("/firms/", query_string={"q": "企业", "page": "2"}, headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert _ids(second) and not set(_ids(second)) & set(first) and "上一页" in second
+
+
+def test_enterprise_page_sections(app, client, auth, world):
+    with app.app_context():
+        create_lead(db.session, CLUSTER, world["far"], None, "mc", STEEL)
+        create_lead(db.session, OTHER_CLUSTER, world["far"], None, "mc", STEEL)
+        db.session.commit()
+    auth.login_as("manager", clusters=(CLUSTER,))
+    html = client.get(f"/firms/{world['far']}").get_data(as_text=True)
+    assert "江苏船板钢铁有限公司" in html and "合成数据" in html and "上市" in html
+    for section in ('id="profile"', 'id="fits"', 'id="similar"', 'id="leads"', 'id="changes"'):
+        assert section in html
+    fits = html[html.index('id="fits"'):html.index('id="similar"')]
+    assert "船用钢板" in fits  # the link it fits best
+    similar = html[html.index('id="similar"'):html.index('id="leads"')]
+    assert re.search(r'href="/firms/\d+"', similar)
+    leads = html[html.index('id="leads"'):html.index('id="changes"')]
+    assert "青岛海工集聚区" in leads and "南通海工集聚区" not in leads  # only leads of the user's clusters
+    changes = html[html.index('id="changes"'):]
+    assert "firms-2024.csv" in changes and "主营产品" in changes
+    assert client.get("/firms/999999").status_code == 404
+
+
+def test_access_and_escaping(client, auth, world):
+    auth.login_as("firm", enterprise_id=world["leader"])
+    assert client.get("/firms/").status_code == 403
+    assert client.get(f"/firms/{world['far']}").status_code == 403
+    auth.logout()
+    auth.login_as("staff", clusters=(CLUSTER,))
+    html = client.get(f"/firms/{world['xss']}").get_data(as_text=True)
+    assert XSS_NAME not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    results = client.get("/firms/", query_string={"q": "焊丝"}).get_data(as_text=True)
+    assert XSS_NAME not in results and "&lt;script&gt;" in results

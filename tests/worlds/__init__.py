@@ -1,0 +1,1 @@
+"""Shared test worlds: seeded databases, chain maps, firm pools, models and the helpers that build them."""

@@ -1,0 +1,210 @@
+"""`chainmatch match …` (ranked candidates for a link) and `chainmatch index …` (build / status of the match index)."""
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from webapp.cli.init import init_step
+from webapp.extensions import db
+
+
+def _echo_json(data) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+@click.command("match")
+@click.argument("cluster_id")
+@click.argument("link_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--top", default=20, show_default=True, help="How many candidates to print.")
+@click.option("--offset", default=0, show_default=True, help="Skip this many candidates (paging).")
+@click.option("--province", "provinces", multiple=True, help="Only firms in this province (repeatable).")
+@click.option("--city", "cities", multiple=True, help="Only firms in this city (repeatable).")
+@click.option("--country", "countries", multiple=True, help="Only firms in this country (repeatable).")
+@click.option("--tag", "tags", multiple=True, help="Only firms with any of these tags, e.g. 专精特新 (repeatable).")
+@click.option("--capital-min", type=float, help="Minimum registered capital, 万元人民币.")
+@click.option("--capital-max", type=float, help="Maximum registered capital, 万元人民币.")
+@click.option("--employees-min", type=int, help="Minimum number of insured employees.")
+@click.option("--employees-max", type=int, help="Maximum number of insured employees.")
+@click.option("--include-cluster-firms", is_flag=True, help="Keep firms already on the cluster's roster.")
+@click.option("--exclude-city", is_flag=True, help="Leave out firms in the cluster's own city.")
+@click.option("--exclude-province", is_flag=True, help="Leave out firms in the cluster's own province.")
+@click.option("--any-status", is_flag=True, help="Include firms that are not 存续/在业.")
+@with_appcontext
+def match_command(cluster_id: str, link_id: str, as_json: bool, top: int, offset: int, provinces, cities, countries,
+                  tags, capital_min, capital_max, employees_min, employees_max, include_cluster_firms: bool,
+                  exclude_city: bool, exclude_province: bool, any_status: bool) -> None:
+    """Rank candidate firms for link LINK_ID of cluster CLUSTER_ID, with the reasons for each."""
+    from webapp.services import match as matchsvc
+
+    matchsvc.sync(db.session)  # the CLI may wait for the index; web requests never do
+    filters = matchsvc.CandidateFilters(
+        exclude_cluster_firms=not include_cluster_firms, exclude_cluster_city=exclude_city,
+        exclude_cluster_province=exclude_province, provinces=tuple(provinces), cities=tuple(cities),
+        countries=tuple(countries), tags=tuple(tags), active_only=not any_status, capital_min=capital_min,
+        capital_max=capital_max, employees_min=employees_min, employees_max=employees_max,
+    )
+    try:
+        page = matchsvc.candidates(db.session, cluster_id, link_id, filters, k=top, offset=offset)
+    except matchsvc.MatchError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        _echo_json(page.as_dict())
+        return
+    click.echo(f"{page.link.name} ({page.link.key}) — 嵌入器 {page.embedder}")
+    if page.message:
+        click.echo(page.message)
+    for c in page.items:
+        score = "—" if c.match_score is None else c.match_score
+        click.echo(f"{c.rank:>3}. {c.name}  [{c.region}]  匹配度 {score}  证据{c.evidence_label or '—'}")
+        for reason in c.explanation:
+            click.echo(f"       {reason}")
+    if not page.items:
+        click.echo("没有符合条件的候选企业。")
+
+
+@click.group("index")
+def index_group() -> None:
+    """Build and inspect the match index (embeddings + faiss + lexical)."""
+
+
+@index_group.command("build")
+@click.option("--rebuild", "full", is_flag=True, help="Rebuild from scratch instead of syncing changes.")
+@with_appcontext
+def index_build(full: bool) -> None:
+    """Build the match index, or bring it up to date with the database.
+
+    With a pretrained model the lexical index is built first, then the firms' profiles are embedded (resumable: each
+    finished chunk is kept in instance/embedding-cache/) and the vectors attached; --rebuild rebuilds from scratch.
+    """
+    from webapp.services import match as matchsvc
+
+    app = current_app._get_current_object()
+    with progress_bar("构建匹配索引（词法）") as progress:
+        if full:
+            result = matchsvc.rebuild(app, db.session, progress, reason="requested")
+        else:
+            result = matchsvc.sync(db.session, progress=progress)
+    info = matchsvc.active_embedder_info(app, db.session)
+    if result.rebuilt:
+        click.echo(f"已重建索引：{info['count']} 家企业（{result.reason or 'rebuild'}）")
+    else:
+        click.echo(f"索引已同步：新增/更新 {result.added} 家，删除 {result.removed} 家，共 {info['count']} 家")
+    embed_pending(app)
+    info = matchsvc.active_embedder_info(app, db.session)
+    click.echo(f"嵌入器 {info['embedder']}（{info['model']}；维度 {info['dim']}，{info['kind']}，向量 {info['vectors']}）")
+
+
+@contextmanager
+def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A tqdm bar driven by progress(done, total) callbacks."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, unit="家", desc=label, disable=None)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        yield progress
+    finally:
+        bar.close()
+
+
+def embed_pending(app) -> None:
+    """Run the embedding job here, with a progress bar, when the index's vectors are pending (a pretrained model):
+    the CLI waits for it, where a web worker runs it in the background."""
+    from webapp.services import match as matchsvc
+    from webapp.services.match import store
+
+    if store.state_of(app).meta.get("vectors") != store.VECTORS_PENDING:
+        return
+    with progress_bar("计算语义向量（预训练模型）") as progress:
+        done = matchsvc.run_embedding(app, progress)
+    if not done and store.state_of(app).meta.get("vectors") == store.VECTORS_PENDING:
+        click.echo("语义向量由另一个进程计算中，或计算失败（见日志）；在此之前检索使用词法匹配。")
+
+
+@index_group.command("embed")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
+              help="Encode on Ray: a local Ray on this machine (--ray), or the cluster at ADDRESS (--ray ray://head:10001).")
+@with_appcontext
+def index_embed(ray_address: str | None) -> None:
+    """Encode the registry's profiles with the pretrained model and attach the vectors to the index (resumable).
+
+    --ray runs the embedding as a Ray Data job on a local Ray (2 workers, one embedder each, reading the registry in
+    id-range partitions); --ray ADDRESS (e.g. ray://head:10001) on that Ray cluster, whose workers need this
+    package, the database and a shared instance folder (docs/scaling.md). A killed run loses only partitions in
+    flight.
+    """
+    from webapp.services import match as matchsvc
+    from webapp.services.match import embedding, store
+    from webapp.services.match.ray_embed import embed_on_ray
+
+    app = current_app._get_current_object()
+    matchsvc.sync(db.session, app)
+    if store.state_of(app).meta.get("vectors") != store.VECTORS_PENDING:
+        click.echo("索引的向量已就绪，无需计算。")
+        return
+    if ray_address:
+        with progress_bar("Ray 分布式计算语义向量") as progress:
+            figures = embed_on_ray(app, db.session, embedding.embedder_for(app),
+                                   None if ray_address == "local" else ray_address, progress)
+        click.echo(f"Ray：{figures['partitions']} 个分区，新计算 {figures['encoded']} 家，用时 {figures['seconds']} 秒")
+    embed_pending(app)
+    info = matchsvc.active_embedder_info(app, db.session)
+    click.echo(f"向量 {info['vectors']}：{info['count']} 家企业，嵌入器 {info['embedder']}")
+
+
+@index_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@with_appcontext
+def index_status(as_json: bool) -> None:
+    """Show the active embedder and the index: dimension, size, kind, watermark, and whether it is stale."""
+    from webapp.services import match as matchsvc
+
+    info = matchsvc.active_embedder_info(current_app._get_current_object(), db.session)
+    if as_json:
+        _echo_json(info)
+        return
+    for key in ("embedder", "model", "configured_model", "vectors", "embedding", "dim", "count", "kind", "built_at",
+                "synced_at", "watermark", "status", "stale", "folder"):
+        click.echo(f"{key}: {info.get(key)}")
+
+
+@init_step(35, "准备嵌入模型")
+def prepare_embedding_model(app, demo_accounts: bool = False) -> None:
+    """Convert the bundled model (once) and export it to ONNX (once), so the index build and the web workers only
+    load it. Nothing is downloaded; the built-in embedder needs nothing."""
+    import time
+
+    from matching.embedders import is_builtin
+    from webapp.services.match.embedding import configured_model, embedder_for, model_label
+
+    if is_builtin(configured_model(app)):
+        click.echo("  内置 LSA 嵌入器，无需准备模型")
+        return
+    began = time.perf_counter()
+    embedder = embedder_for(app)
+    click.echo(f"  {model_label(app)} → {embedder.name}（{time.perf_counter() - began:.1f} 秒）")
+
+
+@init_step(40, "构建匹配索引")
+def build_match_index(app, demo_accounts: bool = False) -> None:
+    """Load or build the match index and sync it with the database (idempotent)."""
+    from webapp.services import match as matchsvc
+
+    result = matchsvc.sync(db.session, app)
+    embed_pending(app)
+    info = matchsvc.active_embedder_info(app)
+    click.echo(f"  索引：{'重建' if result.rebuilt else '已同步'}，嵌入器 {info['embedder']}（{info['model']}）")
+
+
+COMMANDS = [match_command, index_group]

@@ -1,0 +1,22 @@
+"""Matching service layer: glues the database to `matching` (no blueprint; used by views, CLI and init).
+
+Profiles from Enterprise rows, a per-app engine cache saved under INDEX_DIR and synced incrementally,
+candidates with explanations, roster placement, look-alikes, feedback and learning.
+"""
+from __future__ import annotations
+
+from webapp.services.match.candidates import Candidate, CandidatePage, MatchError, candidates, look_alikes
+from webapp.services.match.embed_job import run_embedding
+from webapp.services.match.filters import CandidateFilters
+from webapp.services.match.learning import record_feedback, relearn
+from webapp.services.match.placement import Suggestion, confirm_assignments, place_roster
+from webapp.services.match.profiles import profile_for
+from webapp.services.match.serving import active_embedder_info, ensure_index_async, wait_for_background
+from webapp.services.match.store import SyncResult, Watermark, current_watermark, rebuild, sync
+
+__all__ = [
+    "Candidate", "CandidatePage", "CandidateFilters", "MatchError", "Suggestion", "SyncResult", "Watermark",
+    "active_embedder_info", "candidates", "confirm_assignments", "current_watermark", "ensure_index_async",
+    "look_alikes", "place_roster", "profile_for", "rebuild", "record_feedback", "relearn", "run_embedding", "sync",
+    "wait_for_background",
+]
