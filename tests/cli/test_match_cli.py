@@ -24,6 +24,11 @@ def test_match_json_and_index_status(app, runner):
     top = page["items"][0]
     assert top["name"] == "合成功率半导体有限公司" and top["province"] == "江苏省"
     assert top["matched_products"] and top["best_link"]["key"] == "tev-chip" and top["explanation"]
+    # Every filter of the table is an option: the province the first answer came from can be left out.
+    outside = runner.invoke(args=["match", CLUSTER_ID, "tev-chip", "--json", "--exclude-provinces", "江苏省"])
+    assert outside.exit_code == 0, outside.output
+    provinces = {c["province"] for c in json.loads(outside.output)["items"]}
+    assert provinces and "江苏省" not in provinces
     missing = runner.invoke(args=["match", CLUSTER_ID, "no-such-link"])
     assert missing.exit_code != 0 and "不属于" in missing.output
     rebuilt = runner.invoke(args=["index", "build", "--rebuild"])

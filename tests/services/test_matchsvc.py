@@ -221,3 +221,40 @@ def test_feedback_recording_and_relearn_adoption(app, seeded):
     assert learned.adopted is False and learned.queries == 1 and learned.positives == 1 and learned.negatives == 1
     assert learned.note
     assert store.state_of(app).engine.learned is None
+
+
+def test_one_table_of_filter_fields_reaches_the_form_the_api_and_the_cli():
+    """Every CandidateFilters field is in the one table, and the form, the API's query schema and `chainmatch match`
+    all offer each of them under the table's names (a field added to the table appears in all three)."""
+    from dataclasses import fields
+
+    from webapp.api.schemas_matching import CandidateFilterQuery
+    from webapp.candidates.filters import parse_filters
+    from webapp.cli.match import match_command
+    from webapp.services.match.filter_fields import FILTER_FIELDS, public_values
+    from webapp.services.match.filters import CandidateFilters
+
+    assert {f.name for f in FILTER_FIELDS} == {f.name for f in fields(CandidateFilters)}
+    api_names = set(CandidateFilterQuery().fields)
+    cli_names = {opt for p in match_command.params for opt in getattr(p, "opts", [])}
+    form = parse_filters({"f": "1"})
+    for f in FILTER_FIELDS:
+        assert f.api in api_names and f.cli in cli_names and f.name in form.values
+    # The inverted public flags state the opposite of the field; a false or absent flag keeps the default.
+    assert public_values({"any_status": True, "include_cluster_firms": True}, "api") == {
+        "active_only": False, "exclude_cluster_firms": False}
+    assert public_values({"any_status": False, "province": ["山东省"]}, "api") == {"provinces": ("山东省",)}
+    assert public_values({"exclude_cities": ("青岛市",), "employees_min": 50}, "cli") == {
+        "exclude_cities": ("青岛市",), "employees_min": 50}
+
+
+def test_form_checks_the_ranges_of_capital_and_employees():
+    from webapp.candidates.filters import parse_filters
+
+    form = parse_filters({"f": "1", "capital_min": "500", "capital_max": "100", "employees_min": "x"})
+    assert "注册资本下限不能大于上限" in form.errors
+    assert any(e.startswith("参保人数下限") for e in form.errors)
+    ok = parse_filters({"f": "1", "employees_min": "10", "employees_max": "200", "exclude_cities": "青岛市，烟台市"})
+    assert not ok.errors
+    filters = ok.service_filters()
+    assert (filters.employees_min, filters.employees_max, filters.exclude_cities) == (10, 200, ("青岛市", "烟台市"))

@@ -5,6 +5,7 @@ from marshmallow import Schema, fields, validate
 
 from webapp.api.core import MAX_DB_INT, MAX_LIMIT, id_field
 from webapp.api.schemas import StrictSchema, UtcDateTime
+from webapp.services.match.filter_fields import FILTER_FIELDS, KIND_FLAG, KIND_INTEGER, KIND_LIST, FilterField
 
 
 class LinkRefOut(Schema):
@@ -43,22 +44,24 @@ class CandidateOut(Schema):
     explanation = fields.List(fields.String(), required=True, metadata={"description": "中文匹配理由"})
 
 
-class CandidateFilterQuery(Schema):
-    province = fields.List(fields.String(), metadata={"description": "省份（任一）"})
-    city = fields.List(fields.String(), metadata={"description": "城市（任一）"})
-    country = fields.List(fields.String(), metadata={"description": "国家（任一）"})
-    tag = fields.List(fields.String(), metadata={"description": "企业标签（任一）"})
-    capital_min = fields.Float()
-    capital_max = fields.Float()
-    employees_min = fields.Integer(validate=validate.Range(min=0, max=MAX_DB_INT))
-    employees_max = fields.Integer(validate=validate.Range(min=0, max=MAX_DB_INT))
-    exclude_city = fields.Boolean(metadata={"description": "排除集聚区所在城市的企业"})
-    exclude_province = fields.Boolean()
-    include_cluster_firms = fields.Boolean(metadata={"description": "包含集聚区已有企业"})
-    any_status = fields.Boolean(metadata={"description": "包含非存续企业"})
+def _filter_field(f: FilterField) -> fields.Field:
+    """The query parameter of one candidate filter (webapp.services.match.filter_fields)."""
+    meta = {"metadata": {"description": f.label}}
+    if f.kind == KIND_LIST:
+        return fields.List(fields.String(), **meta)
+    if f.kind == KIND_FLAG:
+        return fields.Boolean(**meta)
+    if f.kind == KIND_INTEGER:
+        return fields.Integer(validate=validate.Range(min=0, max=MAX_DB_INT), **meta)
+    return fields.Float(**meta)
 
 
-class CandidateQuery(CandidateFilterQuery):
+# The query parameters of every candidate filter, named as the API names them.
+CandidateFilterQuery = Schema.from_dict({f.api: _filter_field(f) for f in FILTER_FIELDS if f.api},
+                                        name="CandidateFilterQuery")
+
+
+class CandidatePageQuery(CandidateFilterQuery):
     offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_LIMIT * 5))
     k = fields.Integer(load_default=20, validate=validate.Range(min=1, max=MAX_LIMIT))
 

@@ -7,7 +7,7 @@ from webapp.api.core import api_user, operation
 from webapp.api.errors import ApiError
 from webapp.api.schemas_matching import (
     CandidatePageOut,
-    CandidateQuery,
+    CandidatePageQuery,
     FeedbackInput,
     FeedbackOut,
     LookAlikeQuery,
@@ -16,30 +16,16 @@ from webapp.api.schemas_matching import (
 from webapp.api.views_clusters import get_cluster
 from webapp.auth.models import STAFF_ROLES
 from webapp.extensions import db
-from webapp.services.match import MatchError, candidates, look_alikes, record_feedback
+from webapp.services.match import CandidateQuery, MatchError, look_alikes, record_feedback, search
+from webapp.services.match.filter_fields import public_values
 from webapp.web.integrations import audit
 
 TAGS = ["招商匹配"]
 
 
 def _filters(query: dict) -> dict:
-    """API query names → matchsvc CandidateFilters fields."""
-    out: dict = {}
-    for src, dst in (("province", "provinces"), ("city", "cities"), ("country", "countries"), ("tag", "tags")):
-        if query.get(src):
-            out[dst] = query[src]
-    for name in ("capital_min", "capital_max", "employees_min", "employees_max"):
-        if query.get(name) is not None:
-            out[name] = query[name]
-    if query.get("exclude_city"):
-        out["exclude_cluster_city"] = True
-    if query.get("exclude_province"):
-        out["exclude_cluster_province"] = True
-    if query.get("include_cluster_firms"):
-        out["exclude_cluster_firms"] = False
-    if query.get("any_status"):
-        out["active_only"] = False
-    return out
+    """API query names → matchsvc CandidateFilters fields (webapp.services.match.filter_fields)."""
+    return public_values(query, "api")
 
 
 def _cluster_link(cluster_id: str, link_key: str):
@@ -53,14 +39,14 @@ def _cluster_link(cluster_id: str, link_key: str):
 
 
 @bp.get("/clusters/<cluster_id>/links/<link_key>/candidates")
-@operation("环节候选企业（排序与匹配理由）", tags=TAGS, roles=STAFF_ROLES, query=CandidateQuery,
+@operation("环节候选企业（排序与匹配理由）", tags=TAGS, roles=STAFF_ROLES, query=CandidatePageQuery,
            response=CandidatePageOut,
            description="语义向量与中文词法融合排序；每个候选给出命中词、匹配产品、最契合环节、最相似本地企业和中文理由。"
                        "索引构建期间 state=fallback，仅按关键词匹配。默认排除集聚区已有企业和非存续企业。")
 def get_candidates(cluster_id: str, link_key: str, query: dict):
     cluster = _cluster_link(cluster_id, link_key)
     try:
-        page = candidates(db.session, cluster.id, link_key, _filters(query), k=query["k"], offset=query["offset"])
+        page = search(db.session, CandidateQuery.of(cluster.id, link_key, _filters(query), query["k"], query["offset"]))
     except MatchError as exc:
         raise ApiError(404, str(exc)) from None
     return page.as_dict()

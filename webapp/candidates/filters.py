@@ -5,15 +5,22 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Mapping
 
+from webapp.services.match.filter_fields import (
+    FILTER_FIELDS,
+    KIND_FLAG,
+    KIND_INTEGER,
+    KIND_LIST,
+    MAX_CAPITAL_WAN,
+    range_errors,
+)
 from webapp.services.match.filters import CandidateFilters
 
 # Tags offered as checkboxes (the registry's normalised tag names).
 KNOWN_TAGS = ("上市", "专精特新", '专精特新"小巨人"', "高新技术企业", "科技型中小企业", "瞪羚", "单项冠军", "500强", "外资")
 MAX_LIST_VALUES = 20  # region / country names accepted per field
 MAX_NAME_LENGTH = 64
-MAX_CAPITAL_WAN = 1e9
-LIST_FIELDS = ("provinces", "cities", "countries", "exclude_provinces", "exclude_cities")
-FLAG_FIELDS = ("active_only", "exclude_cluster_firms", "exclude_cluster_city", "exclude_cluster_province")
+MAX_EMPLOYEES = 10_000_000
+FLAG_FIELDS = tuple(f.name for f in FILTER_FIELDS if f.kind == KIND_FLAG)
 _SPLIT = re.compile(r"[，,、；;\s]+")
 
 
@@ -75,16 +82,16 @@ def _names(value: str) -> list[str]:
     return out[:MAX_LIST_VALUES]
 
 
-def _number(value: str, label: str, errors: list[str]) -> float | None:
+def _number(value: str, label: str, errors: list[str], integer: bool = False) -> float | int | None:
     value = (value or "").strip()
     if not value:
         return None
     try:
-        number = float(value)
+        number = int(value) if integer else float(value)
     except ValueError:
-        errors.append(f"{label}必须是数字（单位：万元）")
+        errors.append(f"{label}必须是整数" if integer else f"{label}必须是数字（单位：万元）")
         return None
-    if not 0 <= number <= MAX_CAPITAL_WAN:
+    if not 0 <= number <= (MAX_EMPLOYEES if integer else MAX_CAPITAL_WAN):
         errors.append(f"{label}超出范围")
         return None
     return number
@@ -98,15 +105,15 @@ def parse_filters(args: Mapping, defaults: dict | None = None) -> FilterForm:
         return FilterForm(values=base)
     errors: list[str] = []
     values: dict = {}
-    for name in LIST_FIELDS:
-        values[name] = _names(args.get(name, ""))
     getlist = getattr(args, "getlist", lambda key: [args[key]] if key in args else [])
-    values["tags"] = [t for t in getlist("tags") if t in KNOWN_TAGS]
-    for name in FLAG_FIELDS:
-        values[name] = args.get(name) in ("1", "on", "true")
-    values["capital_min"] = _number(args.get("capital_min", ""), "注册资本下限", errors)
-    values["capital_max"] = _number(args.get("capital_max", ""), "注册资本上限", errors)
-    if values["capital_min"] is not None and values["capital_max"] is not None \
-            and values["capital_min"] > values["capital_max"]:
-        errors.append("注册资本下限不能大于上限")
+    for f in FILTER_FIELDS:  # webapp.services.match.filter_fields: the form uses each field's own name
+        if f.name == "tags":  # checkboxes of the known tags
+            values[f.name] = [t for t in getlist(f.name) if t in KNOWN_TAGS]
+        elif f.kind == KIND_LIST:
+            values[f.name] = _names(args.get(f.name, ""))
+        elif f.kind == KIND_FLAG:
+            values[f.name] = args.get(f.name) in ("1", "on", "true")
+        else:
+            values[f.name] = _number(args.get(f.name, ""), f.label, errors, integer=f.kind == KIND_INTEGER)
+    errors.extend(range_errors(values))
     return FilterForm(values=values, errors=errors)

@@ -19,8 +19,7 @@ from webapp.candidates import bp
 from webapp.candidates.filters import KNOWN_TAGS, parse_filters, supported
 from webapp.extensions import db
 from webapp.leads.models import STAGE_ABANDONED, Lead
-from webapp.services.match import MatchError, record_feedback, serving
-from webapp.services.match import candidates as find_candidates
+from webapp.services.match import CandidateQuery, MatchError, record_feedback, search, serving
 from webapp.web.common import get_cluster, wants_fragment
 
 logger = logging.getLogger("chainmatch.candidates")
@@ -86,8 +85,9 @@ def _results_context(cluster: Cluster, link_key: str) -> tuple[dict, int]:
     else:
         try:
             # One extra row tells whether a next page exists.
-            page = find_candidates(db.session, cluster.id, link_key, form.service_filters(), PAGE_SIZE + 1,
+            query = CandidateQuery(cluster.id, link_key, form.service_filters(), PAGE_SIZE + 1,
                                    (page_no - 1) * PAGE_SIZE)
+            page = search(db.session, query)
         except MatchError:
             abort(404)
         except Exception:  # the page shows a Chinese notice in place rather than failing

@@ -11,10 +11,27 @@ from flask.cli import with_appcontext
 
 from webapp.cli.init import init_step
 from webapp.extensions import db
+from webapp.services.match.filter_fields import FILTER_FIELDS, KIND_FLAG, KIND_INTEGER, KIND_LIST, public_values
 
 
 def _echo_json(data) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+def filter_options(command):
+    """The candidate filters as options, from the one table of filter fields (webapp.services.match.filter_fields):
+    a list is a repeatable option, a flag a flag."""
+    for f in reversed(FILTER_FIELDS):
+        if f.cli is None:
+            continue
+        if f.kind == KIND_LIST:
+            option = click.option(f.cli, multiple=True, help=f.help)
+        elif f.kind == KIND_FLAG:
+            option = click.option(f.cli, is_flag=True, help=f.help)
+        else:
+            option = click.option(f.cli, type=int if f.kind == KIND_INTEGER else float, help=f.help)
+        command = option(command)
+    return command
 
 
 @click.command("match")
@@ -23,34 +40,16 @@ def _echo_json(data) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--top", default=20, show_default=True, help="How many candidates to print.")
 @click.option("--offset", default=0, show_default=True, help="Skip this many candidates (paging).")
-@click.option("--province", "provinces", multiple=True, help="Only firms in this province (repeatable).")
-@click.option("--city", "cities", multiple=True, help="Only firms in this city (repeatable).")
-@click.option("--country", "countries", multiple=True, help="Only firms in this country (repeatable).")
-@click.option("--tag", "tags", multiple=True, help="Only firms with any of these tags, e.g. 专精特新 (repeatable).")
-@click.option("--capital-min", type=float, help="Minimum registered capital, 万元人民币.")
-@click.option("--capital-max", type=float, help="Maximum registered capital, 万元人民币.")
-@click.option("--employees-min", type=int, help="Minimum number of insured employees.")
-@click.option("--employees-max", type=int, help="Maximum number of insured employees.")
-@click.option("--include-cluster-firms", is_flag=True, help="Keep firms already on the cluster's roster.")
-@click.option("--exclude-city", is_flag=True, help="Leave out firms in the cluster's own city.")
-@click.option("--exclude-province", is_flag=True, help="Leave out firms in the cluster's own province.")
-@click.option("--any-status", is_flag=True, help="Include firms that are not 存续/在业.")
+@filter_options
 @with_appcontext
-def match_command(cluster_id: str, link_id: str, as_json: bool, top: int, offset: int, provinces, cities, countries,
-                  tags, capital_min, capital_max, employees_min, employees_max, include_cluster_firms: bool,
-                  exclude_city: bool, exclude_province: bool, any_status: bool) -> None:
+def match_command(cluster_id: str, link_id: str, as_json: bool, top: int, offset: int, **filter_values) -> None:
     """Rank candidate firms for link LINK_ID of cluster CLUSTER_ID, with the reasons for each."""
     from webapp.services import match as matchsvc
 
     matchsvc.sync(db.session)  # the CLI may wait for the index; web requests never do
-    filters = matchsvc.CandidateFilters(
-        exclude_cluster_firms=not include_cluster_firms, exclude_cluster_city=exclude_city,
-        exclude_cluster_province=exclude_province, provinces=tuple(provinces), cities=tuple(cities),
-        countries=tuple(countries), tags=tuple(tags), active_only=not any_status, capital_min=capital_min,
-        capital_max=capital_max, employees_min=employees_min, employees_max=employees_max,
-    )
+    query = matchsvc.CandidateQuery.of(cluster_id, link_id, public_values(filter_values, "cli"), top, offset)
     try:
-        page = matchsvc.candidates(db.session, cluster_id, link_id, filters, k=top, offset=offset)
+        page = matchsvc.search(db.session, query)
     except matchsvc.MatchError as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:

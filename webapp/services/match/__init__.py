@@ -5,7 +5,15 @@ candidates with explanations, roster placement, look-alikes, feedback and learni
 """
 from __future__ import annotations
 
-from webapp.services.match.candidates import Candidate, CandidatePage, MatchError, candidates, look_alikes
+from webapp.services.match.candidates import (
+    Candidate,
+    CandidatePage,
+    CandidateQuery,
+    MatchError,
+    candidates,
+    look_alikes,
+    search,
+)
 from webapp.services.match.embed_job import run_embedding
 from webapp.services.match.filters import CandidateFilters
 from webapp.services.match.learning import record_feedback, relearn
@@ -15,8 +23,8 @@ from webapp.services.match.serving import active_embedder_info, ensure_index_asy
 from webapp.services.match.store import SyncResult, Watermark, current_watermark, rebuild, sync
 
 __all__ = [
-    "Candidate", "CandidatePage", "CandidateFilters", "MatchError", "Suggestion", "SyncResult", "Watermark",
-    "active_embedder_info", "candidates", "confirm_assignments", "current_watermark", "ensure_index_async",
-    "look_alikes", "place_roster", "profile_for", "rebuild", "record_feedback", "relearn", "run_embedding", "sync",
-    "wait_for_background",
+    "Candidate", "CandidatePage", "CandidateFilters", "CandidateQuery", "MatchError", "Suggestion", "SyncResult",
+    "Watermark", "active_embedder_info", "candidates", "confirm_assignments", "current_watermark",
+    "ensure_index_async", "look_alikes", "place_roster", "profile_for", "rebuild", "record_feedback", "relearn",
+    "run_embedding", "search", "sync", "wait_for_background",
 ]

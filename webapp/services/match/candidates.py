@@ -199,6 +199,30 @@ def _resolved(session: Session, state: store.EngineState, filters: CandidateFilt
 
 # ----------------------------------------------------------------------------- candidates
 
+@dataclass(frozen=True)
+class CandidateQuery:
+    """One candidate search, built once by whoever asks (the candidates page from its form, the API from its query
+    schema, `chainmatch match` from its options: each through webapp.services.match.filter_fields)."""
+
+    cluster_id: str
+    link_key: str
+    filters: CandidateFilters = field(default_factory=CandidateFilters)
+    k: int = DEFAULT_K
+    offset: int = 0
+
+    @classmethod
+    def of(cls, cluster_id: str, link_key: str, filters: Mapping[str, Any] | CandidateFilters | None = None,
+           k: int = DEFAULT_K, offset: int = 0) -> "CandidateQuery":
+        """From filter values in any accepted form, with the page clamped to what the matcher ranks."""
+        return cls(cluster_id, link_key, CandidateFilters.from_mapping(filters), max(1, min(int(k), MAX_K)),
+                   max(0, int(offset)))
+
+
+def search(session: Session, query: CandidateQuery) -> CandidatePage:
+    """The page of ranked candidates `query` asks for (see `candidates`)."""
+    return candidates(session, query.cluster_id, query.link_key, query.filters, k=query.k, offset=query.offset)
+
+
 def candidates(session: Session, cluster_id: str, link_key: str, filters: Mapping[str, Any] | CandidateFilters | None = None,
                k: int = DEFAULT_K, offset: int = 0) -> CandidatePage:
     """Ranked candidate firms for `link_key` of cluster `cluster_id`, with explanations.

@@ -11,8 +11,7 @@ from chains.cluster_models import Cluster, RosterEntry
 from chains.enterprise_models import Enterprise, EnterpriseTag
 from chains.enterprises.normalize import ACTIVE_STATUSES
 from matching.vectors.filters import Condition, FieldFilter, condition
-
-LIST_FILTERS = ("provinces", "cities", "countries", "tags", "exclude_provinces", "exclude_cities")
+from webapp.services.match.filter_fields import FIELDS_BY_NAME, KIND_FLAG, KIND_INTEGER, KIND_LIST
 
 
 @dataclass(frozen=True)
@@ -45,13 +44,14 @@ class CandidateFilters:
             if f.name not in data or data[f.name] is None:
                 continue
             raw = data[f.name]
-            if f.name in LIST_FILTERS:
+            kind = FIELDS_BY_NAME[f.name].kind
+            if kind == KIND_LIST:
                 values[f.name] = _as_list(raw)
-            elif f.name.startswith(("exclude", "active")):
+            elif kind == KIND_FLAG:
                 values[f.name] = _as_bool(raw)
             elif raw == "":
                 continue
-            elif f.name.startswith("employees"):
+            elif kind == KIND_INTEGER:
                 values[f.name] = int(float(raw))
             else:
                 values[f.name] = float(raw)
