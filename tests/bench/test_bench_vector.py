@@ -37,7 +37,10 @@ def test_sentence_transformer_backends_compare_torch_and_onnx(tmp_path):
 
 
 @pytest.mark.slow
-def test_bench_web_serves_both_pages_to_concurrent_clients(tmp_path):
+def test_bench_web_serves_both_pages_to_concurrent_clients(tmp_path, monkeypatch):
+    # The server processes inherit the environment: the built-in embedder spares them converting and running the
+    # bundled transformer on the demo firms, which the harness does not depend on (a minute of the suite's time).
+    monkeypatch.setenv("CHAINMATCH_EMBEDDING_MODEL", "builtin")
     data = _run(["web", "--n", "0", "--clients", "2", "--seconds", "1", "--work", str(tmp_path), "--json"])
     for page in ("chain_map", "candidates_fragment"):
         assert data["pages"][page]["samples"] > 0 and data["pages"][page]["errors"] == 0
