@@ -151,6 +151,7 @@ class MilvusIndex(VectorIndex):
     """A Milvus collection behind the VectorIndex interface (see the module docstring)."""
 
     backend = BACKEND
+    stores_fields = True
 
     def __init__(self, dim: int, kind: str = KIND_FLAT, uri: str | None = None, collection: str | None = None) -> None:
         if kind not in (KIND_FLAT, KIND_IVFPQ):
@@ -278,6 +279,9 @@ class MilvusIndex(VectorIndex):
 
     def __len__(self) -> int:
         return len(self._ids)
+
+    def field_names(self) -> set[str]:
+        return set(self.scalar_fields)  # dynamic fields may be missing on some vectors: not filterable reliably
 
     def ids(self) -> np.ndarray:
         return self._ids.copy()
