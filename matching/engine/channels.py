@@ -30,6 +30,7 @@ from matching.engine.pool import Document, Pool, indexed_text, spread
 from matching.fusion import FusionWeights
 from matching.lexical import BM25Channel, CharTfidfChannel
 from matching.text import HAN, OTHER, char_ngrams, script_group, tokenize_query
+from matching.vectors import FieldFilter
 
 LEXICAL_CHANNELS = ("bm25", "char", "tfidf")
 # Channel statistics (mean, std of a query's scores) come from every firm up to this pool size, above it from a
@@ -220,9 +221,13 @@ class ChannelQuery:
 
 
 def channel_queries(lexical: LexicalChannels, dense: DenseChannel, query: str, weights: FusionWeights,
-                    full: dict[str, np.ndarray] | None = None) -> dict[str, ChannelQuery]:
+                    full: dict[str, np.ndarray] | None = None,
+                    where: FieldFilter | None = None) -> dict[str, ChannelQuery]:
     """Per weighted channel: the query's columns or dense hits and the pool statistics. `full`: channel scores of
-    every row already computed (their statistics are then read from them, not computed again)."""
+    every row already computed (their statistics are then read from them, not computed again). `where`: a filter
+    the vector index applies itself (DenseChannel.filters_fields), so the dense hits are the nearest documents
+    passing it and its floor bounds only those (callers restrict the rows they rank to them); statistics stay
+    over the whole pool."""
     out: dict[str, ChannelQuery] = {}
     for name, weight in weights.channel_weights().items():
         if not weight:
@@ -236,7 +241,7 @@ def channel_queries(lexical: LexicalChannels, dense: DenseChannel, query: str, w
                 out[name] = ChannelQuery(name, cols, vals, *lexical.stats(name, cols, vals))
         elif name == "dense" and dense.active:
             vector = dense.query_vector(query)
-            hit_rows, scores, floor = dense.hits(None, vector)
+            hit_rows, scores, floor = dense.hits(None, vector, where=where)
             cq = out[name] = ChannelQuery(name, hit_rows, scores, *dense.stats(vector), floor=floor, vector=vector)
             blind = OTHER if script_group(query) == HAN else HAN
             if dense.group_count(blind):

@@ -12,20 +12,25 @@ Invariants:
 - searches fetch the DENSE_CANDIDATES nearest documents (the hits; their lowest score is the floor, which bounds
   every other document's score from above) and score any other row they need exactly from its stored vector;
   `scores` of every row is exact up to EXACT_DENSE_MAX documents and beyond that takes the floor for rows outside
-  the hits (look-alikes and the whole-pool path at that scale; the pruned search stays exact).
+  the hits (look-alikes and the whole-pool path at that scale; the pruned search stays exact);
+- on a backend that stores fields (VectorIndex.stores_fields: Milvus) every vector is written with its document's
+  fields (matching.engine.fields.for_index), at build and on every `add`, so a firm that moves keeps its filter
+  values current; `hits(where=…)` then asks for the nearest documents passing a FieldFilter, inside the backend.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
 from matching.embedders.base import Embedder
+from matching.engine.fields import for_index
 from matching.engine.pool import Document, Pool
 from matching.text import HAN, OTHER, script_group
-from matching.vectors import VectorIndex, make_vector_index
+from matching.vectors import FieldFilter, VectorIndex, make_vector_index
 
 DENSE_CANDIDATES = 1000     # dense hits fetched per query (a posting list of the pruned search)
 EXACT_DENSE_MAX = 65_536    # up to this many documents `scores` computes every row's dense score (one product)
@@ -164,7 +169,8 @@ class DenseChannel:
         if vectors is None:
             vectors = self.embedder.encode(self._pool.texts()) if len(ids) else \
                 np.zeros((0, self.embedder.dim), np.float32)
-        prepared = prepare(self.embedder, ids, vectors, self._pool.texts(), exact_max, backend)
+        docs = [self._pool.docs[int(i)] for i in ids]
+        prepared = prepare(self.embedder, ids, vectors, self._pool.texts(), exact_max, backend, docs)
         self.index, self.moments = prepared.index, prepared.moments
 
     def use(self, prepared: PreparedIndex) -> None:
@@ -187,7 +193,11 @@ class DenseChannel:
             old, present = self.index.vectors(ids)
             self.moments.add(ids[present], old, self.moments.group_of(ids[present]), -1)
             self.moments.add(ids, vectors, groups_of_texts(d.text for d in docs))
-        self.index.append(ids, vectors)
+        fields = for_index(docs) if self.index.stores_fields else None
+        if fields is None:
+            self.index.append(ids, vectors)
+        else:  # VectorIndex.append takes no fields; a backend that stores them does (MilvusIndex.append)
+            cast(Any, self.index).append(ids, vectors, fields=fields)
 
     def delete(self, ids: Sequence[int]) -> None:
         """Drop the vectors of removed documents."""
@@ -203,18 +213,30 @@ class DenseChannel:
         assert self.embedder is not None
         return np.asarray(self.embedder.encode_queries([query]), np.float32).reshape(-1)
 
-    def hits(self, query: str | None, vector: np.ndarray | None = None, k: int = DENSE_CANDIDATES,
-             allowed_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float]:
-        """(rows, scores, floor) of the `k` nearest documents (among `allowed_ids`); every other row scores at most
-        `floor`."""
+    def filters_fields(self, where: FieldFilter | None) -> bool:
+        """Whether the vector index can apply `where` itself: it stores fields and holds every field `where` reads
+        as a typed value of each vector."""
+        return bool(where) and self.index is not None and self.index.stores_fields \
+            and where is not None and where.fields() <= self.index.field_names()
+
+    def hits(self, query: str | None, vector: np.ndarray | None = None, k: int | None = None,
+             allowed_ids: np.ndarray | None = None,
+             where: FieldFilter | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+        """(rows, scores, floor) of the `k` nearest documents (default DENSE_CANDIDATES; among `allowed_ids` and,
+        when the index `filters_fields(where)`, those passing `where`); every other row (passing them) scores at
+        most `floor`."""
         empty = (np.zeros(0, np.int64), np.zeros(0, np.float32), 0.0)
         if self.embedder is None or self.index is None or not len(self._pool.row_ids):
             return empty
         if vector is None:
             assert query is not None  # a query text or its vector
             vector = self.query_vector(query)
-        k = min(k, len(self.index))
-        scores, ids = self.index.search(np.asarray(vector, np.float32).reshape(1, -1), k, allowed_ids)
+        k = min(DENSE_CANDIDATES if k is None else k, len(self.index))
+        queries = np.asarray(vector, np.float32).reshape(1, -1)
+        if self.filters_fields(where):  # VectorIndex.search takes no `where`; a backend storing fields does
+            scores, ids = cast(Any, self.index).search(queries, k, allowed_ids, where=where)
+        else:
+            scores, ids = self.index.search(queries, k, allowed_ids)
         found = ids[0] >= 0
         if not found.any():
             return empty
@@ -297,14 +319,18 @@ class DenseChannel:
 
 
 def prepare(embedder: Embedder, ids: np.ndarray, vectors: np.ndarray, texts: Iterable[str], exact_max: int,
-            backend: str) -> PreparedIndex:
+            backend: str, docs: Sequence[Document] = ()) -> PreparedIndex:
     """A vector index of `embedder`'s `vectors` (one row per id, `texts` their profiles; kind by pool size, backend
-    by name) and their moments."""
+    by name) and their moments; `docs` (the documents of `ids`, in order) give the fields a backend stores."""
     vectors = np.asarray(vectors, np.float32)
     index = make_vector_index(len(ids), embedder.dim, exact_max=exact_max, backend=backend)
     index.metadata.update(embedder=embedder.name)
     moments = GroupMoments(embedder.dim)
     if len(ids):
-        index.index(np.asarray(ids, np.int64), vectors)
+        fields = for_index(docs) if index.stores_fields else None
+        if fields is None:
+            index.index(np.asarray(ids, np.int64), vectors)
+        else:  # VectorIndex.index takes no fields; a backend that stores them does (MilvusIndex.index)
+            cast(Any, index).index(np.asarray(ids, np.int64), vectors, fields=fields)
         moments.add(ids, vectors, groups_of_texts(texts))
     return PreparedIndex(embedder, index, moments)

@@ -29,7 +29,7 @@ from matching.engine.query_sets import QuerySets
 from matching.engine.ranking import Ranker
 from matching.fusion import FusionWeights
 from matching.lexical import BM25Channel, CharTfidfChannel
-from matching.vectors import VectorIndex
+from matching.vectors import FieldFilter, VectorIndex
 
 
 class MatchEngine:
@@ -110,8 +110,8 @@ class MatchEngine:
     def build_vector_index(self, embedder: Embedder, ids: np.ndarray, vectors: np.ndarray) -> PreparedIndex:
         """A vector index of `embedder`'s vectors of the documents `ids`, built without touching this engine (so
         searches go on meanwhile); `use_vector_index` then swaps it in."""
-        texts = [self._pool.docs[int(i)].text for i in ids]
-        return prepare(embedder, ids, vectors, texts, self.exact_max, self.vector_backend)
+        docs = [self._pool.docs[int(i)] for i in ids]
+        return prepare(embedder, ids, vectors, [d.text for d in docs], self.exact_max, self.vector_backend, docs)
 
     def use_vector_index(self, prepared: PreparedIndex) -> None:
         """Search the dense channel with a `build_vector_index` result, which must hold exactly the pooled
@@ -174,12 +174,20 @@ class MatchEngine:
         return pool_scores(self._lexical, self._dense, query, weights or self.weights, need_all)
 
     def search(self, query: str, k: int = 100, allowed_ids: Collection[int] | None = None,
-               excluded_ids: Collection[int] | None = None) -> list[Hit]:
-        """The k best documents for a query text, best first."""
+               excluded_ids: Collection[int] | None = None, where: FieldFilter | None = None) -> list[Hit]:
+        """The k best documents for a query text, best first, among `allowed_ids` (None: all) less `excluded_ids`
+        and, given `where`, those whose Document.fields pass it (matching.engine.fields). A vector index that
+        stores the fields (Milvus) applies `where` in its own candidate search; the ranking is the same either way."""
         self._fresh()
         if not self._pool.docs or k <= 0:
             return []
-        return self._ranker.search(query, k, self.weights, self._learned, allowed_ids, excluded_ids)
+        return self._ranker.search(query, k, self.weights, self._learned, allowed_ids, excluded_ids, where)
+
+    def filters_fields(self, where: FieldFilter | None) -> bool:
+        """Whether the vector index applies `where` itself (it stores every field `where` reads, as Milvus does),
+        which also means the pooled documents were given those fields (a saved index from before fields were
+        stored has none: callers then keep filtering by id sets)."""
+        return self._dense.filters_fields(where)
 
     def rank_whole_pool(self, query: str, k: int, allowed_ids: Collection[int] | None = None,
                         excluded_ids: Collection[int] | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -2,7 +2,7 @@
 
 Layout of a saved engine (FORMAT_VERSION 2: count matrices + column-major weights, no token lists):
 - `engine.json`: weights, exact_max, count, embedder name, build times, format, vector backend;
-- `documents.jsonl`: one document a line, in row order;
+- `documents.jsonl`: one document a line, in row order (its "fields" only when it has any);
 - `bm25_word/`, `bm25_char/`, `tfidf/`: the lexical channels (matching.lexical; loadable memory-mapped);
 - `embedder/` and `vectors.faiss` + `vectors.faiss.json`: the embedder and its vector index (the name is kept for
   saved engines; each backend decides what it writes there, its metadata file names the backend);
@@ -52,8 +52,10 @@ def save_folder(folder: Path, pool: Pool, lexical: LexicalChannels, dense: Dense
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "documents.jsonl", "w", encoding="utf-8") as fh:
         for d in pool.docs.values():
-            fh.write(json.dumps({"id": d.id, "name": d.name, "text": d.text, "products": d.products},
-                                ensure_ascii=False) + "\n")
+            row = {"id": d.id, "name": d.name, "text": d.text, "products": d.products}
+            if d.fields is not None:  # only then: documents without fields are written as before
+                row["fields"] = d.fields
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     lexical.bm25.save(folder / "bm25_word")
     lexical.char.save(folder / "bm25_char")
     lexical.tfidf.save(folder / "tfidf")
@@ -100,7 +102,7 @@ def load_pool(folder: Path, pool: Pool, lexical: LexicalChannels, dense: DenseCh
     with open(folder / "documents.jsonl", encoding="utf-8") as fh:
         for line in fh:
             row = json.loads(line)
-            doc = Document(int(row["id"]), row["name"], row["text"], row.get("products", ""))
+            doc = Document(int(row["id"]), row["name"], row["text"], row.get("products", ""), row.get("fields"))
             pool.docs[doc.id] = doc
     pool.set_rows(np.fromiter(pool.docs.keys(), dtype=np.int64, count=len(pool.docs)))
     lexical.bm25 = BM25Channel.load(folder / "bm25_word", mmap=mmap)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +29,9 @@ class Document:
     name: str
     text: str              # profile text (matching.profiles.enterprise_profile)
     products: str = ""
+    # Scalar fields stored with the document's vector where the backend filters on them (matching.engine.fields:
+    # e.g. province, city, status, tags); None: the document has none.
+    fields: dict[str, Any] | None = None
 
 
 def indexed_text(doc: Document) -> str:

@@ -34,8 +34,10 @@ from matching.engine.channels import (
 from matching.engine.dense import DenseChannel
 from matching.engine.explanation import Explainer, Hit
 from matching.engine.features import RERANK_CANDIDATES, LearnedReranker, base_features
+from matching.engine.fields import FieldColumns
 from matching.engine.pool import Pool
 from matching.fusion import FusionWeights, fuse
+from matching.vectors import FieldFilter
 
 Ids = Collection[int] | None
 Queries = dict[str, ChannelQuery]  # channel name → its part of one query
@@ -85,15 +87,17 @@ class Ranker:
         self._lexical = lexical
         self._dense = dense
         self._explainer = explainer
+        self._fields = FieldColumns(pool)
 
     def search(self, query: str, k: int, weights: FusionWeights, learned: LearnedReranker | None, allowed_ids: Ids,
-               excluded_ids: Ids) -> list[Hit]:
+               excluded_ids: Ids, where: FieldFilter | None = None) -> list[Hit]:
         """The k best documents, best first: re-ranked by `learned` (a matching.learning.LearnedModel or None)
-        when it has a ranker, else by the fused score."""
+        when it has a ranker, else by the fused score. `where` restricts the rows as the id sets do (the rows
+        passing both); only the vector index's candidate search may apply it itself."""
         row_ids = self._pool.row_ids
         if learned is not None and learned.ranker is not None:
             n = max(RERANK_CANDIDATES, k)
-            top, pooled, fused, pool_rows = self.rank_pool(query, self._pool.mask(allowed_ids, excluded_ids), n,
+            top, pooled, fused, pool_rows = self.rank_pool(query, self._mask(allowed_ids, excluded_ids, where), n,
                                                            weights, need_all=True)
             doc_ids = row_ids[pool_rows[top]]
             probs = learned.score(query, doc_ids, base_features(self._pool, self._lexical, query, top, pooled, fused,
@@ -103,12 +107,24 @@ class Ranker:
                                         learned=float(probs[o])) for o in order]
         if fast_ok(weights) and stats_sampled(len(row_ids)):
             # Small pools: the statistics need every row's score anyway, so ranking the whole pool costs no more.
-            rows, fused, raw = self._fast_rank(query, weights, allowed_ids, excluded_ids, k)
+            rows, fused, raw = self._fast_rank(query, weights, self._flags(allowed_ids, excluded_ids, where), k, where)
             terms = self._explainer.matched_terms_of_rows(query, rows)
             return [Hit(int(row_ids[r]), float(fused[i]), {name: float(v[i]) for name, v in raw.items()},
                         terms[i]) for i, r in enumerate(rows)]
-        top, pooled, fused, pool_rows = self.rank_pool(query, self._pool.mask(allowed_ids, excluded_ids), k, weights)
+        top, pooled, fused, pool_rows = self.rank_pool(query, self._mask(allowed_ids, excluded_ids, where), k,
+                                                       weights)
         return [self._explainer.hit(query, pool_rows[p], float(fused[p]), pooled, p) for p in top]
+
+    def _mask(self, allowed_ids: Ids, excluded_ids: Ids, where: FieldFilter | None) -> np.ndarray:
+        """Boolean per pool row: allowed, not excluded and (given `where`) passing it."""
+        mask = self._pool.mask(allowed_ids, excluded_ids)
+        return mask & self._fields.mask(where) if where else mask
+
+    def _flags(self, allowed_ids: Ids, excluded_ids: Ids, where: FieldFilter | None) -> np.ndarray | None:
+        """As Pool.flags (uint8 per row, None: the whole pool), `where` included."""
+        if not where:
+            return self._pool.flags(allowed_ids, excluded_ids)
+        return self._mask(allowed_ids, excluded_ids, where).view(np.uint8)
 
     # ---- the whole pool -------------------------------------------------------------------------
     def rank_pool(self, query: str, mask: np.ndarray, n: int, weights: FusionWeights,
@@ -141,26 +157,32 @@ class Ranker:
         return total
 
     # ---- MaxScore -------------------------------------------------------------------------------
-    def _fast_rank(self, query: str, weights: FusionWeights, allowed_ids: Ids, excluded_ids: Ids,
-                   take: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    def _fast_rank(self, query: str, weights: FusionWeights, flags: np.ndarray | None, take: int,
+                   where: FieldFilter | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """(rows best first, fused scores, raw channel scores per row) of the top `take` pool rows (z-score fusion,
         non-negative weights): MaxScore over the query's postings, then exact scores of the survivors.
 
         The dense channel's posting list is its fetched hits, shifted by the floor; a row outside them scores its
         exact (lower) dense score, so a survivor's posting bound may exceed its exact score. The candidates are
         final once the take-th best exact score is at least the bound of every row left out (the want-th best
-        bound); else more candidates are asked for."""
+        bound); else more candidates are asked for.
+
+        `flags` (uint8 per row, None: every row) are the rows that may rank. When the vector index applies `where`
+        itself (Milvus), the dense hits are the nearest rows passing it, a superset of the flagged ones (`flags`
+        include `where`), so the floor bounds every flagged row left out and MaxScore's dense bounds stay tight
+        under the filter: the selective-filter shortcut (_direct_rank, which reads every allowed row's vector
+        from the index) is then not needed; both give the same ranking."""
         from matching.sparse_topk import Term, candidate_rows
 
         w = weights.channel_weights()
-        cqs = channel_queries(self._lexical, self._dense, query, weights)
-        flags = self._pool.flags(allowed_ids, excluded_ids)
+        filtered = self._dense.filters_fields(where)
+        cqs = channel_queries(self._lexical, self._dense, query, weights, where=where if filtered else None)
         n = len(self._pool.row_ids)
         allowed = n if flags is None else int(np.count_nonzero(flags))
         take = min(take, allowed)
         if take <= 0:
             return np.zeros(0, np.int64), np.zeros(0), {}
-        if flags is not None and "dense" in cqs and direct_ok(allowed, n):
+        if flags is not None and "dense" in cqs and not filtered and direct_ok(allowed, n):
             return self._direct_rank(cqs, weights, np.flatnonzero(flags), take)
         terms = []
         for name, cq in cqs.items():

@@ -41,6 +41,7 @@ from matching.vectors.registry import (
     DEFAULT_BACKEND,
     DEFAULT_EXACT_MAX,
     backend_names,
+    backend_stores_fields,
     choose_kind,
     load_vector_index,
     make_vector_index,
@@ -53,7 +54,7 @@ __all__ = [
     "FILTER_EXACT_SHARE", "KIND_AUTO", "KIND_FLAT", "KIND_IVFPQ", "MIN_CANDIDATES", "REFINE_FP16", "REFINE_FP32",
     "REFINE_KINDS", "REFINE_SQ8", "SINGLE_THREAD_MAX_QUERIES", "VECTOR_KINDS", "Condition", "FaissIndex",
     "FieldFilter", "IndexMismatchError", "condition", "milvus_expression",
-    "MilvusIndex", "NumpyIndex", "RowStore", "VectorIndex", "atomic_write_bytes", "backend_names", "check_meta", "choose_kind",
+    "MilvusIndex", "NumpyIndex", "RowStore", "VectorIndex", "atomic_write_bytes", "backend_names", "backend_stores_fields", "check_meta", "choose_kind",
     "inner_products", "load_vector_index", "make_vector_index", "meta_path", "mismatches", "read_meta",
     "register_backend", "set_server_uri", "write_meta",
 ]

@@ -33,6 +33,10 @@ class VectorIndex(ABC):
 
     kind: str = ""
     backend: str = ""  # the name the backend is registered under; saved in the metadata
+    # Whether `index`/`append` also take scalar `fields` (name → one value per vector) and `search` a `where`
+    # filter over them (a matching.vectors.filters.FieldFilter), as MilvusIndex does; the engine then hands a
+    # product filter to the search instead of an id list (others keep the id-list path).
+    stores_fields: bool = False
 
     def __init__(self, dim: int) -> None:
         self.dim = int(dim)
@@ -77,6 +81,10 @@ class VectorIndex(ABC):
         Lets look-alike searches reuse a firm's indexed vector instead of encoding its text again. A backend that
         cannot return its vectors (e.g. a service storing only codes) keeps this default: none present."""
         return np.zeros((0, self.dim), np.float32), np.zeros(len(as_ids(ids)), bool)
+
+    def field_names(self) -> set[str]:
+        """The scalar fields every stored vector has a typed value of (empty unless `stores_fields`)."""
+        return set()
 
     def info(self) -> dict[str, Any]:
         """Kind, dim, count, build time and the caller's metadata."""

@@ -151,6 +151,7 @@ class MilvusIndex(VectorIndex):
     """A Milvus collection behind the VectorIndex interface (see the module docstring)."""
 
     backend = BACKEND
+    stores_fields = True
 
     def __init__(self, dim: int, kind: str = KIND_FLAT, uri: str | None = None, collection: str | None = None) -> None:
         if kind not in (KIND_FLAT, KIND_IVFPQ):
@@ -278,6 +279,9 @@ class MilvusIndex(VectorIndex):
 
     def __len__(self) -> int:
         return len(self._ids)
+
+    def field_names(self) -> set[str]:
+        return set(self.scalar_fields)  # dynamic fields may be missing on some vectors: not filterable reliably
 
     def ids(self) -> np.ndarray:
         return self._ids.copy()
@@ -410,16 +414,19 @@ class MilvusIndex(VectorIndex):
         return index
 
     def _all_ids(self) -> Iterator[int]:
-        """Every id in the collection, page by page."""
-        pages = self._client.query_iterator(self.collection, batch_size=QUERY_PAGE, output_fields=[ID_FIELD])
-        try:
-            while True:
-                page = pages.next()
-                if not page:
-                    return
-                yield from (int(row[ID_FIELD]) for row in page)
-        finally:
-            pages.close()
+        """Every id in the collection, page by page: the smallest ids above the last page's, as pymilvus's query
+        iterator pages (Milvus returns a limited query's rows in id order). Not that iterator: on a collection with
+        an ARRAY field (a firm's tags) it fails in pymilvus 2.5 with milvus-lite 2.5.1 ("Unsupported data type:
+        0"), so a saved index with stored tags could not be loaded."""
+        last: int | None = None
+        while True:
+            page = self._client.query(self.collection, filter="" if last is None else f"{ID_FIELD} > {last}",
+                                      output_fields=[ID_FIELD], limit=QUERY_PAGE)
+            ids = [int(row[ID_FIELD]) for row in page]
+            yield from ids
+            if len(ids) < QUERY_PAGE:
+                return
+            last = max(ids)
 
 
 def _column_type(values: Sequence[Any]) -> str | None:

@@ -22,11 +22,23 @@ from matching.vectors.numpy_index import NumpyIndex
 DEFAULT_EXACT_MAX = 200_000  # pools up to this size get an exact index by default, larger ones IVF-PQ
 DEFAULT_BACKEND = "faiss"
 _BACKENDS: dict[str, tuple[Callable[..., VectorIndex], Callable[..., VectorIndex]]] = {}
+_FIELD_BACKENDS: set[str] = set()  # backends whose indexes store scalar fields (VectorIndex.stores_fields)
 
 
-def register_backend(name: str, create: Callable[..., VectorIndex], load: Callable[..., VectorIndex]) -> None:
-    """Make a VectorIndex implementation available under `name`."""
+def register_backend(name: str, create: Callable[..., VectorIndex], load: Callable[..., VectorIndex],
+                     stores_fields: bool = False) -> None:
+    """Make a VectorIndex implementation available under `name`; `stores_fields`: its indexes do."""
     _BACKENDS[str(name)] = (create, load)
+    if stores_fields:
+        _FIELD_BACKENDS.add(str(name))
+    else:
+        _FIELD_BACKENDS.discard(str(name))
+
+
+def backend_stores_fields(name: str) -> bool:
+    """Whether indexes of backend `name` store scalar fields, known without creating one (a Milvus index starts
+    an engine): callers then give documents their fields."""
+    return str(name) in _FIELD_BACKENDS
 
 
 def backend_names() -> tuple[str, ...]:
@@ -92,4 +104,4 @@ def _create_milvus(count: int, dim: int, exact_max: int = DEFAULT_EXACT_MAX, kin
 
 register_backend(DEFAULT_BACKEND, _create_faiss, _load_faiss)
 register_backend(NumpyIndex.backend, _create_numpy, NumpyIndex.load)
-register_backend(MilvusIndex.backend, _create_milvus, MilvusIndex.load)
+register_backend(MilvusIndex.backend, _create_milvus, MilvusIndex.load, stores_fields=MilvusIndex.stores_fields)

@@ -10,13 +10,16 @@ from sqlalchemy.orm import Session
 
 from chains.chain_models import Chain, ChainLink
 from chains.cluster_models import Cluster
-from chains.enterprise_models import Enterprise
+from chains.enterprise_models import Enterprise, EnterpriseTag
+from webapp.services.match.filters import VECTOR_FIELDS
 
 PROFILE_BATCH = 5000  # rows fetched per round trip when reading the whole pool
 
 # The columns a profile is built from; reading only these keeps full builds light.
 PROFILE_COLUMNS = (Enterprise.id, Enterprise.name, Enterprise.business_scope, Enterprise.main_products,
                    Enterprise.industry_name)
+# The filter fields' columns (VECTOR_FIELDS but the tags), read only for a vector backend that stores them.
+FIELD_COLUMNS = tuple(getattr(Enterprise, name) for name in VECTOR_FIELDS if name != "tags")
 
 
 def profile_for(enterprise: Any):
@@ -30,14 +33,34 @@ def profile_for(enterprise: Any):
                     products=enterprise.main_products or "")
 
 
-def iter_documents(session: Session, where=None, batch: int = PROFILE_BATCH) -> Iterator[list]:
-    """Documents of every enterprise (or those matching `where`), in batches, ordered by id."""
-    stmt = select(*PROFILE_COLUMNS).order_by(Enterprise.id)
+def iter_documents(session: Session, where=None, batch: int = PROFILE_BATCH,
+                   with_fields: bool = False) -> Iterator[list]:
+    """Documents of every enterprise (or those matching `where`), in batches, ordered by id. `with_fields`: each
+    carries its VECTOR_FIELDS values (Document.fields, as `filters.vector_fields` reads them), for a vector
+    backend that filters on them (Milvus)."""
+    tags = _tags(session, where) if with_fields else {}  # read first: no second query while rows stream
+    stmt = select(*PROFILE_COLUMNS, *(FIELD_COLUMNS if with_fields else ())).order_by(Enterprise.id)
     if where is not None:
         stmt = stmt.where(where)
     result = session.execute(stmt.execution_options(yield_per=batch))
     for rows in result.partitions(batch):
-        yield [profile_for(row) for row in rows]
+        docs = [profile_for(row) for row in rows]
+        if with_fields:
+            for doc, row in zip(docs, rows):
+                doc.fields = {**{c.key: getattr(row, c.key) or "" for c in FIELD_COLUMNS},
+                              "tags": sorted(tags.get(doc.id, ()))}
+        yield docs
+
+
+def _tags(session: Session, where=None) -> dict[int, set[str]]:
+    """Tags by enterprise id, of every enterprise or those matching `where`."""
+    stmt = select(EnterpriseTag.enterprise_id, EnterpriseTag.tag)
+    if where is not None:
+        stmt = stmt.join(Enterprise, Enterprise.id == EnterpriseTag.enterprise_id).where(where)
+    out: dict[int, set[str]] = {}
+    for enterprise_id, tag in session.execute(stmt):
+        out.setdefault(int(enterprise_id), set()).add(tag)
+    return out
 
 
 def link_path(links_by_key: dict[str, ChainLink], link: ChainLink) -> list[str]:

@@ -170,6 +170,14 @@ def configured_vector_backend(app: Flask) -> str:
     return str(app.config.get("VECTOR_BACKEND") or "faiss")
 
 
+def stores_fields(app: Flask) -> bool:
+    """Whether the configured vector backend stores filter fields: documents then carry them (a moved firm's are
+    rewritten by the next sync, as it is re-added)."""
+    from matching.vectors import backend_stores_fields
+
+    return backend_stores_fields(configured_vector_backend(app))
+
+
 def use_vector_service(app: Flask) -> None:
     """Point the milvus backend at the configured server (CHAINMATCH_VECTOR_URI; empty: embedded milvus-lite)."""
     from matching.vectors import set_server_uri
@@ -229,7 +237,7 @@ def build_engine(app: Flask, session: Session, progress: Progress | None = None)
     """Build a fresh engine over every enterprise; returns (engine, meta). Does not touch the cache."""
     db_id = database_id(session)
     watermark = current_watermark(session)  # taken first: rows changed while reading are caught by the next sync
-    docs = [doc for batch in iter_documents(session) for doc in batch]
+    docs = [doc for batch in iter_documents(session, with_fields=stores_fields(app)) for doc in batch]
     engine = _new_engine(app, [d.text for d in docs])
     logger.info("building match index over %d enterprises for %s", len(docs), expected_embedder_name(app))
     engine.build(docs, progress=progress)
@@ -378,7 +386,7 @@ def _apply_changes(app: Flask, session: Session, state: EngineState, max_changes
     embedder = engine.embedder  # None while the vectors are pending: the lexical channels only
     # Small batches, each under the short lock, so searches interleave with a long sync; a transformer encodes a
     # batch (through the vector cache) before the lock is taken.
-    for batch in iter_documents(session, where=changed_filter, batch=SYNC_BATCH):
+    for batch in iter_documents(session, where=changed_filter, batch=SYNC_BATCH, with_fields=stores_fields(app)):
         vectors = None
         if embedder is not None and not embedder.cheap_to_encode:
             vectors = encode_documents(app, embedder, [d.text for d in batch])
