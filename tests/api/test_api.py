@@ -1,37 +1,20 @@
 """Contract tests of the JSON API (/api/v1): auth, roles, errors, pagination and each endpoint's behaviour."""
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import select
 
-from tests.worlds.api import CLUSTER, OTHER_CLUSTER, Api, make_token, seed_data
+from tests.worlds.api import (  # noqa: F401  (fixtures)
+    CLUSTER,
+    OTHER_CLUSTER,
+    Api,
+    admin,
+    assert_error,
+    ids,
+    make_token,
+    staff,
+)
 from tests.worlds.chains import CHAIN_YAML
 from webapp.extensions import db
-
-
-@pytest.fixture
-def ids(app):
-    return seed_data(app)
-
-
-@pytest.fixture
-def admin(app, client, ids):
-    return Api(client, make_token(app, "admin"))
-
-
-@pytest.fixture
-def staff(app, client, ids):
-    return Api(client, make_token(app, "staff", clusters=(CLUSTER,)))
-
-
-def assert_error(response, status: int, code: str):
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.get_json()
-    assert set(body["error"]) == {"code", "message", "details"}
-    assert body["error"]["code"] == code
-    assert any("\u4e00" <= ch <= "\u9fff" for ch in body["error"]["message"])  # Chinese message
-    return body["error"]
-
 
 # ----------------------------------------------------------------------------- authentication
 

@@ -1,8 +1,16 @@
 """JSON API of the shared target register: second claims, coordination requests, the admin's decision, progress."""
 from __future__ import annotations
 
-from tests.api.test_api import admin, assert_error, ids, staff  # noqa: F401  (fixtures)
-from tests.worlds.api import CLUSTER, OTHER_CLUSTER, Api, make_token
+from tests.worlds.api import (  # noqa: F401  (fixtures)
+    CLUSTER,
+    OTHER_CLUSTER,
+    Api,
+    admin,
+    assert_error,
+    ids,
+    make_token,
+    staff,
+)
 
 SECRET = "本区内部备注"
 

@@ -4,8 +4,16 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from tests.api.test_api import admin, assert_error, ids, staff  # noqa: F401  (fixtures)
-from tests.worlds.api import CLUSTER, OTHER_CLUSTER, Api, make_token
+from tests.worlds.api import (  # noqa: F401  (fixtures)
+    CLUSTER,
+    OTHER_CLUSTER,
+    Api,
+    admin,
+    assert_error,
+    ids,
+    make_token,
+    staff,
+)
 from webapp.extensions import db
 
 # ----------------------------------------------------------------------------- enterprises

@@ -6,9 +6,8 @@ import secrets
 
 import pytest
 
-from tests.api.test_api import assert_error
 from tests.conftest import make_app
-from tests.worlds.api import Api, make_token
+from tests.worlds.api import Api, assert_error, make_token
 from webapp.extensions import db
 
 

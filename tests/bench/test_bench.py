@@ -1,28 +1,17 @@
 """`chainmatch bench …` smoke tests: each benchmark runs at a tiny size and prints its JSON figures (not timed)."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from bench.perf.pool import synthetic_pool
 from matching import embedding_store
 from matching.embedders import BuiltinEmbedder
-from webapp.cli.bench import bench_group
-
-MACHINE_KEYS = {"cores", "memory_gb", "load_average_1m"}
-
-
-def _run(args: list[str]) -> dict:
-    result = CliRunner().invoke(bench_group, args, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout.strip().splitlines()[-1])
+from tests.worlds.bench import MACHINE_KEYS, run_bench
 
 
 def test_bench_match_prints_latency_and_naive_baseline(tmp_path):
-    data = _run(["match", "--n", "300", "--queries", "4", "--work", str(tmp_path), "--json"])
+    data = run_bench(["match", "--n", "300", "--queries", "4", "--work", str(tmp_path), "--json"])
     assert data["bench"] == "match" and data["n"] == 300
     for label in ("all_channels", "default"):
         figures = data["engine"][label]["search_top100"]
@@ -35,20 +24,20 @@ def test_bench_match_prints_latency_and_naive_baseline(tmp_path):
     assert min(parts.values()) >= 0 and abs(data["engine_bytes_per_firm"] - sum(parts.values())) <= len(parts)
     assert data["build_seconds"] > 0 and "load_seconds" not in data
     # A second run loads the engine the first one saved (nothing is tokenised again) and measures the same way.
-    again = _run(["match", "--n", "300", "--queries", "4", "--work", str(tmp_path), "--json"])
+    again = run_bench(["match", "--n", "300", "--queries", "4", "--work", str(tmp_path), "--json"])
     assert again["load_seconds"] >= 0 and again["build_seconds"] == data["build_seconds"]
     assert again["engine"]["default"]["search_top100"]["samples"] == 4
 
 
 def test_bench_import_prints_rows_per_second():
-    data = _run(["import", "--n", "200", "--json"])
+    data = run_bench(["import", "--n", "200", "--json"])
     (sqlite,) = data["results"]
     assert sqlite["backend"] == "sqlite" and sqlite["counts"]["inserted"] == 200
     assert sqlite["reimport_counts"]["unchanged"] == 200 and sqlite["rows_per_s"] > 0
 
 
 def test_bench_embed_resumes_a_stopped_run(tmp_path):
-    data = _run(["embed", "--n", "400", "--chunk", "100", "--st-texts", "0", "--work", str(tmp_path), "--json"])
+    data = run_bench(["embed", "--n", "400", "--chunk", "100", "--st-texts", "0", "--work", str(tmp_path), "--json"])
     resume = data["resume"]
     assert resume["chunks"] == 4 and resume["first_run_chunks"] == 2
     assert resume["second_run_reused"] == 2 and resume["second_run_encoded"] == 2 and resume["complete"]

@@ -4,11 +4,11 @@ from __future__ import annotations
 import pytest
 
 from bench.perf.pool import synthetic_pool
-from tests.bench.test_bench import MACHINE_KEYS, _run
+from tests.worlds.bench import MACHINE_KEYS, run_bench
 
 
 def test_bench_vector_ivfpq_reports_recall_memory_and_build_time(tmp_path):
-    data = _run(["vector", "--n", "2000", "--queries", "5", "--kind", "ivfpq", "--refine", "fp32", "--refine", "sq8",
+    data = run_bench(["vector", "--n", "2000", "--queries", "5", "--kind", "ivfpq", "--refine", "fp32", "--refine", "sq8",
                  "--work", str(tmp_path), "--json"])
     assert data["index_kind"] == "ivfpq" and data["n"] == 2000
     assert set(data["refines"]) == {"fp32", "sq8"}
@@ -41,7 +41,7 @@ def test_bench_web_serves_both_pages_to_concurrent_clients(tmp_path, monkeypatch
     # The server processes inherit the environment: the built-in embedder spares them converting and running the
     # bundled transformer on the demo firms, which the harness does not depend on (a minute of the suite's time).
     monkeypatch.setenv("CHAINMATCH_EMBEDDING_MODEL", "builtin")
-    data = _run(["web", "--n", "0", "--clients", "2", "--seconds", "1", "--work", str(tmp_path), "--json"])
+    data = run_bench(["web", "--n", "0", "--clients", "2", "--seconds", "1", "--work", str(tmp_path), "--json"])
     for page in ("chain_map", "candidates_fragment"):
         assert data["pages"][page]["samples"] > 0 and data["pages"][page]["errors"] == 0
     assert MACHINE_KEYS <= set(data["machine"])

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from matching.metrics import score_rankings
-from tests.matching.test_learning import TEST_VARIANTS, TRAIN_VARIANTS, synthetic_pool
+from tests.worlds.learning import TEST_VARIANTS, TRAIN_VARIANTS, synthetic_pool
 from tests.worlds.matching_corpus import corpus
 
 

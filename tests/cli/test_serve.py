@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.worlds.processes import cmdline
 from webapp import config as config_module
 from webapp.web.server import default_workers
 
@@ -106,12 +107,3 @@ def test_real_server_with_two_workers_serves_logged_in_pages(tmp_path):
         server.terminate()
         server.wait(timeout=30)
     assert not os.path.exists(f"/proc/{task_workers[0]}")  # stopped with the server (on_exit)
-
-
-def cmdline(pid: int | str) -> str:
-    """The command line of process `pid` ("" when it has gone)."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return fh.read().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from chains.enterprise_models import Enterprise, ImportJob
 from tests.conftest import AuthActions, make_app
-from tests.web.test_import_web import CSV_HEADER, job_id_from, upload, wait_until_finished
+from tests.worlds.imports import CSV_HEADER, job_id_from, upload, wait_until_finished
 from webapp.extensions import db
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +31,7 @@ CHUNK_PAUSE_S = 0.2  # the worker's import pauses after each written chunk: it i
 WORKER = """
 import sys, time
 from tests.conftest import AuthActions, make_app
-from tests.web.test_import_web import job_id_from, upload
+from tests.worlds.imports import job_id_from, upload
 from webapp.services import jobs
 original = jobs.Heartbeat.progress
 def paced(self, done, total):  # called after each chunk the import has written into its open transaction

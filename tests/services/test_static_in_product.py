@@ -8,7 +8,7 @@ import pytest
 
 from matching.embedders import EmbedderUnavailableError
 from tests.conftest import make_app
-from tests.services.test_matchsvc_embedding import tiny_e5  # noqa: F401 - fixture
+from tests.worlds.e5_app import tiny_e5  # noqa: F401 - fixture
 from tests.worlds.match_seed import seed
 from webapp.extensions import db
 from webapp.services import match as matchsvc

@@ -20,13 +20,12 @@ from sqlalchemy import func, select
 from chains.cluster_models import Cluster, LinkAssignment
 from chains.db import utcnow
 from chains.enterprise_models import Enterprise, ImportJob
-from tests.cli.test_serve import cmdline
 from tests.conftest import AuthActions, dispose, make_app
-from tests.services.test_jobs import _dead_owner
-from tests.services.test_matchsvc_embedding import _channels, tiny_e5  # noqa: F401 (a fixture)
-from tests.web.test_import_web import CSV_HEADER, job_id_from, upload, wait_until_finished
+from tests.worlds.e5_app import served_channels, tiny_e5  # noqa: F401 (a fixture)
+from tests.worlds.imports import CSV_HEADER, job_id_from, upload, wait_until_finished
 from tests.worlds.match_seed import CLUSTER_ID as SEED_CLUSTER
 from tests.worlds.match_seed import seed
+from tests.worlds.processes import cmdline, dead_owner
 from webapp.extensions import db
 from webapp.services import jobs, tasks
 from webapp.services import match as matchsvc
@@ -220,7 +219,7 @@ def test_only_jobs_waiting_on_the_durable_queue_never_go_stale():
     old = utcnow() - timedelta(hours=1)
 
     def queued(task_id: str) -> jobs.BackgroundJob:
-        return jobs.BackgroundJob(kind=jobs.KIND_IMPORT, key="1", status=jobs.STATUS_QUEUED, owner=_dead_owner(),
+        return jobs.BackgroundJob(kind=jobs.KIND_IMPORT, key="1", status=jobs.STATUS_QUEUED, owner=dead_owner(),
                                   task_id=task_id, started_at=old, heartbeat_at=old)
 
     assert not jobs.is_stale(queued("0f" * 16), STALE_SECONDS)  # in the SQLite/Redis queue: outlives the web process
@@ -308,7 +307,7 @@ def test_embedding_is_queued_by_a_web_worker_and_run_by_the_task_worker(database
         with web.app_context():
             seed(db.session)
             matchsvc.sync(db.session, web)
-        assert "dense" not in _channels(web)  # served lexically; the request queued the embedding
+        assert "dense" not in served_channels(web)  # served lexically; the request queued the embedding
         with web.app_context():
             row = jobs.get(db.session, embed_job.KIND_EMBED, embed_job.job_key(web))
             assert row.status == jobs.STATUS_QUEUED and row.task_id
@@ -324,7 +323,7 @@ def test_embedding_is_queued_by_a_web_worker_and_run_by_the_task_worker(database
         with web.app_context():
             row = jobs.get(db.session, embed_job.KIND_EMBED, embed_job.job_key(web))
             assert row.status == jobs.STATUS_DONE and row.done == row.total > 0
-        _wait_for(lambda: "dense" in _channels(web), "the web worker to load the saved vectors", 30)
+        _wait_for(lambda: "dense" in served_channels(web), "the web worker to load the saved vectors", 30)
     finally:
         dispose(web)
         dispose(worker)

@@ -68,7 +68,7 @@ def test_web_list_refresh_and_upload_are_audited_with_the_user(app, auth, client
     assert (refresh.username, refresh.cluster_id, refresh.object_id) == (username, CLUSTER_A, CHAIN)
     upload, = _entries(app, "enterprise.import")
     assert upload.username == username and upload.detail["filename"] == "名单.csv"
-    from tests.web.test_import_web import wait_until_finished
+    from tests.worlds.imports import wait_until_finished
 
     wait_until_finished(client, int(upload.object_id))  # let the background import end before teardown
 

@@ -7,8 +7,7 @@ import logging
 import pytest
 from sqlalchemy import func, select
 
-from tests.api.test_api import assert_error
-from tests.worlds.api import CLUSTER, Api, make_token, seed_data
+from tests.worlds.api import CLUSTER, Api, assert_error, make_token, seed_data
 from webapp.extensions import db
 from webapp.services.audit.models import AuditEntry
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from tests.conftest import AuthActions
-from tests.web.test_import_web import job_id_from, wait_until_finished
+from tests.worlds.imports import job_id_from, wait_until_finished
 from webapp.auth.models import ApiToken
 from webapp.extensions import db
 from webapp.services.audit.models import AuditEntry

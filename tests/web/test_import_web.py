@@ -3,35 +3,12 @@ from __future__ import annotations
 
 import csv
 import io
-import re
-import time
 
 from sqlalchemy import select
 
 from chains.enterprise_models import Enterprise, ImportJob
+from tests.worlds.imports import CSV_HEADER, job_id_from, upload, wait_until_finished
 from webapp.extensions import db
-
-POLL_TIMEOUT_S = 60
-CSV_HEADER = "外部编号,企业名称,统一社会信用代码,城市,经营范围,数据说明\n"
-
-
-def upload(auth, content: bytes, filename: str):
-    return auth.post("/imports/", data={"file": (io.BytesIO(content), filename)}, content_type="multipart/form-data")
-
-
-def job_id_from(response) -> int:
-    assert response.status_code == 303, response.get_data(as_text=True)
-    return int(re.search(r"/imports/(\d+)$", response.headers["Location"]).group(1))
-
-
-def wait_until_finished(client, job_id: int) -> str:
-    deadline = time.monotonic() + POLL_TIMEOUT_S
-    while time.monotonic() < deadline:
-        html = client.get(f"/imports/{job_id}/status", headers={"HX-Request": "true"}).get_data(as_text=True)
-        if 'hx-trigger="every 1s"' not in html:
-            return html
-        time.sleep(0.1)
-    raise AssertionError("import did not finish")
 
 
 def test_staff_uploads_polls_and_downloads_the_report(app, client, auth):

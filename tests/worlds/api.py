@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from tests.worlds.match_seed import CLUSTER_ID, seed
 from webapp.extensions import db
 
@@ -67,3 +69,27 @@ class Api:
 
 
 CLUSTER = CLUSTER_ID
+
+
+@pytest.fixture
+def ids(app):
+    return seed_data(app)
+
+
+@pytest.fixture
+def admin(app, client, ids):
+    return Api(client, make_token(app, "admin"))
+
+
+@pytest.fixture
+def staff(app, client, ids):
+    return Api(client, make_token(app, "staff", clusters=(CLUSTER,)))
+
+
+def assert_error(response, status: int, code: str):
+    assert response.status_code == status, response.get_data(as_text=True)
+    body = response.get_json()
+    assert set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["code"] == code
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in body["error"]["message"])  # Chinese message
+    return body["error"]
