@@ -172,7 +172,7 @@ def _render_results(context: dict, chain):
 
 def _link_info(cluster: Cluster, link_key: str):
     """(chain, link) of the cluster's chains, or 404: read-only copies (id/name; the ChainLink attributes)."""
-    from webapp.services.match.candidates import link_set
+    from webapp.services.match.links import link_set
 
     links = link_set(db.session, cluster)
     link = links.links.get(link_key)

@@ -1,186 +1,49 @@
-"""Ranked candidate firms for a cluster's chain link, with explanations; look-alike firms."""
+"""Ranked candidate firms for a cluster's chain link (`search`, cached per page), and look-alike firms.
+
+A search takes one CandidateQuery (webapp.services.match.results); the candidate rows and their explanations are
+made in webapp.services.match.explain, the keyword fallback while the index is not ready in
+webapp.services.match.fallback.
+"""
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Mapping, Sequence
+from dataclasses import replace
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 from flask import current_app
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from chains.chain_models import ChainLink
 from chains.cluster_models import Cluster
 from chains.enterprise_models import Enterprise
 from webapp.services.match import evidence as evidence_module
 from webapp.services.match import serving, store
-from webapp.services.match.evidence import normalized_terms, terms_in
+from webapp.services.match.evidence import normalized_terms
+from webapp.services.match.explain import candidate_row, explain
+from webapp.services.match.fallback import keyword_fallback
 from webapp.services.match.filters import (
     CandidateFilters,
     ResolvedFilter,
-    conditions,
     field_filter,
     resolve,
     roster_ids,
 )
-from webapp.services.match.linkcache import ChainHead, LinkView, VersionView, chain_views
-from webapp.services.match.profiles import link_terms
+from webapp.services.match.links import LinkSet, cluster_or_error, link_set
+from webapp.services.match.results import (
+    DEFAULT_K,
+    MAX_K,
+    STATE_READY,
+    Candidate,
+    CandidatePage,
+    CandidateQuery,
+    LinkRef,
+    MatchError,
+)
 
-DEFAULT_K = 20
-MAX_K = 500
-FALLBACK_ROWS = 2000  # rows read by the keyword fallback while the index is not ready
 FILTER_CACHE_SIZE = 16
 PAGE_CACHE_SIZE = 256  # candidate pages kept per process (a page is ~20 candidates of plain data)
 PAGE_WAIT_SECONDS = 30  # a request waits this long for another thread computing the same page, then computes it
-
-STATE_READY = "ready"
-STATE_FALLBACK = "fallback"
-MESSAGE_FALLBACK = "匹配索引正在构建，当前仅按关键词匹配展示候选企业，索引完成后将自动使用完整匹配。"
-
-
-class MatchError(LookupError):
-    """Unknown cluster / link / enterprise; the message is for users (Chinese)."""
-
-
-@dataclass
-class LinkRef:
-    chain_id: str
-    key: str
-    name: str
-    score: float | None = None
-
-
-@dataclass
-class Candidate:
-    enterprise_id: int
-    name: str
-    rank: int
-    score: float
-    province: str = ""
-    city: str = ""
-    country: str = ""
-    status: str = ""
-    tags: list[str] = field(default_factory=list)
-    channels: dict[str, float] = field(default_factory=dict)
-    matched_terms: list[str] = field(default_factory=list)
-    matched_products: list[str] = field(default_factory=list)
-    best_link: LinkRef | None = None
-    similar_local: dict | None = None  # {"enterprise_id", "name", "similarity" (0–100)}
-    explanation: list[str] = field(default_factory=list)  # Chinese reasons for the UI
-    match_score: int | None = None  # 0–100 (webapp.services.match.evidence); None on the keyword fallback
-    evidence: str = ""  # strong / medium / weak (webapp.services.match.evidence)
-
-    @property
-    def evidence_label(self) -> str:
-        return evidence_module.LABELS.get(self.evidence, "")
-
-    @property
-    def region(self) -> str:
-        return f"{self.province}{self.city}" if self.city != self.province else self.province
-
-    def as_dict(self) -> dict:
-        data = asdict(self)
-        data["region"] = self.region
-        data["evidence_label"] = self.evidence_label
-        return data
-
-
-@dataclass
-class CandidatePage:
-    cluster_id: str
-    link: LinkRef
-    items: list[Candidate]
-    offset: int
-    k: int
-    state: str = STATE_READY
-    message: str = ""
-    embedder: str = ""
-    filters: dict = field(default_factory=dict)
-    # Everything the page was computed from (None: not cacheable, e.g. the keyword fallback); views may key
-    # their own caches of what they derive from the page on it.
-    cache_key: tuple | None = field(default=None, repr=False, compare=False)
-
-    def __iter__(self):
-        return iter(self.items)
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def as_dict(self) -> dict:
-        return {
-            "cluster_id": self.cluster_id, "link": asdict(self.link), "offset": self.offset, "k": self.k,
-            "state": self.state, "message": self.message, "embedder": self.embedder, "filters": self.filters,
-            "items": [c.as_dict() for c in self.items],
-        }
-
-
-@dataclass
-class LinkSet:
-    """The cluster's chains' current links as cached read-only copies (webapp.services.match.linkcache): no ORM rows."""
-
-    views: dict[str, VersionView]
-    links: dict[str, LinkView]
-
-    @classmethod
-    def of(cls, views: dict[str, VersionView]) -> "LinkSet":
-        links: dict[str, LinkView] = {}
-        for view in views.values():
-            links.update(view.by_key)
-        return cls(views, links)
-
-    @property
-    def cache_key(self) -> tuple:
-        return tuple((cid, view.chain.cache_key) for cid, view in self.views.items())
-
-    def query(self, key: str) -> str:
-        return self.views[self.links[key].chain_id].queries[key]
-
-    def terms(self, key: str) -> tuple[str, ...]:
-        return self.views[self.links[key].chain_id].terms[key]
-
-    def leaves(self, chain_id: str) -> tuple[str, ...]:
-        view = self.views.get(chain_id)
-        return view.leaves if view is not None else ()
-
-    def chain(self, chain_id: str) -> ChainHead | None:
-        view = self.views.get(chain_id)
-        return view.chain if view is not None else None
-
-
-def link_set(session: Session, cluster: Cluster) -> LinkSet:
-    """The current links of the cluster's chains (one small query; the links themselves are cached per process)."""
-    return LinkSet.of(chain_views(session, cluster.chain_ids))
-
-
-def _cluster(session: Session, cluster_id: str) -> Cluster:
-    cluster = session.get(Cluster, cluster_id)
-    if cluster is None:
-        raise MatchError(f"集聚区 {cluster_id} 不存在")
-    return cluster
-
-
-# ----------------------------------------------------------------------------- scoring helpers
-
-def score_matrix(engine, state: store.EngineState, queries: Mapping[str, str], doc_ids: list[int]) -> dict[str, dict[int, float]]:
-    """Fused score of each doc under each query (query key → doc id → score), comparable across queries.
-
-    The engine's own search standardises scores within the searched set, which makes a 20-firm set's scores
-    incomparable between two links; here every channel is standardised over the whole pool instead.
-    """
-    import math
-
-    keys = list(queries)
-    ids = [int(i) for i in doc_ids]
-    with state.lock:
-        # One product per channel for all queries × docs; the queries' side is cached by the engine per pool state.
-        matrix = engine.query_scores([queries[k] for k in keys], ids)
-    return {key: {i: float(v) for i, v in zip(ids, matrix[q]) if not math.isnan(v)} for q, key in enumerate(keys)}
-
-
-def matched_products(link: ChainLink, enterprise: Enterprise) -> list[str]:
-    """The link's products / keywords / synonyms that appear in the firm's products or business scope."""
-    return terms_in(normalized_terms(link_terms(link)), enterprise)
 
 
 def _resolved(session: Session, state: store.EngineState, filters: CandidateFilters, cluster: Cluster,
@@ -208,56 +71,39 @@ def _resolved(session: Session, state: store.EngineState, filters: CandidateFilt
 
 # ----------------------------------------------------------------------------- candidates
 
-@dataclass(frozen=True)
-class CandidateQuery:
-    """One candidate search, built once by whoever asks (the candidates page from its form, the API from its query
-    schema, `chainmatch match` from its options: each through webapp.services.match.filter_fields)."""
+class PageKey(NamedTuple):
+    """Everything a candidates page is computed from: a change to any part computes the page afresh."""
 
-    cluster_id: str
-    link_key: str
-    filters: CandidateFilters = field(default_factory=CandidateFilters)
-    k: int = DEFAULT_K
-    offset: int = 0
-
-    @classmethod
-    def of(cls, cluster_id: str, link_key: str, filters: Mapping[str, Any] | CandidateFilters | None = None,
-           k: int = DEFAULT_K, offset: int = 0) -> "CandidateQuery":
-        """From filter values in any accepted form, with the page clamped to what the matcher ranks."""
-        return cls(cluster_id, link_key, CandidateFilters.from_mapping(filters), max(1, min(int(k), MAX_K)),
-                   max(0, int(offset)))
+    query: CandidateQuery
+    city: str | None  # the cluster's city and province (the exclude-own-city/province filters)
+    province: str | None
+    links: tuple  # the chains' current versions (LinkSet.cache_key)
+    data_mark: Any  # the database's enterprise watermark, as the engine was synced to
+    generation: int  # the engine's generation (a rebuild or reload)
+    watermark: str  # the index's saved watermark
+    learned: Any  # the adopted learned model's id
+    roster: frozenset  # the cluster's roster
 
 
 def search(session: Session, query: CandidateQuery) -> CandidatePage:
-    """The page of ranked candidates `query` asks for (see `candidates`)."""
-    return candidates(session, query.cluster_id, query.link_key, query.filters, k=query.k, offset=query.offset)
+    """Ranked candidate firms for the query's link of its cluster, with explanations.
 
-
-def candidates(session: Session, cluster_id: str, link_key: str, filters: Mapping[str, Any] | CandidateFilters | None = None,
-               k: int = DEFAULT_K, offset: int = 0) -> CandidatePage:
-    """Ranked candidate firms for `link_key` of cluster `cluster_id`, with explanations.
-
-    Pages are cached per process under everything they are computed from: cluster, link, filters, k, offset,
-    the chains' current versions, the database's enterprise watermark, the engine's generation and learned
-    weights, and the cluster's roster. Any change to one of them computes the page afresh.
+    Pages are cached per process under their PageKey; concurrent requests for a page being computed wait for it.
     """
-    cluster = _cluster(session, cluster_id)
+    cluster = cluster_or_error(session, query.cluster_id)
     links = link_set(session, cluster)
-    link = links.links.get(link_key)
+    link = links.links.get(query.link_key)
     if link is None:
-        raise MatchError(f"环节 {link_key} 不属于集聚区 {cluster.name} 的产业链")
-    filters = CandidateFilters.from_mapping(filters)
-    k, offset = max(1, min(int(k), MAX_K)), max(0, int(offset))
-    chain_id = link.chain_id
-    ref = LinkRef(chain_id, link.key, link.name)
+        raise MatchError(f"环节 {query.link_key} 不属于集聚区 {cluster.name} 的产业链")
+    ref = LinkRef(link.chain_id, link.key, link.name)
     app = current_app._get_current_object()
     engine, data_mark = serving.request_engine(session, app)
     if engine is None:
-        return _fallback(session, cluster, link, ref, filters, k, offset)
+        return keyword_fallback(session, cluster, link, ref, query)
     state = store.state_of(app)
     roster = roster_ids(session, cluster.id)
-    key = (cluster.id, cluster.city, cluster.province, link_key, filters, k, offset, links.cache_key,
-           data_mark, state.generation, repr(state.meta.get("watermark")), state.meta.get("learned_weights_id"),
-           frozenset(roster))
+    key = PageKey(query, cluster.city, cluster.province, links.cache_key, data_mark, state.generation,
+                  repr(state.meta.get("watermark")), state.meta.get("learned_weights_id"), frozenset(roster))
     # One thread computes a missing page; concurrent requests for it wait for that page rather than each
     # computing it again (one after the other, under the engine lock: seconds each at 1M firms when the filter ids
     # must be read again).
@@ -278,8 +124,7 @@ def candidates(session: Session, cluster_id: str, link_key: str, filters: Mappin
     if cached is not None:
         return _copy_page(cached)
     try:
-        return _compute_page(session, state, engine, key, cluster, links, link_key, ref, filters, roster, k, offset,
-                             chain_id)
+        return _compute_page(session, state, engine, key, cluster, links, ref, roster)
     finally:
         if owner:
             with state.cache_lock:
@@ -287,9 +132,17 @@ def candidates(session: Session, cluster_id: str, link_key: str, filters: Mappin
             event.set()
 
 
-def _compute_page(session: Session, state, engine, key: tuple, cluster, links, link_key: str, ref: LinkRef,
-                  filters: CandidateFilters, roster, k: int, offset: int, chain_id: str) -> CandidatePage:
+def candidates(session: Session, cluster_id: str, link_key: str, filters: Mapping[str, Any] | CandidateFilters | None = None,
+               k: int = DEFAULT_K, offset: int = 0) -> CandidatePage:
+    """`search` for a query given by its parts."""
+    return search(session, CandidateQuery.of(cluster_id, link_key, filters, k, offset))
+
+
+def _compute_page(session: Session, state, engine, key: PageKey, cluster: Cluster, links: LinkSet, ref: LinkRef,
+                  roster: Sequence[int]) -> CandidatePage:
     generation = state.generation
+    query = key.query
+    filters, k, offset, link_key = query.filters, query.k, query.offset, query.link_key
     # Region, country, tag and status filters go to the engine as fields when its vector index stores them
     # (Milvus filters inside its search; an id list of a province's firms cost it ~95 ms per query to parse);
     # the roster, and capital/employee ranges (field_filter None), stay id sets read in SQL.
@@ -308,9 +161,9 @@ def _compute_page(session: Session, state, engine, key: tuple, cluster, links, l
         ent = firms.get(int(hit.id))
         if ent is None:  # deleted after the last sync
             continue
-        items.append(_candidate(ent, rank, float(hit.score), dict(hit.channels), list(hit.matched_terms), terms,
+        items.append(candidate_row(ent, rank, float(hit.score), dict(hit.channels), list(hit.matched_terms), terms,
                                 evidence_module.match_score(engine, float(hit.score), hit.channels)))
-    _explain(session, engine, state, links, chain_id, items, roster)
+    explain(session, engine, state, links, ref.chain_id, items, roster)
     page = CandidatePage(cluster.id, ref, items, offset, k, STATE_READY, "", state.meta.get("embedder", ""),
                          filters.as_dict(), cache_key=key)
     with state.cache_lock:
@@ -337,81 +190,6 @@ def _copy_candidate(c: Candidate) -> Candidate:
     new.best_link = replace(c.best_link) if c.best_link is not None else None
     new.similar_local = dict(c.similar_local) if c.similar_local is not None else None
     return new
-
-
-def _candidate(ent: Enterprise, rank: int, score: float, channels: dict, terms: list[str],
-               link_terms_normalized: list[tuple[str, str]], match_score: int | None) -> Candidate:
-    return Candidate(
-        enterprise_id=ent.id, name=ent.name, rank=rank, score=round(score, 4), province=ent.province or "",
-        city=ent.city or "", country=ent.country or "", status=ent.status or "", tags=ent.tag_names,
-        channels={c: round(float(v), 4) for c, v in channels.items()}, matched_terms=terms,
-        matched_products=terms_in(link_terms_normalized, ent), match_score=match_score,
-        evidence=evidence_module.grade(ent, link_terms_normalized, terms, "dense" in channels),
-    )
-
-
-def _explain(session: Session, engine, state: store.EngineState, links: LinkSet, chain_id: str,
-             items: list[Candidate], roster: Sequence[int]) -> None:
-    """Best-fitting leaf link of the chain and most similar local firm for each candidate, plus Chinese reasons."""
-    if not items:
-        return
-    ids = [c.enterprise_id for c in items]
-    leaves = links.leaves(chain_id)
-    fits = score_matrix(engine, state, {key: links.query(key) for key in leaves}, ids)
-    look_alike = [None] * len(items)
-    if roster:
-        with state.lock:  # roster × page candidates in one step, as engine.similar(id, k=1, roster) would rank
-            look_alike = engine.best_look_alikes(ids, list(roster))
-    similar_ids = sorted({int(top.id) for top in look_alike if top is not None})
-    names = dict(session.execute(select(Enterprise.id, Enterprise.name)
-                                 .where(Enterprise.id.in_(similar_ids))).all()) if similar_ids else {}
-    for c, top in zip(items, look_alike):
-        scored = [(fits[key][c.enterprise_id], key) for key in leaves if c.enterprise_id in fits[key]]
-        if scored:
-            score, key = max(scored)
-            c.best_link = LinkRef(chain_id, key, links.links[key].name, engine.match_score(score))
-        if top is not None:
-            c.similar_local = {"enterprise_id": int(top.id), "name": names.get(int(top.id), ""),
-                               "similarity": engine.similarity_score(float(top.score))}
-        c.explanation = _reasons(c)
-
-
-def _reasons(c: Candidate) -> list[str]:
-    reasons = [evidence_module.REASONS[c.evidence]] if c.evidence else []
-    if c.matched_products:
-        reasons.append("产品/关键词匹配：" + "、".join(c.matched_products[:6]))
-    if c.matched_terms:
-        reasons.append("命中检索词：" + "、".join(c.matched_terms[:8]))
-    if c.best_link is not None:
-        reasons.append(f"最契合环节：{c.best_link.name}")
-    if c.similar_local:
-        reasons.append(f"与本地企业“{c.similar_local['name']}”相似")
-    return reasons
-
-
-def _fallback(session: Session, cluster: Cluster, link: ChainLink | LinkView, ref: LinkRef,
-              filters: CandidateFilters, k: int, offset: int) -> CandidatePage:
-    """While the index is not ready: firms whose text contains the link's terms, ranked by how many they contain."""
-    terms = link_terms(link) or [link.name]
-    text_match = or_(*[col.contains(term) for term in terms
-                       for col in (Enterprise.main_products, Enterprise.business_scope, Enterprise.name)])
-    stmt = select(Enterprise).where(text_match, *conditions(filters, cluster)).order_by(Enterprise.id).limit(FALLBACK_ROWS)
-    if filters.exclude_cluster_firms:
-        stmt = stmt.where(Enterprise.id.not_in(roster_ids(session, cluster.id)))
-    scored = []
-    normalized = normalized_terms(link_terms(link))
-    for ent in session.scalars(stmt):
-        found = terms_in(normalized, ent)
-        scored.append((len(found), -ent.id, ent, found))
-    scored.sort(key=lambda s: (s[0], s[1]), reverse=True)
-    items = []
-    for rank, (hits, _, ent, found) in enumerate(scored[offset:offset + k], start=offset + 1):
-        c = _candidate(ent, rank, float(hits), {"keyword": float(hits)}, found, normalized, None)
-        c.explanation = _reasons(c)
-        items.append(c)
-    status = serving.active_embedder_info(current_app)
-    return CandidatePage(cluster.id, ref, items, offset, k, STATE_FALLBACK, MESSAGE_FALLBACK,
-                         status.get("embedder") or "", filters.as_dict())
 
 
 # ----------------------------------------------------------------------------- look-alikes

@@ -11,9 +11,11 @@ from sqlalchemy.orm import Session
 
 from chains.cluster_models import ASSIGNMENT_SUGGESTED, LinkAssignment, RosterEntry
 from webapp.services.match import store
-from webapp.services.match.candidates import MatchError, _cluster, score_matrix
+from webapp.services.match.explain import score_matrix
 from webapp.services.match.learning import _user_id
+from webapp.services.match.links import cluster_or_error
 from webapp.services.match.profiles import cluster_links
+from webapp.services.match.results import MatchError
 
 # A firm is placed only when its best link scores this many standard deviations above the pool mean.
 MIN_PLACEMENT_Z = 0.5
@@ -43,7 +45,7 @@ def place_roster(session: Session, cluster_id: str, user_id: int | None = None,
 
     `checkpoint()` is called between steps and firms; it raises to stop the run (a cancelled job)."""
     checkpoint = checkpoint or (lambda: None)
-    cluster = _cluster(session, cluster_id)
+    cluster = cluster_or_error(session, cluster_id)
     app = current_app._get_current_object()
     store.sync(session, app)  # placement is a background/CLI action: it may wait for the index
     checkpoint()
