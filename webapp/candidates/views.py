@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import threading
-from collections import OrderedDict
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -19,6 +17,7 @@ from webapp.candidates import bp
 from webapp.candidates.filters import KNOWN_TAGS, parse_filters, supported
 from webapp.extensions import db
 from webapp.leads.models import STAGE_ABANDONED, Lead
+from webapp.services.cache import LruCache
 from webapp.services.match import CandidateQuery, MatchError, record_feedback, search, serving
 from webapp.web.common import get_cluster, wants_fragment
 
@@ -116,27 +115,6 @@ def _load_firms(context: dict) -> None:
     context["firms"] = {row.id: row for row in firms}
 
 
-class _FragmentCache:
-    """Rendered results fragments of this process, keyed by everything they are rendered from."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.items: OrderedDict[tuple, str] = OrderedDict()
-
-    def get(self, key: tuple) -> str | None:
-        with self.lock:
-            html = self.items.get(key)
-            if html is not None:
-                self.items.move_to_end(key)
-            return html
-
-    def put(self, key: tuple, html: str) -> None:
-        with self.lock:
-            self.items[key] = html
-            while len(self.items) > FRAGMENT_CACHE_SIZE:
-                self.items.popitem(last=False)
-
-
 def _fragment_key(context: dict, chain) -> tuple | None:
     """The inputs of the results fragment besides the session's CSRF token; None when it is not cacheable.
 
@@ -161,13 +139,13 @@ def _render_results(context: dict, chain):
     if key is None:
         _load_firms(context)
         return render_template("candidates/_results.html", **context)
-    cache = current_app.extensions.setdefault(FRAGMENT_CACHE_KEY, _FragmentCache())
-    html = cache.get(key)
-    if html is None:
+    cache = current_app.extensions.setdefault(FRAGMENT_CACHE_KEY, LruCache(FRAGMENT_CACHE_SIZE))
+
+    def render() -> tuple[str, bool]:
         _load_firms(context)
-        html = render_template("candidates/_results.html", **{**context, "csrf": _CSRF_PLACEHOLDER})
-        cache.put(key, html)
-    return html.replace(_CSRF_PLACEHOLDER, generate_csrf())
+        return render_template("candidates/_results.html", **{**context, "csrf": _CSRF_PLACEHOLDER}), True
+
+    return cache.get_or_compute(key, render).replace(_CSRF_PLACEHOLDER, generate_csrf())
 
 
 def _link_info(cluster: Cluster, link_key: str):

@@ -7,8 +7,6 @@ version's id with its content checksum and the chain's name (part of every link'
 """
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -17,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from chains.chain_models import Chain, ChainLink, ChainVersion, SupplyEdge
+from webapp.services.cache import LruCache
 from webapp.services.match.profiles import link_query_for, link_terms
 
 EXTENSION_KEY = "chainmatch.linkcache"
@@ -80,16 +79,10 @@ class VersionView:
     extra: dict = field(default_factory=dict)  # derived data cached with the version by its users
 
 
-class _Cache:
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.versions: OrderedDict[tuple, VersionView] = OrderedDict()
-
-
-def _cache(app: Flask) -> _Cache:
+def _cache(app: Flask) -> LruCache[VersionView]:
     cache = app.extensions.get(EXTENSION_KEY)
     if cache is None:
-        cache = app.extensions.setdefault(EXTENSION_KEY, _Cache())
+        cache = app.extensions.setdefault(EXTENSION_KEY, LruCache(CACHE_SIZE))
     return cache
 
 
@@ -126,18 +119,7 @@ def _load(session: Session, head: ChainHead) -> VersionView:
 def version_view(session: Session, head: ChainHead, app: Flask | None = None) -> VersionView:
     """The cached copy of a chain's current version (read from the database on first use in this process)."""
     cache = _cache(app or current_app._get_current_object())
-    key = head.cache_key
-    with cache.lock:
-        view = cache.versions.get(key)
-        if view is not None:
-            cache.versions.move_to_end(key)
-            return view
-    view = _load(session, head)
-    with cache.lock:
-        cache.versions[key] = view
-        while len(cache.versions) > CACHE_SIZE:
-            cache.versions.popitem(last=False)
-    return view
+    return cache.get_or_compute(head.cache_key, lambda: (_load(session, head), True))
 
 
 def chain_views(session: Session, chain_ids: Iterable[str], app: Flask | None = None) -> dict[str, VersionView]:
