@@ -21,7 +21,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chains.chainmap_io import parse_chain_file  # noqa: E402
+from chains.chainmap_parse import parse_chain_file  # noqa: E402
 from matching.engine import Document, MatchEngine  # noqa: E402
 from matching.evaluation import Firms, build_engine  # noqa: E402
 from matching.metrics import score_rankings  # noqa: E402

@@ -14,14 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from chains.chain_models import STAGES, Chain, ChainVersion
-from chains.chainmap_io import (
-    LIST_FIELDS,
-    SLUG_RE,
-    ChainImportResult,
-    ChainMapError,
-    import_parsed_chain,
-    parse_chain_text,
-)
+from chains.chainmap_io import ChainImportResult, import_parsed_chain
+from chains.chainmap_parse import LIST_FIELDS, SLUG_RE, ChainMapError, parse_chain_text
 
 LINK_TEXT_FIELDS = ("name", "description", "key_tech_note")
 KIND_EDIT, KIND_UPLOAD, KIND_RESTORE = "edit", "upload", "restore"

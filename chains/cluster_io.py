@@ -14,7 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from chains.chain_models import Chain, ChainLink
-from chains.chainmap_io import SLUG_RE, ChainMapError, chain_files
+from chains.chainmap_io import chain_files
+from chains.chainmap_parse import SLUG_RE, ChainMapError
 from chains.cluster_models import (
     ASSIGNMENT_MANUAL,
     ROSTER_ROLES,

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from chains.enterprise_models import Enterprise
-from chains.enterprises.normalize import format_capital
+from chains.enterprises.capital import format_capital
 from chains.excel import safe_cell
 
 EXPORT_BATCH = 2000

@@ -1,32 +1,41 @@
 """Import an enterprise table into the registry: one transaction per file, idempotent, with a row report.
 
+The fields written are in chains/enterprises/import_fields.py, the row report in chains/enterprises/import_report.py,
+PostgreSQL's COPY path in chains/enterprises/pg_copy.py.
+
 Identity of a row: its 统一社会信用代码; else its 外部编号; else its normalised name + city. Rows of the same
 identity within a file are merged (later non-empty cells win). Empty cells never erase stored values.
 Writes use bulk statements (lists of dicts) with identity maps pre-loaded per chunk, not one ORM object per row.
 """
 from __future__ import annotations
 
-import csv
-import json
 import logging
 import math
 import os
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import Any, Callable
 
-from sqlalchemy import JSON, Column, ColumnDefault, delete, insert, select, update
-from sqlalchemy import Table as SqlTable
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from chains.db import utcnow
 from chains.enterprise_models import Enterprise, EnterpriseChange, EnterpriseTag
+from chains.enterprises.import_fields import DATA_FIELDS, INSERT_DEFAULTS
+from chains.enterprises.import_report import (
+    OUTCOME_INSERTED,
+    OUTCOME_MERGED,
+    OUTCOME_REJECTED,
+    OUTCOME_UNCHANGED,
+    OUTCOME_UPDATED,
+    ImportResult,
+    ReportRow,
+    write_report,
+)
+from chains.enterprises.pg_copy import allocate_ids, copy_connection, copy_rows
 from chains.enterprises.readers import Table, read_table
 from chains.enterprises.rows import ParsedRow, identity_label, parse_row
-
-if TYPE_CHECKING:
-    import psycopg
 
 # An enterprises row (or a row of its tag / change tables) as column name → value.
 _Row = dict[str, Any]
@@ -45,30 +54,6 @@ INSERT_PAGE_SIZE = 100
 # then scan the whole table (measured: a 100k re-import right after a COPY import took minutes instead of 55 s).
 ANALYZE_AFTER_COPIED_ROWS = 10_000
 
-OUTCOME_INSERTED = "inserted"
-OUTCOME_UPDATED = "updated"
-OUTCOME_UNCHANGED = "unchanged"
-OUTCOME_REJECTED = "rejected"
-OUTCOME_MERGED = "merged"
-OUTCOME_LABELS = {OUTCOME_INSERTED: "新增", OUTCOME_UPDATED: "更新", OUTCOME_UNCHANGED: "无变化",
-                  OUTCOME_REJECTED: "拒绝", OUTCOME_MERGED: "合并"}
-REPORT_HEADER = ["行号", "企业名称", "标识", "结果", "结果说明", "原因"]
-
-# Fields compared and written; bookkeeping fields (source_file, as_of, timestamps) never count as changes.
-DATA_FIELDS = (
-    "name", "name_norm", "credit_code", "external_id", "former_names", "status", "status_raw", "founded_on",
-    "capital_amount", "capital_currency", "capital_wan_cny", "province", "city", "district", "address",
-    "industry_section", "industry_division", "industry_group", "industry_class", "industry_name",
-    "business_scope", "main_products", "employees", "revenue_wan", "country", "data_note", "is_demo", "is_synthetic",
-)
-# Values of a new enterprise for the fields its row leaves empty.
-INSERT_DEFAULTS: dict[str, Any] = {
-    "credit_code": None, "external_id": None, "former_names": [], "status": "", "status_raw": "", "founded_on": None,
-    "capital_amount": None, "capital_currency": "", "capital_wan_cny": None, "province": "", "city": "",
-    "district": "", "address": "", "industry_section": "", "industry_division": "", "industry_group": "",
-    "industry_class": "", "industry_name": "", "business_scope": "", "main_products": "", "employees": None,
-    "revenue_wan": None, "country": "中国", "data_note": "", "is_demo": False, "is_synthetic": False,
-}
 # The models' tables as `Table` (`Model.__table__` is typed as the wider FromClause).
 _ENT = Enterprise.metadata.tables[Enterprise.__tablename__]
 _TAGS = EnterpriseTag.metadata.tables[EnterpriseTag.__tablename__]
@@ -76,33 +61,6 @@ _CHANGES = EnterpriseChange.metadata.tables[EnterpriseChange.__tablename__]
 _LOAD_COLUMNS = [_ENT.c.id] + [_ENT.c[name] for name in DATA_FIELDS]
 
 ProgressCallback = Callable[[int, int], None]
-
-
-@dataclass
-class ReportRow:
-    line: int
-    name: str
-    identity: str
-    outcome: str
-    reason: str = ""
-
-
-@dataclass
-class ImportResult:
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    rejected: int = 0
-    duplicates_merged: int = 0
-    total_rows: int = 0
-    encoding: str = ""
-    unmapped_columns: list[str] = field(default_factory=list)
-    report: list[ReportRow] = field(default_factory=list)
-
-    def counts(self) -> dict[str, int]:
-        """The CLI/web JSON contract."""
-        return {"inserted": self.inserted, "updated": self.updated, "unchanged": self.unchanged,
-                "rejected": self.rejected, "duplicates_merged": self.duplicates_merged}
 
 
 @dataclass
@@ -146,62 +104,6 @@ def _merge(earlier: ParsedRow, later: ParsedRow) -> ParsedRow:
                        tags=later.tags if later.tags is not None else earlier.tags,
                        warnings=earlier.warnings + later.warnings)
     return merged
-
-
-def write_report(rows: Iterable[ReportRow], path: str | os.PathLike[str]) -> None:
-    """Row report as UTF-8 CSV with BOM (opens correctly in Excel); formula-like cells are escaped."""
-    from chains.excel import safe_cell
-
-    tmp = Path(str(path) + ".part")
-    with open(tmp, "w", encoding="utf-8-sig", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(REPORT_HEADER)
-        for r in rows:
-            writer.writerow([r.line, safe_cell(r.name), safe_cell(r.identity), r.outcome,
-                             OUTCOME_LABELS.get(r.outcome, r.outcome), safe_cell(r.reason)])
-    os.replace(tmp, path)
-
-
-def _copy_connection(session: Session) -> psycopg.Connection[Any] | None:
-    """The psycopg connection under the session's transaction when the database is PostgreSQL, else None."""
-    connection = session.connection()
-    if connection.dialect.name != "postgresql" or connection.dialect.driver != "psycopg":
-        return None
-    return connection.connection.driver_connection
-
-
-def _allocate_ids(conn: psycopg.Connection[Any], table: SqlTable, count: int) -> list[int]:
-    """`count` fresh primary keys from the table's id sequence (PostgreSQL)."""
-    with conn.cursor() as cur:
-        cur.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-                    (table.name, count))
-        return [row[0] for row in cur.fetchall()]
-
-
-def _copy_value(column: Column[Any], value: Any) -> Any:
-    if value is not None and isinstance(column.type, JSON):
-        return json.dumps(value, ensure_ascii=False)
-    return value
-
-
-def _copy_rows(conn: psycopg.Connection[Any], table: SqlTable, rows: list[_Row]) -> None:
-    """Write rows with COPY … FROM STDIN (PostgreSQL): many times faster than INSERT statements for new rows.
-
-    Columns a row leaves out get their Python-side default, as an INSERT statement would give them.
-    """
-    columns = [c for c in table.columns if any(c.name in row for row in rows) or c.default is not None]
-    defaults: dict[str, Any] = {}
-    for c in columns:
-        if isinstance(c.default, ColumnDefault) and c.default.is_scalar:
-            defaults[c.name] = c.default.arg
-        elif isinstance(c.default, ColumnDefault) and c.default.is_callable:
-            defaults[c.name] = c.default.arg(None)
-    names = ", ".join(f'"{c.name}"' for c in columns)
-    with conn.cursor() as cur:
-        with cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
-            for row in rows:
-                copy.write_row([_copy_value(c, row[c.name] if c.name in row else defaults.get(c.name))
-                                for c in columns])
 
 
 class _Importer:
@@ -295,7 +197,7 @@ class _Importer:
         return existing, ""
 
     def write(self, records: list[_Pending]) -> None:
-        pg = _copy_connection(self.session)
+        pg = copy_connection(self.session)
         if pg is not None:
             # The per-chunk id look-ups run as prepared statements; a generic plan made without statistics (a table
             # just filled, or filled in this very transaction) scans the whole table for every chunk.
@@ -311,7 +213,7 @@ class _Importer:
             if self.progress:
                 self.progress(done, total)
         if self.copied >= ANALYZE_AFTER_COPIED_ROWS:
-            conn = _copy_connection(self.session)
+            conn = copy_connection(self.session)
             assert conn is not None  # rows were copied: PostgreSQL
             with conn.cursor() as cur:
                 cur.execute(f'ANALYZE "{_ENT.name}"')
@@ -345,11 +247,11 @@ class _Importer:
                 updates.append((pending, existing, values))
 
         if inserts:
-            copy_conn = _copy_connection(self.session)
+            copy_conn = copy_connection(self.session)
             if copy_conn is not None:
                 # PostgreSQL: ids drawn from the table's sequence up front, then COPY (same transaction).
-                ids = _allocate_ids(copy_conn, _ENT, len(inserts))
-                _copy_rows(copy_conn, _ENT, [{**row, "id": i} for row, i in zip(inserts, ids)])
+                ids = allocate_ids(copy_conn, _ENT, len(inserts))
+                copy_rows(copy_conn, _ENT, [{**row, "id": i} for row, i in zip(inserts, ids)])
                 self.copied += len(inserts)
                 new_ids = {p.parsed.identity: i for p, i in zip(insert_pending, ids)}
             else:
@@ -369,7 +271,7 @@ class _Importer:
                     tag_rows.append({"enterprise_id": new_id, "tag": tag})
                 self._report(pending, OUTCOME_INSERTED)
             if tag_rows and copy_conn is not None:
-                _copy_rows(copy_conn, _TAGS, tag_rows)
+                copy_rows(copy_conn, _TAGS, tag_rows)
             elif tag_rows:
                 self.session.execute(insert(_TAGS), tag_rows)
             result.inserted += len(inserts)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from chains.enterprises import capital as cap
 from chains.enterprises import normalize as nz
 from chains.enterprises.creditcode import credit_code_error, normalize_credit_code
 
@@ -42,7 +43,7 @@ def identity_label(identity: tuple[str, str]) -> str:
 def _unit(units: dict[str, str], key: str) -> str:
     """元 when the header says the column is in 元 (e.g. 注册资本（元）), else 万."""
     unit = units.get(key, "")
-    return nz.UNIT_YUAN if "元" in unit and "万" not in unit and "亿" not in unit else nz.UNIT_WAN
+    return cap.UNIT_YUAN if "元" in unit and "万" not in unit and "亿" not in unit else cap.UNIT_WAN
 
 
 def parse_row(raw: dict[str, Any], units: dict[str, str] | None = None) -> ParsedRow:
@@ -90,7 +91,7 @@ def parse_row(raw: dict[str, Any], units: dict[str, str] | None = None) -> Parse
             v["founded_on"] = parsed_date
 
     if texts.get("capital"):
-        capital = nz.parse_capital(raw["capital"], _unit(units, "capital"))
+        capital = cap.parse_capital(raw["capital"], _unit(units, "capital"))
         if capital is None:
             row.warnings.append(f"注册资本无法识别，已忽略：{texts['capital'][:40]}")
         else:
@@ -98,7 +99,7 @@ def parse_row(raw: dict[str, Any], units: dict[str, str] | None = None) -> Parse
                 capital.amount_wan, capital.currency, capital.wan_cny)
 
     if texts.get("revenue"):
-        revenue = nz.parse_capital(raw["revenue"], _unit(units, "revenue"))
+        revenue = cap.parse_capital(raw["revenue"], _unit(units, "revenue"))
         if revenue is None:
             row.warnings.append(f"营业收入无法识别，已忽略：{texts['revenue'][:40]}")
         else:

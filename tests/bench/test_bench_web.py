@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from bench.perf import web_bench
+from bench.perf import web_load
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -51,10 +51,10 @@ def _check(figures: dict, clients: int) -> None:
 
 def test_asyncio_client_sends_each_clients_cookie_and_counts_errors(server):
     cookies = ["session=a", "session=b", "session=bad"]
-    figures = web_bench._run_asyncio(server, cookies, {"HX-Request": "true"}, 1.0)
+    figures = web_load._run_asyncio(server, cookies, {"HX-Request": "true"}, 1.0)
     _check(figures, 3)
     assert {c for c, _, _ in _Handler.seen} == set(cookies)
-    assert {(ua, hx) for _, ua, hx in _Handler.seen} == {(web_bench.USER_AGENT, "true")}
+    assert {(ua, hx) for _, ua, hx in _Handler.seen} == {(web_load.USER_AGENT, "true")}
     bad = sum(1 for c, _, _ in _Handler.seen if c == "session=bad")
     assert figures["errors"] == bad > 0
 
@@ -62,12 +62,12 @@ def test_asyncio_client_sends_each_clients_cookie_and_counts_errors(server):
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (make bench-deps)")
 def test_wrk_sends_each_clients_cookie(server):
     cookies = ["session=a", "session=b"]
-    figures = web_bench._run_wrk(server, cookies, {"HX-Request": "true"}, 1.0)
+    figures = web_load._run_wrk(server, cookies, {"HX-Request": "true"}, 1.0)
     _check(figures, 2)
     assert {c for c, _, _ in _Handler.seen} == set(cookies) and figures["errors"] == 0
-    assert {(ua, hx) for _, ua, hx in _Handler.seen} == {(web_bench.USER_AGENT, "true")}
+    assert {(ua, hx) for _, ua, hx in _Handler.seen} == {(web_load.USER_AGENT, "true")}
 
 
 def test_tool_choice():
-    assert web_bench.choose_tool("asyncio") == "asyncio"
-    assert web_bench.choose_tool("auto") == ("wrk" if shutil.which("wrk") else "asyncio")
+    assert web_load.choose_tool("asyncio") == "asyncio"
+    assert web_load.choose_tool("auto") == ("wrk" if shutil.which("wrk") else "asyncio")

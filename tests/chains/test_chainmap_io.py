@@ -5,14 +5,8 @@ import pytest
 from sqlalchemy import func, select
 
 from chains.chain_models import Chain, ChainLink, ChainVersion, SupplyEdge
-from chains.chainmap_io import (
-    ChainMapError,
-    export_chain_yaml,
-    import_chain_file,
-    import_chain_path,
-    industry_code_problem,
-    parse_chain_text,
-)
+from chains.chainmap_io import export_chain_yaml, import_chain_file, import_chain_path
+from chains.chainmap_parse import ChainMapError, industry_code_problem, parse_chain_text
 from tests.worlds.chains import CHAIN_YAML, write
 from webapp.extensions import db
 

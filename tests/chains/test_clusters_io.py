@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from chains.chainmap_io import ChainMapError, import_chain_file
+from chains.chainmap_io import import_chain_file
+from chains.chainmap_parse import ChainMapError
 from chains.cluster_io import import_cluster_file, import_cluster_path
 from chains.cluster_models import Cluster, ClusterIndicator, LinkAssignment, RosterEntry
 from chains.list_models import Project

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chains.enterprises import capital as cap
 from chains.enterprises import normalize as nz
 from chains.enterprises.creditcode import (
     CHARSET,
@@ -65,9 +66,9 @@ def test_charset_excludes_confusable_letters():
     ("500万元人民币", 500, "CNY", 500),
     ("500万人民币", 500, "CNY", 500),
     ("1.2亿元", 12000, "CNY", 12000),
-    ("100万美元", 100, "USD", 100 * nz.FX_TO_CNY["USD"]),
-    ("50万欧元", 50, "EUR", 50 * nz.FX_TO_CNY["EUR"]),
-    ("300万港元", 300, "HKD", 300 * nz.FX_TO_CNY["HKD"]),
+    ("100万美元", 100, "USD", 100 * cap.FX_TO_CNY["USD"]),
+    ("50万欧元", 50, "EUR", 50 * cap.FX_TO_CNY["EUR"]),
+    ("300万港元", 300, "HKD", 300 * cap.FX_TO_CNY["HKD"]),
     ("5,000,000元", 500, "CNY", 500),
     ("500", 500, "CNY", 500),
     (500, 500, "CNY", 500),
@@ -75,22 +76,22 @@ def test_charset_excludes_confusable_letters():
     ("（人民币）２００万", 200, "CNY", 200),
 ])
 def test_capital_forms(text, amount, currency, cny):
-    capital = nz.parse_capital(text)
+    capital = cap.parse_capital(text)
     assert capital.amount_wan == pytest.approx(amount)
     assert capital.currency == currency
     assert capital.wan_cny == pytest.approx(cny)
 
 
 def test_capital_unit_from_header_and_unreadable_values():
-    assert nz.parse_capital("5000000", nz.UNIT_YUAN).amount_wan == pytest.approx(500)
+    assert cap.parse_capital("5000000", cap.UNIT_YUAN).amount_wan == pytest.approx(500)
     for value in ("", "-", "不详", "abc", None, float("nan")):
-        assert nz.parse_capital(value) is None
+        assert cap.parse_capital(value) is None
 
 
 def test_capital_round_trips_through_the_export_format():
     for text in ("500万元人民币", "100万美元", "1.2亿元", "50万欧元"):
-        capital = nz.parse_capital(text)
-        again = nz.parse_capital(nz.format_capital(capital.amount_wan, capital.currency))
+        capital = cap.parse_capital(text)
+        again = cap.parse_capital(cap.format_capital(capital.amount_wan, capital.currency))
         assert again == capital
 
 
@@ -184,7 +185,7 @@ def test_parse_row_never_raises(raw):
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=40))
 def test_parsers_never_raise_on_text(text):
-    nz.parse_capital(text)
+    cap.parse_capital(text)
     nz.parse_date(text)
     nz.parse_industry_code(text)
     nz.parse_tags(text)

@@ -62,7 +62,7 @@ def test_yaml_aliases_are_refused_before_expansion():
 
 
 def test_chain_file_with_aliases_is_a_validation_error():
-    from chains.chainmap_io import ChainMapError, parse_chain_text
+    from chains.chainmap_parse import ChainMapError, parse_chain_text
 
     with pytest.raises(ChainMapError) as info:
         parse_chain_text("id: x\nname: &n 链\nlinks: []\nalias_of_name: *n\n", "x.yaml")

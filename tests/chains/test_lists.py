@@ -7,7 +7,7 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select
 
-from chains import lists
+from chains import list_export, lists
 from chains.chainmap_io import import_chain_file
 from chains.cluster_io import import_cluster_file
 from chains.cluster_models import LinkAssignment
@@ -154,7 +154,7 @@ def test_export_workbook_and_csv(cluster, tmp_path):
     with cluster.app_context():
         weak = lists.get_list(db.session, "tcl", "tc", lists.LIST_WEAK_LINKS)
         lists.set_note(db.session, weak[0].id, "=HYPERLINK(\"http://x\")")
-        written = lists.export_lists(db.session, "tcl", "tc", str(tmp_path / "lists.xlsx"))
+        written = list_export.export_lists(db.session, "tcl", "tc", str(tmp_path / "lists.xlsx"))
         wb = load_workbook(written[0])
         assert wb.sheetnames == list(lists.LIST_TYPES.values())
         ws = wb["补短板突破环节清单"]
@@ -166,14 +166,14 @@ def test_export_workbook_and_csv(cluster, tmp_path):
         leaders = wb["龙头骨干企业清单"]
         assert [c.value for c in leaders[2]][1] == "测试企业1"
 
-        one = lists.export_lists(db.session, "tcl", "tc", str(tmp_path / "weak.csv"), [lists.LIST_WEAK_LINKS])
+        one = list_export.export_lists(db.session, "tcl", "tc", str(tmp_path / "weak.csv"), [lists.LIST_WEAK_LINKS])
         with open(one[0], encoding="utf-8-sig", newline="") as fh:
             rows = list(csv.reader(fh))
         assert rows[0][1] == "环节" and rows[1][1] == "正极材料" and rows[1][-1].startswith("'=")
-        many = lists.export_lists(db.session, "tcl", "tc", str(tmp_path / "all.csv"))
+        many = list_export.export_lists(db.session, "tcl", "tc", str(tmp_path / "all.csv"))
         assert len(many) == len(lists.LIST_TYPES)
         with pytest.raises(ValueError):
-            lists.export_lists(db.session, "tcl", "tc", str(tmp_path / "x.pdf"))
+            list_export.export_lists(db.session, "tcl", "tc", str(tmp_path / "x.pdf"))
 
 
 @pytest.mark.parametrize("value,expected", [

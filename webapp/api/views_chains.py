@@ -8,7 +8,8 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from chains.chain_models import Chain, SupplyEdge
-from chains.chainmap_io import ChainMapError, chain_summaries, current_links, import_parsed_chain, parse_chain_text
+from chains.chainmap_io import chain_summaries, current_links, import_parsed_chain
+from chains.chainmap_parse import ChainMapError, parse_chain_text
 from webapp.api import bp
 from webapp.api.core import operation
 from webapp.api.errors import ApiError

@@ -18,12 +18,8 @@ from chains.chainmap_edit import (
     save_text,
     version_of,
 )
-from chains.chainmap_io import (
-    ChainMapError,
-    export_chain_yaml,
-    import_parsed_chain,
-    parse_chain_text,
-)
+from chains.chainmap_io import export_chain_yaml, import_parsed_chain
+from chains.chainmap_parse import ChainMapError, parse_chain_text
 from webapp.auth.models import ROLE_ADMIN
 from webapp.auth.roles import STAFF_ROLES, role_required
 from webapp.chainmaps import bp

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from chains.chain_models import STAGES, Chain
 from chains.chainmap_edit import ChainDraft, EditError, current_draft, save_draft
-from chains.chainmap_io import ChainMapError
+from chains.chainmap_parse import ChainMapError
 from webapp.auth.roles import STAFF_ROLES, role_required
 from webapp.chainmaps import bp
 from webapp.chainmaps.access import (

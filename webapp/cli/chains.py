@@ -213,7 +213,8 @@ def lists_command(cluster_id: str, chain_id: str, export_path: Path | None, list
 
     Curation is kept; --export writes .xlsx (one sheet per list) or .csv.
     """
-    from chains.lists import LIST_TYPES, export_lists, list_table, refresh_lists
+    from chains.list_export import export_lists, list_table
+    from chains.lists import LIST_TYPES, refresh_lists
 
     cluster = _cluster_or_fail(cluster_id)
     _chain_of_cluster_or_fail(cluster, chain_id)

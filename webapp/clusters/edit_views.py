@@ -14,7 +14,7 @@ from flask_login import current_user
 from sqlalchemy import func, or_, select
 
 from chains.chain_models import Chain
-from chains.chainmap_io import SLUG_RE
+from chains.chainmap_parse import SLUG_RE
 from chains.cluster_models import INDICATOR_FIELDS, ROSTER_ROLES, Cluster, RosterEntry
 from chains.enterprise_models import Enterprise
 from webapp.auth.models import ROLE_ADMIN, ROLE_MANAGER

@@ -8,6 +8,7 @@ from flask import Response, abort, flash, redirect, render_template, request, ur
 from flask_login import current_user
 from sqlalchemy import select
 
+from chains import list_export
 from chains import lists as list_service
 from chains.list_models import ENTRY_DERIVED, ListChange, ListEntry
 from webapp.auth.roles import STAFF_ROLES, role_required
@@ -53,7 +54,7 @@ def _cell(value) -> str:
 
 def _row_context(cluster, chain, list_type: str) -> dict:
     return {"cluster": cluster, "chain": chain, "list_type": list_type,
-            "columns": list_service.COLUMNS[list_type], "cell": _cell}
+            "columns": list_export.COLUMNS[list_type], "cell": _cell}
 
 
 @bp.route("/<cluster_id>/chains/<chain_id>/lists")
@@ -149,7 +150,7 @@ def lists_export_xlsx(cluster_id: str, chain_id: str):
     chain = get_chain(cluster, chain_id)
     list_type = request.args.get("list")
     types = [_list_type(list_type)] if list_type else None
-    data = list_service.list_xlsx_bytes(db.session, cluster_id, chain_id, types)
+    data = list_export.list_xlsx_bytes(db.session, cluster_id, chain_id, types)
     _audit_export(cluster_id, chain_id, "xlsx", types or list(list_service.LIST_TYPES))
     return _attachment(data, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                        _download_name(cluster, chain, "xlsx", list_type if types else None))
@@ -161,7 +162,7 @@ def lists_export_csv(cluster_id: str, chain_id: str, list_type: str):
     cluster = get_cluster(cluster_id)
     chain = get_chain(cluster, chain_id)
     list_type = _list_type(list_type)
-    text = list_service.list_csv_text(db.session, cluster_id, chain_id, list_type)
+    text = list_export.list_csv_text(db.session, cluster_id, chain_id, list_type)
     _audit_export(cluster_id, chain_id, "csv", [list_type])
     # The BOM lets Excel open the UTF-8 Chinese text correctly.
     return _attachment(("\ufeff" + text).encode("utf-8"), "text/csv; charset=utf-8",

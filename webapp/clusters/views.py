@@ -9,7 +9,7 @@ from sqlalchemy import select
 from werkzeug.routing import BuildError
 
 from chains.chain_models import Chain
-from chains.chainmap_io import SLUG_RE
+from chains.chainmap_parse import SLUG_RE
 from chains.cluster_models import Cluster
 from chains.evaluation import evaluate_cluster
 from chains.gaps import STATUSES, analyze_chain

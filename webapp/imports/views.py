@@ -11,7 +11,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from chains.enterprise_models import ImportJob
-from chains.enterprises.importer import OUTCOME_LABELS
+from chains.enterprises.import_report import OUTCOME_LABELS
 from webapp.auth.roles import ROLE_ADMIN, ROLE_STAFF, role_required
 from webapp.extensions import db
 from webapp.imports import bp

@@ -16,7 +16,8 @@ from chains.chain_models import Chain
 from chains.cluster_models import Cluster
 from chains.evaluation import evaluate_cluster
 from chains.gaps import STATUS_BLANK, STATUS_WEAK, STATUSES, analyze_chain
-from chains.lists import LIST_TYPES, list_table
+from chains.list_export import list_table
+from chains.lists import LIST_TYPES
 from webapp.leads import kpi
 from webapp.leads.models import PIPELINE_STAGES, Lead
 from webapp.leads.service import funnel_counts
