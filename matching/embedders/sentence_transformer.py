@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from matching.embedders import onnx_runtime
+from matching.embedders import onnx_export, onnx_runtime
 from matching.embedders.base import (
     DEFAULT_BACKEND,
     DEFAULT_BATCH,
@@ -161,7 +161,7 @@ def _load_onnx(model_ref: str, backend: str, cache_dir: Path | None, threads: in
     cache = cache_dir or onnx_runtime.default_cache_dir()
     try:
         assert folder is not None  # resolve_backend chose ONNX: the model folder exists
-        target, spec = onnx_runtime.ensure_export(model_ref, folder, cache, backend, max_seq_length)
+        target, spec = onnx_export.ensure_export(model_ref, folder, cache, backend, max_seq_length)
         return onnx_runtime.OnnxEncoder(folder, target, spec, backend, threads, max_seq_length)
     except EmbedderUnavailableError:
         raise

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from matching.embedders import e5_bundle, make_embedder
-from matching.embedders.e5_bundle import BundleFormatError, dequantize_q4_0, read_bundle
+from matching.embedders.e5_bundle_format import BundleFormatError, dequantize_q4_0, read_bundle
 from tests.worlds.e5_bundle_files import TINY, TINY_NORMALISATION, ReferenceTokenizer, quantize_q4_0, write_tiny_bundle
 
 TEXTS = ["锂电池正极材料", "船舶配套设备及海洋工程装备研发、生产、销售", "汽车电子控制器", "新能源汽车制造",

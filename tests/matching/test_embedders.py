@@ -19,6 +19,7 @@ from matching.embedders import (
     embedder_name_for,
     load_embedder,
     make_embedder,
+    onnx_export,
     onnx_runtime,
     save_embedder,
 )
@@ -113,9 +114,9 @@ def test_saved_embedder_reloads_the_same_model_and_backend(tiny_model, tmp_path,
     save_embedder(embedder, tmp_path / "state")
     spec = json.loads((tmp_path / "state" / "embedder.json").read_text(encoding="utf-8"))
     assert spec["backend"] == backend and spec["type"] == "sentence-transformers"
-    exports = onnx_runtime.exports
+    exports = onnx_export.exports
     again = load_embedder(tmp_path / "state")
-    assert onnx_runtime.exports == exports  # the reload reuses the cached export
+    assert onnx_export.exports == exports  # the reload reuses the cached export
     assert again.name == embedder.name and again.dim == embedder.dim and again.backend == backend
     np.testing.assert_allclose(again.encode(SAMPLE_TEXTS), embedder.encode(SAMPLE_TEXTS), rtol=1e-4, atol=1e-5)
 
@@ -153,11 +154,11 @@ def test_auto_backend_is_onnx_int8_when_onnxruntime_is_installed(tiny_model, onn
 
 def test_export_is_written_once_and_reused(tiny_model, tmp_path):
     cache = tmp_path / "cache"
-    before = onnx_runtime.exports
+    before = onnx_export.exports
     first = make_embedder(str(tiny_model), backend="onnx-int8", cache_dir=cache)
-    assert onnx_runtime.exports == before + 1
+    assert onnx_export.exports == before + 1
     (folder,) = cache.iterdir()  # one folder, named by the model files' fingerprint
-    assert folder.name == onnx_runtime.model_fingerprint(tiny_model)[:32]
+    assert folder.name == onnx_export.model_fingerprint(tiny_model)[:32]
     assert sorted(p.name for p in folder.iterdir()) == [".lock", "model-int8.onnx", "model.onnx", "pipeline.json"]
     mtimes = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
     spec = json.loads((folder / "pipeline.json").read_text(encoding="utf-8"))
@@ -165,7 +166,7 @@ def test_export_is_written_once_and_reused(tiny_model, tmp_path):
 
     second = make_embedder(str(tiny_model), backend="onnx-int8", cache_dir=cache)
     fp32 = make_embedder(str(tiny_model), backend="onnx", cache_dir=cache)  # the fp32 file came with the int8 one
-    assert onnx_runtime.exports == before + 1
+    assert onnx_export.exports == before + 1
     assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == mtimes
     np.testing.assert_array_equal(second.encode(SAMPLE_TEXTS), first.encode(SAMPLE_TEXTS))
     assert fp32.backend == "onnx"
@@ -173,11 +174,11 @@ def test_export_is_written_once_and_reused(tiny_model, tmp_path):
     # A copy of the same files elsewhere has the same fingerprint: no new export.
     copy = shutil.copytree(tiny_model, tmp_path / "copy")
     make_embedder(str(copy), backend="onnx-int8", cache_dir=cache)
-    assert onnx_runtime.exports == before + 1 and len(list(cache.iterdir())) == 1
+    assert onnx_export.exports == before + 1 and len(list(cache.iterdir())) == 1
     # Changed model files are another model: exported again, into another folder.
     (copy / "README.md").write_text("changed", encoding="utf-8")
     make_embedder(str(copy), backend="onnx-int8", cache_dir=cache)
-    assert onnx_runtime.exports == before + 2 and len(list(cache.iterdir())) == 2
+    assert onnx_export.exports == before + 2 and len(list(cache.iterdir())) == 2
 
 
 def _variant(tiny_model: Path, folder: Path, pooling, normalize: bool) -> Path:

@@ -13,7 +13,7 @@ from chains.feedback_models import CandidateFeedback
 from tests.worlds.match_seed import CLUSTER_ID, LOCAL, seeded  # noqa: F401 - seeded is a fixture
 from webapp.extensions import db
 from webapp.services import match as matchsvc
-from webapp.services.match import index_files, store
+from webapp.services.match import engine_state, index_files, store
 
 
 def _names(page) -> list[str]:
@@ -30,7 +30,7 @@ def test_build_saves_index_with_metadata(app, seeded):
     assert meta["watermark"]["count"] == len(seeded)
     assert (folder / index_files.ENGINE_DIR / "vectors.faiss").exists()
     # A fresh process (empty cache) loads the saved index instead of rebuilding it.
-    app.extensions.pop(store.EXTENSION_KEY)
+    app.extensions.pop(engine_state.EXTENSION_KEY)
     assert matchsvc.sync(db.session, app).rebuilt is False
     assert store.state_of(app).meta["built_at"] == meta["built_at"]
 
@@ -140,7 +140,7 @@ def test_incremental_insert_update_delete_without_rebuild(app, seeded):
 def test_rebuild_on_corrupt_file_and_other_embedder(app, seeded, tmp_path):
     folder = Path(matchsvc.active_embedder_info(app)["folder"])
     (folder / index_files.ENGINE_DIR / "vectors.faiss").write_bytes(b"broken")
-    app.extensions.pop(store.EXTENSION_KEY)
+    app.extensions.pop(engine_state.EXTENSION_KEY)
     result = matchsvc.sync(db.session, app)
     assert result.rebuilt and "unreadable" in result.reason
     assert matchsvc.candidates(db.session, CLUSTER_ID, "tev-cell", {}, k=3).items
@@ -148,12 +148,12 @@ def test_rebuild_on_corrupt_file_and_other_embedder(app, seeded, tmp_path):
     meta_file = folder / index_files.META_FILE
     meta = json.loads(meta_file.read_text(encoding="utf-8"))
     meta_file.write_text(json.dumps({**meta, "embedder": "st:/somewhere/else"}), encoding="utf-8")
-    app.extensions.pop(store.EXTENSION_KEY)
+    app.extensions.pop(engine_state.EXTENSION_KEY)
     assert matchsvc.sync(db.session, app).rebuilt
     # Metadata from another database is not trusted either.
     meta = json.loads(meta_file.read_text(encoding="utf-8"))
     meta_file.write_text(json.dumps({**meta, "database_id": "another-database"}), encoding="utf-8")
-    app.extensions.pop(store.EXTENSION_KEY)
+    app.extensions.pop(engine_state.EXTENSION_KEY)
     result = matchsvc.sync(db.session, app)
     assert result.rebuilt and "database_id" in result.reason
 
@@ -165,13 +165,13 @@ def test_changing_the_vector_backend_rebuilds_on_the_configured_one(app, seeded,
     kind = type(make_vector_index(1, 4, backend=backend))
     before = matchsvc.candidates(db.session, CLUSTER_ID, "tev-cell", {}, k=5)
     monkeypatch.setitem(app.config, "VECTOR_BACKEND", backend)
-    app.extensions.pop(store.EXTENSION_KEY)
+    app.extensions.pop(engine_state.EXTENSION_KEY)
     result = matchsvc.sync(db.session, app)
     assert result.rebuilt and "vector backend" in result.reason
     assert isinstance(store.state_of(app).engine.vector_index, kind)
     after = matchsvc.candidates(db.session, CLUSTER_ID, "tev-cell", {}, k=5)
     assert [c.enterprise_id for c in after.items] == [c.enterprise_id for c in before.items]
-    app.extensions.pop(store.EXTENSION_KEY)  # a restarted worker loads the saved engine on that backend as it is
+    app.extensions.pop(engine_state.EXTENSION_KEY)  # a restarted worker loads the saved engine on that backend as it is
     assert matchsvc.sync(db.session, app).rebuilt is False
     assert isinstance(store.state_of(app).engine.vector_index, kind)
 

@@ -23,7 +23,7 @@ from tests.worlds.match_seed import seed
 from webapp.extensions import db
 from webapp.services import jobs
 from webapp.services import match as matchsvc
-from webapp.services.match import embed_job, embedding, serving, store
+from webapp.services.match import embed_job, embedding, engine_state, serving, store
 
 
 def test_the_cli_path_builds_lexically_then_attaches_vectors_with_progress(e5_app):
@@ -48,7 +48,7 @@ def test_the_cli_path_builds_lexically_then_attaches_vectors_with_progress(e5_ap
         assert info["embedding"]["done"] == info["embedding"]["total"] == len(ids)
     assert "dense" in served_channels(e5_app)
     # A new worker process loads the saved index with its vectors; nothing is rebuilt or encoded again.
-    e5_app.extensions.pop(store.EXTENSION_KEY)
+    e5_app.extensions.pop(engine_state.EXTENSION_KEY)
     with e5_app.app_context():
         assert not matchsvc.sync(db.session, e5_app).rebuilt
         assert store.state_of(e5_app).engine.vector_index is not None

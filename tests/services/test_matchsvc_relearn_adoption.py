@@ -16,7 +16,7 @@ from chains.enterprise_models import Enterprise
 from chains.feedback_models import LearnedWeights
 from webapp.extensions import db
 from webapp.services import match as matchsvc
-from webapp.services.match import store
+from webapp.services.match import engine_state, store
 
 CHAIN = "syn-wind"
 CLUSTER = "syn-wind-park"
@@ -96,6 +96,6 @@ def test_relearn_adopts_a_model_that_beats_the_defaults_and_search_uses_it(app, 
     assert {c.enterprise_id for c in after.items[:3]} == makers
     assert all("learned" in c.channels for c in after.items)
     # A fresh process loads the saved engine with the adopted model.
-    app.extensions.pop(store.EXTENSION_KEY)
+    app.extensions.pop(engine_state.EXTENSION_KEY)
     matchsvc.sync(db.session, app)
     assert store.state_of(app).engine.learned is not None

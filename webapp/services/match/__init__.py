@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from webapp.services.match.candidates import candidates, look_alikes, search
 from webapp.services.match.embed_job import run_embedding
+from webapp.services.match.engine_build import rebuild
+from webapp.services.match.engine_state import SyncResult, Watermark, current_watermark
 from webapp.services.match.filters import CandidateFilters
 from webapp.services.match.learning import record_feedback, relearn
 from webapp.services.match.placement import Suggestion, confirm_assignments, place_roster
 from webapp.services.match.profiles import profile_for
 from webapp.services.match.results import Candidate, CandidatePage, CandidateQuery, MatchError
 from webapp.services.match.serving import active_embedder_info, ensure_index_async, wait_for_background
-from webapp.services.match.store import SyncResult, Watermark, current_watermark, rebuild, sync
+from webapp.services.match.store import sync
 
 __all__ = [
     "Candidate", "CandidatePage", "CandidateFilters", "CandidateQuery", "MatchError", "Suggestion", "SyncResult",

@@ -1,7 +1,7 @@
 """The embedding job: encode the match index's pool with a transformer in the background, then attach the vectors.
 
-The index is built lexical-first and saved with its vectors "pending" (webapp.services.match.store); this job (kind
-"embed" in background_jobs: progress, heartbeat, one runner across worker processes) encodes every profile into the
+The index is built lexical-first and saved with its vectors "pending" (webapp.services.match.engine_build); this job
+(kind "embed" in background_jobs: progress, heartbeat, one runner across worker processes) encodes every profile into the
 vector cache (webapp.services.match.embedding) — each finished chunk is kept, so a job that dies resumes where it stopped —
 and then attaches the vectors and saves the index with its vectors "ready". Searches meanwhile use the lexical
 channels, and web workers load the saved vectors once they are ready. The CLI runs the job in its own thread (with

@@ -13,7 +13,7 @@ from chains.feedback_models import (
     CandidateFeedback,
     LearnedWeights,
 )
-from webapp.services.match import index_files, store
+from webapp.services.match import engine_build, engine_state, index_files, store
 from webapp.services.match.labels import labelled_examples
 
 logger = logging.getLogger("chainmatch.matchsvc")
@@ -60,7 +60,7 @@ def relearn(session: Session, app=None, user: Any = None, min_gain: float | None
         model = learn(engine, examples, negatives=negatives, min_gain=gain_needed)
     report = dict(model.report)
     row = LearnedWeights(
-        embedder=state.meta.get("embedder", ""), weights=store._jsonable(model.summary()),
+        embedder=state.meta.get("embedder", ""), weights=engine_build.jsonable(model.summary()),
         baseline={"ndcg@10": report.get("baseline_ndcg10")}, learned={"ndcg@10": report.get("learned_ndcg10")},
         metric=DECIDING_METRIC, gain=report.get("gain"), queries=len(examples),
         positives=sum(len(e.relevant) for e in examples), negatives=sum(len(v) for v in negatives.values()),
@@ -72,7 +72,7 @@ def relearn(session: Session, app=None, user: Any = None, min_gain: float | None
         with state.lock:
             engine.apply_learning(model)
             state.meta = {**state.meta, "learned_weights_id": row.id}
-            store.changed(state)
+            engine_state.changed(state)
             with index_files.folder_lock(app):
                 index_files.save_engine(app, engine, state.meta)
         logger.info("learned re-ranker adopted (gain %s over %d queries)", row.gain, row.queries)

@@ -16,9 +16,8 @@ from sqlalchemy.orm import Session
 from matching.vectors.meta import IndexMismatchError, read_meta
 from webapp.services.match import embed_job
 from webapp.services.match.embedding import configured_model, expected_embedder_name, inline_change_limit, model_label
-from webapp.services.match.index_files import META_FILE, index_folder
-from webapp.services.match.store import (
-    INLINE_SYNC_MAX,
+from webapp.services.match.engine_build import load_shared
+from webapp.services.match.engine_state import (
     STATUS_BUILDING,
     STATUS_FAILED,
     VECTORS_PENDING,
@@ -26,11 +25,10 @@ from webapp.services.match.store import (
     Watermark,
     current_watermark,
     install,
-    load_shared,
     state_of,
-    sync,
-    sync_locked,
 )
+from webapp.services.match.index_files import META_FILE, index_folder
+from webapp.services.match.store import INLINE_SYNC_MAX, sync, sync_locked
 from webapp.services.tasks import QUEUE_THREAD, queue_kind
 
 logger = logging.getLogger("chainmatch.matchsvc")

@@ -1,321 +1,55 @@
-"""The match engine of one app process: built from the database, saved under INDEX_DIR, kept in sync incrementally.
+"""Keeping the engine cache in sync with the database incrementally, and vectors attached after the build.
 
 The database is the source of truth. A saved index carries a watermark of the data it holds
 (max Enterprise.updated_at, enterprise count, max EnterpriseDeletion.id) and the database's random id; anything
-that does not fit (another embedder, a damaged or missing file, another database) is rebuilt from scratch.
+that does not fit (another embedder, a damaged or missing file, another database) is rebuilt from scratch
+(webapp.services.match.engine_build; the cache itself: webapp.services.match.engine_state).
 
 With a pretrained embedder the index is built lexical-first: it is saved and served with its vectors "pending", and
 the embedding job (webapp.services.match.embed_job) attaches them later (`vectors_attached`). Profiles synced into an index
 with vectors are encoded through the vector cache (webapp.services.match.embedding), outside the engine lock.
+
+Callers also reach the engine cache's `state_of`, `EngineState` and `VECTORS_*` here (`store.state_of`).
 """
 from __future__ import annotations
 
-import gc
 import logging
-import threading
-import uuid
-from collections import OrderedDict
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any
 
 from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from chains.enterprise_models import Enterprise, EnterpriseDeletion
-from chains.feedback_models import MatchIndexState
-from matching.vectors.meta import IndexMismatchError, check_meta, read_meta
-from webapp.services.match.embedding import (
-    KIND_BUILTIN,
-    embedder_for,
-    embedder_kind,
-    encode_documents,
-    expected_embedder_name,
-    vectors_deferred,
+from matching.vectors.meta import IndexMismatchError, read_meta
+from webapp.services.match.embedding import encode_documents, expected_embedder_name
+from webapp.services.match.engine_build import (
+    engine_meta,
+    load_saved_engine,
+    load_shared,
+    rebuild_locked,
+    stores_fields,
 )
-from webapp.services.match.index_files import ENGINE_DIR, META_FILE, folder_lock, index_folder, save_engine
-from webapp.services.match.labels import reapply_learning
+from webapp.services.match.engine_state import (
+    VECTORS_PENDING,
+    VECTORS_READY,
+    EngineState,
+    Progress,
+    SyncResult,
+    Watermark,
+    changed,
+    current_watermark,
+    install,
+    state_of,
+)
+from webapp.services.match.index_files import META_FILE, folder_lock, index_folder, save_engine
 from webapp.services.match.profiles import iter_documents
 
 logger = logging.getLogger("chainmatch.matchsvc")
 
-EXTENSION_KEY = "chainmatch.matchsvc"
-DATABASE_ID_KEY = "database_id"
 # A request applies at most this many changed firms itself; more are synced in the background meanwhile.
 INLINE_SYNC_MAX = 200
 SYNC_BATCH = 1000
-
-STATUS_MISSING = "missing"
-STATUS_BUILDING = "building"
-STATUS_READY = "ready"
-STATUS_FAILED = "failed"
-VECTORS_READY = "ready"  # meta["vectors"]: the dense channel is in the saved index
-VECTORS_PENDING = "pending"  # built lexical-first; the embedding job attaches the vectors
-
-Progress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class Watermark:
-    """What the index holds of the database: latest update, row count, last deletion tombstone."""
-
-    updated_at: str | None
-    count: int
-    deletion_id: int
-
-    def updated_at_value(self) -> datetime | None:
-        return datetime.fromisoformat(self.updated_at) if self.updated_at else None
-
-    def as_list(self) -> list:
-        return [self.updated_at, self.count, self.deletion_id]
-
-    @classmethod
-    def from_value(cls, value: Any) -> "Watermark":
-        if isinstance(value, dict):
-            return cls(value.get("updated_at"), int(value.get("count", 0)), int(value.get("deletion_id", 0)))
-        updated_at, count, deletion_id = value
-        return cls(updated_at, int(count), int(deletion_id))
-
-
-def current_watermark(session: Session) -> Watermark:
-    """The watermark of the database as it is now."""
-    # One round trip of three single-aggregate subqueries: the max comes from the updated_at index, the count from
-    # the smallest index (as one aggregate query over the table they would read every row).
-    latest, count, deletion = session.execute(select(
-        select(func.max(Enterprise.updated_at)).scalar_subquery(),
-        select(func.count()).select_from(Enterprise).scalar_subquery(),
-        select(func.max(EnterpriseDeletion.id)).scalar_subquery(),
-    )).one()
-    if isinstance(latest, str):  # SQLite hands a subquery's datetime back as text
-        latest = datetime.fromisoformat(latest)
-    return Watermark(latest.isoformat() if latest else None, int(count or 0), int(deletion or 0))
-
-
-@dataclass
-class SyncResult:
-    added: int = 0
-    removed: int = 0
-    rebuilt: bool = False
-    reason: str = ""
-
-
-@dataclass
-class EngineState:
-    """Per-process engine cache of one app."""
-
-    engine: Any = None  # matching.engine.MatchEngine once loaded or built
-    meta: dict = field(default_factory=dict)
-    status: str = STATUS_MISSING
-    message: str = ""
-    progress: tuple[int, int] = (0, 0)
-    lock: threading.RLock = field(default_factory=threading.RLock)  # short: searches, batch updates, swaps
-    build_lock: threading.Lock = field(default_factory=threading.Lock)  # long: one sync/rebuild at a time
-    thread: threading.Thread | None = None
-    filter_cache: dict = field(default_factory=dict)  # resolved SQL filter id sets, keyed with the watermark
-    generation: int = 0  # bumped whenever the engine is replaced or changed: part of every result cache key
-    page_cache: "OrderedDict[tuple, Any]" = field(default_factory=OrderedDict)  # candidates pages (matchsvc)
-    cache_lock: threading.Lock = field(default_factory=threading.Lock)  # guards page_cache and computing
-    computing: dict = field(default_factory=dict)  # page key → threading.Event while one thread computes the page
-    embed_thread: threading.Thread | None = None  # the embedding job's thread in this process (embed_job)
-    embed_queued_at: float = float("-inf")  # monotonic time this process last made sure the embedding is queued
-    saved_meta_stamp: int | None = None  # mtime of the saved metadata last looked at while vectors are pending
-
-
-def state_of(app: Flask) -> EngineState:
-    """The engine cache of `app` (created on first use)."""
-    state = app.extensions.get(EXTENSION_KEY)
-    if state is None:
-        state = app.extensions.setdefault(EXTENSION_KEY, EngineState())
-    return state
-
-
-# ----------------------------------------------------------------------------- identity and files
-
-def load_shared(app: Flask, session: Session):
-    """load_saved_engine under the shared folder lock."""
-    with folder_lock(app, shared=True):
-        return load_saved_engine(app, session)
-
-
-def database_id(session: Session, create: bool = True) -> str | None:
-    """A random id stored in the database once, telling this database apart from others sharing INDEX_DIR."""
-    row = session.get(MatchIndexState, DATABASE_ID_KEY)
-    if row is None and create:
-        row = MatchIndexState(key=DATABASE_ID_KEY, value=uuid.uuid4().hex)
-        session.add(row)
-        session.commit()
-    return row.value if row is not None else None
-
-
-# ----------------------------------------------------------------------------- build / load / save
-
-def _new_engine(app: Flask, texts: list[str]):
-    """An empty engine for the configured embedder. A transformer joins later (embed_job). The dense weight of a
-    pretrained model or a static embedder trained from one follows how much the pool's profiles say
-    (matching.fusion.pretrained_weights); the built-in LSA's is 0."""
-    from matching.engine import MatchEngine
-    from matching.fusion import FusionWeights, pretrained_weights
-
-    deferred = vectors_deferred(app)
-    learned_from_a_model = embedder_kind(app) != KIND_BUILTIN
-    use_vector_service(app)
-    return MatchEngine(embedder=None if deferred else embedder_for(app),
-                       weights=pretrained_weights(texts) if learned_from_a_model else FusionWeights(),
-                       exact_max=int(app.config.get("INDEX_EXACT_MAX", 200_000)),
-                       vector_backend=configured_vector_backend(app))
-
-
-def configured_vector_backend(app: Flask) -> str:
-    return str(app.config.get("VECTOR_BACKEND") or "faiss")
-
-
-def stores_fields(app: Flask) -> bool:
-    """Whether the configured vector backend stores filter fields: documents then carry them (a moved firm's are
-    rewritten by the next sync, as it is re-added)."""
-    from matching.vectors import backend_stores_fields
-
-    return backend_stores_fields(configured_vector_backend(app))
-
-
-def use_vector_service(app: Flask) -> None:
-    """Point the milvus backend at the configured server (CHAINMATCH_VECTOR_URI; empty: embedded milvus-lite)."""
-    from matching.vectors import set_server_uri
-
-    set_server_uri(str(app.config.get("VECTOR_URI") or "") or None)
-
-
-def _apply_adopted_learning(session: Session, engine) -> int | None:
-    """Re-learn on a rebuilt engine when a learned model had been adopted; the adopted row id, or None."""
-    try:
-        return reapply_learning(session, engine)
-    except Exception:  # noqa: BLE001 - learning must never block serving with the default ranking
-        logger.exception("could not re-apply learning after rebuild; using the default ranking")
-        return None
-
-
-def _engine_meta(app: Flask, engine, watermark: Watermark, db_id: str, learned_id: int | None) -> dict:
-    from matching.vectors import choose_kind
-
-    info = dict(engine.info())
-    count = int(info.get("count", 0))
-    built = info.get("built_at")
-    if isinstance(built, (int, float)) and built:
-        built = datetime.fromtimestamp(built, timezone.utc).isoformat(timespec="seconds")
-    kind = info.get("kind")
-    if not kind:
-        kind = choose_kind(count, int(getattr(engine, "exact_max", 200_000))) if info.get("dim") else "lexical"
-    return {
-        # The configured embedder names the index even while its vectors are pending (the engine has none yet).
-        "embedder": info.get("embedder") or expected_embedder_name(app),
-        "vectors": VECTORS_READY if info.get("embedder") else VECTORS_PENDING,
-        "dim": info.get("dim"),
-        "count": count,
-        "kind": kind,
-        "built_at": built or datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "synced_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "watermark": asdict(watermark),
-        "database_id": db_id,
-        "learned_weights_id": learned_id,
-        "engine": _jsonable(info),
-    }
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)
-
-
-def build_engine(app: Flask, session: Session, progress: Progress | None = None):
-    """Build a fresh engine over every enterprise; returns (engine, meta). Does not touch the cache."""
-    db_id = database_id(session)
-    watermark = current_watermark(session)  # taken first: rows changed while reading are caught by the next sync
-    docs = [doc for batch in iter_documents(session, with_fields=stores_fields(app)) for doc in batch]
-    engine = _new_engine(app, [d.text for d in docs])
-    logger.info("building match index over %d enterprises for %s", len(docs), expected_embedder_name(app))
-    engine.build(docs, progress=progress)
-    learned_id = _apply_adopted_learning(session, engine)
-    return engine, _engine_meta(app, engine, watermark, db_id, learned_id)
-
-
-def load_saved_engine(app: Flask, session: Session):
-    """The saved engine and its metadata; IndexMismatchError when missing, damaged or from elsewhere."""
-    from matching.engine import MatchEngine
-
-    folder = index_folder(app)
-    meta = read_meta(folder / META_FILE)
-    check_meta(meta, {"embedder": expected_embedder_name(app), "database_id": database_id(session, create=False)})
-    use_vector_service(app)
-    try:
-        # Memory-mapped: the worker processes of `chainmatch serve` share the arrays through the page cache until a
-        # sync rewrites a channel in RAM; save_engine swaps in a new folder, so mapped files are never overwritten.
-        engine = MatchEngine.load(folder / ENGINE_DIR, mmap=True)
-    except Exception as exc:  # noqa: BLE001 - whatever broke, the answer is a rebuild
-        raise IndexMismatchError(f"saved engine unreadable: {exc}") from exc
-    info = engine.info()
-    embedder = info.get("embedder") or (meta.get("embedder") if meta.get("vectors") == VECTORS_PENDING else None)
-    if info.get("count") != meta.get("count") or embedder != meta.get("embedder"):
-        raise IndexMismatchError("saved engine does not match its metadata")
-    if engine.vector_backend != configured_vector_backend(app):
-        raise IndexMismatchError(f"saved engine uses vector backend {engine.vector_backend!r}, "
-                                 f"configured {configured_vector_backend(app)!r}")
-    return engine, meta
-
-
-def install(state: EngineState, engine, meta: dict) -> None:
-    with state.lock:
-        state.engine, state.meta = engine, meta
-        state.status, state.message = STATUS_READY, ""
-        state.filter_cache.clear()
-        changed(state)
-    _freeze_long_lived()
-
-
-def changed(state: EngineState) -> None:
-    """The engine was replaced or changed: results cached for the previous one no longer apply."""
-    state.generation += 1
-    with state.cache_lock:
-        state.page_cache.clear()
-
-
-def _freeze_long_lived() -> None:
-    """Move the objects alive now (the engine's token lists, documents, …: hundreds of thousands) out of the
-    cyclic garbage collector's reach: each full collection would otherwise walk all of them, a pause of tens to
-    hundreds of ms in whatever request triggers it. Frozen objects are still freed by reference counting; what
-    was frozen before is unfrozen first, so that garbage cycles among older objects are still collected here."""
-    gc.unfreeze()
-    gc.collect()
-    gc.freeze()
-
-
-def rebuild(app: Flask, session: Session, progress: Progress | None = None, reason: str = "") -> SyncResult:
-    """Full rebuild from the database, saved and installed in the cache (searches go on meanwhile)."""
-    state = state_of(app)
-    with state.build_lock, folder_lock(app):
-        return _rebuild(app, session, state, progress, reason)
-
-
-def _rebuild(app: Flask, session: Session, state: EngineState, progress: Progress | None, reason: str) -> SyncResult:
-    with state.lock:
-        state.status = STATUS_BUILDING if state.engine is None else state.status
-    try:
-        engine, meta = build_engine(app, session, progress)
-        save_engine(app, engine, meta)
-    except Exception as exc:
-        with state.lock:
-            if state.engine is None:
-                state.status, state.message = STATUS_FAILED, str(exc)
-        raise
-    install(state, engine, meta)
-    logger.info("match index rebuilt (%s): %d enterprises", reason or "requested", meta["count"])
-    return SyncResult(added=meta["count"], rebuilt=True, reason=reason)
 
 
 # ----------------------------------------------------------------------------- incremental sync
@@ -348,7 +82,7 @@ def sync_locked(app: Flask, session: Session, state: EngineState, progress: Prog
                     engine, meta = load_saved_engine(app, session)
                 except IndexMismatchError as exc:
                     logger.info("match index not usable (%s); rebuilding", exc)
-                    return _rebuild(app, session, state, progress, reason=str(exc))
+                    return rebuild_locked(app, session, state, progress, reason=str(exc))
         install(state, engine, meta)
     if state.meta.get("vectors") == VECTORS_PENDING:
         _adopt_saved_vectors(app, session, state)
@@ -356,7 +90,7 @@ def sync_locked(app: Flask, session: Session, state: EngineState, progress: Prog
         if not allow_rebuild:
             return SyncResult(reason="deferred")
         with folder_lock(app):
-            return _rebuild(app, session, state, progress, reason="embedder changed")
+            return rebuild_locked(app, session, state, progress, reason="embedder changed")
     return _apply_changes(app, session, state, max_changes, allow_rebuild, now)
 
 
@@ -400,10 +134,10 @@ def _apply_changes(app: Flask, session: Session, state: EngineState, max_changes
     if count != now.count:
         # Rows vanished without a tombstone or appeared with an old timestamp: only a rebuild is trustworthy.
         with folder_lock(app):
-            return _rebuild(app, session, state, None,
-                            reason=f"count mismatch after sync ({count} indexed, {now.count} in database)")
-    meta = {**state.meta, **_engine_meta(app, engine, now, state.meta["database_id"],
-                                          state.meta.get("learned_weights_id"))}
+            return rebuild_locked(app, session, state, None,
+                                  reason=f"count mismatch after sync ({count} indexed, {now.count} in database)")
+    meta = {**state.meta, **engine_meta(app, engine, now, state.meta["database_id"],
+                                         state.meta.get("learned_weights_id"))}
     meta["built_at"] = state.meta.get("built_at", meta["built_at"])
     _save_synced(app, engine, meta)
     with state.lock:
@@ -474,8 +208,8 @@ def vectors_attached(app: Flask, state: EngineState) -> None:
     """The engine's vectors were attached (embed_job): record it, drop cached results and save the index."""
     with state.lock:
         engine = state.engine
-        meta = {**state.meta, **_engine_meta(app, engine, Watermark.from_value(state.meta["watermark"]),
-                                              state.meta["database_id"], state.meta.get("learned_weights_id"))}
+        meta = {**state.meta, **engine_meta(app, engine, Watermark.from_value(state.meta["watermark"]),
+                                             state.meta["database_id"], state.meta.get("learned_weights_id"))}
         meta["built_at"] = state.meta.get("built_at", meta["built_at"])
         state.meta = meta
         changed(state)
