@@ -16,8 +16,7 @@ from webapp.services.match import store
 
 def _fresh(app, link: str, filters: dict | None = None, k: int = 10, offset: int = 0) -> dict:
     state = store.state_of(app)
-    with state.cache_lock:
-        state.page_cache.clear()
+    state.pages.clear()
     return matchsvc.candidates(db.session, CLUSTER_ID, link, filters or {}, k=k, offset=offset).as_dict()
 
 
@@ -32,14 +31,13 @@ def test_cached_pages_equal_fresh_ones_and_are_not_shared(app, seeded):
         first.items[0].channels.clear()
         again = matchsvc.candidates(db.session, CLUSTER_ID, link, filters, k=k, offset=offset)
         assert again.as_dict() == fresh  # from the cache, untouched by what the caller did
-    assert len(store.state_of(app).page_cache) == 1  # the last one (_fresh empties the cache)
+    assert len(store.state_of(app).pages) == 1  # the last one (_fresh empties the cache)
 
 
 def test_concurrent_requests_for_a_missing_page_compute_it_once(app, seeded, monkeypatch):
     """Several users opening the same link at once (a cold server worker) wait for one ranking, not one each."""
     state = store.state_of(app)
-    with state.cache_lock:
-        state.page_cache.clear()
+    state.pages.clear()
     real_search, searches, release = state.engine.search, [], threading.Event()
 
     def held_search(*args, **kwargs):

@@ -6,7 +6,6 @@ webapp.services.match.fallback.
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import replace
 from typing import Any, Mapping, NamedTuple, Sequence
 
@@ -41,8 +40,6 @@ from webapp.services.match.results import (
     MatchError,
 )
 
-FILTER_CACHE_SIZE = 16
-PAGE_CACHE_SIZE = 256  # candidate pages kept per process (a page is ~20 candidates of plain data)
 PAGE_WAIT_SECONDS = 30  # a request waits this long for another thread computing the same page, then computes it
 
 
@@ -59,9 +56,7 @@ def _resolved(session: Session, state: store.EngineState, filters: CandidateFilt
         # cost ≈ 8 ms per search to convert at a million firms (docs/performance.md, Filters).
         base = ResolvedFilter(allowed=None if ids.allowed is None else np.unique(np.asarray(ids.allowed, np.int64)),
                               excluded=np.unique(np.asarray(ids.excluded, np.int64)))
-        if len(state.filter_cache) >= FILTER_CACHE_SIZE:
-            state.filter_cache.pop(next(iter(state.filter_cache)))
-        state.filter_cache[key] = base
+        state.filter_cache.put(key, base)
     excluded = base.excluded
     if filters.exclude_cluster_firms:
         roster = roster_ids(session, cluster.id) if roster is None else roster
@@ -104,32 +99,16 @@ def search(session: Session, query: CandidateQuery) -> CandidatePage:
     roster = roster_ids(session, cluster.id)
     key = PageKey(query, cluster.city, cluster.province, links.cache_key, data_mark, state.generation,
                   repr(state.meta.get("watermark")), state.meta.get("learned_weights_id"), frozenset(roster))
-    # One thread computes a missing page; concurrent requests for it wait for that page rather than each
-    # computing it again (one after the other, under the engine lock: seconds each at 1M firms when the filter ids
-    # must be read again).
-    event, owner = None, False
-    for _ in range(2):
-        with state.cache_lock:
-            cached = state.page_cache.get(key)
-            if cached is not None:
-                state.page_cache.move_to_end(key)
-                break
-            event = state.computing.get(key)
-            if event is None:
-                event = state.computing[key] = threading.Event()
-                owner = True
-                break
-        event.wait(PAGE_WAIT_SECONDS)
-    # else: the computing thread is still at it after two waits: compute here too, leaving its event to it
-    if cached is not None:
-        return _copy_page(cached)
-    try:
-        return _compute_page(session, state, engine, key, cluster, links, ref, roster)
-    finally:
-        if owner:
-            with state.cache_lock:
-                state.computing.pop(key, None)
-            event.set()
+
+    def compute() -> tuple[CandidatePage, bool]:
+        generation = state.generation
+        page = _compute_page(session, state, engine, key, cluster, links, ref, roster)
+        return page, generation == state.generation  # not cached when computed across an engine change
+
+    # One thread computes a missing page; concurrent requests for it wait for that page rather than each computing
+    # it again (one after the other, under the engine lock: seconds each at 1M firms when the filter ids must be
+    # read again). Every caller gets its own copy: callers may change what they get.
+    return _copy_page(state.pages.get_or_compute(key, compute, PAGE_WAIT_SECONDS))
 
 
 def candidates(session: Session, cluster_id: str, link_key: str, filters: Mapping[str, Any] | CandidateFilters | None = None,
@@ -140,7 +119,6 @@ def candidates(session: Session, cluster_id: str, link_key: str, filters: Mappin
 
 def _compute_page(session: Session, state, engine, key: PageKey, cluster: Cluster, links: LinkSet, ref: LinkRef,
                   roster: Sequence[int]) -> CandidatePage:
-    generation = state.generation
     query = key.query
     filters, k, offset, link_key = query.filters, query.k, query.offset, query.link_key
     # Region, country, tag and status filters go to the engine as fields when its vector index stores them
@@ -164,14 +142,8 @@ def _compute_page(session: Session, state, engine, key: PageKey, cluster: Cluste
         items.append(candidate_row(ent, rank, float(hit.score), dict(hit.channels), list(hit.matched_terms), terms,
                                 evidence_module.match_score(engine, float(hit.score), hit.channels)))
     explain(session, engine, state, links, ref.chain_id, items, roster)
-    page = CandidatePage(cluster.id, ref, items, offset, k, STATE_READY, "", state.meta.get("embedder", ""),
+    return CandidatePage(cluster.id, ref, items, offset, k, STATE_READY, "", state.meta.get("embedder", ""),
                          filters.as_dict(), cache_key=key)
-    with state.cache_lock:
-        if generation == state.generation:  # not computed across an engine change
-            state.page_cache[key] = _copy_page(page)
-            while len(state.page_cache) > PAGE_CACHE_SIZE:
-                state.page_cache.popitem(last=False)
-    return page
 
 
 def _copy_page(page: CandidatePage) -> CandidatePage:

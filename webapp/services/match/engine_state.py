@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
@@ -13,8 +12,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from chains.enterprise_models import Enterprise, EnterpriseDeletion
+from webapp.services.cache import LruCache
 
 EXTENSION_KEY = "chainmatch.matchsvc"
+FILTER_CACHE_SIZE = 16  # resolved filter id sets kept per process
+PAGE_CACHE_SIZE = 256  # candidate pages kept per process (a page is ~20 candidates of plain data)
 
 STATUS_MISSING = "missing"
 STATUS_BUILDING = "building"
@@ -82,11 +84,10 @@ class EngineState:
     lock: threading.RLock = field(default_factory=threading.RLock)  # short: searches, batch updates, swaps
     build_lock: threading.Lock = field(default_factory=threading.Lock)  # long: one sync/rebuild at a time
     thread: threading.Thread | None = None
-    filter_cache: dict = field(default_factory=dict)  # resolved SQL filter id sets, keyed with the watermark
+    # resolved SQL filter id sets, keyed with the watermark
+    filter_cache: LruCache = field(default_factory=lambda: LruCache(FILTER_CACHE_SIZE))
     generation: int = 0  # bumped whenever the engine is replaced or changed: part of every result cache key
-    page_cache: "OrderedDict[tuple, Any]" = field(default_factory=OrderedDict)  # candidates pages (matchsvc)
-    cache_lock: threading.Lock = field(default_factory=threading.Lock)  # guards page_cache and computing
-    computing: dict = field(default_factory=dict)  # page key → threading.Event while one thread computes the page
+    pages: LruCache = field(default_factory=lambda: LruCache(PAGE_CACHE_SIZE))  # candidates pages (candidates.py)
     embed_thread: threading.Thread | None = None  # the embedding job's thread in this process (embed_job)
     embed_queued_at: float = float("-inf")  # monotonic time this process last made sure the embedding is queued
     saved_meta_stamp: int | None = None  # mtime of the saved metadata last looked at while vectors are pending
@@ -112,8 +113,7 @@ def install(state: EngineState, engine, meta: dict) -> None:
 def changed(state: EngineState) -> None:
     """The engine was replaced or changed: results cached for the previous one no longer apply."""
     state.generation += 1
-    with state.cache_lock:
-        state.page_cache.clear()
+    state.pages.clear()
 
 
 def _freeze_long_lived() -> None:
