@@ -28,11 +28,12 @@ $(ASSETS): package.json package-lock.json
 	touch $(ASSETS)
 
 # Dependency rules (pyproject.toml [tool.importlinter]): layers, no Flask or database in matching/, no cycles;
-# ruff (pyproject.toml [tool.ruff]): pyflakes, pycodestyle's errors, import order. Formatting is not checked;
+# ruff (pyproject.toml [tool.ruff]): pyflakes, pycodestyle's errors, import order, and the formatting (ruff format);
 # mypy (pyproject.toml [tool.mypy]): strict type checks of matching/ and chains/.
 lint: setup
 	$(BIN)/lint-imports
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 init: setup

@@ -12,6 +12,7 @@ The model defaults to the bundled multilingual-e5-small (converted into --models
 lexical channels and the built-in LSA embedder instead; `--static` a static embedder trained from the model on the
 benchmark's firms (matching.embedders.static_training), as `chainmatch embedder train-static` trains one on a registry.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,10 @@ CONFIGS = [
 
 
 def row(label: str, metrics: dict, seconds: float) -> str:
-    return (f"| {label} | {metrics['ndcg@10']:.4f} | {metrics['recall@50']:.4f} | {metrics['map@100']:.4f} "
-            f"| {seconds:.1f} |")
+    return (
+        f"| {label} | {metrics['ndcg@10']:.4f} | {metrics['recall@50']:.4f} | {metrics['map@100']:.4f} "
+        f"| {seconds:.1f} |"
+    )
 
 
 def main() -> None:
@@ -55,8 +58,11 @@ def main() -> None:
     ap.add_argument("--model", default="", help="'' the bundled multilingual-e5-small, 'builtin' the LSA embedder")
     ap.add_argument("--models-dir", type=Path, default=Path("instance/models"))
     ap.add_argument("--vector-cache", type=Path, default=Path("instance/embedding-cache"))
-    ap.add_argument("--static", action="store_true",
-                    help="a static embedder trained from the model on these firms searches instead of the model")
+    ap.add_argument(
+        "--static",
+        action="store_true",
+        help="a static embedder trained from the model on these firms searches instead of the model",
+    )
     ap.add_argument("--no-learning", action="store_true")
     ap.add_argument("--only-learning", action="store_true", help="skip the fusion configurations")
     ap.add_argument("--sample", type=int, default=0, help="use only the first N queries (quick exploration)")
@@ -74,26 +80,39 @@ def main() -> None:
         engine.build(firms.docs)
         default = FusionWeights()
     else:
-        engine = build_engine(firms, args.model, models_dir=args.models_dir,
-                              onnx_cache=args.models_dir / "onnx-cache", vector_cache=args.vector_cache,
-                              static=args.static, log=lambda m: print(m, file=sys.stderr, flush=True))
+        engine = build_engine(
+            firms,
+            args.model,
+            models_dir=args.models_dir,
+            onnx_cache=args.models_dir / "onnx-cache",
+            vector_cache=args.vector_cache,
+            static=args.static,
+            log=lambda m: print(m, file=sys.stderr, flush=True),
+        )
         default = pretrained_weights([d.text for d in firms.docs])
-    print(f"built {len(firms.docs)} firms in {time.time() - t0:.1f}s with {engine.embedder.name}; "
-          f"{len(queries)} queries", flush=True)
+    print(
+        f"built {len(firms.docs)} firms in {time.time() - t0:.1f}s with {engine.embedder.name}; {len(queries)} queries",
+        flush=True,
+    )
     relevant = [q["relevant"] for q in queries]
     print("| configuration | nDCG@10 | Recall@50 | MAP@100 | seconds |")
     print("|---|---|---|---|---|")
     configs = list(CONFIGS)
-    configs += [("embedding model alone (dense)", FusionWeights(bm25=0, char=0, dense=1)),
-                ("BM25 words + chars + dense, RRF", FusionWeights(bm25=1, char=1, dense=1, method="rrf"))]
-    configs += [(f"BM25 words + chars .5/.5 + dense {w:g}, z-score", FusionWeights(dense=w))
-                for w in (0.25, 0.5, 0.75, 1, 2, 4, 8)]
+    configs += [
+        ("embedding model alone (dense)", FusionWeights(bm25=0, char=0, dense=1)),
+        ("BM25 words + chars + dense, RRF", FusionWeights(bm25=1, char=1, dense=1, method="rrf")),
+    ]
+    configs += [
+        (f"BM25 words + chars .5/.5 + dense {w:g}, z-score", FusionWeights(dense=w))
+        for w in (0.25, 0.5, 0.75, 1, 2, 4, 8)
+    ]
     configs += [(f"PRODUCT DEFAULT: dense weight by the pool's profile length ({default.dense:g})", default)]
-    for label, weights in ([] if args.only_learning else configs):
+    for label, weights in [] if args.only_learning else configs:
         engine.weights = weights
         t = time.time()
-        print(row(label, score_rankings(rank_queries(engine, firms, queries, 100), relevant), time.time() - t),
-              flush=True)
+        print(
+            row(label, score_rankings(rank_queries(engine, firms, queries, 100), relevant), time.time() - t), flush=True
+        )
     engine.weights = default
     if args.no_learning:
         return
@@ -111,8 +130,14 @@ def main() -> None:
             rankings[i] = ranked
         engine.apply_learning(None)
         print(f"  fold {f + 1}/{args.folds}: {model.summary()}", file=sys.stderr, flush=True)
-    print(row(f"PRODUCT DEFAULT + learning ({args.folds}-fold CV, adopted in {adopted}/{args.folds} folds)",
-              score_rankings(rankings, relevant), time.time() - t), flush=True)
+    print(
+        row(
+            f"PRODUCT DEFAULT + learning ({args.folds}-fold CV, adopted in {adopted}/{args.folds} folds)",
+            score_rankings(rankings, relevant),
+            time.time() - t,
+        ),
+        flush=True,
+    )
     print(f"total {time.time() - t0:.1f}s")
 
 

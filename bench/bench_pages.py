@@ -7,6 +7,7 @@ Runs the `chainmatch init` steps into the instance folder when it holds no datab
 test client (a staff user for the cluster pages, a firm user for /suppliers/) and prints the median of
 `--repeat` requests per page, after one warm-up request each (the first request loads the index).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -100,8 +101,10 @@ def main() -> None:
         links = current_links(db.session, chain_id)
         parents = {link.parent_key for link in links if link.parent_key}
         link_key = next(link.key for link in links if link.key not in parents)
-        firm_id = cluster.chain_leader_id or db.session.scalars(
-            select(RosterEntry.enterprise_id).where(RosterEntry.cluster_id == CLUSTER)).first()
+        firm_id = (
+            cluster.chain_leader_id
+            or db.session.scalars(select(RosterEntry.enterprise_id).where(RosterEntry.cluster_id == CLUSTER)).first()
+        )
         sync(db.session, app)  # load the saved index first: until then pages use the keyword fallback
     staff = app.test_client()
     _login(staff, _user(app, ROLE_STAFF, clusters=(CLUSTER,)))

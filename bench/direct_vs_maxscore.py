@@ -9,6 +9,7 @@ link queries and filters are regenerated as that run made them (same n, seed 1);
 MaxScore for every filter (DIRECT_SCORE_SHARE = 0, the ranking before selective filters were scored directly) and
 as the product searches; prints p50/p95 per filter kind and path, and how many top-100 lists differ (ids or order).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,16 +61,28 @@ def main() -> None:
             if [h.id for h in a] != [h.id for h in b]:
                 differ += 1
             elif a:
-                largest_score_gap = max(largest_score_gap, float(np.max(np.abs(
-                    np.array([h.score for h in a]) - np.array([h.score for h in b])))))
+                largest_score_gap = max(
+                    largest_score_gap,
+                    float(np.max(np.abs(np.array([h.score for h in a]) - np.array([h.score for h in b])))),
+                )
     finally:
         ranking.DIRECT_SCORE_SHARE = share
-    print(json.dumps({
-        "by_filter": {label: {path: percentiles_ms(v) for path, v in paths.items()} for label, paths in times.items()},
-        "queries": len(texts), "top100_lists_differing": differ, "largest_score_gap": largest_score_gap,
-        "allowed_ids_min_median_max": [min(allowed_sizes), int(np.median(allowed_sizes)), max(allowed_sizes)]
-        if allowed_sizes else None,
-        "load_average": os.getloadavg()}))
+    print(
+        json.dumps(
+            {
+                "by_filter": {
+                    label: {path: percentiles_ms(v) for path, v in paths.items()} for label, paths in times.items()
+                },
+                "queries": len(texts),
+                "top100_lists_differing": differ,
+                "largest_score_gap": largest_score_gap,
+                "allowed_ids_min_median_max": [min(allowed_sizes), int(np.median(allowed_sizes)), max(allowed_sizes)]
+                if allowed_sizes
+                else None,
+                "load_average": os.getloadavg(),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

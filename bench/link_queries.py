@@ -8,6 +8,7 @@ Recall@50 are averaged over those links, with the lexical channels alone and wit
 
     .venv/bin/python bench/link_queries.py [--models-dir instance/models] [--vector-cache instance/embedding-cache]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,13 @@ def _firms() -> tuple[Firms, dict[str, str]]:
     with open(DATA / "enterprises" / "demo_firms.csv", encoding="utf-8-sig", newline="") as fh:
         for row in csv.DictReader(fh):
             eid = row["外部编号"]
-            docs.append(Document(len(docs), row["企业名称"],
-                                 enterprise_profile(row["企业名称"], row["经营范围"], row["主营产品"], row["所属行业"])))
+            docs.append(
+                Document(
+                    len(docs),
+                    row["企业名称"],
+                    enterprise_profile(row["企业名称"], row["经营范围"], row["主营产品"], row["所属行业"]),
+                )
+            )
             ext.append(eid)
             codes[eid] = (row.get("国标行业代码") or "").strip()
     return Firms(ext, docs), codes
@@ -66,10 +72,12 @@ def _variants(chain, link, by_key) -> dict[str, str]:
     path.reverse()
     own = [link.name, *link.keywords, *link.synonyms, *link.products]
     return {
-        "product default (matching.profiles.link_query): name, keywords, synonyms, products, path, description[:60]":
-            link_query(path, link.description, link.keywords, link.synonyms, link.products),
-        "... + chain name (the default before this measurement)":
-            "；".join(own + path[:-1] + [chain.name] + [link.description[:60]]),
+        "product default (matching.profiles.link_query): name, keywords, synonyms, products, path, description[:60]": link_query(
+            path, link.description, link.keywords, link.synonyms, link.products
+        ),
+        "... + chain name (the default before this measurement)": "；".join(
+            own + path[:-1] + [chain.name] + [link.description[:60]]
+        ),
         "name only": link.name,
         "name + keywords": "；".join([link.name, *link.keywords]),
         "name + keywords + synonyms + products": "；".join(own),
@@ -88,9 +96,16 @@ def main() -> None:
     firms, codes = _firms()
     chains = [parse_chain_file(p) for p in sorted((DATA / "chains").glob("*.yaml"))]
     labels = _labels(chains, codes)
-    engines = {"lexical": MatchEngine(), "with the model": build_engine(
-        firms, "", models_dir=args.models_dir, onnx_cache=args.models_dir / "onnx-cache",
-        vector_cache=args.vector_cache)}
+    engines = {
+        "lexical": MatchEngine(),
+        "with the model": build_engine(
+            firms,
+            "",
+            models_dir=args.models_dir,
+            onnx_cache=args.models_dir / "onnx-cache",
+            vector_cache=args.vector_cache,
+        ),
+    }
     engines["lexical"].build(firms.docs)
     for label_kind in ("roster", "industry"):
         queries: dict[str, list[str]] = defaultdict(list)

@@ -13,6 +13,7 @@ single-query top-100 searches: unfiltered, then filtered to one province's activ
 matching.vectors.filters.FieldFilter the web app's province + active filter becomes). Embedded milvus runs
 Milvus's engine (milvus-lite 2.5.1) as a local process. Prints one JSON object per variant, then a summary.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -118,16 +119,29 @@ def run(n: int, queries: int, variants: tuple[str, ...], random_vectors: bool = 
         extra = {"fields": fields} if variant.startswith("milvus") else {}
         with Stopwatch() as sw:
             index.index(ids, vectors, **extra)
-        row = {"variant": variant, "n": n, "dim": int(vectors.shape[1]), "queries": len(qvec),
-               "index_type": getattr(index, "index_type", index.kind), "build_seconds": round(sw.seconds, 1)}
+        row = {
+            "variant": variant,
+            "n": n,
+            "dim": int(vectors.shape[1]),
+            "queries": len(qvec),
+            "index_type": getattr(index, "index_type", index.kind),
+            "build_seconds": round(sw.seconds, 1),
+        }
         latency, found = _timed(index, qvec)
         row.update(recall_at_10=_recall(truth, found), search_top100=latency)
         latency, found = _timed(index, qvec, allowed_ids=allowed)
-        row.update(filtered_allowed_ids=len(allowed), filtered_recall_at_10=_recall(filtered_truth, found),
-                   search_top100_allowed_ids=latency)
+        row.update(
+            filtered_allowed_ids=len(allowed),
+            filtered_recall_at_10=_recall(filtered_truth, found),
+            search_top100_allowed_ids=latency,
+        )
         if variant.startswith("milvus"):
             latency, found = _timed(index, qvec, where=where)
-            row.update(where=milvus_expression(where), where_recall_at_10=_recall(filtered_truth, found), search_top100_where=latency)
+            row.update(
+                where=milvus_expression(where),
+                where_recall_at_10=_recall(filtered_truth, found),
+                search_top100_where=latency,
+            )
         row["load_average_1m"] = round(os.getloadavg()[0], 2)
         print(json.dumps(row, ensure_ascii=False), flush=True)
         results.append(row)
@@ -135,8 +149,7 @@ def run(n: int, queries: int, variants: tuple[str, ...], random_vectors: bool = 
             index.close()
         del index
         gc.collect()
-    return {"bench": "milvus_vectors", "n": n, "embedder": embedder, "variants": results,
-            "machine": machine_facts()}
+    return {"bench": "milvus_vectors", "n": n, "embedder": embedder, "variants": results, "machine": machine_facts()}
 
 
 def main() -> None:

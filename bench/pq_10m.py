@@ -16,6 +16,7 @@ page cache, then warm).
 Memory guard: the run stops (exit 3) before starting when MemAvailable is below the estimate plus
 --min-available-gb, and during the build whenever MemAvailable falls below --min-available-gb (the machine is shared).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,8 +54,12 @@ def available_gb() -> float:
 def guard(floor_gb: float, where: str) -> None:
     have = available_gb()
     if have < floor_gb:
-        print(json.dumps({"bench": "pq_10m", "stopped": f"memory guard at {where}: {have:.1f} GB available "
-                          f"< {floor_gb} GB"}), flush=True)
+        print(
+            json.dumps(
+                {"bench": "pq_10m", "stopped": f"memory guard at {where}: {have:.1f} GB available < {floor_gb} GB"}
+            ),
+            flush=True,
+        )
         raise MemoryGuard(3)
 
 
@@ -76,7 +81,9 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=20)
     parser.add_argument("--refine-dir", default=None, help="write the float32 rows here and measure re-scoring")
     parser.add_argument("--min-available-gb", type=float, default=3.0)
-    parser.add_argument("--candidates", type=int, default=FETCH, help="PQ candidates re-scored (default: the product's)")
+    parser.add_argument(
+        "--candidates", type=int, default=FETCH, help="PQ candidates re-scored (default: the product's)"
+    )
     args = parser.parse_args()
     faiss.omp_set_num_threads(1)  # a single query on one thread, as the product searches
     store_dir = Path(args.store)
@@ -87,8 +94,12 @@ def main() -> None:
     need_gb = (n1 * dim * 4 + total * (dim // 2 + 8) * 1.3 + 4 * CHUNK * dim * 4 * 3) / 1e9
     guard(need_gb + args.min_available_gb, f"start (needs ≈ {need_gb:.1f} GB)")
     if args.refine_dir:
-        free_disk = shutil.disk_usage(Path(args.refine_dir).parent if not Path(args.refine_dir).exists()
-                                      else args.refine_dir).free / 1e9
+        free_disk = (
+            shutil.disk_usage(
+                Path(args.refine_dir).parent if not Path(args.refine_dir).exists() else args.refine_dir
+            ).free
+            / 1e9
+        )
         if free_disk < total * dim * 4 / 1e9 * 1.2:
             raise SystemExit(f"not enough disk for the refine rows: {free_disk:.0f} GB free")
     load_start = round(os.getloadavg()[0], 2)
@@ -103,8 +114,7 @@ def main() -> None:
     if args.refine_dir:
         refine_index = Path(args.refine_dir) / "vectors.faiss"
         refine_index.parent.mkdir(parents=True, exist_ok=True)
-        rows_file = np.lib.format.open_memmap(rows_path(refine_index), mode="w+", dtype=np.float32,
-                                              shape=(total, dim))
+        rows_file = np.lib.format.open_memmap(rows_path(refine_index), mode="w+", dtype=np.float32, shape=(total, dim))
     before = rss_mb("RssAnon")
     t0 = time.perf_counter()
     for c in range(args.copies):
@@ -114,7 +124,7 @@ def main() -> None:
             x = _copy(base, c, start, stop)
             index.add_with_ids(x, np.arange(c * n1 + start, c * n1 + stop, dtype=np.int64))
             if rows_file is not None:
-                rows_file[c * n1 + start:c * n1 + stop] = x
+                rows_file[c * n1 + start : c * n1 + stop] = x
     add_s = time.perf_counter() - t0
     index_mb = rss_mb("RssAnon") - before
     faiss.omp_set_num_threads(1)
@@ -134,16 +144,25 @@ def main() -> None:
             stop = min(n1, start + CHUNK)
             s = queries @ _copy(base, c, start, stop).T
             s = np.hstack([best_s, s])
-            i = np.hstack([best_i, np.broadcast_to(np.arange(c * n1 + start, c * n1 + stop), (len(queries), stop - start))])
+            i = np.hstack(
+                [best_i, np.broadcast_to(np.arange(c * n1 + start, c * n1 + stop), (len(queries), stop - start))]
+            )
             top = np.argsort(-s, axis=1)[:, :10]
             best_s, best_i = np.take_along_axis(s, top, 1), np.take_along_axis(i, top, 1)
     recall = float(np.mean([len(np.intersect1d(f, e)) / 10 for f, e in zip(found, best_i)]))
     out = {
-        "bench": "pq_10m", "vectors": total, "dim": dim, "nlist": args.nlist, "pq": f"{dim // 2}x4 bits fast-scan",
+        "bench": "pq_10m",
+        "vectors": total,
+        "dim": dim,
+        "nlist": args.nlist,
+        "pq": f"{dim // 2}x4 bits fast-scan",
         "nprobe": max(16, args.nlist // 16),
-        "train_seconds": round(train_s, 1), "add_seconds": round(add_s, 1),
-        "index_resident_mb": round(index_mb, 1), "index_bytes_per_vector": round(index_mb * 1e6 / total, 1),
-        "search_top100_pq_only": percentiles_ms(times), "recall@10_pq_only_no_refine": round(recall, 4),
+        "train_seconds": round(train_s, 1),
+        "add_seconds": round(add_s, 1),
+        "index_resident_mb": round(index_mb, 1),
+        "index_bytes_per_vector": round(index_mb * 1e6 / total, 1),
+        "search_top100_pq_only": percentiles_ms(times),
+        "recall@10_pq_only_no_refine": round(recall, 4),
     }
     if rows_file is not None:
         rows_file.flush()
@@ -169,13 +188,16 @@ def main() -> None:
                 hits += len(np.intersect1d(top[:10], want))
             passes[name] = percentiles_ms(t_list)
             refined_recall = hits / (10 * len(queries))
-        out.update({
-            "refine_rows_file_gb": round(rows_path(refine_index).stat().st_size / 1e9, 2),
-            "refine_store_resident_mb": round(store_mb, 1),
-            "total_resident_bytes_per_vector": round((index_mb + store_mb) * 1e6 / total, 1),
-            "candidates_rescored": args.candidates,
-            "search_top100_fp32_refine": passes, "recall@10_fp32_refine": round(refined_recall, 4),
-        })
+        out.update(
+            {
+                "refine_rows_file_gb": round(rows_path(refine_index).stat().st_size / 1e9, 2),
+                "refine_store_resident_mb": round(store_mb, 1),
+                "total_resident_bytes_per_vector": round((index_mb + store_mb) * 1e6 / total, 1),
+                "candidates_rescored": args.candidates,
+                "search_top100_fp32_refine": passes,
+                "recall@10_fp32_refine": round(refined_recall, 4),
+            }
+        )
     out.update({"load_average_1m_at_start": load_start, "machine": machine_facts()})
     print(json.dumps(out, ensure_ascii=False))
 

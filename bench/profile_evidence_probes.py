@@ -15,6 +15,7 @@ Usage:
 Profile and segment vectors go through the product's vector cache (instance/embedding-cache), so a second run
 encodes only the symmetric-prompt profiles again. None of these is in the product; docs/matching.md gives the figures.
 """
+
 from __future__ import annotations
 
 import argparse

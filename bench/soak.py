@@ -13,6 +13,7 @@ cycles: chain-map page, candidate search, lead update (API PATCH with a unique n
 it counts 5xx answers, compares the lead updates answered 200 with the note changes stored (LeadEvent rows) and
 the firms of finished imports with the firms stored, and prints p50/p95 of both phases as JSON.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,7 +49,9 @@ def _csrf(session: requests.Session, base: str, path: str) -> str:
 
 def _new_token(session: requests.Session, base: str) -> str:
     token = _csrf(session, base, "/api/tokens/")
-    html = session.post(f"{base}/api/tokens/", data={"csrf_token": token, "name": "soak"}, timeout=REQUEST_TIMEOUT_S).text
+    html = session.post(
+        f"{base}/api/tokens/", data={"csrf_token": token, "name": "soak"}, timeout=REQUEST_TIMEOUT_S
+    ).text
     return re.search(r'data-testid="new-token">([^<]+)<', html).group(1)
 
 
@@ -63,8 +66,12 @@ class Client:
         self.sent_updates = 0
 
     def create_lead(self, cluster_id: str, enterprise_id: int) -> None:
-        reply = requests.post(f"{self.base}/api/v1/leads", json={"cluster_id": cluster_id, "enterprise_id": enterprise_id},
-                              headers=self.api, timeout=REQUEST_TIMEOUT_S)
+        reply = requests.post(
+            f"{self.base}/api/v1/leads",
+            json={"cluster_id": cluster_id, "enterprise_id": enterprise_id},
+            headers=self.api,
+            timeout=REQUEST_TIMEOUT_S,
+        )
         reply.raise_for_status()
         self.lead_id = reply.json()["id"]
 
@@ -77,15 +84,21 @@ class Client:
         elif kind == 1:
             reply = self.session.get(f"{self.base}/candidates/{cluster_id}/{link}", timeout=REQUEST_TIMEOUT_S)
         elif kind == 2:
-            reply = requests.patch(f"{self.base}/api/v1/leads/{self.lead_id}", headers=self.api, timeout=REQUEST_TIMEOUT_S,
-                                   json={"notes": f"soak {self.index} {step} {time.time_ns()}"})
+            reply = requests.patch(
+                f"{self.base}/api/v1/leads/{self.lead_id}",
+                headers=self.api,
+                timeout=REQUEST_TIMEOUT_S,
+                json={"notes": f"soak {self.index} {step} {time.time_ns()}"},
+            )
             if reply.status_code == 200:
                 self.sent_updates += 1
         else:
-            reply = requests.get(f"{self.base}/api/v1/leads", params={"cluster": cluster_id}, headers=self.api,
-                                 timeout=REQUEST_TIMEOUT_S)
-        record(("page", "candidates", "lead_update", "lead_list")[kind], reply.status_code,
-               time.perf_counter() - started)
+            reply = requests.get(
+                f"{self.base}/api/v1/leads", params={"cluster": cluster_id}, headers=self.api, timeout=REQUEST_TIMEOUT_S
+            )
+        record(
+            ("page", "candidates", "lead_update", "lead_list")[kind], reply.status_code, time.perf_counter() - started
+        )
 
 
 def _phase(clients: list[Client], seconds: float, cluster_id: str, chain_id: str, link: str) -> dict:
@@ -115,10 +128,15 @@ def _phase(clients: list[Client], seconds: float, cluster_id: str, chain_id: str
         thread.start()
     for thread in threads:
         thread.join()
-    server_errors = sum(n for key, n in statuses.items() if key.rsplit(":", 1)[1].startswith("5")
-                        or key.startswith("error:"))
-    return {"requests": len(latencies), "server_errors": server_errors, "statuses": dict(sorted(statuses.items())),
-            **percentiles_ms(latencies)}
+    server_errors = sum(
+        n for key, n in statuses.items() if key.rsplit(":", 1)[1].startswith("5") or key.startswith("error:")
+    )
+    return {
+        "requests": len(latencies),
+        "server_errors": server_errors,
+        "statuses": dict(sorted(statuses.items())),
+        **percentiles_ms(latencies),
+    }
 
 
 def _importer(base: str, password: str, every: float, stop: threading.Event, results: list, tag: str) -> None:
@@ -127,22 +145,30 @@ def _importer(base: str, password: str, every: float, stop: threading.Event, res
     round_ = 0
     while not stop.is_set():
         started = time.monotonic()
-        rows = [f"{tag}-{round_}-{i},合成压测企业{tag}-{round_}-{i:05d}有限公司,,青岛市,测试,合成数据：压测\n"
-                for i in range(IMPORT_ROWS)]
+        rows = [
+            f"{tag}-{round_}-{i},合成压测企业{tag}-{round_}-{i:05d}有限公司,,青岛市,测试,合成数据：压测\n"
+            for i in range(IMPORT_ROWS)
+        ]
         content = ("外部编号,企业名称,统一社会信用代码,城市,经营范围,数据说明\n" + "".join(rows)).encode("utf-8")
         token = _csrf(session, base, "/imports/")
-        reply = session.post(f"{base}/imports/", data={"csrf_token": token},
-                             files={"file": (f"soak-{round_}.csv", content, "text/csv")}, allow_redirects=False,
-                             timeout=REQUEST_TIMEOUT_S)
+        reply = session.post(
+            f"{base}/imports/",
+            data={"csrf_token": token},
+            files={"file": (f"soak-{round_}.csv", content, "text/csv")},
+            allow_redirects=False,
+            timeout=REQUEST_TIMEOUT_S,
+        )
         job = int(reply.headers["Location"].rsplit("/", 1)[1])
         while True:
-            html = session.get(f"{base}/imports/{job}/status", headers={"HX-Request": "true"},
-                               timeout=REQUEST_TIMEOUT_S).text
+            html = session.get(
+                f"{base}/imports/{job}/status", headers={"HX-Request": "true"}, timeout=REQUEST_TIMEOUT_S
+            ).text
             if 'hx-trigger="every 1s"' not in html:
                 break
             time.sleep(IMPORT_POLL_S)
-        results.append({"job": job, "rows": IMPORT_ROWS, "done": "已完成" in html,
-                        "seconds": round(time.monotonic() - started, 2)})
+        results.append(
+            {"job": job, "rows": IMPORT_ROWS, "done": "已完成" in html, "seconds": round(time.monotonic() - started, 2)}
+        )
         round_ += 1
         stop.wait(max(0.0, every - (time.monotonic() - started)))
 
@@ -159,10 +185,14 @@ def _stored(env: dict, clients: list[Client], tag: str) -> tuple[dict[int, int],
 
     app = create_app()
     with app.app_context():
-        notes = dict(db.session.execute(select(LeadEvent.lead_id, func.count()).where(LeadEvent.field == "notes")
-                                        .group_by(LeadEvent.lead_id)).all())
-        firms = db.session.scalar(select(func.count()).select_from(Enterprise)
-                                  .where(Enterprise.external_id.like(f"{tag}-%")))
+        notes = dict(
+            db.session.execute(
+                select(LeadEvent.lead_id, func.count()).where(LeadEvent.field == "notes").group_by(LeadEvent.lead_id)
+            ).all()
+        )
+        firms = db.session.scalar(
+            select(func.count()).select_from(Enterprise).where(Enterprise.external_id.like(f"{tag}-%"))
+        )
     return {c.lead_id: notes.get(c.lead_id, 0) for c in clients}, firms
 
 
@@ -191,10 +221,16 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     server = web_bench._start_server("serve", env, port, args.workers, args.threads, folder / "server.log")
     try:
-        web_bench._wait_for_workers(server, folder / "server.log", args.workers, time.time() + web_bench.READY_TIMEOUT_S)
+        web_bench._wait_for_workers(
+            server, folder / "server.log", args.workers, time.time() + web_bench.READY_TIMEOUT_S
+        )
         clients = [Client(base, password, i) for i in range(args.clients)]
-        firms = requests.get(f"{base}/api/v1/enterprises", params={"limit": args.clients}, headers=clients[0].api,
-                             timeout=REQUEST_TIMEOUT_S).json()["items"]
+        firms = requests.get(
+            f"{base}/api/v1/enterprises",
+            params={"limit": args.clients},
+            headers=clients[0].api,
+            timeout=REQUEST_TIMEOUT_S,
+        ).json()["items"]
         for client, firm in zip(clients, firms, strict=False):
             client.create_lead(web_bench.CLUSTER_ID, firm["id"])
         tag = f"soak{time.time_ns():x}"  # this run's import rows
@@ -203,7 +239,9 @@ def main() -> None:
             client.cycle(1, web_bench.CLUSTER_ID, chain_id, link, lambda *a: None)
         print(f"quiet run: {args.clients} clients, {args.quiet_seconds:.0f} s", flush=True)
         quiet = _phase(clients, args.quiet_seconds, web_bench.CLUSTER_ID, chain_id, link)
-        print(f"soak: {args.clients} clients, an import every {args.import_every:.0f} s, {args.seconds:.0f} s", flush=True)
+        print(
+            f"soak: {args.clients} clients, an import every {args.import_every:.0f} s, {args.seconds:.0f} s", flush=True
+        )
         stop, imports = threading.Event(), []
         importer = threading.Thread(target=_importer, args=(base, password, args.import_every, stop, imports, tag))
         importer.start()
@@ -219,18 +257,34 @@ def main() -> None:
     lost = sum(max(0, sent[lead] - stored_notes[lead]) for lead in sent)
     expected_firms = sum(job["rows"] for job in imports if job["done"])
     result = {
-        "clients": args.clients, "seconds": args.seconds, "quiet_seconds": args.quiet_seconds,
-        "workers": args.workers, "threads": args.threads, "import_every": args.import_every,
-        "database": "postgresql" if args.database_url else "sqlite", "quiet": quiet, "soak": soak,
-        "lead_updates_sent": sum(sent.values()), "lead_updates_stored": sum(stored_notes.values()),
-        "lost_lead_updates": lost, "imports": len(imports),
-        "import_seconds": [j["seconds"] for j in imports], "imports_failed": sum(not j["done"] for j in imports),
-        "import_firms_expected": expected_firms, "import_firms_stored": stored_firms,
+        "clients": args.clients,
+        "seconds": args.seconds,
+        "quiet_seconds": args.quiet_seconds,
+        "workers": args.workers,
+        "threads": args.threads,
+        "import_every": args.import_every,
+        "database": "postgresql" if args.database_url else "sqlite",
+        "quiet": quiet,
+        "soak": soak,
+        "lead_updates_sent": sum(sent.values()),
+        "lead_updates_stored": sum(stored_notes.values()),
+        "lost_lead_updates": lost,
+        "imports": len(imports),
+        "import_seconds": [j["seconds"] for j in imports],
+        "imports_failed": sum(not j["done"] for j in imports),
+        "import_firms_expected": expected_firms,
+        "import_firms_stored": stored_firms,
         "p95_ratio": round(soak["p95_ms"] / quiet["p95_ms"], 2) if quiet["p95_ms"] else None,
     }
-    result["ok"] = (quiet["server_errors"] == 0 and soak["server_errors"] == 0 and lost == 0
-                    and stored_firms == expected_firms and result["imports_failed"] == 0
-                    and result["p95_ratio"] is not None and result["p95_ratio"] <= P95_TOLERANCE)
+    result["ok"] = (
+        quiet["server_errors"] == 0
+        and soak["server_errors"] == 0
+        and lost == 0
+        and stored_firms == expected_firms
+        and result["imports_failed"] == 0
+        and result["p95_ratio"] is not None
+        and result["p95_ratio"] <= P95_TOLERANCE
+    )
     text = json.dumps(result, ensure_ascii=False, indent=2)
     print(text)
     if args.json:

@@ -8,6 +8,7 @@ p50/p95 of encoding one short query. Usage:
 MODEL_FOLDER is a trained model, `CHAINMATCH_MODEL_DIR/static/<digest>` (`chainmatch embedder train-static`, or
 `bench/ablation_matching.py --static`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,12 +51,22 @@ def main() -> None:
         model.encode_queries([text[:QUERY_CHARS]])
         seconds.append(time.perf_counter() - t0)
     seconds.sort()
-    print(json.dumps({"texts": len(texts), "mean_chars": round(sum(map(len, texts)) / len(texts)),
-                      "profiles_per_wall_s": wall, "profiles_per_cpu_s": cpu,
-                      "query_ms_p50": round(seconds[len(seconds) // 2] * 1000, 3),
-                      "query_ms_p95": round(seconds[int(len(seconds) * 0.95)] * 1000, 3),
-                      "vocabulary": len(model.vocab), "dim": model.dim, "model": model.name,
-                      "load_average_1m": round(os.getloadavg()[0], 2)}))
+    print(
+        json.dumps(
+            {
+                "texts": len(texts),
+                "mean_chars": round(sum(map(len, texts)) / len(texts)),
+                "profiles_per_wall_s": wall,
+                "profiles_per_cpu_s": cpu,
+                "query_ms_p50": round(seconds[len(seconds) // 2] * 1000, 3),
+                "query_ms_p95": round(seconds[int(len(seconds) * 0.95)] * 1000, 3),
+                "vocabulary": len(model.vocab),
+                "dim": model.dim,
+                "model": model.name,
+                "load_average_1m": round(os.getloadavg()[0], 2),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

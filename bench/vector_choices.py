@@ -15,6 +15,7 @@ Usage (after `chainmatch bench vector --n 1000000 --json`, which writes the embe
   selector: recall@10 and CPU time (FILTER_EXACT_MAX_ROWS).
 Prints one JSON object per line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,7 +51,10 @@ def _queries_and_vectors(n: int):
 
 def _cpu_ms(samples: list[float]) -> dict:
     arr = np.asarray(samples) * 1000
-    return {"cpu_p50_ms": round(float(np.percentile(arr, 50)), 2), "cpu_p95_ms": round(float(np.percentile(arr, 95)), 2)}
+    return {
+        "cpu_p50_ms": round(float(np.percentile(arr, 50)), 2),
+        "cpu_p95_ms": round(float(np.percentile(arr, 95)), 2),
+    }
 
 
 def candidates(n: int) -> None:
@@ -81,9 +85,21 @@ def candidates(n: int) -> None:
                 cpu.append(time.process_time() - began)
                 hits += len(np.intersect1d(top[:10], want))
                 near += int(np.sum(vectors[top[:10]] @ q >= tenth - 1e-3))
-            print(json.dumps({"test": "candidates", "n": n, "nprobe": nprobe, "candidates": fetch,
-                              "recall@10": hits / (10 * len(qvec)), "recall@10_score_eps": near / (10 * len(qvec)),
-                              **_cpu_ms(cpu), "load_average_1m": round(os.getloadavg()[0], 2)}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "test": "candidates",
+                        "n": n,
+                        "nprobe": nprobe,
+                        "candidates": fetch,
+                        "recall@10": hits / (10 * len(qvec)),
+                        "recall@10_score_eps": near / (10 * len(qvec)),
+                        **_cpu_ms(cpu),
+                        "load_average_1m": round(os.getloadavg()[0], 2),
+                    }
+                ),
+                flush=True,
+            )
 
 
 def _store_probe(variant: str, folder: str, n: int) -> None:
@@ -114,10 +130,20 @@ def _store_probe(variant: str, folder: str, n: int) -> None:
             get(ids)
             cpu.append(time.process_time() - began)
         rounds.append(cpu)
-    print(json.dumps({"test": "stores", "variant": variant, "n": n, "anon_bytes_per_row": round(anon * 1e6 / n, 1),
-                      "gather_2000_rows_first_round": _cpu_ms(rounds[0]),
-                      "gather_2000_rows_third_round": _cpu_ms(rounds[-1]),
-                      "load_average_1m": round(os.getloadavg()[0], 2)}), flush=True)
+    print(
+        json.dumps(
+            {
+                "test": "stores",
+                "variant": variant,
+                "n": n,
+                "anon_bytes_per_row": round(anon * 1e6 / n, 1),
+                "gather_2000_rows_first_round": _cpu_ms(rounds[0]),
+                "gather_2000_rows_third_round": _cpu_ms(rounds[-1]),
+                "load_average_1m": round(os.getloadavg()[0], 2),
+            }
+        ),
+        flush=True,
+    )
 
 
 def stores(n: int) -> None:
@@ -137,8 +163,10 @@ def stores(n: int) -> None:
     RowStore.from_arrays(ids, vectors).save(folder / "v.faiss")
     del vectors
     for variant in ("faiss_idmap2_flat_mmap", "row_store"):
-        subprocess.run([sys.executable, __file__, "_store_probe", "--variant", variant, "--folder", str(folder),
-                        "--n", str(n)], check=True)
+        subprocess.run(
+            [sys.executable, __file__, "_store_probe", "--variant", variant, "--folder", str(folder), "--n", str(n)],
+            check=True,
+        )
 
 
 def filters(n: int) -> None:
@@ -163,9 +191,20 @@ def filters(n: int) -> None:
                         _, found = index.search(q.reshape(1, -1), 100, allowed_ids=a)
                         cpu.append(time.process_time() - began)
                         hits += len(np.intersect1d(found[0][:10], want))
-                print(json.dumps({"test": "filters", "n": n, "allowed": size, "path": path,
-                                  "recall@10": hits / (10 * len(qvec)), **_cpu_ms(cpu),
-                                  "load_average_1m": round(os.getloadavg()[0], 2)}), flush=True)
+                print(
+                    json.dumps(
+                        {
+                            "test": "filters",
+                            "n": n,
+                            "allowed": size,
+                            "path": path,
+                            "recall@10": hits / (10 * len(qvec)),
+                            **_cpu_ms(cpu),
+                            "load_average_1m": round(os.getloadavg()[0], 2),
+                        }
+                    ),
+                    flush=True,
+                )
     finally:
         vi.FILTER_EXACT_MAX_ROWS = saved
 

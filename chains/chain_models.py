@@ -1,4 +1,5 @@
 """Chain map models (1张图谱): chains, immutable versions, links as a tree, supply edges."""
+
 from __future__ import annotations
 
 from datetime import datetime

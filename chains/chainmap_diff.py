@@ -1,4 +1,5 @@
 """Differences between two chain map versions: links added, removed, renamed, moved, fields changed, edges."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -7,12 +8,29 @@ from typing import Any
 
 from chains.chain_models import ChainVersion
 
-LINK_FIELDS = ("stage", "description", "keywords", "synonyms", "products", "industry_codes", "key_tech",
-               "key_tech_note")
+LINK_FIELDS = (
+    "stage",
+    "description",
+    "keywords",
+    "synonyms",
+    "products",
+    "industry_codes",
+    "key_tech",
+    "key_tech_note",
+)
 FIELD_LABELS = {
-    "name": "名称", "stage": "环节阶段", "description": "说明", "keywords": "关键词", "synonyms": "同义词",
-    "products": "产品", "industry_codes": "行业代码", "key_tech": "卡脖子", "key_tech_note": "技术说明",
-    "sector": "所属领域", "source": "来源", "version": "版本标记",
+    "name": "名称",
+    "stage": "环节阶段",
+    "description": "说明",
+    "keywords": "关键词",
+    "synonyms": "同义词",
+    "products": "产品",
+    "industry_codes": "行业代码",
+    "key_tech": "卡脖子",
+    "key_tech_note": "技术说明",
+    "sector": "所属领域",
+    "source": "来源",
+    "version": "版本标记",
 }
 
 
@@ -72,8 +90,18 @@ class VersionDiff:
 
     @property
     def empty(self) -> bool:
-        return not any((self.added, self.removed, self.renamed, self.moved, self.fields, self.edges_added,
-                        self.edges_removed, self.chain_fields))
+        return not any(
+            (
+                self.added,
+                self.removed,
+                self.renamed,
+                self.moved,
+                self.fields,
+                self.edges_added,
+                self.edges_removed,
+                self.chain_fields,
+            )
+        )
 
 
 def diff_versions(old: ChainVersion, new: ChainVersion) -> VersionDiff:
@@ -105,8 +133,13 @@ def diff_versions(old: ChainVersion, new: ChainVersion) -> VersionDiff:
     new_edges = {(e.from_key, e.to_key) for e in new.edges}
     diff.edges_added = [(names.get(a, a), names.get(b, b)) for a, b in sorted(new_edges - old_edges)]
     diff.edges_removed = [(names.get(a, a), names.get(b, b)) for a, b in sorted(old_edges - new_edges)]
-    for name, attr in (("name", "name"), ("sector", "sector"), ("description", "description"),
-                       ("source", "source"), ("version", "declared_version")):
+    for name, attr in (
+        ("name", "name"),
+        ("sector", "sector"),
+        ("description", "description"),
+        ("source", "source"),
+        ("version", "declared_version"),
+    ):
         if getattr(old, attr) != getattr(new, attr):
             diff.chain_fields.append(FieldChange("", "", name, getattr(old, attr), getattr(new, attr)))
     return diff

@@ -3,6 +3,7 @@
 A save goes through the same path as a YAML import (the draft is written as YAML, parsed with the file
 validation and imported), so an edited map obeys exactly the rules of a file; each save records who and why.
 """
+
 from __future__ import annotations
 
 import re
@@ -44,16 +45,33 @@ class ChainDraft:
     @classmethod
     def of(cls, version: ChainVersion) -> "ChainDraft":
         """The draft of one stored version."""
-        links = [{"id": link.key, "parent": link.parent_key, "name": link.name, "stage": link.stage,
-                  "description": link.description or "", "keywords": list(link.keywords or []),
-                  "synonyms": list(link.synonyms or []), "products": list(link.products or []),
-                  "industry_codes": list(link.industry_codes or []), "key_tech": bool(link.key_tech),
-                  "key_tech_note": link.key_tech_note or ""}
-                 for link in sorted(version.links, key=lambda link: link.position)]
-        edges = [{"from": e.from_key, "to": e.to_key, "note": e.note or ""}
-                 for e in sorted(version.edges, key=lambda e: (e.from_key, e.to_key))]
-        fields = {"name": version.name or version.chain.name, "sector": version.sector,
-                  "version": version.declared_version, "description": version.description, "source": version.source}
+        links = [
+            {
+                "id": link.key,
+                "parent": link.parent_key,
+                "name": link.name,
+                "stage": link.stage,
+                "description": link.description or "",
+                "keywords": list(link.keywords or []),
+                "synonyms": list(link.synonyms or []),
+                "products": list(link.products or []),
+                "industry_codes": list(link.industry_codes or []),
+                "key_tech": bool(link.key_tech),
+                "key_tech_note": link.key_tech_note or "",
+            }
+            for link in sorted(version.links, key=lambda link: link.position)
+        ]
+        edges = [
+            {"from": e.from_key, "to": e.to_key, "note": e.note or ""}
+            for e in sorted(version.edges, key=lambda e: (e.from_key, e.to_key))
+        ]
+        fields = {
+            "name": version.name or version.chain.name,
+            "sector": version.sector,
+            "version": version.declared_version,
+            "description": version.description,
+            "source": version.source,
+        }
         return cls(version.chain_id, fields, links, edges)
 
     # ------------------------------------------------------------------ lookups
@@ -89,8 +107,9 @@ class ChainDraft:
 
     # ------------------------------------------------------------------ edits
 
-    def add_link(self, name: str = "", parent: str | None = None, stage: str = "", key: str = "",
-                 **values: Any) -> dict[str, Any]:
+    def add_link(
+        self, name: str = "", parent: str | None = None, stage: str = "", key: str = "", **values: Any
+    ) -> dict[str, Any]:
         """Add a link at the top level (with a stage) or under `parent` (its stage by default)."""
         name = (name or "").strip()
         if not name:
@@ -100,13 +119,23 @@ class ChainDraft:
         if stage not in STAGES:
             raise EditError("顶层环节需要选择上游、中游或下游。")
         hint = (key or "").strip().lower()
-        hint = hint[len(self.chain_id) + 1:] if hint.startswith(self.chain_id + "-") else hint
+        hint = hint[len(self.chain_id) + 1 :] if hint.startswith(self.chain_id + "-") else hint
         key = f"{self.chain_id}-{hint}"
         if not hint or not SLUG_RE.match(hint) or key in {link["id"] for link in self.links}:
             key = self.new_key(hint)
-        link: dict[str, Any] = {"id": key, "parent": parent or None, "name": name, "stage": stage, "description": "",
-                "keywords": [], "synonyms": [], "products": [], "industry_codes": [], "key_tech": False,
-                "key_tech_note": ""}
+        link: dict[str, Any] = {
+            "id": key,
+            "parent": parent or None,
+            "name": name,
+            "stage": stage,
+            "description": "",
+            "keywords": [],
+            "synonyms": [],
+            "products": [],
+            "industry_codes": [],
+            "key_tech": False,
+            "key_tech_note": "",
+        }
         link.update(_clean(values))
         self.links.append(link)
         return link
@@ -138,7 +167,9 @@ class ChainDraft:
                 if other["id"] in moved:
                     other["stage"] = stage
         # The moved subtree goes last among its new siblings.
-        self.links = [link for link in self.links if link["id"] not in moved] + [link for link in self.links if link["id"] in moved]
+        self.links = [link for link in self.links if link["id"] not in moved] + [
+            link for link in self.links if link["id"] in moved
+        ]
         return link
 
     def delete_link(self, key: str) -> list[str]:
@@ -190,11 +221,15 @@ class ChainDraft:
                 out["children"] = kids
             return out
 
-        doc: dict[str, Any] = {"id": self.chain_id, **self.fields,
-                               "links": [node(link) for link in children.get(None, [])]}
+        doc: dict[str, Any] = {
+            "id": self.chain_id,
+            **self.fields,
+            "links": [node(link) for link in children.get(None, [])],
+        }
         if self.edges:
-            doc["supply"] = [{"from": e["from"], "to": e["to"], **({"note": e["note"]} if e["note"] else {})}
-                             for e in self.edges]
+            doc["supply"] = [
+                {"from": e["from"], "to": e["to"], **({"note": e["note"]} if e["note"] else {})} for e in self.edges
+            ]
         return doc
 
     def yaml(self) -> str:
@@ -208,7 +243,9 @@ def _clean(values: dict[str, Any]) -> dict[str, Any]:
         if name in LINK_TEXT_FIELDS:
             out[name] = (value or "").strip()
         elif name in LIST_FIELDS:
-            out[name] = split_terms(value) if isinstance(value, str) else [str(v).strip() for v in value if str(v).strip()]
+            out[name] = (
+                split_terms(value) if isinstance(value, str) else [str(v).strip() for v in value if str(v).strip()]
+            )
         elif name == "key_tech":
             out[name] = bool(value)
         elif name == "stage":
@@ -224,8 +261,16 @@ def current_draft(session: Session, chain_id: str) -> ChainDraft:
     return ChainDraft.of(chain.current_version)
 
 
-def save_text(session: Session, chain_id: str, text: str, filename: str, kind: str, author_id: int | None,
-              author: str, reason: str) -> ChainImportResult:
+def save_text(
+    session: Session,
+    chain_id: str,
+    text: str,
+    filename: str,
+    kind: str,
+    author_id: int | None,
+    author: str,
+    reason: str,
+) -> ChainImportResult:
     """Validate and import YAML text for `chain_id` as a new version by `author` (not committed)."""
     parsed = parse_chain_text(text, filename)
     if parsed.id != chain_id:
@@ -234,13 +279,13 @@ def save_text(session: Session, chain_id: str, text: str, filename: str, kind: s
     return import_parsed_chain(session, parsed, commit=False, provenance=provenance)
 
 
-def save_draft(session: Session, draft: ChainDraft, author_id: int | None, author: str, reason: str,
-               kind: str = KIND_EDIT) -> ChainImportResult:
+def save_draft(
+    session: Session, draft: ChainDraft, author_id: int | None, author: str, reason: str, kind: str = KIND_EDIT
+) -> ChainImportResult:
     """Save an edited draft as a new version (validated as a file would be; not committed)."""
     return save_text(session, draft.chain_id, draft.yaml(), "<编辑>", kind, author_id, author, reason)
 
 
 def version_of(session: Session, chain_id: str, number: int) -> ChainVersion | None:
     """Version `number` of a chain."""
-    return session.scalar(select(ChainVersion).where(ChainVersion.chain_id == chain_id,
-                                                     ChainVersion.version == number))
+    return session.scalar(select(ChainVersion).where(ChainVersion.chain_id == chain_id, ChainVersion.version == number))

@@ -2,6 +2,7 @@
 
 A file with any error is rejected whole: `ChainMapError` lists every problem with its file and line.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,15 +20,42 @@ INDUSTRY_CODE_RE = re.compile(r"^([A-T])(\d{2}|\d{3}|\d{4})?$")
 
 # GB/T 4754-2017: 门类 letter -> range of its 大类 (two-digit division) codes.
 GBT4754_SECTIONS: dict[str, tuple[int, int]] = {
-    "A": (1, 5), "B": (6, 12), "C": (13, 43), "D": (44, 46), "E": (47, 50), "F": (51, 52),
-    "G": (53, 60), "H": (61, 62), "I": (63, 65), "J": (66, 69), "K": (70, 70), "L": (71, 72),
-    "M": (73, 75), "N": (76, 79), "O": (80, 82), "P": (83, 83), "Q": (84, 85), "R": (86, 90),
-    "S": (91, 96), "T": (97, 97),
+    "A": (1, 5),
+    "B": (6, 12),
+    "C": (13, 43),
+    "D": (44, 46),
+    "E": (47, 50),
+    "F": (51, 52),
+    "G": (53, 60),
+    "H": (61, 62),
+    "I": (63, 65),
+    "J": (66, 69),
+    "K": (70, 70),
+    "L": (71, 72),
+    "M": (73, 75),
+    "N": (76, 79),
+    "O": (80, 82),
+    "P": (83, 83),
+    "Q": (84, 85),
+    "R": (86, 90),
+    "S": (91, 96),
+    "T": (97, 97),
 }
 
 CHAIN_KEYS = ("id", "name", "sector", "version", "description", "source", "links", "supply")
-LINK_KEYS = ("id", "name", "stage", "description", "keywords", "synonyms", "products",
-             "industry_codes", "key_tech", "key_tech_note", "children")
+LINK_KEYS = (
+    "id",
+    "name",
+    "stage",
+    "description",
+    "keywords",
+    "synonyms",
+    "products",
+    "industry_codes",
+    "key_tech",
+    "key_tech_note",
+    "children",
+)
 EDGE_KEYS = ("from", "to", "note")
 LIST_FIELDS = ("keywords", "synonyms", "products", "industry_codes")
 MAX_DEPTH = 6  # deeper trees are almost certainly an indentation mistake
@@ -93,13 +121,26 @@ class ParsedChain:
     def normalised(self) -> dict[str, Any]:
         """Canonical content: every field filled, stages resolved, edges sorted."""
         return {
-            "id": self.id, "name": self.name, "sector": self.sector, "version": self.declared_version,
-            "description": self.description, "source": self.source,
+            "id": self.id,
+            "name": self.name,
+            "sector": self.sector,
+            "version": self.declared_version,
+            "description": self.description,
+            "source": self.source,
             "links": [
-                {"id": link.key, "parent": link.parent_key, "name": link.name, "stage": link.stage,
-                 "description": link.description, "keywords": link.keywords, "synonyms": link.synonyms,
-                 "products": link.products, "industry_codes": link.industry_codes, "key_tech": link.key_tech,
-                 "key_tech_note": link.key_tech_note}
+                {
+                    "id": link.key,
+                    "parent": link.parent_key,
+                    "name": link.name,
+                    "stage": link.stage,
+                    "description": link.description,
+                    "keywords": link.keywords,
+                    "synonyms": link.synonyms,
+                    "products": link.products,
+                    "industry_codes": link.industry_codes,
+                    "key_tech": link.key_tech,
+                    "key_tech_note": link.key_tech_note,
+                }
                 for link in self.links
             ],
             "supply": sorted([list(e) for e in self.edges]),
@@ -137,7 +178,9 @@ def _string_list(doc: MarkedDict, key: str, errors: _Collector, where: str) -> l
     value = doc.get(key)
     if value is None:
         return []
-    if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value):
+    if not isinstance(value, list) or not all(
+        isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value
+    ):
         errors.add(doc.line_of(key), f"{where}{key} 必须是字符串列表")
         return []
     return [str(v).strip() for v in value if str(v).strip()]
@@ -212,10 +255,17 @@ def parse_chain_text(text: str, filename: str = "<text>") -> ParsedChain:
                 errors.add(item.line_of("key_tech"), f"环节 {key_ or '?'} 的 key_tech 必须是 true 或 false")
                 key_tech = False
             link = ParsedLink(
-                key=key_, name=link_name, stage=stage, parent_key=parent.key if parent else None,
-                depth=depth, position=len(links), line=item.line,
-                description=_text(item.get("description")), key_tech=key_tech,
-                key_tech_note=_text(item.get("key_tech_note")), **lists,
+                key=key_,
+                name=link_name,
+                stage=stage,
+                parent_key=parent.key if parent else None,
+                depth=depth,
+                position=len(links),
+                line=item.line,
+                description=_text(item.get("description")),
+                key_tech=key_tech,
+                key_tech_note=_text(item.get("key_tech_note")),
+                **lists,
             )
             links.append(link)
             if item.get("children") is not None:
@@ -258,8 +308,14 @@ def parse_chain_text(text: str, filename: str = "<text>") -> ParsedChain:
     if errors.errors:
         raise ChainMapError(errors.errors)
     return ParsedChain(
-        id=chain_id, name=name, sector=_text(doc.get("sector")), declared_version=_text(doc.get("version")),
-        description=_text(doc.get("description")), source=_text(doc.get("source")), links=links, edges=edges,
+        id=chain_id,
+        name=name,
+        sector=_text(doc.get("sector")),
+        declared_version=_text(doc.get("version")),
+        description=_text(doc.get("description")),
+        source=_text(doc.get("source")),
+        links=links,
+        edges=edges,
         source_file=filename,
     )
 
@@ -277,7 +333,7 @@ def _find_cycle(edges: list[tuple[str, str]]) -> list[str] | None:
         stack.append(node)
         for nxt in graph.get(node, ()):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state:
                 found = visit(nxt)
                 if found:

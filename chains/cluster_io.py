@@ -4,6 +4,7 @@ Roster firms are referenced by `Enterprise.external_id` (demo firms are loaded b
 Import upserts the cluster, its chains, yearly indicators, roster entries, manual confirmed link
 assignments and optional `projects:`; rows added elsewhere (e.g. by the UI) are left in place.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -29,9 +30,25 @@ from chains.enterprise_models import Enterprise
 from chains.list_models import Project
 from chains.yaml_marks import MarkedDict, line_of, load_marked, read_text
 
-CLUSTER_KEYS = ("id", "name", "province", "city", "district", "leading_industry", "cluster_type", "area_mu",
-                "area_km2", "chains", "chain_leader", "description", "data_note", "gap_thresholds",
-                "indicators", "roster", "projects")
+CLUSTER_KEYS = (
+    "id",
+    "name",
+    "province",
+    "city",
+    "district",
+    "leading_industry",
+    "cluster_type",
+    "area_mu",
+    "area_km2",
+    "chains",
+    "chain_leader",
+    "description",
+    "data_note",
+    "gap_thresholds",
+    "indicators",
+    "roster",
+    "projects",
+)
 INDICATOR_NUMBERS = ("output_value", "revenue", "tax", "fixed_investment", "leading_revenue")
 INDICATOR_KEYS = ("year",) + INDICATOR_NUMBERS + ("source",)
 ROSTER_KEYS = ("firm", "role", "links", "note")
@@ -113,8 +130,7 @@ def parse_cluster_text(session: Session, text: str, filename: str = "<text>") ->
     if not _text(doc.get("name")):
         add(doc.line_of("name"), "集聚区名称不能为空")
     fields: dict[str, Any] = {"id": cluster_id}
-    for key in ("name", "province", "city", "district", "leading_industry", "cluster_type", "description",
-                "data_note"):
+    for key in ("name", "province", "city", "district", "leading_industry", "cluster_type", "description", "data_note"):
         fields[key] = _text(doc.get(key))
     for key in ("area_mu", "area_km2"):
         try:
@@ -173,7 +189,11 @@ def parse_cluster_text(session: Session, text: str, filename: str = "<text>") ->
                     add(line_of(raw_thr, key), f"gap_thresholds.{key} 必须是非负整数")
                 else:
                     thresholds[key] = value
-        if "weak_max" in thresholds and "strong_min" in thresholds and thresholds["weak_max"] >= thresholds["strong_min"]:
+        if (
+            "weak_max" in thresholds
+            and "strong_min" in thresholds
+            and thresholds["weak_max"] >= thresholds["strong_min"]
+        ):
             add(doc.line_of("gap_thresholds"), "gap_thresholds 中 weak_max 必须小于 strong_min")
 
     indicators: list[dict[str, Any]] = []
@@ -260,8 +280,16 @@ def parse_cluster_text(session: Session, text: str, filename: str = "<text>") ->
             add(item.line_of("name"), f"重点项目重复：{name}")
             continue
         project_names.add(name)
-        row = {"name": name, "status": _text(item.get("status")), "note": _text(item.get("note")),
-               "enterprise_id": None, "chain_id": None, "link_key": None, "investment_wan": None, "year": None}
+        row = {
+            "name": name,
+            "status": _text(item.get("status")),
+            "note": _text(item.get("note")),
+            "enterprise_id": None,
+            "chain_id": None,
+            "link_key": None,
+            "investment_wan": None,
+            "year": None,
+        }
         if _text(item.get("firm")):
             row["enterprise_id"] = firm_id(item.get("firm"), item.line_of("firm"), "重点项目")
         link = _text(item.get("link"))
@@ -312,8 +340,18 @@ def _write(session: Session, parsed: _ParsedCluster, source_file: str) -> Cluste
     if cluster is None:
         cluster = Cluster(id=f["id"], name=f["name"])
         session.add(cluster)
-    for key in ("name", "province", "city", "district", "leading_industry", "cluster_type", "description",
-                "data_note", "area_mu", "area_km2"):
+    for key in (
+        "name",
+        "province",
+        "city",
+        "district",
+        "leading_industry",
+        "cluster_type",
+        "description",
+        "data_note",
+        "area_mu",
+        "area_km2",
+    ):
         setattr(cluster, key, f[key])
     cluster.chain_leader_id = parsed.leader_id
     cluster.gap_thresholds = dict(parsed.thresholds)
@@ -323,27 +361,39 @@ def _write(session: Session, parsed: _ParsedCluster, source_file: str) -> Cluste
 
     # The file defines the cluster's chains (in order).
     existing = {cc.chain_id: cc for cc in cluster.chains}
-    cluster.chains = [existing.get(cid) or ClusterChain(cluster_id=cluster.id, chain_id=cid) for cid in parsed.chain_ids]
+    cluster.chains = [
+        existing.get(cid) or ClusterChain(cluster_id=cluster.id, chain_id=cid) for cid in parsed.chain_ids
+    ]
     for position, cc in enumerate(cluster.chains):
         cc.position = position
 
-    by_year = {i.year: i for i in session.scalars(select(ClusterIndicator).where(ClusterIndicator.cluster_id == cluster.id))}
+    by_year = {
+        i.year: i for i in session.scalars(select(ClusterIndicator).where(ClusterIndicator.cluster_id == cluster.id))
+    }
     for row in parsed.indicators:
         ind = by_year.get(row["year"]) or ClusterIndicator(cluster_id=cluster.id, year=row["year"])
         for key, value in row.items():
             setattr(ind, key, value)
         session.add(ind)
 
-    roster_rows = {r.enterprise_id: r for r in session.scalars(select(RosterEntry).where(RosterEntry.cluster_id == cluster.id))}
+    roster_rows = {
+        r.enterprise_id: r for r in session.scalars(select(RosterEntry).where(RosterEntry.cluster_id == cluster.id))
+    }
     assignments = 0
     for item in parsed.roster:
-        entry = roster_rows.get(item.enterprise_id) or RosterEntry(cluster_id=cluster.id, enterprise_id=item.enterprise_id)
+        entry = roster_rows.get(item.enterprise_id) or RosterEntry(
+            cluster_id=cluster.id, enterprise_id=item.enterprise_id
+        )
         entry.role, entry.note = item.role, item.note
         session.add(entry)
         for chain_id, key in item.links:
-            assignment = session.scalar(select(LinkAssignment).where(
-                LinkAssignment.cluster_id == cluster.id, LinkAssignment.enterprise_id == item.enterprise_id,
-                LinkAssignment.link_key == key))
+            assignment = session.scalar(
+                select(LinkAssignment).where(
+                    LinkAssignment.cluster_id == cluster.id,
+                    LinkAssignment.enterprise_id == item.enterprise_id,
+                    LinkAssignment.link_key == key,
+                )
+            )
             if assignment is None:
                 assignment = LinkAssignment(cluster_id=cluster.id, enterprise_id=item.enterprise_id, link_key=key)
                 session.add(assignment)
@@ -357,11 +407,21 @@ def _write(session: Session, parsed: _ParsedCluster, source_file: str) -> Cluste
             setattr(project, key, value)
         session.add(project)
     session.flush()
-    return ClusterImportResult(cluster.id, created, len(parsed.chain_ids), len(parsed.indicators),
-                               len(parsed.roster), assignments, len(parsed.projects), source_file)
+    return ClusterImportResult(
+        cluster.id,
+        created,
+        len(parsed.chain_ids),
+        len(parsed.indicators),
+        len(parsed.roster),
+        assignments,
+        len(parsed.projects),
+        source_file,
+    )
 
 
-def import_cluster_path(session: Session, path: str | Path) -> tuple[list[ClusterImportResult], list[tuple[str, int | None, str]]]:
+def import_cluster_path(
+    session: Session, path: str | Path
+) -> tuple[list[ClusterImportResult], list[tuple[str, int | None, str]]]:
     """Import a cluster file or every YAML file of a folder, each in its own transaction."""
     if not Path(path).exists():
         return [], [(str(path), None, "路径不存在")]
@@ -379,6 +439,15 @@ def cluster_summaries(session: Session) -> list[dict[str, Any]]:
     out = []
     for cluster in session.scalars(select(Cluster).order_by(Cluster.id)):
         firms = len(session.scalars(select(RosterEntry.id).where(RosterEntry.cluster_id == cluster.id)).all())
-        out.append({"id": cluster.id, "name": cluster.name, "chains": cluster.chain_ids, "firms": firms,
-                    "province": cluster.province, "city": cluster.city, "cluster_type": cluster.cluster_type})
+        out.append(
+            {
+                "id": cluster.id,
+                "name": cluster.name,
+                "chains": cluster.chain_ids,
+                "firms": firms,
+                "province": cluster.province,
+                "city": cluster.city,
+                "cluster_type": cluster.cluster_type,
+            }
+        )
     return out

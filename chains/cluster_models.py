@@ -1,4 +1,5 @@
 """Cluster models: clusters, their chains and yearly indicators, local roster and link assignments."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -56,8 +57,9 @@ class Cluster(Base):
         """The indicators of `year`, if recorded."""
         return next((i for i in self.indicators if i.year == year), None)
 
-    def set_indicator(self, year: int, values: dict[str, float | None],
-                      source: str = "") -> tuple[dict[str, Any], dict[str, Any]]:
+    def set_indicator(
+        self, year: int, values: dict[str, float | None], source: str = ""
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Record the indicators of `year` (created when new); return the values before and after."""
         row = self.indicator(year)
         if row is None:
@@ -105,8 +107,13 @@ class ClusterIndicator(Base):
 
 
 # Yearly indicators (the policy-rule inputs) with their Chinese labels, amounts in 万元.
-INDICATOR_FIELDS = {"output_value": "总产值", "revenue": "主营业务收入", "tax": "税收",
-                    "fixed_investment": "固定资产投资（累计）", "leading_revenue": "主导产业收入"}
+INDICATOR_FIELDS = {
+    "output_value": "总产值",
+    "revenue": "主营业务收入",
+    "tax": "税收",
+    "fixed_investment": "固定资产投资（累计）",
+    "leading_revenue": "主导产业收入",
+}
 
 
 class RosterEntry(Base):

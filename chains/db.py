@@ -1,4 +1,5 @@
 """Declarative base shared by every model; plain SQLAlchemy so `chains/` needs no Flask."""
+
 from __future__ import annotations
 
 from datetime import datetime, timezone

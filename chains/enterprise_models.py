@@ -1,4 +1,5 @@
 """Enterprise registry models: firms, their tags, field-level change history, import jobs."""
+
 from __future__ import annotations
 
 from datetime import date, datetime

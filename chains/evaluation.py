@@ -4,6 +4,7 @@ Rules use the cluster's latest indicator year. Amounts are 万元; areas 亩 (1 
 A rule whose data is missing has `passed=None` and says in Chinese what is missing.
 `passed` compares with the creation (创建) threshold, `met_target` with the target (目标) value.
 """
+
 from __future__ import annotations
 
 import re
@@ -86,8 +87,18 @@ def _fmt(value: float) -> str:
     return f"{value:,.2f}".rstrip("0").rstrip(".")
 
 
-def _ratio_rule(code: str, name: str, unit: str, value: float | None, threshold: float, target: float | None,
-                source: str, year: int | None, missing: str, formula: str) -> RuleResult:
+def _ratio_rule(
+    code: str,
+    name: str,
+    unit: str,
+    value: float | None,
+    threshold: float,
+    target: float | None,
+    source: str,
+    year: int | None,
+    missing: str,
+    formula: str,
+) -> RuleResult:
     if value is None:
         return RuleResult(code, name, None, unit, threshold, target, None, None, missing, source, year)
     passed = _ge(value, threshold)
@@ -100,8 +111,9 @@ def _ratio_rule(code: str, name: str, unit: str, value: float | None, threshold:
 
 
 def _latest(session: Session, cluster_id: str) -> ClusterIndicator | None:
-    return session.scalars(select(ClusterIndicator).where(ClusterIndicator.cluster_id == cluster_id)
-                           .order_by(ClusterIndicator.year.desc())).first()
+    return session.scalars(
+        select(ClusterIndicator).where(ClusterIndicator.cluster_id == cluster_id).order_by(ClusterIndicator.year.desc())
+    ).first()
 
 
 def evaluate_cluster(session: Session, cluster_id: str, indicator: ClusterIndicator | None = None) -> Evaluation:
@@ -123,9 +135,20 @@ def evaluate_cluster(session: Session, cluster_id: str, indicator: ClusterIndica
             value = ind.leading_revenue / ind.revenue * 100
         else:
             missing = f"{year} 年缺少主营业务收入或主导产业收入数据，无法计算主导产业集聚度。"
-    rules.append(_ratio_rule("leading_concentration", "主导产业集聚度", "%", value, CONCENTRATION_MIN,
-                             CONCENTRATION_TARGET, POLICY_CLUSTER + "——主导产业收入占集聚区营业收入比重", year,
-                             missing, "主导产业收入 ÷ 主营业务收入"))
+    rules.append(
+        _ratio_rule(
+            "leading_concentration",
+            "主导产业集聚度",
+            "%",
+            value,
+            CONCENTRATION_MIN,
+            CONCENTRATION_TARGET,
+            POLICY_CLUSTER + "——主导产业收入占集聚区营业收入比重",
+            year,
+            missing,
+            "主导产业收入 ÷ 主营业务收入",
+        )
+    )
 
     def per_mu(amount: float | None, label: str) -> tuple[float | None, str]:
         if ind is None:
@@ -137,22 +160,67 @@ def evaluate_cluster(session: Session, cluster_id: str, indicator: ClusterIndica
         return amount / area, ""
 
     value, missing = per_mu(ind.fixed_investment if ind else None, "固定资产投资")
-    rules.append(_ratio_rule("investment_intensity", "投资强度", "万元/亩", value, INVESTMENT_INTENSITY_MIN,
-                             INVESTMENT_INTENSITY_TARGET, POLICY_CLUSTER + "——单位面积固定资产投资强度", year,
-                             missing, "固定资产投资 ÷ 面积"))
+    rules.append(
+        _ratio_rule(
+            "investment_intensity",
+            "投资强度",
+            "万元/亩",
+            value,
+            INVESTMENT_INTENSITY_MIN,
+            INVESTMENT_INTENSITY_TARGET,
+            POLICY_CLUSTER + "——单位面积固定资产投资强度",
+            year,
+            missing,
+            "固定资产投资 ÷ 面积",
+        )
+    )
     value, missing = per_mu(ind.tax if ind else None, "税收")
-    rules.append(_ratio_rule("tax_per_mu", "亩均税收", "万元/亩·年", value, TAX_PER_MU_MIN, TAX_PER_MU_TARGET,
-                             POLICY_LAND + "——亩均税收", year, missing, "税收 ÷ 面积"))
+    rules.append(
+        _ratio_rule(
+            "tax_per_mu",
+            "亩均税收",
+            "万元/亩·年",
+            value,
+            TAX_PER_MU_MIN,
+            TAX_PER_MU_TARGET,
+            POLICY_LAND + "——亩均税收",
+            year,
+            missing,
+            "税收 ÷ 面积",
+        )
+    )
     value, missing = per_mu(ind.revenue if ind else None, "主营业务收入")
     value = None if value is None else value * WAN / SQM_PER_MU
-    rules.append(_ratio_rule("revenue_per_sqm", "单位面积营业收入", "元/m²", value, REVENUE_PER_SQM_MIN, None,
-                             POLICY_LAND + "——单位用地面积营业收入（亩均税收的替代指标）", year, missing,
-                             "营业收入 ÷ 用地面积（1亩=666.67m²）"))
+    rules.append(
+        _ratio_rule(
+            "revenue_per_sqm",
+            "单位面积营业收入",
+            "元/m²",
+            value,
+            REVENUE_PER_SQM_MIN,
+            None,
+            POLICY_LAND + "——单位用地面积营业收入（亩均税收的替代指标）",
+            year,
+            missing,
+            "营业收入 ÷ 用地面积（1亩=666.67m²）",
+        )
+    )
     value, missing = per_mu(ind.tax if ind else None, "税收")
     value = None if value is None else value * WAN / SQM_PER_MU
-    rules.append(_ratio_rule("tax_per_sqm", "单位面积税收", "元/m²", value, TAX_PER_SQM_MIN, None,
-                             POLICY_LAND + "——单位用地面积税收（亩均税收的替代指标）", year, missing,
-                             "税收 ÷ 用地面积（1亩=666.67m²）"))
+    rules.append(
+        _ratio_rule(
+            "tax_per_sqm",
+            "单位面积税收",
+            "元/m²",
+            value,
+            TAX_PER_SQM_MIN,
+            None,
+            POLICY_LAND + "——单位用地面积税收（亩均税收的替代指标）",
+            year,
+            missing,
+            "税收 ÷ 用地面积（1亩=666.67m²）",
+        )
+    )
 
     # 亩均效益: any one of the three land-efficiency measures meeting its threshold is enough.
     alternatives = rules[-3:]
@@ -161,27 +229,94 @@ def evaluate_cluster(session: Session, cluster_id: str, indicator: ClusterIndica
     outcomes = [r.passed for r in alternatives]
     if True in outcomes:
         ok = [r.name for r in alternatives if r.passed]
-        rules.append(RuleResult("land_efficiency", "亩均效益（任一达标）", None, "", None, None, True, None,
-                                f"{'、'.join(ok)}达标，满足亩均效益要求。", POLICY_LAND, year))
+        rules.append(
+            RuleResult(
+                "land_efficiency",
+                "亩均效益（任一达标）",
+                None,
+                "",
+                None,
+                None,
+                True,
+                None,
+                f"{'、'.join(ok)}达标，满足亩均效益要求。",
+                POLICY_LAND,
+                year,
+            )
+        )
     elif False in outcomes:
-        rules.append(RuleResult("land_efficiency", "亩均效益（任一达标）", None, "", None, None, False, None,
-                                "亩均税收、单位面积营业收入、单位面积税收均未达标。", POLICY_LAND, year))
+        rules.append(
+            RuleResult(
+                "land_efficiency",
+                "亩均效益（任一达标）",
+                None,
+                "",
+                None,
+                None,
+                False,
+                None,
+                "亩均税收、单位面积营业收入、单位面积税收均未达标。",
+                POLICY_LAND,
+                year,
+            )
+        )
     else:
-        rules.append(RuleResult("land_efficiency", "亩均效益（任一达标）", None, "", None, None, None, None,
-                                "缺少面积、营业收入或税收数据，无法评价亩均效益。", POLICY_LAND, year))
+        rules.append(
+            RuleResult(
+                "land_efficiency",
+                "亩均效益（任一达标）",
+                None,
+                "",
+                None,
+                None,
+                None,
+                None,
+                "缺少面积、营业收入或税收数据，无法评价亩均效益。",
+                POLICY_LAND,
+                year,
+            )
+        )
 
     # One leading industry.
     leading = (cluster.leading_industry or "").strip()
     source = POLICY_CLUSTER + "——每个集聚区确定 1 个主导产业"
     if not leading:
-        rules.append(RuleResult("single_leading_industry", "主导产业唯一", None, "个", 1, None, None, None,
-                                "未填写主导产业，无法评价。", source, None))
+        rules.append(
+            RuleResult(
+                "single_leading_industry",
+                "主导产业唯一",
+                None,
+                "个",
+                1,
+                None,
+                None,
+                None,
+                "未填写主导产业，无法评价。",
+                source,
+                None,
+            )
+        )
     else:
         parts = [p for p in _INDUSTRY_SEPARATORS.split(leading) if p.strip()]
         single = len(parts) == 1
-        text = f"主导产业为“{leading}”，" + ("符合 1 个主导产业的要求。" if single else f"包含 {len(parts)} 个产业，超过 1 个。")
-        rules.append(RuleResult("single_leading_industry", "主导产业唯一", float(len(parts)), "个", 1, None, single, None,
-                                text, source, None))
+        text = f"主导产业为“{leading}”，" + (
+            "符合 1 个主导产业的要求。" if single else f"包含 {len(parts)} 个产业，超过 1 个。"
+        )
+        rules.append(
+            RuleResult(
+                "single_leading_industry",
+                "主导产业唯一",
+                float(len(parts)),
+                "个",
+                1,
+                None,
+                single,
+                None,
+                text,
+                source,
+                None,
+            )
+        )
 
     rules.append(_same_type_rule(session, cluster, "province", MAX_SAME_TYPE_PER_PROVINCE))
     rules.append(_same_type_rule(session, cluster, "city", MAX_SAME_TYPE_PER_CITY))
@@ -199,9 +334,16 @@ def _same_type_rule(session: Session, cluster: Cluster, scope: str, limit: int) 
         what = "集聚区类型" if not cluster.cluster_type else ("所在省份" if scope == "province" else "所在城市")
         return RuleResult(code, name, None, "个", float(limit), None, None, None, f"未填写{what}，无法评价。", source)
     column = getattr(Cluster, scope)
-    count = session.scalar(select(func.count(Cluster.id)).where(
-        Cluster.cluster_type == cluster.cluster_type, column == place)) or 0
+    count = (
+        session.scalar(
+            select(func.count(Cluster.id)).where(Cluster.cluster_type == cluster.cluster_type, column == place)
+        )
+        or 0
+    )
     ok = _le(count, limit)
-    text = (f"{place}共有“{cluster.cluster_type}”类集聚区 {count} 个（含本集聚区），"
-            + ("未超过" if ok else "超过") + f"上限 {limit} 个。")
+    text = (
+        f"{place}共有“{cluster.cluster_type}”类集聚区 {count} 个（含本集聚区），"
+        + ("未超过" if ok else "超过")
+        + f"上限 {limit} 个。"
+    )
     return RuleResult(code, name, float(count), "个", float(limit), None, ok, None, text, source)

@@ -1,4 +1,5 @@
 """Spreadsheet export helpers (.xlsx via openpyxl, CSV) with formula-injection escaping."""
+
 from __future__ import annotations
 
 import csv
@@ -42,7 +43,9 @@ def sheet_title(title: str, used: set[str] | None = None) -> str:
     return candidate
 
 
-def write_xlsx(target: str | Path | IO[bytes], sheets: Sequence[tuple[str, Sequence[str], Iterable[Sequence[Any]]]]) -> None:
+def write_xlsx(
+    target: str | Path | IO[bytes], sheets: Sequence[tuple[str, Sequence[str], Iterable[Sequence[Any]]]]
+) -> None:
     """Write one worksheet per (title, headers, rows) to an .xlsx path or binary stream."""
     from openpyxl import Workbook
     from openpyxl.styles import Font

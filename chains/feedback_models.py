@@ -2,6 +2,7 @@
 
 Also makes every ORM delete of an enterprise leave a tombstone (EnterpriseDeletion) for incremental index sync.
 """
+
 from __future__ import annotations
 
 from datetime import datetime

@@ -13,6 +13,7 @@ least one local firm. The weighted rate is Σ weight(leaf) × score(status) ÷ �
 weight = KEY_TECH_WEIGHT for 卡脖子 (key_tech) leaves and 1 otherwise, and score = STATUS_SCORE[status]
 (空白 0, 薄弱 0.5, 一般 1, 优势 1): thin coverage counts half and bottleneck links count double.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -158,14 +159,24 @@ def analyze_chain(session: Session, cluster_id: str, chain_id: str, links: Seque
         raise KeyError(f"chain {chain_id}")
     thresholds = Thresholds.for_cluster(cluster)
     if links is None:
-        links = list(session.scalars(
-            select(ChainLink).where(ChainLink.version_id == chain.current_version_id).order_by(ChainLink.position)
-        )) if chain.current_version_id else []
+        links = (
+            list(
+                session.scalars(
+                    select(ChainLink)
+                    .where(ChainLink.version_id == chain.current_version_id)
+                    .order_by(ChainLink.position)
+                )
+            )
+            if chain.current_version_id
+            else []
+        )
     parent = {link.key: link.parent_key for link in links}
     has_children = {link.parent_key for link in links if link.parent_key}
-    roles = dict(session.execute(
-        select(RosterEntry.enterprise_id, RosterEntry.role).where(RosterEntry.cluster_id == cluster_id)
-    ).all())
+    roles = dict(
+        session.execute(
+            select(RosterEntry.enterprise_id, RosterEntry.role).where(RosterEntry.cluster_id == cluster_id)
+        ).all()
+    )
 
     assigned: dict[str, dict[int, LinkFirm]] = {link.key: {} for link in links}
     firm_revenue: dict[int, float | None] = {}
@@ -173,8 +184,11 @@ def analyze_chain(session: Session, cluster_id: str, chain_id: str, links: Seque
     assignments = session.execute(
         select(LinkAssignment.enterprise_id, LinkAssignment.link_key, Enterprise.name, Enterprise.revenue_wan)
         .join(Enterprise, Enterprise.id == LinkAssignment.enterprise_id)
-        .where(LinkAssignment.cluster_id == cluster_id, LinkAssignment.chain_id == chain_id,
-               LinkAssignment.confirmed.is_(True))
+        .where(
+            LinkAssignment.cluster_id == cluster_id,
+            LinkAssignment.chain_id == chain_id,
+            LinkAssignment.confirmed.is_(True),
+        )
         .order_by(LinkAssignment.id)
     ).all()
     for a in assignments:
@@ -187,8 +201,9 @@ def analyze_chain(session: Session, cluster_id: str, chain_id: str, links: Seque
         while key is not None:  # the firm counts on the link and on every ancestor
             slot = assigned[key]
             if a.enterprise_id not in slot:
-                slot[a.enterprise_id] = LinkFirm(a.enterprise_id, ent.name, roles.get(a.enterprise_id, ""),
-                                                 ent.revenue_wan, direct)
+                slot[a.enterprise_id] = LinkFirm(
+                    a.enterprise_id, ent.name, roles.get(a.enterprise_id, ""), ent.revenue_wan, direct
+                )
             elif direct:
                 slot[a.enterprise_id].direct = True
             key, direct = parent.get(key), False
@@ -198,17 +213,35 @@ def analyze_chain(session: Session, cluster_id: str, chain_id: str, links: Seque
         firms = sorted(assigned[link.key].values(), key=lambda f: (-(f.revenue_wan or 0), f.name))
         has_leader = any(f.role == LEADER_ROLE for f in firms)
         known = [f.revenue_wan for f in firms if f.revenue_wan is not None]
-        gaps.append(LinkGap(
-            link_id=link.key, name=link.name, stage=link.stage, depth=link.depth, parent_id=link.parent_key,
-            is_leaf=link.key not in has_children, key_tech=bool(link.key_tech),
-            status=link_status(len(firms), has_leader, thresholds), firms=firms, firm_count=len(firms),
-            direct_firm_count=sum(1 for f in firms if f.direct), revenue_wan=float(sum(known)),
-            revenue_known=len(known), has_leader=has_leader,
-        ))
+        gaps.append(
+            LinkGap(
+                link_id=link.key,
+                name=link.name,
+                stage=link.stage,
+                depth=link.depth,
+                parent_id=link.parent_key,
+                is_leaf=link.key not in has_children,
+                key_tech=bool(link.key_tech),
+                status=link_status(len(firms), has_leader, thresholds),
+                firms=firms,
+                firm_count=len(firms),
+                direct_firm_count=sum(1 for f in firms if f.direct),
+                revenue_wan=float(sum(known)),
+                revenue_known=len(known),
+                has_leader=has_leader,
+            )
+        )
     stages = {s: _rollup([g for g in gaps if g.stage == s], firm_revenue) for s in STAGES}
-    return ChainGap(cluster_id, chain_id, chain.name,
-                    chain.current_version.version if chain.current_version else None,
-                    thresholds, gaps, stages, _rollup(gaps, firm_revenue))
+    return ChainGap(
+        cluster_id,
+        chain_id,
+        chain.name,
+        chain.current_version.version if chain.current_version else None,
+        thresholds,
+        gaps,
+        stages,
+        _rollup(gaps, firm_revenue),
+    )
 
 
 def analyze_cluster(session: Session, cluster_id: str, chain_id: str | None = None) -> list[ChainGap]:
@@ -226,26 +259,51 @@ def analyze_cluster(session: Session, cluster_id: str, chain_id: str | None = No
 
 def rollup_dict(r: Rollup) -> dict[str, Any]:
     return {
-        "links": r.links, "leaf_links": r.leaf_links, "covered_leaf_links": r.covered_leaf_links,
-        "counts": dict(r.counts), "leaf_counts": dict(r.leaf_counts),
+        "links": r.links,
+        "leaf_links": r.leaf_links,
+        "covered_leaf_links": r.covered_leaf_links,
+        "counts": dict(r.counts),
+        "leaf_counts": dict(r.leaf_counts),
         "local_rate": None if r.local_rate is None else round(r.local_rate, 4),
         "weighted_local_rate": None if r.weighted_local_rate is None else round(r.weighted_local_rate, 4),
-        "firms": r.firms, "revenue_wan": r.revenue_wan,
+        "firms": r.firms,
+        "revenue_wan": r.revenue_wan,
     }
 
 
 def chain_gap_dict(gap: ChainGap) -> dict[str, Any]:
     """JSON-ready form (used by the CLI and views)."""
     return {
-        "chain_id": gap.chain_id, "chain_name": gap.chain_name, "version": gap.version,
+        "chain_id": gap.chain_id,
+        "chain_name": gap.chain_name,
+        "version": gap.version,
         "thresholds": {"weak_max": gap.thresholds.weak_max, "strong_min": gap.thresholds.strong_min},
         "links": [
-            {"link_id": link.link_id, "name": link.name, "stage": link.stage, "depth": link.depth, "parent_id": link.parent_id,
-             "is_leaf": link.is_leaf, "key_tech": link.key_tech, "status": link.status, "firms": link.firm_count,
-             "direct_firms": link.direct_firm_count, "revenue_wan": link.revenue_wan, "revenue_known": link.revenue_known,
-             "has_leader": link.has_leader,
-             "firm_list": [{"enterprise_id": f.enterprise_id, "name": f.name, "role": f.role,
-                            "revenue_wan": f.revenue_wan, "direct": f.direct} for f in link.firms]}
+            {
+                "link_id": link.link_id,
+                "name": link.name,
+                "stage": link.stage,
+                "depth": link.depth,
+                "parent_id": link.parent_id,
+                "is_leaf": link.is_leaf,
+                "key_tech": link.key_tech,
+                "status": link.status,
+                "firms": link.firm_count,
+                "direct_firms": link.direct_firm_count,
+                "revenue_wan": link.revenue_wan,
+                "revenue_known": link.revenue_known,
+                "has_leader": link.has_leader,
+                "firm_list": [
+                    {
+                        "enterprise_id": f.enterprise_id,
+                        "name": f.name,
+                        "role": f.role,
+                        "revenue_wan": f.revenue_wan,
+                        "direct": f.direct,
+                    }
+                    for f in link.firms
+                ],
+            }
             for link in gap.links
         ],
         "stages": {s: rollup_dict(r) for s, r in gap.stages.items()},

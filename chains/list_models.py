@@ -1,4 +1,5 @@
 """N张清单 models: materialised list entries with curation, their change history, key projects."""
+
 from __future__ import annotations
 
 from datetime import datetime

@@ -16,6 +16,7 @@ Derivation rules:
 - projects 重点项目清单: the cluster's projects on this chain, or with no link given.
 - key_tech 卡脖子技术清单: key_tech links of the chain, with whether the cluster covers them.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -77,8 +78,9 @@ def _derive(session: Session, cluster_id: str, chain_id: str) -> dict[str, list[
     gap = analyze_chain(session, cluster_id, chain_id)
     link_by_key = {link.link_id: link for link in gap.links}
     roster = session.scalars(select(RosterEntry).where(RosterEntry.cluster_id == cluster_id)).all()
-    assignments = session.scalars(select(LinkAssignment).where(
-        LinkAssignment.cluster_id == cluster_id, LinkAssignment.confirmed.is_(True))).all()
+    assignments = session.scalars(
+        select(LinkAssignment).where(LinkAssignment.cluster_id == cluster_id, LinkAssignment.confirmed.is_(True))
+    ).all()
     on_chain: dict[int, list[str]] = {}
     placed_anywhere: set[int] = set()
     for a in assignments:
@@ -89,35 +91,70 @@ def _derive(session: Session, cluster_id: str, chain_id: str) -> dict[str, list[
 
     out: dict[str, list[_Item]] = {t: [] for t in DERIVED_LISTS}
     role_rank = {"龙头": 0, "骨干": 1, "配套": 2}
-    for entry in sorted(roster, key=lambda r: (role_rank.get(r.role, 3), -(r.enterprise.revenue_wan or 0), r.enterprise.name)):
+    for entry in sorted(
+        roster, key=lambda r: (role_rank.get(r.role, 3), -(r.enterprise.revenue_wan or 0), r.enterprise.name)
+    ):
         ent = entry.enterprise
         keys = sorted(on_chain.get(ent.id, []), key=lambda k: order[k])
         names = "、".join(link_by_key[k].name for k in keys)
         if entry.role in LEADER_ROLES and (keys or ent.id not in placed_anywhere):
-            out[LIST_LEADERS].append(_Item(f"ent:{ent.id}", {**_firm_data(ent), "role": entry.role, "links": names},
-                                           enterprise_id=ent.id))
+            out[LIST_LEADERS].append(
+                _Item(f"ent:{ent.id}", {**_firm_data(ent), "role": entry.role, "links": names}, enterprise_id=ent.id)
+            )
         elif entry.role == SUPPLIER_ROLE and keys:
             stages = "、".join(dict.fromkeys(link_by_key[k].stage for k in keys))
-            out[LIST_SUPPLIERS].append(_Item(f"ent:{ent.id}", {**_firm_data(ent), "links": names, "stages": stages},
-                                             enterprise_id=ent.id))
+            out[LIST_SUPPLIERS].append(
+                _Item(f"ent:{ent.id}", {**_firm_data(ent), "links": names, "stages": stages}, enterprise_id=ent.id)
+            )
 
     for link in gap.links:
         parent = link_by_key[link.parent_id].name if link.parent_id in link_by_key else ""
         if link.is_leaf and link.status in (STATUS_BLANK, STATUS_WEAK):
-            out[LIST_WEAK_LINKS].append(_Item(f"link:{link.link_id}", {
-                "name": link.name, "stage": link.stage, "parent": parent, "status": link.status, "firms": link.firm_count,
-                "key_tech": "是" if link.key_tech else "否", "keywords": "",
-            }, link_key=link.link_id))
+            out[LIST_WEAK_LINKS].append(
+                _Item(
+                    f"link:{link.link_id}",
+                    {
+                        "name": link.name,
+                        "stage": link.stage,
+                        "parent": parent,
+                        "status": link.status,
+                        "firms": link.firm_count,
+                        "key_tech": "是" if link.key_tech else "否",
+                        "keywords": "",
+                    },
+                    link_key=link.link_id,
+                )
+            )
         if link.status == STATUS_STRONG:
-            out[LIST_STRONG_LINKS].append(_Item(f"link:{link.link_id}", {
-                "name": link.name, "stage": link.stage, "status": link.status, "firms": link.firm_count,
-                "revenue_wan": link.revenue_wan, "top_firms": "、".join(f.name for f in link.firms[:5]),
-            }, link_key=link.link_id))
+            out[LIST_STRONG_LINKS].append(
+                _Item(
+                    f"link:{link.link_id}",
+                    {
+                        "name": link.name,
+                        "stage": link.stage,
+                        "status": link.status,
+                        "firms": link.firm_count,
+                        "revenue_wan": link.revenue_wan,
+                        "top_firms": "、".join(f.name for f in link.firms[:5]),
+                    },
+                    link_key=link.link_id,
+                )
+            )
         if link.key_tech:
-            out[LIST_KEY_TECH].append(_Item(f"link:{link.link_id}", {
-                "name": link.name, "stage": link.stage, "key_tech_note": "", "covered": "是" if link.firm_count else "否",
-                "firms": link.firm_count, "status": link.status,
-            }, link_key=link.link_id))
+            out[LIST_KEY_TECH].append(
+                _Item(
+                    f"link:{link.link_id}",
+                    {
+                        "name": link.name,
+                        "stage": link.stage,
+                        "key_tech_note": "",
+                        "covered": "是" if link.firm_count else "否",
+                        "firms": link.firm_count,
+                        "status": link.status,
+                    },
+                    link_key=link.link_id,
+                )
+            )
     # Fields kept off LinkGap (keywords, notes) come from the link rows themselves.
     link_rows = {link.key: link for link in current_links(session, chain_id)}
     for item in out[LIST_WEAK_LINKS]:
@@ -132,11 +169,22 @@ def _derive(session: Session, cluster_id: str, chain_id: str) -> dict[str, list[
     for p in sorted(projects, key=lambda p: (p.year is None, p.year or 0, p.id)):
         if p.chain_id not in (None, chain_id):
             continue
-        out[LIST_PROJECTS].append(_Item(f"proj:{p.id}", {
-            "name": p.name, "enterprise": p.enterprise.name if p.enterprise else "",
-            "link": link_by_key[p.link_key].name if p.link_key in link_by_key else "",
-            "investment_wan": p.investment_wan, "status": p.status, "year": p.year,
-        }, enterprise_id=p.enterprise_id, link_key=p.link_key, project_id=p.id))
+        out[LIST_PROJECTS].append(
+            _Item(
+                f"proj:{p.id}",
+                {
+                    "name": p.name,
+                    "enterprise": p.enterprise.name if p.enterprise else "",
+                    "link": link_by_key[p.link_key].name if p.link_key in link_by_key else "",
+                    "investment_wan": p.investment_wan,
+                    "status": p.status,
+                    "year": p.year,
+                },
+                enterprise_id=p.enterprise_id,
+                link_key=p.link_key,
+                project_id=p.id,
+            )
+        )
     return out
 
 
@@ -150,8 +198,10 @@ def refresh_lists(session: Session, cluster_id: str, chain_id: str, commit: bool
     derived = _derive(session, cluster_id, chain_id)
     now = utcnow()
     existing = {
-        (e.list_type, e.item_key): e for e in session.scalars(select(ListEntry).where(
-            ListEntry.cluster_id == cluster_id, ListEntry.chain_id == chain_id))
+        (e.list_type, e.item_key): e
+        for e in session.scalars(
+            select(ListEntry).where(ListEntry.cluster_id == cluster_id, ListEntry.chain_id == chain_id)
+        )
     }
     for list_type, items in derived.items():
         keys = set()
@@ -159,8 +209,13 @@ def refresh_lists(session: Session, cluster_id: str, chain_id: str, commit: bool
             keys.add(item.item_key)
             entry = existing.get((list_type, item.item_key))
             if entry is None:
-                entry = ListEntry(cluster_id=cluster_id, chain_id=chain_id, list_type=list_type,
-                                  item_key=item.item_key, source=ENTRY_DERIVED)
+                entry = ListEntry(
+                    cluster_id=cluster_id,
+                    chain_id=chain_id,
+                    list_type=list_type,
+                    item_key=item.item_key,
+                    source=ENTRY_DERIVED,
+                )
                 session.add(entry)
             entry.derived, entry.position, entry.data = True, position, item.data
             entry.enterprise_id, entry.link_key, entry.project_id = item.enterprise_id, item.link_key, item.project_id
@@ -174,13 +229,22 @@ def refresh_lists(session: Session, cluster_id: str, chain_id: str, commit: bool
     return {t: len(get_list(session, cluster_id, chain_id, t)) for t in LIST_TYPES}
 
 
-def get_list(session: Session, cluster_id: str, chain_id: str, list_type: str, include_removed: bool = False) -> list[ListEntry]:
+def get_list(
+    session: Session, cluster_id: str, chain_id: str, list_type: str, include_removed: bool = False
+) -> list[ListEntry]:
     """Visible entries of one list (pinned first, then derivation order); removed ones on request."""
     if list_type not in LIST_TYPES:
         raise KeyError(f"list {list_type}")
-    entries = session.scalars(select(ListEntry).where(
-        ListEntry.cluster_id == cluster_id, ListEntry.chain_id == chain_id, ListEntry.list_type == list_type)).all()
-    shown = [e for e in entries if e.visible or (include_removed and e.removed and (e.derived or e.pinned or e.source == ENTRY_MANUAL))]
+    entries = session.scalars(
+        select(ListEntry).where(
+            ListEntry.cluster_id == cluster_id, ListEntry.chain_id == chain_id, ListEntry.list_type == list_type
+        )
+    ).all()
+    shown = [
+        e
+        for e in entries
+        if e.visible or (include_removed and e.removed and (e.derived or e.pinned or e.source == ENTRY_MANUAL))
+    ]
     return sorted(shown, key=lambda e: (not e.pinned, e.removed, e.position, e.id))
 
 
@@ -194,8 +258,14 @@ def _actor(user: Any) -> tuple[int | None, str | None]:
 
 def _record(session: Session, entry: ListEntry, action: str, old: Any, new: Any, user: Any) -> ListChange:
     user_id, username = _actor(user)
-    change = ListChange(entry=entry, action=action, old_value=None if old is None else str(old),
-                        new_value=None if new is None else str(new), user_id=user_id, username=username)
+    change = ListChange(
+        entry=entry,
+        action=action,
+        old_value=None if old is None else str(old),
+        new_value=None if new is None else str(new),
+        user_id=user_id,
+        username=username,
+    )
     session.add(change)
     return change
 
@@ -207,7 +277,9 @@ def _entry(session: Session, entry_id: int) -> ListEntry:
     return entry
 
 
-def _set_flag(session: Session, entry_id: int, attr: str, value: bool, action: str, user: Any, commit: bool) -> ListEntry:
+def _set_flag(
+    session: Session, entry_id: int, attr: str, value: bool, action: str, user: Any, commit: bool
+) -> ListEntry:
     entry = _entry(session, entry_id)
     if getattr(entry, attr) != value:
         _record(session, entry, action, getattr(entry, attr), value, user)
@@ -248,8 +320,16 @@ def set_note(session: Session, entry_id: int, note: str, user: Any = None, commi
     return entry
 
 
-def add_target(session: Session, cluster_id: str, chain_id: str, enterprise_id: int, user: Any = None,
-               note: str = "", link_key: str | None = None, commit: bool = True) -> ListEntry:
+def add_target(
+    session: Session,
+    cluster_id: str,
+    chain_id: str,
+    enterprise_id: int,
+    user: Any = None,
+    note: str = "",
+    link_key: str | None = None,
+    commit: bool = True,
+) -> ListEntry:
     """Add a firm to the 招商目标企业清单 of a cluster × chain (idempotent; a removed entry is restored)."""
     cluster = session.get(Cluster, cluster_id)
     if cluster is None or chain_id not in cluster.chain_ids:
@@ -257,22 +337,47 @@ def add_target(session: Session, cluster_id: str, chain_id: str, enterprise_id: 
     ent = session.get(Enterprise, enterprise_id)
     if ent is None:
         raise KeyError(f"enterprise {enterprise_id}")
-    entry = session.scalar(select(ListEntry).where(
-        ListEntry.cluster_id == cluster_id, ListEntry.chain_id == chain_id, ListEntry.list_type == LIST_TARGETS,
-        ListEntry.item_key == f"ent:{enterprise_id}"))
+    entry = session.scalar(
+        select(ListEntry).where(
+            ListEntry.cluster_id == cluster_id,
+            ListEntry.chain_id == chain_id,
+            ListEntry.list_type == LIST_TARGETS,
+            ListEntry.item_key == f"ent:{enterprise_id}",
+        )
+    )
     user_id, username = _actor(user)
     link_name = ""
     if link_key:
         link_name = next((link.name for link in current_links(session, chain_id) if link.key == link_key), link_key)
     if entry is None:
-        count = len(session.scalars(select(ListEntry.id).where(
-            ListEntry.cluster_id == cluster_id, ListEntry.chain_id == chain_id,
-            ListEntry.list_type == LIST_TARGETS)).all())
-        entry = ListEntry(cluster_id=cluster_id, chain_id=chain_id, list_type=LIST_TARGETS,
-                          item_key=f"ent:{enterprise_id}", source=ENTRY_MANUAL, derived=False, position=count,
-                          enterprise_id=enterprise_id, link_key=link_key, created_by_id=user_id,
-                          data={**_firm_data(ent), "link": link_name, "added_by": username or "",
-                                "added_at": utcnow().strftime("%Y-%m-%d %H:%M")}, note=(note or "").strip())
+        count = len(
+            session.scalars(
+                select(ListEntry.id).where(
+                    ListEntry.cluster_id == cluster_id,
+                    ListEntry.chain_id == chain_id,
+                    ListEntry.list_type == LIST_TARGETS,
+                )
+            ).all()
+        )
+        entry = ListEntry(
+            cluster_id=cluster_id,
+            chain_id=chain_id,
+            list_type=LIST_TARGETS,
+            item_key=f"ent:{enterprise_id}",
+            source=ENTRY_MANUAL,
+            derived=False,
+            position=count,
+            enterprise_id=enterprise_id,
+            link_key=link_key,
+            created_by_id=user_id,
+            data={
+                **_firm_data(ent),
+                "link": link_name,
+                "added_by": username or "",
+                "added_at": utcnow().strftime("%Y-%m-%d %H:%M"),
+            },
+            note=(note or "").strip(),
+        )
         session.add(entry)
         _record(session, entry, "add", None, ent.name, user)
     else:

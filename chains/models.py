@@ -2,6 +2,7 @@
 
 Each feature keeps its models in its own module; add the import here when a module is added.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -1,4 +1,5 @@
 """YAML loading that remembers line numbers, so validation errors can name file and line."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

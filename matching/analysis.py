@@ -5,6 +5,7 @@ of texts is analysed (jieba words, character 1–2-grams, character 1–3-grams 
 integer term ids at once and kept only as a sparse count matrix. Large pools are analysed in worker processes
 (each batch comes back as its own small vocabulary plus int32 ids, so the parent only re-maps arrays).
 """
+
 from __future__ import annotations
 
 import os
@@ -17,7 +18,7 @@ import scipy.sparse as sp
 
 from matching.text import char_ngrams, normalize, tokenize
 
-BATCH_SIZE = 2_000          # texts analysed per task
+BATCH_SIZE = 2_000  # texts analysed per task
 PARALLEL_MIN_TEXTS = 40_000  # below this, worker start-up (jieba loads its dictionary in each) costs more than it saves
 TFIDF_NGRAMS = (1, 3)
 _WHITE_SPACES = re.compile(r"\s\s+")
@@ -34,10 +35,10 @@ def char_wb_ngrams(text: str, n_min: int = TFIDF_NGRAMS[0], n_max: int = TFIDF_N
         size = len(word)
         for n in range(n_min, n_max + 1):
             offset = 0
-            append(word[offset:offset + n])
+            append(word[offset : offset + n])
             while offset + n < size:
                 offset += 1
-                append(word[offset:offset + n])
+                append(word[offset : offset + n])
             if offset == 0:  # a word shorter than n: counted once
                 break
     return out
@@ -52,7 +53,9 @@ def char12_terms(text: str) -> list[str]:
 
 
 ANALYZERS: dict[str, Callable[[str], list[str]]] = {
-    "word": word_terms, "char12": char12_terms, "char_wb13": char_wb_ngrams,
+    "word": word_terms,
+    "char12": char12_terms,
+    "char_wb13": char_wb_ngrams,
 }
 
 
@@ -97,7 +100,7 @@ class _LocalBatch:
     """One analysed batch for one analyzer: its own vocabulary, flat local ids and per-text token counts."""
 
     terms: list[str]
-    ids: np.ndarray      # int32, all tokens of the batch in order
+    ids: np.ndarray  # int32, all tokens of the batch in order
     lengths: np.ndarray  # int32, tokens per text
 
 
@@ -132,7 +135,7 @@ def _worker(args: tuple[list[str], tuple[str, ...]]) -> dict[str, _LocalBatch]:
 
 def _batches(texts: Sequence[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(texts), size):
-        yield list(texts[start:start + size])
+        yield list(texts[start : start + size])
 
 
 def _analyzed(texts: Sequence[str], analyzers: tuple[str, ...], workers: int) -> Iterator[dict[str, _LocalBatch]]:
@@ -155,8 +158,13 @@ def default_workers() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
 
-def count_matrices(texts: Sequence[str], analyzers: Sequence[str], vocabularies: dict[str, Vocabulary],
-                   workers: int | None = None, progress: Progress | None = None) -> dict[str, sp.csr_matrix]:
+def count_matrices(
+    texts: Sequence[str],
+    analyzers: Sequence[str],
+    vocabularies: dict[str, Vocabulary],
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> dict[str, sp.csr_matrix]:
     """Per analyzer, the (len(texts), len(vocabulary)) term-count matrix (int32 counts) of the texts.
 
     New terms are added to `vocabularies[name]`; the matrices' widths are the vocabularies' sizes afterwards."""
@@ -172,7 +180,9 @@ def count_matrices(texts: Sequence[str], analyzers: Sequence[str], vocabularies:
             cols = remap[batch.ids] if len(batch.ids) else np.zeros(0, np.int64)
             indptr = np.zeros(rows + 1, np.int64)
             np.cumsum(batch.lengths, out=indptr[1:])
-            m = sp.csr_matrix((np.ones(len(cols), np.int32), cols, indptr), shape=(rows, max(int(cols.max(initial=-1)) + 1, 1)))
+            m = sp.csr_matrix(
+                (np.ones(len(cols), np.int32), cols, indptr), shape=(rows, max(int(cols.max(initial=-1)) + 1, 1))
+            )
             m.sum_duplicates()
             parts[name].append(m)
         done += rows

@@ -5,6 +5,7 @@ Each chunk of `chunk_size` texts is encoded, written as `chunk-<start>.npy` (ato
 resumes after the last recorded chunk. The fitted embedder state is saved beside the chunks, so a resumed run
 encodes with exactly the same model (the built-in embedder is fitted on the pool; refitting would change vectors).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -47,7 +48,7 @@ class EmbedResult:
     dim: int
     chunks: int
     chunks_reused: int
-    seconds: float      # encoding time of this run
+    seconds: float  # encoding time of this run
     texts_per_s: float  # over the chunks encoded in this run
 
 
@@ -63,8 +64,14 @@ def _write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     atomic_write_bytes(folder / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=1).encode("utf-8"))
 
 
-def embed_pool(texts: Sequence[str], embedder: Embedder, folder: Path, chunk_size: int = DEFAULT_CHUNK,
-               progress: Progress | None = None, stop_after_chunks: int | None = None) -> EmbedResult:
+def embed_pool(
+    texts: Sequence[str],
+    embedder: Embedder,
+    folder: Path,
+    chunk_size: int = DEFAULT_CHUNK,
+    progress: Progress | None = None,
+    stop_after_chunks: int | None = None,
+) -> EmbedResult:
     """Encode `texts` into `folder` chunk by chunk, resuming a previous run of the same pool and embedder.
 
     `embedder` must already be fitted. `stop_after_chunks` ends this run early (as a crash would), for testing
@@ -74,8 +81,12 @@ def embed_pool(texts: Sequence[str], embedder: Embedder, folder: Path, chunk_siz
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    identity = {"embedder": embedder.name, "count": len(texts), "chunk_size": int(chunk_size),
-                "fingerprint": pool_fingerprint(texts)}
+    identity = {
+        "embedder": embedder.name,
+        "count": len(texts),
+        "chunk_size": int(chunk_size),
+        "fingerprint": pool_fingerprint(texts),
+    }
     manifest = _read_manifest(folder)
     if manifest and all(manifest.get(k) == v for k, v in identity.items()) and (folder / EMBEDDER_DIR).exists():
         embedder = load_embedder(folder / EMBEDDER_DIR)  # the state the earlier chunks were encoded with
@@ -113,8 +124,15 @@ def embed_pool(texts: Sequence[str], embedder: Embedder, folder: Path, chunk_siz
         _write_manifest(folder, manifest)
         if progress:
             progress(stop, n)
-    return EmbedResult(folder, n, int(manifest.get("dim", embedder.dim)), len(manifest["chunks"]), reused,
-                       round(seconds, 3), round(encoded / seconds, 1) if seconds else 0.0)
+    return EmbedResult(
+        folder,
+        n,
+        int(manifest.get("dim", embedder.dim)),
+        len(manifest["chunks"]),
+        reused,
+        round(seconds, 3),
+        round(encoded / seconds, 1) if seconds else 0.0,
+    )
 
 
 def is_complete(folder: Path) -> bool:
@@ -133,7 +151,7 @@ def load_vectors(folder: Path, mmap: bool = True) -> np.ndarray:
     chunks = sorted(manifest["chunks"], key=lambda c: c["start"])
     out = np.empty((manifest["count"], manifest["dim"]), np.float32)
     for c in chunks:
-        out[c["start"]:c["stop"]] = np.load(folder / c["file"], mmap_mode="r" if mmap else None)
+        out[c["start"] : c["stop"]] = np.load(folder / c["file"], mmap_mode="r" if mmap else None)
     return out
 
 

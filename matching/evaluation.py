@@ -3,6 +3,7 @@
 Used by `chainmatch eval-matching` and bench/ablation_matching.py. Everything is built in memory
 from the files given; no database is used.
 """
+
 from __future__ import annotations
 
 import csv
@@ -75,10 +76,18 @@ def labelled(queries: Sequence[dict[str, Any]], firms: Firms) -> list[LabelledQu
     return out
 
 
-def build_engine(firms: Firms, model: str = "", weights: FusionWeights | None = None, backend: str = "auto",
-                 models_dir: Path | None = None, onnx_cache: Path | None = None, vector_cache: Path | None = None,
-                 progress: Callable[[int, int], None] | None = None, static: bool = False,
-                 log: Callable[[str], None] = lambda m: None) -> MatchEngine:
+def build_engine(
+    firms: Firms,
+    model: str = "",
+    weights: FusionWeights | None = None,
+    backend: str = "auto",
+    models_dir: Path | None = None,
+    onnx_cache: Path | None = None,
+    vector_cache: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    static: bool = False,
+    log: Callable[[str], None] = lambda m: None,
+) -> MatchEngine:
     """An engine over the firms, searched as the product searches: with the bundled multilingual-e5-small (`model`
     empty; converted into `models_dir`), another local sentence-transformers model (a path), or the lexical channels
     alone (`model` "builtin": the built-in LSA embedder's fusion weight is 0). `static`: a static embedder trained
@@ -105,16 +114,23 @@ def build_engine(firms: Firms, model: str = "", weights: FusionWeights | None = 
     return engine
 
 
-def train_static_embedder(teacher: Embedder, texts: list[str], documents: Encode, queries: Encode,
-                          models_dir: Path | None, log: Callable[[str], None] = lambda m: None) -> StaticEmbedder:
+def train_static_embedder(
+    teacher: Embedder,
+    texts: list[str],
+    documents: Encode,
+    queries: Encode,
+    models_dir: Path | None,
+    log: Callable[[str], None] = lambda m: None,
+) -> StaticEmbedder:
     """A static embedder trained from `teacher` on `texts`, saved under the models folder."""
     from matching.embedders import e5_bundle
     from matching.embedders.static import StaticEmbedder, write_model
     from matching.embedders.static_training import train
 
     vocab, tables, figures = train(texts, documents, queries)
-    folder = write_model(Path(models_dir) if models_dir else e5_bundle.models_dir_default(), teacher.name, vocab,
-                         tables, figures)
+    folder = write_model(
+        Path(models_dir) if models_dir else e5_bundle.models_dir_default(), teacher.name, vocab, tables, figures
+    )
     log(f"static embedder trained in {figures['seconds']} s: {figures['vocabulary']} tokens, loss {figures['loss']}")
     return StaticEmbedder(folder)
 
@@ -123,20 +139,41 @@ def rank_queries(engine: MatchEngine, firms: Firms, queries: Sequence[dict[str, 
     return [[firms.external_ids[h.id] for h in engine.search(q["query"], k=top)] for q in queries]
 
 
-def run_benchmark(firms_csv: Path, queries_jsonl: Path, out_jsonl: Path, train_jsonl: Path | None = None,
-                  top: int = DEFAULT_TOP, model: str = "", log: Callable[[str], None] = lambda m: None,
-                  backend: str = "auto", models_dir: Path | None = None, onnx_cache: Path | None = None,
-                  vector_cache: Path | None = None, progress: Callable[[int, int], None] | None = None,
-                  static: bool = False) -> dict[str, Any]:
+def run_benchmark(
+    firms_csv: Path,
+    queries_jsonl: Path,
+    out_jsonl: Path,
+    train_jsonl: Path | None = None,
+    top: int = DEFAULT_TOP,
+    model: str = "",
+    log: Callable[[str], None] = lambda m: None,
+    backend: str = "auto",
+    models_dir: Path | None = None,
+    onnx_cache: Path | None = None,
+    vector_cache: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    static: bool = False,
+) -> dict[str, Any]:
     """Build, optionally learn from TRAIN, rank every query, write OUT.jsonl; returns metrics and timings."""
     t0 = time.time()
     firms = read_firms(Path(firms_csv))
     queries = read_queries(Path(queries_jsonl))
-    engine = build_engine(firms, model, backend=backend, models_dir=models_dir, onnx_cache=onnx_cache,
-                          vector_cache=vector_cache, progress=progress, static=static, log=log)
+    engine = build_engine(
+        firms,
+        model,
+        backend=backend,
+        models_dir=models_dir,
+        onnx_cache=onnx_cache,
+        vector_cache=vector_cache,
+        progress=progress,
+        static=static,
+        log=log,
+    )
     t_build = time.time() - t0
-    log(f"indexed {len(firms.docs)} firms in {t_build:.1f}s with {engine.info().get('embedder') or 'lexical channels'}"
-        f" (weights {engine.weights.channel_weights()})")
+    log(
+        f"indexed {len(firms.docs)} firms in {t_build:.1f}s with {engine.info().get('embedder') or 'lexical channels'}"
+        f" (weights {engine.weights.channel_weights()})"
+    )
     learned = None
     if train_jsonl:
         examples = labelled(read_queries(Path(train_jsonl)), firms)
@@ -152,5 +189,13 @@ def run_benchmark(firms_csv: Path, queries_jsonl: Path, out_jsonl: Path, train_j
         for q, ranked in zip(queries, rankings):
             fh.write(json.dumps({"query": q["query"], "ranked": ranked}, ensure_ascii=False) + "\n")
     metrics = score_rankings(rankings, [q["relevant"] for q in queries])
-    return {**metrics, "firms": len(firms.docs), "ranked_queries": len(queries), "learned": learned,
-            "embedder": engine.info().get("embedder"), "build_seconds": t_build, "search_seconds": t_search, "total_seconds": time.time() - t0}
+    return {
+        **metrics,
+        "firms": len(firms.docs),
+        "ranked_queries": len(queries),
+        "learned": learned,
+        "embedder": engine.info().get("embedder"),
+        "build_seconds": t_build,
+        "search_seconds": t_search,
+        "total_seconds": time.time() - t0,
+    }

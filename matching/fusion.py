@@ -6,6 +6,7 @@ and cosine similarities (0..1) on one scale and reward documents that stand out 
 several channels. Reciprocal-rank fusion (Σ_c w_c / (k + rank_c)) is available for comparison; on the
 ICKG dev benchmark it scored below z-score fusion (see docs/matching.md).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -22,10 +23,10 @@ _EPS = 1e-9
 class FusionWeights:
     """Per-channel weights of the fused score (a weight of 0 switches the channel off)."""
 
-    bm25: float = 0.5      # BM25 over jieba search-mode word tokens
-    char: float = 0.5      # BM25 over character 1–2-grams
-    tfidf: float = 0.0     # char 1–3-gram TF-IDF cosine (kept as a learning feature; no gain when fused)
-    dense: float = 0.0     # embedder cosine; the built-in LSA embedder lowered nDCG when fused, so off by default
+    bm25: float = 0.5  # BM25 over jieba search-mode word tokens
+    char: float = 0.5  # BM25 over character 1–2-grams
+    tfidf: float = 0.0  # char 1–3-gram TF-IDF cosine (kept as a learning feature; no gain when fused)
+    dense: float = 0.0  # embedder cosine; the built-in LSA embedder lowered nDCG when fused, so off by default
     method: str = "zscore"  # "zscore" or "rrf"
     extra: dict[str, float] = field(default_factory=dict)
 

@@ -16,6 +16,7 @@ firms marked "not relevant". Two mechanisms, measured on the ICKG benchmark (doc
 `learn` adopts the model only when an internal cross-validation over the examples (disjoint
 queries) shows an nDCG@10 gain of at least MIN_GAIN over the default fusion.
 """
+
 from __future__ import annotations
 
 import time
@@ -33,14 +34,15 @@ from matching.text import normalize
 if TYPE_CHECKING:
     from matching.engine import MatchEngine
 
-MIN_GAIN = 0.005        # nDCG@10 gain the internal cross-validation must show before a model is adopted
-MIN_EXAMPLES = 10       # fewer labelled queries than this: nothing to learn from reliably
-CV_FOLDS = 3            # outer folds of the adoption test
-INNER_FOLDS = 4         # folds used to compute out-of-fold label-memory features for training rows
+MIN_GAIN = 0.005  # nDCG@10 gain the internal cross-validation must show before a model is adopted
+MIN_EXAMPLES = 10  # fewer labelled queries than this: nothing to learn from reliably
+CV_FOLDS = 3  # outer folds of the adoption test
+INNER_FOLDS = 4  # folds used to compute out-of-fold label-memory features for training rows
 MEMORY_FEATURES = ("mem_max_sim", "mem_sum_sim", "mem_log_count")
 # Tree settings: small leaves and a modest learning rate; early stopping off keeps training deterministic.
-RANKER_PARAMS = dict(max_iter=150, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=50,
-                     early_stopping=False, random_state=0)
+RANKER_PARAMS = dict(
+    max_iter=150, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=50, early_stopping=False, random_state=0
+)
 
 
 def single_thread() -> AbstractContextManager[object]:
@@ -86,8 +88,9 @@ class LabelMemory:
         self.vectorizer = None
         self.matrix = None
         if self.queries:
-            self.vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True,
-                                              preprocessor=normalize, dtype=np.float32)
+            self.vectorizer = TfidfVectorizer(
+                analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True, preprocessor=normalize, dtype=np.float32
+            )
             self.matrix = self.vectorizer.fit_transform(self.queries)
 
     def features(self, query: str, doc_ids: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -106,6 +109,7 @@ class LabelMemory:
 @dataclass
 class _Prepared:
     """One example's fused candidates, their base features and labels (independent of the folds)."""
+
     example: LabelledQuery
     ids: np.ndarray
     base: np.ndarray
@@ -143,8 +147,9 @@ def _prepare(engine: MatchEngine, examples: Sequence[LabelledQuery], candidates:
     return out
 
 
-def _memory_rows(prepared: Sequence[_Prepared], members: np.ndarray,
-                 sources: Sequence[LabelledQuery]) -> list[np.ndarray]:
+def _memory_rows(
+    prepared: Sequence[_Prepared], members: np.ndarray, sources: Sequence[LabelledQuery]
+) -> list[np.ndarray]:
     memory = LabelMemory(sources)
     return [memory.features(prepared[i].example.query, prepared[i].ids) for i in members]
 
@@ -184,9 +189,14 @@ def _ndcg(prepared: _Prepared, scores: np.ndarray | None) -> float:
     return ndcg_at_k(list(ids), set(int(x) for x in prepared.example.relevant), 10)
 
 
-def evaluate_gain(engine: MatchEngine, examples: Sequence[LabelledQuery], folds: int = CV_FOLDS, seed: int = 0,
-                  candidates: int = RERANK_CANDIDATES,
-                  prepared: list[_Prepared] | None = None) -> dict[str, Any]:
+def evaluate_gain(
+    engine: MatchEngine,
+    examples: Sequence[LabelledQuery],
+    folds: int = CV_FOLDS,
+    seed: int = 0,
+    candidates: int = RERANK_CANDIDATES,
+    prepared: list[_Prepared] | None = None,
+) -> dict[str, Any]:
     """Cross-validated nDCG@10 of the default fusion vs the learned model on disjoint query folds."""
     prepared = prepared if prepared is not None else _prepare(engine, examples, candidates)
     n = len(prepared)
@@ -207,12 +217,18 @@ def evaluate_gain(engine: MatchEngine, examples: Sequence[LabelledQuery], folds:
             with single_thread():
                 learned_scores.append(_ndcg(p, ranker.predict_proba(x)[:, 1]))
     baseline, learned = mean(base_scores), mean(learned_scores)
-    return {"folds": len(parts), "queries": n, "baseline_ndcg10": baseline, "learned_ndcg10": learned,
-            "gain": learned - baseline}
+    return {
+        "folds": len(parts),
+        "queries": n,
+        "baseline_ndcg10": baseline,
+        "learned_ndcg10": learned,
+        "gain": learned - baseline,
+    }
 
 
-def merge_negatives(examples: Sequence[LabelledQuery],
-                    negatives: Mapping[str, Collection[int]] | None) -> list[LabelledQuery]:
+def merge_negatives(
+    examples: Sequence[LabelledQuery], negatives: Mapping[str, Collection[int]] | None
+) -> list[LabelledQuery]:
     """Attach "not relevant" feedback (query text → firm ids) to the examples."""
     merged: dict[str, LabelledQuery] = {}
     for e in examples:
@@ -228,9 +244,15 @@ def merge_negatives(examples: Sequence[LabelledQuery],
     return [e for e in merged.values() if e.relevant]
 
 
-def learn(engine: MatchEngine, examples: Sequence[LabelledQuery],
-          negatives: Mapping[str, Collection[int]] | None = None, folds: int = CV_FOLDS,
-          min_gain: float = MIN_GAIN, seed: int = 0, candidates: int = RERANK_CANDIDATES) -> LearnedModel:
+def learn(
+    engine: MatchEngine,
+    examples: Sequence[LabelledQuery],
+    negatives: Mapping[str, Collection[int]] | None = None,
+    folds: int = CV_FOLDS,
+    min_gain: float = MIN_GAIN,
+    seed: int = 0,
+    candidates: int = RERANK_CANDIDATES,
+) -> LearnedModel:
     """Learn a re-ranker from labelled queries; adopted only when cross-validation shows ≥ min_gain nDCG@10.
 
     Candidates that are not confirmed count as negatives; a firm marked not relevant for a query is

@@ -7,6 +7,7 @@ Each channel keeps what a pool of a million firms needs and nothing more:
 Rows are positions 0..n-1; the engine maps them to document ids. Query terms carry weight 1 per distinct term
 (or the given weights); a row's score sums its terms in ascending column order in float32, wherever it is computed.
 """
+
 from __future__ import annotations
 
 import json
@@ -50,8 +51,9 @@ def _csr_arrays(prefix: str, m: sp.spmatrix) -> dict[str, np.ndarray]:
     return {f"{prefix}_data": m.data, f"{prefix}_indices": m.indices, f"{prefix}_indptr": m.indptr}
 
 
-def _load_sparse(folder: Path, prefix: str, shape: tuple[int, int], cls: Callable[..., sp.spmatrix],
-                 mmap: bool) -> sp.spmatrix:
+def _load_sparse(
+    folder: Path, prefix: str, shape: tuple[int, int], cls: Callable[..., sp.spmatrix], mmap: bool
+) -> sp.spmatrix:
     parts = [_load_array(folder, f"{prefix}_{p}", mmap) for p in ("data", "indices", "indptr")]
     m = cls(shape, dtype=parts[0].dtype)
     m.data, m.indices, m.indptr = parts  # arrays as stored (possibly memory-mapped): no copy, no check pass
@@ -177,7 +179,9 @@ class BM25Channel(_Channel):
     def _weights_of(self, counts: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
         tf = counts.data.astype(np.float64)
         row_of_entry = np.repeat(rows, np.diff(counts.indptr))
-        data = (self.idf[counts.indices].astype(np.float64) * tf / (self.length_norm[row_of_entry] + tf)).astype(np.float32)
+        data = (self.idf[counts.indices].astype(np.float64) * tf / (self.length_norm[row_of_entry] + tf)).astype(
+            np.float32
+        )
         return sp.csr_matrix((data, counts.indices, counts.indptr), shape=counts.shape)
 
     # ---- reading ----------------------------------------------------------------------------
@@ -187,7 +191,7 @@ class BM25Channel(_Channel):
 
     def row_terms(self, row: int) -> np.ndarray:
         """Column ids of the row's distinct terms (ascending)."""
-        terms: np.ndarray = self.counts.indices[self.counts.indptr[row]:self.counts.indptr[row + 1]]
+        terms: np.ndarray = self.counts.indices[self.counts.indptr[row] : self.counts.indptr[row + 1]]
         return terms
 
     def scores(self, query: str, terms: Sequence[str] | dict[str, float] | None = None) -> np.ndarray:
@@ -199,11 +203,27 @@ class BM25Channel(_Channel):
     def save(self, folder: Path) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        _save_arrays(folder, idf=self.idf, length_norm=self.length_norm, col_max=self.col_max,
-                     **_csr_arrays("counts", self.counts), **_csr_arrays("columns", self.columns))
-        (folder / "bm25.json").write_text(json.dumps(
-            {"analyzer": self.analyzer, "k1": self.k1, "b": self.b, "shape": list(self.counts.shape),
-             "terms": self.vocab.terms}, ensure_ascii=False), encoding="utf-8")
+        _save_arrays(
+            folder,
+            idf=self.idf,
+            length_norm=self.length_norm,
+            col_max=self.col_max,
+            **_csr_arrays("counts", self.counts),
+            **_csr_arrays("columns", self.columns),
+        )
+        (folder / "bm25.json").write_text(
+            json.dumps(
+                {
+                    "analyzer": self.analyzer,
+                    "k1": self.k1,
+                    "b": self.b,
+                    "shape": list(self.counts.shape),
+                    "terms": self.vocab.terms,
+                },
+                ensure_ascii=False,
+            ),
+            encoding="utf-8",
+        )
 
     @classmethod
     def load(cls, folder: Path, mmap: bool = False) -> "BM25Channel":
@@ -308,7 +328,7 @@ class CharTfidfChannel(_Channel):
         return self.rows[np.asarray(rows, np.int64)]
 
     def row_terms(self, row: int) -> np.ndarray:
-        terms: np.ndarray = self.rows.indices[self.rows.indptr[row]:self.rows.indptr[row + 1]]
+        terms: np.ndarray = self.rows.indices[self.rows.indptr[row] : self.rows.indptr[row + 1]]
         return terms
 
     def query_weights(self, query: str) -> tuple[np.ndarray, np.ndarray]:
@@ -324,11 +344,20 @@ class CharTfidfChannel(_Channel):
     def save(self, folder: Path) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        _save_arrays(folder, idf=self.idf, col_max=self.col_max, **_csr_arrays("rows", self.rows),
-                     **_csr_arrays("columns", self.columns))
-        (folder / "tfidf.json").write_text(json.dumps(
-            {"analyzer": self.analyzer, "shape": list(self.rows.shape), "terms": self.vocab.terms},
-            ensure_ascii=False), encoding="utf-8")
+        _save_arrays(
+            folder,
+            idf=self.idf,
+            col_max=self.col_max,
+            **_csr_arrays("rows", self.rows),
+            **_csr_arrays("columns", self.columns),
+        )
+        (folder / "tfidf.json").write_text(
+            json.dumps(
+                {"analyzer": self.analyzer, "shape": list(self.rows.shape), "terms": self.vocab.terms},
+                ensure_ascii=False,
+            ),
+            encoding="utf-8",
+        )
 
     @classmethod
     def load(cls, folder: Path, mmap: bool = False) -> "CharTfidfChannel":
@@ -337,4 +366,3 @@ class CharTfidfChannel(_Channel):
         channel = cls()
         channel.rows = _load_sparse(folder, "rows", channel._load_shared(folder, meta, mmap), sp.csr_matrix, mmap)
         return channel
-

@@ -1,4 +1,5 @@
 """Ranking metrics with binary relevance: nDCG@k, Recall@k, MAP@k (pure functions)."""
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """Profile texts: what an enterprise is (documents) and what a chain link asks for (queries)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -20,8 +21,13 @@ def enterprise_profile(name: str, business_scope: str = "", main_products: str =
     return _join([name, main_products, industry_name, business_scope])
 
 
-def link_query(link_path: Sequence[str], description: str = "", keywords: Sequence[str] = (),
-               synonyms: Sequence[str] = (), products: Sequence[str] = ()) -> str:
+def link_query(
+    link_path: Sequence[str],
+    description: str = "",
+    keywords: Sequence[str] = (),
+    synonyms: Sequence[str] = (),
+    products: Sequence[str] = (),
+) -> str:
     """The query text for a chain link.
 
     The link's own name, keywords, synonyms and products carry the meaning; the parent path adds

@@ -9,13 +9,14 @@ finder and in the API. It ranks like the fused score; it is not a probability: o
 matching.md) candidates scored 50–80 were relevant in 73 % of cases on registered business scopes (SW3) and 19 % on
 patent-title profiles (ICKG).
 """
+
 from __future__ import annotations
 
 import math
 
 from matching.fusion import FusionWeights
 
-MATCH_SCORE_MID = 6.0    # average z-score that maps to 50
+MATCH_SCORE_MID = 6.0  # average z-score that maps to 50
 MATCH_SCORE_SCALE = 1.5  # z-score units per logistic unit (z 3 → 12, z 9 → 88, z 12 → 98)
 
 

@@ -8,6 +8,7 @@ what all unread terms together could add, no unseen document can enter the top k
 common terms (有, 限, 公, 司 …) are never read. The survivors are then scored exactly, from their rows, by the
 channels' own code, so the result equals scoring the whole pool (tests/matching/test_sparse_topk.py checks that).
 """
+
 from __future__ import annotations
 
 import threading
@@ -44,8 +45,15 @@ def _compile() -> _Kernels:
         from numba import njit
 
         @njit(nogil=True, cache=True)
-        def scatter_add(rows: np.ndarray, vals: np.ndarray, weight: np.float32, acc: np.ndarray, seen: np.ndarray,
-                        touched: np.ndarray, n_touched: int) -> int:
+        def scatter_add(
+            rows: np.ndarray,
+            vals: np.ndarray,
+            weight: np.float32,
+            acc: np.ndarray,
+            seen: np.ndarray,
+            touched: np.ndarray,
+            n_touched: int,
+        ) -> int:
             for i in range(rows.shape[0]):
                 r = rows[i]
                 if seen[r] == 0:
@@ -56,8 +64,9 @@ def _compile() -> _Kernels:
             return n_touched
 
         @njit(nogil=True, cache=True)
-        def add_flagged(rows: np.ndarray, vals: np.ndarray, weight: np.float32, acc: np.ndarray,
-                        seen: np.ndarray) -> None:
+        def add_flagged(
+            rows: np.ndarray, vals: np.ndarray, weight: np.float32, acc: np.ndarray, seen: np.ndarray
+        ) -> None:
             # Only rows still in the running (seen == 2) take the list's values.
             for i in range(rows.shape[0]):
                 r = rows[i]
@@ -72,9 +81,17 @@ def _compile() -> _Kernels:
                 seen[r] = 0
 
         @njit(nogil=True, cache=True)
-        def bm25_rows(indptr: np.ndarray, indices: np.ndarray, counts: np.ndarray, idf: np.ndarray,
-                      length_norm: np.ndarray, rows: np.ndarray, qslot: np.ndarray, qvals: np.ndarray,
-                      out: np.ndarray) -> None:
+        def bm25_rows(
+            indptr: np.ndarray,
+            indices: np.ndarray,
+            counts: np.ndarray,
+            idf: np.ndarray,
+            length_norm: np.ndarray,
+            rows: np.ndarray,
+            qslot: np.ndarray,
+            qvals: np.ndarray,
+            out: np.ndarray,
+        ) -> None:
             # A row's BM25 weights for the query's columns only (qslot[col] = 1 + position in qvals, else 0), computed
             # and summed (ascending columns, float32) exactly as the column weights and the whole-pool product are.
             for i in range(rows.shape[0]):
@@ -89,8 +106,15 @@ def _compile() -> _Kernels:
                 out[i] = s
 
         @njit(nogil=True, cache=True)
-        def weighted_rows(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, rows: np.ndarray,
-                          qslot: np.ndarray, qvals: np.ndarray, out: np.ndarray) -> None:
+        def weighted_rows(
+            indptr: np.ndarray,
+            indices: np.ndarray,
+            data: np.ndarray,
+            rows: np.ndarray,
+            qslot: np.ndarray,
+            qvals: np.ndarray,
+            out: np.ndarray,
+        ) -> None:
             for i in range(rows.shape[0]):
                 r = rows[i]
                 s = np.float32(0.0)
@@ -101,8 +125,14 @@ def _compile() -> _Kernels:
                 out[i] = s
 
         @njit(nogil=True, cache=True)
-        def lookup_add(term_rows: np.ndarray, term_vals: np.ndarray, weight: np.float32, rows: np.ndarray,
-                       n_rows: int, acc: np.ndarray) -> None:
+        def lookup_add(
+            term_rows: np.ndarray,
+            term_vals: np.ndarray,
+            weight: np.float32,
+            rows: np.ndarray,
+            n_rows: int,
+            acc: np.ndarray,
+        ) -> None:
             # Binary search of each row still in the running in an ascending posting list.
             size = term_rows.shape[0]
             for i in range(n_rows):
@@ -118,8 +148,16 @@ def _compile() -> _Kernels:
                     acc[r] += weight * term_vals[lo]
 
         @njit(nogil=True, cache=True)
-        def prune(rows: np.ndarray, n_rows: int, acc: np.ndarray, seen: np.ndarray, k: int, theta: float,
-                  rest: float, slack: float) -> tuple[int, float]:
+        def prune(
+            rows: np.ndarray,
+            n_rows: int,
+            acc: np.ndarray,
+            seen: np.ndarray,
+            k: int,
+            theta: float,
+            rest: float,
+            slack: float,
+        ) -> tuple[int, float]:
             # Raise θ to the k-th best score of the rows left, then keep (compacted to the front of `rows`) those
             # that the unread lists' bounds `rest` could still lift to θ; the others are unflagged.
             scores = np.empty(n_rows, np.float32)
@@ -140,8 +178,15 @@ def _compile() -> _Kernels:
             return kept, theta
 
         @njit(nogil=True, cache=True)
-        def survivors(acc: np.ndarray, touched: np.ndarray, n_touched: int, in_pool: np.ndarray, use_pool: bool,
-                      rest: float, margin: float) -> np.ndarray:
+        def survivors(
+            acc: np.ndarray,
+            touched: np.ndarray,
+            n_touched: int,
+            in_pool: np.ndarray,
+            use_pool: bool,
+            rest: float,
+            margin: float,
+        ) -> np.ndarray:
             # The touched pool rows whose partial score plus the unread lists' bounds can still reach θ.
             out = np.empty(n_touched, np.int64)
             kept = 0
@@ -169,16 +214,32 @@ def bm25_row_scores(channel: BM25Channel, rows: np.ndarray, cols: np.ndarray, va
     """BM25 scores of `rows` for ascending query columns `cols` weighted `vals` (float32), from the row counts."""
     out = np.zeros(len(rows), np.float32)
     m = channel.counts
-    _compile()[2](m.indptr, m.indices, m.data, channel.idf, channel.length_norm, np.asarray(rows, np.int64),
-                  _slots(m.shape[1], cols), np.asarray(vals, np.float32), out)
+    _compile()[2](
+        m.indptr,
+        m.indices,
+        m.data,
+        channel.idf,
+        channel.length_norm,
+        np.asarray(rows, np.int64),
+        _slots(m.shape[1], cols),
+        np.asarray(vals, np.float32),
+        out,
+    )
     return out
 
 
 def weighted_row_scores(matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray) -> np.ndarray:
     """Σ matrix[row, col] · val over ascending query columns, per row (float32), for a row-major weight matrix."""
     out = np.zeros(len(rows), np.float32)
-    _compile()[3](matrix.indptr, matrix.indices, matrix.data, np.asarray(rows, np.int64),
-                  _slots(matrix.shape[1], cols), np.asarray(vals, np.float32), out)
+    _compile()[3](
+        matrix.indptr,
+        matrix.indices,
+        matrix.data,
+        np.asarray(rows, np.int64),
+        _slots(matrix.shape[1], cols),
+        np.asarray(vals, np.float32),
+        out,
+    )
     return out
 
 
@@ -209,8 +270,8 @@ def _kth(values: np.ndarray, k: int) -> float:
 
 @dataclass
 class Candidates:
-    rows: np.ndarray      # ascending rows that may be in the top k (every row that is, and some that are not)
-    postings_read: int    # of postings_total: what pruning saved
+    rows: np.ndarray  # ascending rows that may be in the top k (every row that is, and some that are not)
+    postings_read: int  # of postings_total: what pruning saved
     postings_total: int
 
 
@@ -233,7 +294,7 @@ def candidate_rows(terms: list[Term], n: int, k: int, in_pool: np.ndarray | None
             # Short lists are read even when they can no longer matter: what they add to the rows they share with
             # the top lowers the bound of the unread lists, and so the number of rows left to finish below.
             if j and len(term.rows) > STOP_MIN_POSTINGS:
-                first = _pool_scores(acc, touched[:min(n_touched, THETA_ROWS)], in_pool)[1]
+                first = _pool_scores(acc, touched[: min(n_touched, THETA_ROWS)], in_pool)[1]
                 theta = max(theta, _kth(first, k))
                 if remaining[j] < theta * (1 - PRUNE_SLACK):
                     stop = j
@@ -248,8 +309,7 @@ def candidate_rows(terms: list[Term], n: int, k: int, in_pool: np.ndarray | None
             rows = rows[scores + remaining[stop] >= _margin(theta)]
         else:  # θ from the check that stopped the reading: a valid bound, without partitioning every row touched
             pool = _NO_POOL if in_pool is None else in_pool
-            rows = survivors(acc, touched, n_touched, pool, in_pool is not None, float(remaining[stop]),
-                             _margin(theta))
+            rows = survivors(acc, touched, n_touched, pool, in_pool is not None, float(remaining[stop]), _margin(theta))
         # The unread lists only matter for the rows left (marked seen == 2): each next list is either looked up
         # row by row (binary search) or, when the rows left outnumber its length / LOOKUP_RATIO, scanned adding
         # only to them; then the rows that can no longer reach θ drop out, until no unread list is left.
@@ -277,4 +337,3 @@ def _margin(theta: float) -> float:
 def _pool_scores(acc: np.ndarray, touched: np.ndarray, in_pool: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     rows = touched if in_pool is None else touched[in_pool[touched] == 1]
     return rows, acc[rows]
-

@@ -4,6 +4,7 @@ Word tokens come from jieba in search mode (long words plus their dictionary sub
 lets "锂离子电池正极材料" match both "正极材料" and "锂离子电池". Character n-grams (1–3) are the
 dictionary-free channel that catches new compounds jieba splits badly.
 """
+
 from __future__ import annotations
 
 import functools
@@ -95,7 +96,7 @@ def char_ngrams(text: str, n_min: int = 1, n_max: int = 3) -> list[str]:
     for piece in normalize(text).split():
         size = len(piece)
         for n in range(n_min, n_max + 1):
-            out.extend(piece[i:i + n] for i in range(size - n + 1))
+            out.extend(piece[i : i + n] for i in range(size - n + 1))
     return out
 
 
@@ -113,7 +114,9 @@ HAN, OTHER = 0, 1
 
 def _is_han(ch: str) -> bool:
     code = ord(ch)
-    return 0x4E00 <= code <= 0x9FFF or 0x3400 <= code <= 0x4DBF or 0x20000 <= code <= 0x2EBEF or 0xF900 <= code <= 0xFAFF
+    return (
+        0x4E00 <= code <= 0x9FFF or 0x3400 <= code <= 0x4DBF or 0x20000 <= code <= 0x2EBEF or 0xF900 <= code <= 0xFAFF
+    )
 
 
 def script_group(text: str) -> int:

@@ -2,6 +2,7 @@
 
 Every test that uses `app` runs on SQLite and, when CHAINMATCH_TEST_POSTGRES_URL is set, on PostgreSQL too.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -57,7 +58,9 @@ def _postgres_ddl() -> str:
         with tempfile.TemporaryDirectory() as folder:
             _new_app("sqlite://", Path(folder), {})  # an app registers every model's table in db.metadata
         statements = []
-        mock = create_mock_engine(PG_URL, lambda ddl, *a, **kw: statements.append(str(ddl.compile(dialect=mock.dialect))))
+        mock = create_mock_engine(
+            PG_URL, lambda ddl, *a, **kw: statements.append(str(ddl.compile(dialect=mock.dialect)))
+        )
         db.metadata.create_all(mock, checkfirst=False)
         _templates["postgresql"] = ";\n".join(s.strip() for s in statements) + ";"
     return _templates["postgresql"]
@@ -212,7 +215,9 @@ class AuthActions:
             data={"username": username, "password": password or self.PASSWORD, "csrf_token": token},
         )
 
-    def login_as(self, role: str, clusters: tuple[str, ...] = (), enterprise_id: int | None = None, username: str | None = None):
+    def login_as(
+        self, role: str, clusters: tuple[str, ...] = (), enterprise_id: int | None = None, username: str | None = None
+    ):
         username = username or f"{role}-{uuid.uuid4().hex[:6]}"
         self.create_user(username, role, clusters, enterprise_id)
         response = self.login(username)
@@ -240,8 +245,15 @@ def auth(app, client):
 # (xdist's own `--dist loadgroup` names its groups through item._nodeid, which pytest 9 no longer reads.)
 XDIST_SCOPES = {"tests/browser/": "browser", "tests/services/test_ray_embed.py": "ray"}
 # Scopes of few but long tests (`--durations`), handed out first; xdist orders the others by their number of tests.
-LONG_SCOPES = ("ray", "tests/bench/test_bench_vector.py", "tests/matching/test_e5_bundle.py", "tests/api/test_api_stateful.py",
-               "tests/matching/test_cross_language.py", "tests/matching/test_faiss_index.py", "tests/cli/test_serve.py")
+LONG_SCOPES = (
+    "ray",
+    "tests/bench/test_bench_vector.py",
+    "tests/matching/test_e5_bundle.py",
+    "tests/api/test_api_stateful.py",
+    "tests/matching/test_cross_language.py",
+    "tests/matching/test_faiss_index.py",
+    "tests/cli/test_serve.py",
+)
 
 
 def xdist_scope(nodeid: str) -> str:

@@ -1,4 +1,5 @@
 """Structural guardrails of issue 18 that import-linter does not check (docs/architecture.md)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -45,12 +46,15 @@ def test_every_command_module_and_models_module_is_listed():
 
     listed = {m.__name__ for m in webapp.cli.COMMAND_MODULES}
     # webapp/cli/main.py is the command group itself, not a module of commands.
-    on_disk = {f"webapp.cli.{p.stem}" for p in (ROOT / "webapp" / "cli").glob("*.py") if p.stem not in ("__init__", "main")}
+    on_disk = {
+        f"webapp.cli.{p.stem}" for p in (ROOT / "webapp" / "cli").glob("*.py") if p.stem not in ("__init__", "main")
+    }
     assert listed == on_disk
     listed_models = (ROOT / "webapp" / "models.py").read_text(encoding="utf-8")
     for path in sorted((ROOT / "webapp").glob("*/**/models.py")):
         package = ".".join(path.parent.relative_to(ROOT).parts)
-        assert f"from {package} import models" in listed_models, \
+        assert f"from {package} import models" in listed_models, (
             f"{path.relative_to(ROOT)} is not listed in webapp/models.py"
+        )
     tables = set(db.metadata.tables)
     assert {"users", "background_jobs"} <= tables

@@ -1,4 +1,5 @@
 """The README documents every configuration option and every CLI command (its table generated from the CLI)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -38,7 +39,7 @@ def test_readme_lists_every_command_and_each_has_help(app):
 def _readme_cli_table() -> str:
     start = README.index("<!-- cli-table:")
     start = README.index("\n", start) + 1
-    return README[start:README.index("<!-- /cli-table -->")].strip() + "\n"
+    return README[start : README.index("<!-- /cli-table -->")].strip() + "\n"
 
 
 def test_readme_command_table_is_the_generated_one(app):

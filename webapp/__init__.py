@@ -1,4 +1,5 @@
 """chainmatch web application: the Flask app factory."""
+
 from __future__ import annotations
 
 import os

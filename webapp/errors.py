@@ -1,4 +1,5 @@
 """Error pages in Chinese; the 500 handler rolls the session back and never shows a trace."""
+
 from __future__ import annotations
 
 import logging

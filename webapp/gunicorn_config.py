@@ -3,6 +3,7 @@
 Only gunicorn settings live at module level here: gunicorn reads every module-level name as a setting.
 The command line of `chainmatch serve` adds the bind address, the worker and thread counts.
 """
+
 from __future__ import annotations
 
 # Threaded workers: the main loop of each worker keeps answering the arbiter's liveness check while request

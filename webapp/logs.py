@@ -1,4 +1,5 @@
 """Request logging: a request id and duration on every line; secrets never logged."""
+
 from __future__ import annotations
 
 import logging
@@ -12,8 +13,19 @@ logger = logging.getLogger("chainmatch.request")
 # Libraries that log chatty DEBUG/INFO lines (jieba: its dictionary load; numba: compilation).
 # jieba sets its own logger to DEBUG when first imported, after the app is configured, so a filter
 # (which a later setLevel does not undo) keeps them at WARNING unless CHAINMATCH_LOG_LEVEL is DEBUG.
-THIRD_PARTY_LOGGERS = ("jieba", "faiss", "faiss.loader", "sentence_transformers", "transformers",
-                       "huggingface_hub", "urllib3", "filelock", "numba", "PIL", "matplotlib")
+THIRD_PARTY_LOGGERS = (
+    "jieba",
+    "faiss",
+    "faiss.loader",
+    "sentence_transformers",
+    "transformers",
+    "huggingface_hub",
+    "urllib3",
+    "filelock",
+    "numba",
+    "PIL",
+    "matplotlib",
+)
 THIRD_PARTY_LEVEL = logging.WARNING
 
 
@@ -33,7 +45,9 @@ def quiet_third_party(verbose: bool) -> None:
     """Third-party loggers at WARNING (or left as they are when `verbose`, i.e. the app logs at DEBUG)."""
     for name in THIRD_PARTY_LOGGERS:
         if verbose:
-            if name in logging.root.manager.loggerDict:  # not created here: alembic's fileConfig disables existing loggers
+            if (
+                name in logging.root.manager.loggerDict
+            ):  # not created here: alembic's fileConfig disables existing loggers
                 logging.getLogger(name).removeFilter(_QUIET)
             continue
         lib = logging.getLogger(name)

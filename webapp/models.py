@@ -1,5 +1,6 @@
 """Register every model on the shared metadata: `chains` models and each webapp feature's `models.py` (listed; a
 test checks that every feature's models module is)."""
+
 from __future__ import annotations
 
 import chains.models  # noqa: F401

@@ -5,6 +5,7 @@ CHAINMATCH_SECURE_COOKIES is set; the remember-me cookie is never issued (login_
 `remember`), but carries the same flags should it ever be. Sessions are permanent with an inactivity timeout
 of CHAINMATCH_SESSION_MINUTES, refreshed on every request.
 """
+
 from __future__ import annotations
 
 import logging

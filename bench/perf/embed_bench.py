@@ -5,6 +5,7 @@ crash would stop it, and resumed). No pretrained model is available offline here
 randomly initialised BERT built locally with the architecture of a small Chinese embedding model (hidden 512,
 4 layers, 8 heads, like bge-small-zh): speed depends on the architecture, not on the weights; the figures say so.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -21,8 +22,14 @@ ST_HIDDEN, ST_LAYERS, ST_HEADS, ST_FFN = 512, 4, 8, 2048  # bge-small-zh-v1.5's 
 ST_MAX_SEQ = 128
 
 
-def build_local_bert(folder: Path, texts: list[str], hidden: int = ST_HIDDEN, layers: int = ST_LAYERS,
-                     heads: int = ST_HEADS, ffn: int = ST_FFN) -> Path:
+def build_local_bert(
+    folder: Path,
+    texts: list[str],
+    hidden: int = ST_HIDDEN,
+    layers: int = ST_LAYERS,
+    heads: int = ST_HEADS,
+    ffn: int = ST_FFN,
+) -> Path:
     """A randomly initialised sentence-transformers BERT with a character vocabulary of `texts` (no download)."""
     import torch
     from sentence_transformers import SentenceTransformer
@@ -35,11 +42,18 @@ def build_local_bert(folder: Path, texts: list[str], hidden: int = ST_HIDDEN, la
     chars = sorted({c for t in texts for c in t.lower() if not c.isspace()})
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars]
     BertTokenizer(vocab={tok: i for i, tok in enumerate(vocab)}).save_pretrained(raw)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=layers,
-                        num_attention_heads=heads, intermediate_size=ffn, max_position_embeddings=512)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=ffn,
+        max_position_embeddings=512,
+    )
     BertModel(config).save_pretrained(raw)
-    model = SentenceTransformer(modules=[Transformer(str(raw), max_seq_length=ST_MAX_SEQ), Pooling(hidden, "mean")],
-                                device="cpu")
+    model = SentenceTransformer(
+        modules=[Transformer(str(raw), max_seq_length=ST_MAX_SEQ), Pooling(hidden, "mean")], device="cpu"
+    )
     out = folder / "st-model"
     model.save(str(out))
     return out
@@ -61,7 +75,7 @@ def _interleaved(encoders: dict, texts: list[str], rounds: int = ROUNDS) -> dict
     parts: dict[str, list] = {name: [] for name in encoders}
     step = -(-len(texts) // rounds)
     for start in range(0, len(texts), step):
-        chunk = texts[start:start + step]
+        chunk = texts[start : start + step]
         for name, encode in encoders.items():
             began, began_cpu = time.perf_counter(), time.process_time()
             parts[name].append(encode(chunk))
@@ -70,8 +84,12 @@ def _interleaved(encoders: dict, texts: list[str], rounds: int = ROUNDS) -> dict
     return {name: (wall[name], cpu[name], np.vstack(parts[name])) for name in encoders}
 
 
-def st_backends(texts: list[str], folder: Path, log=lambda m: None,
-                shape: tuple[int, int, int, int] = (ST_HIDDEN, ST_LAYERS, ST_HEADS, ST_FFN)) -> dict:
+def st_backends(
+    texts: list[str],
+    folder: Path,
+    log=lambda m: None,
+    shape: tuple[int, int, int, int] = (ST_HIDDEN, ST_LAYERS, ST_HEADS, ST_FFN),
+) -> dict:
     """Texts per second of the product's `SentenceTransformerEmbedder` with each backend, on the same texts.
 
     torch runs the model with sentence-transformers; "onnx" and "onnx-int8" run the transformer exported by
@@ -87,11 +105,15 @@ def st_backends(texts: list[str], folder: Path, log=lambda m: None,
 
     threads = torch.get_num_threads()
     model_dir = build_local_bert(folder, texts, *shape)
-    out: dict = {"model": f"random-init BERT built locally: hidden {shape[0]}, {shape[1]} layers, {shape[2]} heads"
-                          + (" (bge-small-zh shape)" if shape == (ST_HIDDEN, ST_LAYERS, ST_HEADS, ST_FFN) else ""),
-                 "path": "matching.embedders.SentenceTransformerEmbedder(model, backend=…).encode(texts)",
-                 "texts": len(texts), "max_seq_length": ST_MAX_SEQ, "threads": threads,
-                 "method": f"texts in {ROUNDS} slices, each encoded by every backend in turn (interleaved)"}
+    out: dict = {
+        "model": f"random-init BERT built locally: hidden {shape[0]}, {shape[1]} layers, {shape[2]} heads"
+        + (" (bge-small-zh shape)" if shape == (ST_HIDDEN, ST_LAYERS, ST_HEADS, ST_FFN) else ""),
+        "path": "matching.embedders.SentenceTransformerEmbedder(model, backend=…).encode(texts)",
+        "texts": len(texts),
+        "max_seq_length": ST_MAX_SEQ,
+        "threads": threads,
+        "method": f"texts in {ROUNDS} slices, each encoded by every backend in turn (interleaved)",
+    }
     with Stopwatch() as start:
         embedders = {"torch": SentenceTransformerEmbedder(str(model_dir), backend="torch")}
     out["torch_start_seconds"] = round(start.seconds, 2)
@@ -108,8 +130,9 @@ def st_backends(texts: list[str], folder: Path, log=lambda m: None,
             with Stopwatch() as first:
                 SentenceTransformerEmbedder(str(model_dir), backend=backend, threads=threads, cache_dir=cache)
             with Stopwatch() as again:
-                embedders[backend] = SentenceTransformerEmbedder(str(model_dir), backend=backend, threads=threads,
-                                                                 cache_dir=cache)
+                embedders[backend] = SentenceTransformerEmbedder(
+                    str(model_dir), backend=backend, threads=threads, cache_dir=cache
+                )
             label = labels[backend]
             out[f"{label}_first_start_seconds"] = round(first.seconds, 2)  # export (int8: quantisation) + check
             out[f"{label}_cached_start_seconds"] = round(again.seconds, 2)
@@ -134,12 +157,21 @@ def st_backends(texts: list[str], folder: Path, log=lambda m: None,
     if "onnx-int8" in embedders:  # dynamic quantisation scales activations per batch: one text alone vs batched
         alone = np.vstack([embedders["onnx-int8"].encode([t]) for t in texts[:100]])
         out["onnx_int8_min_cosine_alone_vs_batched"] = round(
-            float(np.sum(alone * timed["onnx-int8"][2][:100], axis=1).min()), 5)
+            float(np.sum(alone * timed["onnx-int8"][2][:100], axis=1).min()), 5
+        )
     return out
 
 
-def run(n: int, seed: int = 1, chunk: int | None = None, folder: str | None = None, st_texts: int = 2000,
-        backends: bool = True, progress=None, log=lambda m: None) -> dict:
+def run(
+    n: int,
+    seed: int = 1,
+    chunk: int | None = None,
+    folder: str | None = None,
+    st_texts: int = 2000,
+    backends: bool = True,
+    progress=None,
+    log=lambda m: None,
+) -> dict:
     from bench.perf.vector_bench import fitted_builtin
 
     base = work_dir(folder, f"embed-{n}-{seed}")
@@ -150,16 +182,26 @@ def run(n: int, seed: int = 1, chunk: int | None = None, folder: str | None = No
     total_chunks = -(-n // chunk)
     with Stopwatch() as fit:
         embedder = fitted_builtin(pool.texts)
-    first = embedding_store.embed_pool(pool.texts, embedder, store, chunk, progress, stop_after_chunks=total_chunks // 2)
+    first = embedding_store.embed_pool(
+        pool.texts, embedder, store, chunk, progress, stop_after_chunks=total_chunks // 2
+    )
     second = embedding_store.embed_pool(pool.texts, embedder, store, chunk, progress)
     vectors = embedding_store.load_vectors(store)
     out = {
-        "bench": "embed", "n": n, "embedder": embedder.name, "dim": int(vectors.shape[1]),
+        "bench": "embed",
+        "n": n,
+        "embedder": embedder.name,
+        "dim": int(vectors.shape[1]),
         "fit_seconds_on_sample": round(fit.seconds, 1),
         "builtin_texts_per_s": round(n / (first.seconds + second.seconds), 1),
-        "resume": {"chunk_size": chunk, "chunks": total_chunks, "first_run_chunks": first.chunks,
-                   "second_run_reused": second.chunks_reused, "second_run_encoded": second.chunks - second.chunks_reused,
-                   "complete": embedding_store.is_complete(store)},
+        "resume": {
+            "chunk_size": chunk,
+            "chunks": total_chunks,
+            "first_run_chunks": first.chunks,
+            "second_run_reused": second.chunks_reused,
+            "second_run_encoded": second.chunks - second.chunks_reused,
+            "complete": embedding_store.is_complete(store),
+        },
         "store_mb": round(sum(p.stat().st_size for p in store.glob("chunk-*.npy")) / 1e6, 1),
     }
     if backends:

@@ -2,6 +2,7 @@
 
 Each backend gets a first import (all rows new) and a second, idempotent pass over the same file (all unchanged).
 """
+
 from __future__ import annotations
 
 import os
@@ -38,10 +39,19 @@ def _run(url: str, csv_path: Path, n: int, backend: str, schema: str | None = No
                 timings[label] = (time.perf_counter() - start, time.process_time() - cpu_start, result.counts())
         first_s, first_cpu, counts = timings["first"]
         second_s, second_cpu, counts2 = timings["second"]
-        return {"backend": backend, "rows": n, "seconds": round(first_s, 2), "rows_per_s": round(n / first_s),
-                "cpu_seconds": round(first_cpu, 2), "rows_per_cpu_s": round(n / first_cpu), "counts": counts,
-                "reimport_seconds": round(second_s, 2), "reimport_rows_per_s": round(n / second_s),
-                "reimport_counts": counts2, "load_average_1m": round(os.getloadavg()[0], 2)}
+        return {
+            "backend": backend,
+            "rows": n,
+            "seconds": round(first_s, 2),
+            "rows_per_s": round(n / first_s),
+            "cpu_seconds": round(first_cpu, 2),
+            "rows_per_cpu_s": round(n / first_cpu),
+            "counts": counts,
+            "reimport_seconds": round(second_s, 2),
+            "reimport_rows_per_s": round(n / second_s),
+            "reimport_counts": counts2,
+            "load_average_1m": round(os.getloadavg()[0], 2),
+        }
     finally:
         if schema:
             engine.dispose()

@@ -1,4 +1,5 @@
 """Machine facts and small measuring helpers shared by the benchmarks."""
+
 from __future__ import annotations
 
 import os
@@ -42,10 +43,15 @@ def machine_facts() -> dict:
     except AttributeError:  # pragma: no cover - not Linux
         usable = os.cpu_count()
     return {
-        "cores": os.cpu_count(), "usable_cores": usable, "cpu": _cpu_model(),
-        "memory_gb": _meminfo_gb("MemTotal"), "memory_available_gb": _meminfo_gb("MemAvailable"),
-        "load_average_1m": round(os.getloadavg()[0], 2), "python": platform.python_version(),
-        "numpy": np.__version__, "faiss": faiss.__version__,
+        "cores": os.cpu_count(),
+        "usable_cores": usable,
+        "cpu": _cpu_model(),
+        "memory_gb": _meminfo_gb("MemTotal"),
+        "memory_available_gb": _meminfo_gb("MemAvailable"),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "faiss": faiss.__version__,
         "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -66,9 +72,13 @@ def percentiles_ms(seconds: list[float]) -> dict:
     if not seconds:
         return {"p50_ms": None, "p95_ms": None, "p99_ms": None, "mean_ms": None, "samples": 0}
     arr = np.asarray(seconds) * 1000
-    return {"p50_ms": round(float(np.percentile(arr, 50)), 2), "p95_ms": round(float(np.percentile(arr, 95)), 2),
-            "p99_ms": round(float(np.percentile(arr, 99)), 2), "mean_ms": round(float(arr.mean()), 2),
-            "samples": len(seconds)}
+    return {
+        "p50_ms": round(float(np.percentile(arr, 50)), 2),
+        "p95_ms": round(float(np.percentile(arr, 95)), 2),
+        "p99_ms": round(float(np.percentile(arr, 99)), 2),
+        "mean_ms": round(float(arr.mean()), 2),
+        "samples": len(seconds),
+    }
 
 
 class Stopwatch:

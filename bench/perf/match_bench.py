@@ -9,6 +9,7 @@ The pool's embeddings come from the resumable embedding store that `chainmatch b
 seed (built once, shared); the built engine is saved under the work folder and loaded (not rebuilt) by later runs,
 which also measures loading.
 """
+
 from __future__ import annotations
 
 import gc
@@ -81,8 +82,9 @@ def _engine_bytes(engine, folder: Path) -> dict:
         return int(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes)
 
     def arrays(obj) -> int:  # the plain numpy arrays an object holds (memory-mapped ones are in the page cache)
-        return sum(int(v.nbytes) for v in vars(obj).values()
-                   if isinstance(v, np.ndarray) and not isinstance(v, np.memmap))
+        return sum(
+            int(v.nbytes) for v in vars(obj).values() if isinstance(v, np.ndarray) and not isinstance(v, np.memmap)
+        )
 
     channels = engine.channels
     parts = {
@@ -108,12 +110,18 @@ def _store_folder(n: int, seed: int, work: str | None, static_model: str | None 
 
 def _engine_folder(base: Path, with_embedder: bool, static_model: str | None) -> Path:
     """Where the built engine is saved under the work folder."""
-    return base / (f"engine-static-{Path(static_model).name[:12]}" if static_model
-                   else "engine" if with_embedder else "engine-lexical")
+    return base / (
+        f"engine-static-{Path(static_model).name[:12]}"
+        if static_model
+        else "engine"
+        if with_embedder
+        else "engine-lexical"
+    )
 
 
-def _built_engine(n: int, seed: int, pool, with_embedder: bool, exact_max, base, work, progress, log,
-                  static_model: str | None = None):
+def _built_engine(
+    n: int, seed: int, pool, with_embedder: bool, exact_max, base, work, progress, log, static_model: str | None = None
+):
     """(engine, build figures): loaded from the work folder when an earlier run saved it, else built and saved."""
     from matching.engine import MatchEngine
     from matching.fusion import FusionWeights, pretrained_weights
@@ -128,14 +136,15 @@ def _built_engine(n: int, seed: int, pool, with_embedder: bool, exact_max, base,
         before = rss_mb()
         with Stopwatch() as sw:
             engine = MatchEngine.load(folder)
-        figures.update(json.loads(marker.read_text()), load_seconds=round(sw.seconds, 1),
-                       engine_rss_mb=round(rss_mb() - before, 1))
+        figures.update(
+            json.loads(marker.read_text()), load_seconds=round(sw.seconds, 1), engine_rss_mb=round(rss_mb() - before, 1)
+        )
         return engine, figures
     embedder = vectors = None
     if static_model:
-        embedder, vectors, figures["embedding"] = _static_embeddings(pool.texts, static_model,
-                                                                     _store_folder(n, seed, work, static_model),
-                                                                     progress, log)
+        embedder, vectors, figures["embedding"] = _static_embeddings(
+            pool.texts, static_model, _store_folder(n, seed, work, static_model), progress, log
+        )
     elif with_embedder:
         from bench.perf.vector_bench import ensure_embeddings
         from matching import embedding_store
@@ -145,8 +154,11 @@ def _built_engine(n: int, seed: int, pool, with_embedder: bool, exact_max, base,
         result, fit_seconds = ensure_embeddings(pool.texts, store, progress=progress)
         embedder = embedding_store.stored_embedder(store)
         vectors = embedding_store.load_vectors(store)
-        figures["embedding"] = {"store": str(store), "encode_seconds_this_run": result.seconds,
-                                "fit_seconds": round(fit_seconds, 1)}
+        figures["embedding"] = {
+            "store": str(store),
+            "encode_seconds_this_run": result.seconds,
+            "fit_seconds": round(fit_seconds, 1),
+        }
     # With vectors, the weights the product gives a pretrained embedder on this pool (matching.fusion).
     weights = pretrained_weights(pool.texts) if embedder else FusionWeights()
     lexical_marker = base / "engine-lexical" / "complete.json"
@@ -162,8 +174,9 @@ def _built_engine(n: int, seed: int, pool, with_embedder: bool, exact_max, base,
         figures.update(json.loads(lexical_marker.read_text()))
         figures["vector_index_seconds"] = round(build.seconds, 1)
     else:
-        engine = MatchEngine(embedder=embedder, weights=weights,
-                             exact_max=DEFAULT_EXACT_MAX if exact_max is None else exact_max)
+        engine = MatchEngine(
+            embedder=embedder, weights=weights, exact_max=DEFAULT_EXACT_MAX if exact_max is None else exact_max
+        )
         docs = pool.documents()
         log("building the engine (term counts in worker processes, weights, vector index)")
         with Stopwatch() as build:
@@ -190,31 +203,53 @@ def _static_embeddings(texts: list[str], static_model: str, store: Path, progres
     log(f"embedding the pool with {embedder.name} into {store} (resumable)")
     with Stopwatch() as sw:
         result = embedding_store.embed_pool(texts, embedder, store, progress=progress)
-    figures = {"store": str(store), "embedder": embedder.name, "wall_seconds_this_run": round(sw.seconds, 1),
-               "encode_seconds_this_run": result.seconds, "texts_per_s": round(result.texts_per_s),
-               "chunks": result.chunks, "chunks_reused": result.chunks_reused,
-               "note": "one process (embedding_store.embed_pool: encode + write chunks), synthetic profiles"}
+    figures = {
+        "store": str(store),
+        "embedder": embedder.name,
+        "wall_seconds_this_run": round(sw.seconds, 1),
+        "encode_seconds_this_run": result.seconds,
+        "texts_per_s": round(result.texts_per_s),
+        "chunks": result.chunks,
+        "chunks_reused": result.chunks_reused,
+        "note": "one process (embedding_store.embed_pool: encode + write chunks), synthetic profiles",
+    }
     return embedder, embedding_store.load_vectors(store), figures
 
 
-def run(n: int, seed: int = 1, queries: int = 200, exact_max: int | None = None, with_embedder: bool = True,
-        progress=None, log=lambda m: None, force: bool = False, folder: str | None = None,
-        static_model: str | None = None) -> dict:
+def run(
+    n: int,
+    seed: int = 1,
+    queries: int = 200,
+    exact_max: int | None = None,
+    with_embedder: bool = True,
+    progress=None,
+    log=lambda m: None,
+    force: bool = False,
+    folder: str | None = None,
+    static_model: str | None = None,
+) -> dict:
     from matching.fusion import FusionWeights, pretrained_weights
 
     need = n * ENGINE_BYTES_PER_FIRM_ESTIMATE
     if not force and need > MEMORY_SHARE * _available_bytes():
-        return {"bench": "match", "n": n, "skipped": True,
-                "reason": (f"the engine needs about {need / 1e9:.0f} GB at {ENGINE_BYTES_PER_FIRM_ESTIMATE} bytes per "
-                           f"firm; {_available_bytes() / 1e9:.0f} GB available (use --force to try anyway)"),
-                "machine": machine_facts()}
+        return {
+            "bench": "match",
+            "n": n,
+            "skipped": True,
+            "reason": (
+                f"the engine needs about {need / 1e9:.0f} GB at {ENGINE_BYTES_PER_FIRM_ESTIMATE} bytes per "
+                f"firm; {_available_bytes() / 1e9:.0f} GB available (use --force to try anyway)"
+            ),
+            "machine": machine_facts(),
+        }
     base = work_dir(folder, f"match-{n}-{seed}")
     log(f"generating {n} synthetic firms")
     pool = synthetic_pool(n, seed)
     qtexts = link_queries(queries, seed)
     filters = filter_cases(pool, len(qtexts), seed)
-    engine, build = _built_engine(n, seed, pool, with_embedder or bool(static_model), exact_max, base, folder, progress,
-                                  log, static_model)
+    engine, build = _built_engine(
+        n, seed, pool, with_embedder or bool(static_model), exact_max, base, folder, progress, log, static_model
+    )
     embedder = engine.embedder
 
     settings = {"all_channels": pretrained_weights(pool.texts) if embedder else FusionWeights()}
@@ -232,9 +267,11 @@ def run(n: int, seed: int = 1, queries: int = 200, exact_max: int | None = None,
             total.append(sw.seconds)
             by_filter.setdefault(flabel, []).append(sw.seconds)
             assert len(hits) > 0
-        figures[label] = {"weights": {k: v for k, v in weights.as_dict().items() if k != "extra"},
-                          "search_top100": percentiles_ms(total),
-                          "by_filter": {k: percentiles_ms(v) for k, v in by_filter.items()}}
+        figures[label] = {
+            "weights": {k: v for k, v in weights.as_dict().items() if k != "extra"},
+            "search_top100": percentiles_ms(total),
+            "by_filter": {k: percentiles_ms(v) for k, v in by_filter.items()},
+        }
     engine.weights = settings["all_channels"]
 
     # Parts of a query, timed apart (no filter): every posting of the lexical channels (the unpruned scan),
@@ -262,12 +299,17 @@ def run(n: int, seed: int = 1, queries: int = 200, exact_max: int | None = None,
     log("naive baselines")
     naive = _naive(engine, qtexts, vectors, qvecs)
     return {
-        "bench": "match", "n": n, "queries": len(qtexts), "k": SEARCH_K,
-        "embedder": getattr(embedder, "name", None), "vector_kind": getattr(engine.vector_index, "kind", None),
+        "bench": "match",
+        "n": n,
+        "queries": len(qtexts),
+        "k": SEARCH_K,
+        "embedder": getattr(embedder, "name", None),
+        "vector_kind": getattr(engine.vector_index, "kind", None),
         **build,
         "engine_bytes_per_firm": round(sum(array_bytes.values()) / n) if n else None,
         "engine_array_bytes_per_firm": {k: round(v / n) for k, v in array_bytes.items()} if n else {},
-        "engine": figures, "parts_no_filter": {k: percentiles_ms(v) for k, v in parts.items() if v},
+        "engine": figures,
+        "parts_no_filter": {k: percentiles_ms(v) for k, v in parts.items() if v},
         "naive": naive,
         "speedup_p50_vs_naive": _ratio(naive, figures),
         "machine": machine_facts(),

@@ -1,4 +1,5 @@
 """Synthetic pools (chains.enterprises.synth), their profile texts, link queries and filter id sets."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -54,9 +55,15 @@ def _walk(links, path, out):
         if not isinstance(link, dict) or not link.get("name"):
             continue
         here = [*path, str(link["name"])]
-        out.append(link_query(here, str(link.get("description") or ""),
-                              [str(k) for k in link.get("keywords") or ()], [str(s) for s in link.get("synonyms") or ()],
-                              [str(p) for p in link.get("products") or ()]))
+        out.append(
+            link_query(
+                here,
+                str(link.get("description") or ""),
+                [str(k) for k in link.get("keywords") or ()],
+                [str(s) for s in link.get("synonyms") or ()],
+                [str(p) for p in link.get("products") or ()],
+            )
+        )
         _walk(link.get("children"), here, out)
 
 

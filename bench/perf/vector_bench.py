@@ -8,6 +8,7 @@ kernel reclaims under pressure, and are reported apart (`mapped_file_resident_mb
 refine files are first evicted from the page cache (posix_fadvise DONTNEED), so the first pass of queries is timed
 cold and the second warm.
 """
+
 from __future__ import annotations
 
 import gc
@@ -37,7 +38,9 @@ def fitted_builtin(texts: list[str], seed: int = 0):
     from matching.embedders import BuiltinEmbedder
 
     rng = np.random.default_rng(seed)
-    sample = texts if len(texts) <= FIT_SAMPLE else [texts[i] for i in rng.choice(len(texts), FIT_SAMPLE, replace=False)]
+    sample = (
+        texts if len(texts) <= FIT_SAMPLE else [texts[i] for i in rng.choice(len(texts), FIT_SAMPLE, replace=False)]
+    )
     embedder = BuiltinEmbedder()
     embedder.fit(sample)
     return embedder
@@ -65,8 +68,17 @@ def _file_mb(path: Path) -> float:
     return os.path.getsize(path) / 1e6 if path.exists() else 0.0
 
 
-def run(n: int, seed: int = 1, queries: int = 200, folder: str | None = None, exact_max: int | None = None,
-        kind: str = "auto", refines: tuple[str, ...] = DEFAULT_REFINES, progress=None, log=lambda m: None) -> dict:
+def run(
+    n: int,
+    seed: int = 1,
+    queries: int = 200,
+    folder: str | None = None,
+    exact_max: int | None = None,
+    kind: str = "auto",
+    refines: tuple[str, ...] = DEFAULT_REFINES,
+    progress=None,
+    log=lambda m: None,
+) -> dict:
     """Build the index the engine would choose for `n` vectors and measure it (see module docstring)."""
     from matching.vectors import DEFAULT_EXACT_MAX
 
@@ -101,19 +113,44 @@ def run(n: int, seed: int = 1, queries: int = 200, folder: str | None = None, ex
     filter_truth = _filter_truth(n, vectors, qvec, filters)
     builds = {}
     for refine in refines:
-        builds[refine] = _build_and_measure(n, dim, ids, vectors, qvec, truth, filters, filter_truth,
-                                            base / f"index-{refine}", exact_max, kind, refine, log)
+        builds[refine] = _build_and_measure(
+            n,
+            dim,
+            ids,
+            vectors,
+            qvec,
+            truth,
+            filters,
+            filter_truth,
+            base / f"index-{refine}",
+            exact_max,
+            kind,
+            refine,
+            log,
+        )
         if builds[refine]["index_kind"] == "flat":
             break  # no refine step in an exact index
     first = next(iter(builds.values()))
     return {
-        "bench": "vector", "n": n, "dim": dim, "queries": len(qvec), "embedder": embedder.name,
-        "recall_note": (f"recall@{RECALL_K}: share of the exact top-{RECALL_K} ids found; _score_eps: share of "
-                        f"returned hits scoring within {RECALL_EPS} of the exact {RECALL_K}th best"),
-        "index_kind": first["index_kind"], "nlist": first["nlist"], "nprobe": first["nprobe"],
-        "embedding": {"fit_seconds": round(fit_seconds, 1), "encode_seconds_this_run": embedded.seconds,
-                      "texts_per_s": embedded.texts_per_s, "chunks": embedded.chunks,
-                      "chunks_reused": embedded.chunks_reused},
+        "bench": "vector",
+        "n": n,
+        "dim": dim,
+        "queries": len(qvec),
+        "embedder": embedder.name,
+        "recall_note": (
+            f"recall@{RECALL_K}: share of the exact top-{RECALL_K} ids found; _score_eps: share of "
+            f"returned hits scoring within {RECALL_EPS} of the exact {RECALL_K}th best"
+        ),
+        "index_kind": first["index_kind"],
+        "nlist": first["nlist"],
+        "nprobe": first["nprobe"],
+        "embedding": {
+            "fit_seconds": round(fit_seconds, 1),
+            "encode_seconds_this_run": embedded.seconds,
+            "texts_per_s": embedded.texts_per_s,
+            "chunks": embedded.chunks,
+            "chunks_reused": embedded.chunks_reused,
+        },
         "float32_bytes_per_firm": dim * 4,
         "naive_exact_float32_scan_top100": percentiles_ms(naive_times),
         "refines": builds,
@@ -151,9 +188,11 @@ def resident_probe(path: str, mapped: bool, queries_file: str) -> dict:
         for q in qvec:
             loaded.search(q.reshape(1, -1), k)
     n = len(loaded)
-    return {"resident_bytes_per_firm": round((anon1 - anon0) * 1e6 / n, 1),
-            "resident_after_searches_bytes_per_firm": round((rss_mb("RssAnon") - anon0) * 1e6 / n, 1),
-            "mapped_file_resident_mb": round(rss_mb("RssFile") - file0, 1)}
+    return {
+        "resident_bytes_per_firm": round((anon1 - anon0) * 1e6 / n, 1),
+        "resident_after_searches_bytes_per_firm": round((rss_mb("RssAnon") - anon0) * 1e6 / n, 1),
+        "mapped_file_resident_mb": round(rss_mb("RssFile") - file0, 1),
+    }
 
 
 def _fresh_process_resident(path: Path, mapped: bool, qvec: np.ndarray) -> dict:
@@ -161,13 +200,20 @@ def _fresh_process_resident(path: Path, mapped: bool, qvec: np.ndarray) -> dict:
     the allocator and hides what loading the index costs."""
     qfile = path.with_name("probe-queries.npy")
     np.save(qfile, qvec)
-    code = ("import json, sys; from bench.perf.vector_bench import resident_probe; "
-            "print(json.dumps(resident_probe(sys.argv[1], sys.argv[2] == '1', sys.argv[3])))")
+    code = (
+        "import json, sys; from bench.perf.vector_bench import resident_probe; "
+        "print(json.dumps(resident_probe(sys.argv[1], sys.argv[2] == '1', sys.argv[3])))"
+    )
     try:
         # From the checkout's root, where the bench package is importable (it is not installed with the wheel).
-        out = subprocess.run([sys.executable, "-c", code, str(path), "1" if mapped else "0", str(qfile)],
-                             capture_output=True, text=True, check=True, timeout=3600,
-                             cwd=Path(__file__).resolve().parents[2])
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(path), "1" if mapped else "0", str(qfile)],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=3600,
+            cwd=Path(__file__).resolve().parents[2],
+        )
         return json.loads(out.stdout.strip().splitlines()[-1])
     except (subprocess.SubprocessError, ValueError, IndexError) as exc:
         return {"error": str(exc)[:300]}
@@ -190,8 +236,9 @@ def _filter_truth(n: int, vectors: np.ndarray, qvec: np.ndarray, filters) -> lis
     return out
 
 
-def _build_and_measure(n, dim, ids, vectors, qvec, truth, filters, filter_truth, folder: Path, exact_max: int,
-                       kind: str, refine: str, log) -> dict:
+def _build_and_measure(
+    n, dim, ids, vectors, qvec, truth, filters, filter_truth, folder: Path, exact_max: int, kind: str, refine: str, log
+) -> dict:
     from matching.vectors import load_vector_index, make_vector_index
 
     log(f"building the vector index (exact_max={exact_max}, refine={refine})")
@@ -264,13 +311,21 @@ def _build_and_measure(n, dim, ids, vectors, qvec, truth, filters, filter_truth,
         results[mode] = {
             "load_seconds": round(loading.seconds, 2),
             "fresh_process": _fresh_process_resident(path, mapped, qvec),
-            "same_process": {"resident_bytes_per_firm": round(anon_mb * 1e6 / n, 1),
-                             "resident_after_searches_bytes_per_firm": round(after_mb * 1e6 / n, 1),
-                             "mapped_file_resident_mb": round(mapped_file_mb, 1) if mapped else 0.0},
+            "same_process": {
+                "resident_bytes_per_firm": round(anon_mb * 1e6 / n, 1),
+                "resident_after_searches_bytes_per_firm": round(after_mb * 1e6 / n, 1),
+                "mapped_file_resident_mb": round(mapped_file_mb, 1) if mapped else 0.0,
+            },
             "search_top100": percentiles_ms(times),
             "search_top100_cpu": percentiles_ms(cpu),
-            **({"search_top100_cold_first_pass": percentiles_ms(cold),
-                "search_top100_cold_first_pass_cpu": percentiles_ms(cold_cpu)} if cold is not None else {}),
+            **(
+                {
+                    "search_top100_cold_first_pass": percentiles_ms(cold),
+                    "search_top100_cold_first_pass_cpu": percentiles_ms(cold_cpu),
+                }
+                if cold is not None
+                else {}
+            ),
             f"search_top{ENGINE_K}": percentiles_ms(engine_times),
             f"search_top{ENGINE_K}_cpu": percentiles_ms(engine_cpu),
             f"recall@{RECALL_K}": round(hits / (RECALL_K * len(qvec)), 4),
@@ -284,13 +339,18 @@ def _build_and_measure(n, dim, ids, vectors, qvec, truth, filters, filter_truth,
     meta = _meta(path)
     main_mb = _file_mb(path)
     store_mb = sum(_file_mb(f) for f in store_files)
-    return {"index_kind": meta.get("kind"), "refine": meta.get("refine") if ivf else None,
-            "nlist": meta.get("nlist"), "nprobe": meta.get("nprobe"),
-            "build_seconds_from_stored_embeddings": round(build.seconds, 2),
-            "save_seconds": round(saving.seconds, 2),
-            "build_rss_growth_mb": round(build_rss_mb, 1),
-            "files_mb": {"index": round(main_mb, 1), "refine_store": round(store_mb, 1)},
-            "index_file_bytes_per_firm": round(main_mb * 1e6 / n, 1), "modes": results}
+    return {
+        "index_kind": meta.get("kind"),
+        "refine": meta.get("refine") if ivf else None,
+        "nlist": meta.get("nlist"),
+        "nprobe": meta.get("nprobe"),
+        "build_seconds_from_stored_embeddings": round(build.seconds, 2),
+        "save_seconds": round(saving.seconds, 2),
+        "build_rss_growth_mb": round(build_rss_mb, 1),
+        "files_mb": {"index": round(main_mb, 1), "refine_store": round(store_mb, 1)},
+        "index_file_bytes_per_firm": round(main_mb * 1e6 / n, 1),
+        "modes": results,
+    }
 
 
 def _meta(path: Path) -> dict:

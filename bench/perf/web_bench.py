@@ -14,6 +14,7 @@ session cookie:
 Both run on the same cores as the server: the JSON records the load generator's own CPU time beside the server's.
 The load generators are in bench/perf/web_load.py.
 """
+
 from __future__ import annotations
 
 import os
@@ -41,8 +42,10 @@ WARM_UP_TIMEOUT_S = 1800
 WARM_UP_LOAD_SECONDS = 5
 FALLBACK_MARK = "索引正在构建"
 SERVERS = ("serve", "run")
-_CREATE_SCHEMA = "from webapp import create_app\nfrom webapp.extensions import db\napp = create_app()\n" \
-                 "with app.app_context():\n    db.create_all()\n"
+_CREATE_SCHEMA = (
+    "from webapp import create_app\nfrom webapp.extensions import db\napp = create_app()\n"
+    "with app.app_context():\n    db.create_all()\n"
+)
 
 
 def _free_port() -> int:
@@ -76,8 +79,12 @@ def _login(base: str, password: str):
     session.headers["User-Agent"] = USER_AGENT
     page = session.get(f"{base}/auth/login", timeout=60).text
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    reply = session.post(f"{base}/auth/login", data={"username": USERNAME, "password": password, "csrf_token": token},
-                         timeout=60, allow_redirects=False)
+    reply = session.post(
+        f"{base}/auth/login",
+        data={"username": USERNAME, "password": password, "csrf_token": token},
+        timeout=60,
+        allow_redirects=False,
+    )
     if reply.status_code not in (302, 303):
         raise RuntimeError(f"login failed: HTTP {reply.status_code}")
     return session
@@ -89,8 +96,12 @@ def _cookie_header(session) -> str:
 
 def prepare(n: int, folder: Path, database_url: str = "", log=lambda m: None) -> tuple[dict, str]:
     """Set up the instance (idempotent per folder); returns (environment, staff password)."""
-    env = {**os.environ, "CHAINMATCH_INSTANCE_PATH": str(folder / "instance"), "CHAINMATCH_LOG_LEVEL": "WARNING",
-           "CHAINMATCH_LOGIN_RATE_LIMIT": "1000 per minute"}
+    env = {
+        **os.environ,
+        "CHAINMATCH_INSTANCE_PATH": str(folder / "instance"),
+        "CHAINMATCH_LOG_LEVEL": "WARNING",
+        "CHAINMATCH_LOGIN_RATE_LIMIT": "1000 per minute",
+    }
     if database_url:
         env["CHAINMATCH_DATABASE_URL"] = database_url
     marker = folder / "prepared.txt"
@@ -115,6 +126,7 @@ def prepare(n: int, folder: Path, database_url: str = "", log=lambda m: None) ->
 
 
 # ----------------------------------------------------------------------------- server processes
+
 
 def _children(pid: int) -> list[int]:
     out = []
@@ -156,15 +168,31 @@ def _rss_mb(pids: list[int]) -> float:
 READY_LINE = re.compile(r"worker \d+: match index (\w+)")
 
 
-def _start_server(kind: str, env: dict, port: int, workers: int, threads: int, log_path: Path,
-                  nice: int = 0) -> subprocess.Popen:
+def _start_server(
+    kind: str, env: dict, port: int, workers: int, threads: int, log_path: Path, nice: int = 0
+) -> subprocess.Popen:
     if kind == "run":
         args = ["run", "--host", "127.0.0.1", "--port", str(port)]
     else:
-        args = ["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--threads", str(threads)]
+        args = [
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+        ]
     with open(log_path, "wb") as log_file:
-        return subprocess.Popen([sys.executable, "-m", "webapp.cli.main", *args], env=env, stdout=log_file,
-                                stderr=subprocess.STDOUT, preexec_fn=_niceness(nice))
+        return subprocess.Popen(
+            [sys.executable, "-m", "webapp.cli.main", *args],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_niceness(nice),
+        )
 
 
 def _wait_for_workers(process: subprocess.Popen, log_path: Path, workers: int, deadline: float) -> list[str]:
@@ -179,6 +207,7 @@ def _wait_for_workers(process: subprocess.Popen, log_path: Path, workers: int, d
 
 
 # ----------------------------------------------------------------------------- the benchmark
+
 
 def _warm_up(pages: dict, sessions: list, clients: int, log) -> None:
     """Until every client's requests (spread over the worker processes) get the full ranking, not the fallback."""
@@ -206,9 +235,19 @@ def _warm_up(pages: dict, sessions: list, clients: int, log) -> None:
             list(pool.map(lambda s: s.get(page_url, headers=page_headers, timeout=600), sessions))
 
 
-def run(n: int, clients: int = 8, seconds: float = 30.0, folder: str | None = None, database_url: str = "",
-        log=lambda m: None, server: str = "serve", workers: int | None = None, threads: int | None = None,
-        tool: str = "auto", nice: int = 0) -> dict:
+def run(
+    n: int,
+    clients: int = 8,
+    seconds: float = 30.0,
+    folder: str | None = None,
+    database_url: str = "",
+    log=lambda m: None,
+    server: str = "serve",
+    workers: int | None = None,
+    threads: int | None = None,
+    tool: str = "auto",
+    nice: int = 0,
+) -> dict:
     """`nice`: scheduling niceness of the server and of wrk (e.g. -10, as root, to measure the server on a machine
     shared with other busy processes closer to how it runs on its own); 0 leaves them as they are."""
     import requests
@@ -221,8 +260,9 @@ def run(n: int, clients: int = 8, seconds: float = 30.0, folder: str | None = No
     base_dir = work_dir(folder, f"web-{n}")
     with Stopwatch() as setup:
         env, password = prepare(n, base_dir, database_url, log)
-    cluster = yaml.safe_load((Path(__file__).resolve().parents[2] / "data" / "clusters" / f"{CLUSTER_ID}.yaml")
-                             .read_text(encoding="utf-8"))
+    cluster = yaml.safe_load(
+        (Path(__file__).resolve().parents[2] / "data" / "clusters" / f"{CLUSTER_ID}.yaml").read_text(encoding="utf-8")
+    )
     chain_id = cluster["chains"][0]
     link = _leaf_link(chain_id)
     port = _free_port()
@@ -241,8 +281,10 @@ def run(n: int, clients: int = 8, seconds: float = 30.0, folder: str | None = No
                 if time.time() > deadline or process.poll() is not None:
                     raise RuntimeError("server did not start")
                 time.sleep(0.5)
-    pages = {"chain_map": (f"{base}/clusters/{CLUSTER_ID}/chains/{chain_id}", {}),
-             "candidates_fragment": (f"{base}/candidates/{CLUSTER_ID}/{link}", {"HX-Request": "true"})}
+    pages = {
+        "chain_map": (f"{base}/clusters/{CLUSTER_ID}/chains/{chain_id}", {}),
+        "candidates_fragment": (f"{base}/candidates/{CLUSTER_ID}/{link}", {"HX-Request": "true"}),
+    }
     try:
         sessions = [_login(base, password) for _ in range(clients)]
         with Stopwatch() as warm:
@@ -271,18 +313,37 @@ def run(n: int, clients: int = 8, seconds: float = 30.0, folder: str | None = No
     if server == "run":
         server_facts = {"kind": "flask-dev", "command": "chainmatch run", "workers": 1, "threads": "per request"}
     else:
-        server_facts = {"kind": "gunicorn", "command": f"chainmatch serve --workers {workers} --threads {threads}",
-                        "worker_class": WORKER_CLASS, "workers": workers, "threads": threads,
-                        "worker_index_status_at_start": worker_status}
-    generator = {"tool": tool, "connections": clients, "keep_alive": True, "session_cookie_per_client": True,
-                 "nice": nice if tool == "wrk" else 0}
+        server_facts = {
+            "kind": "gunicorn",
+            "command": f"chainmatch serve --workers {workers} --threads {threads}",
+            "worker_class": WORKER_CLASS,
+            "workers": workers,
+            "threads": threads,
+            "worker_index_status_at_start": worker_status,
+        }
+    generator = {
+        "tool": tool,
+        "connections": clients,
+        "keep_alive": True,
+        "session_cookie_per_client": True,
+        "nice": nice if tool == "wrk" else 0,
+    }
     if tool == "wrk":
         generator["version"] = wrk_version()
         generator["threads"] = clients
     server_facts["nice"] = nice
-    return {"bench": "web", "n": n, "clients": clients, "seconds_per_page": seconds, "server": server_facts,
-            "load_generator": generator,
-            "database": "postgresql" if database_url.startswith("postgresql") else "sqlite",
-            "setup_seconds": round(setup.seconds, 1), "server_start_seconds": round(boot.seconds, 1),
-            "warm_up_seconds": round(warm.seconds + warm_load.seconds, 1), "server_rss_mb": server_rss,
-            "pages": results, "machine": machine_facts()}
+    return {
+        "bench": "web",
+        "n": n,
+        "clients": clients,
+        "seconds_per_page": seconds,
+        "server": server_facts,
+        "load_generator": generator,
+        "database": "postgresql" if database_url.startswith("postgresql") else "sqlite",
+        "setup_seconds": round(setup.seconds, 1),
+        "server_start_seconds": round(boot.seconds, 1),
+        "warm_up_seconds": round(warm.seconds + warm_load.seconds, 1),
+        "server_rss_mb": server_rss,
+        "pages": results,
+        "machine": machine_facts(),
+    }

@@ -3,6 +3,7 @@
 Each requests one page for a fixed time with one keep-alive connection per client, each client with its own session
 cookie, and reports latency percentiles, throughput and the load generator's own CPU time.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -66,22 +67,44 @@ def _run_wrk(url: str, cookies: list[str], headers: dict, seconds: float, nice: 
     try:
         clients = len(cookies)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        done = subprocess.run(["wrk", "-t", str(clients), "-c", str(clients), "-d", f"{max(1, round(seconds))}s",
-                               "--timeout", "60s", "-s", script, url], capture_output=True, text=True,
-                              preexec_fn=_niceness(nice))
+        done = subprocess.run(
+            [
+                "wrk",
+                "-t",
+                str(clients),
+                "-c",
+                str(clients),
+                "-d",
+                f"{max(1, round(seconds))}s",
+                "--timeout",
+                "60s",
+                "-s",
+                script,
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            preexec_fn=_niceness(nice),
+        )
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
     finally:
         os.unlink(script)
     line = next((text for text in done.stdout.splitlines() if text.startswith("WRK-JSON ")), None)
     if done.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed: {done.stdout[-1000:]} {done.stderr[-1000:]}")
-    data = json.loads(line[len("WRK-JSON "):])
+    data = json.loads(line[len("WRK-JSON ") :])
     wall = data["duration_us"] / 1e6
-    return {"p50_ms": data["p50_ms"], "p95_ms": data["p95_ms"], "p99_ms": data["p99_ms"], "mean_ms": data["mean_ms"],
-            "samples": data["requests"], "requests_per_s": round(data["requests"] / wall, 1),
-            "errors": data["errors_status"] + data["errors_other"],
-            "load_generator_cpu_s": round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 2),
-            "wall_s": round(wall, 1)}
+    return {
+        "p50_ms": data["p50_ms"],
+        "p95_ms": data["p95_ms"],
+        "p99_ms": data["p99_ms"],
+        "mean_ms": data["mean_ms"],
+        "samples": data["requests"],
+        "requests_per_s": round(data["requests"] / wall, 1),
+        "errors": data["errors_status"] + data["errors_other"],
+        "load_generator_cpu_s": round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 2),
+        "wall_s": round(wall, 1),
+    }
 
 
 async def _asyncio_client(host: str, port: int, request: bytes, stop_at: float, times: list, errors: list) -> None:
@@ -144,20 +167,30 @@ def _run_asyncio(url: str, cookies: list[str], headers: dict, seconds: float, ni
         stop_at = time.monotonic() + seconds
         requests = []
         for cookie in cookies:
-            lines = [f"GET {parts.path} HTTP/1.1", f"Host: {parts.netloc}", f"User-Agent: {USER_AGENT}",
-                     f"Cookie: {cookie}", *[f"{k}: {v}" for k, v in headers.items()]]
+            lines = [
+                f"GET {parts.path} HTTP/1.1",
+                f"Host: {parts.netloc}",
+                f"User-Agent: {USER_AGENT}",
+                f"Cookie: {cookie}",
+                *[f"{k}: {v}" for k, v in headers.items()],
+            ]
             requests.append(("\r\n".join(lines) + "\r\n\r\n").encode())
         with Stopwatch() as wall:
-            await asyncio.gather(*[_asyncio_client(parts.hostname, parts.port, r, stop_at, times, errors)
-                                   for r in requests])
+            await asyncio.gather(
+                *[_asyncio_client(parts.hostname, parts.port, r, stop_at, times, errors) for r in requests]
+            )
         return wall.seconds
 
     before = resource.getrusage(resource.RUSAGE_SELF)
     wall = _run_own_loop(main)
     after = resource.getrusage(resource.RUSAGE_SELF)
-    return {**percentiles_ms(times), "requests_per_s": round(len(times) / wall, 1), "errors": len(errors),
-            "load_generator_cpu_s": round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 2),
-            "wall_s": round(wall, 1)}
+    return {
+        **percentiles_ms(times),
+        "requests_per_s": round(len(times) / wall, 1),
+        "errors": len(errors),
+        "load_generator_cpu_s": round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 2),
+        "wall_s": round(wall, 1),
+    }
 
 
 def _run_own_loop(main):

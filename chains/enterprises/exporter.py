@@ -3,6 +3,7 @@
 Cells that begin with = + - @ (or a tab/CR) are prefixed with an apostrophe so spreadsheet programs do not
 evaluate them as formulas (CSV/formula injection); the importer strips that apostrophe again.
 """
+
 from __future__ import annotations
 
 import csv
@@ -19,9 +20,28 @@ from chains.excel import safe_cell
 
 EXPORT_BATCH = 2000
 
-EXPORT_HEADER = ["外部编号", "企业名称", "统一社会信用代码", "登记状态", "成立日期", "注册资本", "省份", "城市",
-                 "区县", "注册地址", "国标行业代码", "所属行业", "经营范围", "主营产品", "企业标签", "参保人数",
-                 "营业收入", "曾用名", "国家", "数据说明"]
+EXPORT_HEADER = [
+    "外部编号",
+    "企业名称",
+    "统一社会信用代码",
+    "登记状态",
+    "成立日期",
+    "注册资本",
+    "省份",
+    "城市",
+    "区县",
+    "注册地址",
+    "国标行业代码",
+    "所属行业",
+    "经营范围",
+    "主营产品",
+    "企业标签",
+    "参保人数",
+    "营业收入",
+    "曾用名",
+    "国家",
+    "数据说明",
+]
 
 
 def _number(value: float | None) -> str:
@@ -41,12 +61,26 @@ def _rows(session: Session) -> Iterator[list[Any]]:
         for e in batch:
             industry_code = e.industry_section + (e.industry_class or e.industry_group or e.industry_division)
             yield [
-                e.external_id or "", e.name, e.credit_code or "", e.status_raw or e.status,
-                e.founded_on.isoformat() if e.founded_on else "", format_capital(e.capital_amount, e.capital_currency),
-                e.province, e.city, e.district, e.address, industry_code, e.industry_name, e.business_scope,
-                e.main_products, "；".join(e.tag_names), "" if e.employees is None else str(e.employees),
-                _number(e.revenue_wan) + ("万元" if e.revenue_wan is not None else ""), "；".join(e.former_names or []),
-                e.country, e.data_note,
+                e.external_id or "",
+                e.name,
+                e.credit_code or "",
+                e.status_raw or e.status,
+                e.founded_on.isoformat() if e.founded_on else "",
+                format_capital(e.capital_amount, e.capital_currency),
+                e.province,
+                e.city,
+                e.district,
+                e.address,
+                industry_code,
+                e.industry_name,
+                e.business_scope,
+                e.main_products,
+                "；".join(e.tag_names),
+                "" if e.employees is None else str(e.employees),
+                _number(e.revenue_wan) + ("万元" if e.revenue_wan is not None else ""),
+                "；".join(e.former_names or []),
+                e.country,
+                e.data_note,
             ]
         last_id = batch[-1].id
         for e in batch:
@@ -78,4 +112,3 @@ def export_enterprises(session: Session, path: str | os.PathLike[str]) -> int:
     else:
         raise ValueError(f"不支持的导出格式“{suffix}”：请使用 .csv 或 .xlsx")
     return count
-

@@ -1,4 +1,5 @@
 """The row report of an enterprise import: each row's outcome, the import's counts, the report as a CSV file."""
+
 from __future__ import annotations
 
 import csv
@@ -12,8 +13,13 @@ OUTCOME_UPDATED = "updated"
 OUTCOME_UNCHANGED = "unchanged"
 OUTCOME_REJECTED = "rejected"
 OUTCOME_MERGED = "merged"
-OUTCOME_LABELS = {OUTCOME_INSERTED: "新增", OUTCOME_UPDATED: "更新", OUTCOME_UNCHANGED: "无变化",
-                  OUTCOME_REJECTED: "拒绝", OUTCOME_MERGED: "合并"}
+OUTCOME_LABELS = {
+    OUTCOME_INSERTED: "新增",
+    OUTCOME_UPDATED: "更新",
+    OUTCOME_UNCHANGED: "无变化",
+    OUTCOME_REJECTED: "拒绝",
+    OUTCOME_MERGED: "合并",
+}
 REPORT_HEADER = ["行号", "企业名称", "标识", "结果", "结果说明", "原因"]
 
 
@@ -40,8 +46,13 @@ class ImportResult:
 
     def counts(self) -> dict[str, int]:
         """The CLI/web JSON contract."""
-        return {"inserted": self.inserted, "updated": self.updated, "unchanged": self.unchanged,
-                "rejected": self.rejected, "duplicates_merged": self.duplicates_merged}
+        return {
+            "inserted": self.inserted,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "rejected": self.rejected,
+            "duplicates_merged": self.duplicates_merged,
+        }
 
 
 def write_report(rows: Iterable[ReportRow], path: str | os.PathLike[str]) -> None:
@@ -53,6 +64,14 @@ def write_report(rows: Iterable[ReportRow], path: str | os.PathLike[str]) -> Non
         writer = csv.writer(fh)
         writer.writerow(REPORT_HEADER)
         for r in rows:
-            writer.writerow([r.line, safe_cell(r.name), safe_cell(r.identity), r.outcome,
-                             OUTCOME_LABELS.get(r.outcome, r.outcome), safe_cell(r.reason)])
+            writer.writerow(
+                [
+                    r.line,
+                    safe_cell(r.name),
+                    safe_cell(r.identity),
+                    r.outcome,
+                    OUTCOME_LABELS.get(r.outcome, r.outcome),
+                    safe_cell(r.reason),
+                ]
+            )
     os.replace(tmp, path)

@@ -7,6 +7,7 @@ Identity of a row: its 统一社会信用代码; else its 外部编号; else its
 identity within a file are merged (later non-empty cells win). Empty cells never erase stored values.
 Writes use bulk statements (lists of dicts) with identity maps pre-loaded per chunk, not one ORM object per row.
 """
+
 from __future__ import annotations
 
 import logging
@@ -100,15 +101,18 @@ def _identity_of(credit_code: str | None, external_id: str | None, name_norm: st
 
 
 def _merge(earlier: ParsedRow, later: ParsedRow) -> ParsedRow:
-    merged = ParsedRow(values={**earlier.values, **later.values},
-                       tags=later.tags if later.tags is not None else earlier.tags,
-                       warnings=earlier.warnings + later.warnings)
+    merged = ParsedRow(
+        values={**earlier.values, **later.values},
+        tags=later.tags if later.tags is not None else earlier.tags,
+        warnings=earlier.warnings + later.warnings,
+    )
     return merged
 
 
 class _Importer:
-    def __init__(self, session: Session, source_file: str, job_id: int | None, progress: ProgressCallback | None,
-                 chunk_size: int):
+    def __init__(
+        self, session: Session, source_file: str, job_id: int | None, progress: ProgressCallback | None, chunk_size: int
+    ):
         self.session = session
         self.source_file = source_file[:255]
         self.job_id = job_id
@@ -129,8 +133,15 @@ class _Importer:
             parsed = parse_row(raw, table.units)
             if parsed.errors:
                 result.rejected += 1
-                result.report.append(ReportRow(line, parsed.values.get("name", "") or str(raw.get("name") or "")[:100],
-                                               self._raw_identity(raw), OUTCOME_REJECTED, "；".join(parsed.errors)))
+                result.report.append(
+                    ReportRow(
+                        line,
+                        parsed.values.get("name", "") or str(raw.get("name") or "")[:100],
+                        self._raw_identity(raw),
+                        OUTCOME_REJECTED,
+                        "；".join(parsed.errors),
+                    )
+                )
                 continue
             identity = parsed.identity
             previous = by_identity.get(identity)
@@ -139,11 +150,18 @@ class _Importer:
                 order.append(identity)
                 continue
             result.duplicates_merged += 1
-            merged_reports.append(ReportRow(previous.line, previous.parsed.values.get("name", ""),
-                                            identity_label(identity), OUTCOME_MERGED,
-                                            f"与第{line}行为同一企业，已合并（后出现的行优先）"))
-            by_identity[identity] = _Pending(line, _merge(previous.parsed, parsed),
-                                             previous.merged_lines + [previous.line])
+            merged_reports.append(
+                ReportRow(
+                    previous.line,
+                    previous.parsed.values.get("name", ""),
+                    identity_label(identity),
+                    OUTCOME_MERGED,
+                    f"与第{line}行为同一企业，已合并（后出现的行优先）",
+                )
+            )
+            by_identity[identity] = _Pending(
+                line, _merge(previous.parsed, parsed), previous.merged_lines + [previous.line]
+            )
         result.report.extend(merged_reports)
         return [by_identity[i] for i in order]
 
@@ -175,8 +193,9 @@ class _Importer:
                 by_name.setdefault((row["name_norm"], row["city"]), {})[row["id"]] = row
         return by_code, by_ext, by_name
 
-    def _match(self, pending: _Pending, by_code: dict[str, _Row], by_ext: dict[str, _Row],
-               by_name: _ByName) -> tuple[_Row | None, str]:
+    def _match(
+        self, pending: _Pending, by_code: dict[str, _Row], by_ext: dict[str, _Row], by_name: _ByName
+    ) -> tuple[_Row | None, str]:
         """The stored row this record updates (None: new), or a rejection reason."""
         values = pending.parsed.values
         kind, key = pending.parsed.identity
@@ -207,7 +226,7 @@ class _Importer:
         claimed_ext: dict[str, int] = {}
         done = 0
         for start in range(0, total, self.chunk_size):
-            chunk = records[start:start + self.chunk_size]
+            chunk = records[start : start + self.chunk_size]
             self._write_chunk(chunk, claimed_ext)
             done += len(chunk)
             if self.progress:
@@ -233,14 +252,26 @@ class _Importer:
                 problem = f"外部编号“{ext}”与第{claimed_ext[ext]}行的另一家企业重复"
             if problem:
                 result.rejected += 1
-                result.report.append(ReportRow(pending.line, values.get("name", ""),
-                                               identity_label(pending.parsed.identity), OUTCOME_REJECTED, problem))
+                result.report.append(
+                    ReportRow(
+                        pending.line,
+                        values.get("name", ""),
+                        identity_label(pending.parsed.identity),
+                        OUTCOME_REJECTED,
+                        problem,
+                    )
+                )
                 continue
             if ext:
                 claimed_ext[ext] = pending.line
             if existing is None:
-                row = {**INSERT_DEFAULTS, **values, "source_file": self.source_file,
-                       "created_at": self.now, "updated_at": self.now}
+                row = {
+                    **INSERT_DEFAULTS,
+                    **values,
+                    "source_file": self.source_file,
+                    "created_at": self.now,
+                    "updated_at": self.now,
+                }
                 inserts.append(row)
                 insert_pending.append(pending)
             else:
@@ -279,15 +310,22 @@ class _Importer:
             self._apply_updates(updates)
 
     def _change(self, enterprise_id: int, field_name: str, old: Any, new: Any) -> _Row:
-        return {"enterprise_id": enterprise_id, "field": field_name, "old_value": _as_text(old),
-                "new_value": _as_text(new), "source_file": self.source_file, "import_job_id": self.job_id,
-                "changed_at": self.now}
+        return {
+            "enterprise_id": enterprise_id,
+            "field": field_name,
+            "old_value": _as_text(old),
+            "new_value": _as_text(new),
+            "source_file": self.source_file,
+            "import_job_id": self.job_id,
+            "changed_at": self.now,
+        }
 
     def _apply_updates(self, updates: list[tuple[_Pending, _Row, _Row]]) -> None:
         ids = [existing["id"] for _, existing, _ in updates]
         old_tags: dict[int, set[str]] = {i: set() for i in ids}
         for enterprise_id, tag in self.session.execute(
-                select(EnterpriseTag.enterprise_id, EnterpriseTag.tag).where(EnterpriseTag.enterprise_id.in_(ids))):
+            select(EnterpriseTag.enterprise_id, EnterpriseTag.tag).where(EnterpriseTag.enterprise_id.in_(ids))
+        ):
             old_tags[enterprise_id].add(tag)
         changes: list[_Row] = []
         by_keys: dict[frozenset[str], list[_Row]] = {}
@@ -308,8 +346,9 @@ class _Importer:
                 row = {"id": eid, **diff, "source_file": self.source_file, "updated_at": self.now}
                 by_keys.setdefault(frozenset(row), []).append(row)
                 self.result.updated += 1
-                self._report(pending, OUTCOME_UPDATED, "变更字段：" + "、".join(
-                    list(diff) + (["tags"] if tags_changed else [])))
+                self._report(
+                    pending, OUTCOME_UPDATED, "变更字段：" + "、".join(list(diff) + (["tags"] if tags_changed else []))
+                )
             else:
                 self.result.unchanged += 1
                 self._report(pending, OUTCOME_UNCHANGED)
@@ -326,12 +365,26 @@ class _Importer:
         if pending.merged_lines:
             notes.append("合并了第" + "、".join(str(n) for n in pending.merged_lines) + "行")
         notes.extend(pending.parsed.warnings)
-        self.result.report.append(ReportRow(pending.line, pending.parsed.values.get("name", ""),
-                                            identity_label(pending.parsed.identity), outcome, "；".join(notes)))
+        self.result.report.append(
+            ReportRow(
+                pending.line,
+                pending.parsed.values.get("name", ""),
+                identity_label(pending.parsed.identity),
+                outcome,
+                "；".join(notes),
+            )
+        )
 
 
-def import_table(session: Session, table: Table, *, source_file: str = "", job_id: int | None = None,
-                 progress: ProgressCallback | None = None, chunk_size: int = CHUNK_SIZE) -> ImportResult:
+def import_table(
+    session: Session,
+    table: Table,
+    *,
+    source_file: str = "",
+    job_id: int | None = None,
+    progress: ProgressCallback | None = None,
+    chunk_size: int = CHUNK_SIZE,
+) -> ImportResult:
     """Import an already opened table inside the session's current transaction (no commit)."""
     importer = _Importer(session, source_file, job_id, progress, chunk_size)
     importer.result.encoding = table.encoding
@@ -342,10 +395,18 @@ def import_table(session: Session, table: Table, *, source_file: str = "", job_i
     return importer.result
 
 
-def import_file(session: Session, path: str | os.PathLike[str], *, mapping: dict[str, str] | str | None = None,
-                report_path: str | os.PathLike[str] | None = None, progress: ProgressCallback | None = None,
-                source_name: str | None = None, job_id: int | None = None, chunk_size: int = CHUNK_SIZE,
-                commit: bool = True) -> ImportResult:
+def import_file(
+    session: Session,
+    path: str | os.PathLike[str],
+    *,
+    mapping: dict[str, str] | str | None = None,
+    report_path: str | os.PathLike[str] | None = None,
+    progress: ProgressCallback | None = None,
+    source_name: str | None = None,
+    job_id: int | None = None,
+    chunk_size: int = CHUNK_SIZE,
+    commit: bool = True,
+) -> ImportResult:
     """Import one CSV/XLSX file as ONE transaction: all of it is committed, or (on any error) nothing.
 
     Raises TableReadError (Chinese message) when the file cannot be read. With commit=False the caller commits
@@ -354,8 +415,9 @@ def import_file(session: Session, path: str | os.PathLike[str], *, mapping: dict
     table = read_table(path, mapping)
     source = source_name or Path(path).name
     try:
-        result = import_table(session, table, source_file=source, job_id=job_id, progress=progress,
-                              chunk_size=chunk_size)
+        result = import_table(
+            session, table, source_file=source, job_id=job_id, progress=progress, chunk_size=chunk_size
+        )
         if report_path is not None:
             write_report(result.report, report_path)
         if commit:

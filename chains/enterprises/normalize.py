@@ -1,6 +1,7 @@
 """Normalisation of enterprise fields as found in registry exports: names, status, dates, tags, industry codes
 (GB/T 4754-2017), regions; registered capital is in chains/enterprises/capital.py. Every parser accepts arbitrary
 input and returns None/'' instead of raising."""
+
 from __future__ import annotations
 
 import math
@@ -59,8 +60,16 @@ STATUS_REVOKED = "吊销"
 STATUS_SUSPENDED = "停业"
 STATUS_LIQUIDATING = "清算"
 STATUS_OTHER = "其他"
-STATUSES = (STATUS_ACTIVE, STATUS_OPERATING, STATUS_MOVED_OUT, STATUS_CANCELLED, STATUS_REVOKED,
-            STATUS_SUSPENDED, STATUS_LIQUIDATING, STATUS_OTHER)
+STATUSES = (
+    STATUS_ACTIVE,
+    STATUS_OPERATING,
+    STATUS_MOVED_OUT,
+    STATUS_CANCELLED,
+    STATUS_REVOKED,
+    STATUS_SUSPENDED,
+    STATUS_LIQUIDATING,
+    STATUS_OTHER,
+)
 # Firms in these states still operate and are valid investment targets.
 ACTIVE_STATUSES = (STATUS_ACTIVE, STATUS_OPERATING)
 
@@ -219,18 +228,52 @@ def parse_list(value: object) -> list[str]:
 
 # Division (大类) ranges of each section (门类).
 SECTION_DIVISIONS = {
-    "A": (1, 5), "B": (6, 12), "C": (13, 43), "D": (44, 46), "E": (47, 50), "F": (51, 52), "G": (53, 60),
-    "H": (61, 62), "I": (63, 65), "J": (66, 69), "K": (70, 70), "L": (71, 72), "M": (73, 75), "N": (76, 79),
-    "O": (80, 82), "P": (83, 83), "Q": (84, 85), "R": (86, 90), "S": (91, 96), "T": (97, 97),
+    "A": (1, 5),
+    "B": (6, 12),
+    "C": (13, 43),
+    "D": (44, 46),
+    "E": (47, 50),
+    "F": (51, 52),
+    "G": (53, 60),
+    "H": (61, 62),
+    "I": (63, 65),
+    "J": (66, 69),
+    "K": (70, 70),
+    "L": (71, 72),
+    "M": (73, 75),
+    "N": (76, 79),
+    "O": (80, 82),
+    "P": (83, 83),
+    "Q": (84, 85),
+    "R": (86, 90),
+    "S": (91, 96),
+    "T": (97, 97),
 }
 SECTION_NAMES = {
-    "A": "农、林、牧、渔业", "B": "采矿业", "C": "制造业", "D": "电力、热力、燃气及水生产和供应业", "E": "建筑业",
-    "F": "批发和零售业", "G": "交通运输、仓储和邮政业", "H": "住宿和餐饮业", "I": "信息传输、软件和信息技术服务业",
-    "J": "金融业", "K": "房地产业", "L": "租赁和商务服务业", "M": "科学研究和技术服务业",
-    "N": "水利、环境和公共设施管理业", "O": "居民服务、修理和其他服务业", "P": "教育", "Q": "卫生和社会工作",
-    "R": "文化、体育和娱乐业", "S": "公共管理、社会保障和社会组织", "T": "国际组织",
+    "A": "农、林、牧、渔业",
+    "B": "采矿业",
+    "C": "制造业",
+    "D": "电力、热力、燃气及水生产和供应业",
+    "E": "建筑业",
+    "F": "批发和零售业",
+    "G": "交通运输、仓储和邮政业",
+    "H": "住宿和餐饮业",
+    "I": "信息传输、软件和信息技术服务业",
+    "J": "金融业",
+    "K": "房地产业",
+    "L": "租赁和商务服务业",
+    "M": "科学研究和技术服务业",
+    "N": "水利、环境和公共设施管理业",
+    "O": "居民服务、修理和其他服务业",
+    "P": "教育",
+    "Q": "卫生和社会工作",
+    "R": "文化、体育和娱乐业",
+    "S": "公共管理、社会保障和社会组织",
+    "T": "国际组织",
 }
-_INDUSTRY_CODE = re.compile(r"(?<![A-Za-z0-9])([A-Ta-t])?\s*(\d{2}(?:\d{1,2})?)(?!\d)|(?<![A-Za-z0-9])([A-Ta-t])(?![A-Za-z0-9])")
+_INDUSTRY_CODE = re.compile(
+    r"(?<![A-Za-z0-9])([A-Ta-t])?\s*(\d{2}(?:\d{1,2})?)(?!\d)|(?<![A-Za-z0-9])([A-Ta-t])(?![A-Za-z0-9])"
+)
 
 
 @dataclass(frozen=True)
@@ -267,8 +310,9 @@ def parse_industry_code(value: object) -> IndustryCode | None:
     inferred = section_of_division(int(digits[:2]))
     if not inferred or (letter and letter.upper() != inferred):
         return None
-    return IndustryCode(inferred, digits[:2], digits[:3] if len(digits) >= 3 else "",
-                        digits[:4] if len(digits) == 4 else "")
+    return IndustryCode(
+        inferred, digits[:2], digits[:3] if len(digits) >= 3 else "", digits[:4] if len(digits) == 4 else ""
+    )
 
 
 def industry_name_from(value: object) -> str:
@@ -280,10 +324,40 @@ def industry_name_from(value: object) -> str:
 # ---------------------------------------------------------------- regions
 
 PROVINCES = (
-    "北京市", "天津市", "河北省", "山西省", "内蒙古自治区", "辽宁省", "吉林省", "黑龙江省", "上海市", "江苏省",
-    "浙江省", "安徽省", "福建省", "江西省", "山东省", "河南省", "湖北省", "湖南省", "广东省", "广西壮族自治区",
-    "海南省", "重庆市", "四川省", "贵州省", "云南省", "西藏自治区", "陕西省", "甘肃省", "青海省",
-    "宁夏回族自治区", "新疆维吾尔自治区", "台湾省", "香港特别行政区", "澳门特别行政区",
+    "北京市",
+    "天津市",
+    "河北省",
+    "山西省",
+    "内蒙古自治区",
+    "辽宁省",
+    "吉林省",
+    "黑龙江省",
+    "上海市",
+    "江苏省",
+    "浙江省",
+    "安徽省",
+    "福建省",
+    "江西省",
+    "山东省",
+    "河南省",
+    "湖北省",
+    "湖南省",
+    "广东省",
+    "广西壮族自治区",
+    "海南省",
+    "重庆市",
+    "四川省",
+    "贵州省",
+    "云南省",
+    "西藏自治区",
+    "陕西省",
+    "甘肃省",
+    "青海省",
+    "宁夏回族自治区",
+    "新疆维吾尔自治区",
+    "台湾省",
+    "香港特别行政区",
+    "澳门特别行政区",
 )
 _PROVINCE_SHORT = {}
 for _full in PROVINCES:

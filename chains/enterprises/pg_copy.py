@@ -1,4 +1,5 @@
 """PostgreSQL COPY for the enterprise import: the psycopg connection, ids drawn from a sequence, rows COPYed in."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,7 @@ def copy_connection(session: Session) -> psycopg.Connection[Any] | None:
 def allocate_ids(conn: psycopg.Connection[Any], table: SqlTable, count: int) -> list[int]:
     """`count` fresh primary keys from the table's id sequence (PostgreSQL)."""
     with conn.cursor() as cur:
-        cur.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-                    (table.name, count))
+        cur.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", (table.name, count))
         return [row[0] for row in cur.fetchall()]
 
 
@@ -53,5 +53,6 @@ def copy_rows(conn: psycopg.Connection[Any], table: SqlTable, rows: list[_Row]) 
     with conn.cursor() as cur:
         with cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
             for row in rows:
-                copy.write_row([_copy_value(c, row[c.name] if c.name in row else defaults.get(c.name))
-                                for c in columns])
+                copy.write_row(
+                    [_copy_value(c, row[c.name] if c.name in row else defaults.get(c.name)) for c in columns]
+                )

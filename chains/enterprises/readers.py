@@ -3,6 +3,7 @@
 The header row is found among the first rows (title and blank rows above it are skipped); Chinese header
 synonyms map to canonical field keys, optionally overridden by a user mapping (dict or JSON file).
 """
+
 from __future__ import annotations
 
 import csv
@@ -59,7 +60,7 @@ def split_unit_suffix(text: str) -> tuple[str, str | None]:
     last_closing = max(body.rfind(c) for c in _CLOSING)
     for index in range(last_closing + 1, len(body)):
         if body[index] in _OPENING:
-            return text[:index], body[index + 1:]
+            return text[:index], body[index + 1 :]
     return text, None
 
 
@@ -83,7 +84,7 @@ def load_mapping(mapping: dict[str, str] | str | os.PathLike[str] | None) -> dic
         except (OSError, ValueError) as exc:
             raise TableReadError(f"无法读取列映射文件：{exc}") from exc
         if not isinstance(mapping, dict):
-            raise TableReadError("列映射文件应为 JSON 对象，如 {\"公司\": \"企业名称\"}")
+            raise TableReadError('列映射文件应为 JSON 对象，如 {"公司": "企业名称"}')
     resolved = {}
     for header, target in mapping.items():
         key = target if target in FIELD_SYNONYMS else _LOOKUP.get(normalise_header(target))

@@ -1,4 +1,5 @@
 """Turn one raw table row ({field key: cell}) into Enterprise column values, with errors and warnings."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -10,8 +11,16 @@ from chains.enterprises.creditcode import credit_code_error, normalize_credit_co
 
 # Column lengths of chains.enterprise_models.Enterprise; longer input is cut, not rejected.
 MAX_LENGTHS = {
-    "name": 255, "external_id": 128, "status_raw": 64, "province": 32, "city": 64, "district": 64,
-    "address": 512, "industry_name": 128, "country": 64, "data_note": 255,
+    "name": 255,
+    "external_id": 128,
+    "status_raw": 64,
+    "province": 32,
+    "city": 64,
+    "district": 64,
+    "address": 512,
+    "industry_name": 128,
+    "country": 64,
+    "data_note": 255,
 }
 DEMO_MARK = "演示数据"
 SYNTHETIC_MARK = "合成数据"
@@ -57,7 +66,7 @@ def parse_row(raw: dict[str, Any], units: dict[str, str] | None = None) -> Parse
     if not name:
         row.errors.append("缺少企业名称")
     else:
-        v["name"] = name[:MAX_LENGTHS["name"]]
+        v["name"] = name[: MAX_LENGTHS["name"]]
         v["name_norm"] = nz.name_key(name)[:255]
 
     code_raw = texts.get("credit_code")
@@ -72,15 +81,15 @@ def parse_row(raw: dict[str, Any], units: dict[str, str] | None = None) -> Parse
     for key in ("external_id", "district", "address", "business_scope", "main_products", "country", "data_note"):
         text = texts.get(key)
         if text:
-            v[key] = text[:MAX_LENGTHS[key]] if key in MAX_LENGTHS else text
+            v[key] = text[: MAX_LENGTHS[key]] if key in MAX_LENGTHS else text
     if texts.get("province"):
-        v["province"] = nz.normalize_province(texts["province"])[:MAX_LENGTHS["province"]]
+        v["province"] = nz.normalize_province(texts["province"])[: MAX_LENGTHS["province"]]
     if texts.get("city"):
-        v["city"] = nz.normalize_city(texts["city"])[:MAX_LENGTHS["city"]]
+        v["city"] = nz.normalize_city(texts["city"])[: MAX_LENGTHS["city"]]
 
     status_raw = texts.get("status")
     if status_raw:
-        v["status_raw"] = status_raw[:MAX_LENGTHS["status_raw"]]
+        v["status_raw"] = status_raw[: MAX_LENGTHS["status_raw"]]
         v["status"] = nz.normalize_status(status_raw)
 
     if texts.get("founded_on"):
@@ -96,7 +105,10 @@ def parse_row(raw: dict[str, Any], units: dict[str, str] | None = None) -> Parse
             row.warnings.append(f"注册资本无法识别，已忽略：{texts['capital'][:40]}")
         else:
             v["capital_amount"], v["capital_currency"], v["capital_wan_cny"] = (
-                capital.amount_wan, capital.currency, capital.wan_cny)
+                capital.amount_wan,
+                capital.currency,
+                capital.wan_cny,
+            )
 
     if texts.get("revenue"):
         revenue = cap.parse_capital(raw["revenue"], _unit(units, "revenue"))
@@ -123,7 +135,7 @@ def parse_row(raw: dict[str, Any], units: dict[str, str] | None = None) -> Parse
     elif code_text:
         row.warnings.append(f"国标行业代码无法识别，已忽略：{code_text[:40]}")
     if industry_name:
-        v["industry_name"] = industry_name[:MAX_LENGTHS["industry_name"]]
+        v["industry_name"] = industry_name[: MAX_LENGTHS["industry_name"]]
 
     if texts.get("former_names"):
         v["former_names"] = nz.parse_list(texts["former_names"])

@@ -3,6 +3,7 @@
 Business scopes, products and industry codes are drawn per leaf link of the bundled chain maps
 (data/chains/*.yaml); when none are present a small built-in set of links is used.
 """
+
 from __future__ import annotations
 
 import csv
@@ -17,8 +18,24 @@ import yaml
 SYNTHETIC_NOTE = "合成数据：程序生成，非真实企业"
 SYNTHETIC_NAME_SUFFIX = "（合成）"
 DEFAULT_CHAIN_DIR = Path(__file__).resolve().parents[2] / "data" / "chains"
-CSV_HEADER = ["外部编号", "企业名称", "统一社会信用代码", "登记状态", "成立日期", "注册资本", "省份", "城市", "区县",
-              "国标行业代码", "所属行业", "经营范围", "主营产品", "企业标签", "国家", "数据说明"]
+CSV_HEADER = [
+    "外部编号",
+    "企业名称",
+    "统一社会信用代码",
+    "登记状态",
+    "成立日期",
+    "注册资本",
+    "省份",
+    "城市",
+    "区县",
+    "国标行业代码",
+    "所属行业",
+    "经营范围",
+    "主营产品",
+    "企业标签",
+    "国家",
+    "数据说明",
+]
 
 # (province, city, districts)
 REGIONS = (
@@ -56,10 +73,24 @@ REGIONS = (
 TRADE_NAME_CHARS = "华中兴达盛通科宏博瑞源恒泰嘉信安和德新海联创远航鼎佳汇丰明睿晟辰鑫正弘益启拓智云峰"
 ENTITY_FORMS = (("有限公司", 6), ("股份有限公司", 2), ("科技有限公司", 3), ("集团有限公司", 1))
 STATUS_WEIGHTS = (("存续", 80), ("在业", 8), ("注销", 5), ("吊销", 3), ("迁出", 2), ("停业", 1), ("清算", 1))
-TAG_CHOICES = (("高新技术企业", 0.30), ("科技型中小企业", 0.20), ('专精特新"小巨人"', 0.05), ("专精特新", 0.12),
-               ("瞪羚", 0.04), ("上市", 0.03), ("单项冠军", 0.01), ("外资", 0.05))
-GENERIC_SCOPE = ("技术开发、技术咨询、技术服务", "货物进出口、技术进出口", "销售自产产品", "机械设备租赁",
-                 "软件开发", "普通货物仓储服务")
+TAG_CHOICES = (
+    ("高新技术企业", 0.30),
+    ("科技型中小企业", 0.20),
+    ('专精特新"小巨人"', 0.05),
+    ("专精特新", 0.12),
+    ("瞪羚", 0.04),
+    ("上市", 0.03),
+    ("单项冠军", 0.01),
+    ("外资", 0.05),
+)
+GENERIC_SCOPE = (
+    "技术开发、技术咨询、技术服务",
+    "货物进出口、技术进出口",
+    "销售自产产品",
+    "机械设备租赁",
+    "软件开发",
+    "普通货物仓储服务",
+)
 CAPITAL_FORMS = (("{}万元人民币", 0.75), ("{}万美元", 0.1), ("{}万欧元", 0.03), ("{}万港元", 0.04), ("{}亿元", 0.08))
 FOUNDED_YEARS = (1990, 2024)
 
@@ -74,7 +105,9 @@ class LinkProfile:
 
 
 FALLBACK_LINKS = (
-    LinkProfile("fallback-battery", "动力电池", ("动力电池", "锂离子电池", "电芯"), ("磷酸铁锂电池", "三元锂电池"), ("C3841",)),
+    LinkProfile(
+        "fallback-battery", "动力电池", ("动力电池", "锂离子电池", "电芯"), ("磷酸铁锂电池", "三元锂电池"), ("C3841",)
+    ),
     LinkProfile("fallback-motor", "驱动电机", ("驱动电机", "电机控制器"), ("永磁同步电机",), ("C3812",)),
     LinkProfile("fallback-ship", "船舶配套", ("船用设备", "船舶配套"), ("船用锚绞机", "甲板机械"), ("C3734",)),
     LinkProfile("fallback-software", "工业软件", ("工业软件", "嵌入式软件"), ("车载操作系统",), ("I6513",)),
@@ -136,28 +169,32 @@ def generate(n: int, seed: int = 0, chain_dir: str | os.PathLike[str] | None = N
         name = f"{city.rstrip('市')}{trade_name}{word}{_weighted(rng, ENTITY_FORMS)}{SYNTHETIC_NAME_SUFFIX}"
         products = rng.sample(link.products, min(len(link.products), rng.randint(1, 3))) if link.products else [word]
         scope_terms = rng.sample(link.keywords, min(len(link.keywords), 3)) if link.keywords else [link.name]
-        scope = "；".join(
-            [f"{'、'.join(scope_terms)}的研发、生产和销售", *rng.sample(GENERIC_SCOPE, 2)]) + "。（依法须经批准的项目，经相关部门批准后方可开展经营活动）"
+        scope = (
+            "；".join([f"{'、'.join(scope_terms)}的研发、生产和销售", *rng.sample(GENERIC_SCOPE, 2)])
+            + "。（依法须经批准的项目，经相关部门批准后方可开展经营活动）"
+        )
         tags = [tag for tag, p in TAG_CHOICES if rng.random() < p]
         year = rng.randint(*FOUNDED_YEARS)
-        rows.append({
-            "外部编号": f"synth-{seed}-{i:07d}",
-            "企业名称": name,
-            "统一社会信用代码": "",  # never generated: a made-up code could belong to a real firm
-            "登记状态": _weighted(rng, STATUS_WEIGHTS),
-            "成立日期": f"{year}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
-            "注册资本": _capital(rng),
-            "省份": province,
-            "城市": city,
-            "区县": rng.choice(districts),
-            "国标行业代码": rng.choice(link.industry_codes) if link.industry_codes else "",
-            "所属行业": link.name,
-            "经营范围": scope,
-            "主营产品": "、".join(products),
-            "企业标签": "；".join(tags),
-            "国家": "中国",
-            "数据说明": SYNTHETIC_NOTE,
-        })
+        rows.append(
+            {
+                "外部编号": f"synth-{seed}-{i:07d}",
+                "企业名称": name,
+                "统一社会信用代码": "",  # never generated: a made-up code could belong to a real firm
+                "登记状态": _weighted(rng, STATUS_WEIGHTS),
+                "成立日期": f"{year}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+                "注册资本": _capital(rng),
+                "省份": province,
+                "城市": city,
+                "区县": rng.choice(districts),
+                "国标行业代码": rng.choice(link.industry_codes) if link.industry_codes else "",
+                "所属行业": link.name,
+                "经营范围": scope,
+                "主营产品": "、".join(products),
+                "企业标签": "；".join(tags),
+                "国家": "中国",
+                "数据说明": SYNTHETIC_NOTE,
+            }
+        )
     return rows
 
 

@@ -4,6 +4,7 @@ An embedder turns texts into L2-normalised float32 rows. Documents (firm profile
 are encoded by two methods because some models encode them differently (e5 prefixes "passage: " / "query: ");
 the prefixes stay inside the embedder, callers never add them.
 """
+
 from __future__ import annotations
 
 import hashlib

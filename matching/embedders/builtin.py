@@ -5,6 +5,7 @@ No pretrained model and no download. It gives the engine a dense "related wordin
 ≈ 0.27 alone) and fusing it lowered nDCG slightly, so the default fusion weight of the dense channel
 is 0 with this embedder (see docs/matching.md).
 """
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,7 @@ from matching.text import normalize, tokenize, tokenize_query
 
 BUILTIN_NAME = "builtin-lsa-v1"
 DEFAULT_DIM = 256
-MIN_DF = 2          # n-grams seen once carry no co-occurrence information for SVD
+MIN_DF = 2  # n-grams seen once carry no co-occurrence information for SVD
 _STATE_FILE = "builtin_embedder.pkl"
 QUERY_BATCH = 4  # encode() of at most this many texts is a query: its tokens come from the query cache
 
@@ -51,8 +52,14 @@ class BuiltinEmbedder:
         if fit:
             min_df = MIN_DF if len(texts) >= 50 else 1
             self._word = TfidfVectorizer(analyzer=_identity, sublinear_tf=True, min_df=min_df, dtype=np.float32)
-            self._char = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 3), sublinear_tf=True,
-                                         min_df=min_df, dtype=np.float32, preprocessor=normalize)
+            self._char = TfidfVectorizer(
+                analyzer="char_wb",
+                ngram_range=(2, 3),
+                sublinear_tf=True,
+                min_df=min_df,
+                dtype=np.float32,
+                preprocessor=normalize,
+            )
             return sp.hstack([self._word.fit_transform(tokens), self._char.fit_transform(list(texts))]).tocsr()
         return sp.hstack([self._word.transform(tokens), self._char.transform(list(texts))]).tocsr()
 
@@ -79,11 +86,11 @@ class BuiltinEmbedder:
             raise RuntimeError("BuiltinEmbedder.fit must run before encode")
         out = np.zeros((len(texts), self.dim), np.float32)
         for start in range(0, len(texts), max(1, batch_size * 16)):
-            chunk = list(texts[start:start + batch_size * 16])
+            chunk = list(texts[start : start + batch_size * 16])
             # Same product as TruncatedSVD.transform (X @ components_.T), with the transposed basis kept contiguous:
             # scipy would otherwise copy the whole basis on every call (~25 ms per single-query encode at 100k firms).
             vec = np.asarray(self._features(chunk) @ self._basis_t(), dtype=np.float32)
-            out[start:start + len(chunk)] = vec
+            out[start : start + len(chunk)] = vec
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         unit: np.ndarray = out / np.maximum(norms, 1e-12)
         return unit
@@ -96,8 +103,9 @@ class BuiltinEmbedder:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         with open(folder / _STATE_FILE, "wb") as fh:  # our own file, written and read locally
-            pickle.dump({"dim": self.dim, "seed": self.seed, "word": self._word, "char": self._char,
-                         "svd": self._svd}, fh)
+            pickle.dump(
+                {"dim": self.dim, "seed": self.seed, "word": self._word, "char": self._char, "svd": self._svd}, fh
+            )
         marker = folder / "embedder.json"
         if not marker.exists():
             marker.write_text(json.dumps({"type": "builtin", "name": self.name, "dim": self.dim}), encoding="utf-8")

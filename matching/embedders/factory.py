@@ -5,6 +5,7 @@ models folder (matching.embedders.e5_bundle); "builtin" → the built-in LSA emb
 anything else → a local sentence-transformers model folder or a name already in the local Hugging Face cache.
 Nothing is ever downloaded.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,9 +38,14 @@ def _default_folder(models_dir: str | Path | None) -> Path:
     return e5_bundle.default_model_folder(Path(models_dir) if models_dir else e5_bundle.models_dir_default()).resolve()
 
 
-def make_embedder(model: str = DEFAULT_MODEL, backend: str = DEFAULT_BACKEND, threads: int = 0,
-                  cache_dir: str | Path | None = None, models_dir: str | Path | None = None,
-                  max_seq_length: int = MAX_SEQ_LENGTH) -> Embedder:
+def make_embedder(
+    model: str = DEFAULT_MODEL,
+    backend: str = DEFAULT_BACKEND,
+    threads: int = 0,
+    cache_dir: str | Path | None = None,
+    models_dir: str | Path | None = None,
+    max_seq_length: int = MAX_SEQ_LENGTH,
+) -> Embedder:
     """The embedder for config value `model` (see the module docstring), run by `backend` (ONNX exports cached in
     `cache_dir`; the default model converted into `models_dir`)."""
     if is_builtin(model):
@@ -50,12 +56,14 @@ def make_embedder(model: str = DEFAULT_MODEL, backend: str = DEFAULT_BACKEND, th
         except (OSError, ValueError) as exc:
             raise EmbedderUnavailableError(f"内置嵌入模型不可用：{exc} (bundled embedding model unavailable)") from exc
         model = str(folder)
-    return SentenceTransformerEmbedder(model, backend=backend, threads=threads, cache_dir=cache_dir,
-                                       max_seq_length=max_seq_length)
+    return SentenceTransformerEmbedder(
+        model, backend=backend, threads=threads, cache_dir=cache_dir, max_seq_length=max_seq_length
+    )
 
 
-def embedder_name_for(model: str = DEFAULT_MODEL, backend: str = DEFAULT_BACKEND,
-                      models_dir: str | Path | None = None) -> str:
+def embedder_name_for(
+    model: str = DEFAULT_MODEL, backend: str = DEFAULT_BACKEND, models_dir: str | Path | None = None
+) -> str:
     """The `name` the embedder for config values `model` and `backend` will have, without loading or converting it."""
     if is_builtin(model):
         return BUILTIN_NAME
@@ -63,8 +71,11 @@ def embedder_name_for(model: str = DEFAULT_MODEL, backend: str = DEFAULT_BACKEND
     if is_default(model):
         folder = _default_folder(models_dir)
         if model_folder(str(folder)) is None:  # not converted yet: the converted pipeline is one ONNX runs
-            backend = requested if requested != "auto" else (
-                "onnx-int8" if onnx_runtime.runtime_missing() is None else "torch")
+            backend = (
+                requested
+                if requested != "auto"
+                else ("onnx-int8" if onnx_runtime.runtime_missing() is None else "torch")
+            )
             return st_embedder_name(str(folder), backend)
         model = str(folder)
     model_ref = resolve_model_ref(model)
@@ -98,6 +109,7 @@ def load_embedder(folder: Path) -> Embedder:
         try:
             return StaticEmbedder.load(folder)
         except (OSError, ValueError, KeyError) as exc:
-            raise EmbedderUnavailableError(f"静态嵌入器文件缺失或损坏 (static embedder files missing or damaged): "
-                                           f"{spec.get('path')}") from exc
+            raise EmbedderUnavailableError(
+                f"静态嵌入器文件缺失或损坏 (static embedder files missing or damaged): {spec.get('path')}"
+            ) from exc
     return BuiltinEmbedder.load(folder)

@@ -3,6 +3,7 @@
 A model is a local folder or a name already in the local Hugging Face cache; nothing is ever downloaded: the hub
 libraries are switched to offline mode before they are imported.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,7 +39,7 @@ def resolve_model_ref(model: str) -> str:
     """Absolute path for a local folder; a cache name is kept as given."""
     model = (model or "").strip()
     if model.startswith(ST_PREFIX):
-        model = model[len(ST_PREFIX):]
+        model = model[len(ST_PREFIX) :]
     head, _, suffix = model.rpartition("#")
     if head and suffix in BACKENDS and not Path(model).expanduser().exists():
         model = head  # an embedder name such as st:/models/bge#onnx-int8

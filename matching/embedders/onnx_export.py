@@ -6,6 +6,7 @@ temporary name and renamed, under a file lock so that several worker processes d
 tokenizer and the ONNX file. The first export loads the model with torch once and checks the ONNX output against it.
 Nothing is downloaded.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -41,10 +42,16 @@ EXPORT_FORMAT = 2  # bump when the exported files or pipeline.json change meanin
 OPSET = 17
 MIN_AGREEMENT = {ONNX: 0.999, ONNX_INT8: 0.99}
 PROBE_TEXTS = (
-    "动力电池电芯制造", "锂离子电池正极材料 磷酸铁锂 三元材料", "船舶配套设备及海洋工程装备研发、生产、销售",
-    "汽车电子控制器、车载传感器", "新能源汽车整车制造", "精密模具 注塑 冲压", "industrial robots, servo motors",
+    "动力电池电芯制造",
+    "锂离子电池正极材料 磷酸铁锂 三元材料",
+    "船舶配套设备及海洋工程装备研发、生产、销售",
+    "汽车电子控制器、车载传感器",
+    "新能源汽车整车制造",
+    "精密模具 注塑 冲压",
+    "industrial robots, servo motors",
     "光伏组件 逆变器 储能系统集成" * 20,  # longer than the token limit: truncation must match
-    "", "有限公司",
+    "",
+    "有限公司",
 )
 
 exports = 0  # ONNX exports done by this process (a later construction over a cached export adds nothing)
@@ -138,8 +145,9 @@ def _read_pipeline_file(folder: Path, fingerprint: str) -> dict[str, Any] | None
     return spec
 
 
-def ensure_export(model_ref: str, folder: Path, cache_dir: Path, backend: str,
-                  max_seq_length: int) -> tuple[Path, dict[str, Any]]:
+def ensure_export(
+    model_ref: str, folder: Path, cache_dir: Path, backend: str, max_seq_length: int
+) -> tuple[Path, dict[str, Any]]:
     """(cache folder, pipeline spec) with the ONNX file for `backend`, exporting it first if it is not cached."""
     fingerprint = model_fingerprint(folder)
     target = Path(cache_dir) / fingerprint[:32]
@@ -154,8 +162,15 @@ def ensure_export(model_ref: str, folder: Path, cache_dir: Path, backend: str,
     return target, spec
 
 
-def _export(model_ref: str, folder: Path, target: Path, fingerprint: str, backend: str, max_seq_length: int,
-            spec: dict[str, Any] | None) -> dict[str, Any]:
+def _export(
+    model_ref: str,
+    folder: Path,
+    target: Path,
+    fingerprint: str,
+    backend: str,
+    max_seq_length: int,
+    spec: dict[str, Any] | None,
+) -> dict[str, Any]:
     global exports
     import torch
 
@@ -170,18 +185,27 @@ def _export(model_ref: str, folder: Path, target: Path, fingerprint: str, backen
     model_limit = int(getattr(model, "max_seq_length", 0) or getattr(tokenizer, "model_max_length", max_seq_length))
     seq_len = min(model_limit, max_seq_length)
     model.max_seq_length = seq_len
-    sample = tokenizer(["动力电池", "海洋工程装备制造"], padding=True, truncation=True, max_length=seq_len,
-                       return_tensors="pt")
+    sample = tokenizer(
+        ["动力电池", "海洋工程装备制造"], padding=True, truncation=True, max_length=seq_len, return_tensors="pt"
+    )
     bert = transformer.auto_model.eval()
     accepted = set(inspect.signature(bert.forward).parameters)
     names = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in sample and k in accepted]
     if "input_ids" not in names or "attention_mask" not in names:
         raise OnnxUnsupported(f"the transformer does not take input_ids and attention_mask ({sorted(sample)})")
     spec = dict(spec or {})
-    spec.update(format=EXPORT_FORMAT, fingerprint=fingerprint, model=model_ref, inputs=names,
-                transformer_path=layout["transformer_path"], pooling=layout["pooling"], normalize=layout["normalize"],
-                max_seq_length=model_limit, do_lower_case=bool(getattr(transformer, "do_lower_case", False)),
-                dim=int(_embedding_dim(model)))
+    spec.update(
+        format=EXPORT_FORMAT,
+        fingerprint=fingerprint,
+        model=model_ref,
+        inputs=names,
+        transformer_path=layout["transformer_path"],
+        pooling=layout["pooling"],
+        normalize=layout["normalize"],
+        max_seq_length=model_limit,
+        do_lower_case=bool(getattr(transformer, "do_lower_case", False)),
+        dim=int(_embedding_dim(model)),
+    )
     spec.setdefault("files", {})
     spec.setdefault("agreement_min_cosine", {})
     fp32 = target / ONNX_FILES[ONNX]
@@ -204,9 +228,16 @@ def _export(model_ref: str, folder: Path, target: Path, fingerprint: str, backen
         def write_fp32(tmp: Path) -> None:
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                torch.onnx.export(_Keywords(bert), tuple(sample[k] for k in names), str(tmp), input_names=names,
-                                  output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=OPSET,
-                                  dynamo=False)
+                torch.onnx.export(
+                    _Keywords(bert),
+                    tuple(sample[k] for k in names),
+                    str(tmp),
+                    input_names=names,
+                    output_names=["last_hidden_state"],
+                    dynamic_axes=axes,
+                    opset_version=OPSET,
+                    dynamo=False,
+                )
 
         _replace_into(fp32, write_fp32)
         spec["files"][ONNX] = ONNX_FILES[ONNX]
@@ -222,35 +253,49 @@ def _export(model_ref: str, folder: Path, target: Path, fingerprint: str, backen
                 # Per output channel: one scale per weight row instead of one per matrix. On multilingual-e5-small
                 # (400 business scopes) per-tensor int8 reached mean cosine 0.987 to fp32 (min 0.980), per-channel
                 # 0.997 (min 0.995), both at 40 texts/s on 2 cores (docs/matching.md).
-                quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
-                                 extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+                quantize_dynamic(
+                    str(fp32),
+                    str(tmp),
+                    weight_type=QuantType.QInt8,
+                    per_channel=True,
+                    extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+                )
             finally:
                 quiet.setLevel(level)
 
         _replace_into(target / ONNX_FILES[ONNX_INT8], write_int8)
         spec["files"][ONNX_INT8] = ONNX_FILES[ONNX_INT8]
     # Check the export against the torch model it came from, on a few texts (truncation included).
-    reference = model.encode(list(PROBE_TEXTS), normalize_embeddings=True, convert_to_numpy=True,
-                             show_progress_bar=False)
+    reference = model.encode(
+        list(PROBE_TEXTS), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+    )
     for kind in spec["files"]:
         encoder = OnnxEncoder(folder, target, spec, kind, threads=default_threads(), max_seq_length=seq_len)
         got = unit_rows(encoder.encode(list(PROBE_TEXTS)))
         agreement = float(np.min(np.sum(got * unit_rows(reference), axis=1)))
         spec["agreement_min_cosine"][kind] = round(agreement, 6)
         if agreement < MIN_AGREEMENT[kind]:
-            message = (f"ONNX export of {model_ref} ({kind}) disagrees with torch: minimum cosine {agreement:.4f} "
-                       f"on the probe texts (expected ≥ {MIN_AGREEMENT[kind]})")
+            message = (
+                f"ONNX export of {model_ref} ({kind}) disagrees with torch: minimum cosine {agreement:.4f} "
+                f"on the probe texts (expected ≥ {MIN_AGREEMENT[kind]})"
+            )
             if kind == ONNX:
                 (target / spec["files"].pop(kind)).unlink(missing_ok=True)
                 raise OnnxUnsupported(message)
             logger.warning("%s; set CHAINMATCH_EMBEDDING_BACKEND=onnx or torch if rankings suffer", message)
     spec["exported_with"] = {"torch": torch.__version__, "onnx_opset": OPSET}
     spec["export_seconds"] = round(time.perf_counter() - began, 1)
-    _replace_into(target / PIPELINE_FILE,
-                  lambda tmp: tmp.write_text(json.dumps(spec, ensure_ascii=False, indent=1), encoding="utf-8"))
+    _replace_into(
+        target / PIPELINE_FILE,
+        lambda tmp: tmp.write_text(json.dumps(spec, ensure_ascii=False, indent=1), encoding="utf-8"),
+    )
     exports += 1
-    logger.info("ONNX export of %s done in %.1f s: %s", model_ref, spec["export_seconds"],
-                ", ".join(f"{k} {(target / f).stat().st_size / 1e6:.1f} MB" for k, f in spec["files"].items()))
+    logger.info(
+        "ONNX export of %s done in %.1f s: %s",
+        model_ref,
+        spec["export_seconds"],
+        ", ".join(f"{k} {(target / f).stat().st_size / 1e6:.1f} MB" for k, f in spec["files"].items()),
+    )
     return spec
 
 

@@ -6,6 +6,7 @@ transformers 5), so the model's transformer is exported with `torch.onnx` (match
 with `onnxruntime` directly; tokenisation uses the model's own tokenizer (transformers `AutoTokenizer` from the local
 folder) and pooling follows the model's `Pooling` (and `Normalize`) modules. Nothing is downloaded.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,11 @@ from matching.embedders.local_models import model_folder
 ONNX_MAX_BATCH = 64  # texts per onnxruntime call: larger batches only grow the padded attention tensors
 SUPPORTED_POOLING = ("mean", "cls", "max", "mean_sqrt_len_tokens")
 _LEGACY_POOLING = {  # sentence-transformers < 5 pooling config keys
-    "pooling_mode_cls_token": "cls", "pooling_mode_mean_tokens": "mean", "pooling_mode_max_tokens": "max",
-    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens": "weightedmean",
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_max_tokens": "max",
+    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+    "pooling_mode_weightedmean_tokens": "weightedmean",
     "pooling_mode_lasttoken": "lasttoken",
 }
 # Minimum cosine to the torch embeddings on the probe texts, checked right after the export.
@@ -37,8 +41,10 @@ def check_backend(value: str | None) -> str:
     """The backend name for a config value ('' means auto); unknown names raise ValueError."""
     backend = (value or AUTO).strip().lower()
     if backend not in BACKENDS:
-        raise ValueError(f"未知的嵌入后端 {value!r}，可选 {', '.join(BACKENDS)} "
-                         f"(unknown embedding backend {value!r}; choose one of {', '.join(BACKENDS)})")
+        raise ValueError(
+            f"未知的嵌入后端 {value!r}，可选 {', '.join(BACKENDS)} "
+            f"(unknown embedding backend {value!r}; choose one of {', '.join(BACKENDS)})"
+        )
     return backend
 
 
@@ -99,8 +105,7 @@ def read_pipeline(folder: Path) -> dict[str, Any]:
         prompt_name = config.get("default_prompt_name")
         if prompt_name and (config.get("prompts") or {}).get(prompt_name):
             raise OnnxUnsupported(f"the model applies the prompt {prompt_name!r} by default")
-    return {"transformer_path": modules[0].get("path", "") or "", "pooling": modes,
-            "normalize": len(kinds) == 3}
+    return {"transformer_path": modules[0].get("path", "") or "", "pooling": modes, "normalize": len(kinds) == 3}
 
 
 def resolve_backend(model_ref: str, requested: str) -> tuple[str, str | None]:
@@ -140,6 +145,7 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- inference
 
+
 def pool(hidden: np.ndarray, mask: np.ndarray, modes: Sequence[str]) -> np.ndarray:
     """sentence-transformers' Pooling over token embeddings (batch × tokens × dim) and the attention mask."""
     mask = mask.astype(np.float32)[..., None]
@@ -162,8 +168,15 @@ def pool(hidden: np.ndarray, mask: np.ndarray, modes: Sequence[str]) -> np.ndarr
 class OnnxEncoder:
     """Tokenizer + ONNX Runtime session + pooling for one exported model file."""
 
-    def __init__(self, folder: Path, cache: Path, spec: dict[str, Any], backend: str, threads: int = 0,
-                 max_seq_length: int | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        cache: Path,
+        spec: dict[str, Any],
+        backend: str,
+        threads: int = 0,
+        max_seq_length: int | None = None,
+    ) -> None:
         import onnxruntime as ort
 
         self.spec = spec
@@ -194,13 +207,19 @@ class OnnxEncoder:
         step = max(1, min(int(batch_size or ONNX_MAX_BATCH), ONNX_MAX_BATCH))
         order = np.argsort([-len(t) for t in texts], kind="stable")
         for start in range(0, len(texts), step):
-            rows = order[start:start + step]
+            rows = order[start : start + step]
             with self._tokenizer_lock:  # a fast tokenizer's padding/truncation state is not safe across threads
-                batch = self.tokenizer([texts[i] for i in rows], padding=True, truncation=True,
-                                       max_length=self.max_seq_length, return_tensors="np")
+                batch = self.tokenizer(
+                    [texts[i] for i in rows],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_seq_length,
+                    return_tensors="np",
+                )
             ids = batch["input_ids"].astype(np.int64)
-            feeds = {name: (batch[name].astype(np.int64) if name in batch else np.zeros_like(ids))
-                     for name in self._inputs}
+            feeds = {
+                name: (batch[name].astype(np.int64) if name in batch else np.zeros_like(ids)) for name in self._inputs
+            }
             hidden = self.session.run(None, feeds)[0]
             out[rows] = pool(hidden, batch["attention_mask"], self.spec["pooling"])
         return unit_rows(out) if self.spec.get("normalize") else out

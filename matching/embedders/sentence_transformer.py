@@ -3,6 +3,7 @@
 The model's own prompts (config_sentence_transformers.json, e.g. e5's "query: " / "passage: ") are applied here:
 queries get the query prompt and firm profiles the document prompt, whichever backend runs the model.
 """
+
 from __future__ import annotations
 
 import json
@@ -48,8 +49,15 @@ class SentenceTransformerEmbedder:
 
     cheap_to_encode = False
 
-    def __init__(self, model: str, device: str = "cpu", backend: str = DEFAULT_BACKEND, threads: int = 0,
-                 cache_dir: str | Path | None = None, max_seq_length: int = MAX_SEQ_LENGTH) -> None:
+    def __init__(
+        self,
+        model: str,
+        device: str = "cpu",
+        backend: str = DEFAULT_BACKEND,
+        threads: int = 0,
+        cache_dir: str | Path | None = None,
+        max_seq_length: int = MAX_SEQ_LENGTH,
+    ) -> None:
         self.model_ref = resolve_model_ref(model)
         self.requested_backend = check_backend(backend)
         self.threads = max(0, int(threads or 0))
@@ -62,8 +70,12 @@ class SentenceTransformerEmbedder:
         self._queries_lock = threading.Lock()
         backend_used, why_not = onnx_runtime.resolve_backend(self.model_ref, self.requested_backend)
         if why_not:
-            logger.warning("embedding backend %s is not usable for %s: %s; falling back to torch",
-                           self.requested_backend, self.model_ref, why_not)
+            logger.warning(
+                "embedding backend %s is not usable for %s: %s; falling back to torch",
+                self.requested_backend,
+                self.model_ref,
+                why_not,
+            )
         self.backend = backend_used
         self.name = st_embedder_name(self.model_ref, backend_used)
         if backend_used == TORCH:
@@ -124,18 +136,30 @@ class SentenceTransformerEmbedder:
         """Record which model and backend to reload; the model files themselves stay where they are."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        spec = {"type": "sentence-transformers", "name": self.name, "model": self.model_ref, "dim": self.dim,
-                "backend": self.backend, "requested_backend": self.requested_backend, "threads": self.threads,
-                "onnx_cache": str(self.cache_dir) if self.cache_dir else None,
-                "max_seq_length": self.max_seq_length}
+        spec = {
+            "type": "sentence-transformers",
+            "name": self.name,
+            "model": self.model_ref,
+            "dim": self.dim,
+            "backend": self.backend,
+            "requested_backend": self.requested_backend,
+            "threads": self.threads,
+            "onnx_cache": str(self.cache_dir) if self.cache_dir else None,
+            "max_seq_length": self.max_seq_length,
+        }
         (folder / EMBEDDER_FILE).write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
     def load(cls, folder: Path) -> "SentenceTransformerEmbedder":
         spec = json.loads((Path(folder) / EMBEDDER_FILE).read_text(encoding="utf-8"))
         # State saved before backends existed ran on torch.
-        return cls(spec["model"], backend=spec.get("backend") or TORCH, threads=spec.get("threads") or 0,
-                   cache_dir=spec.get("onnx_cache"), max_seq_length=spec.get("max_seq_length") or MAX_SEQ_LENGTH)
+        return cls(
+            spec["model"],
+            backend=spec.get("backend") or TORCH,
+            threads=spec.get("threads") or 0,
+            cache_dir=spec.get("onnx_cache"),
+            max_seq_length=spec.get("max_seq_length") or MAX_SEQ_LENGTH,
+        )
 
 
 def check_backend(backend: str | None) -> str:
@@ -155,8 +179,9 @@ def st_embedder_name(model_ref: str, backend: str) -> str:
     return ST_PREFIX + model_ref + ("" if backend == TORCH else "#" + backend)
 
 
-def _load_onnx(model_ref: str, backend: str, cache_dir: Path | None, threads: int,
-               max_seq_length: int) -> onnx_runtime.OnnxEncoder:
+def _load_onnx(
+    model_ref: str, backend: str, cache_dir: Path | None, threads: int, max_seq_length: int
+) -> onnx_runtime.OnnxEncoder:
     folder = model_folder(model_ref)
     cache = cache_dir or onnx_runtime.default_cache_dir()
     try:

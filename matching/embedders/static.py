@@ -14,6 +14,7 @@ of both tables; `vocab.json`; `provenance.json`: teacher, training texts, epochs
 digest, so an index of one trained model is never searched with another's vectors. `<models dir>/static/current-
 <teacher folder>.json` names the model the product uses for that teacher.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -52,7 +53,7 @@ def _hash_windows(codes: np.ndarray, n: int) -> np.ndarray:
     size = len(codes) - n + 1
     h = codes[:size].copy()
     for k in range(1, n):
-        h = h * _HASH_BASE + codes[k:k + size]
+        h = h * _HASH_BASE + codes[k : k + size]
     return h * _HASH_BASE + np.uint64(n)
 
 
@@ -61,7 +62,7 @@ def _code_points(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarr
     pieces = [normalize(t or "") for t in texts]
     joined = "\n".join(pieces)
     codes = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
-    owners = np.repeat(np.arange(len(pieces)), [len(p) + 1 for p in pieces])[:len(codes)]
+    owners = np.repeat(np.arange(len(pieces)), [len(p) + 1 for p in pieces])[: len(codes)]
     return codes.astype(np.uint64) + np.uint64(1), codes <= 32, owners
 
 
@@ -98,7 +99,7 @@ class Vocabulary:
             h = _hash_windows(codes, n)
             size = len(h)
             at = np.minimum(np.searchsorted(self._hashes, h), len(self._hashes) - 1)
-            hit = (self._hashes[at] == h) & (crossed[n:n + size] == crossed[:size])  # no window spans a separator
+            hit = (self._hashes[at] == h) & (crossed[n : n + size] == crossed[:size])  # no window spans a separator
             rows.append(self._rows[at[hit]])
             found_owners.append(owners[:size][hit])
         rows_all, owners_all = np.concatenate(rows), np.concatenate(found_owners)
@@ -158,10 +159,10 @@ class StaticEmbedder:
 
         out = np.zeros((len(texts), self.dim), np.float32)
         for start in range(0, len(texts), ENCODE_BATCH):
-            batch = texts[start:start + ENCODE_BATCH]
+            batch = texts[start : start + ENCODE_BATCH]
             rows, owners = self._vocabulary.spot(batch)
             counts = sp.csr_matrix((np.ones(len(rows), np.float32), (owners, rows)), shape=(len(batch), len(table)))
-            out[start:start + len(batch)] = counts @ table  # sum of the tokens' weighted rows
+            out[start : start + len(batch)] = counts @ table  # sum of the tokens' weighted rows
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         unit: np.ndarray = out / np.maximum(norms, 1e-12)
         return unit
@@ -197,12 +198,19 @@ def write_model(models_dir: Path, teacher: str, vocab: list[str], tables: Tables
         return target
     staging = root / f".{digest[:32]}.tmp-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
-    save_file({"doc": tables.doc.astype(np.float16), "doc_weights": tables.doc_weights.astype(np.float32),
-               "query": tables.query.astype(np.float16), "query_weights": tables.query_weights.astype(np.float32)},
-              str(staging / TABLES_FILE))
+    save_file(
+        {
+            "doc": tables.doc.astype(np.float16),
+            "doc_weights": tables.doc_weights.astype(np.float32),
+            "query": tables.query.astype(np.float16),
+            "query_weights": tables.query_weights.astype(np.float32),
+        },
+        str(staging / TABLES_FILE),
+    )
     (staging / VOCAB_FILE).write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-    (staging / PROVENANCE_FILE).write_text(json.dumps({**provenance, "teacher": teacher, "digest": digest},
-                                                      ensure_ascii=False, indent=1), encoding="utf-8")
+    (staging / PROVENANCE_FILE).write_text(
+        json.dumps({**provenance, "teacher": teacher, "digest": digest}, ensure_ascii=False, indent=1), encoding="utf-8"
+    )
     os.replace(staging, target)
     return target
 

@@ -13,6 +13,7 @@ Measured on the dev benchmarks (docs/matching.md#static-embedder): fused with th
 transformer's gain over them on SW3 (0.5253 vs 0.5427, lexical 0.4476); pieces of the transformer's own vocabulary
 kept 48 % in an earlier experiment, plain distillation without fitting 45 %.
 """
+
 from __future__ import annotations
 
 import re
@@ -26,7 +27,7 @@ import numpy as np
 
 from matching.embedders.static import MAX_TOKEN_CHARS, Tables, Vocabulary, static_tokens
 
-MIN_COUNT = 2          # a token seen fewer times in the training profiles gets no vector (single characters always do)
+MIN_COUNT = 2  # a token seen fewer times in the training profiles gets no vector (single characters always do)
 EPOCHS = 8
 LEARNING_RATE = 3e-3
 BATCH = 256
@@ -79,8 +80,14 @@ class Bags:
         return self.ids[index], offsets
 
 
-def train(profiles: Sequence[str], encode_documents: Encode, encode_queries: Encode, epochs: int = EPOCHS,
-          progress: Progress | None = None, seed: int = 0) -> tuple[list[str], Tables, dict[str, Any]]:
+def train(
+    profiles: Sequence[str],
+    encode_documents: Encode,
+    encode_queries: Encode,
+    epochs: int = EPOCHS,
+    progress: Progress | None = None,
+    seed: int = 0,
+) -> tuple[list[str], Tables, dict[str, Any]]:
     """(vocabulary, tables, figures) of a static model fitted to the transformer on `profiles`."""
     import torch
 
@@ -102,8 +109,10 @@ def train(profiles: Sequence[str], encode_documents: Encode, encode_queries: Enc
     frequency = np.asarray([counts[t] for t in vocab], np.float64)
     zipf = np.log1p(np.argsort(np.argsort(-frequency))).astype(np.float32)  # rarer tokens weigh more at the start
 
-    sides = [(Bags.of(list(profiles), vocabulary), torch.tensor(doc_targets)),
-             (Bags.of(queries, vocabulary), torch.tensor(query_targets))]
+    sides = [
+        (Bags.of(list(profiles), vocabulary), torch.tensor(doc_targets)),
+        (Bags.of(queries, vocabulary), torch.tensor(query_targets)),
+    ]
     tables = [torch.nn.Parameter(torch.tensor(start)) for _ in sides]
     weights = [torch.nn.Parameter(torch.tensor(zipf)) for _ in sides]
     # Lazy (sparse) Adam for the tables: a step updates only the rows its batch used, not the whole vocabulary.
@@ -112,15 +121,21 @@ def train(profiles: Sequence[str], encode_documents: Encode, encode_queries: Enc
     loss_sum = 0.0
     for epoch in range(epochs):
         order = [(s, torch.randperm(len(bags.lengths)).numpy()) for s, (bags, _) in enumerate(sides)]
-        batches = [(s, perm[i:i + BATCH]) for s, perm in order for i in range(0, len(perm), BATCH)]
+        batches = [(s, perm[i : i + BATCH]) for s, perm in order for i in range(0, len(perm), BATCH)]
         loss_sum = 0.0
         for b in torch.randperm(len(batches)).tolist():
             side, texts = batches[b]
             bags, targets = sides[side]
             ids, offsets = bags.batch(texts)
             ids_t = torch.from_numpy(ids)
-            summed = torch.nn.functional.embedding_bag(ids_t, tables[side], torch.from_numpy(offsets), mode="sum",
-                                                       per_sample_weights=weights[side][ids_t], sparse=True)
+            summed = torch.nn.functional.embedding_bag(
+                ids_t,
+                tables[side],
+                torch.from_numpy(offsets),
+                mode="sum",
+                per_sample_weights=weights[side][ids_t],
+                sparse=True,
+            )
             loss = (1 - torch.nn.functional.cosine_similarity(summed, targets[texts])).mean()
             for optimiser in optimisers:
                 optimiser.zero_grad()
@@ -131,15 +146,22 @@ def train(profiles: Sequence[str], encode_documents: Encode, encode_queries: Enc
         if progress:
             progress("拟合", epoch + 1, epochs)
     result = Tables(*(t.detach().numpy().astype(np.float32) for t in (tables[0], weights[0], tables[1], weights[1])))
-    figures = {"profiles": len(profiles), "phrases": len(queries), "vocabulary": len(vocab), "epochs": epochs,
-               "loss": round(loss_sum / max(total, 1), 5), "seconds": round(time.perf_counter() - began, 1),
-               "tokens": "vocabulary windows (jieba words + character bigrams of the training profiles)", "min_count": MIN_COUNT}
+    figures = {
+        "profiles": len(profiles),
+        "phrases": len(queries),
+        "vocabulary": len(vocab),
+        "epochs": epochs,
+        "loss": round(loss_sum / max(total, 1), 5),
+        "seconds": round(time.perf_counter() - began, 1),
+        "tokens": "vocabulary windows (jieba words + character bigrams of the training profiles)",
+        "min_count": MIN_COUNT,
+    }
     return vocab, result, figures
 
 
 def _encode_in_batches(texts: list[str], encode: Encode, done: Callable[[int], None], size: int = 512) -> np.ndarray:
     parts = []
     for start in range(0, len(texts), size):
-        parts.append(np.asarray(encode(texts[start:start + size]), np.float32))
+        parts.append(np.asarray(encode(texts[start : start + size]), np.float32))
         done(min(start + size, len(texts)))
     return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)

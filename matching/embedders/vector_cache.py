@@ -8,6 +8,7 @@ the chunk being encoded. Several processes may add chunks at once; a text encode
 rows). A text's key is the first 8 bytes of its BLAKE2b digest: at ten million texts the chance that any two
 collide is about 3·10⁻⁶.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -43,8 +44,14 @@ class EncodingStopped(Exception):
 
 def text_keys(texts: Sequence[str]) -> np.ndarray:
     """uint64 content keys of the texts."""
-    return np.fromiter((int.from_bytes(hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
-                                       "little") for t in texts), np.uint64, len(texts))
+    return np.fromiter(
+        (
+            int.from_bytes(hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+            for t in texts
+        ),
+        np.uint64,
+        len(texts),
+    )
 
 
 @dataclass
@@ -75,8 +82,10 @@ class VectorCache:
         with self._locked():
             manifest = self._read_manifest()
             if manifest.get("embedder") not in (None, name) or manifest.get("dim") not in (None, self.dim):
-                raise ValueError(f"vector cache {self.folder} belongs to {manifest.get('embedder')} "
-                                 f"(dim {manifest.get('dim')}), not {name} (dim {dim})")
+                raise ValueError(
+                    f"vector cache {self.folder} belongs to {manifest.get('embedder')} "
+                    f"(dim {manifest.get('dim')}), not {name} (dim {dim})"
+                )
             if not manifest:
                 self._write_manifest({"embedder": name, "dim": self.dim, "chunks": []})
 
@@ -127,8 +136,10 @@ class VectorCache:
             return
         chunks = [c for c in self._read_manifest().get("chunks", []) if (self.folder / f"{c}.vecs.npy").exists()]
         keys = [np.asarray(self._array(f"{c}.keys.npy")) for c in chunks]
-        where = [np.stack([np.full(len(k), i, np.int64), np.arange(len(k), dtype=np.int64)], axis=1)
-                 for i, k in enumerate(keys)]
+        where = [
+            np.stack([np.full(len(k), i, np.int64), np.arange(len(k), dtype=np.int64)], axis=1)
+            for i, k in enumerate(keys)
+        ]
         all_keys = np.concatenate(keys) if keys else np.zeros(0, np.uint64)
         order = np.argsort(all_keys, kind="stable")
         self._keys = all_keys[order]
@@ -210,9 +221,14 @@ class VectorCache:
             self._refresh()
             return len(self._chunks)
 
-    def embed(self, texts: Sequence[str], encode: Callable[[list[str]], np.ndarray],
-              progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
-              chunk_texts: int = CHUNK_TEXTS) -> EmbedResult:
+    def embed(
+        self,
+        texts: Sequence[str],
+        encode: Callable[[list[str]], np.ndarray],
+        progress: Progress | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        chunk_texts: int = CHUNK_TEXTS,
+    ) -> EmbedResult:
         """Vectors of `texts` (input order): cached rows, and the missing distinct texts encoded with `encode`
         chunk by chunk, each chunk stored before the next starts. `progress(done, total)` counts distinct texts;
         `should_stop()` is asked between batches (EncodingStopped is raised; finished chunks stay)."""
@@ -227,12 +243,12 @@ class VectorCache:
             progress(done, total)
         began = time.perf_counter()
         for start in range(0, len(missing), chunk_texts):
-            part = missing[start:start + chunk_texts]
+            part = missing[start : start + chunk_texts]
             encoded = []
             for b in range(0, len(part), ENCODE_BATCH):
                 if should_stop is not None and should_stop():
                     raise EncodingStopped(f"stopped after {done} of {total} texts")
-                batch = part[b:b + ENCODE_BATCH]
+                batch = part[b : b + ENCODE_BATCH]
                 encoded.append(np.asarray(encode([texts[first[i]] for i in batch]), np.float32))
                 done += len(batch)
                 if progress:
@@ -242,8 +258,9 @@ class VectorCache:
             rows[part] = vectors
         if self.chunk_count() > MAX_CHUNKS:
             self.compact()
-        return EmbedResult(rows[inverse.reshape(-1)], len(missing), int(found.sum()),
-                           round(time.perf_counter() - began, 3))
+        return EmbedResult(
+            rows[inverse.reshape(-1)], len(missing), int(found.sum()), round(time.perf_counter() - began, 3)
+        )
 
 
 def cache_folders(root: Path, embedder_name: str) -> tuple[Path, Path]:
@@ -255,13 +272,14 @@ def cache_folders(root: Path, embedder_name: str) -> tuple[Path, Path]:
     return Path(root) / name, Path(root) / f"{name}-queries"
 
 
-def cached_encoders(embedder: Embedder, root: Path | None,
-                    progress: Progress | None = None) -> tuple[Encode, Encode]:
+def cached_encoders(embedder: Embedder, root: Path | None, progress: Progress | None = None) -> tuple[Encode, Encode]:
     """(encode documents, encode queries) of `embedder` through its caches under `root` (plain encoders without)."""
     if root is None:
         return embedder.encode, embedder.encode_queries
     doc_folder, query_folder = cache_folders(root, embedder.name)
     documents = VectorCache(doc_folder, embedder.name, embedder.dim)
     queries = VectorCache(query_folder, embedder.name + "#queries", embedder.dim)
-    return (lambda texts: documents.embed(texts, embedder.encode, progress=progress).vectors,
-            lambda texts: queries.embed(texts, embedder.encode_queries).vectors)
+    return (
+        lambda texts: documents.embed(texts, embedder.encode, progress=progress).vectors,
+        lambda texts: queries.embed(texts, embedder.encode_queries).vectors,
+    )

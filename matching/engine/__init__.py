@@ -12,6 +12,7 @@ The facade is matching.engine.facade.MatchEngine; the modules beside it hold the
 ranking, explanation, features, lookalikes, query_sets, persistence). The constants below are re-exported for
 callers; tests that change one change it in the module that reads it (e.g. matching.engine.channels.STATS_SAMPLE).
 """
+
 from matching.engine.channels import LEXICAL_CHANNELS, STATS_SAMPLE
 from matching.engine.dense import DENSE_CANDIDATES
 from matching.engine.explanation import Hit
@@ -20,5 +21,14 @@ from matching.engine.features import BASE_FEATURES, RERANK_CANDIDATES
 from matching.engine.persistence import FORMAT_VERSION
 from matching.engine.pool import Document
 
-__all__ = ["BASE_FEATURES", "DENSE_CANDIDATES", "FORMAT_VERSION", "LEXICAL_CHANNELS", "RERANK_CANDIDATES",
-           "STATS_SAMPLE", "Document", "Hit", "MatchEngine"]
+__all__ = [
+    "BASE_FEATURES",
+    "DENSE_CANDIDATES",
+    "FORMAT_VERSION",
+    "LEXICAL_CHANNELS",
+    "RERANK_CANDIDATES",
+    "STATS_SAMPLE",
+    "Document",
+    "Hit",
+    "MatchEngine",
+]

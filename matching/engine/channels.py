@@ -15,6 +15,7 @@ Invariants:
   and the word tokens of the last query against the jieba words and vocabulary size it was computed with.
 STATS_SAMPLE is read from this module at call time (tests lower it here to exercise the sampled path).
 """
+
 from __future__ import annotations
 
 import threading
@@ -74,8 +75,9 @@ class LexicalChannels:
         """Count the terms of every document (in worker processes for large pools) and weigh the BM25 channels;
         the TF-IDF channel is emptied and, with `tfidf`, analysed too."""
         vocabs = {"word": Vocabulary(), "char12": Vocabulary()}
-        counts = count_matrices([indexed_text(d) for d in docs], ["word", "char12"], vocabs, workers=self.workers,
-                                progress=progress)
+        counts = count_matrices(
+            [indexed_text(d) for d in docs], ["word", "char12"], vocabs, workers=self.workers, progress=progress
+        )
         self.bm25 = BM25Channel("word", self.bm25.k1, self.bm25.b)
         self.char = BM25Channel("char12", self.char.k1, self.char.b)
         for channel, name in ((self.bm25, "word"), (self.char, "char12")):
@@ -94,8 +96,9 @@ class LexicalChannels:
             if self.tfidf.fitted:
                 return
             vocab = Vocabulary()
-            counts = count_matrices(self._pool.texts(), ["char_wb13"], {"char_wb13": vocab},
-                                    workers=self.workers)["char_wb13"]
+            counts = count_matrices(self._pool.texts(), ["char_wb13"], {"char_wb13": vocab}, workers=self.workers)[
+                "char_wb13"
+            ]
             channel = CharTfidfChannel()
             channel.vocab = vocab
             channel.set_counts(counts)
@@ -121,8 +124,7 @@ class LexicalChannels:
     def update(self, keep: np.ndarray, new_docs: list[Document]) -> None:
         """Drop the rows not kept and append the new documents' rows: only the new documents are analysed."""
         vocabs = {"word": self.bm25.vocab, "char12": self.char.vocab}
-        counts = count_matrices([indexed_text(d) for d in new_docs], ["word", "char12"], vocabs,
-                                workers=self.workers)
+        counts = count_matrices([indexed_text(d) for d in new_docs], ["word", "char12"], vocabs, workers=self.workers)
         self.bm25.update(keep, counts["word"])
         self.char.update(keep, counts["char12"])
         if self.tfidf.fitted:
@@ -181,7 +183,11 @@ class LexicalChannels:
         hit = self._samples.get(name)
         if hit is None or hit[0] is not channel.columns or hit[1] != STATS_SAMPLE:
             rows = spread(len(channel), STATS_SAMPLE)
-            hit = (channel.columns, STATS_SAMPLE, channel.columns[rows] if len(rows) < len(channel) else channel.columns)
+            hit = (
+                channel.columns,
+                STATS_SAMPLE,
+                channel.columns[rows] if len(rows) < len(channel) else channel.columns,
+            )
             self._samples[name] = hit
         return hit[2]
 
@@ -199,11 +205,11 @@ class ChannelQuery:
     """One channel of one query: its weighted columns (lexical) or fetched hits (dense), and its statistics."""
 
     name: str
-    cols: np.ndarray          # lexical: ascending column ids; dense: fetched rows
-    vals: np.ndarray          # lexical: query weights; dense: fetched scores
+    cols: np.ndarray  # lexical: ascending column ids; dense: fetched rows
+    vals: np.ndarray  # lexical: query weights; dense: fetched scores
     mean: float
     std: float
-    floor: float = 0.0        # dense: the lowest fetched score, an upper bound of every row not fetched
+    floor: float = 0.0  # dense: the lowest fetched score, an upper bound of every row not fetched
     vector: np.ndarray | None = None  # dense: the query vector (rows not fetched are scored with it)
     # dense: the script group the lexical channels cannot see for this query (None: the pool has no such profile),
     # and the statistics of the query's dense scores over that group's documents
@@ -220,9 +226,14 @@ class ChannelQuery:
         return (np.asarray(scores, np.float64) - self.blind_mean) / (self.blind_std + ZSCORE_EPS)
 
 
-def channel_queries(lexical: LexicalChannels, dense: DenseChannel, query: str, weights: FusionWeights,
-                    full: dict[str, np.ndarray] | None = None,
-                    where: FieldFilter | None = None) -> dict[str, ChannelQuery]:
+def channel_queries(
+    lexical: LexicalChannels,
+    dense: DenseChannel,
+    query: str,
+    weights: FusionWeights,
+    full: dict[str, np.ndarray] | None = None,
+    where: FieldFilter | None = None,
+) -> dict[str, ChannelQuery]:
     """Per weighted channel: the query's columns or dense hits and the pool statistics. `full`: channel scores of
     every row already computed (their statistics are then read from them, not computed again). `where`: a filter
     the vector index applies itself (DenseChannel.filters_fields), so the dense hits are the nearest documents
@@ -250,8 +261,14 @@ def channel_queries(lexical: LexicalChannels, dense: DenseChannel, query: str, w
     return out
 
 
-def impute_blind(fused: np.ndarray, rows: np.ndarray, dense_scores: np.ndarray, cqs: dict[str, ChannelQuery],
-                 weights: FusionWeights, row_groups: np.ndarray) -> np.ndarray:
+def impute_blind(
+    fused: np.ndarray,
+    rows: np.ndarray,
+    dense_scores: np.ndarray,
+    cqs: dict[str, ChannelQuery],
+    weights: FusionWeights,
+    row_groups: np.ndarray,
+) -> np.ndarray:
     """Fused scores with those of rows the lexical channels cannot see replaced (a copy when any is).
 
     A profile in another script than the query (a foreign firm's English profile for a Chinese link) shares no word
@@ -292,8 +309,9 @@ def exact_scores(lexical: LexicalChannels, dense: DenseChannel, cq: ChannelQuery
     return bm25_row_scores(channel, rows, cq.cols, cq.vals)
 
 
-def pool_scores(lexical: LexicalChannels, dense: DenseChannel, query: str, weights: FusionWeights,
-                need_all: bool = False) -> dict[str, np.ndarray]:
+def pool_scores(
+    lexical: LexicalChannels, dense: DenseChannel, query: str, weights: FusionWeights, need_all: bool = False
+) -> dict[str, np.ndarray]:
     """Raw per-channel scores of the whole pool (row order); channels with weight 0 are skipped unless need_all."""
     w = weights.channel_weights()
     out: dict[str, np.ndarray] = {}

@@ -17,6 +17,7 @@ Invariants:
   fields (matching.engine.fields.for_index), at build and on every `add`, so a firm that moves keeps its filter
   values current; `hits(where=…)` then asks for the nearest documents passing a FieldFilter, inside the backend.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -32,9 +33,9 @@ from matching.engine.pool import Document, Pool
 from matching.text import HAN, OTHER, script_group
 from matching.vectors import FieldFilter, VectorIndex, make_vector_index
 
-DENSE_CANDIDATES = 1000     # dense hits fetched per query (a posting list of the pruned search)
-EXACT_DENSE_MAX = 65_536    # up to this many documents `scores` computes every row's dense score (one product)
-MOMENTS_CHUNK = 65_536      # stored vectors read per step when the moments are computed from an index
+DENSE_CANDIDATES = 1000  # dense hits fetched per query (a posting list of the pruned search)
+EXACT_DENSE_MAX = 65_536  # up to this many documents `scores` computes every row's dense score (one product)
+MOMENTS_CHUNK = 65_536  # stored vectors read per step when the moments are computed from an index
 MOMENTS_FILE = "dense_moments.npz"
 
 
@@ -53,7 +54,7 @@ class Moments:
     def add(self, vectors: np.ndarray, sign: int = 1) -> None:
         """Count `vectors` in (sign 1) or out (sign −1)."""
         for start in range(0, len(vectors), MOMENTS_CHUNK):  # float64 copies of a chunk at a time
-            v = np.asarray(vectors[start:start + MOMENTS_CHUNK], np.float64)
+            v = np.asarray(vectors[start : start + MOMENTS_CHUNK], np.float64)
             self.count += sign * len(v)
             self.total += sign * v.sum(axis=0)
             self.outer += sign * (v.T @ v)
@@ -66,7 +67,6 @@ class Moments:
         mean = float(q @ self.total) / self.count
         var = float(q @ self.outer @ q) / self.count - mean * mean
         return mean, float(np.sqrt(max(var, 0.0)))
-
 
 
 class GroupMoments:
@@ -106,23 +106,34 @@ class GroupMoments:
         """(mean, std) of the query's inner products over every document, or over one group's."""
         if group is not None:
             return self.groups[group].stats(query)
-        both = Moments(self.count, self.groups[HAN].total + self.groups[OTHER].total,
-                       self.groups[HAN].outer + self.groups[OTHER].outer)
+        both = Moments(
+            self.count,
+            self.groups[HAN].total + self.groups[OTHER].total,
+            self.groups[HAN].outer + self.groups[OTHER].outer,
+        )
         return both.stats(query)
 
     def save(self, path: Path) -> None:
         han, other = self.groups[HAN], self.groups[OTHER]
-        np.savez(path, han_count=np.asarray(han.count), han_total=han.total, han_outer=han.outer,
-                 other_count=np.asarray(other.count), other_total=other.total, other_outer=other.outer,
-                 other_ids=self.other_array())
+        np.savez(
+            path,
+            han_count=np.asarray(han.count),
+            han_total=han.total,
+            han_outer=han.outer,
+            other_count=np.asarray(other.count),
+            other_total=other.total,
+            other_outer=other.outer,
+            other_ids=self.other_array(),
+        )
 
     @classmethod
     def load(cls, path: Path) -> "GroupMoments":
         with np.load(path) as data:
             out = cls(len(data["han_total"]))
             out.groups[HAN] = Moments(int(data["han_count"]), data["han_total"].copy(), data["han_outer"].copy())
-            out.groups[OTHER] = Moments(int(data["other_count"]), data["other_total"].copy(),
-                                        data["other_outer"].copy())
+            out.groups[OTHER] = Moments(
+                int(data["other_count"]), data["other_total"].copy(), data["other_outer"].copy()
+            )
             out.other_ids = set(data["other_ids"].tolist())
         return out
 
@@ -167,8 +178,9 @@ class DenseChannel:
         ids = self._pool.row_ids
         assert self.embedder is not None
         if vectors is None:
-            vectors = self.embedder.encode(self._pool.texts()) if len(ids) else \
-                np.zeros((0, self.embedder.dim), np.float32)
+            vectors = (
+                self.embedder.encode(self._pool.texts()) if len(ids) else np.zeros((0, self.embedder.dim), np.float32)
+            )
         docs = [self._pool.docs[int(i)] for i in ids]
         prepared = prepare(self.embedder, ids, vectors, self._pool.texts(), exact_max, backend, docs)
         self.index, self.moments = prepared.index, prepared.moments
@@ -216,12 +228,22 @@ class DenseChannel:
     def filters_fields(self, where: FieldFilter | None) -> bool:
         """Whether the vector index can apply `where` itself: it stores fields and holds every field `where` reads
         as a typed value of each vector."""
-        return bool(where) and self.index is not None and self.index.stores_fields \
-            and where is not None and where.fields() <= self.index.field_names()
+        return (
+            bool(where)
+            and self.index is not None
+            and self.index.stores_fields
+            and where is not None
+            and where.fields() <= self.index.field_names()
+        )
 
-    def hits(self, query: str | None, vector: np.ndarray | None = None, k: int | None = None,
-             allowed_ids: np.ndarray | None = None,
-             where: FieldFilter | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    def hits(
+        self,
+        query: str | None,
+        vector: np.ndarray | None = None,
+        k: int | None = None,
+        allowed_ids: np.ndarray | None = None,
+        where: FieldFilter | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, float]:
         """(rows, scores, floor) of the `k` nearest documents (default DENSE_CANDIDATES; among `allowed_ids` and,
         when the index `filters_fields(where)`, those passing `where`); every other row (passing them) scores at
         most `floor`."""
@@ -274,9 +296,10 @@ class DenseChannel:
             self.moments = GroupMoments(self.embedder.dim)
             ids = self._pool.row_ids
             for start in range(0, len(ids), MOMENTS_CHUNK):
-                part = ids[start:start + MOMENTS_CHUNK]
-                self.moments.add(part, self.stored_vectors(part),
-                                 groups_of_texts(self._pool.docs[int(i)].text for i in part))
+                part = ids[start : start + MOMENTS_CHUNK]
+                self.moments.add(
+                    part, self.stored_vectors(part), groups_of_texts(self._pool.docs[int(i)].text for i in part)
+                )
         return self.moments
 
     def row_groups(self) -> np.ndarray:
@@ -318,8 +341,15 @@ class DenseChannel:
             self.moments = moments if moments.count == len(self.index) else None
 
 
-def prepare(embedder: Embedder, ids: np.ndarray, vectors: np.ndarray, texts: Iterable[str], exact_max: int,
-            backend: str, docs: Sequence[Document] = ()) -> PreparedIndex:
+def prepare(
+    embedder: Embedder,
+    ids: np.ndarray,
+    vectors: np.ndarray,
+    texts: Iterable[str],
+    exact_max: int,
+    backend: str,
+    docs: Sequence[Document] = (),
+) -> PreparedIndex:
     """A vector index of `embedder`'s `vectors` (one row per id, `texts` their profiles; kind by pool size, backend
     by name) and their moments; `docs` (the documents of `ids`, in order) give the fields a backend stores."""
     vectors = np.asarray(vectors, np.float32)

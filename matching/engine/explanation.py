@@ -4,6 +4,7 @@ Matched terms are read from the firm's row of the word channel (its distinct wor
 query's words are tokenised once per query (LexicalChannels.query_words) and looked up per row. Shown are the
 matched words worth showing, in query order (`explaining_terms`).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -52,8 +53,9 @@ class Explainer:
         self._pool = pool
         self._lexical = lexical
 
-    def matched_terms(self, query: str, doc_id: int, terms: Sequence[str] | None = None,
-                      row: int | None = None) -> list[str]:
+    def matched_terms(
+        self, query: str, doc_id: int, terms: Sequence[str] | None = None, row: int | None = None
+    ) -> list[str]:
         """The query's words (or the given `terms`) that the pooled document contains, as shown on its Hit."""
         row = self._pool.row_of.get(int(doc_id)) if row is None else row
         if row is None:
@@ -74,7 +76,7 @@ class Explainer:
         explained: dict[bytes, list[str]] = {}
         out = []
         for i in range(len(rows)):
-            found = shared.indices[shared.indptr[i]:shared.indptr[i + 1]]
+            found = shared.indices[shared.indptr[i] : shared.indptr[i + 1]]
             key = found.tobytes()
             terms = explained.get(key)
             if terms is None:
@@ -82,8 +84,16 @@ class Explainer:
             out.append(list(terms))
         return out
 
-    def hit(self, query: str, row: int, score: float, pooled: dict[str, np.ndarray], p: int,
-            learned: float | None = None, terms: Sequence[str] | None = None) -> Hit:
+    def hit(
+        self,
+        query: str,
+        row: int,
+        score: float,
+        pooled: dict[str, np.ndarray],
+        p: int,
+        learned: float | None = None,
+        terms: Sequence[str] | None = None,
+    ) -> Hit:
         """The Hit of pool row `row`, at position `p` of the `pooled` channel scores."""
         doc_id = int(self._pool.row_ids[row])
         channels = {name: float(s[p]) for name, s in pooled.items()}

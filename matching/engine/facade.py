@@ -6,6 +6,7 @@ their total order), .explanation (Hits, matched terms), .features (re-ranker fea
 .query_sets and .persistence. Every public method that reads the pool first applies pending additions and
 removals (`_fresh`), so one call works on one pool state; callers serialise updates against searches.
 """
+
 from __future__ import annotations
 
 import time
@@ -35,8 +36,13 @@ from matching.vectors import FieldFilter, VectorIndex
 class MatchEngine:
     """Builds and searches one pool of enterprise profiles."""
 
-    def __init__(self, embedder: Embedder | None = None, weights: FusionWeights | None = None,
-                 exact_max: int = 200_000, vector_backend: str = "faiss") -> None:
+    def __init__(
+        self,
+        embedder: Embedder | None = None,
+        weights: FusionWeights | None = None,
+        exact_max: int = 200_000,
+        vector_backend: str = "faiss",
+    ) -> None:
         self.weights = weights or FusionWeights()
         self.exact_max = exact_max
         self.vector_backend = vector_backend  # a name registered in matching.vectors (register_backend)
@@ -70,8 +76,12 @@ class MatchEngine:
         self._lexical.workers = workers
 
     # ---- building -------------------------------------------------------------------------------
-    def build(self, docs: Sequence[Document], progress: Callable[[int, int], None] | None = None,
-              vectors: np.ndarray | None = None) -> None:
+    def build(
+        self,
+        docs: Sequence[Document],
+        progress: Callable[[int, int], None] | None = None,
+        vectors: np.ndarray | None = None,
+    ) -> None:
         """Index a fresh pool (replaces anything indexed before).
 
         `vectors` (one row per document, encoded by this engine's already fitted embedder) skip fitting and
@@ -167,14 +177,21 @@ class MatchEngine:
         return self._dense.index
 
     # ---- searching ------------------------------------------------------------------------------
-    def channel_scores(self, query: str, weights: FusionWeights | None = None,
-                       need_all: bool = False) -> dict[str, np.ndarray]:
+    def channel_scores(
+        self, query: str, weights: FusionWeights | None = None, need_all: bool = False
+    ) -> dict[str, np.ndarray]:
         """Raw per-channel scores of the whole pool (row order); channels with weight 0 are skipped unless need_all."""
         self._fresh()
         return pool_scores(self._lexical, self._dense, query, weights or self.weights, need_all)
 
-    def search(self, query: str, k: int = 100, allowed_ids: Collection[int] | None = None,
-               excluded_ids: Collection[int] | None = None, where: FieldFilter | None = None) -> list[Hit]:
+    def search(
+        self,
+        query: str,
+        k: int = 100,
+        allowed_ids: Collection[int] | None = None,
+        excluded_ids: Collection[int] | None = None,
+        where: FieldFilter | None = None,
+    ) -> list[Hit]:
         """The k best documents for a query text, best first, among `allowed_ids` (None: all) less `excluded_ids`
         and, given `where`, those whose Document.fields pass it (matching.engine.fields). A vector index that
         stores the fields (Milvus) applies `where` in its own candidate search; the ranking is the same either way."""
@@ -189,13 +206,19 @@ class MatchEngine:
         stored has none: callers then keep filtering by id sets)."""
         return self._dense.filters_fields(where)
 
-    def rank_whole_pool(self, query: str, k: int, allowed_ids: Collection[int] | None = None,
-                        excluded_ids: Collection[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def rank_whole_pool(
+        self,
+        query: str,
+        k: int,
+        allowed_ids: Collection[int] | None = None,
+        excluded_ids: Collection[int] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(document ids best first, fused scores) of the k best, scoring every pooled document: the reference
         ranking the pruned search must equal (no learned re-ranking)."""
         self._fresh()
-        top, _, fused, pool_rows = self._ranker.rank_pool(query, self._pool.mask(allowed_ids, excluded_ids), k,
-                                                          self.weights)
+        top, _, fused, pool_rows = self._ranker.rank_pool(
+            query, self._pool.mask(allowed_ids, excluded_ids), k, self.weights
+        )
         return self._pool.row_ids[pool_rows[top]], fused[top]
 
     def matched_terms(self, query: str, doc_id: int) -> list[str]:
@@ -203,8 +226,13 @@ class MatchEngine:
         self._fresh()
         return self._explainer.matched_terms(query, doc_id)
 
-    def similar(self, doc_id: int, k: int = 10, allowed_ids: Collection[int] | None = None,
-                excluded_ids: Collection[int] | None = None) -> list[Hit]:
+    def similar(
+        self,
+        doc_id: int,
+        k: int = 10,
+        allowed_ids: Collection[int] | None = None,
+        excluded_ids: Collection[int] | None = None,
+    ) -> list[Hit]:
         """Look-alike firms of a document: its own profile used as the query (the document itself excluded)."""
         self._fresh()
         return self._lookalikes.similar(doc_id, k, self.weights, allowed_ids, excluded_ids)
@@ -225,16 +253,22 @@ class MatchEngine:
         return self._query_sets.scores(queries, doc_ids, self.weights)
 
     # ---- learning -------------------------------------------------------------------------------
-    def candidate_features(self, query: str, n: int = RERANK_CANDIDATES, allowed_ids: Collection[int] | None = None,
-                           excluded_ids: Collection[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def candidate_features(
+        self,
+        query: str,
+        n: int = RERANK_CANDIDATES,
+        allowed_ids: Collection[int] | None = None,
+        excluded_ids: Collection[int] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(candidate doc ids best-first by fused score, their BASE_FEATURES matrix)."""
         self._fresh()
         mask = self._pool.mask(allowed_ids, excluded_ids)
         top, pooled, fused, pool_rows = self._ranker.rank_pool(query, mask, n, self.weights, need_all=True)
         return self._pool.row_ids[pool_rows[top]], self.base_features(query, top, pooled, fused, pool_rows)
 
-    def base_features(self, query: str, top: np.ndarray, pooled: dict[str, np.ndarray],
-                      fused: np.ndarray, pool: np.ndarray) -> np.ndarray:
+    def base_features(
+        self, query: str, top: np.ndarray, pooled: dict[str, np.ndarray], fused: np.ndarray, pool: np.ndarray
+    ) -> np.ndarray:
         """Per-candidate features (BASE_FEATURES) for the learned re-ranker; `top` indexes the pool."""
         return base_features(self._pool, self._lexical, query, top, pooled, fused, pool)
 

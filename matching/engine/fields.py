@@ -10,6 +10,7 @@ Invariants:
   has, a missing value written as an empty one of the field's kind ("" or []), which Milvus also fills in for a
   vector appended without fields, so Milvus's filter and `mask` agree on every row.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -8,6 +8,7 @@ Invariants:
 - `best_look_alikes` scores as `similar(doc, k=1, allowed_ids)` does (z-scores over the allowed set, ties to the
   smallest id), for all documents in one matrix product per channel.
 """
+
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
@@ -61,8 +62,14 @@ class LookAlikes:
         weights.dense = max(weights.dense, SIMILAR_DENSE_WEIGHT) if self._dense.active else 0.0
         return weights
 
-    def similar(self, doc_id: int, k: int, weights: FusionWeights, allowed_ids: Collection[int] | None = None,
-                excluded_ids: Collection[int] | None = None) -> list[Hit]:
+    def similar(
+        self,
+        doc_id: int,
+        k: int,
+        weights: FusionWeights,
+        allowed_ids: Collection[int] | None = None,
+        excluded_ids: Collection[int] | None = None,
+    ) -> list[Hit]:
         """The k documents most like a pooled one, best first (`weights`: the engine's; see `weights`)."""
         doc = self._pool.docs.get(int(doc_id))
         if doc is None or k <= 0:
@@ -78,8 +85,10 @@ class LookAlikes:
         if take <= 0:
             return []
         terms = self._doc_terms(int(doc_id))
-        return [self._explainer.hit(doc.text, pool_rows[p], float(fused[p]), pooled, p, terms=terms)
-                for p in best_first(self._pool.row_ids, fused, pool_rows, take)]
+        return [
+            self._explainer.hit(doc.text, pool_rows[p], float(fused[p]), pooled, p, terms=terms)
+            for p in best_first(self._pool.row_ids, fused, pool_rows, take)
+        ]
 
     def best(self, doc_ids: Sequence[int], allowed_ids: Collection[int], weights: FusionWeights) -> list[Hit | None]:
         """For each document, its single best look-alike among `allowed_ids` (itself excluded), scored as
@@ -122,8 +131,12 @@ class LookAlikes:
                 continue
             hit_id = int(row_ids[arows[r]])
             terms = self._doc_terms(int(row_ids[row]))
-            out[j] = Hit(hit_id, float(fused[r, c]), {name: float(sc[r, c]) for name, sc in channels.items()},
-                         self._explainer.matched_terms("", hit_id, terms))
+            out[j] = Hit(
+                hit_id,
+                float(fused[r, c]),
+                {name: float(sc[r, c]) for name, sc in channels.items()},
+                self._explainer.matched_terms("", hit_id, terms),
+            )
         return out
 
     def _doc_channel_scores(self, doc_id: int, weights: FusionWeights) -> dict[str, np.ndarray]:

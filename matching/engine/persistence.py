@@ -9,6 +9,7 @@ Layout of a saved engine (FORMAT_VERSION 2: count matrices + column-major weight
 - `learned.pkl`: the adopted learned model, if any (our own file, written and read locally).
 An engine saved in another format is refused (ValueError): it is rebuilt, not converted.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,7 +28,9 @@ from matching.fusion import FusionWeights
 from matching.lexical import BM25Channel, CharTfidfChannel
 from matching.vectors import load_vector_index, meta_path
 
-FORMAT_VERSION = 3  # 2: count matrices + column-major weights, no token lists; 3: dense moments, dense re-ranker features
+FORMAT_VERSION = (
+    3  # 2: count matrices + column-major weights, no token lists; 3: dense moments, dense re-ranker features
+)
 ENGINE_FILE = "engine.json"
 VECTORS_FILE = "vectors.faiss"
 LEARNED_FILE = "learned.pkl"
@@ -44,8 +47,14 @@ class Settings:
     build_seconds: float
 
 
-def save_folder(folder: Path, pool: Pool, lexical: LexicalChannels, dense: DenseChannel,
-                learned: LearnedReranker | None, settings: Settings) -> None:
+def save_folder(
+    folder: Path,
+    pool: Pool,
+    lexical: LexicalChannels,
+    dense: DenseChannel,
+    learned: LearnedReranker | None,
+    settings: Settings,
+) -> None:
     """Write the pool, lexical channels, vectors, embedder and learned model into `folder` (pending changes
     already applied)."""
     folder = Path(folder)
@@ -72,10 +81,16 @@ def save_folder(folder: Path, pool: Pool, lexical: LexicalChannels, dense: Dense
             pickle.dump(learned, fh)
     elif path.exists():
         path.unlink()
-    meta = {"weights": settings.weights.as_dict(), "exact_max": settings.exact_max, "count": len(pool.docs),
-            "embedder": getattr(dense.embedder, "name", None), "built_at": settings.built_at,
-            "build_seconds": settings.build_seconds, "format": FORMAT_VERSION,
-            "vector_backend": settings.vector_backend}
+    meta = {
+        "weights": settings.weights.as_dict(),
+        "exact_max": settings.exact_max,
+        "count": len(pool.docs),
+        "embedder": getattr(dense.embedder, "name", None),
+        "built_at": settings.built_at,
+        "build_seconds": settings.build_seconds,
+        "format": FORMAT_VERSION,
+        "vector_backend": settings.vector_backend,
+    }
     (folder / ENGINE_FILE).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
 
 
@@ -90,8 +105,13 @@ def read_settings(folder: Path) -> tuple[Settings, Embedder | None]:
         from matching.embedders import load_embedder
 
         embedder = load_embedder(folder / "embedder")
-    settings = Settings(FusionWeights.from_dict(meta["weights"]), meta.get("exact_max", 200_000),
-                        meta.get("vector_backend", "faiss"), meta.get("built_at", 0.0), meta.get("build_seconds", 0.0))
+    settings = Settings(
+        FusionWeights.from_dict(meta["weights"]),
+        meta.get("exact_max", 200_000),
+        meta.get("vector_backend", "faiss"),
+        meta.get("built_at", 0.0),
+        meta.get("build_seconds", 0.0),
+    )
     return settings, embedder
 
 

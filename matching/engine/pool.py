@@ -10,6 +10,7 @@ Invariants:
 - `row_ids` is replaced, never edited in place: the id → row look-up (`RowOf`) and the rows in id order are
   rebuilt on first use after a replacement (they are cached against the array they were built from).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -27,7 +28,7 @@ EMBEDDER_FIT_SAMPLE = 50_000
 class Document:
     id: int
     name: str
-    text: str              # profile text (matching.profiles.enterprise_profile)
+    text: str  # profile text (matching.profiles.enterprise_profile)
     products: str = ""
     # Scalar fields stored with the document's vector where the backend filters on them (matching.engine.fields:
     # e.g. province, city, status, tags); None: the document has none.
@@ -100,9 +101,9 @@ class RowOf:
 class PoolChange:
     """Pending additions and removals: which current rows stay, and the documents appended after them."""
 
-    keep: np.ndarray            # bool per current row
-    new_docs: list[Document]    # in insertion order
-    rows: np.ndarray            # the row ids once applied (kept rows, then the new documents)
+    keep: np.ndarray  # bool per current row
+    new_docs: list[Document]  # in insertion order
+    rows: np.ndarray  # the row ids once applied (kept rows, then the new documents)
 
 
 class Pool:
@@ -111,8 +112,8 @@ class Pool:
     def __init__(self) -> None:
         self.docs: dict[int, Document] = {}
         self.row_ids = np.zeros(0, np.int64)
-        self.stale: set[int] = set()   # ids whose rows go at the next refresh (removed or replaced)
-        self.added: set[int] = set()   # ids appended at the next refresh (the last entries of docs)
+        self.stale: set[int] = set()  # ids whose rows go at the next refresh (removed or replaced)
+        self.added: set[int] = set()  # ids appended at the next refresh (the last entries of docs)
         self._row_of: RowOf | None = None
         self._by_id: tuple[np.ndarray, np.ndarray] | None = None  # (row_ids it belongs to, rows in id order)
 

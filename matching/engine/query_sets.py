@@ -7,6 +7,7 @@ Invariants:
   sets, oldest dropped first) against the channel matrices and vector index they were computed from: a refresh
   or rebuild replaces those objects and so invalidates the entry.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

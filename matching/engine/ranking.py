@@ -14,6 +14,7 @@ Invariants:
 - channel statistics come from matching.engine.channels on every path, over the whole pool whatever the filters;
 - callers apply the pool's pending changes first (MatchEngine does on every public entry).
 """
+
 from __future__ import annotations
 
 from collections.abc import Collection
@@ -71,7 +72,9 @@ def best_first(row_ids: np.ndarray, fused: np.ndarray, pool_rows: np.ndarray, ta
 def fast_ok(weights: FusionWeights) -> bool:
     """Whether the pruned search applies: z-score fusion of known channels with non-negative weights."""
     w = weights.channel_weights()
-    return weights.method == "zscore" and all(v >= 0 for v in w.values()) and not (set(w) - {*LEXICAL_CHANNELS, "dense"})
+    return (
+        weights.method == "zscore" and all(v >= 0 for v in w.values()) and not (set(w) - {*LEXICAL_CHANNELS, "dense"})
+    )
 
 
 def direct_ok(allowed: int, rows: int) -> bool:
@@ -89,30 +92,43 @@ class Ranker:
         self._explainer = explainer
         self._fields = FieldColumns(pool)
 
-    def search(self, query: str, k: int, weights: FusionWeights, learned: LearnedReranker | None, allowed_ids: Ids,
-               excluded_ids: Ids, where: FieldFilter | None = None) -> list[Hit]:
+    def search(
+        self,
+        query: str,
+        k: int,
+        weights: FusionWeights,
+        learned: LearnedReranker | None,
+        allowed_ids: Ids,
+        excluded_ids: Ids,
+        where: FieldFilter | None = None,
+    ) -> list[Hit]:
         """The k best documents, best first: re-ranked by `learned` (a matching.learning.LearnedModel or None)
         when it has a ranker, else by the fused score. `where` restricts the rows as the id sets do (the rows
         passing both); only the vector index's candidate search may apply it itself."""
         row_ids = self._pool.row_ids
         if learned is not None and learned.ranker is not None:
             n = max(RERANK_CANDIDATES, k)
-            top, pooled, fused, pool_rows = self.rank_pool(query, self._mask(allowed_ids, excluded_ids, where), n,
-                                                           weights, need_all=True)
+            top, pooled, fused, pool_rows = self.rank_pool(
+                query, self._mask(allowed_ids, excluded_ids, where), n, weights, need_all=True
+            )
             doc_ids = row_ids[pool_rows[top]]
-            probs = learned.score(query, doc_ids, base_features(self._pool, self._lexical, query, top, pooled, fused,
-                                                                pool_rows))
+            probs = learned.score(
+                query, doc_ids, base_features(self._pool, self._lexical, query, top, pooled, fused, pool_rows)
+            )
             order = np.lexsort((doc_ids, -probs))[:k]  # total order (score desc, id asc), as best_first
-            return [self._explainer.hit(query, pool_rows[top[o]], float(probs[o]), pooled, top[o],
-                                        learned=float(probs[o])) for o in order]
+            return [
+                self._explainer.hit(query, pool_rows[top[o]], float(probs[o]), pooled, top[o], learned=float(probs[o]))
+                for o in order
+            ]
         if fast_ok(weights) and stats_sampled(len(row_ids)):
             # Small pools: the statistics need every row's score anyway, so ranking the whole pool costs no more.
             rows, fused, raw = self._fast_rank(query, weights, self._flags(allowed_ids, excluded_ids, where), k, where)
             terms = self._explainer.matched_terms_of_rows(query, rows)
-            return [Hit(int(row_ids[r]), float(fused[i]), {name: float(v[i]) for name, v in raw.items()},
-                        terms[i]) for i, r in enumerate(rows)]
-        top, pooled, fused, pool_rows = self.rank_pool(query, self._mask(allowed_ids, excluded_ids, where), k,
-                                                       weights)
+            return [
+                Hit(int(row_ids[r]), float(fused[i]), {name: float(v[i]) for name, v in raw.items()}, terms[i])
+                for i, r in enumerate(rows)
+            ]
+        top, pooled, fused, pool_rows = self.rank_pool(query, self._mask(allowed_ids, excluded_ids, where), k, weights)
         return [self._explainer.hit(query, pool_rows[p], float(fused[p]), pooled, p) for p in top]
 
     def _mask(self, allowed_ids: Ids, excluded_ids: Ids, where: FieldFilter | None) -> np.ndarray:
@@ -127,8 +143,9 @@ class Ranker:
         return self._mask(allowed_ids, excluded_ids, where).view(np.uint8)
 
     # ---- the whole pool -------------------------------------------------------------------------
-    def rank_pool(self, query: str, mask: np.ndarray, n: int, weights: FusionWeights,
-                  need_all: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    def rank_pool(
+        self, query: str, mask: np.ndarray, n: int, weights: FusionWeights, need_all: bool = False
+    ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray]:
         """(candidate positions best first, channels restricted to the pool, fused pool scores, pool rows)."""
         channels = pool_scores(self._lexical, self._dense, query, weights, need_all=need_all)
         pool_rows = np.flatnonzero(mask)
@@ -139,8 +156,9 @@ class Ranker:
             return np.zeros(0, np.int64), pooled, fused, pool_rows
         return best_first(self._pool.row_ids, fused, pool_rows, take), pooled, fused, pool_rows
 
-    def _fuse_pool(self, query: str, channels: dict[str, np.ndarray], pool_rows: np.ndarray,
-                   weights: FusionWeights) -> np.ndarray:
+    def _fuse_pool(
+        self, query: str, channels: dict[str, np.ndarray], pool_rows: np.ndarray, weights: FusionWeights
+    ) -> np.ndarray:
         """Fused scores of the pool rows: z-scores with the statistics of channel_queries (as the pruned search
         uses), or rank fusion over the pool."""
         pooled = {name: s[pool_rows] for name, s in channels.items()}
@@ -157,8 +175,9 @@ class Ranker:
         return total
 
     # ---- MaxScore -------------------------------------------------------------------------------
-    def _fast_rank(self, query: str, weights: FusionWeights, flags: np.ndarray | None, take: int,
-                   where: FieldFilter | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    def _fast_rank(
+        self, query: str, weights: FusionWeights, flags: np.ndarray | None, take: int, where: FieldFilter | None = None
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """(rows best first, fused scores, raw channel scores per row) of the top `take` pool rows (z-score fusion,
         non-negative weights): MaxScore over the query's postings, then exact scores of the survivors.
 
@@ -221,8 +240,9 @@ class Ranker:
         order = np.lexsort((self._pool.row_ids[rows], -fused))[:take]
         return rows[order], fused[order], {name: s[order] for name, s in raw.items()}
 
-    def _direct_rank(self, cqs: Queries, weights: FusionWeights, rows: np.ndarray,
-                     take: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    def _direct_rank(
+        self, cqs: Queries, weights: FusionWeights, rows: np.ndarray, take: int
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """As _fast_rank, for a selective filter: every allowed row in `rows` scored exactly (the same per-row scores
         MaxScore's survivors get, cross-language scores imputed), then the `take` best in the total order."""
         raw, plain = self._exact(cqs, weights.channel_weights(), rows)
@@ -230,14 +250,14 @@ class Ranker:
         best = best_first(self._pool.row_ids, fused, rows, take)
         return rows[best], fused[best], {name: s[best] for name, s in raw.items()}
 
-    def _exact(self, cqs: Queries, w: dict[str, float],
-               rows: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    def _exact(self, cqs: Queries, w: dict[str, float], rows: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """(raw channel scores, fused scores without cross-language imputation) of pool `rows`, exactly."""
         raw = {name: exact_scores(self._lexical, self._dense, cq, rows) for name, cq in cqs.items()}
         return raw, sum((w[name] * cq.z(raw[name]) for name, cq in cqs.items()), np.zeros(len(rows)))
 
-    def _imputed(self, cqs: Queries, weights: FusionWeights, rows: np.ndarray, raw: dict[str, np.ndarray],
-                 plain: np.ndarray) -> np.ndarray:
+    def _imputed(
+        self, cqs: Queries, weights: FusionWeights, rows: np.ndarray, raw: dict[str, np.ndarray], plain: np.ndarray
+    ) -> np.ndarray:
         if "dense" not in raw:
             return plain
         return impute_blind(plain, rows, raw["dense"], cqs, weights, self._dense.row_groups())
@@ -255,8 +275,15 @@ class Ranker:
         found, _, _ = self._dense.hits(None, dense.vector, k=take, allowed_ids=self._pool.row_ids[rows])
         return found
 
-    def _with_blind(self, cqs: Queries, weights: FusionWeights, rows: np.ndarray, raw: dict[str, np.ndarray],
-                    plain: np.ndarray, blind: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    def _with_blind(
+        self,
+        cqs: Queries,
+        weights: FusionWeights,
+        rows: np.ndarray,
+        raw: dict[str, np.ndarray],
+        plain: np.ndarray,
+        blind: np.ndarray,
+    ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
         """(rows, raw scores, fused scores) of the candidates joined by the best blind rows, cross-language scores
         imputed."""
         extra = blind[~np.isin(blind, rows)]
@@ -267,8 +294,9 @@ class Ranker:
             plain = np.concatenate([plain, extra_plain])
         return rows, raw, self._imputed(cqs, weights, rows, raw, plain)
 
-    def _rows_without_postings(self, count: int, flags: np.ndarray | None, skip: np.ndarray,
-                               dense: ChannelQuery | None) -> np.ndarray:
+    def _rows_without_postings(
+        self, count: int, flags: np.ndarray | None, skip: np.ndarray, dense: ChannelQuery | None
+    ) -> np.ndarray:
         """The best `count` allowed rows outside `skip` when none of them has a posting: by exact dense score when
         the dense channel is weighted (its hits are all in `skip`), else the smallest document ids."""
         if dense is None:

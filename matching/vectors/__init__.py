@@ -11,6 +11,7 @@
 - matching.vectors.filters: filters on fields stored with each vector (`FieldFilter`), as a Milvus expression or
   a mask over field columns (the id list other backends take).
 """
+
 from matching.vectors.base import KIND_AUTO, KIND_FLAT, KIND_IVFPQ, VECTOR_KINDS, VectorIndex
 from matching.vectors.faiss_index import (
     CANDIDATES_PER_HIT,
@@ -35,7 +36,8 @@ from matching.vectors.meta import (
     read_meta,
     write_meta,
 )
-from matching.vectors.milvus_index import MilvusIndex, set_server_uri
+from matching.vectors.milvus_connection import set_server_uri
+from matching.vectors.milvus_index import MilvusIndex
 from matching.vectors.numpy_index import NumpyIndex
 from matching.vectors.registry import (
     DEFAULT_BACKEND,
@@ -50,11 +52,44 @@ from matching.vectors.registry import (
 from matching.vectors.row_store import RowStore, inner_products
 
 __all__ = [
-    "CANDIDATES_PER_HIT", "DEFAULT_BACKEND", "DEFAULT_EXACT_MAX", "DEFAULT_REFINE", "FILTER_EXACT_MAX_ROWS",
-    "FILTER_EXACT_SHARE", "KIND_AUTO", "KIND_FLAT", "KIND_IVFPQ", "MIN_CANDIDATES", "REFINE_FP16", "REFINE_FP32",
-    "REFINE_KINDS", "REFINE_SQ8", "SINGLE_THREAD_MAX_QUERIES", "VECTOR_KINDS", "Condition", "FaissIndex",
-    "FieldFilter", "IndexMismatchError", "condition", "milvus_expression",
-    "MilvusIndex", "NumpyIndex", "RowStore", "VectorIndex", "atomic_write_bytes", "backend_names", "backend_stores_fields", "check_meta", "choose_kind",
-    "inner_products", "load_vector_index", "make_vector_index", "meta_path", "mismatches", "read_meta",
-    "register_backend", "set_server_uri", "write_meta",
+    "CANDIDATES_PER_HIT",
+    "DEFAULT_BACKEND",
+    "DEFAULT_EXACT_MAX",
+    "DEFAULT_REFINE",
+    "FILTER_EXACT_MAX_ROWS",
+    "FILTER_EXACT_SHARE",
+    "KIND_AUTO",
+    "KIND_FLAT",
+    "KIND_IVFPQ",
+    "MIN_CANDIDATES",
+    "REFINE_FP16",
+    "REFINE_FP32",
+    "REFINE_KINDS",
+    "REFINE_SQ8",
+    "SINGLE_THREAD_MAX_QUERIES",
+    "VECTOR_KINDS",
+    "Condition",
+    "FaissIndex",
+    "FieldFilter",
+    "IndexMismatchError",
+    "condition",
+    "milvus_expression",
+    "MilvusIndex",
+    "NumpyIndex",
+    "RowStore",
+    "VectorIndex",
+    "atomic_write_bytes",
+    "backend_names",
+    "backend_stores_fields",
+    "check_meta",
+    "choose_kind",
+    "inner_products",
+    "load_vector_index",
+    "make_vector_index",
+    "meta_path",
+    "mismatches",
+    "read_meta",
+    "register_backend",
+    "set_server_uri",
+    "write_meta",
 ]

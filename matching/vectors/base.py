@@ -9,6 +9,7 @@ Invariants every backend keeps (tests/matching/test_vector_backends.py checks th
   `<path>.json` (matching.vectors.meta), which names the backend ("backend") so that
   matching.vectors.load_vector_index dispatches on it, plus the caller's `metadata` (e.g. the embedder name).
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -56,7 +57,9 @@ class VectorIndex(ABC):
         """Remove ids (unknown ids are ignored)."""
 
     @abstractmethod
-    def search(self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(scores (nq, k) float32, ids (nq, k) int64); id -1 and score -inf where fewer than k hits."""
 
     @abstractmethod

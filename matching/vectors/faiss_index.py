@@ -8,6 +8,7 @@ Incremental appends and deletes work on a mapped store (an in-RAM delta and tomb
 save). Older indexes re-scored against SQ8 or fp16 copies in a faiss store (refine "sq8"/"fp16") still load.
 faiss itself is imported only when an index is used, so importing this module stays cheap.
 """
+
 from __future__ import annotations
 
 import math
@@ -74,8 +75,14 @@ class FaissIndex(VectorIndex):
 
     backend = "faiss"
 
-    def __init__(self, dim: int, kind: str = KIND_FLAT, nlist: int | None = None, nprobe: int | None = None,
-                 refine: str = DEFAULT_REFINE) -> None:
+    def __init__(
+        self,
+        dim: int,
+        kind: str = KIND_FLAT,
+        nlist: int | None = None,
+        nprobe: int | None = None,
+        refine: str = DEFAULT_REFINE,
+    ) -> None:
         if kind not in (KIND_FLAT, KIND_IVFPQ):
             raise ValueError(f"unknown vector index kind {kind!r}")
         if refine not in REFINE_KINDS:
@@ -119,8 +126,11 @@ class FaissIndex(VectorIndex):
         if self.refine == REFINE_FP32:
             return
         store = faiss.IndexIDMap2(
-            faiss.IndexScalarQuantizer(self.dim, faiss.ScalarQuantizer.QT_fp16 if self.refine == REFINE_FP16
-                                       else faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+            faiss.IndexScalarQuantizer(
+                self.dim,
+                faiss.ScalarQuantizer.QT_fp16 if self.refine == REFINE_FP16 else faiss.ScalarQuantizer.QT_8bit,
+                faiss.METRIC_INNER_PRODUCT,
+            )
         )
         store.train(sample)
         self._store = store
@@ -147,8 +157,10 @@ class FaissIndex(VectorIndex):
     def _check_writable(self) -> None:
         # faiss aborts the whole process (assertion 'is_owned', not an exception) when a mapped store is changed.
         if self._store_mapped:
-            raise RuntimeError(f"the {self.refine} refine store is memory-mapped read-only; load it with "
-                               "mmap_store=False to change it, or rebuild with the fp32 refine store")
+            raise RuntimeError(
+                f"the {self.refine} refine store is memory-mapped read-only; load it with "
+                "mmap_store=False to change it, or rebuild with the fp32 refine store"
+            )
 
     def append(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         ids, vectors = self._check(ids, vectors)
@@ -247,7 +259,9 @@ class FaissIndex(VectorIndex):
         return np.ascontiguousarray(out, dtype=np.float32), present
 
     # -- searching --------------------------------------------------------------------------------------------
-    def search(self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         import faiss
 
         queries, k, scores, found = search_arrays(queries, self.dim, k)
@@ -276,8 +290,9 @@ class FaissIndex(VectorIndex):
         """Whether an allowed-id filter is scored over the float32 rows rather than through IVF probing."""
         return self._rows is not None and allowed <= min(FILTER_EXACT_SHARE * total, FILTER_EXACT_MAX_ROWS)
 
-    def _search_kind(self, queries: np.ndarray, k: int, total: int, allowed: np.ndarray | None,
-                     selector: Any) -> tuple[np.ndarray, np.ndarray]:
+    def _search_kind(
+        self, queries: np.ndarray, k: int, total: int, allowed: np.ndarray | None, selector: Any
+    ) -> tuple[np.ndarray, np.ndarray]:
         import faiss
 
         if self.kind == KIND_FLAT:
@@ -350,14 +365,25 @@ class FaissIndex(VectorIndex):
             self._rows.save(path)
         elif self._store is not None:
             atomic_write_bytes(self._store_path(path), faiss.serialize_index(self._store).tobytes())
-        write_meta(meta_path(path), {
-            **self.metadata, "backend": self.backend, "kind": self.kind, "dim": self.dim, "count": len(self),
-            "built_at": self.built_at, "nlist": self.nlist, "nprobe": self.nprobe, "refine": self.refine,
-        })
+        write_meta(
+            meta_path(path),
+            {
+                **self.metadata,
+                "backend": self.backend,
+                "kind": self.kind,
+                "dim": self.dim,
+                "count": len(self),
+                "built_at": self.built_at,
+                "nlist": self.nlist,
+                "nprobe": self.nprobe,
+                "refine": self.refine,
+            },
+        )
 
     @classmethod
-    def load(cls, path: Path, expected: Mapping[str, Any] | None = None,
-             mmap_store: bool | None = None) -> "FaissIndex":
+    def load(
+        cls, path: Path, expected: Mapping[str, Any] | None = None, mmap_store: bool | None = None
+    ) -> "FaissIndex":
         """`mmap_store`: keep the refine copies on disk, memory-mapped (the OS pages in what searches touch), instead
         of reading them into RAM. None (default): mapped for refine "fp32" (appends and deletes still work, see
         matching.vectors.row_store), in RAM for the older "sq8"/"fp16" stores, whose mapped form is read-only (faiss
@@ -370,8 +396,13 @@ class FaissIndex(VectorIndex):
         kind = meta.get("kind")
         if kind not in (KIND_FLAT, KIND_IVFPQ) or not isinstance(meta.get("dim"), int):
             raise IndexMismatchError(f"index metadata lacks kind/dim: {path}")
-        index = cls(meta["dim"], kind, nlist=meta.get("nlist"), nprobe=meta.get("nprobe"),
-                    refine=meta.get("refine") or REFINE_SQ8)  # saved before refine existed: SQ8
+        index = cls(
+            meta["dim"],
+            kind,
+            nlist=meta.get("nlist"),
+            nprobe=meta.get("nprobe"),
+            refine=meta.get("refine") or REFINE_SQ8,
+        )  # saved before refine existed: SQ8
         index._main = _read_faiss(path)
         if kind == KIND_IVFPQ and index.refine == REFINE_FP32:
             index._rows = RowStore.open(path, index.dim, mmap=mmap_store is not False)

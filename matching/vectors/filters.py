@@ -12,6 +12,7 @@ without a province is in no province and outside every excluded one.
 memory, which is how an id list is derived for backends without stored fields (faiss, numpy) and how tests check
 Milvus's answer. Filters that cannot be written this way (a roster, any set of ids) stay id lists.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence

@@ -1,4 +1,5 @@
 """Metadata JSON written beside every saved index file, and the checks done when loading it back."""
+
 from __future__ import annotations
 
 import json

@@ -23,21 +23,18 @@ and other arbitrary id sets stay `allowed_ids`.
 An in-process copy of the sorted ids answers `ids()`/`len()` and keeps `delete` to present ids.
 pymilvus is imported only when an index is created or loaded, so the product needs it only when configured.
 """
+
 from __future__ import annotations
 
 import logging
 import math
 import os
 import shutil
-import sys
 import tempfile
-import types
 import uuid
 import weakref
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
@@ -53,6 +50,7 @@ from matching.vectors.base import (
 )
 from matching.vectors.filters import FieldFilter, milvus_expression
 from matching.vectors.meta import IndexMismatchError, atomic_write_bytes, check_meta, meta_path, read_meta, write_meta
+from matching.vectors.milvus_connection import public_uri, pymilvus_module, release_lite, server_uri
 
 logger = logging.getLogger(__name__)
 
@@ -88,64 +86,6 @@ MAX_LIST_ITEMS = 256  # most items of a list field (Milvus ARRAY max_capacity), 
 EMPTY_VALUES: dict[str, Any] = {"BOOL": False, "INT64": 0, "DOUBLE": 0.0, "VARCHAR": "", "ARRAY": []}
 META_KEYS = (*BASE_META_KEYS, "mode", "index_type", "nlist", "nprobe", "uri", "collection", "scalar_fields")
 
-_server_uri: str | None = None
-
-
-def set_server_uri(uri: str | None) -> None:
-    """Make new and loaded indexes use the Milvus server at `uri` (None or "": embedded milvus-lite)."""
-    global _server_uri
-    _server_uri = uri or None
-
-
-def server_uri() -> str | None:
-    """The configured Milvus server URI, None for embedded milvus-lite."""
-    return _server_uri
-
-
-def _pymilvus() -> Any:
-    """pymilvus, imported on first use. milvus-lite 2.5 imports `pkg_resources`, which setuptools ≥ 81 no longer
-    ships: when it is missing, a stand-in with the two names milvus-lite reads is registered first."""
-    try:
-        import pkg_resources  # noqa: F401
-    except ImportError:
-        sys.modules.setdefault("pkg_resources", _pkg_resources_stand_in())
-    import pymilvus
-
-    return pymilvus
-
-
-def _pkg_resources_stand_in() -> types.ModuleType:
-    """A module with `get_distribution(name).version` and `DistributionNotFound`, read from importlib.metadata."""
-    module = types.ModuleType("pkg_resources")
-
-    class DistributionNotFound(Exception):
-        """The named distribution is not installed."""
-
-    def get_distribution(name: str) -> types.SimpleNamespace:
-        try:
-            return types.SimpleNamespace(version=importlib_metadata.version(name))
-        except importlib_metadata.PackageNotFoundError as exc:
-            raise DistributionNotFound(name) from exc
-
-    setattr(module, "DistributionNotFound", DistributionNotFound)
-    setattr(module, "get_distribution", get_distribution)
-    return module
-
-
-def _release_lite(client: Any, db_file: Path | None, workdir: Path | None) -> None:
-    """Close a client, stop its milvus-lite engine and remove its private folder (safe to call twice)."""
-    try:
-        client.close()
-    except Exception:  # noqa: BLE001 - closing is best effort
-        logger.debug("closing a Milvus client failed", exc_info=True)
-    if db_file is not None:
-        from milvus_lite.server_manager import server_manager_instance
-
-        if str(db_file.resolve()) in server_manager_instance._servers:
-            server_manager_instance.release_server(str(db_file))
-    if workdir is not None:
-        shutil.rmtree(workdir, ignore_errors=True)
-
 
 class MilvusIndex(VectorIndex):
     """A Milvus collection behind the VectorIndex interface (see the module docstring)."""
@@ -160,8 +100,9 @@ class MilvusIndex(VectorIndex):
         self.kind = kind
         self.uri = uri if uri is not None else server_uri()
         self.mode = MODE_SERVER if self.uri else MODE_LITE
-        self.collection = collection or (LITE_COLLECTION if self.mode == MODE_LITE
-                                         else SERVER_COLLECTION_PREFIX + uuid.uuid4().hex)
+        self.collection = collection or (
+            LITE_COLLECTION if self.mode == MODE_LITE else SERVER_COLLECTION_PREFIX + uuid.uuid4().hex
+        )
         self.index_type = INDEX_FLAT
         self.nlist: int | None = None
         self.nprobe: int | None = None
@@ -178,20 +119,21 @@ class MilvusIndex(VectorIndex):
 
     # -- connection -------------------------------------------------------------------------------------------
     def _connect(self) -> None:
-        pymilvus = _pymilvus()
+        pymilvus = pymilvus_module()
         # An alias of its own: pymilvus shares one connection per URI, and closing one client would cut the others.
-        self._client = pymilvus.MilvusClient(str(self._db_file) if self.mode == MODE_LITE else self.uri,
-                                             alias=f"{CONNECTION_PREFIX}{uuid.uuid4().hex}")
+        self._client = pymilvus.MilvusClient(
+            str(self._db_file) if self.mode == MODE_LITE else self.uri, alias=f"{CONNECTION_PREFIX}{uuid.uuid4().hex}"
+        )
         if self._finalizer is not None:
             self._finalizer.detach()
-        self._finalizer = weakref.finalize(self, _release_lite, self._client, self._db_file, self._workdir)
+        self._finalizer = weakref.finalize(self, release_lite, self._client, self._db_file, self._workdir)
 
     def close(self) -> None:
         """Stop using the collection: an embedded engine stops and its private copy is removed."""
         if self._finalizer is not None:
             self._finalizer()
         elif self._workdir is not None:  # never connected (e.g. a damaged file failed to open)
-            _release_lite(self._client, self._db_file, self._workdir)
+            release_lite(self._client, self._db_file, self._workdir)
 
     # -- building ---------------------------------------------------------------------------------------------
     def _choose_index(self, count: int) -> dict[str, Any]:
@@ -210,7 +152,7 @@ class MilvusIndex(VectorIndex):
 
     def _create_collection(self, count: int, fields: Mapping[str, Sequence[Any]]) -> None:
         """A new collection (replacing one of the same name) with `fields` declared as typed scalar columns."""
-        pymilvus = _pymilvus()
+        pymilvus = pymilvus_module()
         client = self._client
         if client.has_collection(self.collection):
             client.drop_collection(self.collection)
@@ -223,8 +165,13 @@ class MilvusIndex(VectorIndex):
             if column == "VARCHAR":
                 schema.add_field(name, pymilvus.DataType.VARCHAR, max_length=MAX_TEXT_FIELD)
             elif column == "ARRAY":
-                schema.add_field(name, pymilvus.DataType.ARRAY, element_type=pymilvus.DataType.VARCHAR,
-                                 max_capacity=MAX_LIST_ITEMS, max_length=MAX_TEXT_FIELD)
+                schema.add_field(
+                    name,
+                    pymilvus.DataType.ARRAY,
+                    element_type=pymilvus.DataType.VARCHAR,
+                    max_capacity=MAX_LIST_ITEMS,
+                    max_length=MAX_TEXT_FIELD,
+                )
             elif column:
                 schema.add_field(name, getattr(pymilvus.DataType, column))
             if column:
@@ -234,8 +181,7 @@ class MilvusIndex(VectorIndex):
         params.add_index(field_name=VECTOR_FIELD, index_type=self.index_type, metric_type=METRIC, params=index_params)
         client.create_collection(self.collection, schema=schema, index_params=params, consistency_level="Strong")
 
-    def index(self, ids: np.ndarray, vectors: np.ndarray,
-              fields: Mapping[str, Sequence[Any]] | None = None) -> None:
+    def index(self, ids: np.ndarray, vectors: np.ndarray, fields: Mapping[str, Sequence[Any]] | None = None) -> None:
         """Build fresh from `ids` and `vectors`, with optional scalar `fields` (name → one value per vector)."""
         ids, vectors = self._check(ids, vectors)
         self._create_collection(len(ids), fields or {})
@@ -243,8 +189,7 @@ class MilvusIndex(VectorIndex):
         self._ids = np.sort(ids)
         self.built_at = now()
 
-    def append(self, ids: np.ndarray, vectors: np.ndarray,
-               fields: Mapping[str, Sequence[Any]] | None = None) -> None:
+    def append(self, ids: np.ndarray, vectors: np.ndarray, fields: Mapping[str, Sequence[Any]] | None = None) -> None:
         """Add vectors (an id already present is replaced), with optional scalar `fields` as for `index`."""
         ids, vectors = self._check(ids, vectors)
         if not len(ids):
@@ -252,8 +197,9 @@ class MilvusIndex(VectorIndex):
         self._write(ids, vectors, fields, upsert=True)
         self._ids = np.union1d(self._ids, ids)
 
-    def _write(self, ids: np.ndarray, vectors: np.ndarray, fields: Mapping[str, Sequence[Any]] | None,
-               upsert: bool) -> None:
+    def _write(
+        self, ids: np.ndarray, vectors: np.ndarray, fields: Mapping[str, Sequence[Any]] | None, upsert: bool
+    ) -> None:
         columns = {name: [_plain(v) for v in values] for name, values in (fields or {}).items()}
         for name, values in columns.items():
             if name in (ID_FIELD, VECTOR_FIELD):
@@ -266,8 +212,14 @@ class MilvusIndex(VectorIndex):
         write = self._client.upsert if upsert else self._client.insert
         for start in range(0, len(ids), step):
             stop = min(start + step, len(ids))
-            rows = [{ID_FIELD: int(ids[i]), VECTOR_FIELD: vectors[i],
-                     **{name: values[i] for name, values in columns.items()}} for i in range(start, stop)]
+            rows = [
+                {
+                    ID_FIELD: int(ids[i]),
+                    VECTOR_FIELD: vectors[i],
+                    **{name: values[i] for name, values in columns.items()},
+                }
+                for i in range(start, stop)
+            ]
             write(self.collection, rows)
 
     def delete(self, ids: np.ndarray) -> None:
@@ -298,8 +250,9 @@ class MilvusIndex(VectorIndex):
         return rows, present
 
     # -- searching --------------------------------------------------------------------------------------------
-    def search(self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None,
-               where: str | FieldFilter | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None, where: str | FieldFilter | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """As VectorIndex.search; `where` is a Milvus boolean expression over the scalar fields stored with each
         vector (e.g. "province == '山东省'") or a FieldFilter, combined with `allowed_ids` by "and"."""
         queries, k, scores, found = search_arrays(queries, self.dim, k)
@@ -318,23 +271,40 @@ class MilvusIndex(VectorIndex):
         if self.nprobe:
             params["params"] = {"nprobe": self.nprobe}
         for start in range(0, len(queries), SEARCH_BATCH):
-            batch = queries[start:start + SEARCH_BATCH]
-            results = self._client.search(self.collection, data=list(batch), limit=limit, search_params=params,
-                                          filter=" and ".join(filters), anns_field=VECTOR_FIELD)
+            batch = queries[start : start + SEARCH_BATCH]
+            results = self._client.search(
+                self.collection,
+                data=list(batch),
+                limit=limit,
+                search_params=params,
+                filter=" and ".join(filters),
+                anns_field=VECTOR_FIELD,
+            )
             for offset, hits in enumerate(results):
                 pairs = sorted((-float(h["distance"]), int(h[ID_FIELD])) for h in hits)  # ties by id
                 row = start + offset
-                scores[row, :len(pairs)] = [-s for s, _ in pairs]
-                found[row, :len(pairs)] = [i for _, i in pairs]
+                scores[row, : len(pairs)] = [-s for s, _ in pairs]
+                found[row, : len(pairs)] = [i for _, i in pairs]
         return scores, found
 
     # -- saving -----------------------------------------------------------------------------------------------
     def _meta(self) -> dict[str, Any]:
-        meta = {**self.metadata, "backend": self.backend, "kind": self.kind, "dim": self.dim, "count": len(self),
-                "built_at": self.built_at, "mode": self.mode, "index_type": self.index_type, "nlist": self.nlist,
-                "nprobe": self.nprobe, "collection": self.collection, "scalar_fields": self.scalar_fields}
+        meta = {
+            **self.metadata,
+            "backend": self.backend,
+            "kind": self.kind,
+            "dim": self.dim,
+            "count": len(self),
+            "built_at": self.built_at,
+            "mode": self.mode,
+            "index_type": self.index_type,
+            "nlist": self.nlist,
+            "nprobe": self.nprobe,
+            "collection": self.collection,
+            "scalar_fields": self.scalar_fields,
+        }
         if self.mode == MODE_SERVER:
-            meta["uri"] = _public_uri(self.uri)
+            meta["uri"] = public_uri(self.uri)
         return meta
 
     def save(self, path: Path) -> None:
@@ -345,14 +315,14 @@ class MilvusIndex(VectorIndex):
         if self.mode == MODE_LITE:
             self._snapshot(path)
         else:
-            atomic_write_bytes(path, f"milvus {_public_uri(self.uri)} {self.collection}\n".encode())
+            atomic_write_bytes(path, f"milvus {public_uri(self.uri)} {self.collection}\n".encode())
         write_meta(meta_path(path), self._meta())
 
     def _snapshot(self, path: Path) -> None:
         """Stop the embedded engine, copy its file to `path` (atomically), start it again."""
         assert self._finalizer is not None and self._db_file is not None
         self._finalizer.detach()
-        _release_lite(self._client, self._db_file, None)
+        release_lite(self._client, self._db_file, None)
         fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
         os.close(fd)
         try:
@@ -366,23 +336,31 @@ class MilvusIndex(VectorIndex):
             self._client.load_collection(self.collection)
 
     @classmethod
-    def load(cls, path: Path, expected: Mapping[str, Any] | None = None,
-             mmap_store: bool | None = None) -> "MilvusIndex":
+    def load(
+        cls, path: Path, expected: Mapping[str, Any] | None = None, mmap_store: bool | None = None
+    ) -> "MilvusIndex":
         """Read an index `save` wrote (`mmap_store` is accepted for the common signature and ignored)."""
         path = Path(path)
         meta = read_meta(meta_path(path))
         check_meta(meta, expected)
-        if not isinstance(meta.get("dim"), int) or meta.get("kind") not in (KIND_FLAT, KIND_IVFPQ) \
-                or meta.get("mode") not in (MODE_LITE, MODE_SERVER) or not meta.get("collection"):
+        if (
+            not isinstance(meta.get("dim"), int)
+            or meta.get("kind") not in (KIND_FLAT, KIND_IVFPQ)
+            or meta.get("mode") not in (MODE_LITE, MODE_SERVER)
+            or not meta.get("collection")
+        ):
             raise IndexMismatchError(f"index metadata incomplete: {path}")
         if not path.is_file():
             raise IndexMismatchError(f"index file missing: {path}")
-        pymilvus = _pymilvus()
+        pymilvus = pymilvus_module()
         index = cls.__new__(cls)
         VectorIndex.__init__(index, meta["dim"])
         index.kind, index.mode, index.collection = meta["kind"], meta["mode"], meta["collection"]
-        index.index_type, index.nlist, index.nprobe = meta.get("index_type", INDEX_FLAT), meta.get("nlist"), \
-            meta.get("nprobe")
+        index.index_type, index.nlist, index.nprobe = (
+            meta.get("index_type", INDEX_FLAT),
+            meta.get("nlist"),
+            meta.get("nprobe"),
+        )
         index._finalizer, index._workdir, index._db_file, index._client = None, None, None, None
         index.scalar_fields = dict(meta.get("scalar_fields") or {})
         try:
@@ -420,8 +398,12 @@ class MilvusIndex(VectorIndex):
         0"), so a saved index with stored tags could not be loaded."""
         last: int | None = None
         while True:
-            page = self._client.query(self.collection, filter="" if last is None else f"{ID_FIELD} > {last}",
-                                      output_fields=[ID_FIELD], limit=QUERY_PAGE)
+            page = self._client.query(
+                self.collection,
+                filter="" if last is None else f"{ID_FIELD} > {last}",
+                output_fields=[ID_FIELD],
+                limit=QUERY_PAGE,
+            )
             ids = [int(row[ID_FIELD]) for row in page]
             yield from ids
             if len(ids) < QUERY_PAGE:
@@ -442,15 +424,6 @@ def _column_type(values: Sequence[Any]) -> str | None:
     return {bool: "BOOL", int: "INT64", float: "DOUBLE", str: "VARCHAR"}.get(kind)
 
 
-def _public_uri(uri: str | None) -> str:
-    """`uri` without user name and password (what a saved index may record)."""
-    parts = urlsplit(uri or "")
-    if not parts.password and not parts.username:
-        return uri or ""
-    host = parts.hostname or ""
-    return urlunsplit(parts._replace(netloc=host + (f":{parts.port}" if parts.port else "")))
-
-
 def _plain(value: Any) -> Any:
     """A numpy scalar as the Python value it holds, a tuple, set or array of values as a list of them (other values
     unchanged)."""
@@ -464,4 +437,4 @@ def _plain(value: Any) -> Any:
 def _chunks(values: np.ndarray, size: int) -> Iterator[np.ndarray]:
     """`values` in consecutive slices of at most `size`."""
     for start in range(0, len(values), size):
-        yield values[start:start + size]
+        yield values[start : start + size]

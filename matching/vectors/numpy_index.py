@@ -10,6 +10,7 @@ Invariants: `_data` is (ids, rows): ids ascending and unique, rows[i] the vector
 (updates themselves must not run concurrently with each other). Ties in score are ordered by id ascending, so
 results are a total order. Saved as one .npz file (ids and rows) at the index path, metadata beside it (matching.vectors.meta).
 """
+
 from __future__ import annotations
 
 import io
@@ -77,7 +78,9 @@ class NumpyIndex(VectorIndex):
         pos, present = self._positions(have, as_ids(ids))
         return rows[pos[present]], present
 
-    def search(self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         queries, k, scores, found = search_arrays(queries, self.dim, k)
         ids, rows = self._data
         if allowed_ids is not None:
@@ -87,7 +90,7 @@ class NumpyIndex(VectorIndex):
             return scores, found
         for q, s in enumerate(queries @ rows.T):
             top = _best(s, k)
-            scores[q, :len(top)], found[q, :len(top)] = s[top], ids[top]
+            scores[q, : len(top)], found[q, : len(top)] = s[top], ids[top]
         return scores, found
 
     def save(self, path: Path) -> None:
@@ -96,12 +99,22 @@ class NumpyIndex(VectorIndex):
         ids, rows = self._data
         np.savez(buffer, ids=ids, rows=rows)
         atomic_write_bytes(path, buffer.getvalue())
-        write_meta(meta_path(path), {**self.metadata, "backend": self.backend, "kind": self.kind, "dim": self.dim,
-                                     "count": len(self), "built_at": self.built_at})
+        write_meta(
+            meta_path(path),
+            {
+                **self.metadata,
+                "backend": self.backend,
+                "kind": self.kind,
+                "dim": self.dim,
+                "count": len(self),
+                "built_at": self.built_at,
+            },
+        )
 
     @classmethod
-    def load(cls, path: Path, expected: Mapping[str, Any] | None = None,
-             mmap_store: bool | None = None) -> "NumpyIndex":
+    def load(
+        cls, path: Path, expected: Mapping[str, Any] | None = None, mmap_store: bool | None = None
+    ) -> "NumpyIndex":
         """Read an index `save` wrote (`mmap_store` is accepted for the common signature: rows are always in RAM)."""
         path = Path(path)
         meta = read_meta(meta_path(path))
@@ -116,8 +129,13 @@ class NumpyIndex(VectorIndex):
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, AttributeError) as exc:
             raise IndexMismatchError(f"index file unreadable: {path}: {exc}") from exc
         index = cls(meta["dim"])
-        if ids.dtype != np.int64 or rows.dtype != np.float32 or rows.shape != (len(ids), index.dim) \
-                or len(ids) != meta.get("count") or (len(ids) > 1 and not np.all(ids[1:] > ids[:-1])):
+        if (
+            ids.dtype != np.int64
+            or rows.dtype != np.float32
+            or rows.shape != (len(ids), index.dim)
+            or len(ids) != meta.get("count")
+            or (len(ids) > 1 and not np.all(ids[1:] > ids[:-1]))
+        ):
             raise IndexMismatchError(f"index file does not match its metadata: {path}")
         index._data = (ids, np.ascontiguousarray(rows))
         index.built_at = meta.get("built_at", "")

@@ -8,6 +8,7 @@ milvus-lite or a Milvus server by URI, matching.vectors.milvus_index; pymilvus i
 Another vector service (Qdrant, OpenSearch k-NN) plugs in with register_backend and is chosen by
 MatchEngine(vector_backend=…), i.e. by the web app's CHAINMATCH_VECTOR_BACKEND option (docs/scaling.md).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,8 +26,9 @@ _BACKENDS: dict[str, tuple[Callable[..., VectorIndex], Callable[..., VectorIndex
 _FIELD_BACKENDS: set[str] = set()  # backends whose indexes store scalar fields (VectorIndex.stores_fields)
 
 
-def register_backend(name: str, create: Callable[..., VectorIndex], load: Callable[..., VectorIndex],
-                     stores_fields: bool = False) -> None:
+def register_backend(
+    name: str, create: Callable[..., VectorIndex], load: Callable[..., VectorIndex], stores_fields: bool = False
+) -> None:
     """Make a VectorIndex implementation available under `name`; `stores_fields`: its indexes do."""
     _BACKENDS[str(name)] = (create, load)
     if stores_fields:
@@ -62,14 +64,21 @@ def choose_kind(count: int, exact_max: int = DEFAULT_EXACT_MAX, kind: str = KIND
     return KIND_FLAT if count <= exact_max else KIND_IVFPQ
 
 
-def make_vector_index(count: int, dim: int, exact_max: int = DEFAULT_EXACT_MAX, kind: str = KIND_AUTO,
-                      refine: str = DEFAULT_REFINE, backend: str = DEFAULT_BACKEND) -> VectorIndex:
+def make_vector_index(
+    count: int,
+    dim: int,
+    exact_max: int = DEFAULT_EXACT_MAX,
+    kind: str = KIND_AUTO,
+    refine: str = DEFAULT_REFINE,
+    backend: str = DEFAULT_BACKEND,
+) -> VectorIndex:
     """A new, empty vector index fitting a pool of `count` vectors of dimension `dim` (`refine`: see REFINE_KINDS)."""
     return _backend(backend)[0](count, dim, exact_max=exact_max, kind=kind, refine=refine)
 
 
-def load_vector_index(path: Path, expected: Mapping[str, Any] | None = None,
-                      mmap_store: bool | None = None) -> VectorIndex:
+def load_vector_index(
+    path: Path, expected: Mapping[str, Any] | None = None, mmap_store: bool | None = None
+) -> VectorIndex:
     """Load any saved vector index (the backend is named in its metadata); `mmap_store`: see FaissIndex.load."""
     meta = read_meta(meta_path(Path(path)))
     name = meta.get("backend", DEFAULT_BACKEND)
@@ -78,8 +87,9 @@ def load_vector_index(path: Path, expected: Mapping[str, Any] | None = None,
     return _BACKENDS[name][1](path, expected, mmap_store=mmap_store)
 
 
-def _create_faiss(count: int, dim: int, exact_max: int = DEFAULT_EXACT_MAX, kind: str = KIND_AUTO,
-                  refine: str = DEFAULT_REFINE) -> VectorIndex:
+def _create_faiss(
+    count: int, dim: int, exact_max: int = DEFAULT_EXACT_MAX, kind: str = KIND_AUTO, refine: str = DEFAULT_REFINE
+) -> VectorIndex:
     return FaissIndex(dim, choose_kind(count, exact_max, kind), refine=refine)
 
 
@@ -87,8 +97,9 @@ def _load_faiss(path: Path, expected: Mapping[str, Any] | None = None, mmap_stor
     return FaissIndex.load(path, expected, mmap_store=mmap_store)
 
 
-def _create_numpy(count: int, dim: int, exact_max: int = DEFAULT_EXACT_MAX, kind: str = KIND_AUTO,
-                  refine: str = DEFAULT_REFINE) -> VectorIndex:
+def _create_numpy(
+    count: int, dim: int, exact_max: int = DEFAULT_EXACT_MAX, kind: str = KIND_AUTO, refine: str = DEFAULT_REFINE
+) -> VectorIndex:
     """An exact NumpyIndex at any pool size (`exact_max` and `refine` do not apply)."""
     if kind not in (KIND_AUTO, KIND_FLAT):
         choose_kind(count, exact_max, kind)  # an unknown kind: the same error as on faiss
@@ -96,8 +107,9 @@ def _create_numpy(count: int, dim: int, exact_max: int = DEFAULT_EXACT_MAX, kind
     return NumpyIndex(dim)
 
 
-def _create_milvus(count: int, dim: int, exact_max: int = DEFAULT_EXACT_MAX, kind: str = KIND_AUTO,
-                   refine: str = DEFAULT_REFINE) -> VectorIndex:
+def _create_milvus(
+    count: int, dim: int, exact_max: int = DEFAULT_EXACT_MAX, kind: str = KIND_AUTO, refine: str = DEFAULT_REFINE
+) -> VectorIndex:
     """A MilvusIndex: exact FLAT up to `exact_max`, an inverted-file index above (`refine` does not apply)."""
     return MilvusIndex(dim, choose_kind(count, exact_max, kind))
 

@@ -12,6 +12,7 @@ never written: `upsert` puts vectors into a small in-RAM delta (sorted ids + row
 mapped rows and `delete` marks mapped rows dead; `save` writes base and delta merged into new files (replaced
 atomically) and, for a mapped store, maps the new file and empties the delta.
 """
+
 from __future__ import annotations
 
 import os
@@ -67,8 +68,9 @@ class RowStore:
     def __init__(self, dim: int) -> None:
         self.dim = int(dim)
         self.prefer_mmap = True  # after `save`, map the written file instead of keeping rows in RAM
-        self._s = _State(np.zeros(0, np.int64), _empty_rows(self.dim), None, 0, np.zeros(0, np.int64),
-                         _empty_rows(self.dim), None)
+        self._s = _State(
+            np.zeros(0, np.int64), _empty_rows(self.dim), None, 0, np.zeros(0, np.int64), _empty_rows(self.dim), None
+        )
 
     # -- building and opening ----------------------------------------------------------------------------------
     @classmethod
@@ -95,8 +97,14 @@ class RowStore:
             raise IndexMismatchError(f"refine store missing: {exc.filename}") from exc
         except (OSError, ValueError) as exc:
             raise IndexMismatchError(f"refine store unreadable: {rpath}: {exc}") from exc
-        if ids.dtype != np.int64 or ids.ndim != 1 or rows.dtype != np.float32 or rows.ndim != 2 \
-                or rows.shape != (len(ids), int(dim)) or (len(ids) > 1 and not np.all(ids[1:] > ids[:-1])):
+        if (
+            ids.dtype != np.int64
+            or ids.ndim != 1
+            or rows.dtype != np.float32
+            or rows.ndim != 2
+            or rows.shape != (len(ids), int(dim))
+            or (len(ids) > 1 and not np.all(ids[1:] > ids[:-1]))
+        ):
             raise IndexMismatchError(
                 f"refine store damaged: ids {ids.dtype}{ids.shape}, rows {rows.dtype}{rows.shape}, dim {dim}: {rpath}"
             )
@@ -224,7 +232,7 @@ class RowStore:
         best_d, best_i = np.take_along_axis(best_d, order, 1), np.take_along_axis(best_i, order, 1)
         out_d = np.full((nq, k), -np.inf, np.float32)
         out_i = np.full((nq, k), -1, np.int64)
-        out_d[:, :best_d.shape[1]], out_i[:, :best_i.shape[1]] = best_d, best_i
+        out_d[:, : best_d.shape[1]], out_i[:, : best_i.shape[1]] = best_d, best_i
         return out_d, out_i
 
     # -- updates --------------------------------------------------------------------------------------------------
@@ -289,11 +297,11 @@ class RowStore:
         try:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(live_ids), self.dim))
             for start in range(0, len(live_ids), WRITE_CHUNK):
-                chunk = live_ids[start:start + WRITE_CHUNK]
+                chunk = live_ids[start : start + WRITE_CHUNK]
                 rows, present = self._get(s, chunk)
                 if not present.all():  # pragma: no cover - live ids always resolve
                     raise RuntimeError("refine store lost rows while saving")
-                out[start:start + len(chunk)] = rows
+                out[start : start + len(chunk)] = rows
             out.flush()
             del out
             os.replace(tmp, rpath)
@@ -315,8 +323,9 @@ def inner_products(rows: np.ndarray, query: np.ndarray) -> np.ndarray:
     query = np.ascontiguousarray(query, dtype=np.float32).reshape(-1)
     out = np.empty(len(rows), np.float32)
     if len(rows):
-        faiss.fvec_inner_products_ny(faiss.swig_ptr(out), faiss.swig_ptr(query), faiss.swig_ptr(rows),
-                                     rows.shape[1], len(rows))
+        faiss.fvec_inner_products_ny(
+            faiss.swig_ptr(out), faiss.swig_ptr(query), faiss.swig_ptr(rows), rows.shape[1], len(rows)
+        )
     return out
 
 

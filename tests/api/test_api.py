@@ -1,4 +1,5 @@
 """Contract tests of the JSON API (/api/v1): auth, roles, errors, pagination and each endpoint's behaviour."""
+
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -17,6 +18,7 @@ from tests.worlds.chains import CHAIN_YAML
 from webapp.extensions import db
 
 # ----------------------------------------------------------------------------- authentication
+
 
 def test_requests_without_or_with_bad_token_are_401(client, ids):
     assert_error(client.get("/api/v1/clusters"), 401, "unauthorized")
@@ -56,8 +58,9 @@ def test_inactive_user_token_is_rejected(app, client, ids):
 def test_session_cookie_may_read_but_not_write(app, client, auth, ids):
     auth.login_as("admin")
     assert client.get("/api/v1/chains").status_code == 200
-    error = assert_error(client.post("/api/v1/leads", json={"cluster_id": CLUSTER, "enterprise_id": 1}),
-                         401, "unauthorized")
+    error = assert_error(
+        client.post("/api/v1/leads", json={"cluster_id": CLUSTER, "enterprise_id": 1}), 401, "unauthorized"
+    )
     assert "令牌" in error["message"]
 
 
@@ -80,11 +83,15 @@ def test_error_bodies_for_unknown_paths_and_methods(admin):
     assert_error(admin.get("/no-such-thing"), 404, "not_found")
     error = assert_error(admin.delete("/chains"), 405, "method_not_allowed")
     assert "GET" in error["details"]["allowed_methods"]
-    assert_error(admin.client.post("/api/v1/leads", data="x", headers={"Authorization": f"Bearer {admin.token}"}),
-                 415, "unsupported_media_type")
+    assert_error(
+        admin.client.post("/api/v1/leads", data="x", headers={"Authorization": f"Bearer {admin.token}"}),
+        415,
+        "unsupported_media_type",
+    )
 
 
 # ----------------------------------------------------------------------------- chains
+
 
 def test_chains_read(admin):
     chains = admin.get("/chains").get_json()
@@ -139,6 +146,7 @@ def test_chain_write_needs_admin(staff):
 
 # ----------------------------------------------------------------------------- clusters
 
+
 def test_cluster_visibility_follows_roles(app, client, admin, staff):
     assert {c["id"] for c in admin.get("/clusters").get_json()} == {CLUSTER, OTHER_CLUSTER}
     assert [c["id"] for c in staff.get("/clusters").get_json()] == [CLUSTER]
@@ -147,8 +155,14 @@ def test_cluster_visibility_follows_roles(app, client, admin, staff):
     detail = staff.get(f"/clusters/{CLUSTER}").get_json()
     assert detail["chains"] == ["tev"] and len(detail["roster"]) == 4 and detail["firms"] == 4
     firm = Api(client, make_token(app, "firm"))
-    for path in ("/clusters", f"/clusters/{CLUSTER}/gaps", "/leads", f"/clusters/{CLUSTER}/chains/tev/lists",
-                 "/chains", "/enterprises"):
+    for path in (
+        "/clusters",
+        f"/clusters/{CLUSTER}/gaps",
+        "/leads",
+        f"/clusters/{CLUSTER}/chains/tev/lists",
+        "/chains",
+        "/enterprises",
+    ):
         assert_error(firm.get(path), 403, "forbidden")
 
 
@@ -156,8 +170,11 @@ def test_gaps_evaluation_and_lists(app, staff, ids):
     from chains.cluster_models import LinkAssignment
 
     with app.app_context():
-        db.session.add(LinkAssignment(cluster_id=CLUSTER, enterprise_id=ids["合成锂电电芯科技有限公司"],
-                                      chain_id="tev", link_key="tev-cell"))
+        db.session.add(
+            LinkAssignment(
+                cluster_id=CLUSTER, enterprise_id=ids["合成锂电电芯科技有限公司"], chain_id="tev", link_key="tev-cell"
+            )
+        )
         db.session.commit()
     gaps = staff.get(f"/clusters/{CLUSTER}/gaps").get_json()
     links = {link["link_id"]: link for link in gaps["chains"][0]["links"]}
@@ -178,6 +195,7 @@ def test_gaps_evaluation_and_lists(app, staff, ids):
 
 
 # ----------------------------------------------------------------------------- the document
+
 
 def test_openapi_document_covers_every_api_route(app, client):
     document = client.get("/api/v1/openapi.json").get_json()

@@ -1,4 +1,5 @@
 """JSON API of the shared target register: second claims, coordination requests, the admin's decision, progress."""
+
 from __future__ import annotations
 
 from tests.worlds.api import (  # noqa: F401  (fixtures)
@@ -33,20 +34,21 @@ def test_second_claim_coordination_and_decision(app, client, staff, admin, ids):
     assert [c["cluster_id"] for c in rows[0]["conflicts"]] == [OTHER_CLUSTER]
     assert_error(other.get(f"/leads/{first['id']}"), 403, "forbidden")
     assert_error(other.post(f"/leads/{body['id']}/coordination", json={"reason": ""}), 422, "validation_error")
-    assert_error(staff.post(f"/leads/{first['id']}/coordination", json={"reason": "我是首报"}), 422,
-                 "validation_error")
+    assert_error(staff.post(f"/leads/{first['id']}/coordination", json={"reason": "我是首报"}), 422, "validation_error")
     filed = other.post(f"/leads/{body['id']}/coordination", json={"reason": "企业更倾向本区"})
     assert filed.status_code == 201 and filed.get_json()["status"] == "pending"
     request_id = filed.get_json()["id"]
     holder_view = staff.get("/coordination").get_json()
     assert holder_view[0]["id"] == request_id and holder_view[0]["reason"] is None
     assert_error(other.post(f"/coordination/{request_id}/decision", json={"decision": "approve"}), 403, "forbidden")
-    assert_error(admin.post(f"/coordination/{request_id}/decision", json={"decision": "maybe"}), 422,
-                 "validation_error")
+    assert_error(
+        admin.post(f"/coordination/{request_id}/decision", json={"decision": "maybe"}), 422, "validation_error"
+    )
     decided = admin.post(f"/coordination/{request_id}/decision", json={"decision": "reject", "note": "维持首报"})
     assert decided.status_code == 200 and decided.get_json()["status"] == "rejected"
-    assert_error(admin.post(f"/coordination/{request_id}/decision", json={"decision": "approve"}), 422,
-                 "validation_error")
+    assert_error(
+        admin.post(f"/coordination/{request_id}/decision", json={"decision": "approve"}), 422, "validation_error"
+    )
     assert admin.get(f"/leads/{first['id']}").get_json()["claim"] == "first"
     assert_error(admin.post("/coordination/999999/decision", json={"decision": "approve"}), 404, "not_found")
 
@@ -70,13 +72,18 @@ def test_project_facts_through_the_api(app, staff, ids):
     assert_error(staff.put(f"/leads/{lead['id']}/project", json={"investment_wan": 100}), 422, "validation_error")
     assert_error(staff.get(f"/leads/{lead['id']}/project"), 404, "not_found")
     staff.post(f"/leads/{lead['id']}/stage", json={"stage": "签约"})
-    saved = staff.put(f"/leads/{lead['id']}/project", json={"investment_wan": 100, "land_mu": 10,
-                                                             "signed_on": "2026-11-01", "eia_class": "登记表"})
+    saved = staff.put(
+        f"/leads/{lead['id']}/project",
+        json={"investment_wan": 100, "land_mu": 10, "signed_on": "2026-11-01", "eia_class": "登记表"},
+    )
     assert saved.status_code == 200, saved.get_json()
     assert saved.get_json()["state"] == "签约未开工" and saved.get_json()["funds_wan"] == 0
     assert_error(staff.put(f"/leads/{lead['id']}/project", json={"eia_class": "x"}), 422, "validation_error")
     staff.put(f"/leads/{lead['id']}/project", json={"started_on": "2026-11-10"})
     funded = staff.post(f"/leads/{lead['id']}/project/funds", json={"amount_wan": 40, "received_on": "2026-11-20"})
     assert funded.status_code == 201 and funded.get_json()["state"] == "在建" and funded.get_json()["funds_wan"] == 40
-    assert_error(staff.post(f"/leads/{lead['id']}/project/funds", json={"amount_wan": 0, "received_on": "2026-11-20"}),
-                 422, "validation_error")
+    assert_error(
+        staff.post(f"/leads/{lead['id']}/project/funds", json={"amount_wan": 0, "received_on": "2026-11-20"}),
+        422,
+        "validation_error",
+    )

@@ -1,4 +1,5 @@
 """Contract tests of the JSON API: enterprise search and bulk upsert, candidates, look-alikes, feedback."""
+
 from __future__ import annotations
 
 import pytest
@@ -17,6 +18,7 @@ from tests.worlds.api import (  # noqa: F401  (fixtures)
 from webapp.extensions import db
 
 # ----------------------------------------------------------------------------- enterprises
+
 
 def test_enterprise_search_filters_and_pagination(admin, ids):
     page = admin.get("/enterprises?limit=10").get_json()
@@ -38,8 +40,16 @@ def test_enterprise_search_filters_and_pagination(admin, ids):
 
 def test_bulk_upsert_reports_rows_like_the_file_import(app, admin):
     rows = [
-        {"external_id": "demo-api-1", "name": "接口测试企业一", "province": "山东省", "city": "青岛市",
-         "main_products": "船用发动机", "tags": "专精特新；高新技术企业", "capital": "5000", "data_note": "合成数据"},
+        {
+            "external_id": "demo-api-1",
+            "name": "接口测试企业一",
+            "province": "山东省",
+            "city": "青岛市",
+            "main_products": "船用发动机",
+            "tags": "专精特新；高新技术企业",
+            "capital": "5000",
+            "data_note": "合成数据",
+        },
         {"external_id": "demo-api-2", "name": "接口测试企业二", "credit_code": "NOT-A-CODE"},
         {"city": "青岛市"},
         {"external_id": "demo-api-1", "name": "接口测试企业一", "address": "青岛市黄岛区"},
@@ -52,11 +62,14 @@ def test_bulk_upsert_reports_rows_like_the_file_import(app, admin):
     assert by_line[2]["outcome"] == "rejected" and by_line[2]["reason"]
     assert by_line[3]["outcome"] == "rejected" and "名称" in by_line[3]["reason"]
     stored = admin.get("/enterprises?external_id=demo-api-1").get_json()["items"][0]
-    assert stored["tags"] == ["专精特新", "高新技术企业"] and stored["capital_wan_cny"] == 5000 and stored["is_synthetic"]
+    assert (
+        stored["tags"] == ["专精特新", "高新技术企业"] and stored["capital_wan_cny"] == 5000 and stored["is_synthetic"]
+    )
     again = admin.post("/enterprises/bulk", json={"rows": rows[:1]}).get_json()
     assert again["counts"]["unchanged"] == 1  # idempotent
-    changed = admin.post("/enterprises/bulk", json={"rows": [{"external_id": "demo-api-1", "name": "接口测试企业一",
-                                                               "city": "烟台市"}]}).get_json()
+    changed = admin.post(
+        "/enterprises/bulk", json={"rows": [{"external_id": "demo-api-1", "name": "接口测试企业一", "city": "烟台市"}]}
+    ).get_json()
     assert changed["counts"]["updated"] == 1
     assert_error(admin.post("/enterprises/bulk", json={"rows": []}), 422, "validation_error")
     assert_error(admin.post("/enterprises/bulk", json={"rows": [{"nme": "typo"}]}), 422, "validation_error")
@@ -70,6 +83,7 @@ def test_bulk_upsert_roles(app, client, ids):
 
 
 # ----------------------------------------------------------------------------- matching
+
 
 @pytest.fixture
 def indexed(app, ids):
@@ -105,14 +119,24 @@ def test_feedback(app, staff, ids):
     from chains.feedback_models import CandidateFeedback
 
     firm = ids["合成储能电芯有限公司"]
-    response = staff.post(f"/clusters/{CLUSTER}/feedback", json={"link_key": "tev-cell", "enterprise_id": firm,
-                                                                  "label": "relevant"})
+    response = staff.post(
+        f"/clusters/{CLUSTER}/feedback", json={"link_key": "tev-cell", "enterprise_id": firm, "label": "relevant"}
+    )
     assert response.status_code == 201 and response.get_json()["label"] == "relevant"
     with app.app_context():
         assert db.session.scalars(select(CandidateFeedback.label)).all() == ["relevant"]
-    assert_error(staff.post(f"/clusters/{CLUSTER}/feedback", json={"link_key": "tev-cell", "enterprise_id": firm,
-                                                                    "label": "great"}), 422, "validation_error")
-    assert_error(staff.post(f"/clusters/{OTHER_CLUSTER}/feedback", json={"link_key": "tev-cell", "enterprise_id": firm,
-                                                                          "label": "relevant"}), 403, "forbidden")
-
-
+    assert_error(
+        staff.post(
+            f"/clusters/{CLUSTER}/feedback", json={"link_key": "tev-cell", "enterprise_id": firm, "label": "great"}
+        ),
+        422,
+        "validation_error",
+    )
+    assert_error(
+        staff.post(
+            f"/clusters/{OTHER_CLUSTER}/feedback",
+            json={"link_key": "tev-cell", "enterprise_id": firm, "label": "relevant"},
+        ),
+        403,
+        "forbidden",
+    )

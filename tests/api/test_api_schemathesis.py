@@ -3,6 +3,7 @@
 Every operation of /api/v1/openapi.json is called with generated data: no response may be a server error,
 and every response must match its documented status code, content type and schema.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -40,8 +41,13 @@ def test_every_operation_conforms(app, admin_token):
         for operation in operations:
 
             @given(case=operation.as_strategy())
-            @settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
-                      suppress_health_check=list(HealthCheck))
+            @settings(
+                max_examples=MAX_EXAMPLES,
+                deadline=None,
+                derandomize=True,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            )
             def call(case):
                 case.call_and_validate(headers=headers, checks=CHECKS)
 

@@ -1,4 +1,5 @@
 """A client session that uses only the API: import firms, find a gap, get candidates, create a lead, reach 签约."""
+
 from __future__ import annotations
 
 from tests.worlds.api import Api, make_token
@@ -7,16 +8,46 @@ from webapp.extensions import db
 
 # Synthetic firms (labelled 合成数据), as an integration script would send them.
 FIRMS = [
-    {"external_id": "syn-api-cell-1", "name": "合成高镍电芯有限公司", "province": "江苏省", "city": "常州市",
-     "status": "存续", "main_products": "高镍电芯；三元电芯", "business_scope": "锂离子电池电芯研发、生产",
-     "data_note": "合成数据"},
-    {"external_id": "syn-api-cell-2", "name": "合成储能电芯科技有限公司", "province": "广东省", "city": "深圳市",
-     "status": "存续", "main_products": "储能电芯", "business_scope": "电芯及电池模组制造", "data_note": "合成数据"},
-    {"external_id": "syn-api-bms", "name": "合成电池管理系统有限公司", "province": "上海市", "city": "上海市",
-     "status": "存续", "main_products": "电池管理系统；BMS", "business_scope": "电池管理系统研发",
-     "data_note": "合成数据"},
-    {"external_id": "syn-api-food", "name": "合成食品有限公司", "province": "山东省", "city": "青岛市",
-     "status": "存续", "main_products": "速冻食品", "business_scope": "食品加工", "data_note": "合成数据"},
+    {
+        "external_id": "syn-api-cell-1",
+        "name": "合成高镍电芯有限公司",
+        "province": "江苏省",
+        "city": "常州市",
+        "status": "存续",
+        "main_products": "高镍电芯；三元电芯",
+        "business_scope": "锂离子电池电芯研发、生产",
+        "data_note": "合成数据",
+    },
+    {
+        "external_id": "syn-api-cell-2",
+        "name": "合成储能电芯科技有限公司",
+        "province": "广东省",
+        "city": "深圳市",
+        "status": "存续",
+        "main_products": "储能电芯",
+        "business_scope": "电芯及电池模组制造",
+        "data_note": "合成数据",
+    },
+    {
+        "external_id": "syn-api-bms",
+        "name": "合成电池管理系统有限公司",
+        "province": "上海市",
+        "city": "上海市",
+        "status": "存续",
+        "main_products": "电池管理系统；BMS",
+        "business_scope": "电池管理系统研发",
+        "data_note": "合成数据",
+    },
+    {
+        "external_id": "syn-api-food",
+        "name": "合成食品有限公司",
+        "province": "山东省",
+        "city": "青岛市",
+        "status": "存续",
+        "main_products": "速冻食品",
+        "business_scope": "食品加工",
+        "data_note": "合成数据",
+    },
     {"name": "", "city": "青岛市"},  # rejected: no name
 ]
 
@@ -28,7 +59,9 @@ def test_api_only_session_from_import_to_signed_lead(app, client):
     admin = Api(client, make_token(app, "admin"))
     assert admin.post("/chains", json={"yaml": CHAIN_YAML}).status_code == 201
     with app.app_context():  # clusters are defined by files / models, not through the API
-        cluster = Cluster(id="api-demo", name="接口演示集聚区", province="山东省", city="青岛市", data_note="合成测试数据")
+        cluster = Cluster(
+            id="api-demo", name="接口演示集聚区", province="山东省", city="青岛市", data_note="合成测试数据"
+        )
         cluster.chains = [ClusterChain(chain_id="tc", position=0)]
         db.session.add(cluster)
         db.session.commit()
@@ -58,8 +91,9 @@ def test_api_only_session_from_import_to_signed_lead(app, client):
     assert best["explanation"] and "电芯" in "".join(best["explanation"])
 
     # 4. Create a lead for the best candidate and move it through the pipeline to 签约.
-    lead = staff.post("/leads", json={"cluster_id": "api-demo", "enterprise_id": best["enterprise_id"],
-                                      "link_key": target["link_id"]})
+    lead = staff.post(
+        "/leads", json={"cluster_id": "api-demo", "enterprise_id": best["enterprise_id"], "link_key": target["link_id"]}
+    )
     assert lead.status_code == 201
     lead_id = lead.get_json()["id"]
     for stage in ("已接洽", "实地考察", "洽谈", "签约"):

@@ -7,6 +7,7 @@ when CHAINMATCH_TEST_POSTGRES_URL is set) with real API tokens. Checked on every
 code, content type and body as documented, a created object can be read and a deleted one cannot; and, by the
 machine below, that what a create or an update returned is what the next read of that object returns.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -37,14 +38,30 @@ from webapp.suppliers.models import REQUEST_STATUSES
 PREFIX = "/api/v1"
 MAX_EXAMPLES = 80  # scenarios; with STEPS steps each the run stays well under a minute on a busy machine
 STEPS = 10
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
-          use_after_free, ensure_resource_availability]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    use_after_free,
+    ensure_resource_availability,
+]
 # Only the links the document declares (no inferred ones), so a link that disappears is noticed.
-CONFIG = {"phases": {"coverage": {"enabled": False},
-                     "stateful": {"enabled": True, "inference": {"algorithms": []}}}}
+CONFIG = {"phases": {"coverage": {"enabled": False}, "stateful": {"enabled": True, "inference": {"algorithms": []}}}}
 # Fields a read returns as they were written (strings are stored stripped).
-LEAD_FIELDS = ("cluster_id", "enterprise_id", "stage", "owner_id", "next_step", "next_step_date", "notes",
-               "planned_investment_wan", "chain_id", "link_key", "abandon_reason")
+LEAD_FIELDS = (
+    "cluster_id",
+    "enterprise_id",
+    "stage",
+    "owner_id",
+    "next_step",
+    "next_step_date",
+    "notes",
+    "planned_investment_wan",
+    "chain_id",
+    "link_key",
+    "abandon_reason",
+)
 REQUEST_FIELDS = ("requester_id", "supplier_id", "cluster_id", "chain_id", "link_key", "need_text", "status", "note")
 LINK_KEYS = [key for key, *_ in SEED_LINKS]
 SLUG = st.from_regex(r"\Asf[a-z0-9]{1,8}\Z")
@@ -53,8 +70,11 @@ SLUG = st.from_regex(r"\Asf[a-z0-9]{1,8}\Z")
 def test_every_create_operation_has_links_to_read_and_update(app):
     """The links are what the stateful run follows: losing one would silently shrink it."""
     document = build_spec(app)
-    by_id = {op["operationId"]: (path, method, op) for path, methods in document["paths"].items()
-             for method, op in methods.items()}
+    by_id = {
+        op["operationId"]: (path, method, op)
+        for path, methods in document["paths"].items()
+        for method, op in methods.items()
+    }
     for create in CREATE_OPERATIONS:
         path, method, op = by_id[create]
         assert method == "post"
@@ -65,7 +85,9 @@ def test_every_create_operation_has_links_to_read_and_update(app):
             assert links, f"{create} {code} has no links"
             targets = {link["operationId"]: by_id[link["operationId"]] for link in links.values()}
             read = [t for t, (p, m, _) in targets.items() if m == "get" and p.startswith(path + "/")]
-            write = [t for t, (p, m, _) in targets.items() if m in ("put", "patch", "post") and p.startswith(path + "/")]
+            write = [
+                t for t, (p, m, _) in targets.items() if m in ("put", "patch", "post") and p.startswith(path + "/")
+            ]
             assert read and write, f"{create} {code}: links must reach a read and an update ({sorted(targets)})"
             for link in links.values():
                 target_path = by_id[link["operationId"]][0]
@@ -86,14 +108,24 @@ def world(app):
         entry = db.session.scalars(select(RosterEntry).where(RosterEntry.enterprise_id == leader)).one()
         entry.role = "龙头"
         db.session.commit()
-    return {"ids": ids, "leader": leader, "admin": make_token(app, "admin"),
-            "firm": make_token(app, "firm", enterprise_id=leader)}
+    return {
+        "ids": ids,
+        "leader": leader,
+        "admin": make_token(app, "admin"),
+        "firm": make_token(app, "firm", enterprise_id=leader),
+    }
 
 
 def _chain_document(chain_id: str, name: str, stage: str) -> dict:
-    return {"id": chain_id, "name": name, "sector": "测试", "links": [
-        {"id": f"{chain_id}-a", "name": "原材料", "stage": stage},
-        {"id": f"{chain_id}-b", "name": "核心部件", "stage": "中游"}]}
+    return {
+        "id": chain_id,
+        "name": name,
+        "sector": "测试",
+        "links": [
+            {"id": f"{chain_id}-a", "name": "原材料", "stage": stage},
+            {"id": f"{chain_id}-b", "name": "核心部件", "stage": "中游"},
+        ],
+    }
 
 
 def _register_hooks(schema, world: dict) -> None:
@@ -109,41 +141,60 @@ def _register_hooks(schema, world: dict) -> None:
         if not isinstance(case.body, dict) or case.operation.method.upper() not in ("POST", "PUT", "PATCH"):
             return st.just(case)
         if label == f"POST {PREFIX}/leads":
+
             def lead(values):
                 cluster, firm, link_key = values
                 case.body = {**case.body, "cluster_id": cluster, "enterprise_id": firm}
                 case.body.pop("chain_id", None)
                 case.body["link_key"] = link_key
                 return case
-            return st.tuples(st.sampled_from([CLUSTER, OTHER_CLUSTER]), st.sampled_from(enterprise_ids),
-                             st.sampled_from([None, *LINK_KEYS])).map(lead)
+
+            return st.tuples(
+                st.sampled_from([CLUSTER, OTHER_CLUSTER]),
+                st.sampled_from(enterprise_ids),
+                st.sampled_from([None, *LINK_KEYS]),
+            ).map(lead)
         if label == f"POST {PREFIX}/leads/{{lead_id}}/stage":
+
             def stage(value):
                 case.body = {**case.body, "stage": value}
                 return case
+
             return st.sampled_from(STAGES).map(stage)
         if label == f"PATCH {PREFIX}/leads/{{lead_id}}":
+
             def owner(keep):
                 if not keep:  # a random owner id is refused (422): most updates should change the other fields
                     case.body.pop("owner_id", None)
                 return case
+
             return st.booleans().map(owner)
         if label == f"POST {PREFIX}/requests/{{request_id}}/status":
+
             def status(value):
                 case.body = {**case.body, "status": value}
                 return case
+
             return st.sampled_from(REQUEST_STATUSES).map(status)
         if label == f"POST {PREFIX}/requests":
+
             def request(values):
                 supplier, link_key, need = values
-                case.body = {"supplier_id": supplier, "cluster_id": CLUSTER, "need_text": need,
-                             "note": case.body.get("note", "")}
+                case.body = {
+                    "supplier_id": supplier,
+                    "cluster_id": CLUSTER,
+                    "need_text": need,
+                    "note": case.body.get("note", ""),
+                }
                 if link_key:
                     case.body["link_key"] = link_key
                 return case
-            return st.tuples(st.sampled_from([i for i in enterprise_ids if i != leader]),
-                             st.sampled_from([None, "tev-chip", "tev-cathode"]),
-                             st.text(min_size=1, max_size=20).filter(str.strip)).map(request)
+
+            return st.tuples(
+                st.sampled_from([i for i in enterprise_ids if i != leader]),
+                st.sampled_from([None, "tev-chip", "tev-cathode"]),
+                st.text(min_size=1, max_size=20).filter(str.strip),
+            ).map(request)
         if label == f"POST {PREFIX}/chains" or label == f"PUT {PREFIX}/chains/{{chain_id}}":
             fixed = (case.path_parameters or {}).get("chain_id") if case.operation.method.upper() == "PUT" else None
 
@@ -151,8 +202,12 @@ def _register_hooks(schema, world: dict) -> None:
                 slug, name, stage = values
                 case.body = {"document": _chain_document(fixed or f"{slug}-{next(serial)}", name, stage)}
                 return case
-            return st.tuples(SLUG, st.text(alphabet="产业链测试新能源", min_size=1, max_size=12),
-                             st.sampled_from(["上游", "中游", "下游"])).map(chain)
+
+            return st.tuples(
+                SLUG,
+                st.text(alphabet="产业链测试新能源", min_size=1, max_size=12),
+                st.sampled_from(["上游", "中游", "下游"]),
+            ).map(chain)
         return st.just(case)
 
 
@@ -168,7 +223,7 @@ class Written:
         self.statuses: dict[str, set[int]] = {}
 
     def after(self, case, response) -> None:
-        method, path = case.operation.method.upper(), case.operation.path[len(PREFIX):]
+        method, path = case.operation.method.upper(), case.operation.path[len(PREFIX) :]
         self.statuses.setdefault(f"{method} {path}", set()).add(response.status_code)
         if response.status_code >= 300:
             return
@@ -209,12 +264,18 @@ class Written:
         elif path in ("/chains", "/chains/{chain_id}") and method in ("POST", "PUT"):
             document = case.body["document"]
             assert body["chain_id"] == document["id"] and body["links"] == len(document["links"])
-            self.chains[document["id"]] = {"name": document["name"], "version": body["version"],
-                                           "links": [(link["id"], link["stage"]) for link in document["links"]]}
+            self.chains[document["id"]] = {
+                "name": document["name"],
+                "version": body["version"],
+                "links": [(link["id"], link["stage"]) for link in document["links"]],
+            }
         elif path == "/chains/{chain_id}" and method == "GET" and body["id"] in self.chains:
             expected = self.chains[body["id"]]
-            got = {"name": body["name"], "version": body["version"],
-                   "links": [(link["id"], link["stage"]) for link in body["links"]]}
+            got = {
+                "name": body["name"],
+                "version": body["version"],
+                "links": [(link["id"], link["stage"]) for link in body["links"]],
+            }
             assert got == expected, f"chain {body['id']}: wrote {expected}, read {got}"
             self.checked["chain"] += 1
 
@@ -235,8 +296,7 @@ class Written:
 def test_stateful_links_create_read_update(app, world):
     from webapp.services.match import wait_for_background
 
-    schema = schemathesis.openapi.from_wsgi(f"{PREFIX}/openapi.json", app,
-                                            config=SchemathesisConfig.from_dict(CONFIG))
+    schema = schemathesis.openapi.from_wsgi(f"{PREFIX}/openapi.json", app, config=SchemathesisConfig.from_dict(CONFIG))
     _register_hooks(schema, world)
     admin = {"Authorization": f"Bearer {world['admin']}"}
     firm = {"Authorization": f"Bearer {world['firm']}"}
@@ -267,8 +327,11 @@ def test_stateful_links_create_read_update(app, world):
         def validate_response(self, response, case, additional_checks=None, **kwargs):
             case.validate_response(response, checks=CHECKS, transport_kwargs=kwargs or None, recorder=self.recorder)
 
-    followed = {(link.source.label, link.target.label) for entry in Workflow._transitions.operations.values()
-                for link in entry.outgoing}
+    followed = {
+        (link.source.label, link.target.label)
+        for entry in Workflow._transitions.operations.values()
+        for link in entry.outgoing
+    }
     assert (f"POST {PREFIX}/leads", f"PATCH {PREFIX}/leads/{{lead_id}}") in followed, followed
     try:
         for _ in range(5):
@@ -276,9 +339,17 @@ def test_stateful_links_create_read_update(app, world):
             # replayed scenario may fill other bundles; Hypothesis then reports an inconsistent generation.
             # schemathesis' own runner starts a new suite then, and so does this loop, until enough scenarios ran.
             try:
-                Workflow.run(settings=settings(max_examples=MAX_EXAMPLES, stateful_step_count=STEPS, deadline=None,
-                                               phases=[Phase.generate], derandomize=True, database=None,
-                                               suppress_health_check=list(HealthCheck)))
+                Workflow.run(
+                    settings=settings(
+                        max_examples=MAX_EXAMPLES,
+                        stateful_step_count=STEPS,
+                        deadline=None,
+                        phases=[Phase.generate],
+                        derandomize=True,
+                        database=None,
+                        suppress_health_check=list(HealthCheck),
+                    )
+                )
                 break
             except FlakyStrategyDefinition:
                 if written.scenarios >= MAX_EXAMPLES:
@@ -290,8 +361,12 @@ def test_stateful_links_create_read_update(app, world):
     assert written.scenarios >= MAX_EXAMPLES
     for create in ("POST /leads", "POST /requests", "POST /chains"):
         assert statuses.get(create, set()) & {200, 201}, f"{create} never succeeded: {statuses}"
-    for update in ("PATCH /leads/{lead_id}", "POST /leads/{lead_id}/stage", "POST /requests/{request_id}/status",
-                   "PUT /chains/{chain_id}"):
+    for update in (
+        "PATCH /leads/{lead_id}",
+        "POST /leads/{lead_id}/stage",
+        "POST /requests/{request_id}/status",
+        "PUT /chains/{chain_id}",
+    ):
         assert 200 in statuses.get(update, set()), f"{update} never succeeded: {statuses}"
     assert written.checked["lead"] and written.checked["request"] and written.checked["chain"], written.checked
 

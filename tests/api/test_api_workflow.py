@@ -1,4 +1,5 @@
 """Contract tests of the JSON API: leads with history, matchmaking requests, the tokens page and CLI."""
+
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -17,6 +18,7 @@ from webapp.extensions import db
 
 # ----------------------------------------------------------------------------- leads
 
+
 def test_lead_lifecycle_with_history(app, staff, ids):
     firm = ids["合成储能电芯有限公司"]
     created = staff.post("/leads", json={"cluster_id": CLUSTER, "enterprise_id": firm, "link_key": "tev-cell"})
@@ -29,7 +31,9 @@ def test_lead_lifecycle_with_history(app, staff, ids):
     assert edited.get_json()["next_step_date"] == "2030-01-15"
     moved = staff.post(f"/leads/{lead['id']}/stage", json={"stage": "已接洽"}).get_json()
     assert moved["stage"] == "已接洽"
-    assert [(e["field"], e["old"], e["new"]) for e in moved["events"] if e["field"] == "stage"] == [("stage", "候选", "已接洽")]
+    assert [(e["field"], e["old"], e["new"]) for e in moved["events"] if e["field"] == "stage"] == [
+        ("stage", "候选", "已接洽")
+    ]
     error = assert_error(staff.post(f"/leads/{lead['id']}/stage", json={"stage": "放弃"}), 422, "validation_error")
     assert "原因" in error["message"]
     assert_error(staff.post(f"/leads/{lead['id']}/stage", json={"stage": "完成"}), 422, "validation_error")
@@ -57,6 +61,7 @@ def test_lead_role_rules(app, client, ids, admin):
 
 # ----------------------------------------------------------------------------- matchmaking requests
 
+
 def _make_leader(app, ids) -> int:
     """Make 合成电驱动系统有限公司 the cluster's 龙头 so its firm account may file requests there."""
     from chains.cluster_models import RosterEntry
@@ -78,13 +83,20 @@ def test_matchmaking_requests(app, client, ids, staff):
     assert created.status_code == 201, created.get_json()
     req = created.get_json()
     assert req["status"] == "待处理" and req["chain_id"] == "tev" and req["requester_id"] == leader
-    assert firm.post("/requests", json={"supplier_id": supplier, "cluster_id": CLUSTER,
-                                        "link_key": "tev-chip"}).status_code == 200
+    assert (
+        firm.post(
+            "/requests", json={"supplier_id": supplier, "cluster_id": CLUSTER, "link_key": "tev-chip"}
+        ).status_code
+        == 200
+    )
     assert firm.get("/requests").get_json()["total"] == 1
     assert other_firm.get("/requests").get_json()["total"] == 0
     assert_error(other_firm.get(f"/requests/{req['id']}"), 404, "not_found")
-    assert_error(firm.post("/requests", json={"supplier_id": supplier, "cluster_id": OTHER_CLUSTER,
-                                              "need_text": "芯片"}), 403, "forbidden")
+    assert_error(
+        firm.post("/requests", json={"supplier_id": supplier, "cluster_id": OTHER_CLUSTER, "need_text": "芯片"}),
+        403,
+        "forbidden",
+    )
     assert_error(firm.post("/requests", json={"supplier_id": supplier, "cluster_id": CLUSTER}), 422, "validation_error")
     assert_error(firm.post(f"/requests/{req['id']}/status", json={"status": "对接中"}), 403, "forbidden")
     handled = staff.post(f"/requests/{req['id']}/status", json={"status": "对接中", "note": "已联系供应商"}).get_json()
@@ -97,6 +109,7 @@ def test_matchmaking_requests(app, client, ids, staff):
 
 
 # ----------------------------------------------------------------------------- tokens page and CLI
+
 
 def test_tokens_page_creates_once_and_revokes(app, client, auth, ids):
     from webapp.auth.models import ApiToken
@@ -144,5 +157,3 @@ def test_tokens_cli(app, runner, auth, client):
     assert_error(Api(client, token).get("/me"), 401, "unauthorized")
     assert runner.invoke(args=["tokens", "create", "nobody"]).exit_code != 0
     assert runner.invoke(args=["tokens", "revoke", "9999"]).exit_code != 0
-
-

@@ -1,4 +1,5 @@
 """API abuse: JSON body limit, rate-limit keys on verified tokens (issue 19)."""
+
 from __future__ import annotations
 
 import json
@@ -23,13 +24,18 @@ def limited_app(database_url, tmp_path):
 
 # ----------------------------------------------------------------------------- JSON body limit (item 2)
 
+
 def test_json_body_over_the_api_limit_is_413_with_the_api_error_body(app, client):
     token = make_token(app, "admin")
     limit = app.config["API_MAX_BODY_KB"] * 1024
     body = json.dumps({"rows": [{"name": "x" * 1000}] * (limit // 1000 + 10)})
     assert len(body) > limit
-    response = client.post("/api/v1/enterprises/bulk", data=body, content_type="application/json",
-                           headers={"Authorization": f"Bearer {token}"})
+    response = client.post(
+        "/api/v1/enterprises/bulk",
+        data=body,
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {token}"},
+    )
     error = assert_error(response, 413, "payload_too_large")
     assert error["details"]["max_bytes"] == limit
 
@@ -46,10 +52,12 @@ def test_uploads_keep_their_own_larger_limit(app):
 
 # ----------------------------------------------------------------------------- rate-limit key (item 5)
 
+
 def test_random_token_prefixes_share_the_address_budget(limited_app):
     client = limited_app.test_client()
-    statuses = [Api(client, f"cm_{secrets.token_hex(6)}_{secrets.token_urlsafe(8)}").get("/me").status_code
-                for _ in range(5)]
+    statuses = [
+        Api(client, f"cm_{secrets.token_hex(6)}_{secrets.token_urlsafe(8)}").get("/me").status_code for _ in range(5)
+    ]
     assert statuses[:3] == [401, 401, 401]
     assert statuses[3:] == [429, 429]
 

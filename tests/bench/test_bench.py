@@ -1,4 +1,5 @@
 """`chainmatch bench …` smoke tests: each benchmark runs at a tiny size and prints its JSON figures (not timed)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -69,8 +70,9 @@ def test_embedding_store_resume_gives_the_same_vectors_as_one_run(tmp_path):
     resumed = embedding_store.embed_pool(texts, embedder, tmp_path / "a", chunk_size=50)
     assert resumed.chunks_reused == 2 and resumed.chunks == 6
     embedding_store.embed_pool(texts, embedder, tmp_path / "b", chunk_size=50)
-    np.testing.assert_array_equal(embedding_store.load_vectors(tmp_path / "a"),
-                                  embedding_store.load_vectors(tmp_path / "b"))
+    np.testing.assert_array_equal(
+        embedding_store.load_vectors(tmp_path / "a"), embedding_store.load_vectors(tmp_path / "b")
+    )
     # Another pool in the same folder starts over instead of mixing vectors.
     other = embedding_store.embed_pool(texts[:120], embedder, tmp_path / "a", chunk_size=50)
     assert other.chunks_reused == 0 and embedding_store.load_vectors(tmp_path / "a").shape == (120, embedder.dim)

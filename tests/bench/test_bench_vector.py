@@ -1,4 +1,5 @@
 """`chainmatch bench vector|web` and the embedding backends: smoke tests at a tiny size (not timed)."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,8 +9,24 @@ from tests.worlds.bench import MACHINE_KEYS, run_bench
 
 
 def test_bench_vector_ivfpq_reports_recall_memory_and_build_time(tmp_path):
-    data = run_bench(["vector", "--n", "2000", "--queries", "5", "--kind", "ivfpq", "--refine", "fp32", "--refine", "sq8",
-                 "--work", str(tmp_path), "--json"])
+    data = run_bench(
+        [
+            "vector",
+            "--n",
+            "2000",
+            "--queries",
+            "5",
+            "--kind",
+            "ivfpq",
+            "--refine",
+            "fp32",
+            "--refine",
+            "sq8",
+            "--work",
+            str(tmp_path),
+            "--json",
+        ]
+    )
     assert data["index_kind"] == "ivfpq" and data["n"] == 2000
     assert set(data["refines"]) == {"fp32", "sq8"}
     for build in data["refines"].values():

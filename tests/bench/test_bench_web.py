@@ -1,4 +1,5 @@
 """`chainmatch bench web`'s load generators against a tiny local HTTP server (keep-alive, cookies, statuses)."""
+
 from __future__ import annotations
 
 import shutil
@@ -15,7 +16,9 @@ class _Handler(BaseHTTPRequestHandler):
     seen: list = []
 
     def do_GET(self):  # noqa: N802 - http.server's name
-        _Handler.seen.append((self.headers.get("Cookie"), self.headers.get("User-Agent"), self.headers.get("HX-Request")))
+        _Handler.seen.append(
+            (self.headers.get("Cookie"), self.headers.get("User-Agent"), self.headers.get("HX-Request"))
+        )
         status = 200 if self.headers.get("Cookie") != "session=bad" else 403
         body = "候选企业".encode() * 50
         self.send_response(status)

@@ -4,6 +4,7 @@ The instance is prepared with the real `chainmatch init` (bundled demo data) and
 `chainmatch users create`; the server is the app served by werkzeug in a thread on 127.0.0.1:<free port>, with the
 task worker's consumer (SQLite queue) in threads beside it.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,8 +22,16 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 CHAINMATCH = Path(sys.executable).with_name("chainmatch")
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SCREENSHOTS = REPO / "test-output" / "screenshots"
 PASSWORD = "browser-test-password-1"
 DEMO_CLUSTER = "qingdao-xihaian-marine-equipment"  # has a chain leader in the bundled demo data
@@ -48,8 +57,9 @@ def _free_port() -> int:
 
 
 def _run(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(CHAINMATCH), *args], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=INIT_TIMEOUT)
+    return subprocess.run(
+        [str(CHAINMATCH), *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=INIT_TIMEOUT
+    )
 
 
 def _missing_columns(app) -> list[str]:
@@ -83,8 +93,10 @@ def _init_instance(env: dict) -> None:
     missing = _missing_columns(app) if done.returncode == 0 else ["(init failed)"]
     if not missing:
         return
-    warnings.warn("`chainmatch init` left a schema behind the models (migration out of date: "
-                  f"{', '.join(missing[:10])}); running its steps over db.create_all():\n" + done.stderr[-2000:])
+    warnings.warn(
+        "`chainmatch init` left a schema behind the models (migration out of date: "
+        f"{', '.join(missing[:10])}); running its steps over db.create_all():\n" + done.stderr[-2000:]
+    )
     with app.app_context():
         db.drop_all()
         db.create_all()
@@ -114,15 +126,23 @@ def live_server(tmp_path_factory):
     os.environ["CHAINMATCH_INSTANCE_PATH"] = str(instance)
     app = create_app({"INSTANCE_PATH": str(instance), "RATELIMIT_ENABLED": False})
     with app.app_context():
-        cluster = db.session.get(Cluster, DEMO_CLUSTER) or db.session.scalars(
-            select(Cluster).where(Cluster.chain_leader_id.is_not(None)).order_by(Cluster.id)).first()
+        cluster = (
+            db.session.get(Cluster, DEMO_CLUSTER)
+            or db.session.scalars(
+                select(Cluster).where(Cluster.chain_leader_id.is_not(None)).order_by(Cluster.id)
+            ).first()
+        )
         assert cluster is not None and cluster.chain_leader_id, "demo data has no cluster with a chain leader"
         cluster_id, leader_id = cluster.id, cluster.chain_leader_id
         sync(db.session, app)  # load the index `chainmatch init` saved before serving
         db.session.remove()
     users = {}
-    for role, extra in (("admin", []), ("manager", ["--cluster", cluster_id]), ("staff", ["--cluster", cluster_id]),
-                        ("firm", ["--enterprise-id", str(leader_id)])):
+    for role, extra in (
+        ("admin", []),
+        ("manager", ["--cluster", cluster_id]),
+        ("staff", ["--cluster", cluster_id]),
+        ("firm", ["--enterprise-id", str(leader_id)]),
+    ):
         name = f"browser-{role}"
         done = _run({**env, "CHAINMATCH_NEW_PASSWORD": PASSWORD}, "users", "create", name, "--role", role, *extra)
         assert done.returncode == 0, done.stderr
@@ -177,9 +197,17 @@ def page(browser, live_server):
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     # Failed loads are reported by URL (the browser's own favicon.ico probe is not ours).
-    page.on("response", lambda r: errors.append(f"{r.status} {r.url}")
-            if r.status >= 400 and not r.url.endswith("/favicon.ico") and r.request.resource_type != "fetch"
-            and r.request.resource_type != "xhr" else None)
+    page.on(
+        "response",
+        lambda r: (
+            errors.append(f"{r.status} {r.url}")
+            if r.status >= 400
+            and not r.url.endswith("/favicon.ico")
+            and r.request.resource_type != "fetch"
+            and r.request.resource_type != "xhr"
+            else None
+        ),
+    )
     page.js_errors = errors
     yield page
     context.close()

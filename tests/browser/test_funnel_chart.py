@@ -1,4 +1,5 @@
 """The lead pipeline's funnel chart (Chart.js in a real browser) counts leads in whole numbers."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,6 @@
 """Real-browser journeys over the bundled demo data: chain map → candidates, candidates → lead pipeline → export,
 and a chain-leader firm's supplier search and matchmaking request."""
+
 from __future__ import annotations
 
 import re
@@ -63,7 +64,9 @@ def test_staff_filters_adds_target_moves_lead_and_exports(page, live_server, tmp
     with page.expect_response(re.compile(r"/candidates/.*provinces=")):
         page.click("button:has-text('应用筛选')")
     page.wait_for_url(re.compile(r"provinces="))
-    regions = [page.locator("li.cand").nth(i).get_attribute("data-province") for i in range(page.locator("li.cand").count())]
+    regions = [
+        page.locator("li.cand").nth(i).get_attribute("data-province") for i in range(page.locator("li.cand").count())
+    ]
     assert regions and set(regions) == {province}
     assert page.locator("input[name=provinces]").input_value() == province  # the form stays as submitted
     # Add the first candidate to the target list, once.

@@ -1,5 +1,6 @@
 """Real-browser journeys of living maps: a manager adds a sub-link and opens its candidates, an administrator
 restores an earlier chain map version, a manager edits indicators and sees the policy evaluation change."""
+
 from __future__ import annotations
 
 import re

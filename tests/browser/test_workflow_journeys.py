@@ -1,4 +1,5 @@
 """Real-browser journeys of the lead workflow: a coordination request decided by an administrator, and the workbench."""
+
 from __future__ import annotations
 
 import re
@@ -35,7 +36,9 @@ def _other_cluster(server) -> str:
     from webapp.extensions import db
 
     with server.app.app_context():
-        other = db.session.scalars(select(Cluster.id).where(Cluster.id != server.cluster_id).order_by(Cluster.id)).first()
+        other = db.session.scalars(
+            select(Cluster.id).where(Cluster.id != server.cluster_id).order_by(Cluster.id)
+        ).first()
         db.session.remove()
         return other
 
@@ -47,8 +50,9 @@ def _firm_without_leads(server, offset: int) -> int:
 
     with server.app.app_context():
         taken = select(Lead.enterprise_id)
-        firm = db.session.scalars(select(Enterprise.id).where(Enterprise.id.not_in(taken))
-                                  .order_by(Enterprise.id).offset(offset)).first()
+        firm = db.session.scalars(
+            select(Enterprise.id).where(Enterprise.id.not_in(taken)).order_by(Enterprise.id).offset(offset)
+        ).first()
         db.session.remove()
         return firm
 

@@ -1,4 +1,5 @@
 """The bundled data/chains and data/clusters load through the init steps and meet the size targets."""
+
 from __future__ import annotations
 
 from pathlib import Path

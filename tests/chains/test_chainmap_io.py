@@ -1,4 +1,5 @@
 """Chain map YAML: validation errors with file and line, whole-file rejection, versioning, export round trip."""
+
 from __future__ import annotations
 
 import pytest
@@ -74,11 +75,30 @@ def test_supply_edge_to_unknown_link():
     assert line == 38 and "tc-nowhere" in message
 
 
-@pytest.mark.parametrize("code,ok", [
-    ("C", True), ("C38", True), ("C384", True), ("C3841", True), ("A01", True), ("T97", True), ("S91", True),
-    ("C13", True), ("C43", True), ("C12", False), ("C44", False), ("A06", False), ("c3841", False),
-    ("U10", False), ("C3", False), ("C38411", False), ("3841", False), ("K71", False), ("D44", True),
-])
+@pytest.mark.parametrize(
+    "code,ok",
+    [
+        ("C", True),
+        ("C38", True),
+        ("C384", True),
+        ("C3841", True),
+        ("A01", True),
+        ("T97", True),
+        ("S91", True),
+        ("C13", True),
+        ("C43", True),
+        ("C12", False),
+        ("C44", False),
+        ("A06", False),
+        ("c3841", False),
+        ("U10", False),
+        ("C3", False),
+        ("C38411", False),
+        ("3841", False),
+        ("K71", False),
+        ("D44", True),
+    ],
+)
 def test_industry_code_rules(code, ok):
     assert (industry_code_problem(code) is None) is ok
 
@@ -124,7 +144,9 @@ def test_import_creates_version_with_links_and_edges(app, tmp_path):
 
 def test_bad_file_is_rejected_whole(app, tmp_path):
     good = write(tmp_path, "tc.yaml", CHAIN_YAML)
-    bad = write(tmp_path, "tc2.yaml", CHAIN_YAML.replace("name: 电芯", "name: 电芯X") + "  - {from: tc-down, to: tc-up-a}\n")
+    bad = write(
+        tmp_path, "tc2.yaml", CHAIN_YAML.replace("name: 电芯", "name: 电芯X") + "  - {from: tc-down, to: tc-up-a}\n"
+    )
     with app.app_context():
         import_chain_file(db.session, good)
         with pytest.raises(ChainMapError):
@@ -141,7 +163,7 @@ def test_duplicate_link_id_across_chains_in_db(app, tmp_path):
         import_chain_file(db.session, write(tmp_path, "tc.yaml", CHAIN_YAML))
         with pytest.raises(ChainMapError) as info:
             import_chain_file(db.session, write(tmp_path, "other.yaml", other))
-        (file, line, message), = info.value.errors
+        ((file, line, message),) = info.value.errors
         assert file.endswith("other.yaml") and line == 4
         assert "tc-up-a" in message and "产业链 tc" in message
         assert db.session.get(Chain, "tc-up") is None
@@ -152,8 +174,12 @@ def test_reimport_unchanged_is_noop_and_change_creates_version(app, tmp_path):
     with app.app_context():
         first = import_chain_file(db.session, path)
         # Cosmetic changes (comments, flow style) normalise to the same content.
-        write(tmp_path, "tc.yaml", "# comment\n" + CHAIN_YAML.replace("keywords: [正极, 三元材料]",
-                                                                      "keywords:\n          - 正极\n          - 三元材料"))
+        write(
+            tmp_path,
+            "tc.yaml",
+            "# comment\n"
+            + CHAIN_YAML.replace("keywords: [正极, 三元材料]", "keywords:\n          - 正极\n          - 三元材料"),
+        )
         again = import_chain_file(db.session, path)
         assert again.unchanged and not again.created and again.version == first.version
         assert db.session.scalar(select(func.count(ChainVersion.id))) == 1

@@ -1,4 +1,5 @@
 """Cluster YAML import: upserts, roster firms by external id, link checks, errors with file and line."""
+
 from __future__ import annotations
 
 import pytest
@@ -65,11 +66,16 @@ def test_reimport_is_idempotent_and_updates(loaded, tmp_path):
         import_cluster_file(db.session, path)
         again = import_cluster_file(db.session, path)
         assert not again.created
-        counts = [db.session.scalar(select(func.count()).select_from(m)) for m in
-                  (RosterEntry, LinkAssignment, ClusterIndicator, Project, Cluster)]
+        counts = [
+            db.session.scalar(select(func.count()).select_from(m))
+            for m in (RosterEntry, LinkAssignment, ClusterIndicator, Project, Cluster)
+        ]
         assert counts == [3, 3, 2, 1, 1]
-        write(tmp_path, "tcl.yaml", cluster_yaml(roster=ROSTER.replace("role: 配套", "role: 骨干"), extra=EXTRA,
-                                                 name="改名后的集聚区"))
+        write(
+            tmp_path,
+            "tcl.yaml",
+            cluster_yaml(roster=ROSTER.replace("role: 配套", "role: 骨干"), extra=EXTRA, name="改名后的集聚区"),
+        )
         import_cluster_file(db.session, path)
         db.session.expire_all()
         assert db.session.get(Cluster, "tcl").name == "改名后的集聚区"
@@ -83,7 +89,7 @@ def test_unknown_firm_is_an_error_with_line(loaded, tmp_path):
     with loaded.app_context():
         with pytest.raises(ChainMapError) as info:
             import_cluster_file(db.session, path)
-        (file, line, message), = info.value.errors
+        ((file, line, message),) = info.value.errors
         text = path.read_text(encoding="utf-8").splitlines()
         assert file == str(path) and "demo-nobody" in text[line - 1] and "demo-nobody" in message
         assert db.session.get(Cluster, "tcl") is None  # nothing half-loaded
@@ -96,7 +102,7 @@ def test_link_must_belong_to_cluster_chains(loaded, tmp_path):
     with loaded.app_context():
         with pytest.raises(ChainMapError) as info:
             import_cluster_file(db.session, path)
-        (file, line, message), = info.value.errors
+        ((file, line, message),) = info.value.errors
         assert "other-link" in message and "other-link" in path.read_text(encoding="utf-8").splitlines()[line - 1]
 
 

@@ -1,4 +1,5 @@
 """Field normalisation of enterprise rows: credit codes, capital, dates, status, tags, industry codes, row parsing."""
+
 from __future__ import annotations
 
 from datetime import date, datetime
@@ -38,7 +39,7 @@ def test_check_character_detects_any_single_substitution():
         for replacement in "0A":
             if code[position] == replacement:
                 continue
-            altered = code[:position] + replacement + code[position + 1:]
+            altered = code[:position] + replacement + code[position + 1 :]
             assert not is_valid_credit_code(altered), altered
 
 
@@ -49,11 +50,14 @@ def test_full_width_spaces_and_lower_case_are_normalised():
     assert is_valid_credit_code(full_width)
 
 
-@pytest.mark.parametrize("value, message", [
-    ("91440300192203821", "18位"),
-    ("91440300192203821I", "非法字符"),
-    ("914403001922038217", "校验位"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("91440300192203821", "18位"),
+        ("91440300192203821I", "非法字符"),
+        ("914403001922038217", "校验位"),
+    ],
+)
 def test_invalid_codes_say_why(value, message):
     assert message in credit_code_error(normalize_credit_code(value))
 
@@ -62,19 +66,22 @@ def test_charset_excludes_confusable_letters():
     assert not set("IOSVZ") & set(CHARSET) and len(CHARSET) == 31
 
 
-@pytest.mark.parametrize("text, amount, currency, cny", [
-    ("500万元人民币", 500, "CNY", 500),
-    ("500万人民币", 500, "CNY", 500),
-    ("1.2亿元", 12000, "CNY", 12000),
-    ("100万美元", 100, "USD", 100 * cap.FX_TO_CNY["USD"]),
-    ("50万欧元", 50, "EUR", 50 * cap.FX_TO_CNY["EUR"]),
-    ("300万港元", 300, "HKD", 300 * cap.FX_TO_CNY["HKD"]),
-    ("5,000,000元", 500, "CNY", 500),
-    ("500", 500, "CNY", 500),
-    (500, 500, "CNY", 500),
-    (1234.5, 1234.5, "CNY", 1234.5),
-    ("（人民币）２００万", 200, "CNY", 200),
-])
+@pytest.mark.parametrize(
+    "text, amount, currency, cny",
+    [
+        ("500万元人民币", 500, "CNY", 500),
+        ("500万人民币", 500, "CNY", 500),
+        ("1.2亿元", 12000, "CNY", 12000),
+        ("100万美元", 100, "USD", 100 * cap.FX_TO_CNY["USD"]),
+        ("50万欧元", 50, "EUR", 50 * cap.FX_TO_CNY["EUR"]),
+        ("300万港元", 300, "HKD", 300 * cap.FX_TO_CNY["HKD"]),
+        ("5,000,000元", 500, "CNY", 500),
+        ("500", 500, "CNY", 500),
+        (500, 500, "CNY", 500),
+        (1234.5, 1234.5, "CNY", 1234.5),
+        ("（人民币）２００万", 200, "CNY", 200),
+    ],
+)
 def test_capital_forms(text, amount, currency, cny):
     capital = cap.parse_capital(text)
     assert capital.amount_wan == pytest.approx(amount)
@@ -95,10 +102,24 @@ def test_capital_round_trips_through_the_export_format():
         assert again == capital
 
 
-@pytest.mark.parametrize("value", [
-    "2015-03-02", "2015/3/2", "2015.3.2", "2015年3月2日", "20150302", 20150302, 42065, 42065.0, "42065",
-    datetime(2015, 3, 2, 0, 0), date(2015, 3, 2), "2015-03-02 00:00:00", " 2015 年 03 月 02 日 ",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2015-03-02",
+        "2015/3/2",
+        "2015.3.2",
+        "2015年3月2日",
+        "20150302",
+        20150302,
+        42065,
+        42065.0,
+        "42065",
+        datetime(2015, 3, 2, 0, 0),
+        date(2015, 3, 2),
+        "2015-03-02 00:00:00",
+        " 2015 年 03 月 02 日 ",
+    ],
+)
 def test_date_forms(value):
     assert nz.parse_date(value) == date(2015, 3, 2)
 
@@ -108,11 +129,24 @@ def test_unreadable_dates_are_none(value):
     assert nz.parse_date(value) is None
 
 
-@pytest.mark.parametrize("raw, status", [
-    ("存续", "存续"), ("存续（在营、开业、在册）", "存续"), ("在业", "在业"), ("开业", "存续"),
-    ("迁出", "迁出"), ("注销", "注销"), ("已注销", "注销"), ("吊销，未注销", "吊销"), ("吊销", "吊销"),
-    ("停业", "停业"), ("清算", "清算"), ("其它奇怪状态", "其他"), ("", ""),
-])
+@pytest.mark.parametrize(
+    "raw, status",
+    [
+        ("存续", "存续"),
+        ("存续（在营、开业、在册）", "存续"),
+        ("在业", "在业"),
+        ("开业", "存续"),
+        ("迁出", "迁出"),
+        ("注销", "注销"),
+        ("已注销", "注销"),
+        ("吊销，未注销", "吊销"),
+        ("吊销", "吊销"),
+        ("停业", "停业"),
+        ("清算", "清算"),
+        ("其它奇怪状态", "其他"),
+        ("", ""),
+    ],
+)
 def test_status_normalisation(raw, status):
     assert nz.normalize_status(raw) == status
 
@@ -123,15 +157,18 @@ def test_tags_split_normalise_and_deduplicate():
     assert nz.parse_tags("") == []
 
 
-@pytest.mark.parametrize("value, parts", [
-    ("C3841", ("C", "38", "384", "3841")),
-    ("c 384", ("C", "38", "384", "")),
-    ("3841", ("C", "38", "384", "3841")),
-    ("C38", ("C", "38", "", "")),
-    ("C", ("C", "", "", "")),
-    ("I6513 应用软件开发", ("I", "65", "651", "6513")),
-    ("Ｃ３８４１", ("C", "38", "384", "3841")),
-])
+@pytest.mark.parametrize(
+    "value, parts",
+    [
+        ("C3841", ("C", "38", "384", "3841")),
+        ("c 384", ("C", "38", "384", "")),
+        ("3841", ("C", "38", "384", "3841")),
+        ("C38", ("C", "38", "", "")),
+        ("C", ("C", "", "", "")),
+        ("I6513 应用软件开发", ("I", "65", "651", "6513")),
+        ("Ｃ３８４１", ("C", "38", "384", "3841")),
+    ],
+)
 def test_industry_codes(value, parts):
     code = nz.parse_industry_code(value)
     assert (code.section, code.division, code.group, code.klass) == parts
@@ -151,9 +188,21 @@ def test_regions_and_names():
 
 def test_parse_row_collects_values_warnings_and_errors():
     code = make_code("91370211MA3C1234X")
-    row = parse_row({"name": "青岛某装备有限公司", "credit_code": code, "capital": "1.2亿元", "founded_on": "2015年3月2日",
-                     "status": "存续（在营、开业、在册）", "industry_name": "C3734 船舶改装", "tags": "上市；瞪羚",
-                     "province": "山东", "city": "青岛", "employees": "1,234人", "data_note": "合成数据：测试"})
+    row = parse_row(
+        {
+            "name": "青岛某装备有限公司",
+            "credit_code": code,
+            "capital": "1.2亿元",
+            "founded_on": "2015年3月2日",
+            "status": "存续（在营、开业、在册）",
+            "industry_name": "C3734 船舶改装",
+            "tags": "上市；瞪羚",
+            "province": "山东",
+            "city": "青岛",
+            "employees": "1,234人",
+            "data_note": "合成数据：测试",
+        }
+    )
     v = row.values
     assert not row.errors and not row.warnings
     assert v["credit_code"] == code and v["capital_wan_cny"] == 12000 and v["founded_on"] == date(2015, 3, 2)
@@ -165,11 +214,36 @@ def test_parse_row_collects_values_warnings_and_errors():
     assert any("成立日期" in w for w in bad.warnings)
 
 
-FIELDS = ["name", "credit_code", "external_id", "status", "founded_on", "capital", "province", "city", "district",
-          "industry_code", "industry_name", "business_scope", "tags", "employees", "revenue", "former_names",
-          "data_note", "country", "main_products", "address"]
-cells = st.one_of(st.text(max_size=60), st.integers(min_value=-10**20, max_value=10**20),
-                  st.floats(allow_nan=True, allow_infinity=True), st.none(), st.dates(), st.booleans())
+FIELDS = [
+    "name",
+    "credit_code",
+    "external_id",
+    "status",
+    "founded_on",
+    "capital",
+    "province",
+    "city",
+    "district",
+    "industry_code",
+    "industry_name",
+    "business_scope",
+    "tags",
+    "employees",
+    "revenue",
+    "former_names",
+    "data_note",
+    "country",
+    "main_products",
+    "address",
+]
+cells = st.one_of(
+    st.text(max_size=60),
+    st.integers(min_value=-(10**20), max_value=10**20),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.none(),
+    st.dates(),
+    st.booleans(),
+)
 
 
 @settings(max_examples=300, deadline=None)

@@ -1,4 +1,5 @@
 """Reading enterprise tables: CSV encodings, XLSX, title rows above the header, header synonyms, mappings."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,10 @@ from openpyxl import Workbook
 from chains.enterprises.readers import TableReadError, read_table
 
 HEADER = ["企业名称", "统一社会信用代码", "注册资本", "成立日期", "所属城市"]
-ROWS = [["青岛海工装备有限公司", "", "500万元人民币", "2015-03-02", "青岛市"],
-        ["烟台船舶配套股份有限公司", "", "1.2亿元", "2010年5月6日", "烟台市"]]
+ROWS = [
+    ["青岛海工装备有限公司", "", "500万元人民币", "2015-03-02", "青岛市"],
+    ["烟台船舶配套股份有限公司", "", "1.2亿元", "2010年5月6日", "烟台市"],
+]
 
 
 def write_csv(path, rows, encoding="utf-8"):
@@ -27,7 +30,11 @@ def records(path, mapping=None):
 
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gbk", "gb18030"])
 def test_csv_encodings(tmp_path, encoding):
-    rows = [HEADER] + ROWS + [["𠮷字测试企业（GB18030 四字节）", "", "", "", "北京市"]] * (encoding in ("utf-8", "gb18030"))
+    rows = (
+        [HEADER]
+        + ROWS
+        + [["𠮷字测试企业（GB18030 四字节）", "", "", "", "北京市"]] * (encoding in ("utf-8", "gb18030"))
+    )
     table, got = records(write_csv(tmp_path / "f.csv", rows, encoding))
     assert got[0][1]["name"] == "青岛海工装备有限公司"
     assert got[1][1]["capital"] == "1.2亿元" and got[1][1]["city"] == "烟台市"
@@ -37,18 +44,25 @@ def test_csv_encodings(tmp_path, encoding):
 
 
 def test_title_and_blank_rows_above_the_header_are_skipped(tmp_path):
-    rows = [["2024年青岛市重点企业名单", "", "", "", ""], ["", "", "", "", ""], ["数据截至：2024-06", "", "", "", ""],
-            HEADER] + ROWS
+    rows = [
+        ["2024年青岛市重点企业名单", "", "", "", ""],
+        ["", "", "", "", ""],
+        ["数据截至：2024-06", "", "", "", ""],
+        HEADER,
+    ] + ROWS
     table, got = records(write_csv(tmp_path / "f.csv", rows))
     assert table.header_row == 4
     assert [line for line, _ in got] == [5, 6]
 
 
-@pytest.mark.parametrize("header", [
-    ["公司名称", "信用代码", "注册资金", "成立时间", "城市"],
-    ["企业名称 ", "统一社会信用代码*", "注册资本(万元)", "成立日期", "所属城市"],
-    ["Company", "USCC", "capital", "founded", "city"],
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        ["公司名称", "信用代码", "注册资金", "成立时间", "城市"],
+        ["企业名称 ", "统一社会信用代码*", "注册资本(万元)", "成立日期", "所属城市"],
+        ["Company", "USCC", "capital", "founded", "city"],
+    ],
+)
 def test_header_synonyms(tmp_path, header):
     table, got = records(write_csv(tmp_path / "f.csv", [header] + ROWS))
     assert set(table.columns.values()) == {"name", "credit_code", "capital", "founded_on", "city"}
@@ -56,8 +70,26 @@ def test_header_synonyms(tmp_path, header):
 
 
 def test_all_documented_synonyms_are_recognised(tmp_path):
-    header = ["企业名称", "统一社会信用代码", "经营范围", "国标行业", "注册资本", "成立时间", "所属省份", "所属城市",
-              "所属区县", "经营状态", "企业标签", "参保人数", "营业收入", "曾用名", "地址", "主营产品", "国家", "企业ID"]
+    header = [
+        "企业名称",
+        "统一社会信用代码",
+        "经营范围",
+        "国标行业",
+        "注册资本",
+        "成立时间",
+        "所属省份",
+        "所属城市",
+        "所属区县",
+        "经营状态",
+        "企业标签",
+        "参保人数",
+        "营业收入",
+        "曾用名",
+        "地址",
+        "主营产品",
+        "国家",
+        "企业ID",
+    ]
     table, _ = records(write_csv(tmp_path / "f.csv", [header, ["甲公司"] + [""] * 17]))
     assert len(table.columns) == len(header) and not table.unmapped
 
@@ -89,8 +121,16 @@ def test_xlsx_with_title_rows_and_typed_cells(tmp_path):
     workbook.save(path)
     table, got = records(path)
     assert table.header_row == 3
-    assert got[0] == (4, {"name": "青岛海工装备有限公司", "credit_code": None, "capital": 500,
-                          "founded_on": datetime(2015, 3, 2), "city": "青岛市"})
+    assert got[0] == (
+        4,
+        {
+            "name": "青岛海工装备有限公司",
+            "credit_code": None,
+            "capital": 500,
+            "founded_on": datetime(2015, 3, 2),
+            "city": "青岛市",
+        },
+    )
     assert got[1][1]["founded_on"] == 42065
 
 

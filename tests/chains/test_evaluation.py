@@ -1,4 +1,5 @@
 """Cluster evaluation rules at their boundaries, missing data, latest year, same-type counts."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,8 +10,13 @@ from webapp.extensions import db
 
 
 def add_cluster(cid: str, area_mu: float | None = 1000.0, indicators: list[dict] | None = None, **fields) -> Cluster:
-    values = {"name": f"集聚区{cid}", "province": "山东省", "city": "青岛市", "leading_industry": "海洋高端装备",
-              "cluster_type": "海洋高端装备"}
+    values = {
+        "name": f"集聚区{cid}",
+        "province": "山东省",
+        "city": "青岛市",
+        "leading_industry": "海洋高端装备",
+        "cluster_type": "海洋高端装备",
+    }
     values.update(fields)
     cluster = Cluster(id=cid, area_mu=area_mu, **values)
     db.session.add(cluster)
@@ -28,8 +34,9 @@ def test_leading_concentration_boundaries(app):
     cases = [(5000, True, False), (4999, False, False), (7000, True, True), (6999.99, True, False)]
     with app.app_context():
         for n, (leading, passed, met) in enumerate(cases):  # 50 %, 49.99 %, 70 %, 69.9999 %
-            add_cluster(f"c{n}", indicators=[{"year": 2024, "revenue": 10000, "leading_revenue": leading}],
-                        cluster_type=f"t{n}")
+            add_cluster(
+                f"c{n}", indicators=[{"year": 2024, "revenue": 10000, "leading_revenue": leading}], cluster_type=f"t{n}"
+            )
             r = rule(f"c{n}", "leading_concentration")
             assert r.value == pytest.approx(leading / 100)
             assert (r.passed, r.met_target) == (passed, met), leading
@@ -62,8 +69,12 @@ def test_per_square_metre_alternatives(app):
     tax = 200 * SQM_PER_MU * 1000 / 10_000
     with app.app_context():
         add_cluster("c1", indicators=[{"year": 2024, "revenue": revenue, "tax": tax}])
-        add_cluster("c2", indicators=[{"year": 2024, "revenue": revenue * 0.999, "tax": tax * 0.999}],
-                    cluster_type="其他", city="烟台市")
+        add_cluster(
+            "c2",
+            indicators=[{"year": 2024, "revenue": revenue * 0.999, "tax": tax * 0.999}],
+            cluster_type="其他",
+            city="烟台市",
+        )
         ev = evaluate_cluster(db.session, "c1")
         assert ev.rule("revenue_per_sqm").value == pytest.approx(4500) and ev.rule("revenue_per_sqm").passed
         assert ev.rule("tax_per_sqm").value == pytest.approx(200) and ev.rule("tax_per_sqm").passed
@@ -76,12 +87,21 @@ def test_per_square_metre_alternatives(app):
 
 def test_missing_data_gives_none_with_chinese_explanation(app):
     with app.app_context():
-        add_cluster("c1", area_mu=None, indicators=[{"year": 2024, "revenue": 100}], leading_industry="",
-                    cluster_type="")
+        add_cluster(
+            "c1", area_mu=None, indicators=[{"year": 2024, "revenue": 100}], leading_industry="", cluster_type=""
+        )
         ev = evaluate_cluster(db.session, "c1")
-        for code in ("leading_concentration", "investment_intensity", "tax_per_mu", "revenue_per_sqm",
-                     "tax_per_sqm", "land_efficiency", "single_leading_industry", "same_type_per_province",
-                     "same_type_per_city"):
+        for code in (
+            "leading_concentration",
+            "investment_intensity",
+            "tax_per_mu",
+            "revenue_per_sqm",
+            "tax_per_sqm",
+            "land_efficiency",
+            "single_leading_industry",
+            "same_type_per_province",
+            "same_type_per_city",
+        ):
             r = ev.rule(code)
             assert r.passed is None, code
             assert "无法" in r.explanation, code
@@ -93,14 +113,24 @@ def test_missing_data_gives_none_with_chinese_explanation(app):
 
 def test_latest_indicator_year_is_used(app):
     with app.app_context():
-        add_cluster("c1", indicators=[{"year": 2023, "revenue": 100, "leading_revenue": 90},
-                                      {"year": 2024, "revenue": 100, "leading_revenue": 40}])
+        add_cluster(
+            "c1",
+            indicators=[
+                {"year": 2023, "revenue": 100, "leading_revenue": 90},
+                {"year": 2024, "revenue": 100, "leading_revenue": 40},
+            ],
+        )
         ev = evaluate_cluster(db.session, "c1")
         assert ev.year == 2024 and ev.rule("leading_concentration").passed is False
 
 
 def test_single_leading_industry(app):
-    cases = [("海洋高端装备", True), ("船舶及海洋工程装备", True), ("海洋装备、海洋化工", False), ("化工/新材料", False)]
+    cases = [
+        ("海洋高端装备", True),
+        ("船舶及海洋工程装备", True),
+        ("海洋装备、海洋化工", False),
+        ("化工/新材料", False),
+    ]
     with app.app_context():
         for n, (industry, passed) in enumerate(cases):
             add_cluster(f"c{n}", leading_industry=industry)
@@ -128,8 +158,12 @@ def test_same_type_counts_per_city_and_province(app):
 
 def test_every_rule_carries_fields(app):
     with app.app_context():
-        add_cluster("c1", indicators=[{"year": 2024, "revenue": 10000, "leading_revenue": 8000, "tax": 40000,
-                                       "fixed_investment": 400000}])
+        add_cluster(
+            "c1",
+            indicators=[
+                {"year": 2024, "revenue": 10000, "leading_revenue": 8000, "tax": 40000, "fixed_investment": 400000}
+            ],
+        )
         ev = evaluate_cluster(db.session, "c1")
         assert len({r.code for r in ev.rules}) == len(ev.rules) >= 8
         assert all(r.source and r.name and r.explanation for r in ev.rules)

@@ -1,4 +1,5 @@
 """Gap analysis: status thresholds (boundaries, per-cluster overrides), roll-ups, 本地配套率."""
+
 from __future__ import annotations
 
 import pytest
@@ -40,10 +41,18 @@ def setup_cluster(app, tmp_path, extra: str = "") -> None:
         import_cluster_file(db.session, write(tmp_path, "tcl.yaml", cluster_yaml(roster=ROSTER, extra=extra)))
 
 
-@pytest.mark.parametrize("count,leader,expected", [
-    (0, False, "空白"), (1, False, "薄弱"), (2, False, "一般"), (3, False, "优势"), (10, False, "优势"),
-    (1, True, "优势"), (2, True, "优势"),
-])
+@pytest.mark.parametrize(
+    "count,leader,expected",
+    [
+        (0, False, "空白"),
+        (1, False, "薄弱"),
+        (2, False, "一般"),
+        (3, False, "优势"),
+        (10, False, "优势"),
+        (1, True, "优势"),
+        (2, True, "优势"),
+    ],
+)
 def test_status_boundaries_with_defaults(count, leader, expected):
     assert (DEFAULT_WEAK_MAX, DEFAULT_STRONG_MIN) == (1, 3)
     assert link_status(count, leader) == expected
@@ -60,8 +69,13 @@ def test_statuses_rollups_and_local_rate(app, tmp_path):
         gap = analyze_chain(db.session, "tcl", "tc")
         status = {link.link_id: link.status for link in gap.links}
         assert status == {
-            "tc-up": "薄弱", "tc-up-a": "薄弱", "tc-up-b": "空白",
-            "tc-mid": "优势", "tc-mid-a": "一般", "tc-mid-b": "优势", "tc-mid-c": "空白",
+            "tc-up": "薄弱",
+            "tc-up-a": "薄弱",
+            "tc-up-b": "空白",
+            "tc-mid": "优势",
+            "tc-mid-a": "一般",
+            "tc-mid-b": "优势",
+            "tc-mid-c": "空白",
             "tc-down": "优势",
         }
         mid = gap.link("tc-mid")
@@ -107,12 +121,20 @@ def test_firm_counts_once_per_ancestor_and_unconfirmed_is_ignored(app, tmp_path)
     with app.app_context():
         f1 = db.session.query(Enterprise).filter_by(external_id="demo-f1").one()
         f2 = db.session.query(Enterprise).filter_by(external_id="demo-f2").one()
-        db.session.add_all([
-            LinkAssignment(cluster_id="tcl", enterprise_id=f1.id, chain_id="tc", link_key="tc-up-b"),  # 2nd child
-            LinkAssignment(cluster_id="tcl", enterprise_id=f1.id, chain_id="tc", link_key="tc-up"),  # parent
-            LinkAssignment(cluster_id="tcl", enterprise_id=f2.id, chain_id="tc", link_key="tc-mid-c",
-                           source="suggested", confirmed=False),
-        ])
+        db.session.add_all(
+            [
+                LinkAssignment(cluster_id="tcl", enterprise_id=f1.id, chain_id="tc", link_key="tc-up-b"),  # 2nd child
+                LinkAssignment(cluster_id="tcl", enterprise_id=f1.id, chain_id="tc", link_key="tc-up"),  # parent
+                LinkAssignment(
+                    cluster_id="tcl",
+                    enterprise_id=f2.id,
+                    chain_id="tc",
+                    link_key="tc-mid-c",
+                    source="suggested",
+                    confirmed=False,
+                ),
+            ]
+        )
         db.session.commit()
         gap = analyze_chain(db.session, "tcl", "tc")
         assert gap.link("tc-up").firm_count == 1 and gap.link("tc-up").direct_firm_count == 1

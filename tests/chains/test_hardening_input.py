@@ -1,4 +1,5 @@
 """Hostile input: header detection in linear time, YAML aliases refused, JSON bodies limited (issue 19)."""
+
 from __future__ import annotations
 
 import re
@@ -30,15 +31,32 @@ def test_csv_with_a_huge_bracket_cell_is_read_quickly(tmp_path):
     assert time.perf_counter() - started < LINEAR_BUDGET_SECONDS * 4
 
 
-@pytest.mark.parametrize("text", ["注册资本(万元)", "注册资本（元）", "a(b)(c)", "a(b(c)", "a)b(c)", "()", "(", ")",
-                                  "a(b)c", "x（y)", "no brackets", "((a))", "a(b）"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "注册资本(万元)",
+        "注册资本（元）",
+        "a(b)(c)",
+        "a(b(c)",
+        "a)b(c)",
+        "()",
+        "(",
+        ")",
+        "a(b)c",
+        "x（y)",
+        "no brackets",
+        "((a))",
+        "a(b）",
+    ],
+)
 def test_unit_suffix_split_agrees_with_the_old_pattern(text):
     match = _OLD_PATTERN.search(text)
-    expected = (text[:match.start()], match.group(1)) if match else (text, None)
+    expected = (text[: match.start()], match.group(1)) if match else (text, None)
     assert split_unit_suffix(text) == expected
 
 
 # ----------------------------------------------------------------------------- YAML aliases (item 6)
+
 
 def _nested_aliases(levels: int = 9) -> str:
     """A ~700-byte chain file whose aliases expand to 10**levels nodes ("billion laughs")."""

@@ -1,4 +1,5 @@
 """N lists: derivation, curation with history, refresh keeping curation, targets, export to xlsx/csv."""
+
 from __future__ import annotations
 
 import csv
@@ -63,10 +64,13 @@ def test_lists_are_derived(cluster):
         assert names(lists.LIST_STRONG_LINKS) == ["核心部件", "电芯"]
         key_tech = lists.get_list(db.session, "tcl", "tc", lists.LIST_KEY_TECH)
         assert [(e.data["name"], e.data["covered"], e.data["key_tech_note"]) for e in key_tech] == [
-            ("电芯", "是", "高镍电芯量产工艺")]
+            ("电芯", "是", "高镍电芯量产工艺")
+        ]
         projects = lists.get_list(db.session, "tcl", "tc", lists.LIST_PROJECTS)
         assert [(p.data["name"], p.data["link"], p.data["investment_wan"]) for p in projects] == [
-            ("电芯扩产项目", "电芯", 120000), ("园区配套项目", "", 3000)]
+            ("电芯扩产项目", "电芯", 120000),
+            ("园区配套项目", "", 3000),
+        ]
         assert names(lists.LIST_TARGETS) == []
 
 
@@ -83,7 +87,10 @@ def test_curation_is_recorded_and_survives_refresh(cluster):
 
         changes = db.session.scalars(select(ListChange).order_by(ListChange.id)).all()
         assert [(c.action, c.username, c.user_id) for c in changes] == [
-            ("pin", "staff1", user.id), ("remove", "staff1", user.id), ("note", None, None)]
+            ("pin", "staff1", user.id),
+            ("remove", "staff1", user.id),
+            ("note", None, None),
+        ]
         assert changes[2].new_value == "优先招引电池包企业" and changes[0].changed_at is not None
 
         # Pinning again changes nothing and records nothing.
@@ -91,8 +98,10 @@ def test_curation_is_recorded_and_survives_refresh(cluster):
         assert db.session.scalar(select(ListChange.id).order_by(ListChange.id.desc())) == changes[-1].id
 
         lists.refresh_lists(db.session, "tcl", "tc")
-        entries = {e.data["name"]: e for e in lists.get_list(db.session, "tcl", "tc", lists.LIST_WEAK_LINKS,
-                                                                 include_removed=True)}
+        entries = {
+            e.data["name"]: e
+            for e in lists.get_list(db.session, "tcl", "tc", lists.LIST_WEAK_LINKS, include_removed=True)
+        }
         assert entries["整车应用"].pinned and entries["负极材料"].removed
         assert entries["电池包"].note == "优先招引电池包企业"
         assert names(lists.LIST_WEAK_LINKS) == ["整车应用", "正极材料", "电池包"]
@@ -107,8 +116,9 @@ def test_entries_that_stop_deriving_hide_and_come_back_with_curation(cluster):
         weak = {e.data["name"]: e for e in lists.get_list(db.session, "tcl", "tc", lists.LIST_WEAK_LINKS)}
         lists.set_note(db.session, weak["电池包"].id, "重点")
         for i in (6, 7, 8):  # three firms on 电池包 → 优势
-            db.session.add(LinkAssignment(cluster_id="tcl", enterprise_id=ent(f"demo-f{i}").id, chain_id="tc",
-                                          link_key="tc-mid-c"))
+            db.session.add(
+                LinkAssignment(cluster_id="tcl", enterprise_id=ent(f"demo-f{i}").id, chain_id="tc", link_key="tc-mid-c")
+            )
         db.session.commit()
         lists.refresh_lists(db.session, "tcl", "tc")
         assert "电池包" not in names(lists.LIST_WEAK_LINKS)
@@ -153,7 +163,7 @@ def test_add_target_is_idempotent_and_kept_by_refresh(cluster):
 def test_export_workbook_and_csv(cluster, tmp_path):
     with cluster.app_context():
         weak = lists.get_list(db.session, "tcl", "tc", lists.LIST_WEAK_LINKS)
-        lists.set_note(db.session, weak[0].id, "=HYPERLINK(\"http://x\")")
+        lists.set_note(db.session, weak[0].id, '=HYPERLINK("http://x")')
         written = list_export.export_lists(db.session, "tcl", "tc", str(tmp_path / "lists.xlsx"))
         wb = load_workbook(written[0])
         assert wb.sheetnames == list(lists.LIST_TYPES.values())
@@ -162,7 +172,7 @@ def test_export_workbook_and_csv(cluster, tmp_path):
         assert headers[:4] == ["序号", "环节", "阶段", "上级环节"] and headers[-2:] == ["置顶", "备注"]
         assert ws.cell(2, 2).value == "正极材料"
         note = ws.cell(2, len(headers))
-        assert note.value == "'=HYPERLINK(\"http://x\")" and note.data_type == "s"
+        assert note.value == '\'=HYPERLINK("http://x")' and note.data_type == "s"
         leaders = wb["龙头骨干企业清单"]
         assert [c.value for c in leaders[2]][1] == "测试企业1"
 
@@ -176,18 +186,38 @@ def test_export_workbook_and_csv(cluster, tmp_path):
             list_export.export_lists(db.session, "tcl", "tc", str(tmp_path / "x.pdf"))
 
 
-@pytest.mark.parametrize("value,expected", [
-    ("=1+1", "'=1+1"), ("+86 532", "'+86 532"), ("-2", "'-2"), ("@SUM(A1)", "'@SUM(A1)"), ("\t=x", "'\t=x"),
-    ("正常文本", "正常文本"), ("a=b", "a=b"), (-2, -2), (3.5, 3.5), (None, None), (["甲", "乙"], "甲、乙"),
-])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        ("=1+1", "'=1+1"),
+        ("+86 532", "'+86 532"),
+        ("-2", "'-2"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\t=x", "'\t=x"),
+        ("正常文本", "正常文本"),
+        ("a=b", "a=b"),
+        (-2, -2),
+        (3.5, 3.5),
+        (None, None),
+        (["甲", "乙"], "甲、乙"),
+    ],
+)
 def test_safe_cell(value, expected):
     assert safe_cell(value) == expected
 
 
 def test_xlsx_cells_are_never_formulas(tmp_path):
     path = tmp_path / "t.xlsx"
-    write_xlsx(path, [("表[1]:测试/很长的名字超过三十一个字符的工作表标题啊啊啊啊啊啊啊啊", ["=名称", "值"],
-                       [["=cmd|' /C calc'!A0", -5], ["@x", 1.5]])])
+    write_xlsx(
+        path,
+        [
+            (
+                "表[1]:测试/很长的名字超过三十一个字符的工作表标题啊啊啊啊啊啊啊啊",
+                ["=名称", "值"],
+                [["=cmd|' /C calc'!A0", -5], ["@x", 1.5]],
+            )
+        ],
+    )
     wb = load_workbook(path)
     ws = wb.worksheets[0]
     assert len(ws.title) <= 31 and "[" not in ws.title

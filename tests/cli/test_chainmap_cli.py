@@ -1,4 +1,5 @@
 """CLI: chains/clusters import, list, export; gaps, lists, evaluate — JSON outputs and errors."""
+
 from __future__ import annotations
 
 import json
@@ -30,14 +31,17 @@ def load_world(app, runner, tmp_path) -> None:
     assert result.exit_code == 0, result.output
     with app.app_context():
         make_firms(db.session, 3)
-    result = runner.invoke(args=["clusters", "import", str(write(tmp_path, "tcl.yaml", cluster_yaml(roster=ROSTER, extra=EXTRA)))])
+    result = runner.invoke(
+        args=["clusters", "import", str(write(tmp_path, "tcl.yaml", cluster_yaml(roster=ROSTER, extra=EXTRA)))]
+    )
     assert result.exit_code == 0, result.output
 
 
 def test_chains_import_list_export(app, runner, tmp_path):
     load_world(app, runner, tmp_path)
     assert invoke_json(runner, ["chains", "list", "--json"]) == [
-        {"id": "tc", "name": "测试产业链", "sector": "测试", "version": 1, "links": 8, "depth": 2}]
+        {"id": "tc", "name": "测试产业链", "sector": "测试", "version": 1, "links": 8, "depth": 2}
+    ]
     again = runner.invoke(args=["chains", "import", str(tmp_path / "tc.yaml")])
     assert again.exit_code == 0 and "unchanged" in again.output
     out = tmp_path / "out.yaml"
@@ -61,8 +65,14 @@ def test_chains_import_errors_exit_nonzero_with_file_and_line(runner, tmp_path):
 def test_clusters_list_and_unknown_firm(app, runner, tmp_path):
     load_world(app, runner, tmp_path)
     assert invoke_json(runner, ["clusters", "list", "--json"])[0] | {} == {
-        "id": "tcl", "name": "测试集聚区", "chains": ["tc"], "firms": 3, "province": "山东省", "city": "青岛市",
-        "cluster_type": "新能源汽车"}
+        "id": "tcl",
+        "name": "测试集聚区",
+        "chains": ["tc"],
+        "firms": 3,
+        "province": "山东省",
+        "city": "青岛市",
+        "cluster_type": "新能源汽车",
+    }
     bad = write(tmp_path, "bad.yaml", cluster_yaml("bad", roster="- firm: demo-ghost\n"))
     result = runner.invoke(args=["clusters", "import", str(bad)])
     assert result.exit_code != 0 and "demo-ghost" in result.output and f"{bad}:" in result.output
@@ -76,8 +86,13 @@ def test_gaps_json(app, runner, tmp_path):
     assert chain["chain_id"] == "tc"
     links = {link["link_id"]: link for link in chain["links"]}
     assert {k: (link["status"], link["firms"]) for k, link in links.items() if link["is_leaf"]} == {
-        "tc-up-a": ("一般", 2), "tc-up-b": ("空白", 0), "tc-mid-a": ("优势", 1), "tc-mid-b": ("空白", 0),
-        "tc-mid-c": ("空白", 0), "tc-down": ("空白", 0)}
+        "tc-up-a": ("一般", 2),
+        "tc-up-b": ("空白", 0),
+        "tc-mid-a": ("优势", 1),
+        "tc-mid-b": ("空白", 0),
+        "tc-mid-c": ("空白", 0),
+        "tc-down": ("空白", 0),
+    }
     assert links["tc-up"]["name"] == "原材料" and links["tc-up"]["stage"] == "上游"
     assert chain["rollup"]["leaf_links"] == 6 and chain["rollup"]["local_rate"] == round(2 / 6, 4)
     one = invoke_json(runner, ["gaps", "tcl", "--chain", "tc", "--json"])

@@ -1,4 +1,5 @@
 """`chainmatch eval-matching` end-to-end on a tiny firms/queries benchmark written here (no database used)."""
+
 from __future__ import annotations
 
 import csv
@@ -27,30 +28,43 @@ def _app_without_database(tmp_path):
     from webapp import create_app
 
     db_file = tmp_path / "never-created.sqlite3"
-    app = create_app({"TESTING": True, "SECRET_KEY": "t", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{db_file}",
-                      "INSTANCE_PATH": str(tmp_path / "inst"), "RATELIMIT_STORAGE_URI": "memory://",
-                      "EMBEDDING_MODEL": "builtin"})
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "t",
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{db_file}",
+            "INSTANCE_PATH": str(tmp_path / "inst"),
+            "RATELIMIT_STORAGE_URI": "memory://",
+            "EMBEDDING_MODEL": "builtin",
+        }
+    )
     return app, db_file
 
 
 def test_eval_matching_writes_rankings_and_prints_metrics(tmp_path):
     docs, groups = corpus()
-    queries = [{"query": "正极材料", "relevant": [f"f-{i}" for i in groups["cathode"]]},
-               {"query": "船舶设计建造", "relevant": [f"f-{i}" for i in groups["ship"]]},
-               {"query": "没有标注的查询"}]
+    queries = [
+        {"query": "正极材料", "relevant": [f"f-{i}" for i in groups["cathode"]]},
+        {"query": "船舶设计建造", "relevant": [f"f-{i}" for i in groups["ship"]]},
+        {"query": "没有标注的查询"},
+    ]
     firms, qpath = _write_benchmark(tmp_path, docs, queries)
     out = tmp_path / "out" / "rankings.jsonl"
     app, db_file = _app_without_database(tmp_path)
-    result = app.test_cli_runner().invoke(args=["eval-matching", "--firms", str(firms), "--queries", str(qpath),
-                                                "--rankings", str(out), "--top", "10"])
+    result = app.test_cli_runner().invoke(
+        args=["eval-matching", "--firms", str(firms), "--queries", str(qpath), "--rankings", str(out), "--top", "10"]
+    )
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [r["query"] for r in rows] == [q["query"] for q in queries]
     assert all(len(r["ranked"]) == 10 and len(set(r["ranked"])) == 10 for r in rows)
     assert set(rows[0]["ranked"][:8]) == {f"f-{i}" for i in groups["cathode"]}
     # The printed metrics are those of the written rankings against the queries' relevant lists.
-    printed = {line.split(":")[0]: float(line.split()[1]) for line in result.output.splitlines()
-               if line.startswith(("nDCG@10:", "Recall@50:", "MAP@100:"))}
+    printed = {
+        line.split(":")[0]: float(line.split()[1])
+        for line in result.output.splitlines()
+        if line.startswith(("nDCG@10:", "Recall@50:", "MAP@100:"))
+    }
     expected = score_rankings([r["ranked"] for r in rows[:2]], [q["relevant"] for q in queries[:2]])
     assert printed["nDCG@10"] == pytest.approx(expected["ndcg@10"], abs=1e-4)
     assert printed["Recall@50"] == pytest.approx(expected["recall@50"], abs=1e-4)
@@ -62,10 +76,16 @@ def test_eval_matching_writes_rankings_and_prints_metrics(tmp_path):
 
 def test_eval_matching_learns_from_train_file(tmp_path):
     docs, members = synthetic_pool()
-    train = [{"query": v.format(ind), "relevant": [f"f-{i}" for i in ids]}
-             for ind, ids in members.items() for v in TRAIN_VARIANTS]
-    test = [{"query": v.format(ind), "relevant": [f"f-{i}" for i in ids]}
-            for ind, ids in members.items() for v in TEST_VARIANTS]
+    train = [
+        {"query": v.format(ind), "relevant": [f"f-{i}" for i in ids]}
+        for ind, ids in members.items()
+        for v in TRAIN_VARIANTS
+    ]
+    test = [
+        {"query": v.format(ind), "relevant": [f"f-{i}" for i in ids]}
+        for ind, ids in members.items()
+        for v in TEST_VARIANTS
+    ]
     firms, qpath = _write_benchmark(tmp_path, docs, test)
     tpath = tmp_path / "train.jsonl"
     tpath.write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in train), encoding="utf-8")

@@ -1,5 +1,6 @@
 """Enterprise import into the database (SQLite and PostgreSQL): identity, merge, report, idempotence, rollback,
 export escaping, CLI contract, demo data."""
+
 from __future__ import annotations
 
 import csv
@@ -17,17 +18,47 @@ from chains.enterprises.exporter import export_enterprises
 from chains.enterprises.importer import import_file
 from webapp.extensions import db
 
-HEADER = ["外部编号", "企业名称", "统一社会信用代码", "登记状态", "成立日期", "注册资本", "省份", "城市", "区县",
-          "国标行业代码", "所属行业", "经营范围", "主营产品", "企业标签", "国家", "数据说明"]
+HEADER = [
+    "外部编号",
+    "企业名称",
+    "统一社会信用代码",
+    "登记状态",
+    "成立日期",
+    "注册资本",
+    "省份",
+    "城市",
+    "区县",
+    "国标行业代码",
+    "所属行业",
+    "经营范围",
+    "主营产品",
+    "企业标签",
+    "国家",
+    "数据说明",
+]
 CODE_A = "91370211MA3C1234X" + check_character("91370211MA3C1234X")
 CODE_B = "91320594MA1MXY2K3" + check_character("91320594MA1MXY2K3")
 
 
 def row(**kw) -> list[str]:
-    defaults = {"外部编号": "", "企业名称": "", "统一社会信用代码": "", "登记状态": "存续", "成立日期": "2015-03-02",
-                "注册资本": "500万元人民币", "省份": "山东省", "城市": "青岛市", "区县": "黄岛区", "国标行业代码": "C3734",
-                "所属行业": "船舶改装", "经营范围": "船舶配套设备的研发、生产", "主营产品": "甲板机械",
-                "企业标签": "高新技术企业", "国家": "中国", "数据说明": "合成数据：测试"}
+    defaults = {
+        "外部编号": "",
+        "企业名称": "",
+        "统一社会信用代码": "",
+        "登记状态": "存续",
+        "成立日期": "2015-03-02",
+        "注册资本": "500万元人民币",
+        "省份": "山东省",
+        "城市": "青岛市",
+        "区县": "黄岛区",
+        "国标行业代码": "C3734",
+        "所属行业": "船舶改装",
+        "经营范围": "船舶配套设备的研发、生产",
+        "主营产品": "甲板机械",
+        "企业标签": "高新技术企业",
+        "国家": "中国",
+        "数据说明": "合成数据：测试",
+    }
     defaults.update(kw)
     return [defaults[h] for h in HEADER]
 
@@ -43,7 +74,9 @@ def write_csv(path, rows, encoding="utf-8"):
 def snapshot():
     """Every row of the enterprise tables, for before/after comparisons."""
     ents = db.session.execute(select(Enterprise.__table__).order_by(Enterprise.id)).all()
-    tags = db.session.execute(select(EnterpriseTag.__table__).order_by(EnterpriseTag.enterprise_id, EnterpriseTag.tag)).all()
+    tags = db.session.execute(
+        select(EnterpriseTag.__table__).order_by(EnterpriseTag.enterprise_id, EnterpriseTag.tag)
+    ).all()
     changes = db.session.execute(select(EnterpriseChange.__table__).order_by(EnterpriseChange.id)).all()
     return [tuple(r) for r in ents], [tuple(r) for r in tags], [tuple(r) for r in changes]
 
@@ -57,11 +90,19 @@ def by_name(name: str) -> Enterprise:
 
 
 def test_import_inserts_parsed_fields_then_reimport_changes_nothing(app, tmp_path):
-    path = write_csv(tmp_path / "firms.csv", [
-        row(企业名称="青岛甲装备有限公司", 统一社会信用代码=CODE_A, 企业标签="上市；专精特新“小巨人”", 注册资本="100万美元"),
-        row(企业名称="青岛乙科技有限公司", 外部编号="ext-b", 成立日期="2018年7月1日", 登记状态="吊销，未注销"),
-        row(企业名称="青岛丙材料有限公司", 城市="青岛", 国标行业代码="", 所属行业="C2924 夹芯材料"),
-    ])
+    path = write_csv(
+        tmp_path / "firms.csv",
+        [
+            row(
+                企业名称="青岛甲装备有限公司",
+                统一社会信用代码=CODE_A,
+                企业标签="上市；专精特新“小巨人”",
+                注册资本="100万美元",
+            ),
+            row(企业名称="青岛乙科技有限公司", 外部编号="ext-b", 成立日期="2018年7月1日", 登记状态="吊销，未注销"),
+            row(企业名称="青岛丙材料有限公司", 城市="青岛", 国标行业代码="", 所属行业="C2924 夹芯材料"),
+        ],
+    )
     with app.app_context():
         result = import_file(db.session, path)
         assert result.counts() == {"inserted": 3, "updated": 0, "unchanged": 0, "rejected": 0, "duplicates_merged": 0}
@@ -79,18 +120,26 @@ def test_import_inserts_parsed_fields_then_reimport_changes_nothing(app, tmp_pat
 
 
 def test_identity_rules_update_the_right_firm_and_record_changes(app, tmp_path):
-    first = write_csv(tmp_path / "v1.csv", [
-        row(企业名称="甲公司", 统一社会信用代码=CODE_A),
-        row(企业名称="乙公司", 外部编号="ext-b"),
-        row(企业名称="丙公司", 城市="青岛市"),
-        row(企业名称="丙公司", 城市="烟台市"),
-    ])
-    second = write_csv(tmp_path / "v2.csv", [
-        row(企业名称="甲公司（新名）", 统一社会信用代码=CODE_A.lower(), 注册资本="800万元人民币"),  # same code → update
-        row(企业名称="乙公司改名", 外部编号="ext-b", 企业标签="瞪羚"),  # same external id → update
-        row(企业名称="丙 公司", 城市="烟台", 登记状态="注销"),  # same normalised name + city → update that one
-        row(企业名称="丁公司", 统一社会信用代码=CODE_B),  # new
-    ])
+    first = write_csv(
+        tmp_path / "v1.csv",
+        [
+            row(企业名称="甲公司", 统一社会信用代码=CODE_A),
+            row(企业名称="乙公司", 外部编号="ext-b"),
+            row(企业名称="丙公司", 城市="青岛市"),
+            row(企业名称="丙公司", 城市="烟台市"),
+        ],
+    )
+    second = write_csv(
+        tmp_path / "v2.csv",
+        [
+            row(
+                企业名称="甲公司（新名）", 统一社会信用代码=CODE_A.lower(), 注册资本="800万元人民币"
+            ),  # same code → update
+            row(企业名称="乙公司改名", 外部编号="ext-b", 企业标签="瞪羚"),  # same external id → update
+            row(企业名称="丙 公司", 城市="烟台", 登记状态="注销"),  # same normalised name + city → update that one
+            row(企业名称="丁公司", 统一社会信用代码=CODE_B),  # new
+        ],
+    )
     with app.app_context():
         import_file(db.session, first)
         result = import_file(db.session, second)
@@ -98,22 +147,38 @@ def test_identity_rules_update_the_right_firm_and_record_changes(app, tmp_path):
         assert count(Enterprise) == 5
         a = db.session.scalars(select(Enterprise).where(Enterprise.credit_code == CODE_A)).one()
         assert a.name == "甲公司（新名）" and a.capital_amount == 800
-        changes = {(c.field, c.old_value, c.new_value, c.source_file)
-                   for c in db.session.scalars(select(EnterpriseChange).where(EnterpriseChange.enterprise_id == a.id))}
-        assert ("capital_amount", "500", "800", "v2.csv") in changes and ("name", "甲公司", "甲公司（新名）", "v2.csv") in changes
+        changes = {
+            (c.field, c.old_value, c.new_value, c.source_file)
+            for c in db.session.scalars(select(EnterpriseChange).where(EnterpriseChange.enterprise_id == a.id))
+        }
+        assert ("capital_amount", "500", "800", "v2.csv") in changes and (
+            "name",
+            "甲公司",
+            "甲公司（新名）",
+            "v2.csv",
+        ) in changes
         b = db.session.scalars(select(Enterprise).where(Enterprise.external_id == "ext-b")).one()
         assert b.name == "乙公司改名" and b.tag_names == ["瞪羚"]
         assert count(EnterpriseChange, EnterpriseChange.enterprise_id == b.id, EnterpriseChange.field == "tags") == 1
-        yantai = db.session.scalars(select(Enterprise).where(Enterprise.name_norm == "丙公司", Enterprise.city == "烟台市")).one()
-        qingdao = db.session.scalars(select(Enterprise).where(Enterprise.name_norm == "丙公司", Enterprise.city == "青岛市")).one()
+        yantai = db.session.scalars(
+            select(Enterprise).where(Enterprise.name_norm == "丙公司", Enterprise.city == "烟台市")
+        ).one()
+        qingdao = db.session.scalars(
+            select(Enterprise).where(Enterprise.name_norm == "丙公司", Enterprise.city == "青岛市")
+        ).one()
         assert yantai.status == "注销" and qingdao.status == "存续"
 
 
 def test_empty_cells_do_not_erase_stored_values(app, tmp_path):
     with app.app_context():
         import_file(db.session, write_csv(tmp_path / "a.csv", [row(企业名称="甲公司", 外部编号="x1")]))
-        result = import_file(db.session, write_csv(tmp_path / "b.csv", [
-            row(企业名称="甲公司", 外部编号="x1", 经营范围="", 注册资本="", 企业标签="", 成立日期="")]))
+        result = import_file(
+            db.session,
+            write_csv(
+                tmp_path / "b.csv",
+                [row(企业名称="甲公司", 外部编号="x1", 经营范围="", 注册资本="", 企业标签="", 成立日期="")],
+            ),
+        )
         assert result.unchanged == 1
         firm = by_name("甲公司")
         assert firm.business_scope and firm.capital_amount == 500 and firm.tag_names == ["高新技术企业"]
@@ -121,14 +186,17 @@ def test_empty_cells_do_not_erase_stored_values(app, tmp_path):
 
 def test_rejections_duplicates_and_the_row_report(app, tmp_path):
     bad_code = CODE_A[:-1] + ("0" if CODE_A[-1] != "0" else "1")
-    path = write_csv(tmp_path / "mixed.csv", [
-        row(企业名称="甲公司", 统一社会信用代码=CODE_A, 注册资本="100万元人民币"),  # line 2, merged into line 5
-        row(企业名称="", 外部编号="no-name"),  # line 3, rejected
-        row(企业名称="坏代码公司", 统一社会信用代码=bad_code),  # line 4, rejected
-        row(企业名称="甲公司", 统一社会信用代码=CODE_A, 注册资本="", 经营范围="后一行的经营范围"),  # line 5
-        row(企业名称="=HYPERLINK(\"http://x\")", 外部编号="formula"),  # line 6
-        row(企业名称="日期怪公司", 外部编号="odd-date", 成立日期="某年某月"),  # line 7, inserted with a warning
-    ])
+    path = write_csv(
+        tmp_path / "mixed.csv",
+        [
+            row(企业名称="甲公司", 统一社会信用代码=CODE_A, 注册资本="100万元人民币"),  # line 2, merged into line 5
+            row(企业名称="", 外部编号="no-name"),  # line 3, rejected
+            row(企业名称="坏代码公司", 统一社会信用代码=bad_code),  # line 4, rejected
+            row(企业名称="甲公司", 统一社会信用代码=CODE_A, 注册资本="", 经营范围="后一行的经营范围"),  # line 5
+            row(企业名称='=HYPERLINK("http://x")', 外部编号="formula"),  # line 6
+            row(企业名称="日期怪公司", 外部编号="odd-date", 成立日期="某年某月"),  # line 7, inserted with a warning
+        ],
+    )
     report_path = tmp_path / "report.csv"
     with app.app_context():
         result = import_file(db.session, path, report_path=report_path)
@@ -142,7 +210,11 @@ def test_rejections_duplicates_and_the_row_report(app, tmp_path):
     assert outcome[2]["结果"] == "merged" and "第5行" in outcome[2]["原因"]
     assert outcome[3]["结果"] == "rejected" and "缺少企业名称" in outcome[3]["原因"]
     assert outcome[4]["结果"] == "rejected" and "校验位" in outcome[4]["原因"]
-    assert outcome[5]["结果"] == "inserted" and outcome[5]["标识"] == f"信用代码:{CODE_A}" and "第2行" in outcome[5]["原因"]
+    assert (
+        outcome[5]["结果"] == "inserted"
+        and outcome[5]["标识"] == f"信用代码:{CODE_A}"
+        and "第2行" in outcome[5]["原因"]
+    )
     assert outcome[6]["企业名称"].startswith("'=")  # escaped for spreadsheets
     assert outcome[7]["结果"] == "inserted" and "成立日期无法识别" in outcome[7]["原因"]
 
@@ -150,15 +222,20 @@ def test_rejections_duplicates_and_the_row_report(app, tmp_path):
 def test_external_id_owned_by_another_firm_is_rejected(app, tmp_path):
     with app.app_context():
         import_file(db.session, write_csv(tmp_path / "a.csv", [row(企业名称="甲公司", 外部编号="shared")]))
-        result = import_file(db.session, write_csv(tmp_path / "b.csv", [
-            row(企业名称="乙公司", 统一社会信用代码=CODE_B, 外部编号="shared")]))
+        result = import_file(
+            db.session,
+            write_csv(tmp_path / "b.csv", [row(企业名称="乙公司", 统一社会信用代码=CODE_B, 外部编号="shared")]),
+        )
         assert result.rejected == 1 and "已属于另一家企业" in result.report[0].reason
         assert count(Enterprise) == 1
 
 
 def test_a_failure_mid_file_leaves_the_database_exactly_as_before(app, tmp_path):
     with app.app_context():
-        import_file(db.session, write_csv(tmp_path / "base.csv", [row(企业名称=f"基础{i}公司", 外部编号=f"b{i}") for i in range(5)]))
+        import_file(
+            db.session,
+            write_csv(tmp_path / "base.csv", [row(企业名称=f"基础{i}公司", 外部编号=f"b{i}") for i in range(5)]),
+        )
         before = snapshot()
         update_rows = [row(企业名称=f"基础{i}公司", 外部编号=f"b{i}", 登记状态="注销") for i in range(5)]
         new_rows = [row(企业名称=f"新增{i}公司", 外部编号=f"n{i}") for i in range(10)]
@@ -170,8 +247,12 @@ def test_a_failure_mid_file_leaves_the_database_exactly_as_before(app, tmp_path)
                 raise RuntimeError("simulated crash")
 
         with pytest.raises(RuntimeError):
-            import_file(db.session, write_csv(tmp_path / "next.csv", update_rows + new_rows),
-                        progress=crash_after_two_chunks, chunk_size=4)
+            import_file(
+                db.session,
+                write_csv(tmp_path / "next.csv", update_rows + new_rows),
+                progress=crash_after_two_chunks,
+                chunk_size=4,
+            )
         assert calls == [4, 8]  # rows had been written before the crash
         assert snapshot() == before
 
@@ -190,7 +271,9 @@ def test_xlsx_import_with_excel_dates_and_numbers(app, tmp_path):
         assert result.inserted == 2
         a, b = by_name("甲公司"), by_name("乙公司")
         assert a.founded_on == date(2015, 3, 2) and a.capital_wan_cny == 500 and a.employees == 120
-        assert b.founded_on == date(2019, 1, 5) and b.capital_amount == 1200.5 and b.city == "烟台市" and b.employees == 35
+        assert (
+            b.founded_on == date(2019, 1, 5) and b.capital_amount == 1200.5 and b.city == "烟台市" and b.employees == 35
+        )
         assert import_file(db.session, path).unchanged == 2
 
 
@@ -205,7 +288,9 @@ def test_csv_encodings_import_the_same(app, tmp_path):
 
 def test_export_escapes_formulas_and_round_trips(app, tmp_path):
     dangerous = ["=1+1", "+CMD()", "-2+3", "@SUM(A1)"]
-    path = write_csv(tmp_path / "in.csv", [row(企业名称=name, 外部编号=f"d{i}", 经营范围=name) for i, name in enumerate(dangerous)])
+    path = write_csv(
+        tmp_path / "in.csv", [row(企业名称=name, 外部编号=f"d{i}", 经营范围=name) for i, name in enumerate(dangerous)]
+    )
     with app.app_context():
         import_file(db.session, path)
     for suffix in (".csv", ".xlsx"):
@@ -231,18 +316,35 @@ def _check_export(app, out, suffix, dangerous):
 
 
 def test_cli_import_json_contract_report_and_stats(app, runner, tmp_path):
-    path = write_csv(tmp_path / "cli.csv", [row(企业名称="甲公司", 外部编号="c1"), row(企业名称="乙公司", 外部编号="c2", 省份="广东", 城市="深圳"),
-                                            row(企业名称="", 外部编号="c3")])
+    path = write_csv(
+        tmp_path / "cli.csv",
+        [
+            row(企业名称="甲公司", 外部编号="c1"),
+            row(企业名称="乙公司", 外部编号="c2", 省份="广东", 城市="深圳"),
+            row(企业名称="", 外部编号="c3"),
+        ],
+    )
     report = tmp_path / "r.csv"
     result = runner.invoke(args=["firms", "import", str(path), "--json", "--report", str(report)])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {"inserted": 2, "updated": 0, "unchanged": 0, "rejected": 1, "duplicates_merged": 0}
+    assert json.loads(result.stdout) == {
+        "inserted": 2,
+        "updated": 0,
+        "unchanged": 0,
+        "rejected": 1,
+        "duplicates_merged": 0,
+    }
     assert report.exists()
     again = runner.invoke(args=["firms", "import", str(path), "--json"])
     assert json.loads(again.stdout)["unchanged"] == 2
     stats = runner.invoke(args=["firms", "stats", "--json"])
-    assert json.loads(stats.stdout) == {"total": 2, "by_province": {"广东省": 1, "山东省": 1},
-                                        "by_status": {"存续": 2}, "synthetic": 2, "demo": 0}
+    assert json.loads(stats.stdout) == {
+        "total": 2,
+        "by_province": {"广东省": 1, "山东省": 1},
+        "by_status": {"存续": 2},
+        "synthetic": 2,
+        "demo": 0,
+    }
 
 
 def test_cli_import_mapping_and_unreadable_file(runner, tmp_path):
@@ -275,12 +377,16 @@ def test_synthetic_data_is_deterministic_labelled_and_uses_chain_links(tmp_path)
     (chain_dir / "t.yaml").write_text(
         "id: t\nname: 测试链\nlinks:\n  - id: t-a\n    name: 顶层\n    children:\n"
         "      - id: t-leaf\n        name: 叶子环节\n        keywords: [独特关键词]\n        products: [独特产品]\n"
-        "        industry_codes: [\"C3841\"]\n", encoding="utf-8")
+        '        industry_codes: ["C3841"]\n',
+        encoding="utf-8",
+    )
     rows = synth.generate(20, seed=5, chain_dir=chain_dir)
     assert rows == synth.generate(20, seed=5, chain_dir=chain_dir)
     assert rows != synth.generate(20, seed=6, chain_dir=chain_dir)
     for r in rows:
-        assert r["数据说明"].startswith("合成数据") and r["企业名称"].endswith("（合成）") and r["统一社会信用代码"] == ""
+        assert (
+            r["数据说明"].startswith("合成数据") and r["企业名称"].endswith("（合成）") and r["统一社会信用代码"] == ""
+        )
         assert "独特关键词" in r["经营范围"] and r["国标行业代码"] == "C3841" and list(r) == synth.CSV_HEADER
     fallback = synth.generate(5, seed=1, chain_dir=tmp_path / "absent")
     assert len(fallback) == 5 and all(r["所属行业"] for r in fallback)
@@ -289,7 +395,10 @@ def test_synthetic_data_is_deterministic_labelled_and_uses_chain_links(tmp_path)
 def test_init_step_loads_demo_firms_idempotently(app, tmp_path, monkeypatch):
     from webapp.cli import firms
 
-    demo = write_csv(tmp_path / "demo_firms.csv", [row(企业名称="演示甲公司", 外部编号="demo-a", 数据说明="演示数据：依据公开资料整理")])
+    demo = write_csv(
+        tmp_path / "demo_firms.csv",
+        [row(企业名称="演示甲公司", 外部编号="demo-a", 数据说明="演示数据：依据公开资料整理")],
+    )
     monkeypatch.setattr(firms, "DEMO_FIRMS_CSV", demo)
     with app.app_context():
         firms.load_demo_firms(app)

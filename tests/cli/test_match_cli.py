@@ -1,4 +1,5 @@
 """`chainmatch match` and `chainmatch index` through the CLI runner, on a real database and index."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """`chainmatch serve`: the gunicorn command line, its options and defaults; a real multi-worker server."""
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,9 @@ def test_serve_help(runner):
 
 
 def test_serve_command_line(runner):
-    result = runner.invoke(args=["serve", "--print-command", "--host", "0.0.0.0", "--port", "8080", "--workers", "3",
-                                 "--threads", "2"])
+    result = runner.invoke(
+        args=["serve", "--print-command", "--host", "0.0.0.0", "--port", "8080", "--workers", "3", "--threads", "2"]
+    )
     assert result.exit_code == 0, result.output
     line = result.output.strip()
     assert "-m gunicorn --config python:webapp.gunicorn_config" in line
@@ -46,8 +48,10 @@ def test_serve_workers_default_from_config(app):
 
 def test_secret_key_created_once_by_concurrent_processes(tmp_path):
     keys: list[str] = []
-    threads = [threading.Thread(target=lambda: keys.append(config_module.load_or_create_secret(str(tmp_path))))
-               for _ in range(8)]
+    threads = [
+        threading.Thread(target=lambda: keys.append(config_module.load_or_create_secret(str(tmp_path))))
+        for _ in range(8)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -67,21 +71,37 @@ def _free_port() -> int:
 def test_real_server_with_two_workers_serves_logged_in_pages(tmp_path):
     """gunicorn, two worker processes over one SQLite database: a login made through one worker is valid in the
     other, and each worker has loaded the match index before its first request."""
-    env = {**os.environ, "CHAINMATCH_INSTANCE_PATH": str(tmp_path / "instance"), "CHAINMATCH_LOG_LEVEL": "WARNING",
-           "CHAINMATCH_LOGIN_RATE_LIMIT": "1000 per minute"}
+    env = {
+        **os.environ,
+        "CHAINMATCH_INSTANCE_PATH": str(tmp_path / "instance"),
+        "CHAINMATCH_LOG_LEVEL": "WARNING",
+        "CHAINMATCH_LOGIN_RATE_LIMIT": "1000 per minute",
+    }
     env.pop("CHAINMATCH_DATABASE_URL", None)
-    schema = ("from webapp import create_app\nfrom webapp.extensions import db\napp = create_app()\n"
-              "with app.app_context():\n    db.create_all()\n")
+    schema = (
+        "from webapp import create_app\nfrom webapp.extensions import db\napp = create_app()\n"
+        "with app.app_context():\n    db.create_all()\n"
+    )
     subprocess.run([sys.executable, "-c", schema], env=env, check=True, cwd=ROOT)
     cli = [sys.executable, "-m", "webapp.cli.main"]
     subprocess.run([*cli, "db", "stamp", "head"], env=env, check=True, cwd=ROOT, capture_output=True)
-    subprocess.run([*cli, "users", "create", "ops", "--role", "admin", "--password", "correct-horse-battery"],
-                   env=env, check=True, cwd=ROOT, capture_output=True)
+    subprocess.run(
+        [*cli, "users", "create", "ops", "--role", "admin", "--password", "correct-horse-battery"],
+        env=env,
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
+    )
     port = _free_port()
     log_path = tmp_path / "server.log"
     with open(log_path, "wb") as log:
-        server = subprocess.Popen([*cli, "serve", "--port", str(port), "--workers", "2", "--threads", "2"], env=env,
-                                  cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            [*cli, "serve", "--port", str(port), "--workers", "2", "--threads", "2"],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -91,13 +111,21 @@ def test_real_server_with_two_workers_serves_logged_in_pages(tmp_path):
         session = requests.Session()
         page = session.get(f"{base}/auth/login", timeout=30).text
         token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-        reply = session.post(f"{base}/auth/login", data={"username": "ops", "password": "correct-horse-battery",
-                                                         "csrf_token": token}, allow_redirects=False, timeout=30)
+        reply = session.post(
+            f"{base}/auth/login",
+            data={"username": "ops", "password": "correct-horse-battery", "csrf_token": token},
+            allow_redirects=False,
+            timeout=30,
+        )
         assert reply.status_code == 302
         # Fresh connections spread over both workers; every one accepts the session cookie.
         for _ in range(12):
-            response = requests.get(f"{base}/imports/", cookies=session.cookies, timeout=30,
-                                    headers={"User-Agent": session.headers["User-Agent"], "Connection": "close"})
+            response = requests.get(
+                f"{base}/imports/",
+                cookies=session.cookies,
+                timeout=30,
+                headers={"User-Agent": session.headers["User-Agent"], "Connection": "close"},
+            )
             assert response.status_code == 200 and "企业导入" in response.text
         children = subprocess.run(["pgrep", "-P", str(server.pid)], capture_output=True, text=True).stdout.split()
         task_workers = [pid for pid in children if " worker --parent " in cmdline(pid)]

@@ -1,6 +1,7 @@
 """Cross-language matching with the bundled multilingual-e5-small: foreign firms described in English, Korean or
 Vietnamese (tests/data/cross_language.json, written for this test) found for Chinese chain links among the bundled
 Chinese demo firms — a promotion bureau's foreign-investment work (Japan, Korea, ASEAN, Europe)."""
+
 from __future__ import annotations
 
 import csv
@@ -24,8 +25,13 @@ def _pool() -> tuple[dict, list[Document]]:
     docs = [Document(i, f"foreign-{f['link']}", f["text"]) for i, f in enumerate(data["firms"])]
     with open(DEMO, encoding="utf-8-sig", newline="") as fh:
         for j, r in enumerate(csv.DictReader(fh)):
-            docs.append(Document(1000 + j, r["企业名称"], enterprise_profile(r["企业名称"], r["经营范围"], r["主营产品"],
-                                                                                r["所属行业"])))
+            docs.append(
+                Document(
+                    1000 + j,
+                    r["企业名称"],
+                    enterprise_profile(r["企业名称"], r["经营范围"], r["主营产品"], r["所属行业"]),
+                )
+            )
     return data, docs
 
 

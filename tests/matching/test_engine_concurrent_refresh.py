@@ -1,4 +1,5 @@
 """Two request threads searching right after an import refresh the lexical channels at once (issue 19 soak)."""
+
 from __future__ import annotations
 
 import threading
@@ -16,8 +17,10 @@ def test_concurrent_searches_apply_pending_additions_once(monkeypatch):
     docs, _ = corpus()
     engine = MatchEngine()
     engine.build(docs)
-    new = [Document(10_000 + i, f"并发示例{i}有限公司", enterprise_profile(f"并发示例{i}有限公司", "氢燃料电池电堆"))
-           for i in range(3)]
+    new = [
+        Document(10_000 + i, f"并发示例{i}有限公司", enterprise_profile(f"并发示例{i}有限公司", "氢燃料电池电堆"))
+        for i in range(3)
+    ]
     engine.add(new)
     original = channels.count_matrices
 

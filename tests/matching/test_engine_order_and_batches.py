@@ -1,5 +1,6 @@
 """MatchEngine: a total, deterministic ranking order; look-alikes from stored vectors; batched scoring of
 query sets and of look-alikes within a small set (synthetic corpus, real channels and faiss index)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,7 +32,7 @@ def test_ranking_is_score_desc_then_id_asc_for_every_k():
     for k in range(1, len(full) + 1):
         assert [h.id for h in engine.search("船用钢板", k=k)] == [h.id for h in full[:k]]
     # Pages cut from longer prefixes never repeat or skip a firm.
-    pages = [[h.id for h in engine.search("船用钢板", k=21 * p)][21 * (p - 1):] for p in (1, 2, 3)]
+    pages = [[h.id for h in engine.search("船用钢板", k=21 * p)][21 * (p - 1) :] for p in (1, 2, 3)]
     seen = [i for page in pages for i in page]
     assert len(seen) == len(set(seen)) == min(63, len(full))
 

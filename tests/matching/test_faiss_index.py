@@ -1,5 +1,6 @@
 """The faiss backend: kind by pool size, IVF-PQ recall, filters, updates and persistence, the memory-mapped float32
 refine store, legacy SQ8 stores. What every backend must do is in tests/matching/test_vector_backends.py."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -108,8 +109,8 @@ def test_ivfpq_many_deletes_and_replacements_stay_consistent():
     # Replace a third of the vectors by new ones and delete another third, in several batches.
     moved = clustered(1000, 32, centers=30, seed=9)
     for start in range(0, 1000, 250):
-        index.append(ids[start:start + 250], moved[start:start + 250])
-        index.delete(ids[1000 + start:1250 + start])
+        index.append(ids[start : start + 250], moved[start : start + 250])
+        index.delete(ids[1000 + start : 1250 + start])
     assert len(index) == 2000
     assert set(index.ids()) == set(ids[:1000]) | set(ids[2000:])
     current = np.vstack([moved, vectors[2000:]])
@@ -125,6 +126,7 @@ def test_ivfpq_many_deletes_and_replacements_stay_consistent():
 
 
 # -- IVF-PQ re-scored against float32 rows memory-mapped from disk (refine "fp32", the default) ---------------------
+
 
 def test_fp32_refine_is_the_default_and_loads_memory_mapped(clustered_pool, tmp_path):
     vectors, ids, ivf = clustered_pool

@@ -1,4 +1,5 @@
 """Learning from confirmed link assignments: helps on related queries, is not adopted when it does not help."""
+
 from __future__ import annotations
 
 from matching.engine import MatchEngine

@@ -1,4 +1,5 @@
 """Lexical channels, fusion maths and ranking metrics on hand-computed examples."""
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """MatchEngine on a small synthetic Chinese corpus: ranking, filters, explanations, updates, persistence."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -52,7 +53,9 @@ def test_add_replace_and_remove_documents():
     docs, groups = corpus()
     engine = MatchEngine()
     engine.build(docs)
-    new = Document(999, "临港氢能示例有限公司", enterprise_profile("临港氢能示例有限公司", "氢燃料电池电堆；质子交换膜"))
+    new = Document(
+        999, "临港氢能示例有限公司", enterprise_profile("临港氢能示例有限公司", "氢燃料电池电堆；质子交换膜")
+    )
     engine.add([new])
     assert engine.search("氢燃料电池", k=1)[0].id == 999
     engine.add([Document(999, "临港船舶示例有限公司", enterprise_profile("临港船舶示例有限公司", "船舶设计与建造"))])

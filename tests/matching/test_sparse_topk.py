@@ -1,5 +1,6 @@
 """The engine's pruned search (MaxScore over postings, matching.sparse_topk) returns exactly what ranking the whole
 pool returns, while reading fewer postings; the lexical channels are built from counts without token lists."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,15 +21,27 @@ from matching.profiles import enterprise_profile
 from matching.sparse_topk import Term, candidate_rows
 from matching.text import normalize
 
-QUERIES = ["锂电池正极材料 磷酸铁锂", "船舶 海洋工程装备 配套", "生物医药 抗体药物", "风电 叶片 轴承",
-           "集成电路 芯片 封装测试", "不存在的词语组合"]
+QUERIES = [
+    "锂电池正极材料 磷酸铁锂",
+    "船舶 海洋工程装备 配套",
+    "生物医药 抗体药物",
+    "风电 叶片 轴承",
+    "集成电路 芯片 封装测试",
+    "不存在的词语组合",
+]
 
 
 def _docs(n: int, seed: int = 3) -> list[Document]:
     out = []
     for i, r in enumerate(synth.generate(n, seed)):
-        out.append(Document(10 * i + 7, r["企业名称"], enterprise_profile(r["企业名称"], r["经营范围"], r["主营产品"],
-                                                                          r["所属行业"]), r["主营产品"]))
+        out.append(
+            Document(
+                10 * i + 7,
+                r["企业名称"],
+                enterprise_profile(r["企业名称"], r["经营范围"], r["主营产品"], r["所属行业"]),
+                r["主营产品"],
+            )
+        )
     return out
 
 
@@ -67,6 +80,7 @@ def pruned(monkeypatch):
         monkeypatch.setattr(engine_channels, "STATS_SAMPLE", sample)
         monkeypatch.setattr(engine_ranking, "DIRECT_SCORE_SHARE", 1.0 if direct else 0.0)
         return calls
+
     return use
 
 
@@ -76,8 +90,11 @@ def test_pruned_search_equals_ranking_the_whole_pool(pool, lexical_engine, prune
     engine = lexical_engine
     ids = [d.id for d in pool]
     rng = np.random.default_rng(0)
-    filters = [(None, None), (rng.choice(ids, 120, replace=False).tolist(), None),
-               (None, rng.choice(ids, 700, replace=False).tolist())]
+    filters = [
+        (None, None),
+        (rng.choice(ids, 120, replace=False).tolist(), None),
+        (None, rng.choice(ids, 700, replace=False).tolist()),
+    ]
     for query in QUERIES[:4]:
         for allowed, excluded in filters:
             for k in (10, 100):
@@ -107,11 +124,18 @@ def test_pruned_search_with_the_dense_channel_and_rows_without_any_score(pool, p
     assert len(calls) == len(QUERIES) + 1
 
 
-FOREIGN = ["Producer of lithium iron phosphate cathode materials for batteries",
-           "Shipbuilding equipment and marine engineering supplies", "Wind turbine blades and bearings",
-           "Antibody drug discovery and biopharmaceutical manufacturing", "Chip packaging and test services",
-           "선박 기자재 제조", "Dịch vụ vận tải hàng hải", "Hotel and restaurant services", "Software consulting",
-           "Textile and garment export"]
+FOREIGN = [
+    "Producer of lithium iron phosphate cathode materials for batteries",
+    "Shipbuilding equipment and marine engineering supplies",
+    "Wind turbine blades and bearings",
+    "Antibody drug discovery and biopharmaceutical manufacturing",
+    "Chip packaging and test services",
+    "선박 기자재 제조",
+    "Dịch vụ vận tải hàng hải",
+    "Hotel and restaurant services",
+    "Software consulting",
+    "Textile and garment export",
+]
 
 
 @pytest.mark.parametrize("direct", [False, True], ids=["maxscore", "direct"])
@@ -144,9 +168,11 @@ def test_filtered_search_with_a_heavy_dense_channel_equals_the_whole_pool(pool, 
     engine.build(docs)
     rng = np.random.default_rng(4)
     ids = [d.id for d in docs]
-    filters = [(rng.choice(ids, 35, replace=False).tolist(), None),
-               (rng.choice(ids, 35, replace=False).tolist(), rng.choice(ids, 300, replace=False).tolist()),
-               ([d.id for d in docs[::29]] + [90_000, 90_001, 90_005], [90_001])]
+    filters = [
+        (rng.choice(ids, 35, replace=False).tolist(), None),
+        (rng.choice(ids, 35, replace=False).tolist(), rng.choice(ids, 300, replace=False).tolist()),
+        ([d.id for d in docs[::29]] + [90_000, 90_001, 90_005], [90_001]),
+    ]
     for query in QUERIES:
         for allowed, excluded in filters:
             for k in (5, 30, 100):
@@ -179,8 +205,9 @@ def test_char_tfidf_equals_scikit_learn():
     texts = [d.text for d in _docs(300, seed=5)]
     ours = CharTfidfChannel()
     ours.build(texts)
-    ref = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True, dtype=np.float32,
-                          preprocessor=normalize)
+    ref = TfidfVectorizer(
+        analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True, dtype=np.float32, preprocessor=normalize
+    )
     matrix = ref.fit_transform(texts)
     order = [ref.vocabulary_[t] for t in ours.vocab.terms]  # our columns in the reference's column order
     assert len(order) == len(ref.vocabulary_)

@@ -1,6 +1,7 @@
 """The static embedder: trained from a teacher on the pool's profiles it reproduces the teacher's geometry, it finds
 the same tokens however texts are batched, it saves and loads to the same vectors, and its name changes with its
 content (so an index is never searched with another model's vectors)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -45,8 +46,10 @@ def _trained(corpus, teacher, folder: Path, epochs: int, seed: int = 0) -> Stati
 @pytest.fixture(scope="module")
 def models(tmp_path_factory, corpus, teacher) -> dict[str, StaticEmbedder]:
     folder = tmp_path_factory.mktemp("static-models")
-    return {"start": _trained(corpus, teacher, folder, epochs=0),
-            "trained": _trained(corpus, teacher, folder, epochs=TRAIN_EPOCHS)}
+    return {
+        "start": _trained(corpus, teacher, folder, epochs=0),
+        "trained": _trained(corpus, teacher, folder, epochs=TRAIN_EPOCHS),
+    }
 
 
 def _top10_overlap(a: np.ndarray, b: np.ndarray) -> float:

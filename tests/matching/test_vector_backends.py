@@ -2,6 +2,7 @@
 pools, padding, replace-on-append and delete, allowed-id filters, stored vectors, save/load with metadata checks, the
 engine ranking alike on each and reloading it by its saved metadata, and plugging in a backend by name. Then the
 milvus backend's own paths: scalar-field filters, a Milvus server by URI, private embedded copies."""
+
 from __future__ import annotations
 
 import gc
@@ -31,7 +32,7 @@ from matching.vectors import (
     set_server_uri,
 )
 from matching.vectors.filters import mask
-from matching.vectors.milvus_index import _public_uri, _pymilvus
+from matching.vectors.milvus_connection import public_uri, pymilvus_module
 from tests.worlds.vectors import DIM, numpy_top, random_unit
 
 
@@ -144,8 +145,16 @@ def test_metadata_mismatch_and_damage_are_detected(backend, tmp_path):
         load_vector_index(path)
 
 
-TEXTS = ["锂电池正极材料 磷酸铁锂", "船舶配套 船用柴油机", "光伏组件 单晶硅片", "汽车电子 车载芯片",
-         "锂电池隔膜 湿法隔膜", "海洋工程装备 钻井平台", "动力电池回收 梯次利用", "新能源汽车 整车制造"]
+TEXTS = [
+    "锂电池正极材料 磷酸铁锂",
+    "船舶配套 船用柴油机",
+    "光伏组件 单晶硅片",
+    "汽车电子 车载芯片",
+    "锂电池隔膜 湿法隔膜",
+    "海洋工程装备 钻井平台",
+    "动力电池回收 梯次利用",
+    "新能源汽车 整车制造",
+]
 
 
 def _dense_engine(backend: str) -> MatchEngine:
@@ -191,14 +200,16 @@ def test_a_registered_backend_is_chosen_by_name_and_loaded_by_its_metadata(tmp_p
 
 # ----------------------------------------------------------------------------- the milvus backend's own paths
 
+
 def test_milvus_scalar_fields_filter_inside_milvus(tmp_path):
     vectors = random_unit(120)
     ids = np.arange(120, dtype=np.int64) + 10
     provinces = ["山东省" if i % 3 == 0 else "江苏省" for i in range(120)]
     index = make_vector_index(120, DIM, backend="milvus")
     assert isinstance(index, MilvusIndex)
-    index.index(ids, vectors, fields={"province": np.array(provinces), "status": ["在业"] * 120,
-                                      "mixed": [1, "x"] * 60})  # typed columns, and one left dynamic
+    index.index(
+        ids, vectors, fields={"province": np.array(provinces), "status": ["在业"] * 120, "mixed": [1, "x"] * 60}
+    )  # typed columns, and one left dynamic
     query = random_unit(1, seed=5)
     _, found = index.search(query, 10, where="province == '山东省'")
     shandong = ids[::3]
@@ -218,8 +229,10 @@ def test_milvus_scalar_fields_filter_inside_milvus(tmp_path):
     index.save(tmp_path / "v.faiss")  # the fields are saved with the vectors
     loaded = load_vector_index(tmp_path / "v.faiss")
     assert loaded.scalar_fields == {"province": "VARCHAR", "status": "VARCHAR"}
-    assert np.array_equal(loaded.search(query, 5, where="province == '山东省'")[1],
-                          index.search(query, 5, where="province == '山东省'")[1])
+    assert np.array_equal(
+        loaded.search(query, 5, where="province == '山东省'")[1],
+        index.search(query, 5, where="province == '山东省'")[1],
+    )
 
 
 def _firm_fields(n: int) -> dict[str, list]:
@@ -227,21 +240,42 @@ def _firm_fields(n: int) -> dict[str, list]:
     rng = np.random.default_rng(11)
     provinces = np.array(["山东省", "江苏省", "广东省", "上海市"])[rng.integers(0, 4, n)]
     cities = [("" if rng.random() < 0.15 else f"{p[:2]}市{rng.integers(0, 3)}") for p in provinces]
-    tags = [sorted(set(np.array(["专精特新", "高新技术企业", "上市公司", "it's"])[rng.integers(0, 4, rng.integers(0, 3))]
-                       .tolist())) for _ in range(n)]
-    return {"province": provinces.tolist(), "city": cities,
-            "status": np.array(["存续", "在业", "注销"])[rng.integers(0, 3, n)].tolist(), "tags": tags}
+    tags = [
+        sorted(
+            set(
+                np.array(["专精特新", "高新技术企业", "上市公司", "it's"])[
+                    rng.integers(0, 4, rng.integers(0, 3))
+                ].tolist()
+            )
+        )
+        for _ in range(n)
+    ]
+    return {
+        "province": provinces.tolist(),
+        "city": cities,
+        "status": np.array(["存续", "在业", "注销"])[rng.integers(0, 3, n)].tolist(),
+        "tags": tags,
+    }
 
 
 FIELD_FILTERS = [
     # one province, active firms only (the product's province filter)
     FieldFilter(((condition("province", "in", ["山东省"]),), (condition("status", "in", ["存续", "在业"]),))),
     # provinces or a city; outside the cluster's city (a firm without a city is outside it)
-    FieldFilter(((condition("province", "in", ["江苏省", "上海市"]), condition("city", "in", ["广东市1"])),
-                 (condition("city", "ne", "江苏市0"),))),
+    FieldFilter(
+        (
+            (condition("province", "in", ["江苏省", "上海市"]), condition("city", "in", ["广东市1"])),
+            (condition("city", "ne", "江苏市0"),),
+        )
+    ),
     # tags (any of), excluded provinces (firms without one would stay), a quote in a value
-    FieldFilter(((condition("tags", "contains_any", ["专精特新", "it's"]),),
-                 (condition("province", "not_in", ["广东省"]),), (condition("status", "ne", "注销"),))),
+    FieldFilter(
+        (
+            (condition("tags", "contains_any", ["专精特新", "it's"]),),
+            (condition("province", "not_in", ["广东省"]),),
+            (condition("status", "ne", "注销"),),
+        )
+    ),
 ]
 
 
@@ -289,7 +323,7 @@ def test_field_filters_are_checked_and_quoted():
 @pytest.fixture
 def milvus_server(tmp_path):
     """A Milvus server at a URI: Milvus's engine (milvus-lite's binary) serving gRPC on a local TCP port."""
-    _pymilvus()
+    pymilvus_module()
     from milvus_lite.server import Server
 
     with socket.socket() as probe:
@@ -331,8 +365,8 @@ def test_milvus_by_uri_keeps_the_collection_on_the_server(milvus_server, tmp_pat
 
 
 def test_milvus_saves_a_server_uri_without_credentials():
-    assert _public_uri("https://root:secret@milvus.example:19530/x") == "https://milvus.example:19530/x"
-    assert _public_uri("http://127.0.0.1:19530") == "http://127.0.0.1:19530"
+    assert public_uri("https://root:secret@milvus.example:19530/x") == "https://milvus.example:19530/x"
+    assert public_uri("http://127.0.0.1:19530") == "http://127.0.0.1:19530"
 
 
 def test_milvus_embedded_copies_are_private_and_removed(tmp_path):

@@ -1,4 +1,5 @@
 """The content-addressed embedding cache: texts are encoded once, a stopped run resumes with what is missing."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -57,8 +58,9 @@ def test_a_stopped_run_keeps_its_finished_chunks_and_resumes_after_them(tmp_path
     assert len(encoder.seen) == 3 * 64  # three batches encoded; the chunks of the first three were stored
     resumed = CountingEncoder()
     progress: list[tuple[int, int]] = []
-    result = VectorCache(tmp_path, "enc", 8).embed(TEXTS, resumed, progress=lambda d, t: progress.append((d, t)),
-                                                    chunk_texts=64)
+    result = VectorCache(tmp_path, "enc", 8).embed(
+        TEXTS, resumed, progress=lambda d, t: progress.append((d, t)), chunk_texts=64
+    )
     assert len(resumed.seen) == len(TEXTS) - 3 * 64 and not set(resumed.seen) & set(encoder.seen)
     assert progress[0] == (3 * 64, len(TEXTS)) and progress[-1] == (len(TEXTS), len(TEXTS))
     assert np.array_equal(result.vectors, CountingEncoder()(TEXTS))

@@ -1,4 +1,5 @@
 """webapp.services.cache.LruCache: the per-process cache every web-app cache is built on."""
+
 from __future__ import annotations
 
 import threading

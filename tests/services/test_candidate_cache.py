@@ -1,4 +1,5 @@
 """Per-process caches of the chain-map and candidates pages: same results as computing afresh, and never stale."""
+
 from __future__ import annotations
 
 import threading
@@ -21,9 +22,13 @@ def _fresh(app, link: str, filters: dict | None = None, k: int = 10, offset: int
 
 
 def test_cached_pages_equal_fresh_ones_and_are_not_shared(app, seeded):
-    for link, filters, k, offset in (("tev-cell", {}, 10, 0), ("tev-cell", {}, 3, 3), ("tev-chip", {}, 5, 0),
-                                     ("tev-cell", {"exclude_cluster_firms": False}, 10, 0),
-                                     ("tev-cell", {"exclude_cluster_city": True}, 10, 0)):
+    for link, filters, k, offset in (
+        ("tev-cell", {}, 10, 0),
+        ("tev-cell", {}, 3, 3),
+        ("tev-chip", {}, 5, 0),
+        ("tev-cell", {"exclude_cluster_firms": False}, 10, 0),
+        ("tev-cell", {"exclude_cluster_city": True}, 10, 0),
+    ):
         fresh = _fresh(app, link, filters, k, offset)
         first = matchsvc.candidates(db.session, CLUSTER_ID, link, filters, k=k, offset=offset)
         assert first.as_dict() == fresh  # computed, then cached
@@ -124,16 +129,26 @@ def test_rendered_fragment_cache_keeps_tokens_feedback_and_leads_current(app, se
     # The token in a cached fragment is the session's own: a feedback form posted with it is accepted.
     token = re.search(r'name="csrf_token" value="([^"]+)"', second).group(1)
     firm = int(re.search(r'name="enterprise_id" value="(\d+)"', second).group(1))
-    reply = client.post(f"{url}/feedback", data={"csrf_token": token, "enterprise_id": str(firm), "label": "relevant"},
-                        headers=hx)
+    reply = client.post(
+        f"{url}/feedback", data={"csrf_token": token, "enterprise_id": str(firm), "label": "relevant"}, headers=hx
+    )
     assert reply.status_code == 200, reply.get_data(as_text=True)
     after = client.get(url, headers=hx).get_data(as_text=True)
-    card = after[after.index(f'id="cand-{firm}"'):]
-    assert 'value="relevant" class="small-button chosen" aria-pressed="true"' in card[:card.index("</li>")]
+    card = after[after.index(f'id="cand-{firm}"') :]
+    assert 'value="relevant" class="small-button chosen" aria-pressed="true"' in card[: card.index("</li>")]
     # A lead created for a candidate shows at once too.
-    reply = client.post("/leads/create", data={"csrf_token": token, "cluster_id": CLUSTER_ID, "chain_id": "tev",
-                                               "link_key": "tev-cell", "enterprise_id": str(firm)}, headers=hx)
+    reply = client.post(
+        "/leads/create",
+        data={
+            "csrf_token": token,
+            "cluster_id": CLUSTER_ID,
+            "chain_id": "tev",
+            "link_key": "tev-cell",
+            "enterprise_id": str(firm),
+        },
+        headers=hx,
+    )
     assert reply.status_code in (200, 201), reply.get_data(as_text=True)
     after = client.get(url, headers=hx).get_data(as_text=True)
-    card = after[after.index(f'id="cand-{firm}"'):]
-    assert "查看线索" in card[:card.index("</li>")]
+    card = after[after.index(f'id="cand-{firm}"') :]
+    assert "查看线索" in card[: card.index("</li>")]

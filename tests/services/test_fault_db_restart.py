@@ -3,6 +3,7 @@
 During the outage requests fail cleanly (an error page, no trace, no hang); after it they succeed again, with the
 same server processes and the same login session.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,10 @@ OUTAGE_REQUESTS = 3
 CLEAN_FAILURE_S = 10  # an outage answer must come this fast (no hanging on a dead database)
 LEAKS = ("Traceback", "psycopg", "OperationalError", "SELECT ")
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not private_postgres.available(), reason="no PostgreSQL server binaries")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not private_postgres.available(), reason="no PostgreSQL server binaries"),
+]
 
 
 def _wait_for_workers(server: subprocess.Popen, log_path: Path, workers: int) -> None:
@@ -46,26 +49,45 @@ def _login(base: str) -> requests.Session:
     session = requests.Session()
     page = session.get(f"{base}/auth/login", timeout=REQUEST_TIMEOUT_S).text
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    reply = session.post(f"{base}/auth/login", data={"username": "ops", "password": PASSWORD, "csrf_token": token},
-                         allow_redirects=False, timeout=REQUEST_TIMEOUT_S)
+    reply = session.post(
+        f"{base}/auth/login",
+        data={"username": "ops", "password": PASSWORD, "csrf_token": token},
+        allow_redirects=False,
+        timeout=REQUEST_TIMEOUT_S,
+    )
     assert reply.status_code == 302
     return session
 
 
 def test_requests_fail_cleanly_during_a_database_restart_and_succeed_after(tmp_path):
     with private_postgres.private_postgres() as pg:
-        env = {**os.environ, "CHAINMATCH_INSTANCE_PATH": str(tmp_path / "instance"), "CHAINMATCH_LOG_LEVEL": "WARNING",
-               "CHAINMATCH_DATABASE_URL": pg.url, "CHAINMATCH_EMBEDDING_MODEL": "builtin",
-               "CHAINMATCH_LOGIN_RATE_LIMIT": "1000 per minute"}
+        env = {
+            **os.environ,
+            "CHAINMATCH_INSTANCE_PATH": str(tmp_path / "instance"),
+            "CHAINMATCH_LOG_LEVEL": "WARNING",
+            "CHAINMATCH_DATABASE_URL": pg.url,
+            "CHAINMATCH_EMBEDDING_MODEL": "builtin",
+            "CHAINMATCH_LOGIN_RATE_LIMIT": "1000 per minute",
+        }
         cli = [sys.executable, "-m", "webapp.cli.main"]
         subprocess.run([*cli, "db", "upgrade"], env=env, check=True, cwd=ROOT, capture_output=True)
-        subprocess.run([*cli, "users", "create", "ops", "--role", "admin", "--password", PASSWORD],
-                       env=env, check=True, cwd=ROOT, capture_output=True)
+        subprocess.run(
+            [*cli, "users", "create", "ops", "--role", "admin", "--password", PASSWORD],
+            env=env,
+            check=True,
+            cwd=ROOT,
+            capture_output=True,
+        )
         port = private_postgres.free_port()
         log_path = tmp_path / "server.log"
         with open(log_path, "wb") as log:
-            server = subprocess.Popen([*cli, "serve", "--port", str(port), "--workers", "2", "--threads", "2"],
-                                      env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+            server = subprocess.Popen(
+                [*cli, "serve", "--port", str(port), "--workers", "2", "--threads", "2"],
+                env=env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         base = f"http://127.0.0.1:{port}"
         try:
             _wait_for_workers(server, log_path, 2)

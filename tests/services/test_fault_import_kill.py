@@ -4,6 +4,7 @@ The worker is a real separate process (a second app over the same database, as a
 large file and is killed while its import runs. Then: the database holds none of the file's firms, the job shows
 failed within the stale-job timeout, and the same file uploaded again imports fully.
 """
+
 from __future__ import annotations
 
 import os
@@ -48,7 +49,9 @@ time.sleep(3600)  # the import runs in this process's background thread until th
 
 
 def _csv(path: Path) -> bytes:
-    lines = [CSV_HEADER] + [f"k{i},合成故障测试企业{i:05d}有限公司,,青岛市,测试,合成数据：故障测试\n" for i in range(ROWS)]
+    lines = [CSV_HEADER] + [
+        f"k{i},合成故障测试企业{i:05d}有限公司,,青岛市,测试,合成数据：故障测试\n" for i in range(ROWS)
+    ]
     path.write_text("".join(lines), encoding="utf-8")
     return path.read_bytes()
 
@@ -71,9 +74,20 @@ def test_worker_killed_mid_import_changes_nothing_fails_the_job_and_the_upload_t
     auth.create_user("importer", "staff")
     content = _csv(tmp_path / "firms.csv")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CHAINMATCH_LOG_LEVEL": "WARNING"}
-    worker = subprocess.Popen([sys.executable, "-c", WORKER.format(stale=STALE_SECONDS, pause=CHUNK_PAUSE_S), database_url,
-                               str(tmp_path / "worker"), str(tmp_path / "firms.csv")],
-                              cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            WORKER.format(stale=STALE_SECONDS, pause=CHUNK_PAUSE_S),
+            database_url,
+            str(tmp_path / "worker"),
+            str(tmp_path / "firms.csv"),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         job_id = int(worker.stdout.readline())
         deadline = time.monotonic() + STARTUP_TIMEOUT_S

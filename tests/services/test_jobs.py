@@ -2,6 +2,7 @@
 
 "Another worker" is a second app object over the same database (what a second gunicorn worker process is).
 """
+
 from __future__ import annotations
 
 import time
@@ -36,17 +37,25 @@ def two_workers(database_url, tmp_path):
             db.engine.dispose()
 
 
-def _import_job(app, status: str = "running", owner: str | None = None, heartbeat_age: float = 0.0,
-                with_state: bool = True) -> int:
+def _import_job(
+    app, status: str = "running", owner: str | None = None, heartbeat_age: float = 0.0, with_state: bool = True
+) -> int:
     with app.app_context():
         job = ImportJob(filename="名单.csv", status=status)
         db.session.add(job)
         db.session.flush()
         if with_state:
             beat = utcnow() - timedelta(seconds=heartbeat_age)
-            db.session.add(BackgroundJob(kind=jobs.KIND_IMPORT, key=str(job.id), status=status,
-                                         owner=owner if owner is not None else jobs.owner_id(),
-                                         started_at=beat, heartbeat_at=beat))
+            db.session.add(
+                BackgroundJob(
+                    kind=jobs.KIND_IMPORT,
+                    key=str(job.id),
+                    status=status,
+                    owner=owner if owner is not None else jobs.owner_id(),
+                    started_at=beat,
+                    heartbeat_at=beat,
+                )
+            )
         db.session.commit()
         return job.id
 
@@ -59,6 +68,7 @@ def _login(app, role: str, clusters: tuple[str, ...] = ()) -> AuthActions:
 
 
 # ----------------------------------------------------------------------------- imports
+
 
 def test_import_progress_written_by_one_worker_is_shown_by_another(two_workers):
     first, second = two_workers
@@ -136,6 +146,7 @@ def test_heartbeat_refreshes_and_stops_with_the_job(app):
 
 # ----------------------------------------------------------------------------- placement runs
 
+
 def _cluster(app) -> None:
     with app.app_context():
         db.session.add(Cluster(id=CLUSTER, name="作业测试集聚区", province="江苏省", city="常州市"))
@@ -160,8 +171,16 @@ def test_placement_run_whose_worker_died_is_marked_failed_and_can_run_again(two_
     _cluster(first)
     with first.app_context():
         old = utcnow() - timedelta(seconds=300)
-        db.session.add(BackgroundJob(kind=jobs.KIND_PLACEMENT, key=CLUSTER, status="running", owner=dead_owner(),
-                                     started_at=old, heartbeat_at=old))
+        db.session.add(
+            BackgroundJob(
+                kind=jobs.KIND_PLACEMENT,
+                key=CLUSTER,
+                status="running",
+                owner=dead_owner(),
+                started_at=old,
+                heartbeat_at=old,
+            )
+        )
         db.session.commit()
     auth = _login(second, "manager", (CLUSTER,))
     page = auth._client.get(f"/clusters/{CLUSTER}/placement/status", headers={"HX-Request": "true"})

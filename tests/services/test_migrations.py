@@ -1,4 +1,5 @@
 """The Alembic migrations build the same schema as the models, on every backend."""
+
 from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
@@ -12,7 +13,9 @@ from webapp.extensions import db
 
 
 def test_migrations_match_models(database_url, tmp_path):
-    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "INSTANCE_PATH": str(tmp_path / "inst"), "TESTING": True})
+    app = create_app(
+        {"SQLALCHEMY_DATABASE_URI": database_url, "INSTANCE_PATH": str(tmp_path / "inst"), "TESTING": True}
+    )
     with app.app_context():
         upgrade()
         with db.engine.connect() as conn:
@@ -26,7 +29,9 @@ def test_migrations_downgrade_to_empty_and_back(database_url, tmp_path):
     from flask_migrate import downgrade
     from sqlalchemy import inspect
 
-    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "INSTANCE_PATH": str(tmp_path / "inst"), "TESTING": True})
+    app = create_app(
+        {"SQLALCHEMY_DATABASE_URI": database_url, "INSTANCE_PATH": str(tmp_path / "inst"), "TESTING": True}
+    )
     with app.app_context():
         upgrade()
         downgrade(revision="base")

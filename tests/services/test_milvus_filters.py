@@ -2,6 +2,7 @@
 engine ranks a FieldFilter search on Milvus exactly as an id-list search on Milvus and on faiss; a firm that moves
 province has its stored fields rewritten; the web service's candidates on milvus equal those on faiss. Real
 milvus-lite (embedded), small pools, the built-in LSA embedder."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,8 +22,22 @@ PROVINCES = ("山东省", "江苏省", "广东省", "浙江省")
 CITIES = {"山东省": ("济南市", "青岛市"), "江苏省": ("苏州市", "常州市"), "广东省": ("深圳市",), "浙江省": ("宁波市",)}
 STATUSES = ("存续", "在业", "注销")
 TAGS = ("上市", "外资", "专精特新")
-PRODUCTS = ("锂电池正极材料", "磷酸铁锂电芯", "湿法隔膜", "船用柴油机", "单晶硅片", "车载芯片", "钻井平台",
-            "动力电池回收", "整车制造", "功率半导体", "电解液", "储能系统", "光伏逆变器", "碳纤维复合材料")
+PRODUCTS = (
+    "锂电池正极材料",
+    "磷酸铁锂电芯",
+    "湿法隔膜",
+    "船用柴油机",
+    "单晶硅片",
+    "车载芯片",
+    "钻井平台",
+    "动力电池回收",
+    "整车制造",
+    "功率半导体",
+    "电解液",
+    "储能系统",
+    "光伏逆变器",
+    "碳纤维复合材料",
+)
 QUERIES = ("磷酸铁锂 电芯 正极材料", "功率半导体 车载芯片", "光伏 单晶硅片 逆变器")
 WEIGHTS = FusionWeights(dense=0.8)  # the dense channel weighted, so its candidate search takes part
 
@@ -33,10 +48,21 @@ def _pool(n: int = 90) -> list[Document]:
     for i in range(n):
         products = [PRODUCTS[j] for j in rng.choice(len(PRODUCTS), 3, replace=False)]
         province = PROVINCES[i % len(PROVINCES)]
-        fields = {"province": province, "city": CITIES[province][i // 4 % len(CITIES[province])],
-                  "status": STATUSES[i % 7 % 3], "tags": sorted(TAGS[j] for j in range(3) if rng.random() < 0.3)}
-        docs.append(Document(i + 1, f"合成企业{i}号", f"合成企业{i}号 主营 {' '.join(products)} 编号{i}",
-                             " ".join(products), fields=fields))
+        fields = {
+            "province": province,
+            "city": CITIES[province][i // 4 % len(CITIES[province])],
+            "status": STATUSES[i % 7 % 3],
+            "tags": sorted(TAGS[j] for j in range(3) if rng.random() < 0.3),
+        }
+        docs.append(
+            Document(
+                i + 1,
+                f"合成企业{i}号",
+                f"合成企业{i}号 主营 {' '.join(products)} 编号{i}",
+                " ".join(products),
+                fields=fields,
+            )
+        )
     return docs
 
 
@@ -79,8 +105,12 @@ FILTERS = {
     "exclude city": FieldFilter(((condition("city", "ne", "苏州市"),),)),
     "tag": FieldFilter(((condition("tags", "contains_any", ["上市", "专精特新"]),),)),
     "status": FieldFilter(((condition("status", "in", ["存续", "在业"]),),)),
-    "combined": FieldFilter(((condition("province", "in", ["江苏省"]), condition("city", "in", ["深圳市"])),
-                             (condition("status", "in", ["存续", "在业"]),))),
+    "combined": FieldFilter(
+        (
+            (condition("province", "in", ["江苏省"]), condition("city", "in", ["深圳市"])),
+            (condition("status", "in", ["存续", "在业"]),),
+        )
+    ),
 }
 
 
@@ -111,8 +141,9 @@ def test_a_field_filter_on_milvus_ranks_as_id_lists_on_milvus_and_faiss(name, pr
         assert by_fields == want and by_ids == want and faiss_by_fields == want, query
     # The whole-pool path (no pruning) applies the filter as a row mask on both backends alike.
     engine_channels.STATS_SAMPLE = 65_536
-    assert [h.id for h in milvus.search(QUERIES[0], 15, excluded_ids=roster, where=flt)] == \
-        [h.id for h in engines["faiss"].search(QUERIES[0], 15, allowed_ids=allowed, excluded_ids=roster)]
+    assert [h.id for h in milvus.search(QUERIES[0], 15, excluded_ids=roster, where=flt)] == [
+        h.id for h in engines["faiss"].search(QUERIES[0], 15, allowed_ids=allowed, excluded_ids=roster)
+    ]
 
 
 def test_a_firm_that_moves_province_is_filtered_by_its_new_one(pruned, tmp_path):
@@ -122,8 +153,13 @@ def test_a_firm_that_moves_province_is_filtered_by_its_new_one(pruned, tmp_path)
     mover = next(d for d in docs if d.fields["province"] == "江苏省")
     query = mover.text
     assert mover.id not in [h.id for h in milvus.search(query, 30, where=shandong)]
-    moved = Document(mover.id, mover.name, mover.text, mover.products,
-                     fields={**mover.fields, "province": "山东省", "city": "济南市"})
+    moved = Document(
+        mover.id,
+        mover.name,
+        mover.text,
+        mover.products,
+        fields={**mover.fields, "province": "山东省", "city": "济南市"},
+    )
     milvus.add([moved])
     hits = milvus.search(query, 30, where=shandong)
     assert hits[0].id == mover.id  # its own profile: first once it is in the province
@@ -146,8 +182,12 @@ def test_web_candidates_on_milvus_equal_faiss_for_a_province_filter(app, seeded,
         store.state_of(app).engine.weights = WEIGHTS  # the built-in LSA's dense weight is 0 in the product
         return [c.enterprise_id for c in matchsvc.candidates(db.session, CLUSTER_ID, "tev-cell", filters, k=10).items]
 
-    cases = [{"provinces": ["广东省", "江苏省"]}, {"provinces": ["广东省"], "exclude_cluster_city": True},
-             {"exclude_cluster_province": True, "tags": ["上市", "外资"]}, {"capital_min": 10000}]
+    cases = [
+        {"provinces": ["广东省", "江苏省"]},
+        {"provinces": ["广东省"], "exclude_cluster_city": True},
+        {"exclude_cluster_province": True, "tags": ["上市", "外资"]},
+        {"capital_min": 10000},
+    ]
     before = [candidates(**case) for case in cases]
     assert store.state_of(app).engine.document(before[0][0]).fields is None  # faiss: documents carry no fields
     monkeypatch.setitem(app.config, "VECTOR_BACKEND", "milvus")

@@ -1,5 +1,6 @@
 """Embedding the registry on a real local Ray (2 workers): the vectors equal the in-process ones, a job that dies
 keeps what its finished partitions wrote and the next run encodes only the rest."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,8 +31,7 @@ def _texts(app) -> list[str]:
     return texts
 
 
-def test_ray_fills_the_cache_with_the_in_process_vectors_and_the_job_only_attaches_them(e5_app, pending,
-                                                                                        monkeypatch):
+def test_ray_fills_the_cache_with_the_in_process_vectors_and_the_job_only_attaches_them(e5_app, pending, monkeypatch):
     embedder = embedding.embedder_for(e5_app)
     with e5_app.app_context():
         progress = []
@@ -62,8 +62,9 @@ with app.app_context():
 """
 
 
-def test_a_killed_ray_job_keeps_its_finished_partitions_and_the_rerun_encodes_the_rest(e5_app, pending, tmp_path,
-                                                                                       database_url, tiny_e5):
+def test_a_killed_ray_job_keeps_its_finished_partitions_and_the_rerun_encodes_the_rest(
+    e5_app, pending, tmp_path, database_url, tiny_e5
+):
     import os
     import shutil
     import signal
@@ -75,14 +76,25 @@ def test_a_killed_ray_job_keeps_its_finished_partitions_and_the_rerun_encodes_th
 
     embedder = embedding.embedder_for(e5_app)
     cache = embedding.cache_for(e5_app, embedder)
-    env = {**os.environ, "CHAINMATCH_DATABASE_URL": database_url, "CHAINMATCH_INSTANCE_PATH": e5_app.instance_path,
-           "CHAINMATCH_INDEX_DIR": e5_app.config["INDEX_DIR"], "CHAINMATCH_EMBEDDING_MODEL": str(tiny_e5),
-           "CHAINMATCH_EMBEDDING_BACKEND": "torch", "CHAINMATCH_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "CHAINMATCH_DATABASE_URL": database_url,
+        "CHAINMATCH_INSTANCE_PATH": e5_app.instance_path,
+        "CHAINMATCH_INDEX_DIR": e5_app.config["INDEX_DIR"],
+        "CHAINMATCH_EMBEDDING_MODEL": str(tiny_e5),
+        "CHAINMATCH_EMBEDDING_BACKEND": "torch",
+        "CHAINMATCH_LOG_LEVEL": "WARNING",
+    }
     ray_dir = Path(tempfile.mkdtemp(prefix="cmray-"))  # short: Ray's socket paths must fit in 107 bytes
     log = tmp_path / "job.log"
     with open(log, "wb") as out:
-        job = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(ray_dir)], env=env, start_new_session=True,
-                               stdout=out, stderr=subprocess.STDOUT)
+        job = subprocess.Popen(
+            [sys.executable, "-c", KILLED_RUN, str(ray_dir)],
+            env=env,
+            start_new_session=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     texts = _texts(e5_app)
     keys = text_keys(texts)
     deadline = time.monotonic() + 180

@@ -2,6 +2,7 @@
 model on the registry; CHAINMATCH_EMBEDDER=static (or auto above CHAINMATCH_STATIC_EMBEDDER_ABOVE firms) then indexes
 with it — vectors at once, no background job — and the index names it, so its vectors never mix with the
 transformer's."""
+
 from __future__ import annotations
 
 import pytest
@@ -21,8 +22,14 @@ def apps(database_url, tmp_path, tiny_e5):  # noqa: F811 - fixture
     made = []
 
     def make(**config):
-        app = make_app(database_url, tmp_path / f"app{len(made)}", EMBEDDING_MODEL=str(tiny_e5),
-                       EMBEDDING_BACKEND="torch", MODEL_DIR=str(tmp_path / "models"), **config)
+        app = make_app(
+            database_url,
+            tmp_path / f"app{len(made)}",
+            EMBEDDING_MODEL=str(tiny_e5),
+            EMBEDDING_BACKEND="torch",
+            MODEL_DIR=str(tmp_path / "models"),
+            **config,
+        )
         made.append(app)
         return app
 
@@ -67,8 +74,10 @@ def test_a_trained_static_embedder_indexes_at_once_and_is_named_in_the_index(app
 
 
 def test_auto_uses_the_static_embedder_only_for_registries_above_the_threshold(apps):
-    small_threshold, large_threshold = apps(EMBEDDER="auto", STATIC_EMBEDDER_ABOVE=5), apps(
-        EMBEDDER="auto", STATIC_EMBEDDER_ABOVE=100_000)
+    small_threshold, large_threshold = (
+        apps(EMBEDDER="auto", STATIC_EMBEDDER_ABOVE=5),
+        apps(EMBEDDER="auto", STATIC_EMBEDDER_ABOVE=100_000),
+    )
     with small_threshold.app_context():
         seed(db.session)
         assert embedding.embedder_kind(small_threshold) == embedding.KIND_TRANSFORMER  # none trained yet

@@ -3,6 +3,7 @@
 The consumer runs in threads of the test process (`webapp.services.tasks.worker.start_in_thread`) or as a real `chainmatch
 worker` process; jobs are enqueued by the upload and 自动归位 routes and cancelled or retried through them.
 """
+
 from __future__ import annotations
 
 import os
@@ -121,6 +122,7 @@ def _status_html(auth, job_id: int) -> str:
 
 # ----------------------------------------------------------------------------- imports
 
+
 def test_import_is_queued_and_run_by_the_consumer(queue_app, consumer_of):
     auth = _staff(queue_app)
     job_id = job_id_from(upload(auth, _csv(30), "名单.csv"))
@@ -157,8 +159,9 @@ def test_queued_import_cancelled_is_skipped_by_the_worker_and_can_be_retried(que
     assert auth.post(f"/imports/{job_id}/cancel").status_code == 303  # nor cancelled
     assert _import(queue_app, job_id)[0].status == "done"
     with queue_app.app_context():  # only the changes are audited
-        actions = db.session.scalars(select(AuditEntry.action).where(AuditEntry.object_type == "import_job")
-                                     .order_by(AuditEntry.id)).all()
+        actions = db.session.scalars(
+            select(AuditEntry.action).where(AuditEntry.object_type == "import_job").order_by(AuditEntry.id)
+        ).all()
     assert actions == ["enterprise.import", "import.cancel", "import.retry"]
 
 
@@ -188,15 +191,24 @@ def test_worker_killed_mid_import_fails_the_job_then_retry_imports_everything(qu
     rows = 5000
     auth = _staff(queue_app)
     job_id = job_id_from(upload(auth, _csv(rows), "名单.csv"))
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "CHAINMATCH_LOG_LEVEL": "WARNING",
-           "CHAINMATCH_DATABASE_URL": database_url, "CHAINMATCH_INSTANCE_PATH": queue_app.instance_path,
-           "CHAINMATCH_UPLOAD_DIR": queue_app.config["UPLOAD_DIR"], "CHAINMATCH_INDEX_DIR": queue_app.config["INDEX_DIR"],
-           "CHAINMATCH_TASK_QUEUE": "sqlite", "CHAINMATCH_EMBEDDING_MODEL": "builtin",
-           "CHAINMATCH_JOB_STALE_SECONDS": str(STALE_SECONDS)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "CHAINMATCH_LOG_LEVEL": "WARNING",
+        "CHAINMATCH_DATABASE_URL": database_url,
+        "CHAINMATCH_INSTANCE_PATH": queue_app.instance_path,
+        "CHAINMATCH_UPLOAD_DIR": queue_app.config["UPLOAD_DIR"],
+        "CHAINMATCH_INDEX_DIR": queue_app.config["INDEX_DIR"],
+        "CHAINMATCH_TASK_QUEUE": "sqlite",
+        "CHAINMATCH_EMBEDDING_MODEL": "builtin",
+        "CHAINMATCH_JOB_STALE_SECONDS": str(STALE_SECONDS),
+    }
     worker = subprocess.Popen([sys.executable, "-c", PACED_WORKER], cwd=ROOT, env=env)
     try:
-        _wait_for(lambda: _import(queue_app, job_id)[0].status == "running" or worker.poll() is not None,
-                  "the worker to start the import")
+        _wait_for(
+            lambda: _import(queue_app, job_id)[0].status == "running" or worker.poll() is not None,
+            "the worker to start the import",
+        )
         assert worker.poll() is None
         _, state = _import(queue_app, job_id)
         assert state.owner.split(":")[1] == str(worker.pid)  # run by the worker process, not a web process
@@ -205,8 +217,7 @@ def test_worker_killed_mid_import_fails_the_job_then_retry_imports_everything(qu
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait(timeout=30)
     assert _firms(queue_app) == 0
-    _wait_for(lambda: "导入中断" in _status_html(auth, job_id), "the stale job to be marked failed",
-              STALE_SECONDS + 15)
+    _wait_for(lambda: "导入中断" in _status_html(auth, job_id), "the stale job to be marked failed", STALE_SECONDS + 15)
     assert "重试" in _status_html(auth, job_id)
 
     consumer_of(queue_app)
@@ -219,8 +230,15 @@ def test_only_jobs_waiting_on_the_durable_queue_never_go_stale():
     old = utcnow() - timedelta(hours=1)
 
     def queued(task_id: str) -> jobs.BackgroundJob:
-        return jobs.BackgroundJob(kind=jobs.KIND_IMPORT, key="1", status=jobs.STATUS_QUEUED, owner=dead_owner(),
-                                  task_id=task_id, started_at=old, heartbeat_at=old)
+        return jobs.BackgroundJob(
+            kind=jobs.KIND_IMPORT,
+            key="1",
+            status=jobs.STATUS_QUEUED,
+            owner=dead_owner(),
+            task_id=task_id,
+            started_at=old,
+            heartbeat_at=old,
+        )
 
     assert not jobs.is_stale(queued("0f" * 16), STALE_SECONDS)  # in the SQLite/Redis queue: outlives the web process
     assert jobs.is_stale(queued(jobs.IN_PROCESS_TASK_PREFIX + "0f" * 16), STALE_SECONDS)  # a thread of a dead process
@@ -228,6 +246,7 @@ def test_only_jobs_waiting_on_the_durable_queue_never_go_stale():
 
 
 # ----------------------------------------------------------------------------- placement runs
+
 
 def test_placement_run_is_queued_cancelled_and_run_again(queue_app, consumer_of):
     with queue_app.app_context():
@@ -267,7 +286,7 @@ def test_running_placement_cancelled_stores_no_suggestion(queue_app, consumer_of
     original = jobs.Heartbeat.check
 
     def slow(self, force=False):  # each firm (and step) takes 3 s: the cancel lands mid-run even when the cancel
-        time.sleep(3.0)           # request itself takes seconds on a loaded machine (3.9 s seen in CI)
+        time.sleep(3.0)  # request itself takes seconds on a loaded machine (3.9 s seen in CI)
         original(self, force)
 
     monkeypatch.setattr(jobs.Heartbeat, "check", slow)
@@ -296,8 +315,8 @@ def test_running_placement_cancelled_stores_no_suggestion(queue_app, consumer_of
 
 # ----------------------------------------------------------------------------- the index's embedding
 
-def test_embedding_is_queued_by_a_web_worker_and_run_by_the_task_worker(database_url, tmp_path, tiny_e5,
-                                                                         consumer_of):
+
+def test_embedding_is_queued_by_a_web_worker_and_run_by_the_task_worker(database_url, tmp_path, tiny_e5, consumer_of):
     """Two apps over one database and instance folder, as a web worker and the task worker are: the web worker
     serves lexically and queues the embedding; the task worker embeds and saves; the web worker loads the vectors."""
     config = {**QUEUE_CONFIG, "EMBEDDING_MODEL": str(tiny_e5), "EMBEDDING_BACKEND": "torch", "JOB_STALE_SECONDS": 30}
@@ -331,6 +350,7 @@ def test_embedding_is_queued_by_a_web_worker_and_run_by_the_task_worker(database
 
 # ----------------------------------------------------------------------------- Redis
 
+
 def test_import_on_a_redis_queue(database_url, tmp_path, consumer_of):
     redis = pytest.importorskip("redis")
     url = os.environ.get("CHAINMATCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -339,8 +359,9 @@ def test_import_on_a_redis_queue(database_url, tmp_path, consumer_of):
     except redis.exceptions.ConnectionError:
         pytest.skip(f"no Redis at {url}")
     name = f"chainmatch-test-{uuid.uuid4().hex[:10]}"
-    app = make_app(database_url, tmp_path, **{**QUEUE_CONFIG, "TASK_QUEUE": "redis", "REDIS_URL": url,
-                                              "TASK_QUEUE_NAME": name})
+    app = make_app(
+        database_url, tmp_path, **{**QUEUE_CONFIG, "TASK_QUEUE": "redis", "REDIS_URL": url, "TASK_QUEUE_NAME": name}
+    )
     huey = tasks.huey_for(app)
     try:
         assert type(huey).__name__ == "RedisHuey"
@@ -362,6 +383,7 @@ def test_import_on_a_redis_queue(database_url, tmp_path, consumer_of):
 
 
 # ----------------------------------------------------------------------------- the worker beside the server
+
 
 @pytest.mark.app_config(TASK_QUEUE="thread")
 def test_worker_command_and_thread_mode(runner):
@@ -391,8 +413,13 @@ def test_chainmatch_run_starts_the_worker_and_stops_it_with_the_server(tmp_path)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "CHAINMATCH_INSTANCE_PATH": str(tmp_path / "instance"),
-           "CHAINMATCH_LOG_LEVEL": "WARNING", "CHAINMATCH_TASK_QUEUE": "sqlite"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "CHAINMATCH_INSTANCE_PATH": str(tmp_path / "instance"),
+        "CHAINMATCH_LOG_LEVEL": "WARNING",
+        "CHAINMATCH_TASK_QUEUE": "sqlite",
+    }
     env.pop("CHAINMATCH_DATABASE_URL", None)
     server = subprocess.Popen([sys.executable, "-m", "webapp.cli.main", "run", "--port", str(port)], cwd=ROOT, env=env)
     try:
@@ -409,5 +436,8 @@ def test_chainmatch_run_starts_the_worker_and_stops_it_with_the_server(tmp_path)
         # inherits SIGINT ignored, so Python installs no KeyboardInterrupt handler and the server would not stop.
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
-    _wait_for(lambda: not os.path.exists(f"/proc/{worker_pid}") or "worker" not in cmdline(worker_pid),
-              "the worker to stop with the server", 30)
+    _wait_for(
+        lambda: not os.path.exists(f"/proc/{worker_pid}") or "worker" not in cmdline(worker_pid),
+        "the worker to stop with the server",
+        30,
+    )

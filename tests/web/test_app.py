@@ -1,4 +1,5 @@
 """The app factory, configuration, base layout and error pages."""
+
 from __future__ import annotations
 
 import os
@@ -73,7 +74,9 @@ def test_environment_overrides_config(monkeypatch, tmp_path):
 def test_default_database_is_sqlite_in_wal_mode(tmp_path, monkeypatch):
     monkeypatch.delenv("CHAINMATCH_DATABASE_URL", raising=False)
     app = create_app({"INSTANCE_PATH": str(tmp_path / "inst")})
-    assert app.config["SQLALCHEMY_DATABASE_URI"] == "sqlite:///" + os.path.join(str(tmp_path / "inst"), "chainmatch.sqlite3")
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == "sqlite:///" + os.path.join(
+        str(tmp_path / "inst"), "chainmatch.sqlite3"
+    )
     with app.app_context():
         mode = db.session.execute(db.text("PRAGMA journal_mode")).scalar()
     assert mode == "wal"

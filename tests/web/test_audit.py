@@ -1,4 +1,5 @@
 """The audit log records who changed what; only admins can read it."""
+
 from __future__ import annotations
 
 from webapp.extensions import db
@@ -27,8 +28,9 @@ def _entries(app, prefix: str):
     from webapp.services.audit.models import AuditEntry
 
     with app.app_context():
-        return db.session.scalars(select(AuditEntry).where(AuditEntry.action.startswith(prefix))
-                                  .order_by(AuditEntry.id)).all()
+        return db.session.scalars(
+            select(AuditEntry).where(AuditEntry.action.startswith(prefix)).order_by(AuditEntry.id)
+        ).all()
 
 
 def test_cli_imports_of_chain_maps_clusters_and_firms_are_audited_as_cli(app, runner, tmp_path):
@@ -42,13 +44,13 @@ def test_cli_imports_of_chain_maps_clusters_and_firms_are_audited_as_cli(app, ru
     firms.write_text("外部编号,企业名称,城市,数据说明\nsyn-1,合成测试企业,青岛市,合成数据\n", encoding="utf-8")
     assert runner.invoke(args=["firms", "import", str(firms)]).exit_code == 0
     assert runner.invoke(args=["lists", "tcl", "--chain", "tc"]).exit_code == 0
-    chain, = _entries(app, "chain.import")
+    (chain,) = _entries(app, "chain.import")
     assert (chain.username, chain.object_id, chain.detail["version"]) == ("cli", "tc", 1)
-    cluster, = _entries(app, "cluster.import")
+    (cluster,) = _entries(app, "cluster.import")
     assert cluster.object_id == "tcl" and cluster.username == "cli"
-    firm_import, = _entries(app, "enterprise.import")
+    (firm_import,) = _entries(app, "enterprise.import")
     assert firm_import.detail["inserted"] == 1 and firm_import.username == "cli"
-    refresh, = _entries(app, "list.refresh")
+    (refresh,) = _entries(app, "list.refresh")
     assert refresh.cluster_id == "tcl" and refresh.username == "cli"
 
 
@@ -62,11 +64,13 @@ def test_web_list_refresh_and_upload_are_audited_with_the_user(app, auth, client
     username = auth.login_as("staff", clusters=(CLUSTER_A,))
     assert auth.post(f"/clusters/{CLUSTER_A}/chains/{CHAIN}/lists/refresh").status_code == 302
     content = "外部编号,企业名称,城市,数据说明\nsyn-2,合成上传企业,青岛市,合成数据\n".encode("utf-8")
-    response = auth.post("/imports/", data={"file": (io.BytesIO(content), "名单.csv")}, content_type="multipart/form-data")
+    response = auth.post(
+        "/imports/", data={"file": (io.BytesIO(content), "名单.csv")}, content_type="multipart/form-data"
+    )
     assert response.status_code == 303
-    refresh, = _entries(app, "list.refresh")
+    (refresh,) = _entries(app, "list.refresh")
     assert (refresh.username, refresh.cluster_id, refresh.object_id) == (username, CLUSTER_A, CHAIN)
-    upload, = _entries(app, "enterprise.import")
+    (upload,) = _entries(app, "enterprise.import")
     assert upload.username == username and upload.detail["filename"] == "名单.csv"
     from tests.worlds.imports import wait_until_finished
 
@@ -95,10 +99,13 @@ def test_api_list_refresh_and_cli_tokens_are_audited(app, runner):
     with app.app_context():
         build_world(db.session)
     token = make_token(app, "manager", clusters=(CLUSTER_A,))
-    response = app.test_client().post(f"/api/v1/clusters/{CLUSTER_A}/chains/{CHAIN}/lists/refresh",
-                                      headers={"Authorization": f"Bearer {token}"}, json={})
+    response = app.test_client().post(
+        f"/api/v1/clusters/{CLUSTER_A}/chains/{CHAIN}/lists/refresh",
+        headers={"Authorization": f"Bearer {token}"},
+        json={},
+    )
     assert response.status_code == 200
-    refresh, = _entries(app, "list.refresh")
+    (refresh,) = _entries(app, "list.refresh")
     assert refresh.cluster_id == CLUSTER_A and refresh.username.startswith("manager-")
     assert runner.invoke(args=["users", "create", "bot", "--role", "staff"]).exit_code == 0
     created = runner.invoke(args=["tokens", "create", "bot"])
@@ -108,7 +115,9 @@ def test_api_list_refresh_and_cli_tokens_are_audited(app, runner):
     assert runner.invoke(args=["tokens", "revoke", str(token_id)]).exit_code == 0
     entries = _entries(app, "api_token.")
     assert [(e.action, e.object_id, e.username) for e in entries] == [
-        ("api_token.create", str(token_id), "cli"), ("api_token.revoke", str(token_id), "cli")]
+        ("api_token.create", str(token_id), "cli"),
+        ("api_token.revoke", str(token_id), "cli"),
+    ]
     assert secret not in str(entries[0].detail)
 
 
@@ -118,8 +127,9 @@ def test_candidate_feedback_on_the_page_is_audited(app, auth):
     with app.app_context():
         ids = build_world(db.session)
     username = auth.login_as("staff", clusters=(CLUSTER_A,))
-    response = auth.post(f"/candidates/{CLUSTER_A}/tc-parts/feedback",
-                         {"enterprise_id": str(ids["candidate"]), "label": "relevant"})
+    response = auth.post(
+        f"/candidates/{CLUSTER_A}/tc-parts/feedback", {"enterprise_id": str(ids["candidate"]), "label": "relevant"}
+    )
     assert response.status_code in (200, 302)
-    entry, = _entries(app, "candidate.feedback")
+    (entry,) = _entries(app, "candidate.feedback")
     assert (entry.username, entry.object_id, entry.detail["label"]) == (username, str(ids["candidate"]), "relevant")

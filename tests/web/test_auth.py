@@ -1,4 +1,5 @@
 """Login, lock-out, rate limit, CSRF and the users command."""
+
 from __future__ import annotations
 
 import logging
@@ -71,8 +72,9 @@ def test_logout_requires_post(auth, client):
 def test_open_redirect_is_refused(auth, client):
     auth.create_user("frank", "staff")
     token = auth.csrf_token("/auth/login")
-    response = client.post("/auth/login?next=//evil.example/x",
-                           data={"username": "frank", "password": auth.PASSWORD, "csrf_token": token})
+    response = client.post(
+        "/auth/login?next=//evil.example/x", data={"username": "frank", "password": auth.PASSWORD, "csrf_token": token}
+    )
     assert response.status_code == 302
     assert response.headers["Location"] == "/"
 
@@ -97,6 +99,7 @@ def test_users_create_rejects_a_short_password(runner):
 
 
 # ----------------------------------------------------------------------------- lock-out and logging (extended)
+
 
 def test_lock_out_ends_when_the_lock_time_has_passed(app, auth):
     from datetime import datetime, timedelta, timezone
@@ -133,6 +136,7 @@ def test_passwords_set_by_admin_or_cli_are_never_logged(app, auth, client, runne
 
 # ----------------------------------------------------------------------------- user management page (admin)
 
+
 def _created_password(response) -> str:
     return response.get_data(as_text=True).split('data-testid="new-password">')[1].split("<")[0]
 
@@ -143,7 +147,9 @@ def test_admin_creates_a_user_with_a_password_shown_once(app, auth, client):
     auth.login_as("admin", username="root")
     page = client.get("/auth/users/").get_data(as_text=True)
     assert "用户管理" in page and 'name="csrf_token"' in page
-    response = auth.post("/auth/users/", {"username": "ivy", "display_name": "招商一部", "role": "staff", "password": ""})
+    response = auth.post(
+        "/auth/users/", {"username": "ivy", "display_name": "招商一部", "role": "staff", "password": ""}
+    )
     assert response.status_code == 200
     password = _created_password(response)
     assert len(password) >= 10
@@ -172,8 +178,16 @@ def test_admin_creates_a_firm_account_for_an_enterprise_with_clusters(app, auth,
     assert firm_id and "链主测试企业" in client.get("/auth/users/").get_data(as_text=True)
     missing = auth.post("/auth/users/", {"username": "leader", "role": "firm", "clusters": "c-one"})
     assert missing.status_code == 400 and "必须指定所代表的企业" in missing.get_data(as_text=True)
-    response = auth.post("/auth/users/", {"username": "leader", "role": "firm", "clusters": "c-one",
-                                          "enterprise_id": str(firm_id), "password": "leader-password-1"})
+    response = auth.post(
+        "/auth/users/",
+        {
+            "username": "leader",
+            "role": "firm",
+            "clusters": "c-one",
+            "enterprise_id": str(firm_id),
+            "password": "leader-password-1",
+        },
+    )
     assert response.status_code == 200
     assert 'data-testid="new-password"' not in response.get_data(as_text=True)  # the admin typed it
     with app.app_context():
@@ -244,6 +258,7 @@ def test_admin_nav_has_user_management_entry(auth, client):
 
 # ----------------------------------------------------------------------------- users command
 
+
 def test_users_set_password_disable_enable_assign_are_audited_as_cli(app, runner):
     from chains.cluster_models import Cluster
     from webapp.services.audit.models import AuditEntry
@@ -267,8 +282,14 @@ def test_users_set_password_disable_enable_assign_are_audited_as_cli(app, runner
         mona = db.session.scalars(select(User).where(User.username == "mona")).one()
         assert mona.active and mona.cluster_ids() == {"c-y"} and mona.check_password(password)
         entries = db.session.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
-        assert [e.action for e in entries] == ["user.create", "user.set_password", "user.assign", "user.disable",
-                                               "user.enable", "user.assign"]
+        assert [e.action for e in entries] == [
+            "user.create",
+            "user.set_password",
+            "user.assign",
+            "user.disable",
+            "user.enable",
+            "user.assign",
+        ]
         assert {e.username for e in entries} == {"cli"}
 
 

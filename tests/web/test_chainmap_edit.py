@@ -1,4 +1,5 @@
 """The chain map editor: each edit a version with who and why, diffs, restore, YAML upload/download, attention."""
+
 from __future__ import annotations
 
 import io
@@ -37,8 +38,16 @@ def _links(app) -> dict:
 def test_manager_adds_a_sub_link_which_is_a_gap_with_candidates(app, auth, world, client):
     user = auth.login_as("manager", (CLUSTER_A,))
     assert client.get(f"{EDIT}/edit").status_code == 200
-    response = auth.post(f"{EDIT}/links", {"parent": "tc-parts", "name": "精密轴承", "key": "bearing",
-                                           "keywords": "轴承，滚动轴承、精密轴承", "reason": "补充缺失环节"})
+    response = auth.post(
+        f"{EDIT}/links",
+        {
+            "parent": "tc-parts",
+            "name": "精密轴承",
+            "key": "bearing",
+            "keywords": "轴承，滚动轴承、精密轴承",
+            "reason": "补充缺失环节",
+        },
+    )
     assert response.status_code == 302
     version = _current(app)
     assert version.version == 2 and version.kind == "edit" and version.author == user
@@ -58,10 +67,17 @@ def test_manager_adds_a_sub_link_which_is_a_gap_with_candidates(app, auth, world
 
 def test_htmx_edit_answers_the_editor_fragment(app, auth, world, client):
     auth.login_as("admin")
-    response = auth.post(f"{EDIT}/links/tc-alloy", {"name": "高温合金", "keywords": "高温合金, 镍基合金",
-                                                     "key_tech_present": "1", "key_tech": "1",
-                                                     "key_tech_note": "依赖进口"},
-                         headers={"HX-Request": "true"})
+    response = auth.post(
+        f"{EDIT}/links/tc-alloy",
+        {
+            "name": "高温合金",
+            "keywords": "高温合金, 镍基合金",
+            "key_tech_present": "1",
+            "key_tech": "1",
+            "key_tech_note": "依赖进口",
+        },
+        headers={"HX-Request": "true"},
+    )
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and html.lstrip().startswith('<div id="chain-editor"') and "<html" not in html
     assert "已保存为第 2 版" in html
@@ -88,16 +104,18 @@ def test_chain_fields_edit_and_diff(app, auth, world, client):
 def test_a_form_of_an_older_version_does_not_overwrite_a_newer_edit(app, auth, world, client):
     auth.login_as("admin")
     auth.post(f"{EDIT}/links/tc-alloy", {"keywords": "镍基合金", "base": "1"})  # version 2
-    html = auth.post(f"{EDIT}/links/tc-alloy", {"name": "旧表单", "base": "1"},
-                     headers={"HX-Request": "true"}).get_data(as_text=True)
+    html = auth.post(
+        f"{EDIT}/links/tc-alloy", {"name": "旧表单", "base": "1"}, headers={"HX-Request": "true"}
+    ).get_data(as_text=True)
     assert "图谱已被其他用户修改（当前为第 2 版）" in html
     assert _links(app)["tc-alloy"].name == "特种合金" and _current(app).version == 2
 
 
 def test_move_under_own_sub_link_is_refused_in_chinese(app, auth, world, client):
     auth.login_as("admin")
-    html = auth.post(f"{EDIT}/move", {"link": "tc-materials", "parent": "tc-alloy"},
-                     headers={"HX-Request": "true"}).get_data(as_text=True)
+    html = auth.post(
+        f"{EDIT}/move", {"link": "tc-materials", "parent": "tc-alloy"}, headers={"HX-Request": "true"}
+    ).get_data(as_text=True)
     assert "不能把环节移动到它自己或它的子环节之下" in html
     assert _current(app).version == 1
 
@@ -136,13 +154,33 @@ def test_diff_between_any_two_versions(app, auth, world, client):
     auth.post(f"{EDIT}/edges", {"from": "tc-control", "to": "tc-integration"})
     assert _current(app).version == 6
     with app.app_context():  # every edit is audited
-        actions = list(db.session.scalars(select(AuditEntry.action).where(AuditEntry.action.startswith("chain."))
-                                          .order_by(AuditEntry.id)))
-        assert actions == ["chain.link_add", "chain.link_update", "chain.link_move", "chain.link_delete",
-                           "chain.edge_add"]
+        actions = list(
+            db.session.scalars(
+                select(AuditEntry.action).where(AuditEntry.action.startswith("chain.")).order_by(AuditEntry.id)
+            )
+        )
+        assert actions == [
+            "chain.link_add",
+            "chain.link_update",
+            "chain.link_move",
+            "chain.link_delete",
+            "chain.edge_add",
+        ]
     html = client.get(f"{EDIT}/versions?a=1&b=6").get_data(as_text=True)
-    for text in ("新增环节", "整机集成", "删除环节", "运维服务", "更名", "防腐涂层 → 海洋防腐涂层", "移动",
-                 "控制系统：（顶层） → 核心部件", "字段修改", "产品", "新增供应关系", "控制系统 → 整机集成"):
+    for text in (
+        "新增环节",
+        "整机集成",
+        "删除环节",
+        "运维服务",
+        "更名",
+        "防腐涂层 → 海洋防腐涂层",
+        "移动",
+        "控制系统：（顶层） → 核心部件",
+        "字段修改",
+        "产品",
+        "新增供应关系",
+        "控制系统 → 整机集成",
+    ):
         assert text in html, text
     fragment = client.get(f"{EDIT}/versions?a=2&b=3", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert fragment.lstrip().startswith('<div id="version-diff"') and "更名" in fragment and "整机集成" not in fragment
@@ -170,14 +208,21 @@ def test_yaml_download_and_upload_with_line_errors(app, auth, world, client):
     assert "id: tc-parts" in text
     bad = text.replace("stage: 下游", "stage: 外游", 1)
     line = next(i for i, text in enumerate(bad.splitlines(), 1) if "外游" in text)
-    response = auth.post(f"{EDIT}/upload", {"file": (io.BytesIO(bad.encode()), "tc.yaml")},
-                         content_type="multipart/form-data", follow_redirects=True)
+    response = auth.post(
+        f"{EDIT}/upload",
+        {"file": (io.BytesIO(bad.encode()), "tc.yaml")},
+        content_type="multipart/form-data",
+        follow_redirects=True,
+    )
     html = response.get_data(as_text=True)
     assert "未通过校验" in html and f"第 {line} 行" in html and "stage 无效" in html
     assert _current(app).version == 1
     good = text.replace("name: 运维服务", "name: 运维与检测服务")
-    auth.post(f"{EDIT}/upload", {"file": (io.BytesIO(good.encode()), "tc.yaml"), "reason": "更新下游"},
-              content_type="multipart/form-data")
+    auth.post(
+        f"{EDIT}/upload",
+        {"file": (io.BytesIO(good.encode()), "tc.yaml"), "reason": "更新下游"},
+        content_type="multipart/form-data",
+    )
     version = _current(app)
     assert version.version == 2 and version.kind == "upload" and version.reason == "更新下游"
     assert _links(app)["tc-service"].name == "运维与检测服务"
@@ -185,19 +230,30 @@ def test_yaml_download_and_upload_with_line_errors(app, auth, world, client):
 
 def test_admin_creates_a_chain_by_upload(app, auth, world, client):
     auth.login_as("admin")
-    text = "id: nc\nname: 新产业链\nlinks:\n  - id: nc-a\n    name: 甲环节\n    stage: 上游\n  - id: nc-b\n    name: 乙\n"
-    html = auth.post("/chains/new", {"file": (io.BytesIO(text.encode()), "nc.yaml")},
-                     content_type="multipart/form-data", follow_redirects=True).get_data(as_text=True)
+    text = (
+        "id: nc\nname: 新产业链\nlinks:\n  - id: nc-a\n    name: 甲环节\n    stage: 上游\n  - id: nc-b\n    name: 乙\n"
+    )
+    html = auth.post(
+        "/chains/new",
+        {"file": (io.BytesIO(text.encode()), "nc.yaml")},
+        content_type="multipart/form-data",
+        follow_redirects=True,
+    ).get_data(as_text=True)
     assert "第 7 行：顶层环节 nc-b 缺少 stage" in html
     fixed = text + "    stage: 下游\n"
-    response = auth.post("/chains/new", {"file": (io.BytesIO(fixed.encode()), "nc.yaml")},
-                         content_type="multipart/form-data")
+    response = auth.post(
+        "/chains/new", {"file": (io.BytesIO(fixed.encode()), "nc.yaml")}, content_type="multipart/form-data"
+    )
     assert response.status_code == 302 and response.headers["Location"].endswith("/chains/nc/edit")
     with app.app_context():
         version = db.session.get(Chain, "nc").current_version
         assert version.kind == "upload" and len(version.links) == 2
-    again = auth.post("/chains/new", {"file": (io.BytesIO(fixed.encode()), "nc.yaml")},
-                      content_type="multipart/form-data", follow_redirects=True).get_data(as_text=True)
+    again = auth.post(
+        "/chains/new",
+        {"file": (io.BytesIO(fixed.encode()), "nc.yaml")},
+        content_type="multipart/form-data",
+        follow_redirects=True,
+    ).get_data(as_text=True)
     assert "产业链 nc 已存在" in again
 
 
@@ -211,8 +267,14 @@ def test_role_rule_for_editing(app, auth, world, client):
         from chains.cluster_models import Cluster, ClusterChain
         from tests.worlds.world import add_chain, add_cluster
 
-        add_chain(db.session, "oc", "另一产业链", "", "y" * 64,
-                  [dict(key="oc-a", parent_key=None, stage="上游", depth=1, name="甲")])
+        add_chain(
+            db.session,
+            "oc",
+            "另一产业链",
+            "",
+            "y" * 64,
+            [dict(key="oc-a", parent_key=None, stage="上游", depth=1, name="甲")],
+        )
         add_cluster(db.session, "cluster-c", "丙集聚区", "oc")
         db.session.commit()
         assert db.session.get(Cluster, CLUSTER_B).chains[0].chain_id == CHAIN and ClusterChain
@@ -228,8 +290,9 @@ def test_match_index_and_gaps_follow_a_new_version_without_a_manual_step(app, au
     auth.login_as("admin")
     client.get(f"/candidates/{CLUSTER_A}/tc-parts")
     wait_for_background(app)  # the index exists before the edit
-    auth.post(f"{EDIT}/links", {"parent": "tc-control", "name": "控制软件", "key": "software",
-                                "keywords": "控制系统、软件"})
+    auth.post(
+        f"{EDIT}/links", {"parent": "tc-control", "name": "控制软件", "key": "software", "keywords": "控制系统、软件"}
+    )
     with app.test_request_context():
         page = candidates(db.session, CLUSTER_A, "tc-software", {}, 10, 0)
         assert page.cache_key is not None, page.message  # ranked by the index, not a keyword fallback
@@ -286,11 +349,19 @@ def test_init_keeps_maps_and_clusters_edited_in_the_browser(app, world):
 def test_new_link_ids_are_free_slugs_under_the_chain():
     from chains.chainmap_edit import ChainDraft, split_terms
 
-    draft = ChainDraft("tc", {"name": "x", "sector": "", "version": "", "description": "", "source": ""},
-                       [{"id": "tc-a", "parent": None, "name": "A", "stage": "上游"}], [])
-    ids = [draft.add_link("n", stage="上游", key="Foo")["id"], draft.add_link("n", stage="上游", key="tc-foo")["id"],
-           draft.add_link("n", stage="上游", key="中文")["id"], draft.add_link("n", stage="上游")["id"],
-           draft.add_link("n", parent="tc-a", key="a")["id"]]
+    draft = ChainDraft(
+        "tc",
+        {"name": "x", "sector": "", "version": "", "description": "", "source": ""},
+        [{"id": "tc-a", "parent": None, "name": "A", "stage": "上游"}],
+        [],
+    )
+    ids = [
+        draft.add_link("n", stage="上游", key="Foo")["id"],
+        draft.add_link("n", stage="上游", key="tc-foo")["id"],
+        draft.add_link("n", stage="上游", key="中文")["id"],
+        draft.add_link("n", stage="上游")["id"],
+        draft.add_link("n", parent="tc-a", key="a")["id"],
+    ]
     assert ids == ["tc-foo", "tc-foo-1", "tc-link-1", "tc-link-2", "tc-a-1"]
     assert draft.link("tc-a-1")["stage"] == "上游"
     assert split_terms("轴承，滚动轴承、 精密轴承;轴承\n齿轮") == ["轴承", "滚动轴承", "精密轴承", "齿轮"]

@@ -1,4 +1,5 @@
 """Clusters created and edited in the browser: fields, chains, indicators with history, roster by registry search."""
+
 from __future__ import annotations
 
 import pytest
@@ -20,7 +21,7 @@ def world(app):
 
 def _rule_row(html: str, name: str) -> str:
     start = html.index(name)
-    return html[html.rindex("<tr", 0, start):html.index("</tr>", start)]
+    return html[html.rindex("<tr", 0, start) : html.index("</tr>", start)]
 
 
 def test_admin_creates_a_cluster(app, auth, world, client):
@@ -28,8 +29,17 @@ def test_admin_creates_a_cluster(app, auth, world, client):
     assert client.get("/clusters/new").status_code == 200
     bad = auth.post("/clusters/new", {"id": "Bad Id", "name": ""})
     assert bad.status_code == 422 and "集聚区标识必须由小写字母" in bad.get_data(as_text=True)
-    response = auth.post("/clusters/new", {"id": "new-zone", "name": "新材料园", "province": "山东省",
-                                           "city": "烟台市", "area_mu": "1,200", "chains": [CHAIN]})
+    response = auth.post(
+        "/clusters/new",
+        {
+            "id": "new-zone",
+            "name": "新材料园",
+            "province": "山东省",
+            "city": "烟台市",
+            "area_mu": "1,200",
+            "chains": [CHAIN],
+        },
+    )
     assert response.status_code == 302
     with app.app_context():
         cluster = db.session.get(Cluster, "new-zone")
@@ -41,9 +51,19 @@ def test_manager_edits_indicators_and_the_evaluation_follows(app, auth, world, c
     user = auth.login_as("manager", (CLUSTER_A,))
     before = _rule_row(client.get(A).get_data(as_text=True), "主导产业集聚度")
     assert "达标" in before
-    response = auth.post(f"{A}/indicators", {"year": "2024", "revenue": "1100000", "leading_revenue": "100000",
-                                             "output_value": "1200000", "tax": "60000", "fixed_investment": "900000",
-                                             "source": "统计公报"}, headers={"HX-Request": "true"})
+    response = auth.post(
+        f"{A}/indicators",
+        {
+            "year": "2024",
+            "revenue": "1100000",
+            "leading_revenue": "100000",
+            "output_value": "1200000",
+            "tax": "60000",
+            "fixed_investment": "900000",
+            "source": "统计公报",
+        },
+        headers={"HX-Request": "true"},
+    )
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and 'id="indicators"' in html and "<html" not in html
     assert "2024 年指标已保存" in html and "主导产业收入 800000.0 → 100000.0" in html
@@ -60,13 +80,16 @@ def test_manager_edits_indicators_and_the_evaluation_follows(app, auth, world, c
     bad = auth.post(f"{A}/indicators", {"year": "24", "tax": "abc"}, follow_redirects=True).get_data(as_text=True)
     assert "年份应为四位数字" in bad and "税收必须是数字：abc" in bad
     with app.app_context():
-        assert len(db.session.scalars(select(ClusterIndicator).where(ClusterIndicator.cluster_id == CLUSTER_A)).all()) == 2
+        assert (
+            len(db.session.scalars(select(ClusterIndicator).where(ClusterIndicator.cluster_id == CLUSTER_A)).all()) == 2
+        )
 
 
 def test_manager_edits_fields_and_chains(app, auth, world, client):
     auth.login_as("manager", (CLUSTER_A,))
-    auth.post(f"{A}/edit", {"name": "甲集聚区（扩区）", "leading_industry": "海工装备", "area_mu": "3500",
-                            "chains": [CHAIN]})
+    auth.post(
+        f"{A}/edit", {"name": "甲集聚区（扩区）", "leading_industry": "海工装备", "area_mu": "3500", "chains": [CHAIN]}
+    )
     with app.app_context():
         cluster = db.session.get(Cluster, CLUSTER_A)
         assert cluster.name == "甲集聚区（扩区）" and cluster.area_mu == 3500 and cluster.chain_ids == [CHAIN]
@@ -79,15 +102,18 @@ def test_roster_add_and_remove_by_registry_search(app, auth, world, client):
     auth.login_as("manager", (CLUSTER_A,))
     found = client.get(f"{A}/roster/search?q=乙区", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert 'id="roster"' in found and "乙区企业" in found and "<html" not in found
-    html = auth.post(f"{A}/roster", {"enterprise_id": world["other"], "role": "骨干"},
-                     headers={"HX-Request": "true"}).get_data(as_text=True)
+    html = auth.post(
+        f"{A}/roster", {"enterprise_id": world["other"], "role": "骨干"}, headers={"HX-Request": "true"}
+    ).get_data(as_text=True)
     assert "已将 乙区企业 加入本地企业名单" in html
     again = auth.post(f"{A}/roster", {"enterprise_id": world["other"]}, headers={"HX-Request": "true"})
     assert "已在本地企业名单中" in again.get_data(as_text=True)
     auth.post(f"{A}/roster/{world['unplaced']}/remove", {})
     with app.app_context():
-        ids = {r.enterprise_id: r.role for r in db.session.scalars(
-            select(RosterEntry).where(RosterEntry.cluster_id == CLUSTER_A))}
+        ids = {
+            r.enterprise_id: r.role
+            for r in db.session.scalars(select(RosterEntry).where(RosterEntry.cluster_id == CLUSTER_A))
+        }
         assert ids.get(world["other"]) == "骨干" and world["unplaced"] not in ids
         actions = set(db.session.scalars(select(AuditEntry.action)))
         assert {"cluster.roster_add", "cluster.roster_remove"} <= actions

@@ -3,6 +3,7 @@
 Staff and manager are assigned to cluster A only; firm acts for cluster A's chain leader, firm_b for cluster B's.
 Every probe must be refused (403, or 404 so the id's existence does not leak) and change nothing.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -68,8 +69,10 @@ def test_cluster_user_cannot_change_another_clusters_data(world, role):
         (f"/leads/{ids['lead_b']}/project/funds", {"amount_wan": "1", "received_on": "2026-11-01"}),
         (f"/leads/{ids['lead_b']}/coordination", {"reason": "改写"}),
         (f"/leads/coordination/{ids['request_b']}/decide", {"decision": "approve"}),
-        ("/leads/create", {"cluster_id": b, "enterprise_id": ids["candidate"], "chain_id": CHAIN,
-                           "link_key": "tc-service"}),
+        (
+            "/leads/create",
+            {"cluster_id": b, "enterprise_id": ids["candidate"], "chain_id": CHAIN, "link_key": "tc-service"},
+        ),
         (f"/clusters/{b}/chains/{CHAIN}/lists/refresh", {}),
         (f"/clusters/{b}/chains/{CHAIN}/lists/entries/{ids['entry_b']}/pin", {}),
         # Cluster A in the path, cluster B's entry id: the entry must still be refused.
@@ -101,8 +104,15 @@ def test_cluster_user_cannot_change_another_clusters_data(world, role):
 @pytest.mark.parametrize("role", CLUSTER_ROLES)
 def test_cluster_user_lists_and_exports_hold_only_their_clusters(world, role):
     client = world.clients[role]
-    for path in ("/leads/", "/leads/table", "/suppliers/requests", "/clusters/", "/", "/chains/",
-                 f"/chains/{CHAIN}/versions") + ((f"/chains/{CHAIN}/edit",) if role == "manager" else ()):
+    for path in (
+        "/leads/",
+        "/leads/table",
+        "/suppliers/requests",
+        "/clusters/",
+        "/",
+        "/chains/",
+        f"/chains/{CHAIN}/versions",
+    ) + ((f"/chains/{CHAIN}/edit",) if role == "manager" else ()):
         html = client.get(path).get_data(as_text=True)
         assert "乙区线索" not in html and "乙区需求" not in html and "乙集聚区" not in html, path
     # The shared register names cluster B's claims but never its notes or next steps.
@@ -126,18 +136,29 @@ def test_cluster_user_lists_and_exports_hold_only_their_clusters(world, role):
 @pytest.mark.parametrize("role", CLUSTER_ROLES)
 def test_cluster_user_api_token_is_confined_to_their_clusters(world, role):
     ids, b = world.ids, CLUSTER_B
-    reads = [f"/api/v1/leads/{ids['lead_b']}", f"/api/v1/clusters/{b}", f"/api/v1/clusters/{b}/gaps",
-             f"/api/v1/clusters/{b}/evaluation", f"/api/v1/clusters/{b}/chains/{CHAIN}/lists",
-             f"/api/v1/clusters/{b}/links/tc-service/candidates", f"/api/v1/requests/{ids['request_b']}"]
+    reads = [
+        f"/api/v1/leads/{ids['lead_b']}",
+        f"/api/v1/clusters/{b}",
+        f"/api/v1/clusters/{b}/gaps",
+        f"/api/v1/clusters/{b}/evaluation",
+        f"/api/v1/clusters/{b}/chains/{CHAIN}/lists",
+        f"/api/v1/clusters/{b}/links/tc-service/candidates",
+        f"/api/v1/requests/{ids['request_b']}",
+    ]
     for path in reads:
         assert world.api(role, "GET", path).status_code in REFUSED, path
-    writes = [("PATCH", f"/api/v1/leads/{ids['lead_b']}", {"notes": "改写"}),
-              ("POST", f"/api/v1/leads/{ids['lead_b']}/stage", {"stage": "已接洽"}),
-              ("POST", "/api/v1/leads", {"cluster_id": b, "enterprise_id": ids["candidate"]}),
-              ("POST", f"/api/v1/clusters/{b}/chains/{CHAIN}/lists/refresh", {}),
-              ("POST", f"/api/v1/clusters/{b}/feedback", {"enterprise_id": ids["candidate"], "link_key": "tc-service",
-                                                           "label": "relevant"}),
-              ("POST", f"/api/v1/requests/{ids['request_b']}/status", {"status": "已完成"})]
+    writes = [
+        ("PATCH", f"/api/v1/leads/{ids['lead_b']}", {"notes": "改写"}),
+        ("POST", f"/api/v1/leads/{ids['lead_b']}/stage", {"stage": "已接洽"}),
+        ("POST", "/api/v1/leads", {"cluster_id": b, "enterprise_id": ids["candidate"]}),
+        ("POST", f"/api/v1/clusters/{b}/chains/{CHAIN}/lists/refresh", {}),
+        (
+            "POST",
+            f"/api/v1/clusters/{b}/feedback",
+            {"enterprise_id": ids["candidate"], "link_key": "tc-service", "label": "relevant"},
+        ),
+        ("POST", f"/api/v1/requests/{ids['request_b']}/status", {"status": "已完成"}),
+    ]
     for method, path, body in writes:
         assert world.api(role, method, path, json=body).status_code in REFUSED, path
     listed = world.api(role, "GET", "/api/v1/leads").get_json()
@@ -150,16 +171,31 @@ def test_cluster_user_api_token_is_confined_to_their_clusters(world, role):
 def test_firm_cannot_read_leads_lists_exports_or_history(world):
     ids = world.ids
     client = world.clients["firm"]
-    paths = [f"/leads/{ids['lead_a']}", "/leads/", "/leads/table", "/leads/export.xlsx",
-             f"/clusters/{CLUSTER_A}/chains/{CHAIN}/lists", f"/clusters/{CLUSTER_A}/chains/{CHAIN}/lists/export.xlsx",
-             f"/clusters/{CLUSTER_A}/chains/{CHAIN}/lists/{ids['list_type_a']}/history",
-             f"/clusters/{CLUSTER_A}/chains/{CHAIN}/lists/{ids['list_type_a']}/export.csv",
-             f"/firms/{ids['candidate']}", f"/firms/{ids['leader_a']}", "/imports/", f"/imports/{ids['job']}",
-             "/audit/", "/suppliers/requests"]
+    paths = [
+        f"/leads/{ids['lead_a']}",
+        "/leads/",
+        "/leads/table",
+        "/leads/export.xlsx",
+        f"/clusters/{CLUSTER_A}/chains/{CHAIN}/lists",
+        f"/clusters/{CLUSTER_A}/chains/{CHAIN}/lists/export.xlsx",
+        f"/clusters/{CLUSTER_A}/chains/{CHAIN}/lists/{ids['list_type_a']}/history",
+        f"/clusters/{CLUSTER_A}/chains/{CHAIN}/lists/{ids['list_type_a']}/export.csv",
+        f"/firms/{ids['candidate']}",
+        f"/firms/{ids['leader_a']}",
+        "/imports/",
+        f"/imports/{ids['job']}",
+        "/audit/",
+        "/suppliers/requests",
+    ]
     for path in paths:
         assert client.get(path).status_code in REFUSED, path
-    for path in [f"/api/v1/leads/{ids['lead_a']}", "/api/v1/leads", f"/api/v1/enterprises/{ids['leader_a']}",
-                 f"/api/v1/clusters/{CLUSTER_A}/chains/{CHAIN}/lists", f"/api/v1/clusters/{CLUSTER_A}"]:
+    for path in [
+        f"/api/v1/leads/{ids['lead_a']}",
+        "/api/v1/leads",
+        f"/api/v1/enterprises/{ids['leader_a']}",
+        f"/api/v1/clusters/{CLUSTER_A}/chains/{CHAIN}/lists",
+        f"/api/v1/clusters/{CLUSTER_A}",
+    ]:
         assert world.api("firm", "GET", path).status_code in REFUSED, path
 
 
@@ -178,17 +214,27 @@ def test_firm_sees_only_its_own_matchmaking_requests(world):
     assert "乙区需求" not in world.clients["firm"].get("/suppliers/").get_data(as_text=True)
     # A firm may not handle requests (its own or others'), nor file one for a cluster it does not lead.
     assert world.post("firm", f"/suppliers/requests/{own}/status", {"status": "已完成"}).status_code == 403
-    assert world.api("firm", "POST", f"/api/v1/requests/{other}/status", json={"status": "已完成"}).status_code in REFUSED
-    response = world.post("firm", "/suppliers/requests/new",
-                          {"supplier_id": ids["candidate"], "cluster_id": CLUSTER_B, "need_text": "越权申请"})
+    assert (
+        world.api("firm", "POST", f"/api/v1/requests/{other}/status", json={"status": "已完成"}).status_code in REFUSED
+    )
+    response = world.post(
+        "firm",
+        "/suppliers/requests/new",
+        {"supplier_id": ids["candidate"], "cluster_id": CLUSTER_B, "need_text": "越权申请"},
+    )
     assert response.status_code in REFUSED
-    response = world.api("firm", "POST", "/api/v1/requests",
-                         json={"supplier_id": ids["candidate"], "cluster_id": CLUSTER_B, "need_text": "越权申请"})
+    response = world.api(
+        "firm",
+        "POST",
+        "/api/v1/requests",
+        json={"supplier_id": ids["candidate"], "cluster_id": CLUSTER_B, "need_text": "越权申请"},
+    )
     assert response.status_code in REFUSED + (422,)
     with world.app.app_context():
         assert db.session.get(MatchmakingRequest, other).status == "待处理"
-        assert not db.session.scalars(db.select(MatchmakingRequest).where(
-            MatchmakingRequest.need_text == "越权申请")).all()
+        assert not db.session.scalars(
+            db.select(MatchmakingRequest).where(MatchmakingRequest.need_text == "越权申请")
+        ).all()
 
 
 def test_admin_is_not_confined(world):

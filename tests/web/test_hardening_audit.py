@@ -1,5 +1,6 @@
 """Data integrity and audit: link keys checked, exports/reports/logins audited, atomic refresh, safe log lines
 (issue 19, item 7)."""
+
 from __future__ import annotations
 
 import logging
@@ -37,14 +38,16 @@ def _actions(app, prefix: str = "") -> list[str]:
 def test_lead_with_a_link_key_not_in_the_chain_is_refused(app, staff, ids):
     from webapp.leads.models import Lead
 
-    response = staff.post("/leads", {"cluster_id": CLUSTER, "enterprise_id": ids[FIRM], "chain_id": "tev",
-                                     "link_key": "no-such-link"})
+    response = staff.post(
+        "/leads", {"cluster_id": CLUSTER, "enterprise_id": ids[FIRM], "chain_id": "tev", "link_key": "no-such-link"}
+    )
     error = assert_error(response, 422, "validation_error")
     assert "link_key" in error["details"]["body"]
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Lead)) == 0
-    ok = staff.post("/leads", {"cluster_id": CLUSTER, "enterprise_id": ids[FIRM], "chain_id": "tev",
-                               "link_key": "tev-cell"})
+    ok = staff.post(
+        "/leads", {"cluster_id": CLUSTER, "enterprise_id": ids[FIRM], "chain_id": "tev", "link_key": "tev-cell"}
+    )
     assert ok.status_code == 201
 
 
@@ -108,8 +111,15 @@ def test_user_names_cannot_forge_log_lines(app):
     from webapp.logs import CHAINMATCH_HANDLER_ATTR
 
     handler = next(h for h in logging.getLogger("chainmatch").handlers if getattr(h, CHAINMATCH_HANDLER_ATTR, False))
-    record = logging.LogRecord("chainmatch.auth", logging.INFO, __file__, 1, "failed login for %s",
-                               ("mallory\n2026-12-05 INFO [-] chainmatch.auth: login admin\r",), None)
+    record = logging.LogRecord(
+        "chainmatch.auth",
+        logging.INFO,
+        __file__,
+        1,
+        "failed login for %s",
+        ("mallory\n2026-12-05 INFO [-] chainmatch.auth: login admin\r",),
+        None,
+    )
     handler.filter(record)  # adds the request id
     line = handler.format(record)
     assert "\n" not in line and "\r" not in line

@@ -1,4 +1,5 @@
 """Login abuse: lock-outs that neither reveal accounts nor lock out the owner; equal work for every failure (issue 19)."""
+
 from __future__ import annotations
 
 import re
@@ -25,8 +26,9 @@ def generous_rate_limit(app):
 def _login(client, username: str, password: str, address: str):
     env = {"REMOTE_ADDR": address}
     token = csrf_token_from(client.get("/auth/login", environ_base=env).get_data(as_text=True))
-    return client.post("/auth/login", environ_base=env,
-                       data={"username": username, "password": password, "csrf_token": token})
+    return client.post(
+        "/auth/login", environ_base=env, data={"username": username, "password": password, "csrf_token": token}
+    )
 
 
 def _error(response) -> str:
@@ -72,8 +74,12 @@ def test_disabled_unknown_and_locked_attempts_spend_one_hash_each(app, auth, mon
     client = app.test_client()
     for _ in range(MAX_FAILED_LOGINS):
         _login(client, "dora", WRONG, ATTACKER)
-    cases = {"unknown": ("ghost", WRONG), "wrong password": ("dora", WRONG, OWNER),
-             "disabled, right password": ("eve", auth.PASSWORD), "locked, right password": ("dora", auth.PASSWORD)}
+    cases = {
+        "unknown": ("ghost", WRONG),
+        "wrong password": ("dora", WRONG, OWNER),
+        "disabled, right password": ("eve", auth.PASSWORD),
+        "locked, right password": ("dora", auth.PASSWORD),
+    }
     for label, case in cases.items():
         calls.clear()
         address = case[2] if len(case) > 2 else ATTACKER
@@ -88,8 +94,11 @@ def test_a_successful_login_clears_the_throttle_of_that_address(app, auth):
     for _ in range(MAX_FAILED_LOGINS - 1):
         _login(client, "fay", WRONG, ATTACKER)
     assert _login(client, "fay", auth.PASSWORD, ATTACKER).status_code == 302
-    client.post("/auth/logout", data={"csrf_token": csrf_token_from(client.get("/").get_data(as_text=True))},
-                environ_base={"REMOTE_ADDR": ATTACKER})
+    client.post(
+        "/auth/logout",
+        data={"csrf_token": csrf_token_from(client.get("/").get_data(as_text=True))},
+        environ_base={"REMOTE_ADDR": ATTACKER},
+    )
     for _ in range(MAX_FAILED_LOGINS - 1):
         _login(client, "fay", WRONG, ATTACKER)
     assert _login(client, "fay", auth.PASSWORD, ATTACKER).status_code == 302

@@ -1,4 +1,5 @@
 """The off-by-default trusted-proxy setting: client addresses from X-Forwarded-For only when enabled (issue 19)."""
+
 from __future__ import annotations
 
 import pytest
@@ -28,8 +29,9 @@ def make(database_url, tmp_path):
 def _login(client, forwarded_for: str) -> int:
     headers = {"X-Forwarded-For": forwarded_for}
     token = csrf_token_from(client.get("/auth/login", headers=headers).get_data(as_text=True))
-    return client.post("/auth/login", headers=headers,
-                       data={"username": "nobody", "password": PASSWORD, "csrf_token": token}).status_code
+    return client.post(
+        "/auth/login", headers=headers, data={"username": "nobody", "password": PASSWORD, "csrf_token": token}
+    ).status_code
 
 
 def test_behind_a_trusted_proxy_each_client_has_its_own_login_bucket(make):

@@ -1,5 +1,6 @@
 """Sessions and tokens: absolute lifetime, token expiry and revocation, self-service password change, the admin
 token view, no history cache of sensitive pages, upload retention (issue 19, item 8)."""
+
 from __future__ import annotations
 
 import os
@@ -95,14 +96,20 @@ def test_self_service_password_change(app, auth, client):
     other_browser = app.test_client()
     AuthActions(app, other_browser).login(username)
     assert client.get("/auth/password").status_code == 200
-    wrong = auth.post("/auth/password", {"current_password": "not-my-password", "new_password": NEW_PASSWORD,
-                                         "confirm_password": NEW_PASSWORD})
+    wrong = auth.post(
+        "/auth/password",
+        {"current_password": "not-my-password", "new_password": NEW_PASSWORD, "confirm_password": NEW_PASSWORD},
+    )
     assert wrong.status_code == 400 and "当前密码不正确" in wrong.get_data(as_text=True)
-    mismatch = auth.post("/auth/password", {"current_password": auth.PASSWORD, "new_password": NEW_PASSWORD,
-                                            "confirm_password": NEW_PASSWORD + "x"})
+    mismatch = auth.post(
+        "/auth/password",
+        {"current_password": auth.PASSWORD, "new_password": NEW_PASSWORD, "confirm_password": NEW_PASSWORD + "x"},
+    )
     assert mismatch.status_code == 400
-    done = auth.post("/auth/password", {"current_password": auth.PASSWORD, "new_password": NEW_PASSWORD,
-                                        "confirm_password": NEW_PASSWORD})
+    done = auth.post(
+        "/auth/password",
+        {"current_password": auth.PASSWORD, "new_password": NEW_PASSWORD, "confirm_password": NEW_PASSWORD},
+    )
     assert done.status_code == 303
     assert client.get(PROTECTED).status_code == 200  # this browser stays logged in
     assert other_browser.get(PROTECTED).status_code == 302  # every other session ends
@@ -116,8 +123,10 @@ def test_self_service_password_change(app, auth, client):
 
 def test_self_service_password_change_needs_the_csrf_token(auth, client):
     auth.login_as("staff")
-    response = client.post("/auth/password", data={"current_password": auth.PASSWORD, "new_password": NEW_PASSWORD,
-                                                    "confirm_password": NEW_PASSWORD})
+    response = client.post(
+        "/auth/password",
+        data={"current_password": auth.PASSWORD, "new_password": NEW_PASSWORD, "confirm_password": NEW_PASSWORD},
+    )
     assert response.status_code == 400
 
 
@@ -164,8 +173,9 @@ def test_uploaded_import_files_are_kept_for_the_retention_period(app, auth, clie
     auth.login_as("staff")
     from io import BytesIO
 
-    response = auth.post("/imports/", {"file": (BytesIO("企业名称\n乙公司\n".encode()), "new.csv")},
-                         content_type="multipart/form-data")
+    response = auth.post(
+        "/imports/", {"file": (BytesIO("企业名称\n乙公司\n".encode()), "new.csv")}, content_type="multipart/form-data"
+    )
     assert not os.path.exists(old_file) and not os.path.exists(old_report)
     assert os.path.exists(recent_file)
     wait_until_finished(client, job_id_from(response))  # the import thread must end before the database goes

@@ -1,4 +1,5 @@
 """The enterprise upload page: background import, polled status, report download, roles, escaping."""
+
 from __future__ import annotations
 
 import csv
@@ -13,9 +14,11 @@ from webapp.extensions import db
 
 def test_staff_uploads_polls_and_downloads_the_report(app, client, auth):
     auth.login_as("staff")
-    content = (CSV_HEADER + "w1,<script>alert(1)</script>,,青岛市,测试,合成数据：测试\n"
-               "w2,青岛海工装备有限公司,,青岛市,船舶配套,合成数据：测试\n"
-               "w3,,,青岛市,缺名称,合成数据：测试\n").encode("utf-8")
+    content = (
+        CSV_HEADER + "w1,<script>alert(1)</script>,,青岛市,测试,合成数据：测试\n"
+        "w2,青岛海工装备有限公司,,青岛市,船舶配套,合成数据：测试\n"
+        "w3,,,青岛市,缺名称,合成数据：测试\n"
+    ).encode("utf-8")
     job_id = job_id_from(upload(auth, content, "企业名单.csv"))
     html = wait_until_finished(client, job_id)
     assert "已完成" in html and "新增 <strong>2</strong>" in html and "拒绝 <strong>1</strong>" in html
@@ -23,7 +26,9 @@ def test_staff_uploads_polls_and_downloads_the_report(app, client, auth):
         job = db.session.get(ImportJob, job_id)
         assert job.status == "done" and job.counts["inserted"] == 2 and job.filename == "企业名单.csv"
         assert db.session.scalars(select(Enterprise.name).order_by(Enterprise.name)).all() == [
-            "<script>alert(1)</script>", "青岛海工装备有限公司"]
+            "<script>alert(1)</script>",
+            "青岛海工装备有限公司",
+        ]
     page = client.get(f"/imports/{job_id}").get_data(as_text=True)
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "缺少企业名称" in page

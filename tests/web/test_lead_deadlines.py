@@ -1,4 +1,5 @@
 """Stage clocks: working days, each clock's start and reset, configuration, overdue on pages, the digest command."""
+
 from __future__ import annotations
 
 import json
@@ -125,7 +126,10 @@ def test_digest_command_prints_and_mails_when_configured(app, world, runner, mon
     assert result.exit_code == 0, result.output
     assert "共 1 条线索逾期" in result.output and "甲集聚区" in result.output and "反馈企业" in result.output
     as_json = json.loads(runner.invoke(args=["leads", "digest", "--json"]).output)
-    assert as_json[0]["lead_id"] == late and {c["clock"] for c in as_json[0]["overdue"]} == {"assessment", "firm_feedback"}
+    assert as_json[0]["lead_id"] == late and {c["clock"] for c in as_json[0]["overdue"]} == {
+        "assessment",
+        "firm_feedback",
+    }
     assert runner.invoke(args=["leads", "digest", "--date", "not-a-date"]).exit_code != 0
     sent = []
 

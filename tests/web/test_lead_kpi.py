@@ -1,4 +1,5 @@
 """考核 figures: periods, only register first claims counted once, per staff member, page, Excel, CLI and API."""
+
 from __future__ import annotations
 
 import io
@@ -32,8 +33,9 @@ def _user(name: str, cluster: str = CLUSTER_A) -> int:
     return user.id
 
 
-def _lead(cluster: str, firm: int, owner: int | None, created: str, moves: list[tuple[str, str]],
-          link: str | None = None) -> Lead:
+def _lead(
+    cluster: str, firm: int, owner: int | None, created: str, moves: list[tuple[str, str]], link: str | None = None
+) -> Lead:
     lead, _ = create_lead(db.session, cluster, firm, owner, CHAIN, link)
     lead.created_at = lead.claim_since = _at(created)
     for event in lead.events:
@@ -41,8 +43,11 @@ def _lead(cluster: str, firm: int, owner: int | None, created: str, moves: list[
     for stage, day in moves:
         change_stage(db.session, lead, stage, owner, is_admin=True)
         db.session.flush()
-        latest = db.session.scalars(select(LeadEvent).where(LeadEvent.lead_id == lead.id, LeadEvent.field == "stage")
-                                    .order_by(LeadEvent.id.desc())).first()
+        latest = db.session.scalars(
+            select(LeadEvent)
+            .where(LeadEvent.lead_id == lead.id, LeadEvent.field == "stage")
+            .order_by(LeadEvent.id.desc())
+        ).first()
         latest.at = _at(day)
     db.session.flush()
     return lead
@@ -53,15 +58,21 @@ def seeded(app):
     with app.app_context():
         world = build_world(db.session)
         first, second = _user("张三"), _user("李四")
-        landed = _lead(CLUSTER_A, world["other"], first, "2026-10-05",
-                       [("已接洽", "2026-10-10"), ("实地考察", "2026-10-20"), ("签约", "2026-11-01")])
+        landed = _lead(
+            CLUSTER_A,
+            world["other"],
+            first,
+            "2026-10-05",
+            [("已接洽", "2026-10-10"), ("实地考察", "2026-10-20"), ("签约", "2026-11-01")],
+        )
         save_project(db.session, landed, {"investment_wan": 30000, "signed_on": date(2026, 11, 1)}, first)
         add_funding(db.session, landed, 5000, date(2026, 11, 15), "首期", first)
         add_funding(db.session, landed, 700, date(2026, 9, 15), "期外", first)
         change_stage(db.session, landed, "落地", first)
         db.session.flush()
-        db.session.scalars(select(LeadEvent).where(LeadEvent.lead_id == landed.id, LeadEvent.new == "落地")).one().at = \
-            _at("2026-12-01")
+        db.session.scalars(
+            select(LeadEvent).where(LeadEvent.lead_id == landed.id, LeadEvent.new == "落地")
+        ).one().at = _at("2026-12-01")
         _lead(CLUSTER_A, world["candidate"], second, "2026-10-02", [("已接洽", "2026-10-12")])
         _lead(CLUSTER_A, world["candidate"], second, "2026-10-03", [], link="tc-control")  # same firm: counted once
         _lead(CLUSTER_A, world["unplaced"], first, "2026-07-01", [])  # created before the period

@@ -1,4 +1,5 @@
 """首报首谈: first and second claims across clusters, protection, coordination requests, admin assignment."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -112,7 +113,9 @@ def test_coordination_request_and_admin_decision(app, auth, world, client):
     second = _lead(app, CLUSTER_B)
     empty = auth.post(f"/leads/{second.id}/coordination", {"reason": " "})
     assert empty.status_code == 400 and "请填写协调理由" in empty.get_data(as_text=True)
-    ok = auth.post(f"/leads/{second.id}/coordination", {"reason": "企业已与乙区签署意向书"}, headers={"HX-Request": "true"})
+    ok = auth.post(
+        f"/leads/{second.id}/coordination", {"reason": "企业已与乙区签署意向书"}, headers={"HX-Request": "true"}
+    )
     assert ok.status_code == 200 and "协调申请待裁定" in ok.get_data(as_text=True)
     again = auth.post(f"/leads/{second.id}/coordination", {"reason": "再次申请"})
     assert again.status_code == 400 and "已有待裁定" in again.get_data(as_text=True)
@@ -122,15 +125,20 @@ def test_coordination_request_and_admin_decision(app, auth, world, client):
     auth.logout()
     auth.login_as("staff", clusters=(CLUSTER_A,))
     holder_side = client.get("/leads/coordination").get_data(as_text=True)
-    assert "乙集聚区" in holder_side and "企业已与乙区签署意向书" not in holder_side  # the requester's reason stays private
+    assert (
+        "乙集聚区" in holder_side and "企业已与乙区签署意向书" not in holder_side
+    )  # the requester's reason stays private
     auth.logout()
     auth.login_as("admin")
     page = client.get("/leads/coordination").get_data(as_text=True)
     assert "企业已与乙区签署意向书" in page and "批准" in page
     bad = auth.post(f"/leads/coordination/{request_id}/decide", {"decision": "maybe"})
     assert bad.status_code == 400 and "请选择批准或驳回" in bad.get_data(as_text=True)
-    decided = auth.post(f"/leads/coordination/{request_id}/decide", {"decision": "approve", "note": "乙区进展更实"},
-                        headers={"HX-Request": "true"})
+    decided = auth.post(
+        f"/leads/coordination/{request_id}/decide",
+        {"decision": "approve", "note": "乙区进展更实"},
+        headers={"HX-Request": "true"},
+    )
     assert decided.status_code == 200 and "已批准" in decided.get_data(as_text=True)
     assert auth.post(f"/leads/coordination/{request_id}/decide", {"decision": "reject"}).status_code == 400
     assert _lead(app, CLUSTER_B).claim == CLAIM_FIRST

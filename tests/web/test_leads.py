@@ -1,4 +1,5 @@
 """招商线索: create, stage changes with history, 放弃 needs a reason, overdue, export, access control, escaping."""
+
 from __future__ import annotations
 
 import io
@@ -28,8 +29,11 @@ def world(app):
 
 
 def _create(auth, world, cluster=CLUSTER_A, firm_key="candidate", link="tc-control", **kwargs):
-    return auth.post("/leads/create", {"cluster_id": cluster, "chain_id": CHAIN, "link_key": link,
-                                       "enterprise_id": world[firm_key]}, **kwargs)
+    return auth.post(
+        "/leads/create",
+        {"cluster_id": cluster, "chain_id": CHAIN, "link_key": link, "enterprise_id": world[firm_key]},
+        **kwargs,
+    )
 
 
 def _only_lead(app) -> int:
@@ -99,7 +103,9 @@ def test_overdue_next_step_is_highlighted(app, auth, world, client):
         late_id = late.id
     yesterday = (date.today() - timedelta(days=1)).isoformat()
     tomorrow = (date.today() + timedelta(days=1)).isoformat()
-    assert auth.post(f"/leads/{late_id}/edit", {"next_step": "电话回访", "next_step_date": yesterday}).status_code == 302
+    assert (
+        auth.post(f"/leads/{late_id}/edit", {"next_step": "电话回访", "next_step_date": yesterday}).status_code == 302
+    )
     auth.post(f"/leads/{late_id + 1}/edit", {"next_step": "上门拜访", "next_step_date": tomorrow})
     board = client.get("/leads/").get_data(as_text=True)
     assert board.count('class="lead-card overdue"') == 1 and "逾期" in board
@@ -114,7 +120,7 @@ def test_export_reads_back_with_chinese_headers_and_escaped_formulas(app, auth, 
     auth.login_as("staff", clusters=(CLUSTER_A,))
     _create(auth, world)
     lead_id = _only_lead(app)
-    auth.post(f"/leads/{lead_id}/edit", {"notes": "=HYPERLINK(\"http://x\")"})
+    auth.post(f"/leads/{lead_id}/edit", {"notes": '=HYPERLINK("http://x")'})
     response = client.get("/leads/export.xlsx")
     assert response.status_code == 200
     sheet = load_workbook(io.BytesIO(response.data)).active
@@ -218,6 +224,9 @@ def test_create_rejects_links_outside_the_chain_and_bad_ids(app, auth, world):
     assert response.status_code == 400 and "该环节不属于所选产业链" in response.get_data(as_text=True)
     huge = auth.post("/leads/create", {"cluster_id": CLUSTER_A, "enterprise_id": "9" * 30})
     assert huge.status_code == 400
-    assert auth.post("/leads/create", {"cluster_id": "no-such-cluster", "enterprise_id": world["candidate"]}).status_code == 404
+    assert (
+        auth.post("/leads/create", {"cluster_id": "no-such-cluster", "enterprise_id": world["candidate"]}).status_code
+        == 404
+    )
     with app.app_context():
         assert db.session.scalars(select(Lead)).all() == []

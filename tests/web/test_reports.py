@@ -1,4 +1,5 @@
 """招商分析报告 (.docx): every section in Chinese with charts as images, from the cluster page and the CLI."""
+
 from __future__ import annotations
 
 import io
@@ -10,8 +11,14 @@ from tests.worlds.clusters import CHAIN, CLUSTER_A, CLUSTER_B, XSS_NAME, build_w
 from webapp.extensions import db
 from webapp.reports.charts import png_bytes, stacked_bars
 
-SECTIONS = ("一、集聚区概况与政策规则评价", "二、产业链图谱缺口（按环节阶段）", "三、N张清单", "四、重点缺口环节的候选企业",
-            "五、招商线索进展", "六、考核情况（2026Q4）")
+SECTIONS = (
+    "一、集聚区概况与政策规则评价",
+    "二、产业链图谱缺口（按环节阶段）",
+    "三、N张清单",
+    "四、重点缺口环节的候选企业",
+    "五、招商线索进展",
+    "六、考核情况（2026Q4）",
+)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ test_cross_tenant.py. GET routes are checked for their status; POST/PUT/PATCH/DE
 anonymous → login redirect (pages) or 401 (API), a wrong role → 403 with a valid CSRF token or API token, and the
 right role is neither refused nor answered with a server error.
 """
+
 from __future__ import annotations
 
 import re
@@ -190,8 +191,7 @@ SESSION_ENDING = {("/auth/logout", "POST")}
 
 
 def _routes(app) -> set[tuple[str, str]]:
-    return {(rule.rule, method) for rule in app.url_map.iter_rules()
-            for method in rule.methods - {"HEAD", "OPTIONS"}}
+    return {(rule.rule, method) for rule in app.url_map.iter_rules() for method in rule.methods - {"HEAD", "OPTIONS"}}
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -204,10 +204,21 @@ def world(request, tmp_path_factory):
 def _url(world, rule: str) -> str:
     ids = world.ids
     values = {
-        "cluster_id": CLUSTER_A, "chain_id": CHAIN, "link_key": LINK, "link_id": LINK,
-        "lead_id": ids["lead_a"], "entry_id": ids["entry_a"], "list_type": ids["list_type_a"], "action": "pin",
-        "job_id": ids["job"], "request_id": ids["request_a"], "enterprise_id": ids["candidate"],
-        "user_id": ids["users"]["victim"], "number": 1, "token_id": ids["token_ids"]["victim"], "filename": "js/app.js",
+        "cluster_id": CLUSTER_A,
+        "chain_id": CHAIN,
+        "link_key": LINK,
+        "link_id": LINK,
+        "lead_id": ids["lead_a"],
+        "entry_id": ids["entry_a"],
+        "list_type": ids["list_type_a"],
+        "action": "pin",
+        "job_id": ids["job"],
+        "request_id": ids["request_a"],
+        "enterprise_id": ids["candidate"],
+        "user_id": ids["users"]["victim"],
+        "number": 1,
+        "token_id": ids["token_ids"]["victim"],
+        "filename": "js/app.js",
     }
     if rule.startswith("/chains/") and rule.endswith("/links/<link_key>/delete"):
         values["link_key"] = SPARE_LINK  # chain map edits that take a link away aim at one no other check uses
@@ -270,6 +281,7 @@ def test_world_is_seeded(world):
 
 # ----------------------------------------------------------------------------- CSRF and safe methods
 
+
 def _allowed_role(rule: str, method: str) -> str:
     return next(r for r in ROLES if RULES[(rule, method)][r] in (OK, 200, 302))
 
@@ -286,7 +298,10 @@ def test_every_form_action_rejects_a_missing_or_forged_csrf_token(world):
         missing = client.open(path, method=method, data={})
         forged = client.open(path, method=method, data={"csrf_token": "forged"})
         for response in (missing, forged):
-            assert response.status_code == 400 and "CSRF" in response.get_data(as_text=True), (rule, response.status_code)
+            assert response.status_code == 400 and "CSRF" in response.get_data(as_text=True), (
+                rule,
+                response.status_code,
+            )
 
 
 def test_htmx_requests_pass_with_the_csrf_header_and_fail_without(world):
@@ -324,6 +339,7 @@ def test_api_writes_refuse_the_browser_session(world):
 
 # ----------------------------------------------------------------------------- errors reveal nothing
 
+
 def test_server_errors_show_no_trace_or_sql_on_pages_or_api(database_url, tmp_path):
     """With the production settings (no TESTING, no debug) a failing query gives the Chinese 500 page / JSON error."""
     from sqlalchemy import text
@@ -347,7 +363,7 @@ def test_server_errors_show_no_trace_or_sql_on_pages_or_api(database_url, tmp_pa
         assert body.status_code == 500 and body.get_json()["error"]["code"] == "internal_error"
         for response in (page, body):
             shown = response.get_data(as_text=True)
-            for leak in ("Traceback", "no_such_table", "secret_column", "SELECT", "sqlalchemy", "File \""):
+            for leak in ("Traceback", "no_such_table", "secret_column", "SELECT", "sqlalchemy", 'File "'):
                 assert leak not in shown
     finally:
         with app.app_context():

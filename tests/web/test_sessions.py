@@ -1,5 +1,6 @@
 """Login sessions: cookie flags, inactivity timeout, session protection, and every way a session ends
 (logout, password reset, disabling the account)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -64,9 +65,12 @@ def test_secure_cookies_option_marks_session_and_remember_cookies_secure(databas
         auth.create_user("secure-user", "staff")
         response = client.get("/auth/login", base_url="https://localhost")
         token = response.get_data(as_text=True).split('name="csrf-token" content="')[1].split('"')[0]
-        response = client.post("/auth/login", base_url="https://localhost",
-                               headers={"Referer": "https://localhost/auth/login"},
-                               data={"username": "secure-user", "password": auth.PASSWORD, "csrf_token": token})
+        response = client.post(
+            "/auth/login",
+            base_url="https://localhost",
+            headers={"Referer": "https://localhost/auth/login"},
+            data={"username": "secure-user", "password": auth.PASSWORD, "csrf_token": token},
+        )
         assert response.status_code == 302
         assert "Secure" in _cookie_header(response, app.config["SESSION_COOKIE_NAME"])
         assert response.headers["Strict-Transport-Security"].startswith("max-age=")
@@ -94,9 +98,13 @@ def _age_session_cookie(app, client, seconds: int) -> None:
     name = app.config["SESSION_COOKIE_NAME"]
     with client.session_transaction() as sess:
         data = dict(sess)
-    serializer = URLSafeTimedSerializer(app.secret_key, salt="cookie-session", serializer=TaggedJSONSerializer(),
-                                        signer=OldSigner, signer_kwargs={"key_derivation": "hmac",
-                                                                         "digest_method": hashlib.sha1})
+    serializer = URLSafeTimedSerializer(
+        app.secret_key,
+        salt="cookie-session",
+        serializer=TaggedJSONSerializer(),
+        signer=OldSigner,
+        signer_kwargs={"key_derivation": "hmac", "digest_method": hashlib.sha1},
+    )
     client.set_cookie(name, serializer.dumps(data), domain="localhost")
 
 
@@ -159,8 +167,9 @@ def test_password_reset_by_admin_ends_the_users_sessions(app, auth, client):
     assert AuthActions(app, app.test_client()).login("reset-me", new_password).status_code == 302
     assert new_password not in client.get(f"/auth/users/{staff_id}").get_data(as_text=True)  # shown once
     with app.app_context():
-        actions = db.session.scalars(select(AuditEntry).where(AuditEntry.object_id == str(staff_id),
-                                                              AuditEntry.action.startswith("user."))).all()
+        actions = db.session.scalars(
+            select(AuditEntry).where(AuditEntry.object_id == str(staff_id), AuditEntry.action.startswith("user."))
+        ).all()
         assert [a.action for a in actions] == ["user.set_password"] and actions[0].username.startswith("admin")
 
 
@@ -188,8 +197,12 @@ def test_disabling_a_user_ends_sessions_and_api_tokens(app, auth, client):
     with app.app_context():
         user = db.session.get(User, user_id)
         assert user.active
-        actions = [e.action for e in db.session.scalars(select(AuditEntry).where(
-            AuditEntry.object_id == str(user_id), AuditEntry.action.startswith("user.")))]
+        actions = [
+            e.action
+            for e in db.session.scalars(
+                select(AuditEntry).where(AuditEntry.object_id == str(user_id), AuditEntry.action.startswith("user."))
+            )
+        ]
         assert actions == ["user.disable", "user.enable"]
 
 

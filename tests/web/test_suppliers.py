@@ -1,4 +1,5 @@
 """供需对接: supplier ranking with the local-first toggle, shortlist, requests and who may see them."""
+
 from __future__ import annotations
 
 import re
@@ -17,7 +18,9 @@ def world(app):
 
 
 def _supplier_ids(html: str) -> list[int]:
-    return [int(i) for i in re.findall(r'name="supplier_id" value="(\d+)">\s*<input type="hidden" name="cluster_id"', html)]
+    return [
+        int(i) for i in re.findall(r'name="supplier_id" value="(\d+)">\s*<input type="hidden" name="cluster_id"', html)
+    ]
 
 
 def _find(client, **args):
@@ -39,7 +42,7 @@ def test_finder_lists_upstream_needs_and_ranks_local_first(client, auth, world):
     assert set(head) == shandong
     assert local.index(world["province"]) > max(local.index(world["local"]), local.index(world["city"]))
     # A barely related neighbour does not jump ahead of real makers of the needed product.
-    assert world["weak_local"] not in local[:local.index(world["far"])]
+    assert world["weak_local"] not in local[: local.index(world["far"])]
     # Toggle off: pure relevance, the same firms in a different order.
     assert set(plain) == set(local) and plain != local
     text = _find(client, q="焊丝 焊条", local_first="1").get_data(as_text=True)
@@ -50,15 +53,19 @@ def test_needs_of_other_clusters_are_refused(client, auth, world):
     auth.login_as("firm", enterprise_id=world["leader"])
     response = _find(client, need=f"{OTHER_CLUSTER}|{STEEL}")
     assert response.status_code == 400 and "不属于您的产业链" in response.get_data(as_text=True)
-    refused = auth.post("/suppliers/requests/new", {"supplier_id": str(world["far"]), "cluster_id": OTHER_CLUSTER,
-                                                    "link_key": STEEL})
+    refused = auth.post(
+        "/suppliers/requests/new", {"supplier_id": str(world["far"]), "cluster_id": OTHER_CLUSTER, "link_key": STEEL}
+    )
     assert refused.status_code == 403
 
 
 def test_request_flow_and_visibility(app, client, auth, world):
     auth.login_as("firm", enterprise_id=world["leader"], username="leader-user")
-    shortlisted = auth.post("/suppliers/shortlist", {"supplier_id": str(world["far"]), "need_text": "船用钢板"},
-                            headers={"HX-Request": "true"})
+    shortlisted = auth.post(
+        "/suppliers/shortlist",
+        {"supplier_id": str(world["far"]), "need_text": "船用钢板"},
+        headers={"HX-Request": "true"},
+    )
     assert shortlisted.status_code == 200 and "移出候选清单" in shortlisted.get_data(as_text=True)
     form = {"supplier_id": str(world["far"]), "cluster_id": CLUSTER, "link_key": STEEL, "note": "急需高强度船板"}
     first = auth.post("/suppliers/requests/new", form, headers={"HX-Request": "true"})
@@ -94,8 +101,11 @@ def test_request_flow_and_visibility(app, client, auth, world):
     listing = client.get("/suppliers/requests").get_data(as_text=True)
     assert f"#{req_id}" in listing and "青岛北海造船有限公司" in listing
     assert client.post(f"/suppliers/requests/{req_id}/status", data={"status": "对接中"}).status_code == 400  # no CSRF
-    changed = auth.post(f"/suppliers/requests/{req_id}/status", {"status": "对接中", "note": "已联系供应商"},
-                        headers={"HX-Request": "true"})
+    changed = auth.post(
+        f"/suppliers/requests/{req_id}/status",
+        {"status": "对接中", "note": "已联系供应商"},
+        headers={"HX-Request": "true"},
+    )
     assert changed.status_code == 200 and "已保存" in changed.get_data(as_text=True)
     detail = client.get(f"/suppliers/requests/{req_id}").get_data(as_text=True)
     assert "待处理 → 对接中" in detail
@@ -107,8 +117,9 @@ def test_request_flow_and_visibility(app, client, auth, world):
 
 def test_csrf_and_escaping(app, client, auth, world):
     auth.login_as("firm", enterprise_id=world["leader"])
-    response = client.post("/suppliers/requests/new", data={"supplier_id": str(world["far"]), "cluster_id": CLUSTER,
-                                                            "link_key": STEEL})
+    response = client.post(
+        "/suppliers/requests/new", data={"supplier_id": str(world["far"]), "cluster_id": CLUSTER, "link_key": STEEL}
+    )
     assert response.status_code == 400
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(MatchmakingRequest)) == 0
@@ -127,11 +138,20 @@ def test_ui_and_api_share_the_request_rules(app, client, auth, world):
     def history(req_id: int) -> tuple[list[str], list[str], tuple[str, str]]:
         with app.app_context():
             req = db.session.get(MatchmakingRequest, req_id)
-            events = [e.field for e in db.session.scalars(select(MatchmakingEvent).where(
-                MatchmakingEvent.request_id == req_id).order_by(MatchmakingEvent.id))]
-            audits = [a.action for a in db.session.scalars(select(AuditEntry).where(
-                AuditEntry.object_type == "matchmaking_request", AuditEntry.object_id == str(req_id))
-                .order_by(AuditEntry.id))]
+            events = [
+                e.field
+                for e in db.session.scalars(
+                    select(MatchmakingEvent).where(MatchmakingEvent.request_id == req_id).order_by(MatchmakingEvent.id)
+                )
+            ]
+            audits = [
+                a.action
+                for a in db.session.scalars(
+                    select(AuditEntry)
+                    .where(AuditEntry.object_type == "matchmaking_request", AuditEntry.object_id == str(req_id))
+                    .order_by(AuditEntry.id)
+                )
+            ]
             return events, audits, (req.status, req.note)
 
     fragment = {"HX-Request": "true"}
@@ -143,8 +163,9 @@ def test_ui_and_api_share_the_request_rules(app, client, auth, world):
     again = firm_api.post("/requests", json={"supplier_id": world["far"], "cluster_id": CLUSTER, "link_key": STEEL})
     assert again.status_code == 200, again.get_json()
     req_id = again.get_json()["id"]
-    no_need = auth.post("/suppliers/requests/new", {"supplier_id": str(world["far"]), "cluster_id": CLUSTER},
-                        headers=fragment)
+    no_need = auth.post(
+        "/suppliers/requests/new", {"supplier_id": str(world["far"]), "cluster_id": CLUSTER}, headers=fragment
+    )
     assert no_need.status_code == 400 and "请填写对接需求" in no_need.get_data(as_text=True)
     error = firm_api.post("/requests", json={"supplier_id": world["far"], "cluster_id": CLUSTER}).get_json()["error"]
     assert error["code"] == "validation_error" and error["details"] == {"body": {"need_text": ["必填"]}}
@@ -153,9 +174,13 @@ def test_ui_and_api_share_the_request_rules(app, client, auth, world):
 
     auth.login_as("staff", clusters=(CLUSTER,))
     staff_api = Api(api_client, make_token(app, "staff", clusters=(CLUSTER,)))
-    refused = auth.post(f"/suppliers/requests/{req_id}/status", {"status": "完美", "note": "不应保存"}, headers=fragment)
+    refused = auth.post(
+        f"/suppliers/requests/{req_id}/status", {"status": "完美", "note": "不应保存"}, headers=fragment
+    )
     assert refused.status_code == 400 and "未知的状态" in refused.get_data(as_text=True)
-    error = staff_api.post(f"/requests/{req_id}/status", json={"status": "完美", "note": "不应保存"}).get_json()["error"]
+    error = staff_api.post(f"/requests/{req_id}/status", json={"status": "完美", "note": "不应保存"}).get_json()[
+        "error"
+    ]
     assert error["code"] == "validation_error" and "未知的状态" in error["message"]
     assert list(error["details"]["body"]) == ["status"]
     assert history(req_id) == (["created"], ["matchmaking.create"], ("待处理", ""))

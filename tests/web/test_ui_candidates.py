@@ -1,4 +1,5 @@
 """候选企业 page: full page vs htmx fragment, filters, pagination, add-to-target, feedback, access, escaping."""
+
 from __future__ import annotations
 
 import re
@@ -38,11 +39,11 @@ def test_full_page_and_htmx_fragment(client, auth, world):
     assert "匹配模型：" in page
     fragment = client.get(URL, headers={"HX-Request": "true"})
     body = fragment.get_data(as_text=True)
-    assert fragment.status_code == 200 and "<html" not in body and "<form class=\"card filter-form\"" not in body
+    assert fragment.status_code == 200 and "<html" not in body and '<form class="card filter-form"' not in body
     assert _ids(body) == _ids(page)  # the same ranked list in both
     # Each candidate explains itself.
-    block = page[page.index(f'id="cand-{world["far"]}"'):]
-    block = block[:block.index("</li>")]
+    block = page[page.index(f'id="cand-{world["far"]}"') :]
+    block = block[: block.index("</li>")]
     assert "<mark>" in block and "船用钢板" in block
     assert "各通道得分" in block and "最契合环节" in block and "最相似本地企业" in block
     assert "青岛本地船板厂" in block  # the most similar local firm is named
@@ -60,12 +61,17 @@ def test_full_page_and_htmx_fragment(client, auth, world):
 def test_filters_change_results(client, auth, world):
     auth.login_as("staff", clusters=(CLUSTER,))
     base = {"f": "1", "active_only": "1", "exclude_cluster_firms": "1"}
-    shandong = _ids(client.get(URL, query_string={**base, "provinces": "山东省"},
-                               headers={"HX-Request": "true"}).get_data(as_text=True))
+    shandong = _ids(
+        client.get(URL, query_string={**base, "provinces": "山东省"}, headers={"HX-Request": "true"}).get_data(
+            as_text=True
+        )
+    )
     assert set(shandong) == {world["province"], world["city"], world["weak_local"]}
     listed = _ids(client.get(URL, query_string={**base, "tags": "上市"}).get_data(as_text=True))
     assert listed == [world["far"]]
-    capital = _ids(client.get(URL, query_string={**base, "capital_min": "5000", "capital_max": "10000"}).get_data(as_text=True))
+    capital = _ids(
+        client.get(URL, query_string={**base, "capital_min": "5000", "capital_max": "10000"}).get_data(as_text=True)
+    )
     assert capital == [world["province"]]
     outward = _ids(client.get(URL, query_string={**base, "exclude_cluster_province": "1"}).get_data(as_text=True))
     assert not {world["province"], world["city"], world["weak_local"]} & set(outward) and world["far"] in outward
@@ -105,24 +111,31 @@ def test_add_to_target_creates_the_lead_once(app, client, auth, world):
     again = auth.post("/leads/create", form, headers={"HX-Request": "true"})
     assert again.status_code == 200
     with app.app_context():
-        count = db.session.scalar(select(func.count()).select_from(Lead).where(
-            Lead.enterprise_id == world["far"], Lead.cluster_id == CLUSTER, Lead.link_key == STEEL))
+        count = db.session.scalar(
+            select(func.count())
+            .select_from(Lead)
+            .where(Lead.enterprise_id == world["far"], Lead.cluster_id == CLUSTER, Lead.link_key == STEEL)
+        )
     assert count == 1
     block = client.get(URL).get_data(as_text=True)
-    block = block[block.index(f'id="cand-{world["far"]}"'):]
-    assert "已加入" in block[:block.index("</li>")]
+    block = block[block.index(f'id="cand-{world["far"]}"') :]
+    assert "已加入" in block[: block.index("</li>")]
 
 
 def test_feedback_is_recorded(app, client, auth, world):
     auth.login_as("manager", clusters=(CLUSTER,))
-    response = auth.post(f"{URL}/feedback", {"enterprise_id": str(world["far"]), "label": "not_relevant"},
-                         headers={"HX-Request": "true"})
+    response = auth.post(
+        f"{URL}/feedback", {"enterprise_id": str(world["far"]), "label": "not_relevant"}, headers={"HX-Request": "true"}
+    )
     assert response.status_code == 200 and "不相关" in response.get_data(as_text=True)
     with app.app_context():
-        rows = list(db.session.scalars(select(CandidateFeedback).where(CandidateFeedback.enterprise_id == world["far"])))
+        rows = list(
+            db.session.scalars(select(CandidateFeedback).where(CandidateFeedback.enterprise_id == world["far"]))
+        )
     assert [(r.cluster_id, r.link_key, r.label) for r in rows] == [(CLUSTER, STEEL, "not_relevant")]
-    bad = auth.post(f"{URL}/feedback", {"enterprise_id": str(world["far"]), "label": "maybe"},
-                    headers={"HX-Request": "true"})
+    bad = auth.post(
+        f"{URL}/feedback", {"enterprise_id": str(world["far"]), "label": "maybe"}, headers={"HX-Request": "true"}
+    )
     assert bad.status_code == 400 and "无效的反馈" in bad.get_data(as_text=True)
     # Without the CSRF token nothing is recorded.
     response = client.post(f"{URL}/feedback", data={"enterprise_id": str(world["far"]), "label": "relevant"})
@@ -143,7 +156,8 @@ def test_access_rules(client, auth, world):
     assert client.get(URL).status_code == 200
     assert client.get(f"/candidates/{CLUSTER}/no-such-link").status_code == 404
     # Firm names are escaped.
-    html = client.get(URL, query_string={"f": "1", "active_only": "1", "exclude_cluster_firms": "1",
-                                         "provinces": "广东省"}).get_data(as_text=True)
+    html = client.get(
+        URL, query_string={"f": "1", "active_only": "1", "exclude_cluster_firms": "1", "provinces": "广东省"}
+    ).get_data(as_text=True)
     assert XSS_NAME not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html

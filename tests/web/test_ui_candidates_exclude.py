@@ -1,4 +1,5 @@
 """候选企业 filters 排除省份 / 排除城市: offered in the form, resolved in SQL, applied to the ranked list."""
+
 from __future__ import annotations
 
 import re
@@ -18,9 +19,18 @@ BASE = {"f": "1", "active_only": "1", "exclude_cluster_firms": "1"}
 def world(app):
     ids = seed(app)
     with app.app_context():  # a firm with no region at all: an excluded region must not drop it
-        firm = Enterprise(name="无地区船板公司", name_norm="无地区船板公司", external_id="t-noregion", province=None,
-                          city=None, main_products="船用钢板 高强度船板", business_scope="船用钢板",
-                          status="存续", is_synthetic=True, data_note="合成测试数据")
+        firm = Enterprise(
+            name="无地区船板公司",
+            name_norm="无地区船板公司",
+            external_id="t-noregion",
+            province=None,
+            city=None,
+            main_products="船用钢板 高强度船板",
+            business_scope="船用钢板",
+            status="存续",
+            is_synthetic=True,
+            data_note="合成测试数据",
+        )
         db.session.add(firm)
         db.session.commit()
         ids["noregion"] = firm.id
@@ -54,11 +64,21 @@ def test_exclude_fields_are_shown_and_applied(client, auth, world):
     assert {world["far"], world["foreign"], world["noregion"]} <= ids  # other provinces, none at all
     assert re.search(r'name="exclude_provinces" value="山东省"', html)  # the form keeps what was asked
 
-    ids = set(_ids(client.get(URL, query_string={**BASE, "exclude_cities": "青岛市、南通市"},
-                              headers={"HX-Request": "true"}).get_data(as_text=True)))
+    ids = set(
+        _ids(
+            client.get(
+                URL, query_string={**BASE, "exclude_cities": "青岛市、南通市"}, headers={"HX-Request": "true"}
+            ).get_data(as_text=True)
+        )
+    )
     assert world["city"] not in ids and world["weak_local"] not in ids and world["far"] not in ids
     assert world["province"] in ids and world["noregion"] in ids  # 济南 stays
     # Both together, next to an inclusion list.
-    ids = set(_ids(client.get(URL, query_string={**BASE, "provinces": "山东省", "exclude_cities": "青岛市"})
-                   .get_data(as_text=True)))
+    ids = set(
+        _ids(
+            client.get(URL, query_string={**BASE, "provinces": "山东省", "exclude_cities": "青岛市"}).get_data(
+                as_text=True
+            )
+        )
+    )
     assert ids == {world["province"]}

@@ -1,5 +1,6 @@
 """Cluster pages: dashboard rules, chain map tiles, link panel fragment, lists curation and export, placement,
 access control, CSRF and escaping."""
+
 from __future__ import annotations
 
 import csv
@@ -93,8 +94,8 @@ def test_chain_map_has_three_stage_columns_and_status_tiles(app, auth, world, cl
     assert "status-空白" in _tile_class(html, "tc-control").split()  # none
     # Sub-links are inside an expandable <details>; supply edges are listed on the tiles.
     assert re.search(r"<details class=\"sublinks\">\s*<summary>2 个子环节</summary>", html)
-    assert "供给→ <a href=\"#tile-tc-parts\">核心部件</a>" in html
-    assert "← 来自 <a href=\"#tile-tc-materials\">基础材料</a>" in html
+    assert '供给→ <a href="#tile-tc-parts">核心部件</a>' in html
+    assert '← 来自 <a href="#tile-tc-materials">基础材料</a>' in html
     assert "图例" in html
     # Each tile opens the panel through htmx and still works as a plain link.
     panel_url = f"{A}/chains/{CHAIN}/links/tc-control"
@@ -133,7 +134,7 @@ def test_link_panel_ranks_candidates_with_a_lead_button(app, auth, world, client
     auth.login_as("staff", clusters=(CLUSTER_A,))
     body = client.get(f"{A}/chains/{CHAIN}/links/tc-parts", headers={"HX-Request": "true"}).get_data(as_text=True)
     wait_for_background(app)  # the first request starts the index build; let it end before teardown
-    candidates = body[body.index('<ol class="candidates">'):]
+    candidates = body[body.index('<ol class="candidates">') :]
     # The script-named firm works on 核心部件 and is not local: a candidate, shown escaped.
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in candidates and XSS_NAME not in body
     assert "本地部件企业0" not in candidates  # local roster firms are not candidates
@@ -144,21 +145,31 @@ def test_link_panel_ranks_candidates_with_a_lead_button(app, auth, world, client
 
         full_list = url_for("candidates.for_link", cluster_id=CLUSTER_A, link_key="tc-parts")
     assert f'href="{full_list}">查看全部候选企业</a>' in candidates
-    created = auth.post("/leads/create", {"cluster_id": CLUSTER_A, "chain_id": CHAIN, "link_key": "tc-parts",
-                                          "enterprise_id": world["candidate"]}, headers={"HX-Request": "true"})
+    created = auth.post(
+        "/leads/create",
+        {"cluster_id": CLUSTER_A, "chain_id": CHAIN, "link_key": "tc-parts", "enterprise_id": world["candidate"]},
+        headers={"HX-Request": "true"},
+    )
     assert created.status_code == 201 and "已加入招商线索" in created.get_data(as_text=True)
     with app.app_context():
         targets = db.session.scalars(select(ListEntry).where(ListEntry.list_type == "targets")).all()
-        assert [(t.cluster_id, t.enterprise_id, t.link_key) for t in targets] == [(CLUSTER_A, world["candidate"], "tc-parts")]
+        assert [(t.cluster_id, t.enterprise_id, t.link_key) for t in targets] == [
+            (CLUSTER_A, world["candidate"], "tc-parts")
+        ]
     # The target entry does not stop the derived lists from being built on the first visit.
     html = client.get(f"{A}/chains/{CHAIN}/lists").get_data(as_text=True)
-    assert "本地部件企业0" in html and "招商目标企业清单 <span class=\"badge\">1</span>" in html
+    assert "本地部件企业0" in html and '招商目标企业清单 <span class="badge">1</span>' in html
 
 
 def _leader_entries(app) -> list[int]:
     with app.app_context():
-        return list(db.session.scalars(select(ListEntry.id).where(
-            ListEntry.cluster_id == CLUSTER_A, ListEntry.list_type == "leaders").order_by(ListEntry.id)))
+        return list(
+            db.session.scalars(
+                select(ListEntry.id)
+                .where(ListEntry.cluster_id == CLUSTER_A, ListEntry.list_type == "leaders")
+                .order_by(ListEntry.id)
+            )
+        )
 
 
 def test_lists_curation_records_history(app, auth, world, client):
@@ -178,7 +189,11 @@ def test_lists_curation_records_history(app, auth, world, client):
     assert auth.post(f"{base}/{entries[0]}/note", {"note": "重点走访"}).status_code == 302
     with app.app_context():
         changes = db.session.scalars(select(ListChange).order_by(ListChange.id)).all()
-        assert [(c.entry_id, c.action) for c in changes] == [(entries[1], "pin"), (entries[2], "remove"), (entries[0], "note")]
+        assert [(c.entry_id, c.action) for c in changes] == [
+            (entries[1], "pin"),
+            (entries[2], "remove"),
+            (entries[0], "note"),
+        ]
         assert {c.username for c in changes} == {user}
     html = client.get(f"{A}/chains/{CHAIN}/lists").get_data(as_text=True)
     assert html.index(f'id="entry-{entries[1]}"') < html.index(f'id="entry-{entries[0]}"')  # pinned first
@@ -214,18 +229,35 @@ def test_list_exports_read_back(app, auth, world, client):
 def test_placement_confirm_and_correct_are_recorded(app, auth, world, client):
     user = auth.login_as("manager", clusters=(CLUSTER_A,))
     with app.app_context():
-        first = LinkAssignment(cluster_id=CLUSTER_A, enterprise_id=world["unplaced"], chain_id=CHAIN,
-                               link_key="tc-control", source="suggested", confirmed=False, confidence=0.82)
-        second = LinkAssignment(cluster_id=CLUSTER_A, enterprise_id=world["candidate"], chain_id=CHAIN,
-                                link_key="tc-service", source="suggested", confirmed=False, confidence=0.41)
+        first = LinkAssignment(
+            cluster_id=CLUSTER_A,
+            enterprise_id=world["unplaced"],
+            chain_id=CHAIN,
+            link_key="tc-control",
+            source="suggested",
+            confirmed=False,
+            confidence=0.82,
+        )
+        second = LinkAssignment(
+            cluster_id=CLUSTER_A,
+            enterprise_id=world["candidate"],
+            chain_id=CHAIN,
+            link_key="tc-service",
+            source="suggested",
+            confirmed=False,
+            confidence=0.41,
+        )
         db.session.add_all([first, second])
         db.session.commit()
         first_id, second_id = first.id, second.id
     html = client.get(f"{A}/placement").get_data(as_text=True)
     assert "待确认的归位建议（2）" in html and "0.82" in html
     assert XSS_NAME not in html and "&lt;script&gt;" in html
-    response = auth.post(f"{A}/placement/confirm", {"confirm": [str(first_id)], f"link_{second_id}": "tc-alloy",
-                                                    f"link_{first_id}": ""}, headers={"HX-Request": "true"})
+    response = auth.post(
+        f"{A}/placement/confirm",
+        {"confirm": [str(first_id)], f"link_{second_id}": "tc-alloy", f"link_{first_id}": ""},
+        headers={"HX-Request": "true"},
+    )
     body = response.get_data(as_text=True)
     assert response.status_code == 200 and "已确认 2 条归位（其中修正 1 条）" in body and "<html" not in body
     with app.app_context():
@@ -258,7 +290,7 @@ def test_placement_run_suggests_links_for_unplaced_firms(app, auth, world, clien
         job = jobs.get(db.session, jobs.KIND_PLACEMENT, CLUSTER_A)
         assert job.status == "done", job.message
     body = client.get(f"{A}/placement/status", headers={"HX-Request": "true"}).get_data(as_text=True)
-    assert "hx-trigger=\"every" not in body  # polling stops once the run is over
+    assert 'hx-trigger="every' not in body  # polling stops once the run is over
     with app.app_context():
         rows = db.session.scalars(select(LinkAssignment).where(LinkAssignment.enterprise_id == world["unplaced"])).all()
         assert all(not r.confirmed and r.source == "suggested" for r in rows)
@@ -270,8 +302,15 @@ def test_placement_run_suggests_links_for_unplaced_firms(app, auth, world, clien
 def test_placement_correction_to_a_foreign_link_is_refused(app, auth, world):
     auth.login_as("staff", clusters=(CLUSTER_A,))
     with app.app_context():
-        a = LinkAssignment(cluster_id=CLUSTER_A, enterprise_id=world["unplaced"], chain_id=CHAIN,
-                           link_key="tc-control", source="suggested", confirmed=False, confidence=0.5)
+        a = LinkAssignment(
+            cluster_id=CLUSTER_A,
+            enterprise_id=world["unplaced"],
+            chain_id=CHAIN,
+            link_key="tc-control",
+            source="suggested",
+            confirmed=False,
+            confidence=0.5,
+        )
         db.session.add(a)
         db.session.commit()
         aid = a.id
@@ -281,9 +320,16 @@ def test_placement_correction_to_a_foreign_link_is_refused(app, auth, world):
         assert not db.session.get(LinkAssignment, aid).confirmed
 
 
-CLUSTER_B_GETS = [B, f"{B}/chains/{CHAIN}", f"{B}/chains/{CHAIN}/links/tc-service", f"{B}/chains/{CHAIN}/lists",
-                  f"{B}/chains/{CHAIN}/lists/leaders/history", f"{B}/chains/{CHAIN}/lists/export.xlsx",
-                  f"{B}/chains/{CHAIN}/lists/leaders/export.csv", f"{B}/placement"]
+CLUSTER_B_GETS = [
+    B,
+    f"{B}/chains/{CHAIN}",
+    f"{B}/chains/{CHAIN}/links/tc-service",
+    f"{B}/chains/{CHAIN}/lists",
+    f"{B}/chains/{CHAIN}/lists/leaders/history",
+    f"{B}/chains/{CHAIN}/lists/export.xlsx",
+    f"{B}/chains/{CHAIN}/lists/leaders/export.csv",
+    f"{B}/placement",
+]
 
 
 def test_manager_of_cluster_a_gets_403_on_cluster_b(auth, world, client):
@@ -316,14 +362,19 @@ def test_script_firm_name_and_note_render_escaped(app, auth, world, client):
     auth.login_as("staff", clusters=(CLUSTER_A,))
     client.get(f"{A}/chains/{CHAIN}/lists")
     entry = _leader_entries(app)[0]
-    row = auth.post(f"{A}/chains/{CHAIN}/lists/entries/{entry}/note", {"note": XSS_NOTE},
-                    headers={"HX-Request": "true"}).get_data(as_text=True)
+    row = auth.post(
+        f"{A}/chains/{CHAIN}/lists/entries/{entry}/note", {"note": XSS_NOTE}, headers={"HX-Request": "true"}
+    ).get_data(as_text=True)
     assert "<img src=x" not in row and "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in row
     # A lead on the script-named firm shows on the dashboard's activity and in the targets list.
-    auth.post("/leads/create", {"cluster_id": CLUSTER_A, "chain_id": CHAIN, "link_key": "tc-control",
-                                "enterprise_id": world["candidate"]})
+    auth.post(
+        "/leads/create",
+        {"cluster_id": CLUSTER_A, "chain_id": CHAIN, "link_key": "tc-control", "enterprise_id": world["candidate"]},
+    )
     for path in (A, f"{A}/chains/{CHAIN}/lists?list=targets", f"{A}/chains/{CHAIN}/lists"):
         html = client.get(path).get_data(as_text=True)
         assert XSS_NAME not in html and "<img src=x" not in html, path
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in client.get(A).get_data(as_text=True)
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in client.get(f"{A}/chains/{CHAIN}/lists?list=targets").get_data(as_text=True)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in client.get(f"{A}/chains/{CHAIN}/lists?list=targets").get_data(
+        as_text=True
+    )

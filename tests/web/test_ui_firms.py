@@ -1,4 +1,5 @@
 """企业检索 and the enterprise page: search with filters and pagination, profile sections, access, escaping."""
+
 from __future__ import annotations
 
 import re
@@ -29,16 +30,26 @@ def test_search_ranks_filters_and_pages(client, auth, world):
     assert ids[0] in {world["far"], world["local"], world["province"], world["city"]}
     assert world["closed"] not in ids  # 注销 is filtered out by default
     assert "<mark>船用钢板</mark>" in html and "匹配模型：" in html
-    fragment = client.get("/firms/", query_string={"q": "船用钢板", "f": "1", "active_only": "1", "provinces": "山东省"},
-                          headers={"HX-Request": "true"}).get_data(as_text=True)
+    fragment = client.get(
+        "/firms/",
+        query_string={"q": "船用钢板", "f": "1", "active_only": "1", "provinces": "山东省"},
+        headers={"HX-Request": "true"},
+    ).get_data(as_text=True)
     assert "<html" not in fragment
-    assert set(_ids(fragment)) <= {world["local"], world["province"], world["city"], world["leader"],
-                                   world["weak_local"]}  # 山东省 only
+    assert set(_ids(fragment)) <= {
+        world["local"],
+        world["province"],
+        world["city"],
+        world["leader"],
+        world["weak_local"],
+    }  # 山东省 only
     assert {world["local"], world["province"], world["city"]} <= set(_ids(fragment))
     assert world["far"] not in _ids(fragment)
     first = _ids(client.get("/firms/", query_string={"q": "企业"}).get_data(as_text=True))
     assert len(first) == PAGE_SIZE
-    second = client.get("/firms/", query_string={"q": "企业", "page": "2"}, headers={"HX-Request": "true"}).get_data(as_text=True)
+    second = client.get("/firms/", query_string={"q": "企业", "page": "2"}, headers={"HX-Request": "true"}).get_data(
+        as_text=True
+    )
     assert _ids(second) and not set(_ids(second)) & set(first) and "上一页" in second
 
 
@@ -52,13 +63,13 @@ def test_enterprise_page_sections(app, client, auth, world):
     assert "江苏船板钢铁有限公司" in html and "合成数据" in html and "上市" in html
     for section in ('id="profile"', 'id="fits"', 'id="similar"', 'id="leads"', 'id="changes"'):
         assert section in html
-    fits = html[html.index('id="fits"'):html.index('id="similar"')]
+    fits = html[html.index('id="fits"') : html.index('id="similar"')]
     assert "船用钢板" in fits  # the link it fits best
-    similar = html[html.index('id="similar"'):html.index('id="leads"')]
+    similar = html[html.index('id="similar"') : html.index('id="leads"')]
     assert re.search(r'href="/firms/\d+"', similar)
-    leads = html[html.index('id="leads"'):html.index('id="changes"')]
+    leads = html[html.index('id="leads"') : html.index('id="changes"')]
     assert "青岛海工集聚区" in leads and "南通海工集聚区" not in leads  # only leads of the user's clusters
-    changes = html[html.index('id="changes"'):]
+    changes = html[html.index('id="changes"') :]
     assert "firms-2024.csv" in changes and "主营产品" in changes
     assert client.get("/firms/999999").status_code == 404
 

@@ -1,4 +1,5 @@
 """Home page as each role's workbench: overdue items, queues waiting for the user, biggest gaps; splash for visitors."""
+
 from __future__ import annotations
 
 from datetime import timedelta

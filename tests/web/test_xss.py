@@ -4,6 +4,7 @@ escaped on every page that shows them, full pages and htmx fragments alike.
 The payloads are `<script>alert(1)</script>` (an enterprise name, a lead's next step, an import file name) and
 `"><img src=x onerror=alert(1)>` (notes, need texts, a list note, a link description).
 """
+
 from __future__ import annotations
 
 import pytest
@@ -44,8 +45,9 @@ def _add_payloads_through_the_app(world) -> None:
     assert world.post("staff", note_path, {"note": f"复核：{IMG}"}).status_code in (200, 302, 303)
     with world.app.app_context():
         chain = db.session.get(Chain, CHAIN)
-        link = db.session.scalars(db.select(ChainLink).where(
-            ChainLink.version_id == chain.current_version_id, ChainLink.key == "tc-control")).one()
+        link = db.session.scalars(
+            db.select(ChainLink).where(ChainLink.version_id == chain.current_version_id, ChainLink.key == "tc-control")
+        ).one()
         link.name = f"控制系统{SCRIPT}"
         link.description = IMG
         db.session.commit()
@@ -131,4 +133,4 @@ def test_pages_carry_a_csp_without_inline_scripts(world):
     response = world.clients["staff"].get(f"/leads/{world.ids['lead_a']}")
     csp = response.headers["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
-    assert "<script>" not in response.get_data(as_text=True).replace('<script src=', '')
+    assert "<script>" not in response.get_data(as_text=True).replace("<script src=", "")

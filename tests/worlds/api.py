@@ -1,4 +1,5 @@
 """Helpers shared by the API tests: seeded data (synthetic), users with API tokens, an API client wrapper."""
+
 from __future__ import annotations
 
 import uuid
@@ -31,7 +32,9 @@ def make_token(app, role: str, clusters: tuple[str, ...] = (), enterprise_id: in
     from webapp.auth.tokens import create_token
 
     with app.app_context():
-        user = User(username=f"{role}-{uuid.uuid4().hex[:6]}", role=role, display_name=role, enterprise_id=enterprise_id)
+        user = User(
+            username=f"{role}-{uuid.uuid4().hex[:6]}", role=role, display_name=role, enterprise_id=enterprise_id
+        )
         user.set_password("correct-horse-battery")
         for cid in clusters:
             user.clusters.append(db.session.get(Cluster, cid))

@@ -1,4 +1,5 @@
 """Helpers shared by the `chainmatch bench …` smoke tests: run a benchmark command and read its JSON figures."""
+
 from __future__ import annotations
 
 import json

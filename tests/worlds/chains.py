@@ -1,4 +1,5 @@
 """Small YAML fixtures and firm factories shared by the chain, cluster, gap, list and evaluation tests."""
+
 from __future__ import annotations
 
 import textwrap
@@ -58,8 +59,15 @@ def make_firms(session, count: int, revenue: float | None = 1000.0, prefix: str 
     """`count` firms with external ids demo-f1…; committed."""
     firms = []
     for i in range(1, count + 1):
-        firm = Enterprise(name=f"测试企业{i}", name_norm=f"测试企业{i}", external_id=f"{prefix}{i}",
-                          province="山东省", city="青岛市", revenue_wan=revenue, industry_name="测试行业")
+        firm = Enterprise(
+            name=f"测试企业{i}",
+            name_norm=f"测试企业{i}",
+            external_id=f"{prefix}{i}",
+            province="山东省",
+            city="青岛市",
+            revenue_wan=revenue,
+            industry_name="测试行业",
+        )
         session.add(firm)
         firms.append(firm)
     session.commit()
@@ -69,8 +77,13 @@ def make_firms(session, count: int, revenue: float | None = 1000.0, prefix: str 
 def cluster_yaml(cid: str = "tcl", roster: str = "", extra: str = "", chains: str = "[tc]", **fields) -> str:
     """A cluster document; `roster` and `extra` are YAML fragments (already indented for the top level)."""
     base = {
-        "name": "测试集聚区", "province": "山东省", "city": "青岛市", "district": "黄岛区",
-        "leading_industry": "新能源汽车", "cluster_type": "新能源汽车", "area_mu": "1000",
+        "name": "测试集聚区",
+        "province": "山东省",
+        "city": "青岛市",
+        "district": "黄岛区",
+        "leading_industry": "新能源汽车",
+        "cluster_type": "新能源汽车",
+        "area_mu": "1000",
         "data_note": "演示数据：测试",
     }
     base.update({k: str(v) for k, v in fields.items()})

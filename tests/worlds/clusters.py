@@ -1,4 +1,5 @@
 """Shared test data for the cluster UI and leads tests, built through the models (no tests here)."""
+
 from __future__ import annotations
 
 from chains.cluster_models import ClusterIndicator, LinkAssignment, RosterEntry
@@ -24,21 +25,50 @@ EDGES = [("tc-materials", "tc-parts"), ("tc-parts", "tc-service")]
 
 
 def _firm(session, name: str, external_id: str, scope: str = "") -> Enterprise:
-    return synthetic_firm(session, name, external_id, province="山东省", city="青岛市", status="存续",
-                          business_scope=scope, main_products=scope)
+    return synthetic_firm(
+        session,
+        name,
+        external_id,
+        province="山东省",
+        city="青岛市",
+        status="存续",
+        business_scope=scope,
+        main_products=scope,
+    )
 
 
 def build_world(session) -> dict:
     """Two clusters on one chain; cluster A has firms placed on 核心部件 and a candidate firm named like a script."""
-    links = [dict(key=key, parent_key=parent, stage=stage, depth=2 if parent else 1, name=name,
-                  description=f"{name}环节说明", keywords=[name, f"{name}关键词"], products=[f"{name}产品"])
-             for key, parent, stage, name in LINKS]
+    links = [
+        dict(
+            key=key,
+            parent_key=parent,
+            stage=stage,
+            depth=2 if parent else 1,
+            name=name,
+            description=f"{name}环节说明",
+            keywords=[name, f"{name}关键词"],
+            products=[f"{name}产品"],
+        )
+        for key, parent, stage, name in LINKS
+    ]
     add_chain(session, CHAIN, "测试产业链", "装备", "x" * 64, links, EDGES)
     for cid, cname in ((CLUSTER_A, "甲集聚区"), (CLUSTER_B, "乙集聚区")):
-        add_cluster(session, cid, cname, CHAIN, province="山东省", city="青岛市", cluster_type="装备",
-                    area_mu=3000, area_km2=2)
-    session.add(ClusterIndicator(cluster_id=CLUSTER_A, year=2024, output_value=1200000, revenue=1100000, tax=60000,
-                                 fixed_investment=900000, leading_revenue=800000, source="测试值"))
+        add_cluster(
+            session, cid, cname, CHAIN, province="山东省", city="青岛市", cluster_type="装备", area_mu=3000, area_km2=2
+        )
+    session.add(
+        ClusterIndicator(
+            cluster_id=CLUSTER_A,
+            year=2024,
+            output_value=1200000,
+            revenue=1100000,
+            tax=60000,
+            fixed_investment=900000,
+            leading_revenue=800000,
+            source="测试值",
+        )
+    )
     local = [_firm(session, f"本地部件企业{i}", f"test-local-{i}", "核心部件 制造") for i in range(3)]
     unplaced = _firm(session, "待归位企业", "test-unplaced", "控制系统 软件")
     candidate = _firm(session, XSS_NAME, "test-xss", "核心部件 控制系统")

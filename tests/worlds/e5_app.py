@@ -1,4 +1,5 @@
 """The matching service with a tiny multilingual-e5-shaped embedder: the model, an app using it, a seeded index."""
+
 from __future__ import annotations
 
 from pathlib import Path

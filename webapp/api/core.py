@@ -3,6 +3,7 @@
 Each API view declares its query/body/response schemas and roles here; `webapp.api.spec` walks the URL map
 and builds the OpenAPI document from the same declarations, so the document cannot drift from the code.
 """
+
 from __future__ import annotations
 
 import math
@@ -44,9 +45,14 @@ class Operation:
 class PageQuery(Schema):
     """page/limit pagination parameters shared by every list endpoint."""
 
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE), metadata={"description": "页码，从 1 开始"})
-    limit = fields.Integer(load_default=DEFAULT_LIMIT, validate=validate.Range(min=1, max=MAX_LIMIT),
-                           metadata={"description": f"每页条数，1–{MAX_LIMIT}，默认 {DEFAULT_LIMIT}"})
+    page = fields.Integer(
+        load_default=1, validate=validate.Range(min=1, max=MAX_PAGE), metadata={"description": "页码，从 1 开始"}
+    )
+    limit = fields.Integer(
+        load_default=DEFAULT_LIMIT,
+        validate=validate.Range(min=1, max=MAX_LIMIT),
+        metadata={"description": f"每页条数，1–{MAX_LIMIT}，默认 {DEFAULT_LIMIT}"},
+    )
 
 
 def has_nul(value: Any) -> bool:
@@ -112,8 +118,13 @@ def load_body(schema_cls: type[Schema]) -> dict:
 
 
 def paginate(total: int, page: int, limit: int, items: list) -> dict:
-    return {"items": items, "page": page, "limit": limit, "total": total,
-            "pages": max(1, math.ceil(total / limit)) if limit else 1}
+    return {
+        "items": items,
+        "page": page,
+        "limit": limit,
+        "total": total,
+        "pages": max(1, math.ceil(total / limit)) if limit else 1,
+    }
 
 
 def require_role(roles: tuple[str, ...]) -> None:
@@ -129,15 +140,27 @@ def require_cluster(cluster_id: str) -> None:
         raise ApiError(403, "无权访问该集聚区的数据。")
 
 
-def operation(summary: str, *, tags: list[str], roles: tuple[str, ...] = (), description: str = "",
-              query: type[Schema] | None = None, body: type[Schema] | None = None,
-              response: type[Schema] | None = None, status: int = 200, paginated: bool = False,
-              many: bool = False, public: bool = False, errors: tuple[int, ...] = STANDARD_ERRORS,
-              media: str = "application/json") -> Callable:
+def operation(
+    summary: str,
+    *,
+    tags: list[str],
+    roles: tuple[str, ...] = (),
+    description: str = "",
+    query: type[Schema] | None = None,
+    body: type[Schema] | None = None,
+    response: type[Schema] | None = None,
+    status: int = 200,
+    paginated: bool = False,
+    many: bool = False,
+    public: bool = False,
+    errors: tuple[int, ...] = STANDARD_ERRORS,
+    media: str = "application/json",
+) -> Callable:
     """Declare an API operation. The view receives `query=` / `body=` (validated dicts) when declared and
     returns the data to serialise with `response` (or a Flask response, passed through)."""
-    op = Operation(summary, tags, roles, description, query, body, response, status, paginated, many, public, errors,
-                   media)
+    op = Operation(
+        summary, tags, roles, description, query, body, response, status, paginated, many, public, errors, media
+    )
 
     def decorator(view: Callable) -> Callable:
         @wraps(view)

@@ -1,4 +1,5 @@
 """Consistent JSON error bodies `{"error": {"code", "message", "details"}}` (Chinese messages) under /api/."""
+
 from __future__ import annotations
 
 import logging

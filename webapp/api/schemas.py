@@ -3,6 +3,7 @@
 Each resource's schemas are in `schemas_<resource>.py` (chains, clusters, enterprises, matching, leads, requests,
 register): request validation, response serialisation and the OpenAPI components.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -29,6 +30,7 @@ class StrictSchema(Schema):
 
 # ----------------------------------------------------------------------------- errors and paging
 
+
 class ErrorDetail(Schema):
     code = fields.String(required=True, metadata={"description": "机器可读的错误代码，如 not_found、validation_error"})
     message = fields.String(required=True, metadata={"description": "中文错误说明"})
@@ -47,6 +49,7 @@ class PageMeta(Schema):
 
 
 # ----------------------------------------------------------------------------- account
+
 
 class MeOut(Schema):
     id = fields.Integer(required=True)

@@ -1,4 +1,5 @@
 """API schemas of chains: summaries, links, supply edges, chain map import."""
+
 from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema

@@ -1,4 +1,5 @@
 """API schemas of clusters: summaries, indicators, gap analysis, evaluation, the N lists."""
+
 from __future__ import annotations
 
 from marshmallow import Schema, fields
@@ -151,6 +152,11 @@ class ListsOut(Schema):
 
 
 class ListsQuery(Schema):
-    list_type = fields.List(fields.String(), data_key="list",
-                            metadata={"description": "清单类型（可重复）：leaders, suppliers, weak_links, "
-                                                     "strong_links, targets, projects, key_tech"})
+    list_type = fields.List(
+        fields.String(),
+        data_key="list",
+        metadata={
+            "description": "清单类型（可重复）：leaders, suppliers, weak_links, "
+            "strong_links, targets, projects, key_tech"
+        },
+    )

@@ -1,4 +1,5 @@
 """API schemas of enterprises: the register, its query and the bulk upsert."""
+
 from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
@@ -48,9 +49,28 @@ class EnterpriseQuery(PageQuery):
     credit_code = fields.String()
 
 
-_ROW_FIELDS = ("name", "credit_code", "external_id", "status", "founded_on", "capital", "province", "city",
-               "district", "address", "industry_code", "industry_name", "business_scope", "main_products", "tags",
-               "employees", "revenue", "former_names", "country", "data_note")
+_ROW_FIELDS = (
+    "name",
+    "credit_code",
+    "external_id",
+    "status",
+    "founded_on",
+    "capital",
+    "province",
+    "city",
+    "district",
+    "address",
+    "industry_code",
+    "industry_name",
+    "business_scope",
+    "main_products",
+    "tags",
+    "employees",
+    "revenue",
+    "former_names",
+    "country",
+    "data_note",
+)
 
 
 class EnterpriseRow(StrictSchema):
@@ -79,10 +99,10 @@ class EnterpriseRow(StrictSchema):
 
 
 class BulkUpsertInput(StrictSchema):
-    rows = fields.List(fields.Nested(EnterpriseRow), required=True,
-                       validate=validate.Length(min=1, max=MAX_BULK_ROWS))
-    source = fields.String(load_default="api", validate=validate.Length(max=100),
-                           metadata={"description": "记录在变更历史中的来源名称"})
+    rows = fields.List(fields.Nested(EnterpriseRow), required=True, validate=validate.Length(min=1, max=MAX_BULK_ROWS))
+    source = fields.String(
+        load_default="api", validate=validate.Length(max=100), metadata={"description": "记录在变更历史中的来源名称"}
+    )
 
 
 class ReportRowOut(Schema):

@@ -1,4 +1,5 @@
 """API schemas of leads: the pipeline, its events and claim holders."""
+
 from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
@@ -31,9 +32,15 @@ class LeadOut(Schema):
     notes = fields.String(required=True)
     feedback = fields.String(required=True)
     claim = fields.String(required=True, metadata={"description": "首报登记：first（首报）/ second（第二报）"})
-    claim_holder = fields.Nested("ClaimHolderOut", required=True, allow_none=True,
-                                 metadata={"description": "第二报时：持有首报的线索（不含其备注）"})
-    planned_investment_wan = fields.Float(required=True, allow_none=True, metadata={"description": "计划投资额（万元）"})
+    claim_holder = fields.Nested(
+        "ClaimHolderOut",
+        required=True,
+        allow_none=True,
+        metadata={"description": "第二报时：持有首报的线索（不含其备注）"},
+    )
+    planned_investment_wan = fields.Float(
+        required=True, allow_none=True, metadata={"description": "计划投资额（万元）"}
+    )
     created_at = UtcDateTime(required=True)
     updated_at = UtcDateTime(required=True)
 
@@ -75,6 +82,11 @@ class LeadUpdateInput(StrictSchema):
 
 
 class LeadStageInput(StrictSchema):
-    stage = fields.String(required=True, metadata={"description": "候选 / 已接洽 / 实地考察 / 洽谈 / 签约 / 落地 / 放弃"})
-    reason = fields.String(load_default="", validate=validate.Length(max=MAX_TEXT),
-                           metadata={"description": "放弃原因（阶段为“放弃”时必填）"})
+    stage = fields.String(
+        required=True, metadata={"description": "候选 / 已接洽 / 实地考察 / 洽谈 / 签约 / 落地 / 放弃"}
+    )
+    reason = fields.String(
+        load_default="",
+        validate=validate.Length(max=MAX_TEXT),
+        metadata={"description": "放弃原因（阶段为“放弃”时必填）"},
+    )

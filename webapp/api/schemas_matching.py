@@ -1,4 +1,5 @@
 """API schemas of matching: candidates, look-alikes and feedback."""
+
 from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
@@ -26,8 +27,11 @@ class CandidateOut(Schema):
     name = fields.String(required=True)
     rank = fields.Integer(required=True)
     score = fields.Float(required=True, metadata={"description": "融合得分（各通道 z 分数加权和）"})
-    match_score = fields.Integer(required=True, allow_none=True,
-                                 metadata={"description": "匹配度 0–100，同一企业与环节在各页面一致；关键词兜底时为空"})
+    match_score = fields.Integer(
+        required=True,
+        allow_none=True,
+        metadata={"description": "匹配度 0–100，同一企业与环节在各页面一致；关键词兜底时为空"},
+    )
     evidence = fields.String(required=True, metadata={"description": "证据强度：strong / medium / weak"})
     evidence_label = fields.String(required=True, metadata={"description": "证据强度：强 / 中 / 弱"})
     province = fields.String(required=True)
@@ -57,8 +61,9 @@ def _filter_field(f: FilterField) -> fields.Field:
 
 
 # The query parameters of every candidate filter, named as the API names them.
-CandidateFilterQuery = Schema.from_dict({f.api: _filter_field(f) for f in FILTER_FIELDS if f.api},
-                                        name="CandidateFilterQuery")
+CandidateFilterQuery = Schema.from_dict(
+    {f.api: _filter_field(f) for f in FILTER_FIELDS if f.api}, name="CandidateFilterQuery"
+)
 
 
 class CandidatePageQuery(CandidateFilterQuery):
@@ -71,7 +76,9 @@ class CandidatePageOut(Schema):
     link = fields.Nested(LinkRefOut, required=True)
     offset = fields.Integer(required=True)
     k = fields.Integer(required=True)
-    state = fields.String(required=True, metadata={"description": "ready（完整匹配）或 fallback（索引构建中，仅关键词）"})
+    state = fields.String(
+        required=True, metadata={"description": "ready（完整匹配）或 fallback（索引构建中，仅关键词）"}
+    )
     message = fields.String(required=True)
     embedder = fields.String(required=True)
     filters = fields.Dict(required=True)
@@ -90,8 +97,11 @@ class LookAlikesOut(Schema):
 class FeedbackInput(StrictSchema):
     link_key = fields.String(required=True, validate=validate.Length(min=1, max=128))
     enterprise_id = id_field(required=True)
-    label = fields.String(required=True, validate=validate.OneOf(("relevant", "not_relevant", "contacted")),
-                          metadata={"description": "relevant 相关 / not_relevant 不相关 / contacted 已接洽"})
+    label = fields.String(
+        required=True,
+        validate=validate.OneOf(("relevant", "not_relevant", "contacted")),
+        metadata={"description": "relevant 相关 / not_relevant 不相关 / contacted 已接洽"},
+    )
 
 
 class FeedbackOut(Schema):

@@ -1,4 +1,5 @@
 """Schemas of the shared target register, coordination requests and progress entries."""
+
 from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
@@ -8,7 +9,9 @@ from webapp.api.schemas_leads import ClaimHolderOut
 
 
 class RegisterQuery(Schema):
-    cluster = fields.String(validate=validate.Length(max=64), metadata={"description": "只看该集聚区首报或参与竞争的企业"})
+    cluster = fields.String(
+        validate=validate.Length(max=64), metadata={"description": "只看该集聚区首报或参与竞争的企业"}
+    )
     conflicts = fields.Boolean(load_default=False, metadata={"description": "只看有第二报（冲突）的企业"})
 
 
@@ -69,7 +72,9 @@ class WhatIfOut(Schema):
     mode = fields.String(required=True, metadata={"description": "what-if（按计划投资）/ actual（落地后按到位资金）"})
     year = fields.Integer(required=True)
     rules = fields.List(fields.Nested(WhatIfRuleOut), required=True)
-    fixed_investment = fields.List(fields.Float(allow_none=True), required=True, metadata={"description": "[当前, 计入项目]"})
+    fixed_investment = fields.List(
+        fields.Float(allow_none=True), required=True, metadata={"description": "[当前, 计入项目]"}
+    )
     tax = fields.List(fields.Float(allow_none=True), required=True, metadata={"description": "[当前, 计入项目]"})
 
 
@@ -86,7 +91,9 @@ class ProjectOut(Schema):
     producing_on = fields.Date(required=True, allow_none=True)
     funds_wan = fields.Float(required=True)
     funds = fields.List(fields.Nested(FundingOut), required=True)
-    state = fields.String(required=True, allow_none=True, metadata={"description": "签约未开工 / 开工未到资 / 在建 / 已投产"})
+    state = fields.String(
+        required=True, allow_none=True, metadata={"description": "签约未开工 / 开工未到资 / 在建 / 已投产"}
+    )
     state_days = fields.Integer(required=True, allow_none=True)
     what_if = fields.Nested(WhatIfOut, required=True, allow_none=True)
 
@@ -108,7 +115,9 @@ class ProjectInput(StrictSchema):
 
 
 class FundingInput(StrictSchema):
-    amount_wan = fields.Float(required=True, allow_nan=False, validate=validate.Range(min=0, max=1e8, min_inclusive=False))
+    amount_wan = fields.Float(
+        required=True, allow_nan=False, validate=validate.Range(min=0, max=1e8, min_inclusive=False)
+    )
     received_on = fields.Date(required=True)
     note = fields.String(load_default="", validate=validate.Length(max=MAX_TEXT))
 

@@ -1,4 +1,5 @@
 """API schemas of matchmaking requests (供需对接) and their events."""
+
 from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
@@ -40,8 +41,11 @@ class RequestQuery(PageQuery):
 class RequestCreateInput(StrictSchema):
     supplier_id = id_field(required=True)
     cluster_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    link_key = fields.String(allow_none=True, validate=validate.Length(max=128),
-                             metadata={"description": "需求环节（上游环节），或改填 need_text"})
+    link_key = fields.String(
+        allow_none=True,
+        validate=validate.Length(max=128),
+        metadata={"description": "需求环节（上游环节），或改填 need_text"},
+    )
     need_text = fields.String(validate=validate.Length(max=500))
     note = fields.String(load_default="", validate=validate.Length(max=2000))
 

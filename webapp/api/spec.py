@@ -1,4 +1,5 @@
 """The OpenAPI 3 document, generated from the URL map and each view's `operation` declaration; docs page."""
+
 from __future__ import annotations
 
 import re
@@ -21,7 +22,7 @@ _CONVERTER = re.compile(r"<(?:(?P<conv>[a-z]+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
 _TYPES = {"int": {"type": "integer", "minimum": 0}, "float": {"type": "number"}}
 DESCRIPTION = (
     "产业链精准招商匹配平台的版本化 JSON API。认证：`Authorization: Bearer <令牌>`（在 /api/tokens 页面或用 "
-    "`chainmatch tokens create` 创建）。错误统一为 `{\"error\": {\"code\", \"message\", \"details\"}}`。"
+    '`chainmatch tokens create` 创建）。错误统一为 `{"error": {"code", "message", "details"}}`。'
 )
 
 
@@ -49,10 +50,18 @@ def _response_schema(op: Operation) -> dict[str, Any]:
     ref = {"$ref": f"#/components/schemas/{_schema_name(op.response)}"}
     if op.paginated:
         integer = {"type": "integer", "minimum": 0}
-        return {"type": "object", "additionalProperties": False,
-                "required": ["items", "page", "limit", "total", "pages"],
-                "properties": {"items": {"type": "array", "items": ref}, "page": integer, "limit": integer,
-                               "total": integer, "pages": integer}}
+        return {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["items", "page", "limit", "total", "pages"],
+            "properties": {
+                "items": {"type": "array", "items": ref},
+                "page": integer,
+                "limit": integer,
+                "total": integer,
+                "pages": integer,
+            },
+        }
     if op.many:
         return {"type": "array", "items": ref}
     return ref
@@ -60,15 +69,26 @@ def _response_schema(op: Operation) -> dict[str, Any]:
 
 def build_spec(app: Flask) -> dict:
     plugin = MarshmallowPlugin(schema_name_resolver=lambda schema: None)
-    spec = APISpec(title=TITLE, version=VERSION, openapi_version=OPENAPI_VERSION, plugins=[plugin],
-                   info={"description": DESCRIPTION},
-                   servers=[{"url": "/"}])
-    spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer",
-                                                   "description": "API 令牌：cm_<前缀>_<密钥>"})
+    spec = APISpec(
+        title=TITLE,
+        version=VERSION,
+        openapi_version=OPENAPI_VERSION,
+        plugins=[plugin],
+        info={"description": DESCRIPTION},
+        servers=[{"url": "/"}],
+    )
+    spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer", "description": "API 令牌：cm_<前缀>_<密钥>"}
+    )
     spec.components.schema("Error", schema=Error)
     for code, (error_code, message) in ERRORS.items():
-        spec.components.response(f"E{code}", {
-            "description": message, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+        spec.components.response(
+            f"E{code}",
+            {
+                "description": message,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            },
+        )
     seen_schemas: set[type] = {Error}
 
     def register(schema_cls: type | None) -> None:
@@ -76,8 +96,7 @@ def build_spec(app: Flask) -> dict:
             seen_schemas.add(schema_cls)
             spec.components.schema(_schema_name(schema_cls), schema=schema_cls)
 
-    rules = sorted((r for r in app.url_map.iter_rules() if r.endpoint.startswith(bp.name + ".")),
-                   key=lambda r: r.rule)
+    rules = sorted((r for r in app.url_map.iter_rules() if r.endpoint.startswith(bp.name + ".")), key=lambda r: r.rule)
     paths: dict[str, dict] = {}
     for rule in rules:
         view = app.view_functions[rule.endpoint]
@@ -90,7 +109,8 @@ def build_spec(app: Flask) -> dict:
                 register(schema_cls)
             entry: dict[str, Any] = {
                 "operationId": rule.endpoint.split(".", 1)[1],
-                "summary": op.summary, "tags": op.tags,
+                "summary": op.summary,
+                "tags": op.tags,
                 "parameters": list(path_params) + (_query_params(spec, op) if op.query else []),
                 "responses": {},
             }
@@ -102,13 +122,20 @@ def build_spec(app: Flask) -> dict:
             if op.public:
                 entry["security"] = []
             if op.body is not None:
-                entry["requestBody"] = {"required": True, "content": {"application/json": {
-                    "schema": {"$ref": f"#/components/schemas/{_schema_name(op.body)}"}}}}
+                entry["requestBody"] = {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": f"#/components/schemas/{_schema_name(op.body)}"}}
+                    },
+                }
             if op.status == 204:
                 entry["responses"]["204"] = {"description": "成功，无内容"}
             else:
-                schema = _response_schema(op) if op.response is not None else (
-                    {"type": "object"} if op.media == "application/json" else {"type": "string"})
+                schema = (
+                    _response_schema(op)
+                    if op.response is not None
+                    else ({"type": "object"} if op.media == "application/json" else {"type": "string"})
+                )
                 ok = {"description": "成功", "content": {op.media: {"schema": schema}}}
                 links = _links(view.__name__)
                 if links:
@@ -139,16 +166,30 @@ _IDEMPOTENT_CREATES = {"post_lead", "post_request"}
 # stateful testers (schemathesis) can follow create → read → update. Keyed by view name:
 # (path parameter, where the response carries the id, {link name: target operationId}).
 LINKS: dict[str, tuple[str, str, dict[str, str]]] = {
-    "post_lead": ("lead_id", "$response.body#/id", {
-        "GetLead": "get_lead", "PatchLead": "patch_lead", "ChangeLeadStage": "post_lead_stage",
-        "GetLeadProject": "get_project", "DeleteLead": "delete_lead"}),
+    "post_lead": (
+        "lead_id",
+        "$response.body#/id",
+        {
+            "GetLead": "get_lead",
+            "PatchLead": "patch_lead",
+            "ChangeLeadStage": "post_lead_stage",
+            "GetLeadProject": "get_project",
+            "DeleteLead": "delete_lead",
+        },
+    ),
     "patch_lead": ("lead_id", "$response.body#/id", {"GetLead": "get_lead"}),
     "post_lead_stage": ("lead_id", "$response.body#/id", {"GetLead": "get_lead"}),
-    "post_request": ("request_id", "$response.body#/id", {
-        "GetRequest": "get_request", "ChangeRequestStatus": "post_request_status"}),
+    "post_request": (
+        "request_id",
+        "$response.body#/id",
+        {"GetRequest": "get_request", "ChangeRequestStatus": "post_request_status"},
+    ),
     "post_request_status": ("request_id", "$response.body#/id", {"GetRequest": "get_request"}),
-    "create_chain": ("chain_id", "$response.body#/chain_id", {
-        "GetChain": "get_chain", "UpdateChain": "update_chain", "ListChainLinks": "list_links"}),
+    "create_chain": (
+        "chain_id",
+        "$response.body#/chain_id",
+        {"GetChain": "get_chain", "UpdateChain": "update_chain", "ListChainLinks": "list_links"},
+    ),
     "update_chain": ("chain_id", "$response.body#/chain_id", {"GetChain": "get_chain"}),
 }
 # The operations that create an API object: each must have links to read and to change what it created.
@@ -180,8 +221,12 @@ def openapi_json():
 @operation("API 文档页面（由 OpenAPI 文档在服务端渲染）", tags=["文档"], public=True, errors=(429,), media="text/html")
 def docs():
     document = cached_spec()
-    return render_template("api/docs.html", spec=document, operations=_operations(document),
-                           schemas=document.get("components", {}).get("schemas", {}))
+    return render_template(
+        "api/docs.html",
+        spec=document,
+        operations=_operations(document),
+        schemas=document.get("components", {}).get("schemas", {}),
+    )
 
 
 def _operations(document: dict) -> list[dict]:

@@ -1,4 +1,5 @@
 """/api/tokens: a logged-in user's own API tokens — create (shown once), list, revoke. CSRF-protected forms."""
+
 from __future__ import annotations
 
 import logging
@@ -33,14 +34,12 @@ def create():
     except TokenError as exc:
         db.session.rollback()
         flash(str(exc), "error")
-        return render_template("api/tokens.html", tokens=user_tokens(db.session, current_user.id),
-                               new_token=None), 400
+        return render_template("api/tokens.html", tokens=user_tokens(db.session, current_user.id), new_token=None), 400
     audit("api_token.create", "api_token", row.id)
     db.session.commit()
     logger.info("user %s created API token %s", current_user.id, row.prefix)
     # Shown once, in this response only; never stored in plain text nor put in the URL.
-    return render_template("api/tokens.html", tokens=user_tokens(db.session, current_user.id),
-                           new_token=plaintext), 201
+    return render_template("api/tokens.html", tokens=user_tokens(db.session, current_user.id), new_token=plaintext), 201
 
 
 @tokens_bp.route("/<int:token_id>/revoke", methods=["POST"])

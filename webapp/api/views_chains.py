@@ -1,4 +1,5 @@
 """Chain maps (1张图谱): list, read with links, create or update from YAML text or JSON (admins)."""
+
 from __future__ import annotations
 
 import json
@@ -41,11 +42,20 @@ def list_chains():
 def get_chain(chain_id: str):
     chain = _chain(chain_id)
     version = chain.current_version
-    edges = db.session.scalars(select(SupplyEdge).where(SupplyEdge.version_id == version.id)
-                               .order_by(SupplyEdge.from_key, SupplyEdge.to_key)).all()
-    return {"id": chain.id, "name": chain.name, "sector": chain.sector, "description": chain.description,
-            "version": version.version, "declared_version": version.declared_version, "source": version.source,
-            "links": current_links(db.session, chain.id), "supply": edges}
+    edges = db.session.scalars(
+        select(SupplyEdge).where(SupplyEdge.version_id == version.id).order_by(SupplyEdge.from_key, SupplyEdge.to_key)
+    ).all()
+    return {
+        "id": chain.id,
+        "name": chain.name,
+        "sector": chain.sector,
+        "description": chain.description,
+        "version": version.version,
+        "declared_version": version.declared_version,
+        "source": version.source,
+        "links": current_links(db.session, chain.id),
+        "supply": edges,
+    }
 
 
 @bp.get("/chains/<chain_id>/links")
@@ -81,28 +91,52 @@ def _parse(body: dict):
 
 
 def _validation(exc: ChainMapError) -> ApiError:
-    return ApiError(422, "产业链图谱未通过校验，未写入任何数据。",
-                    {"errors": [{"line": line, "message": message} for _, line, message in exc.errors]})
+    return ApiError(
+        422,
+        "产业链图谱未通过校验，未写入任何数据。",
+        {"errors": [{"line": line, "message": message} for _, line, message in exc.errors]},
+    )
 
 
 def _import(parsed) -> dict:
     try:
-        result = import_parsed_chain(db.session, parsed, commit=False, provenance={
-            "kind": "import", "author_id": current_user.id, "author": current_user.username, "reason": "API 导入"})
+        result = import_parsed_chain(
+            db.session,
+            parsed,
+            commit=False,
+            provenance={
+                "kind": "import",
+                "author_id": current_user.id,
+                "author": current_user.username,
+                "reason": "API 导入",
+            },
+        )
     except ChainMapError as exc:
         raise _validation(exc) from None
     if result.created:
         audit("chain.import", "chain", result.chain_id, version=result.version)
     db.session.commit()
     logger.info("API chain import %s: version %s created=%s", result.chain_id, result.version, result.created)
-    return {"chain_id": result.chain_id, "version": result.version, "links": result.links,
-            "created": result.created, "unchanged": result.unchanged}
+    return {
+        "chain_id": result.chain_id,
+        "version": result.version,
+        "links": result.links,
+        "created": result.created,
+        "unchanged": result.unchanged,
+    }
 
 
 @bp.post("/chains")
-@operation("新建产业链（YAML 文本或 JSON 文档）", tags=TAGS, roles=(ROLE_ADMIN,), body=ChainInput,
-           response=ChainImportOut, status=201, errors=(400, 401, 403, 409, 415, 422, 429),
-           description="与 `chainmatch chains import` 相同的校验；有任何错误时不写入，错误按行列出。已存在的产业链请用 PUT。")
+@operation(
+    "新建产业链（YAML 文本或 JSON 文档）",
+    tags=TAGS,
+    roles=(ROLE_ADMIN,),
+    body=ChainInput,
+    response=ChainImportOut,
+    status=201,
+    errors=(400, 401, 403, 409, 415, 422, 429),
+    description="与 `chainmatch chains import` 相同的校验；有任何错误时不写入，错误按行列出。已存在的产业链请用 PUT。",
+)
 def create_chain(body: dict):
     parsed = _parse(body)
     if db.session.get(Chain, parsed.id) is not None:
@@ -111,12 +145,20 @@ def create_chain(body: dict):
 
 
 @bp.put("/chains/<chain_id>")
-@operation("更新产业链（内容变化时写入新版本）", tags=TAGS, roles=(ROLE_ADMIN,), body=ChainInput,
-           response=ChainImportOut, errors=(400, 401, 403, 404, 415, 422, 429),
-           description="内容与当前版本相同则不写入（unchanged=true），否则写入新版本，旧版本保留。")
+@operation(
+    "更新产业链（内容变化时写入新版本）",
+    tags=TAGS,
+    roles=(ROLE_ADMIN,),
+    body=ChainInput,
+    response=ChainImportOut,
+    errors=(400, 401, 403, 404, 415, 422, 429),
+    description="内容与当前版本相同则不写入（unchanged=true），否则写入新版本，旧版本保留。",
+)
 def update_chain(chain_id: str, body: dict):
     _chain(chain_id)
     parsed = _parse(body)
     if parsed.id != chain_id:
-        raise ApiError(422, "文档中的产业链 id 与地址不一致。", {"errors": [{"line": None, "message": f"id 应为 {chain_id}"}]})
+        raise ApiError(
+            422, "文档中的产业链 id 与地址不一致。", {"errors": [{"line": None, "message": f"id 应为 {chain_id}"}]}
+        )
     return _import(parsed)

@@ -1,4 +1,5 @@
 """Clusters (产业集聚区): list and read, gap analysis, policy evaluation, N lists (N张清单)."""
+
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -48,20 +49,37 @@ def list_clusters():
 @operation("集聚区详情（指标与本地企业名单）", tags=TAGS, roles=STAFF_ROLES, response=ClusterDetail)
 def get_cluster_detail(cluster_id: str):
     cluster = get_cluster(cluster_id)
-    roster = db.session.scalars(select(RosterEntry).where(RosterEntry.cluster_id == cluster.id)
-                                .order_by(RosterEntry.id)).all()
+    roster = db.session.scalars(
+        select(RosterEntry).where(RosterEntry.cluster_id == cluster.id).order_by(RosterEntry.id)
+    ).all()
     return {
-        "id": cluster.id, "name": cluster.name, "province": cluster.province, "city": cluster.city,
-        "district": cluster.district, "cluster_type": cluster.cluster_type, "chains": cluster.chain_ids,
-        "firms": len(roster), "leading_industry": cluster.leading_industry, "area_mu": cluster.area_mu,
-        "area_km2": cluster.area_km2, "description": cluster.description, "data_note": cluster.data_note,
-        "is_demo": bool(cluster.is_demo), "indicators": cluster.indicators, "roster": roster,
+        "id": cluster.id,
+        "name": cluster.name,
+        "province": cluster.province,
+        "city": cluster.city,
+        "district": cluster.district,
+        "cluster_type": cluster.cluster_type,
+        "chains": cluster.chain_ids,
+        "firms": len(roster),
+        "leading_industry": cluster.leading_industry,
+        "area_mu": cluster.area_mu,
+        "area_km2": cluster.area_km2,
+        "description": cluster.description,
+        "data_note": cluster.data_note,
+        "is_demo": bool(cluster.is_demo),
+        "indicators": cluster.indicators,
+        "roster": roster,
     }
 
 
 @bp.get("/clusters/<cluster_id>/gaps")
-@operation("缺口分析（各环节 空白/薄弱/一般/优势 与本地配套率）", tags=TAGS, roles=STAFF_ROLES, query=GapQuery,
-           response=GapsOut)
+@operation(
+    "缺口分析（各环节 空白/薄弱/一般/优势 与本地配套率）",
+    tags=TAGS,
+    roles=STAFF_ROLES,
+    query=GapQuery,
+    response=GapsOut,
+)
 def get_gaps(cluster_id: str, query: dict):
     cluster = get_cluster(cluster_id)
     chain_id = query.get("chain")
@@ -72,13 +90,19 @@ def get_gaps(cluster_id: str, query: dict):
 
 
 @bp.get("/clusters/<cluster_id>/evaluation")
-@operation("集聚区政策评价（主导产业集聚度、投资强度、亩均税收等）", tags=TAGS, roles=STAFF_ROLES,
-           response=EvaluationOut)
+@operation(
+    "集聚区政策评价（主导产业集聚度、投资强度、亩均税收等）", tags=TAGS, roles=STAFF_ROLES, response=EvaluationOut
+)
 def get_evaluation(cluster_id: str):
     cluster = get_cluster(cluster_id)
     result = evaluate_cluster(db.session, cluster.id)
-    return {"cluster_id": result.cluster_id, "cluster_name": result.cluster_name, "year": result.year,
-            "passed": result.passed, "rules": [r.as_dict() for r in result.rules]}
+    return {
+        "cluster_id": result.cluster_id,
+        "cluster_name": result.cluster_name,
+        "year": result.year,
+        "passed": result.passed,
+        "rules": [r.as_dict() for r in result.rules],
+    }
 
 
 def _lists(cluster_id: str, chain_id: str, types: list[str] | None, refresh: bool) -> dict:
@@ -90,8 +114,12 @@ def _lists(cluster_id: str, chain_id: str, types: list[str] | None, refresh: boo
     unknown = [t for t in types if t not in LIST_TYPES]
     if unknown:
         raise ApiError(422, "未知的清单类型。", {"query": {"list": unknown}})
-    never_built = db.session.scalar(select(ListEntry.id).where(
-        ListEntry.cluster_id == cluster.id, ListEntry.chain_id == chain_id).limit(1)) is None
+    never_built = (
+        db.session.scalar(
+            select(ListEntry.id).where(ListEntry.cluster_id == cluster.id, ListEntry.chain_id == chain_id).limit(1)
+        )
+        is None
+    )
     if refresh or never_built:
         refresh_lists(db.session, cluster.id, chain_id, commit=not refresh)
     lists = []
@@ -102,8 +130,14 @@ def _lists(cluster_id: str, chain_id: str, types: list[str] | None, refresh: boo
 
 
 @bp.get("/clusters/<cluster_id>/chains/<chain_id>/lists")
-@operation("N张清单", tags=TAGS, roles=STAFF_ROLES, query=ListsQuery, response=ListsOut,
-           description="首次读取时按当前数据生成派生清单；之后返回已保存的清单（含置顶、移除和备注的整理结果）。")
+@operation(
+    "N张清单",
+    tags=TAGS,
+    roles=STAFF_ROLES,
+    query=ListsQuery,
+    response=ListsOut,
+    description="首次读取时按当前数据生成派生清单；之后返回已保存的清单（含置顶、移除和备注的整理结果）。",
+)
 def get_lists(cluster_id: str, chain_id: str, query: dict):
     return _lists(cluster_id, chain_id, query.get("list_type"), refresh=False)
 

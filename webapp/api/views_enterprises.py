@@ -1,4 +1,5 @@
 """Enterprise registry: search with filters, read, bulk upsert through the file import's parsing and row report."""
+
 from __future__ import annotations
 
 import logging
@@ -26,9 +27,13 @@ def _conditions(query: dict) -> list:
     conds = []
     if query.get("q"):
         text = query["q"].strip()
-        conds.append(or_(Enterprise.name.contains(text, autoescape=True),
-                         Enterprise.main_products.contains(text, autoescape=True),
-                         Enterprise.business_scope.contains(text, autoescape=True)))
+        conds.append(
+            or_(
+                Enterprise.name.contains(text, autoescape=True),
+                Enterprise.main_products.contains(text, autoescape=True),
+                Enterprise.business_scope.contains(text, autoescape=True),
+            )
+        )
     if query.get("province"):
         conds.append(Enterprise.province.in_(query["province"]))
     if query.get("city"):
@@ -40,8 +45,9 @@ def _conditions(query: dict) -> list:
         section, digits = code[:1], code[1:]
         conds.append(Enterprise.industry_section == section)
         if digits:
-            column = {2: Enterprise.industry_division, 3: Enterprise.industry_group}.get(len(digits),
-                                                                                      Enterprise.industry_class)
+            column = {2: Enterprise.industry_division, 3: Enterprise.industry_group}.get(
+                len(digits), Enterprise.industry_class
+            )
             conds.append(column == digits[:4])
     if query.get("status"):
         conds.append(Enterprise.status == query["status"])
@@ -57,14 +63,21 @@ def _conditions(query: dict) -> list:
 
 
 @bp.get("/enterprises")
-@operation("企业检索（名称/产品/经营范围、地区、标签、行业、注册资本）", tags=TAGS, roles=STAFF_ROLES,
-           query=EnterpriseQuery, response=EnterpriseOut, paginated=True)
+@operation(
+    "企业检索（名称/产品/经营范围、地区、标签、行业、注册资本）",
+    tags=TAGS,
+    roles=STAFF_ROLES,
+    query=EnterpriseQuery,
+    response=EnterpriseOut,
+    paginated=True,
+)
 def search_enterprises(query: dict):
     conds = _conditions(query)
     total = db.session.scalar(select(func.count(Enterprise.id)).where(*conds)) or 0
     page, limit = query["page"], query["limit"]
-    rows = db.session.scalars(select(Enterprise).where(*conds).order_by(Enterprise.id)
-                              .offset((page - 1) * limit).limit(limit)).all()
+    rows = db.session.scalars(
+        select(Enterprise).where(*conds).order_by(Enterprise.id).offset((page - 1) * limit).limit(limit)
+    ).all()
     return paginate(total, page, limit, list(rows))
 
 
@@ -78,17 +91,26 @@ def get_enterprise(enterprise_id: int):
 
 
 @bp.post("/enterprises/bulk")
-@operation("批量新增或更新企业（与文件导入相同的校验与逐行报告）", tags=TAGS, roles=IMPORT_ROLES,
-           body=BulkUpsertInput, response=BulkUpsertOut, errors=(400, 401, 403, 415, 422, 429),
-           description="一次调用为一个事务：全部写入或（出错时）全部不写。身份依次按统一社会信用代码、外部编号、"
-                       "名称+城市识别；空值不会覆盖已有数据；被拒绝的行在报告中给出原因（其余行照常写入）。")
+@operation(
+    "批量新增或更新企业（与文件导入相同的校验与逐行报告）",
+    tags=TAGS,
+    roles=IMPORT_ROLES,
+    body=BulkUpsertInput,
+    response=BulkUpsertOut,
+    errors=(400, 401, 403, 415, 422, 429),
+    description="一次调用为一个事务：全部写入或（出错时）全部不写。身份依次按统一社会信用代码、外部编号、"
+    "名称+城市识别；空值不会覆盖已有数据；被拒绝的行在报告中给出原因（其余行照常写入）。",
+)
 def bulk_upsert(body: dict):
     rows = body["rows"]
     keys = sorted({k for row in rows for k in row})
     # Line numbers in the report are the 1-based positions in `rows`.
-    table = Table(columns=dict(enumerate(keys)), header_row=0,
-                  rows=iter([(i, {k: row.get(k) for k in keys}) for i, row in enumerate(rows, start=1)]),
-                  encoding="json")
+    table = Table(
+        columns=dict(enumerate(keys)),
+        header_row=0,
+        rows=iter([(i, {k: row.get(k) for k in keys}) for i, row in enumerate(rows, start=1)]),
+        encoding="json",
+    )
     try:
         result = import_table(db.session, table, source_file=f"api:{body['source']}")
         audit("enterprise.bulk_upsert", "enterprise", "", **result.counts())

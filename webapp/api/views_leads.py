@@ -1,4 +1,5 @@
 """招商线索 (leads): list, create, read with history, edit, change stage, delete (admins)."""
+
 from __future__ import annotations
 
 import logging
@@ -30,8 +31,9 @@ def _lead(lead_id: int) -> Lead:
 
 
 @bp.get("/leads")
-@operation("线索列表（仅限有权访问的集聚区）", tags=TAGS, roles=STAFF_ROLES, query=LeadQuery, response=LeadOut,
-           paginated=True)
+@operation(
+    "线索列表（仅限有权访问的集聚区）", tags=TAGS, roles=STAFF_ROLES, query=LeadQuery, response=LeadOut, paginated=True
+)
 def list_leads(query: dict):
     user = api_user()
     conds = []
@@ -50,15 +52,24 @@ def list_leads(query: dict):
         conds.append(Lead.enterprise_id == query["enterprise_id"])
     total = db.session.scalar(select(func.count(Lead.id)).where(*conds)) or 0
     page, limit = query["page"], query["limit"]
-    rows = db.session.scalars(select(Lead).where(*conds).order_by(Lead.id.desc())
-                              .offset((page - 1) * limit).limit(limit)).unique().all()
+    rows = (
+        db.session.scalars(select(Lead).where(*conds).order_by(Lead.id.desc()).offset((page - 1) * limit).limit(limit))
+        .unique()
+        .all()
+    )
     return paginate(total, page, limit, list(rows))
 
 
 @bp.post("/leads")
-@operation("创建线索（同一企业同一环节已有进行中的线索时返回该线索，状态 200）", tags=TAGS, roles=STAFF_ROLES,
-           body=LeadCreateInput, response=LeadDetailOut, status=201,
-           errors=(400, 401, 403, 404, 415, 422, 429))
+@operation(
+    "创建线索（同一企业同一环节已有进行中的线索时返回该线索，状态 200）",
+    tags=TAGS,
+    roles=STAFF_ROLES,
+    body=LeadCreateInput,
+    response=LeadDetailOut,
+    status=201,
+    errors=(400, 401, 403, 404, 415, 422, 429),
+)
 def post_lead(body: dict):
     user = api_user()
     cluster_id = body["cluster_id"]
@@ -83,8 +94,14 @@ def post_lead(body: dict):
     if created and chain_id and add_target is not None:
         add_target(db.session, cluster_id, chain_id, body["enterprise_id"], user, link_key=link_key, commit=False)
     if created:
-        audit("lead.create", "lead", lead.id, cluster_id=cluster_id, enterprise_id=body["enterprise_id"],
-              link_key=link_key)
+        audit(
+            "lead.create",
+            "lead",
+            lead.id,
+            cluster_id=cluster_id,
+            enterprise_id=body["enterprise_id"],
+            link_key=link_key,
+        )
     db.session.commit()
     response = LeadDetailOut().dump(lead)
     return response, (201 if created else 200)
@@ -113,8 +130,13 @@ def get_lead(lead_id: int):
 
 
 @bp.patch("/leads/<int:lead_id>")
-@operation("修改线索（负责人、下一步、下一步日期、备注）", tags=TAGS, roles=STAFF_ROLES, body=LeadUpdateInput,
-           response=LeadDetailOut)
+@operation(
+    "修改线索（负责人、下一步、下一步日期、备注）",
+    tags=TAGS,
+    roles=STAFF_ROLES,
+    body=LeadUpdateInput,
+    response=LeadDetailOut,
+)
 def patch_lead(lead_id: int, body: dict):
     lead = _lead(lead_id)
     changes: dict = {}
@@ -141,20 +163,31 @@ def patch_lead(lead_id: int, body: dict):
 def _owner_ids(cluster_id: str) -> set[int]:
     """Accounts that may own a lead of this cluster: admins and the cluster's staff and managers."""
     assigned = select(user_clusters.c.user_id).where(user_clusters.c.cluster_id == cluster_id)
-    return set(db.session.scalars(select(User.id).where(
-        User.active.is_(True),
-        or_(User.role == ROLE_ADMIN, (User.role.in_((ROLE_STAFF, ROLE_MANAGER)) & User.id.in_(assigned))))))
+    return set(
+        db.session.scalars(
+            select(User.id).where(
+                User.active.is_(True),
+                or_(User.role == ROLE_ADMIN, (User.role.in_((ROLE_STAFF, ROLE_MANAGER)) & User.id.in_(assigned))),
+            )
+        )
+    )
 
 
 @bp.post("/leads/<int:lead_id>/stage")
-@operation("变更线索阶段（记入历史；放弃需填写原因）", tags=TAGS, roles=STAFF_ROLES, body=LeadStageInput,
-           response=LeadDetailOut)
+@operation(
+    "变更线索阶段（记入历史；放弃需填写原因）",
+    tags=TAGS,
+    roles=STAFF_ROLES,
+    body=LeadStageInput,
+    response=LeadDetailOut,
+)
 def post_lead_stage(lead_id: int, body: dict):
     lead = _lead(lead_id)
     user = api_user()
     try:
-        changed = change_stage(db.session, lead, body["stage"], user.id, body.get("reason", ""),
-                               is_admin=user.role == ROLE_ADMIN)
+        changed = change_stage(
+            db.session, lead, body["stage"], user.id, body.get("reason", ""), is_admin=user.role == ROLE_ADMIN
+        )
     except LeadError as exc:
         db.session.rollback()
         raise ApiError(422, str(exc), {"body": {"stage": [str(exc)]}}) from None

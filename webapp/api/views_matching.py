@@ -1,4 +1,5 @@
 """Matching: ranked candidates for a cluster's chain link (with explanations), look-alike firms, feedback."""
+
 from __future__ import annotations
 
 from chains.enterprise_models import Enterprise
@@ -39,10 +40,15 @@ def _cluster_link(cluster_id: str, link_key: str):
 
 
 @bp.get("/clusters/<cluster_id>/links/<link_key>/candidates")
-@operation("环节候选企业（排序与匹配理由）", tags=TAGS, roles=STAFF_ROLES, query=CandidatePageQuery,
-           response=CandidatePageOut,
-           description="语义向量与中文词法融合排序；每个候选给出命中词、匹配产品、最契合环节、最相似本地企业和中文理由。"
-                       "索引构建期间 state=fallback，仅按关键词匹配。默认排除集聚区已有企业和非存续企业。")
+@operation(
+    "环节候选企业（排序与匹配理由）",
+    tags=TAGS,
+    roles=STAFF_ROLES,
+    query=CandidatePageQuery,
+    response=CandidatePageOut,
+    description="语义向量与中文词法融合排序；每个候选给出命中词、匹配产品、最契合环节、最相似本地企业和中文理由。"
+    "索引构建期间 state=fallback，仅按关键词匹配。默认排除集聚区已有企业和非存续企业。",
+)
 def get_candidates(cluster_id: str, link_key: str, query: dict):
     cluster = _cluster_link(cluster_id, link_key)
     try:
@@ -53,8 +59,7 @@ def get_candidates(cluster_id: str, link_key: str, query: dict):
 
 
 @bp.get("/enterprises/<int:enterprise_id>/look-alikes")
-@operation("相似企业（以企查企）", tags=TAGS, roles=STAFF_ROLES, query=LookAlikeQuery,
-           response=LookAlikesOut)
+@operation("相似企业（以企查企）", tags=TAGS, roles=STAFF_ROLES, query=LookAlikeQuery, response=LookAlikesOut)
 def get_look_alikes(enterprise_id: int, query: dict):
     if db.session.get(Enterprise, enterprise_id) is None:
         raise ApiError(404, f"企业 {enterprise_id} 不存在。")
@@ -67,19 +72,32 @@ def get_look_alikes(enterprise_id: int, query: dict):
 
 
 @bp.post("/clusters/<cluster_id>/feedback")
-@operation("候选企业反馈（相关 / 不相关 / 已接洽），用于改进匹配", tags=TAGS, roles=STAFF_ROLES, body=FeedbackInput,
-           response=FeedbackOut, status=201)
+@operation(
+    "候选企业反馈（相关 / 不相关 / 已接洽），用于改进匹配",
+    tags=TAGS,
+    roles=STAFF_ROLES,
+    body=FeedbackInput,
+    response=FeedbackOut,
+    status=201,
+)
 def post_feedback(cluster_id: str, body: dict):
     cluster = _cluster_link(cluster_id, body["link_key"])
     if db.session.get(Enterprise, body["enterprise_id"]) is None:
         raise ApiError(422, "企业不存在。", {"body": {"enterprise_id": ["企业不存在"]}})
     try:
-        row = record_feedback(db.session, cluster.id, body["link_key"], body["enterprise_id"], body["label"],
-                              api_user())
+        row = record_feedback(
+            db.session, cluster.id, body["link_key"], body["enterprise_id"], body["label"], api_user()
+        )
     except ValueError as exc:
         db.session.rollback()
         raise ApiError(422, str(exc)) from None
-    audit("candidate.feedback", "enterprise", body["enterprise_id"], cluster_id=cluster.id,
-          link_key=body["link_key"], label=body["label"])
+    audit(
+        "candidate.feedback",
+        "enterprise",
+        body["enterprise_id"],
+        cluster_id=cluster.id,
+        link_key=body["link_key"],
+        label=body["label"],
+    )
     db.session.commit()
     return row

@@ -1,4 +1,5 @@
 """签约项目 (project facts of a signed lead): read with state and what-if, update, add 到位资金."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -24,22 +25,36 @@ def _project_dict(lead: Lead) -> dict:
         raise ApiError(404, "该线索尚未登记项目信息。")
     state = projects.project_state(project, date.today())
     data = {name: getattr(project, name) for name in (*projects.NUMBER_FIELDS, *projects.DATE_FIELDS, "eia_class")}
-    data.update(lead_id=lead.id, funds_wan=project.funds_wan, funds=project.funds,
-                state=state.name if state else None, state_days=state.days if state else None,
-                what_if=projects.what_if(db.session, lead))
+    data.update(
+        lead_id=lead.id,
+        funds_wan=project.funds_wan,
+        funds=project.funds,
+        state=state.name if state else None,
+        state_days=state.days if state else None,
+        what_if=projects.what_if(db.session, lead),
+    )
     return data
 
 
 @bp.get("/leads/<int:lead_id>/project")
-@operation("线索的项目信息（状态及其天数；对集聚区投资强度、亩均税收的影响测算）", tags=TAGS, roles=STAFF_ROLES,
-           response=ProjectOut)
+@operation(
+    "线索的项目信息（状态及其天数；对集聚区投资强度、亩均税收的影响测算）",
+    tags=TAGS,
+    roles=STAFF_ROLES,
+    response=ProjectOut,
+)
 def get_project(lead_id: int):
     return _project_dict(_lead(lead_id))
 
 
 @bp.put("/leads/<int:lead_id>/project")
-@operation("登记或修改项目信息（线索须已到“签约”或“落地”）", tags=TAGS, roles=STAFF_ROLES, body=ProjectInput,
-           response=ProjectOut)
+@operation(
+    "登记或修改项目信息（线索须已到“签约”或“落地”）",
+    tags=TAGS,
+    roles=STAFF_ROLES,
+    body=ProjectInput,
+    response=ProjectOut,
+)
 def put_project(lead_id: int, body: dict):
     lead = _lead(lead_id)
     try:
@@ -67,8 +82,12 @@ def post_funds(lead_id: int, body: dict):
 
 
 @bp.get("/clusters/<cluster_id>/kpi")
-@operation("集聚区考核数据（period：2026、2026Q4、2026H1 或 2026-11，默认本季度）", tags=["考核"], roles=STAFF_ROLES,
-           query=KpiQuery)
+@operation(
+    "集聚区考核数据（period：2026、2026Q4、2026H1 或 2026-11，默认本季度）",
+    tags=["考核"],
+    roles=STAFF_ROLES,
+    query=KpiQuery,
+)
 def get_kpi(cluster_id: str, query: dict):
     from flask import jsonify
 

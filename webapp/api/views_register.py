@@ -1,4 +1,5 @@
 """首报登记 (shared target register), 协调申请 with the administrator's decision, and progress entries."""
+
 from __future__ import annotations
 
 import logging
@@ -31,8 +32,14 @@ TAGS = ["首报登记"]
 
 
 @bp.get("/register")
-@operation("首报登记：所有首报企业、首报集聚区、阶段、时长、保护期与冲突（不含任何集聚区的备注）", tags=TAGS,
-           roles=STAFF_ROLES, query=RegisterQuery, response=RegisterRowOut, many=True)
+@operation(
+    "首报登记：所有首报企业、首报集聚区、阶段、时长、保护期与冲突（不含任何集聚区的备注）",
+    tags=TAGS,
+    roles=STAFF_ROLES,
+    query=RegisterQuery,
+    response=RegisterRowOut,
+    many=True,
+)
 def get_register(query: dict):
     return claims.register_rows(db.session, query.get("cluster") or None, query["conflicts"])
 
@@ -48,8 +55,13 @@ def _dump_requests(requests: list[CoordinationRequest]) -> list[dict]:
 
 
 @bp.get("/coordination")
-@operation("协调申请列表（管理员：全部；其他角色：涉及本集聚区线索的申请）", tags=TAGS, roles=STAFF_ROLES,
-           response=CoordinationOut, many=True)
+@operation(
+    "协调申请列表（管理员：全部；其他角色：涉及本集聚区线索的申请）",
+    tags=TAGS,
+    roles=STAFF_ROLES,
+    response=CoordinationOut,
+    many=True,
+)
 def list_coordination():
     from flask import jsonify
 
@@ -62,8 +74,14 @@ def list_coordination():
 
 
 @bp.post("/leads/<int:lead_id>/coordination")
-@operation("为第二报线索提出协调申请（由管理员裁定）", tags=TAGS, roles=STAFF_ROLES, body=CoordinationInput,
-           response=CoordinationOut, status=201)
+@operation(
+    "为第二报线索提出协调申请（由管理员裁定）",
+    tags=TAGS,
+    roles=STAFF_ROLES,
+    body=CoordinationInput,
+    response=CoordinationOut,
+    status=201,
+)
 def post_coordination(lead_id: int, body: dict):
     lead = _lead(lead_id)
     try:
@@ -77,8 +95,13 @@ def post_coordination(lead_id: int, body: dict):
 
 
 @bp.post("/coordination/<int:request_id>/decision")
-@operation("裁定协调申请（仅管理员）：approve 首报转至申请方，reject 维持原首报", tags=TAGS, roles=(ROLE_ADMIN,),
-           body=DecisionInput, response=CoordinationOut)
+@operation(
+    "裁定协调申请（仅管理员）：approve 首报转至申请方，reject 维持原首报",
+    tags=TAGS,
+    roles=(ROLE_ADMIN,),
+    body=DecisionInput,
+    response=CoordinationOut,
+)
 def post_decision(request_id: int, body: dict):
     filed = db.session.get(CoordinationRequest, request_id)
     if filed is None:
@@ -88,16 +111,28 @@ def post_decision(request_id: int, body: dict):
     except claims.ClaimError as exc:
         db.session.rollback()
         raise ApiError(422, str(exc)) from None
-    audit("lead.coordination_decision", "lead", filed.lead_id, cluster_id=filed.lead.cluster_id,
-          request_id=filed.id, decision=body["decision"])
+    audit(
+        "lead.coordination_decision",
+        "lead",
+        filed.lead_id,
+        cluster_id=filed.lead.cluster_id,
+        request_id=filed.id,
+        decision=body["decision"],
+    )
     db.session.commit()
     logger.info("admin %s decided coordination request %s via the API", api_user().id, filed.id)
     return filed
 
 
 @bp.post("/leads/<int:lead_id>/progress")
-@operation("记录线索进展（计入办理时限与首谈保护）", tags=["招商线索"], roles=STAFF_ROLES, body=ProgressInput,
-           response=LeadDetailOut, status=201)
+@operation(
+    "记录线索进展（计入办理时限与首谈保护）",
+    tags=["招商线索"],
+    roles=STAFF_ROLES,
+    body=ProgressInput,
+    response=LeadDetailOut,
+    status=201,
+)
 def post_progress(lead_id: int, body: dict):
     lead = _lead(lead_id)
     require_cluster(lead.cluster_id)

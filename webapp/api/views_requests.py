@@ -1,4 +1,5 @@
 """供需对接 matchmaking requests: firms file and read their own; cluster staff list them and change status."""
+
 from __future__ import annotations
 
 import logging
@@ -68,8 +69,14 @@ def _request(request_id: int) -> MatchmakingRequest:
 
 
 @bp.get("/requests")
-@operation("对接申请列表（企业用户仅本企业的申请；工作人员仅其集聚区的申请）", tags=TAGS, roles=ALL_ROLES,
-           query=RequestQuery, response=RequestOut, paginated=True)
+@operation(
+    "对接申请列表（企业用户仅本企业的申请；工作人员仅其集聚区的申请）",
+    tags=TAGS,
+    roles=ALL_ROLES,
+    query=RequestQuery,
+    response=RequestOut,
+    paginated=True,
+)
 def list_requests(query: dict):
     stmt = visible_requests(api_user())
     if query.get("status"):
@@ -82,8 +89,11 @@ def list_requests(query: dict):
         stmt = stmt.where(MatchmakingRequest.cluster_id == query["cluster"])
     total = db.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     page, limit = query["page"], query["limit"]
-    rows = db.session.scalars(stmt.order_by(MatchmakingRequest.id.desc()).offset((page - 1) * limit)
-                              .limit(limit)).unique().all()
+    rows = (
+        db.session.scalars(stmt.order_by(MatchmakingRequest.id.desc()).offset((page - 1) * limit).limit(limit))
+        .unique()
+        .all()
+    )
     return paginate(total, page, limit, list(rows))
 
 
@@ -94,14 +104,27 @@ def get_request(request_id: int):
 
 
 @bp.post("/requests")
-@operation("申请对接（链主企业用户；进行中的相同申请直接返回，状态 200）", tags=TAGS, roles=(ROLE_FIRM,),
-           body=RequestCreateInput, response=RequestDetailOut, status=201,
-           errors=(400, 401, 403, 415, 422, 429))
+@operation(
+    "申请对接（链主企业用户；进行中的相同申请直接返回，状态 200）",
+    tags=TAGS,
+    roles=(ROLE_FIRM,),
+    body=RequestCreateInput,
+    response=RequestDetailOut,
+    status=201,
+    errors=(400, 401, 403, 415, 422, 429),
+)
 def post_request(body: dict):
     user = api_user()
     try:
-        req, created = create_request(db.session, user, body["supplier_id"], body["cluster_id"], body.get("link_key"),
-                                      body.get("need_text") or "", body.get("note", ""))
+        req, created = create_request(
+            db.session,
+            user,
+            body["supplier_id"],
+            body["cluster_id"],
+            body.get("link_key"),
+            body.get("need_text") or "",
+            body.get("note", ""),
+        )
     except MatchmakingError as exc:
         raise _api_error(exc) from None
     if not created:
@@ -112,8 +135,13 @@ def post_request(body: dict):
 
 
 @bp.post("/requests/<int:request_id>/status")
-@operation("处理对接申请（变更状态、处理备注；记入历史）", tags=TAGS, roles=STAFF_ROLES, body=RequestStatusInput,
-           response=RequestDetailOut)
+@operation(
+    "处理对接申请（变更状态、处理备注；记入历史）",
+    tags=TAGS,
+    roles=STAFF_ROLES,
+    body=RequestStatusInput,
+    response=RequestDetailOut,
+)
 def post_request_status(request_id: int, body: dict):
     req = _request(request_id)
     try:

@@ -1,4 +1,5 @@
 """The audit log page: admins read it at /audit (entries are written by webapp.services.audit.record)."""
+
 from __future__ import annotations
 
 from flask import Blueprint, render_template, request
@@ -29,7 +30,16 @@ def index():
     if cluster:
         query = query.where(AuditEntry.cluster_id == cluster)
     total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    entries = db.session.scalars(query.order_by(AuditEntry.id.desc()).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)).all()
-    return render_template("audit/index.html", entries=entries, page=page, total=total, action=action,
-                           user=username, cluster=cluster,
-                           pages=max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE))
+    entries = db.session.scalars(
+        query.order_by(AuditEntry.id.desc()).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
+    ).all()
+    return render_template(
+        "audit/index.html",
+        entries=entries,
+        page=page,
+        total=total,
+        action=action,
+        user=username,
+        cluster=cluster,
+        pages=max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE),
+    )

@@ -1,4 +1,5 @@
 """Login, logout and role checks."""
+
 from __future__ import annotations
 
 from flask import Blueprint

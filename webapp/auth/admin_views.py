@@ -3,6 +3,7 @@
 Every change is a CSRF-protected POST and is written to the audit log. Generated passwords are rendered once in
 the response to the POST that created them (never flashed: the flash store is the signed, unencrypted cookie).
 """
+
 from __future__ import annotations
 
 import logging
@@ -39,8 +40,11 @@ def _user_or_404(user_id: int) -> User:
 def _page_context() -> dict:
     clusters = db.session.scalars(select(Cluster).order_by(Cluster.id)).all()
     leader_ids = {c.chain_leader_id for c in clusters if c.chain_leader_id}
-    leaders = db.session.scalars(select(Enterprise).where(Enterprise.id.in_(leader_ids)).order_by(Enterprise.name)).all() \
-        if leader_ids else []
+    leaders = (
+        db.session.scalars(select(Enterprise).where(Enterprise.id.in_(leader_ids)).order_by(Enterprise.name)).all()
+        if leader_ids
+        else []
+    )
     return {"roles": ROLES, "clusters": clusters, "leaders": leaders, "min_length": MIN_PASSWORD_LENGTH}
 
 
@@ -115,8 +119,15 @@ def users_create():
     user.clusters = clusters
     db.session.add(user)
     db.session.flush()
-    record("user.create", "user", user.id, username=username, role=role, clusters=sorted(c.id for c in clusters),
-           enterprise_id=enterprise_id)
+    record(
+        "user.create",
+        "user",
+        user.id,
+        username=username,
+        role=role,
+        clusters=sorted(c.id for c in clusters),
+        enterprise_id=enterprise_id,
+    )
     db.session.commit()
     logger.info("admin %s created user %s (%s)", current_user.username, username, role)
     return _render_list(200, created=user, new_password=password if generated else None)
@@ -161,8 +172,13 @@ def user_password(user_id: int):
     record("user.set_password", "user", user.id, username=user.username, tokens_revoked=revoked)
     db.session.commit()
     logger.info("admin %s reset the password of %s", current_user.username, user.username)
-    return render_template("auth/user_detail.html", user=user, new_password=password if generated else None,
-                           password_changed=True, **_page_context())
+    return render_template(
+        "auth/user_detail.html",
+        user=user,
+        new_password=password if generated else None,
+        password_changed=True,
+        **_page_context(),
+    )
 
 
 def _set_active(user_id: int, active: bool):

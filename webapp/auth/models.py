@@ -1,4 +1,5 @@
 """Accounts, roles and API tokens."""
+
 from __future__ import annotations
 
 import hashlib

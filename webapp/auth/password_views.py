@@ -1,4 +1,5 @@
 """Self-service password change: the current password, then the new one twice; other sessions and tokens end."""
+
 from __future__ import annotations
 
 import logging
@@ -40,8 +41,7 @@ def password_form():
 @login_required
 def password_change():
     form = request.form
-    errors = _problems(form.get("current_password", ""), form.get("new_password", ""),
-                       form.get("confirm_password", ""))
+    errors = _problems(form.get("current_password", ""), form.get("new_password", ""), form.get("confirm_password", ""))
     if errors:
         return render_template("auth/password.html", errors=errors, min_length=MIN_PASSWORD_LENGTH), 400
     user = current_user._get_current_object()

@@ -1,4 +1,5 @@
 """One way to change a password: every session of the user ends, API tokens are revoked, lock-outs are lifted."""
+
 from __future__ import annotations
 
 from sqlalchemy.orm import Session

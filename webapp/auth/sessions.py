@@ -1,4 +1,5 @@
 """Absolute session lifetime: a login session ends SESSION_MAX_HOURS after the login, however active it is."""
+
 from __future__ import annotations
 
 import logging

@@ -3,6 +3,7 @@
 Failures are counted for the pair (address, name as typed) whether or not the account exists, so a lock-out
 answers exactly like any other failure; the account's owner logging in from another address is not affected.
 """
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -33,8 +34,9 @@ def _pair(address: str | None, username: str) -> tuple[str, str]:
 
 
 def _row(session: Session, address: str, username: str) -> LoginThrottle | None:
-    return session.scalars(select(LoginThrottle).where(LoginThrottle.address == address,
-                                                       LoginThrottle.username == username)).first()
+    return session.scalars(
+        select(LoginThrottle).where(LoginThrottle.address == address, LoginThrottle.username == username)
+    ).first()
 
 
 def is_locked(session: Session, address: str | None, username: str) -> bool:
@@ -80,7 +82,11 @@ def clear_user(session: Session, username: str) -> None:
 
 def _prune(session: Session, now: datetime) -> None:
     """Drop pairs whose window and lock-out are both over, so guessed names do not pile up."""
-    session.execute(delete(LoginThrottle).where(
-        LoginThrottle.window_started < now - 2 * WINDOW,
-        or_(LoginThrottle.locked_until.is_(None), LoginThrottle.locked_until < now),
-    ).execution_options(synchronize_session=False))
+    session.execute(
+        delete(LoginThrottle)
+        .where(
+            LoginThrottle.window_started < now - 2 * WINDOW,
+            or_(LoginThrottle.locked_until.is_(None), LoginThrottle.locked_until < now),
+        )
+        .execution_options(synchronize_session=False)
+    )

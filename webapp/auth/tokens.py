@@ -1,4 +1,5 @@
 """Create, authenticate, list and revoke API tokens (used by the API, the tokens page and the CLI)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -31,7 +32,9 @@ def _hash(secret: str) -> str:
 def _configured_days() -> int:
     from flask import current_app, has_app_context
 
-    return int(current_app.config.get("API_TOKEN_DAYS", DEFAULT_TOKEN_DAYS)) if has_app_context() else DEFAULT_TOKEN_DAYS
+    return (
+        int(current_app.config.get("API_TOKEN_DAYS", DEFAULT_TOKEN_DAYS)) if has_app_context() else DEFAULT_TOKEN_DAYS
+    )
 
 
 def create_token(session: Session, user_id: int, name: str = "", days: int | None = None) -> tuple[ApiToken, str]:

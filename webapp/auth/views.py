@@ -1,4 +1,5 @@
 """Login and logout views with lock-out after repeated failures and a per-address rate limit."""
+
 from __future__ import annotations
 
 import logging
@@ -85,11 +86,16 @@ def _authenticate(username: str, password: str) -> User | None:
         return user
     started_lock = False if locked else throttle.record_failure(db.session, address, username)
     reason = "locked" if locked else ("bad_credentials" if not password_ok or user is None else "disabled")
-    record("login.failure", "user", user.id if user is not None else "", actor=username, address=address,
-           reason=reason)
+    record("login.failure", "user", user.id if user is not None else "", actor=username, address=address, reason=reason)
     if started_lock:
-        record("login.lockout", "user", user.id if user is not None else "", actor=username, address=address,
-               minutes=LOCKOUT_MINUTES)
+        record(
+            "login.lockout",
+            "user",
+            user.id if user is not None else "",
+            actor=username,
+            address=address,
+            minutes=LOCKOUT_MINUTES,
+        )
         logger.warning("login lock-out for %s from %s after %d failures", username, address, MAX_FAILED_LOGINS)
     db.session.commit()
     logger.info("failed login for %s from %s (%s)", username, address, reason)  # never the password

@@ -1,4 +1,5 @@
 """候选企业: ranked candidate firms for one link of a cluster, with explanations, filters, feedback, targets."""
+
 from __future__ import annotations
 
 from flask import Blueprint

@@ -1,4 +1,5 @@
 """Display helpers shared by the candidate, enterprise and supplier pages: highlighted snippets, channel labels."""
+
 from __future__ import annotations
 
 import re
@@ -37,7 +38,7 @@ def highlight(text: str, terms: Iterable[str], limit: int | None = SNIPPET_CHARS
         return Markup(escape(text))
     out, pos = [], 0
     for match in _pattern(tuple(words)).finditer(text):
-        out.append(escape(text[pos:match.start()]))
+        out.append(escape(text[pos : match.start()]))
         out.append("<mark>")
         out.append(escape(match.group(0)))
         out.append("</mark>")

@@ -1,4 +1,5 @@
 """The filter form of the candidate, enterprise-search and supplier pages (GET args ↔ matchsvc filters)."""
+
 from __future__ import annotations
 
 import re
@@ -16,7 +17,17 @@ from webapp.services.match.filter_fields import (
 from webapp.services.match.filters import CandidateFilters
 
 # Tags offered as checkboxes (the registry's normalised tag names).
-KNOWN_TAGS = ("上市", "专精特新", '专精特新"小巨人"', "高新技术企业", "科技型中小企业", "瞪羚", "单项冠军", "500强", "外资")
+KNOWN_TAGS = (
+    "上市",
+    "专精特新",
+    '专精特新"小巨人"',
+    "高新技术企业",
+    "科技型中小企业",
+    "瞪羚",
+    "单项冠军",
+    "500强",
+    "外资",
+)
 MAX_LIST_VALUES = 20  # region / country names accepted per field
 MAX_NAME_LENGTH = 64
 MAX_EMPLOYEES = 10_000_000

@@ -1,4 +1,5 @@
 """候选企业 views: the ranked list of a cluster's link (full page or htmx fragment), feedback on a candidate."""
+
 from __future__ import annotations
 
 import logging
@@ -25,8 +26,14 @@ logger = logging.getLogger("chainmatch.candidates")
 
 PAGE_SIZE = 20
 # The Enterprise fields a candidate's card reads (templates/_firm_card.html).
-FIRM_CARD_COLUMNS = (Enterprise.id, Enterprise.is_demo, Enterprise.is_synthetic, Enterprise.capital_wan_cny,
-                     Enterprise.main_products, Enterprise.business_scope)
+FIRM_CARD_COLUMNS = (
+    Enterprise.id,
+    Enterprise.is_demo,
+    Enterprise.is_synthetic,
+    Enterprise.capital_wan_cny,
+    Enterprise.main_products,
+    Enterprise.business_scope,
+)
 MAX_PAGE = 25  # 500 candidates deep is as far as the matcher ranks (matchsvc MAX_K)
 FRAGMENT_CACHE_KEY = "chainmatch.candidates.fragments"
 FRAGMENT_CACHE_SIZE = 256
@@ -52,10 +59,14 @@ def _latest_feedback(cluster_id: str, link_key: str, ids: list[int]) -> dict[int
     if not ids:
         return {}
     rows = db.session.scalars(
-        select(CandidateFeedback).where(CandidateFeedback.cluster_id == cluster_id,
-                                        CandidateFeedback.link_key == link_key,
-                                        CandidateFeedback.enterprise_id.in_(ids))
-        .order_by(CandidateFeedback.id))
+        select(CandidateFeedback)
+        .where(
+            CandidateFeedback.cluster_id == cluster_id,
+            CandidateFeedback.link_key == link_key,
+            CandidateFeedback.enterprise_id.in_(ids),
+        )
+        .order_by(CandidateFeedback.id)
+    )
     return {row.enterprise_id: row.label for row in rows}  # later rows win
 
 
@@ -63,8 +74,13 @@ def _open_leads(cluster_id: str, link_key: str, ids: list[int]) -> dict[int, int
     if not ids:
         return {}
     rows = db.session.execute(
-        select(Lead.enterprise_id, Lead.id).where(Lead.cluster_id == cluster_id, Lead.link_key == link_key,
-                                                  Lead.enterprise_id.in_(ids), Lead.stage != STAGE_ABANDONED))
+        select(Lead.enterprise_id, Lead.id).where(
+            Lead.cluster_id == cluster_id,
+            Lead.link_key == link_key,
+            Lead.enterprise_id.in_(ids),
+            Lead.stage != STAGE_ABANDONED,
+        )
+    )
     return {ent: lead for ent, lead in rows}
 
 
@@ -73,9 +89,20 @@ def _results_context(cluster: Cluster, link_key: str) -> tuple[dict, int]:
     form = parse_filters(request.args)
     page_no = _page_number()
     context = {
-        "cluster": cluster, "link_key": link_key, "form": form, "page_no": page_no, "page": None,
-        "error": None, "items": [], "has_next": False, "firms": {}, "feedback": {}, "leads": {},
-        "feedback_labels": FEEDBACK_LABELS, "embedder": "", "page_size": PAGE_SIZE,
+        "cluster": cluster,
+        "link_key": link_key,
+        "form": form,
+        "page_no": page_no,
+        "page": None,
+        "error": None,
+        "items": [],
+        "has_next": False,
+        "firms": {},
+        "feedback": {},
+        "leads": {},
+        "feedback_labels": FEEDBACK_LABELS,
+        "embedder": "",
+        "page_size": PAGE_SIZE,
     }
     status = 200
     if form.errors:
@@ -84,8 +111,9 @@ def _results_context(cluster: Cluster, link_key: str) -> tuple[dict, int]:
     else:
         try:
             # One extra row tells whether a next page exists.
-            query = CandidateQuery(cluster.id, link_key, form.service_filters(), PAGE_SIZE + 1,
-                                   (page_no - 1) * PAGE_SIZE)
+            query = CandidateQuery(
+                cluster.id, link_key, form.service_filters(), PAGE_SIZE + 1, (page_no - 1) * PAGE_SIZE
+            )
             page = search(db.session, query)
         except MatchError:
             abort(404)
@@ -103,8 +131,9 @@ def _results_context(cluster: Cluster, link_key: str) -> tuple[dict, int]:
     context["embedder"] = context["embedder"] or embedder_name()
     args = form.query_args()
     context["query_args"] = args
-    context["page_url"] = lambda n: url_for("candidates.for_link", cluster_id=cluster.id, link_key=link_key,
-                                            page=n, **args)
+    context["page_url"] = lambda n: url_for(
+        "candidates.for_link", cluster_id=cluster.id, link_key=link_key, page=n, **args
+    )
     return context, status
 
 
@@ -124,9 +153,16 @@ def _fragment_key(context: dict, chain) -> tuple | None:
     page = context["page"]
     if context["error"] or page is None or page.cache_key is None:
         return None
-    return (page.cache_key, context["page_no"], context["has_next"], context["embedder"],
-            getattr(chain, "id", None), tuple(sorted(context["feedback"].items())),
-            tuple(sorted(context["leads"].items())), repr(sorted(context["query_args"].items())))
+    return (
+        page.cache_key,
+        context["page_no"],
+        context["has_next"],
+        context["embedder"],
+        getattr(chain, "id", None),
+        tuple(sorted(context["feedback"].items())),
+        tuple(sorted(context["leads"].items())),
+        repr(sorted(context["query_args"].items())),
+    )
 
 
 def _render_results(context: dict, chain):
@@ -181,8 +217,15 @@ def feedback(cluster_id: str, link_key: str):
     label = request.form.get("label", "")
     enterprise = request.form.get("enterprise_id", "")
     if label not in (LABEL_RELEVANT, LABEL_NOT_RELEVANT) or not enterprise.isdigit():
-        return render_template("candidates/_feedback.html", error="无效的反馈", cluster=cluster, link_key=link_key,
-                               enterprise_id=enterprise, current=None, feedback_labels=FEEDBACK_LABELS), 400
+        return render_template(
+            "candidates/_feedback.html",
+            error="无效的反馈",
+            cluster=cluster,
+            link_key=link_key,
+            enterprise_id=enterprise,
+            current=None,
+            feedback_labels=FEEDBACK_LABELS,
+        ), 400
     enterprise_id = int(enterprise)
     if db.session.get(Enterprise, enterprise_id) is None:
         abort(404)
@@ -192,8 +235,15 @@ def feedback(cluster_id: str, link_key: str):
     record("candidate.feedback", "enterprise", enterprise_id, cluster_id=cluster.id, link_key=link_key, label=label)
     db.session.commit()
     logger.info("user %s marked firm %s %s for %s/%s", current_user.id, enterprise_id, label, cluster.id, link_key)
-    context = {"cluster": cluster, "link_key": link_key, "enterprise_id": enterprise_id, "current": label,
-               "feedback_labels": FEEDBACK_LABELS, "error": None, "saved": True}
+    context = {
+        "cluster": cluster,
+        "link_key": link_key,
+        "enterprise_id": enterprise_id,
+        "current": label,
+        "feedback_labels": FEEDBACK_LABELS,
+        "error": None,
+        "saved": True,
+    }
     if wants_fragment():
         return render_template("candidates/_feedback.html", **context)
     flash(f"已标注为“{FEEDBACK_LABELS[label]}”", "success")

@@ -1,4 +1,5 @@
 """产业链维护: chain maps edited in the browser, their versions, diffs, restore, YAML upload and download."""
+
 from __future__ import annotations
 
 from flask import Blueprint

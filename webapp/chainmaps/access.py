@@ -5,6 +5,7 @@ edits a map used by at least one of their clusters, including a map shared with 
 new version with author and reason, audited, and an administrator can restore any earlier version. 招商人员 read
 the maps and versions of their clusters. Restoring an earlier version is for administrators only.
 """
+
 from __future__ import annotations
 
 from flask import abort
@@ -21,8 +22,14 @@ EDIT_ROLES = (ROLE_ADMIN, ROLE_MANAGER)
 
 def clusters_using(chain_id: str) -> list[Cluster]:
     """The clusters whose maps include `chain_id`."""
-    return list(db.session.scalars(select(Cluster).join(ClusterChain, ClusterChain.cluster_id == Cluster.id)
-                                   .where(ClusterChain.chain_id == chain_id).order_by(Cluster.name)))
+    return list(
+        db.session.scalars(
+            select(Cluster)
+            .join(ClusterChain, ClusterChain.cluster_id == Cluster.id)
+            .where(ClusterChain.chain_id == chain_id)
+            .order_by(Cluster.name)
+        )
+    )
 
 
 def _shares_a_cluster(chain_id: str) -> bool:

@@ -1,4 +1,5 @@
 """Chain map versions: the list, the diff between any two, restore (admins), YAML download and upload."""
+
 from __future__ import annotations
 
 import logging
@@ -61,12 +62,21 @@ def versions(chain_id: str):
     context = _diff_context(chain)
     if wants_fragment():
         return render_template("chainmaps/_diff.html", **context)
-    rows = list(db.session.scalars(select(ChainVersion).where(ChainVersion.chain_id == chain_id)
-                                   .order_by(ChainVersion.version.desc())))
+    rows = list(
+        db.session.scalars(
+            select(ChainVersion).where(ChainVersion.chain_id == chain_id).order_by(ChainVersion.version.desc())
+        )
+    )
     visible = [c.id for c in clusters_using(chain_id) if current_user.can_access_cluster(c.id)]
-    return render_template("chainmaps/versions.html", rows=rows, kind_labels=KIND_LABELS,
-                           can_edit=can_edit_chain(chain_id), can_restore=current_user.role == ROLE_ADMIN,
-                           attention=attention_items(db.session, chain_id, visible), **context)
+    return render_template(
+        "chainmaps/versions.html",
+        rows=rows,
+        kind_labels=KIND_LABELS,
+        can_edit=can_edit_chain(chain_id),
+        can_restore=current_user.role == ROLE_ADMIN,
+        attention=attention_items(db.session, chain_id, visible),
+        **context,
+    )
 
 
 @bp.route("/<chain_id>/versions/<int:number>/restore", methods=["POST"])
@@ -78,8 +88,9 @@ def restore(chain_id: str, number: int):
         abort(404)
     reason = request.form.get("reason", "").strip()[:500] or f"恢复到第 {number} 版"
     try:
-        result = save_draft(db.session, ChainDraft.of(old), current_user.id, current_user.username, reason,
-                            kind=KIND_RESTORE)
+        result = save_draft(
+            db.session, ChainDraft.of(old), current_user.id, current_user.username, reason, kind=KIND_RESTORE
+        )
     except ChainMapError as exc:  # e.g. a link id since taken by another chain
         db.session.rollback()
         for _, _, message in exc.errors:
@@ -105,8 +116,9 @@ def export_yaml(chain_id: str):
     except KeyError:
         abort(404)
     name = f"{chain_id}-v{number}.yaml" if number else f"{chain_id}.yaml"
-    return Response(text, mimetype="application/x-yaml",
-                    headers={"Content-Disposition": f"attachment; filename={name}"})
+    return Response(
+        text, mimetype="application/x-yaml", headers={"Content-Disposition": f"attachment; filename={name}"}
+    )
 
 
 def _uploaded_text() -> tuple[str, str] | None:
@@ -143,8 +155,9 @@ def upload(chain_id: str):
     text, filename = uploaded
     reason = request.form.get("reason", "").strip()[:500] or f"上传 {filename}"
     try:
-        result = save_text(db.session, chain_id, text, filename, KIND_UPLOAD, current_user.id,
-                           current_user.username, reason)
+        result = save_text(
+            db.session, chain_id, text, filename, KIND_UPLOAD, current_user.id, current_user.username, reason
+        )
     except ChainMapError as exc:
         db.session.rollback()
         _flash_errors(filename, exc)
@@ -171,9 +184,17 @@ def upload_new():
         parsed = parse_chain_text(text, filename)
         if db.session.get(Chain, parsed.id) is not None:
             raise ChainMapError([(filename, 1, f"产业链 {parsed.id} 已存在，请在该产业链的编辑页上传新版本")])
-        result = import_parsed_chain(db.session, parsed, commit=False, provenance={
-            "kind": KIND_UPLOAD, "author_id": current_user.id, "author": current_user.username,
-            "reason": request.form.get("reason", "").strip()[:500] or f"上传 {filename}"})
+        result = import_parsed_chain(
+            db.session,
+            parsed,
+            commit=False,
+            provenance={
+                "kind": KIND_UPLOAD,
+                "author_id": current_user.id,
+                "author": current_user.username,
+                "reason": request.form.get("reason", "").strip()[:500] or f"上传 {filename}",
+            },
+        )
     except ChainMapError as exc:
         db.session.rollback()
         _flash_errors(filename, exc)

@@ -4,6 +4,7 @@ Every action is a plain form POST (works without JavaScript: flash and redirect 
 same POST answers the editor fragment (`chainmaps/_editor.html`, also included by the full page). Each successful
 action saves a new chain version with the author and the reason, and writes an audit entry.
 """
+
 from __future__ import annotations
 
 import logging
@@ -32,8 +33,16 @@ from webapp.web.integrations import audit
 logger = logging.getLogger("chainmatch.chainmaps")
 
 nav.register("chainmaps.index", "产业链维护", *STAFF_ROLES)
-LINK_FORM_FIELDS = ("name", "stage", "description", "keywords", "synonyms", "products", "industry_codes",
-                    "key_tech_note")
+LINK_FORM_FIELDS = (
+    "name",
+    "stage",
+    "description",
+    "keywords",
+    "synonyms",
+    "products",
+    "industry_codes",
+    "key_tech_note",
+)
 
 
 bp.after_request(vary_on_htmx)  # the same URL returns a fragment or a full page
@@ -45,8 +54,17 @@ def editor_context(chain: Chain, message: str = "", error: list[str] | None = No
     links = sorted(version.links, key=lambda link: link.position)
     names = {link.key: link.name for link in links}
     edges = sorted(version.edges, key=lambda e: (e.from_key, e.to_key))
-    return {"chain": chain, "version": version, "links": links, "names": names, "edges": edges, "stages": STAGES,
-            "clusters": clusters_using(chain.id), "message": message, "errors": error or []}
+    return {
+        "chain": chain,
+        "version": version,
+        "links": links,
+        "names": names,
+        "edges": edges,
+        "stages": STAGES,
+        "clusters": clusters_using(chain.id),
+        "message": message,
+        "errors": error or [],
+    }
 
 
 @bp.route("/")

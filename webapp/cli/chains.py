@@ -1,4 +1,5 @@
 """`chainmatch chains|clusters|gaps|lists|evaluate …`: chain maps, clusters, gap analysis, N lists, evaluation."""
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,9 @@ def _echo_json(value: Any) -> None:
 def _fail_with_errors(errors: list[tuple[str, int | None, str]], what: str) -> None:
     for file, line, message in errors:
         click.echo(f"{file}:{line if line else '-'}: {message}", err=True)
-    raise click.ClickException(f"{len(errors)} 个错误，{what}未导入 ({len(errors)} error(s); rejected files were not imported)")
+    raise click.ClickException(
+        f"{len(errors)} 个错误，{what}未导入 ({len(errors)} error(s); rejected files were not imported)"
+    )
 
 
 def _yaml_files_present(folder: Path) -> bool:
@@ -31,6 +34,7 @@ def _yaml_files_present(folder: Path) -> bool:
 
 
 # ----------------------------------------------------------------------------- chains
+
 
 @click.group("chains")
 def chains_group() -> None:
@@ -51,7 +55,9 @@ def _import_chains(path: Path, as_json: bool = False) -> None:
     from chains.chainmap_io import import_chain_path
 
     results, errors = import_chain_path(db.session, path)
-    _audit_imports("chain.import", "chain", [(r.chain_id, {"version": r.version, "unchanged": r.unchanged}) for r in results])
+    _audit_imports(
+        "chain.import", "chain", [(r.chain_id, {"version": r.version, "unchanged": r.unchanged}) for r in results]
+    )
     if as_json:
         _echo_json([r.__dict__ for r in results])
     else:
@@ -111,6 +117,7 @@ def chains_export(chain_id: str, path: Path, version_number: int | None) -> None
 
 # ----------------------------------------------------------------------------- clusters
 
+
 @click.group("clusters")
 def clusters_group() -> None:
     """Industrial clusters (产业集聚区): import and list."""
@@ -125,8 +132,10 @@ def _import_clusters(path: Path, as_json: bool = False) -> None:
         _echo_json([r.__dict__ for r in results])
     else:
         for r in results:
-            click.echo(f"{r.cluster_id}: {'新建' if r.created else '更新'}，{r.chains} 条产业链，"
-                       f"{r.roster} 家企业，{r.assignments} 个环节归属，{r.projects} 个项目")
+            click.echo(
+                f"{r.cluster_id}: {'新建' if r.created else '更新'}，{r.chains} 条产业链，"
+                f"{r.roster} 家企业，{r.assignments} 个环节归属，{r.projects} 个项目"
+            )
     if errors:
         _fail_with_errors(errors, "有错误的文件")
 
@@ -159,6 +168,7 @@ def clusters_list(as_json: bool) -> None:
 
 # ----------------------------------------------------------------------------- gaps / lists / evaluate
 
+
 def _cluster_or_fail(cluster_id: str):
     from chains.cluster_models import Cluster
 
@@ -171,7 +181,8 @@ def _cluster_or_fail(cluster_id: str):
 def _chain_of_cluster_or_fail(cluster, chain_id: str) -> None:
     if chain_id not in cluster.chain_ids:
         raise click.ClickException(
-            f"产业链 {chain_id} 不属于集聚区 {cluster.id} (chain not in cluster; chains: {', '.join(cluster.chain_ids)})")
+            f"产业链 {chain_id} 不属于集聚区 {cluster.id} (chain not in cluster; chains: {', '.join(cluster.chain_ids)})"
+        )
 
 
 @click.command("gaps")
@@ -193,8 +204,10 @@ def gaps_command(cluster_id: str, chain_id: str | None, as_json: bool) -> None:
     for g in gaps:
         r = g.rollup
         rate = "-" if r.local_rate is None else f"{r.local_rate:.0%}"
-        click.echo(f"{g.chain_id} {g.chain_name}: {r.links} 个环节（叶子 {r.leaf_links}），本地配套率 {rate}；"
-                   + "，".join(f"{s} {n}" for s, n in r.counts.items()))
+        click.echo(
+            f"{g.chain_id} {g.chain_name}: {r.links} 个环节（叶子 {r.leaf_links}），本地配套率 {rate}；"
+            + "，".join(f"{s} {n}" for s, n in r.counts.items())
+        )
         for link in g.links:
             click.echo(f"  {'  ' * (link.depth - 1)}{link.name} [{link.stage}] {link.status} {link.firm_count} 家")
 
@@ -202,13 +215,24 @@ def gaps_command(cluster_id: str, chain_id: str | None, as_json: bool) -> None:
 @click.command("lists")
 @click.argument("cluster_id")
 @click.option("--chain", "chain_id", required=True, help="Chain of the cluster.")
-@click.option("--export", "export_path", type=click.Path(path_type=Path), default=None,
-              help="Write the lists to PATH.xlsx (one sheet per list) or PATH.csv.")
-@click.option("--list", "list_types", multiple=True, help="Only these lists (leaders, suppliers, weak_links, "
-              "strong_links, targets, projects, key_tech); repeatable.")
+@click.option(
+    "--export",
+    "export_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the lists to PATH.xlsx (one sheet per list) or PATH.csv.",
+)
+@click.option(
+    "--list",
+    "list_types",
+    multiple=True,
+    help="Only these lists (leaders, suppliers, weak_links, strong_links, targets, projects, key_tech); repeatable.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the lists as JSON.")
 @with_appcontext
-def lists_command(cluster_id: str, chain_id: str, export_path: Path | None, list_types: tuple[str, ...], as_json: bool) -> None:
+def lists_command(
+    cluster_id: str, chain_id: str, export_path: Path | None, list_types: tuple[str, ...], as_json: bool
+) -> None:
     """Refresh and show or export the N lists (N张清单) of a cluster × chain.
 
     Curation is kept; --export writes .xlsx (one sheet per list) or .csv.
@@ -264,8 +288,13 @@ def evaluate_command(cluster_id: str, as_json: bool) -> None:
 
 # ----------------------------------------------------------------------------- init steps
 
-BROWSER_CLUSTER_ACTIONS = ("cluster.create", "cluster.edit", "cluster.indicators", "cluster.roster_add",
-                           "cluster.roster_remove")
+BROWSER_CLUSTER_ACTIONS = (
+    "cluster.create",
+    "cluster.edit",
+    "cluster.indicators",
+    "cluster.roster_add",
+    "cluster.roster_remove",
+)
 
 
 def _file_id(path: Path) -> str | None:
@@ -286,7 +315,9 @@ def _bundled(folder: Path, kept: set[str], what: str) -> list[Path]:
     files = []
     for file in chain_files(folder):
         if _file_id(file) in kept:
-            click.echo(f"  {_file_id(file)}：已在浏览器中编辑过的{what}，保留在线版本，跳过 {file.name} (edited in the browser: kept)")
+            click.echo(
+                f"  {_file_id(file)}：已在浏览器中编辑过的{what}，保留在线版本，跳过 {file.name} (edited in the browser: kept)"
+            )
         else:
             files.append(file)
     return files
@@ -298,8 +329,13 @@ def browser_edited_chains() -> set[str]:
 
     from chains.chain_models import Chain, ChainVersion
 
-    return set(db.session.scalars(select(Chain.id).join(ChainVersion, ChainVersion.id == Chain.current_version_id)
-                                  .where(ChainVersion.kind != "import")))
+    return set(
+        db.session.scalars(
+            select(Chain.id)
+            .join(ChainVersion, ChainVersion.id == Chain.current_version_id)
+            .where(ChainVersion.kind != "import")
+        )
+    )
 
 
 def browser_edited_clusters() -> set[str]:
@@ -308,8 +344,13 @@ def browser_edited_clusters() -> set[str]:
 
     from webapp.services.audit.models import AuditEntry
 
-    return set(db.session.scalars(select(AuditEntry.cluster_id).distinct().where(
-        AuditEntry.action.in_(BROWSER_CLUSTER_ACTIONS), AuditEntry.cluster_id.is_not(None))))
+    return set(
+        db.session.scalars(
+            select(AuditEntry.cluster_id)
+            .distinct()
+            .where(AuditEntry.action.in_(BROWSER_CLUSTER_ACTIONS), AuditEntry.cluster_id.is_not(None))
+        )
+    )
 
 
 @init_step(10, "加载内置产业链图谱")

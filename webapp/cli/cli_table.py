@@ -1,4 +1,5 @@
 """`chainmatch cli-table` (hidden): the README's command table, generated from the commands' arguments and help."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -10,7 +11,9 @@ NOT_LISTED = frozenset({"shell", "routes", "db", "limiter"})
 TABLE_HEADER = "| command | what it does |\n|---|---|"
 
 
-def command_paths(group: click.Group, ctx: click.Context, prefix: str = "chainmatch") -> Iterator[tuple[str, click.Command]]:
+def command_paths(
+    group: click.Group, ctx: click.Context, prefix: str = "chainmatch"
+) -> Iterator[tuple[str, click.Command]]:
     """Every command and subcommand below `group` as ("chainmatch users create", command), hidden ones included."""
     for name in group.list_commands(ctx):
         command = group.get_command(ctx, name)
@@ -24,8 +27,11 @@ def command_paths(group: click.Group, ctx: click.Context, prefix: str = "chainma
 
 def listed_commands(root: click.Group, ctx: click.Context) -> list[tuple[str, click.Command]]:
     """The commands of the README's table: all but hidden ones and Flask's own (except `run`)."""
-    return [(path, command) for path, command in command_paths(root, ctx)
-            if not command.hidden and (path.split()[1] not in NOT_LISTED)]
+    return [
+        (path, command)
+        for path, command in command_paths(root, ctx)
+        if not command.hidden and (path.split()[1] not in NOT_LISTED)
+    ]
 
 
 def _synopsis(path: str, command: click.Command, ctx: click.Context) -> str:

@@ -1,4 +1,5 @@
 """Demo accounts for `chainmatch init --demo-accounts`: one per role, passwords generated and printed once."""
+
 from __future__ import annotations
 
 import click
@@ -44,7 +45,8 @@ def create_demo_accounts(app, demo_accounts: bool = False) -> None:
         db.session.flush()
         from webapp.services.audit import record
 
-        record("user.create", "user", user.id, username=username, role=role, demo=True,
-               clusters=sorted(user.cluster_ids()))
+        record(
+            "user.create", "user", user.id, username=username, role=role, demo=True, clusters=sorted(user.cluster_ids())
+        )
         db.session.commit()
         click.echo(f"  {username} ({label}) 密码（仅显示一次）: {password}")

@@ -1,4 +1,5 @@
 """`chainmatch firms …` (import, export, stats) and `chainmatch demo synth`; init step 20 loads the demo firms."""
+
 from __future__ import annotations
 
 import json
@@ -45,11 +46,18 @@ def firms_group() -> None:
 
 @firms_group.command("import")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the row-level report (line, identity, outcome, reason) to this CSV file.")
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the row-level report (line, identity, outcome, reason) to this CSV file.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print only the counts as JSON on stdout.")
-@click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="JSON file mapping this file's column headers to fields, e.g. {\"公司\": \"企业名称\"}.")
+@click.option(
+    "--mapping",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help='JSON file mapping this file\'s column headers to fields, e.g. {"公司": "企业名称"}.',
+)
 @with_appcontext
 def firms_import(path: Path, report_path: Path | None, as_json: bool, mapping: Path | None) -> None:
     """Import enterprises from a CSV or XLSX file (one transaction; re-importing changes nothing).
@@ -61,8 +69,9 @@ def firms_import(path: Path, report_path: Path | None, as_json: bool, mapping: P
         raise click.ClickException(f"文件不存在：{path}")
     progress, close = _tqdm_progress(enabled=True)
     try:
-        result = import_file(db.session, path, mapping=str(mapping) if mapping else None,
-                             report_path=report_path, progress=progress)
+        result = import_file(
+            db.session, path, mapping=str(mapping) if mapping else None, report_path=report_path, progress=progress
+        )
     except TableReadError as exc:
         raise click.ClickException(f"无法读取 {path.name}：{exc}") from None
     finally:
@@ -76,7 +85,11 @@ def firms_import(path: Path, report_path: Path | None, as_json: bool, mapping: P
         click.echo(json.dumps(counts, ensure_ascii=False))
         return
     click.echo(f"{path.name}：读取 {result.total_rows} 行（编码 {result.encoding}）")
-    click.echo("新增 {inserted}，更新 {updated}，无变化 {unchanged}，拒绝 {rejected}，合并重复 {duplicates_merged}".format(**counts))
+    click.echo(
+        "新增 {inserted}，更新 {updated}，无变化 {unchanged}，拒绝 {rejected}，合并重复 {duplicates_merged}".format(
+            **counts
+        )
+    )
     if result.unmapped_columns:
         click.echo("未识别的列（已忽略）：" + "、".join(result.unmapped_columns))
     for row in [r for r in result.report if r.outcome == "rejected"][:10]:
@@ -98,6 +111,7 @@ def firms_export(path: Path) -> None:
 
 def registry_stats(session) -> dict:
     """Totals by province and status, and how many are synthetic or demo records."""
+
     def grouped(column) -> dict[str, int]:
         rows = session.execute(select(column, func.count()).group_by(column).order_by(column))
         return {(key or "未知"): n for key, n in rows}
@@ -164,8 +178,9 @@ def demo_group() -> None:
 @demo_group.command("synth")
 @click.option("--n", "n", type=click.IntRange(min=0), default=1000, show_default=True, help="Number of enterprises.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same output).")
-@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path),
-              help="CSV file to write; default stdout.")
+@click.option(
+    "--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="CSV file to write; default stdout."
+)
 def demo_synth(n: int, seed: int, out: Path | None) -> None:
     """Generate N synthetic enterprises (labelled 合成数据) as CSV in the demo_firms.csv format."""
     rows = synth.generate(n, seed)

@@ -1,4 +1,5 @@
 """`chainmatch init`: migrate the database, load bundled data, build indexes. Safe to run again."""
+
 from __future__ import annotations
 
 import click
@@ -20,7 +21,11 @@ def init_step(order: int, label: str):
 
 
 @click.command("init")
-@click.option("--demo-accounts", is_flag=True, help="Also create demo accounts (one per role) and print their generated passwords once.")
+@click.option(
+    "--demo-accounts",
+    is_flag=True,
+    help="Also create demo accounts (one per role) and print their generated passwords once.",
+)
 @with_appcontext
 def init_command(demo_accounts: bool) -> None:
     """Migrate the database, load bundled chains, clusters and demo firms, and build indexes (idempotent).

@@ -1,4 +1,5 @@
 """`chainmatch leads …`: the daily overdue digest and the shared target register from the command line."""
+
 from __future__ import annotations
 
 import json
@@ -57,12 +58,23 @@ def digest(on: str, as_json: bool, no_mail: bool) -> None:
         raise click.ClickException("日期格式应为 YYYY-MM-DD") from None
     if as_json:
         items = overdue_items(open_leads(db.session), today)
-        click.echo(json.dumps([
-            {"lead_id": lead.id, "cluster_id": lead.cluster_id, "enterprise": lead.enterprise.name,
-             "stage": lead.stage, "owner_id": lead.owner_id,
-             "overdue": [{"clock": c.name, "label": c.label, "due": c.due.isoformat()} for c in late]}
-            for lead, late in items
-        ], ensure_ascii=False, indent=2))
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "lead_id": lead.id,
+                        "cluster_id": lead.cluster_id,
+                        "enterprise": lead.enterprise.name,
+                        "stage": lead.stage,
+                        "owner_id": lead.owner_id,
+                        "overdue": [{"clock": c.name, "label": c.label, "due": c.due.isoformat()} for c in late],
+                    }
+                    for lead, late in items
+                ],
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
         return
     lines = digest_lines(db.session, today)
     click.echo("\n".join(lines))
@@ -83,14 +95,27 @@ def register(conflicts: bool) -> None:
     from webapp.leads.claims import register_rows
 
     rows = register_rows(db.session, conflicts_only=conflicts)
-    click.echo(json.dumps([
-        {"enterprise_id": r.lead.enterprise_id, "enterprise": r.lead.enterprise.name, "holder_lead_id": r.lead.id,
-         "cluster_id": r.lead.cluster_id, "stage": r.lead.stage, "age_days": r.age_days,
-         "protected_until": r.protected_until.isoformat(), "protected": r.protected,
-         "conflicts": [{"lead_id": c.id, "cluster_id": c.cluster_id, "stage": c.stage} for c in r.conflicts],
-         "pending_coordination": r.pending}
-        for r in rows
-    ], ensure_ascii=False, indent=2))
+    click.echo(
+        json.dumps(
+            [
+                {
+                    "enterprise_id": r.lead.enterprise_id,
+                    "enterprise": r.lead.enterprise.name,
+                    "holder_lead_id": r.lead.id,
+                    "cluster_id": r.lead.cluster_id,
+                    "stage": r.lead.stage,
+                    "age_days": r.age_days,
+                    "protected_until": r.protected_until.isoformat(),
+                    "protected": r.protected,
+                    "conflicts": [{"lead_id": c.id, "cluster_id": c.cluster_id, "stage": c.stage} for c in r.conflicts],
+                    "pending_coordination": r.pending,
+                }
+                for r in rows
+            ],
+            ensure_ascii=False,
+            indent=2,
+        )
+    )
 
 
 @click.command("kpi")

@@ -1,4 +1,5 @@
 """The `chainmatch` console script: a Flask FlaskGroup over `create_app`."""
+
 from __future__ import annotations
 
 import os
@@ -21,9 +22,11 @@ cli = FlaskGroup(
 )
 
 
-
-@click.command("run", params=run_command.params, help=(
-    "Run the development server, with the task worker (`chainmatch worker`) beside it for background jobs."))
+@click.command(
+    "run",
+    params=run_command.params,
+    help=("Run the development server, with the task worker (`chainmatch worker`) beside it for background jobs."),
+)
 @click.pass_context
 def run_with_worker(ctx: click.Context, **options) -> None:
     """Flask's `run`, plus the task worker as a child process stopped when the server stops."""

@@ -1,4 +1,5 @@
 """`chainmatch match …` (ranked candidates for a link) and `chainmatch index …` (build / status of the match index)."""
+
 from __future__ import annotations
 
 import json
@@ -96,7 +97,9 @@ def index_build(full: bool) -> None:
         click.echo(f"索引已同步：新增/更新 {result.added} 家，删除 {result.removed} 家，共 {info['count']} 家")
     embed_pending(app)
     info = matchsvc.active_embedder_info(app, db.session)
-    click.echo(f"嵌入器 {info['embedder']}（{info['model']}；维度 {info['dim']}，{info['kind']}，向量 {info['vectors']}）")
+    click.echo(
+        f"嵌入器 {info['embedder']}（{info['model']}；维度 {info['dim']}，{info['kind']}，向量 {info['vectors']}）"
+    )
 
 
 @contextmanager
@@ -132,8 +135,15 @@ def embed_pending(app) -> None:
 
 
 @index_group.command("embed")
-@click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
-              help="Encode on Ray: a local Ray on this machine (--ray), or the cluster at ADDRESS (--ray ray://head:10001).")
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="local",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Encode on Ray: a local Ray on this machine (--ray), or the cluster at ADDRESS (--ray ray://head:10001).",
+)
 @with_appcontext
 def index_embed(ray_address: str | None) -> None:
     """Encode the registry's profiles with the pretrained model and attach the vectors to the index (resumable).
@@ -154,8 +164,9 @@ def index_embed(ray_address: str | None) -> None:
         return
     if ray_address:
         with progress_bar("Ray 分布式计算语义向量") as progress:
-            figures = embed_on_ray(app, db.session, embedding.embedder_for(app),
-                                   None if ray_address == "local" else ray_address, progress)
+            figures = embed_on_ray(
+                app, db.session, embedding.embedder_for(app), None if ray_address == "local" else ray_address, progress
+            )
         click.echo(f"Ray：{figures['partitions']} 个分区，新计算 {figures['encoded']} 家，用时 {figures['seconds']} 秒")
     embed_pending(app)
     info = matchsvc.active_embedder_info(app, db.session)
@@ -173,8 +184,22 @@ def index_status(as_json: bool) -> None:
     if as_json:
         _echo_json(info)
         return
-    for key in ("embedder", "model", "configured_model", "vectors", "embedding", "dim", "count", "kind", "built_at",
-                "synced_at", "watermark", "status", "stale", "folder"):
+    for key in (
+        "embedder",
+        "model",
+        "configured_model",
+        "vectors",
+        "embedding",
+        "dim",
+        "count",
+        "kind",
+        "built_at",
+        "synced_at",
+        "watermark",
+        "status",
+        "stale",
+        "folder",
+    ):
         click.echo(f"{key}: {info.get(key)}")
 
 

@@ -1,4 +1,5 @@
 """`chainmatch report CLUSTER_ID --chain CHAIN_ID --out FILE.docx`: the 招商分析报告 as a Word document."""
+
 from __future__ import annotations
 
 import click
@@ -32,7 +33,9 @@ def report_command(cluster_id: str, chain_id: str, out: str, period: str) -> Non
     try:
         data = build_report(db.session, cluster_id, chain_id, chosen)
     except KeyError:
-        raise click.ClickException(f"集聚区 {cluster_id} 或其产业链 {chain_id} 不存在 (unknown cluster or chain)") from None
+        raise click.ClickException(
+            f"集聚区 {cluster_id} 或其产业链 {chain_id} 不存在 (unknown cluster or chain)"
+        ) from None
     with open(out, "wb") as fh:
         fh.write(data)
     click.echo(f"已生成报告：{out}（{len(data)} 字节）")

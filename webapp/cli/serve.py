@@ -1,4 +1,5 @@
 """`chainmatch serve`: the production web server — gunicorn with several worker processes."""
+
 from __future__ import annotations
 
 import os
@@ -14,10 +15,18 @@ from webapp.web.server import default_workers, gunicorn_argv
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True, help="Port to listen on.")
-@click.option("--workers", type=click.IntRange(min=0), default=None,
-              help="Worker processes (default CHAINMATCH_WEB_WORKERS; 0 or unset: one per CPU core).")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Threads per worker process (default CHAINMATCH_WEB_THREADS, 4).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Worker processes (default CHAINMATCH_WEB_WORKERS; 0 or unset: one per CPU core).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Threads per worker process (default CHAINMATCH_WEB_THREADS, 4).",
+)
 @click.option("--print-command", is_flag=True, help="Print the gunicorn command line instead of running it.")
 @with_appcontext
 def serve_command(host: str, port: int, workers: int | None, threads: int | None, print_command: bool) -> None:

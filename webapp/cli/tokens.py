@@ -1,4 +1,5 @@
 """`chainmatch tokens …`: create, list and revoke per-user API tokens (the token is printed once)."""
+
 from __future__ import annotations
 
 import click
@@ -16,8 +17,12 @@ def tokens_group() -> None:
 @tokens_group.command("create")
 @click.argument("username")
 @click.option("--name", default="", help="A label for the token, e.g. the script that uses it.")
-@click.option("--days", type=click.IntRange(min=0), default=None,
-              help="Days the token is valid (default CHAINMATCH_API_TOKEN_DAYS; 0: never expires).")
+@click.option(
+    "--days",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Days the token is valid (default CHAINMATCH_API_TOKEN_DAYS; 0: never expires).",
+)
 @with_appcontext
 def create(username: str, name: str, days: int | None) -> None:
     """Create an API token for USERNAME and print it once.
@@ -71,8 +76,10 @@ def list_tokens() -> None:
         last = t.last_used_at.isoformat(timespec="seconds") if t.last_used_at else "-"
         expires = t.expires_at.isoformat(timespec="seconds") if t.expires_at else "never"
         status = "revoked" if t.revoked_at else ("expired" if t.expired else "active")
-        click.echo(f"{t.id}\t{t.user.username}\t{t.name or '-'}\tcm_{t.prefix}_…\t"
-                   f"{t.created_at.isoformat(timespec='seconds')}\t{last}\t{expires}\t{status}")
+        click.echo(
+            f"{t.id}\t{t.user.username}\t{t.name or '-'}\tcm_{t.prefix}_…\t"
+            f"{t.created_at.isoformat(timespec='seconds')}\t{last}\t{expires}\t{status}"
+        )
 
 
 COMMANDS = [tokens_group]

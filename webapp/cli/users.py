@@ -3,6 +3,7 @@
 There is no default account or password anywhere: passwords are given by the operator or generated and printed once.
 Every change is written to the audit log with username "cli".
 """
+
 from __future__ import annotations
 
 import click
@@ -51,14 +52,25 @@ def _password_or_generate(password: str | None) -> tuple[str, bool]:
 
 @users_group.command("create")
 @click.argument("username")
-@click.option("--role", type=click.Choice(sorted(ROLES)), required=True, help="admin, staff (招商人员), manager (集聚区管理者) or firm (链主企业).")
+@click.option(
+    "--role",
+    type=click.Choice(sorted(ROLES)),
+    required=True,
+    help="admin, staff (招商人员), manager (集聚区管理者) or firm (链主企业).",
+)
 @click.option("--cluster", "clusters", multiple=True, help="Cluster id the user may access (repeatable).")
 @click.option("--enterprise-id", type=int, help="For a firm account: the enterprise it acts for.")
 @click.option("--name", "display_name", default="", help="Display name.")
 @click.option("--password", envvar="CHAINMATCH_NEW_PASSWORD", default=None, help=PASSWORD_HELP)
 @with_appcontext
-def create_user(username: str, role: str, clusters: tuple[str, ...], enterprise_id: int | None,
-                display_name: str, password: str | None) -> None:
+def create_user(
+    username: str,
+    role: str,
+    clusters: tuple[str, ...],
+    enterprise_id: int | None,
+    display_name: str,
+    password: str | None,
+) -> None:
     """Create a user account with a role."""
     from chains.enterprise_models import Enterprise
 
@@ -77,8 +89,15 @@ def create_user(username: str, role: str, clusters: tuple[str, ...], enterprise_
     user.clusters.extend(_clusters_or_fail(clusters))
     db.session.add(user)
     db.session.flush()
-    record("user.create", "user", user.id, username=username, role=role, clusters=sorted(clusters),
-           enterprise_id=enterprise_id)
+    record(
+        "user.create",
+        "user",
+        user.id,
+        username=username,
+        role=role,
+        clusters=sorted(clusters),
+        enterprise_id=enterprise_id,
+    )
     db.session.commit()
     click.echo(f"created {role} user {username}")
     if generated:
@@ -91,8 +110,9 @@ def list_users() -> None:
     """List user accounts: username, role, clusters, enterprise, state."""
     for user in db.session.scalars(select(User).order_by(User.username)):
         state = "active" if user.active else "disabled"
-        click.echo(f"{user.username}\t{user.role}\t{','.join(sorted(user.cluster_ids()))}\t"
-                   f"{user.enterprise_id or ''}\t{state}")
+        click.echo(
+            f"{user.username}\t{user.role}\t{','.join(sorted(user.cluster_ids()))}\t{user.enterprise_id or ''}\t{state}"
+        )
 
 
 @users_group.command("set-password")

@@ -1,4 +1,5 @@
 """集聚区: cluster list and dashboard, chain map (图谱) with link panel, N lists curation, placement review."""
+
 from __future__ import annotations
 
 from flask import Blueprint

@@ -1,4 +1,5 @@
 """View data of the cluster pages: chain map tiles, link panel contents, dashboard figures (no routing)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -39,7 +40,9 @@ class Tile:
         return self.gap.firm_count if self.gap else 0
 
 
-def chain_map(session: Session, cluster_id: str, chain_id: str) -> tuple[ChainGap, dict[str, list[Tile]], dict[str, LinkView]]:
+def chain_map(
+    session: Session, cluster_id: str, chain_id: str
+) -> tuple[ChainGap, dict[str, list[Tile]], dict[str, LinkView]]:
     """Gap analysis, the top-level tiles per stage (children nested), and every link by key.
 
     The links are the per-process read-only copy of the chain's current version (webapp.services.match.linkcache).
@@ -51,7 +54,7 @@ def chain_map(session: Session, cluster_id: str, chain_id: str) -> tuple[ChainGa
     by_key = dict(view.by_key) if view is not None else {}
     gaps = {g.link_id: g for g in gap.links}
     tiles = {link.key: Tile(link, gaps.get(link.key)) for link in links}
-    for from_key, to_key in (view.edges if view is not None else ()):
+    for from_key, to_key in view.edges if view is not None else ():
         if from_key in tiles and to_key in tiles:
             tiles[from_key].supplies.append(by_key[to_key])
             tiles[to_key].supplied_by.append(by_key[from_key])
@@ -67,12 +70,16 @@ def chain_map(session: Session, cluster_id: str, chain_id: str) -> tuple[ChainGa
 
 def link_firms(session: Session, cluster_id: str, link_key: str) -> list[dict]:
     """Local firms placed on a link (any assignment, confirmed or suggested) with their roster role."""
-    roles = dict(session.execute(
-        select(RosterEntry.enterprise_id, RosterEntry.role).where(RosterEntry.cluster_id == cluster_id)
-    ).all())
-    rows = session.scalars(select(LinkAssignment).where(
-        LinkAssignment.cluster_id == cluster_id, LinkAssignment.link_key == link_key
-    ).order_by(LinkAssignment.confirmed.desc(), LinkAssignment.id)).all()
+    roles = dict(
+        session.execute(
+            select(RosterEntry.enterprise_id, RosterEntry.role).where(RosterEntry.cluster_id == cluster_id)
+        ).all()
+    )
+    rows = session.scalars(
+        select(LinkAssignment)
+        .where(LinkAssignment.cluster_id == cluster_id, LinkAssignment.link_key == link_key)
+        .order_by(LinkAssignment.confirmed.desc(), LinkAssignment.id)
+    ).all()
     return [
         {
             "enterprise": a.enterprise,

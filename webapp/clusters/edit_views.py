@@ -4,6 +4,7 @@ Administrators create clusters; administrators and the cluster's managers edit t
 the indicator history is read back from the audit log (`cluster.indicators` entries with the values before and
 after). Forms work without JavaScript (redirect back); with htmx the indicators and roster sections swap in place.
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,8 +29,15 @@ from webapp.web.integrations import audit
 logger = logging.getLogger("chainmatch.clusters")
 
 EDIT_ROLES = (ROLE_ADMIN, ROLE_MANAGER)
-TEXT_FIELDS = {"name": ("名称", 255), "province": ("省份", 32), "city": ("城市", 64), "district": ("区县", 64),
-               "leading_industry": ("主导产业", 128), "cluster_type": ("类型", 64), "description": ("简介", 4000)}
+TEXT_FIELDS = {
+    "name": ("名称", 255),
+    "province": ("省份", 32),
+    "city": ("城市", 64),
+    "district": ("区县", 64),
+    "leading_industry": ("主导产业", 128),
+    "cluster_type": ("类型", 64),
+    "description": ("简介", 4000),
+}
 AREA_FIELDS = {"area_mu": "面积（亩）", "area_km2": "面积（平方公里）"}
 SEARCH_LIMIT = 20
 HISTORY_LIMIT = 50
@@ -68,21 +76,43 @@ def _fields_from_form(cluster: Cluster, errors: list[str]) -> None:
 
 def indicator_history(cluster_id: str) -> list[AuditEntry]:
     """Indicator changes of a cluster, newest first (from the audit log)."""
-    return list(db.session.scalars(select(AuditEntry).where(AuditEntry.cluster_id == cluster_id,
-                                                             AuditEntry.action == "cluster.indicators")
-                                   .order_by(AuditEntry.id.desc()).limit(HISTORY_LIMIT)))
+    return list(
+        db.session.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.cluster_id == cluster_id, AuditEntry.action == "cluster.indicators")
+            .order_by(AuditEntry.id.desc())
+            .limit(HISTORY_LIMIT)
+        )
+    )
 
 
-def edit_context(cluster: Cluster, results: list[Enterprise] | None = None, query: str = "",
-                 errors: list[str] | None = None, message: str = "") -> dict:
+def edit_context(
+    cluster: Cluster,
+    results: list[Enterprise] | None = None,
+    query: str = "",
+    errors: list[str] | None = None,
+    message: str = "",
+) -> dict:
     """What the edit page and its fragments show."""
     chains = list(db.session.scalars(select(Chain).order_by(Chain.name)))
-    return {"cluster": cluster, "chains": chains, "chain_names": {c.id: c.name for c in chains},
-            "fields": INDICATOR_FIELDS, "history": indicator_history(cluster.id), "roles": ROSTER_ROLES,
-            "roster": sorted(cluster.roster, key=lambda r: (ROSTER_ROLES.index(r.role) if r.role in ROSTER_ROLES
-                                                            else 9, r.enterprise.name)),
-            "results": results, "query": query, "errors": errors or [], "message": message,
-            "text_fields": TEXT_FIELDS, "area_fields": AREA_FIELDS}
+    return {
+        "cluster": cluster,
+        "chains": chains,
+        "chain_names": {c.id: c.name for c in chains},
+        "fields": INDICATOR_FIELDS,
+        "history": indicator_history(cluster.id),
+        "roles": ROSTER_ROLES,
+        "roster": sorted(
+            cluster.roster,
+            key=lambda r: (ROSTER_ROLES.index(r.role) if r.role in ROSTER_ROLES else 9, r.enterprise.name),
+        ),
+        "results": results,
+        "query": query,
+        "errors": errors or [],
+        "message": message,
+        "text_fields": TEXT_FIELDS,
+        "area_fields": AREA_FIELDS,
+    }
 
 
 def _editable(cluster_id: str) -> Cluster:
@@ -111,8 +141,14 @@ def create():
             return redirect(url_for("clusters.edit", cluster_id=cluster.id))
         db.session.expunge_all()
     chains = list(db.session.scalars(select(Chain).order_by(Chain.name)))
-    return render_template("clusters/new.html", cluster=cluster, chains=chains, errors=errors,
-                           text_fields=TEXT_FIELDS, area_fields=AREA_FIELDS), 422 if errors else 200
+    return render_template(
+        "clusters/new.html",
+        cluster=cluster,
+        chains=chains,
+        errors=errors,
+        text_fields=TEXT_FIELDS,
+        area_fields=AREA_FIELDS,
+    ), 422 if errors else 200
 
 
 @bp.route("/<cluster_id>/edit", methods=["GET", "POST"])
@@ -128,7 +164,9 @@ def edit(cluster_id: str):
             for text in errors:
                 flash(text, "error")
         else:
-            after = {name: getattr(cluster, name) for name in (*TEXT_FIELDS, *AREA_FIELDS)} | {"chains": cluster.chain_ids}
+            after = {name: getattr(cluster, name) for name in (*TEXT_FIELDS, *AREA_FIELDS)} | {
+                "chains": cluster.chain_ids
+            }
             changed = {k: [before[k], after[k]] for k in after if before[k] != after[k]}
             if changed:
                 audit("cluster.edit", "cluster", cluster_id, cluster_id=cluster_id, changed=changed)
@@ -152,8 +190,15 @@ def save_indicators(cluster_id: str):
     if not errors:
         before, after = cluster.set_indicator(year, values, request.form.get("source", ""))
         if before != after:
-            audit("cluster.indicators", "cluster", cluster_id, cluster_id=cluster_id, year=year, before=before,
-                  after=after)
+            audit(
+                "cluster.indicators",
+                "cluster",
+                cluster_id,
+                cluster_id=cluster_id,
+                year=year,
+                before=before,
+                after=after,
+            )
             message = f"{year} 年指标已保存，政策规则评价已按新指标重新计算。"
         else:
             message = f"{year} 年指标没有变化。"
@@ -175,9 +220,20 @@ def _search(text: str) -> list[Enterprise]:
     if not text:
         return []
     pattern = f"%{text.replace('%', '').replace('_', '')}%"
-    return list(db.session.scalars(select(Enterprise).where(or_(
-        Enterprise.name.ilike(pattern), Enterprise.credit_code == text.upper(), Enterprise.external_id == text))
-        .order_by(func.length(Enterprise.name), Enterprise.id).limit(SEARCH_LIMIT)))
+    return list(
+        db.session.scalars(
+            select(Enterprise)
+            .where(
+                or_(
+                    Enterprise.name.ilike(pattern),
+                    Enterprise.credit_code == text.upper(),
+                    Enterprise.external_id == text,
+                )
+            )
+            .order_by(func.length(Enterprise.name), Enterprise.id)
+            .limit(SEARCH_LIMIT)
+        )
+    )
 
 
 @bp.route("/<cluster_id>/roster/search")

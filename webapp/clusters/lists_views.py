@@ -1,4 +1,5 @@
 """N张清单 pages: tabs per list, pin / remove / restore / note per row (htmx), history, Excel and CSV export."""
+
 from __future__ import annotations
 
 import logging
@@ -35,9 +36,16 @@ def _list_type(value: str | None) -> str:
 
 def _has_derived_entries(cluster_id: str, chain_id: str) -> bool:
     """Whether the derived lists were materialised (targets added by leads do not count)."""
-    return db.session.scalar(select(ListEntry.id).where(
-        ListEntry.cluster_id == cluster_id, ListEntry.chain_id == chain_id,
-        ListEntry.source == ENTRY_DERIVED).limit(1)) is not None
+    return (
+        db.session.scalar(
+            select(ListEntry.id)
+            .where(
+                ListEntry.cluster_id == cluster_id, ListEntry.chain_id == chain_id, ListEntry.source == ENTRY_DERIVED
+            )
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def _cell(value) -> str:
@@ -53,8 +61,13 @@ def _cell(value) -> str:
 
 
 def _row_context(cluster, chain, list_type: str) -> dict:
-    return {"cluster": cluster, "chain": chain, "list_type": list_type,
-            "columns": list_export.COLUMNS[list_type], "cell": _cell}
+    return {
+        "cluster": cluster,
+        "chain": chain,
+        "list_type": list_type,
+        "columns": list_export.COLUMNS[list_type],
+        "cell": _cell,
+    }
 
 
 @bp.route("/<cluster_id>/chains/<chain_id>/lists")
@@ -70,8 +83,13 @@ def lists(cluster_id: str, chain_id: str):
     entries = list_service.get_list(db.session, cluster_id, chain_id, list_type, include_removed=show_removed)
     counts = {t: len(list_service.get_list(db.session, cluster_id, chain_id, t)) for t in list_service.LIST_TYPES}
     return render_template(
-        "clusters/lists.html", entries=entries, list_types=list_service.LIST_TYPES, counts=counts,
-        show_removed=show_removed, chain_names=chain_names_of(cluster), **_row_context(cluster, chain, list_type),
+        "clusters/lists.html",
+        entries=entries,
+        list_types=list_service.LIST_TYPES,
+        counts=counts,
+        show_removed=show_removed,
+        chain_names=chain_names_of(cluster),
+        **_row_context(cluster, chain, list_type),
     )
 
 
@@ -85,7 +103,9 @@ def lists_refresh(cluster_id: str, chain_id: str):
     db.session.commit()
     logger.info("user %s refreshed lists of %s / %s", current_user.id, cluster_id, chain_id)
     flash("清单已根据最新的企业归位和缺口分析重新生成，置顶、移除和备注均已保留。", "success")
-    return redirect(url_for("clusters.lists", cluster_id=cluster_id, chain_id=chain_id, list=request.form.get("list") or None))
+    return redirect(
+        url_for("clusters.lists", cluster_id=cluster_id, chain_id=chain_id, list=request.form.get("list") or None)
+    )
 
 
 @bp.route("/<cluster_id>/chains/<chain_id>/lists/entries/<int:entry_id>/<action>", methods=["POST"])
@@ -112,14 +132,22 @@ def list_entry_action(cluster_id: str, chain_id: str, entry_id: int, action: str
         db.session.commit()
     db.session.refresh(entry)
     if wants_fragment():
-        return render_template("clusters/_list_row.html", entry=entry, error=error,
-                               **_row_context(cluster, chain, entry.list_type)), 400 if error else 200
+        return render_template(
+            "clusters/_list_row.html", entry=entry, error=error, **_row_context(cluster, chain, entry.list_type)
+        ), 400 if error else 200
     if error:
         flash(error, "error")
     else:
         flash(f"已{ACTION_LABELS[action]}", "success")
-    return redirect(url_for("clusters.lists", cluster_id=cluster_id, chain_id=chain_id, list=entry.list_type,
-                            removed="1" if entry.removed else None))
+    return redirect(
+        url_for(
+            "clusters.lists",
+            cluster_id=cluster_id,
+            chain_id=chain_id,
+            list=entry.list_type,
+            removed="1" if entry.removed else None,
+        )
+    )
 
 
 @bp.route("/<cluster_id>/chains/<chain_id>/lists/<list_type>/history")
@@ -129,13 +157,21 @@ def list_history(cluster_id: str, chain_id: str, list_type: str):
     chain = get_chain(cluster, chain_id)
     list_type = _list_type(list_type)
     rows = db.session.execute(
-        select(ListChange, ListEntry).join(ListEntry, ListEntry.id == ListChange.entry_id)
+        select(ListChange, ListEntry)
+        .join(ListEntry, ListEntry.id == ListChange.entry_id)
         .where(ListEntry.cluster_id == cluster_id, ListEntry.chain_id == chain_id, ListEntry.list_type == list_type)
         .order_by(ListChange.changed_at.desc(), ListChange.id.desc())
     ).all()
-    return render_template("clusters/list_history.html", cluster=cluster, chain=chain, list_type=list_type,
-                           list_name=list_service.LIST_TYPES[list_type], rows=rows, action_labels=ACTION_LABELS,
-                           chain_names=chain_names_of(cluster))
+    return render_template(
+        "clusters/list_history.html",
+        cluster=cluster,
+        chain=chain,
+        list_type=list_type,
+        list_name=list_service.LIST_TYPES[list_type],
+        rows=rows,
+        action_labels=ACTION_LABELS,
+        chain_names=chain_names_of(cluster),
+    )
 
 
 def _download_name(cluster, chain, suffix: str, list_type: str | None = None) -> str:
@@ -152,8 +188,11 @@ def lists_export_xlsx(cluster_id: str, chain_id: str):
     types = [_list_type(list_type)] if list_type else None
     data = list_export.list_xlsx_bytes(db.session, cluster_id, chain_id, types)
     _audit_export(cluster_id, chain_id, "xlsx", types or list(list_service.LIST_TYPES))
-    return _attachment(data, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                       _download_name(cluster, chain, "xlsx", list_type if types else None))
+    return _attachment(
+        data,
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        _download_name(cluster, chain, "xlsx", list_type if types else None),
+    )
 
 
 @bp.route("/<cluster_id>/chains/<chain_id>/lists/<list_type>/export.csv")
@@ -165,8 +204,9 @@ def lists_export_csv(cluster_id: str, chain_id: str, list_type: str):
     text = list_export.list_csv_text(db.session, cluster_id, chain_id, list_type)
     _audit_export(cluster_id, chain_id, "csv", [list_type])
     # The BOM lets Excel open the UTF-8 Chinese text correctly.
-    return _attachment(("\ufeff" + text).encode("utf-8"), "text/csv; charset=utf-8",
-                       _download_name(cluster, chain, "csv", list_type))
+    return _attachment(
+        ("\ufeff" + text).encode("utf-8"), "text/csv; charset=utf-8", _download_name(cluster, chain, "csv", list_type)
+    )
 
 
 def _audit_export(cluster_id: str, chain_id: str, file_format: str, list_types: list[str]) -> None:
@@ -180,5 +220,7 @@ def _attachment(data: bytes, mimetype: str, filename: str) -> Response:
 
     response = Response(data, mimetype=mimetype)
     ascii_name = "chainmatch-export." + filename.rsplit(".", 1)[-1]
-    response.headers["Content-Disposition"] = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+    response.headers["Content-Disposition"] = (
+        f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+    )
     return response

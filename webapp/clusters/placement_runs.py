@@ -1,4 +1,5 @@
 """企业归位 runs as tasks of the task worker (webapp.services.tasks): queue, run, cancel, and the run the page shows."""
+
 from __future__ import annotations
 
 import logging
@@ -57,8 +58,9 @@ def start_run(cluster_id: str, user_id: int | None) -> BackgroundJob | None:
     row = jobs.claim(db.session, jobs.KIND_PLACEMENT, cluster_id, user_id, task_id=task_id)
     if row is None:
         return None
-    control.submit(current_app._get_current_object(), jobs.KIND_PLACEMENT, cluster_id, TASK, task_id, cluster_id,
-                   user_id)
+    control.submit(
+        current_app._get_current_object(), jobs.KIND_PLACEMENT, cluster_id, TASK, task_id, cluster_id, user_id
+    )
     return row
 
 

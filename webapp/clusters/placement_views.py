@@ -1,4 +1,5 @@
 """企业归位 review: run the matcher's placement of roster firms, confirm or correct suggestions in bulk."""
+
 from __future__ import annotations
 
 import logging
@@ -34,8 +35,11 @@ def _id(value: str) -> int | None:
 
 def _unplaced(cluster_id: str) -> list[RosterEntry]:
     placed = select(LinkAssignment.enterprise_id).where(LinkAssignment.cluster_id == cluster_id)
-    return list(db.session.scalars(select(RosterEntry).where(
-        RosterEntry.cluster_id == cluster_id, RosterEntry.enterprise_id.not_in(placed))))
+    return list(
+        db.session.scalars(
+            select(RosterEntry).where(RosterEntry.cluster_id == cluster_id, RosterEntry.enterprise_id.not_in(placed))
+        )
+    )
 
 
 def _link_choices(cluster) -> list[tuple[str, str, list]]:
@@ -45,16 +49,25 @@ def _link_choices(cluster) -> list[tuple[str, str, list]]:
 
 
 def _context(cluster) -> dict:
-    suggestions = db.session.scalars(select(LinkAssignment).where(
-        LinkAssignment.cluster_id == cluster.id, LinkAssignment.confirmed.is_(False)
-    ).order_by(LinkAssignment.enterprise_id, LinkAssignment.confidence.desc())).all()
+    suggestions = db.session.scalars(
+        select(LinkAssignment)
+        .where(LinkAssignment.cluster_id == cluster.id, LinkAssignment.confirmed.is_(False))
+        .order_by(LinkAssignment.enterprise_id, LinkAssignment.confidence.desc())
+    ).all()
     choices = _link_choices(cluster)
     link_names = {link.key: f"{cname} / {link.name}" for _, cname, links in choices for link in links}
     job = current_job(cluster.id)
     return {
-        "cluster": cluster, "suggestions": suggestions, "unplaced": _unplaced(cluster.id), "choices": choices,
-        "link_names": link_names, "job": job, "matcher_ready": optional_function("webapp.services.match", "place_roster") is not None,
-        "chain_names": chain_names_of(cluster), "reject": REJECT, "poll_seconds": POLL_SECONDS,
+        "cluster": cluster,
+        "suggestions": suggestions,
+        "unplaced": _unplaced(cluster.id),
+        "choices": choices,
+        "link_names": link_names,
+        "job": job,
+        "matcher_ready": optional_function("webapp.services.match", "place_roster") is not None,
+        "chain_names": chain_names_of(cluster),
+        "reject": REJECT,
+        "poll_seconds": POLL_SECONDS,
         "stopping": control.stopping(current_app, job),
     }
 
@@ -88,8 +101,9 @@ def placement_run(cluster_id: str):
     audit("assignment.place_run", "cluster", cluster_id, cluster_id=cluster_id)
     db.session.commit()
     logger.info("user %s queued placement for %s", current_user.id, cluster_id)
-    wait_until_finished(lambda: jobs.get(db.session, jobs.KIND_PLACEMENT, cluster_id).status, SYNC_WAIT_SECONDS,
-                        jobs.ACTIVE)
+    wait_until_finished(
+        lambda: jobs.get(db.session, jobs.KIND_PLACEMENT, cluster_id).status, SYNC_WAIT_SECONDS, jobs.ACTIVE
+    )
     job = jobs.get(db.session, jobs.KIND_PLACEMENT, cluster_id)
     if job.status in jobs.ACTIVE:
         return _done(cluster, "自动归位已在后台运行，完成后本页将自动刷新。", "success", 202)
@@ -158,11 +172,16 @@ def placement_confirm(cluster_id: str):
             if choice not in valid:
                 errors.append(f"{a.enterprise.name}：所选环节不属于本集聚区的产业链")
                 continue
-            existing = db.session.scalar(select(LinkAssignment).where(
-                LinkAssignment.cluster_id == cluster_id, LinkAssignment.enterprise_id == a.enterprise_id,
-                LinkAssignment.link_key == choice))
-            audit("assignment.correct", "enterprise", a.enterprise_id, cluster_id=cluster_id,
-                  old=a.link_key, new=choice)
+            existing = db.session.scalar(
+                select(LinkAssignment).where(
+                    LinkAssignment.cluster_id == cluster_id,
+                    LinkAssignment.enterprise_id == a.enterprise_id,
+                    LinkAssignment.link_key == choice,
+                )
+            )
+            audit(
+                "assignment.correct", "enterprise", a.enterprise_id, cluster_id=cluster_id, old=a.link_key, new=choice
+            )
             if existing is not None:
                 db.session.delete(a)
                 a = existing
@@ -173,8 +192,14 @@ def placement_confirm(cluster_id: str):
         elif assignment_id not in checked:
             continue
         else:
-            audit("assignment.confirm", "enterprise", a.enterprise_id, cluster_id=cluster_id, link_key=a.link_key,
-                  confidence=a.confidence)
+            audit(
+                "assignment.confirm",
+                "enterprise",
+                a.enterprise_id,
+                cluster_id=cluster_id,
+                link_key=a.link_key,
+                confidence=a.confidence,
+            )
             to_confirm.append(a.id)
             continue
         a.confirmed = True
@@ -192,10 +217,15 @@ def placement_confirm(cluster_id: str):
     db.session.commit()
     if done or rejected:
         _refresh_lists(cluster)
-    logger.info("user %s confirmed %d, corrected %d, rejected %d assignments in %s",
-                current_user.id, done, corrected, rejected, cluster_id)
+    logger.info(
+        "user %s confirmed %d, corrected %d, rejected %d assignments in %s",
+        current_user.id,
+        done,
+        corrected,
+        rejected,
+        cluster_id,
+    )
     message = f"已确认 {done} 条归位（其中修正 {corrected} 条），驳回 {rejected} 条。"
     if errors:
         message += " " + "；".join(errors)
     return _done(cluster, message, "error" if errors else "success", 400 if errors and not done else 200)
-

@@ -2,6 +2,7 @@
 `MAP_REVIEW_DAYS`, or when the top candidates of its gap links changed by more than `MAP_CANDIDATE_CHANGE` since
 the last review. A review records the gap links' top candidates, which later checks compare against.
 """
+
 from __future__ import annotations
 
 import json
@@ -86,8 +87,11 @@ def freshness(session, cluster: Cluster, link: ClusterChain, check_candidates: b
     version = chain.current_version if chain else None
     moments = [at for at in (link.reviewed_at, version.imported_at if version else None) if at is not None]
     last = max(moments, key=_aware) if moments else None
-    by = link.reviewed_by if link.reviewed_at is not None and last == link.reviewed_at else (
-        (version.author or "导入") if version else "")
+    by = (
+        link.reviewed_by
+        if link.reviewed_at is not None and last == link.reviewed_at
+        else ((version.author or "导入") if version else "")
+    )
     result = MapFreshness(cluster, link.chain_id, chain.name if chain else link.chain_id, last, by)
     days = int(current_app.config.get("MAP_REVIEW_DAYS", 180))
     if result.age_days is None or result.age_days > days:
@@ -96,8 +100,14 @@ def freshness(session, cluster: Cluster, link: ClusterChain, check_candidates: b
     before = (link.review_snapshot or {}).get("candidates") or {}
     if check_candidates and before:
         cache = current_app.extensions.setdefault(CACHE_KEY, {})
-        key = (cluster.id, link.chain_id, str(link.reviewed_at), version.id if version else None, threshold,
-               json.dumps(before, sort_keys=True))
+        key = (
+            cluster.id,
+            link.chain_id,
+            str(link.reviewed_at),
+            version.id if version else None,
+            threshold,
+            json.dumps(before, sort_keys=True),
+        )
         hit = cache.get(key)
         if hit is not None and time.monotonic() - hit[0] < CHECK_TTL:
             changed = hit[1]
@@ -115,8 +125,9 @@ def freshness(session, cluster: Cluster, link: ClusterChain, check_candidates: b
 def changed_links(session, cluster_id: str, before: dict[str, list[int]], threshold: float) -> int:
     """How many links' top candidates had more than `threshold` of them replaced since the snapshot `before`."""
     now = top_candidates(session, cluster_id, list(before))
-    return sum(1 for key, ids in before.items()
-               if key in now and ids and len(set(ids) - set(now[key])) / len(ids) > threshold)
+    return sum(
+        1 for key, ids in before.items() if key in now and ids and len(set(ids) - set(now[key])) / len(ids) > threshold
+    )
 
 
 def cluster_freshness(session, cluster: Cluster, check_candidates: bool = True) -> list[MapFreshness]:

@@ -1,4 +1,5 @@
 """集聚区 views: list, dashboard, chain map (图谱) with the link panel, N lists, placement review."""
+
 from __future__ import annotations
 
 import logging
@@ -86,21 +87,34 @@ def dashboard(cluster_id: str):
     chain_rows = []
     for chain_id in cluster.chain_ids:
         gap = analyze_chain(db.session, cluster_id, chain_id)
-        chain_rows.append({
-            "gap": gap,
-            "counts": status_counts(gap),
-            "local_rate": percent(gap.rollup.local_rate),
-            "weighted_rate": percent(gap.rollup.weighted_local_rate),
-        })
+        chain_rows.append(
+            {
+                "gap": gap,
+                "counts": status_counts(gap),
+                "local_rate": percent(gap.rollup.local_rate),
+                "weighted_rate": percent(gap.rollup.weighted_local_rate),
+            }
+        )
     activity = db.session.execute(
-        select(LeadEvent, Lead).join(Lead, Lead.id == LeadEvent.lead_id)
-        .where(Lead.cluster_id == cluster_id).order_by(LeadEvent.at.desc(), LeadEvent.id.desc()).limit(RECENT_ACTIVITY)
+        select(LeadEvent, Lead)
+        .join(Lead, Lead.id == LeadEvent.lead_id)
+        .where(Lead.cluster_id == cluster_id)
+        .order_by(LeadEvent.at.desc(), LeadEvent.id.desc())
+        .limit(RECENT_ACTIVITY)
     ).all()
     attention = [item for cid in cluster.chain_ids for item in attention_items(db.session, cid, [cluster_id])]
     return render_template(
-        "clusters/dashboard.html", cluster=cluster, evaluation=evaluation, chart=rule_chart(evaluation.rules),
-        chain_rows=chain_rows, statuses=STATUSES, activity=activity, field_labels=FIELD_LABELS,
-        chain_names=chain_names_of(cluster), freshness=cluster_freshness(db.session, cluster), attention=attention,
+        "clusters/dashboard.html",
+        cluster=cluster,
+        evaluation=evaluation,
+        chart=rule_chart(evaluation.rules),
+        chain_rows=chain_rows,
+        statuses=STATUSES,
+        activity=activity,
+        field_labels=FIELD_LABELS,
+        chain_names=chain_names_of(cluster),
+        freshness=cluster_freshness(db.session, cluster),
+        attention=attention,
     )
 
 
@@ -120,9 +134,16 @@ def link_panel_urls(cluster_id: str, chain_id: str):
 def _map_context(cluster: Cluster, chain: Chain) -> dict:
     gap, columns, by_key = chain_map(db.session, cluster.id, chain.id)
     return {
-        "cluster": cluster, "chain": chain, "gap": gap, "columns": columns, "by_key": by_key,
-        "statuses": STATUSES, "status_help": STATUS_HELP, "local_rate": percent(gap.rollup.local_rate),
-        "chain_names": chain_names_of(cluster), "link_url": link_panel_urls(cluster.id, chain.id),
+        "cluster": cluster,
+        "chain": chain,
+        "gap": gap,
+        "columns": columns,
+        "by_key": by_key,
+        "statuses": STATUSES,
+        "status_help": STATUS_HELP,
+        "local_rate": percent(gap.rollup.local_rate),
+        "chain_names": chain_names_of(cluster),
+        "link_url": link_panel_urls(cluster.id, chain.id),
     }
 
 
@@ -180,4 +201,3 @@ def link_panel(cluster_id: str, chain_id: str, link_key: str):
     context = _map_context(cluster, chain)
     panel = _panel_context(cluster, chain, link_key, context["by_key"], context["gap"])
     return render_template("clusters/chain_map.html", panel=panel, **context)
-

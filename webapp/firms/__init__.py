@@ -1,4 +1,5 @@
 """企业检索: free-text enterprise search and the enterprise page (profile, fitting links, look-alikes, leads)."""
+
 from __future__ import annotations
 
 from flask import Blueprint

@@ -1,4 +1,5 @@
 """Enterprise search and per-firm matching for the firm pages: free-text search, links a firm fits."""
+
 from __future__ import annotations
 
 import logging
@@ -46,8 +47,16 @@ class SearchResult:
     message: str = ""
 
 
-def search_firms(session: Session, app: Flask, text: str, filters: CandidateFilters, k: int, offset: int,
-                 excluded_ids: set[int] | None = None, terms: Sequence[str] | None = None) -> SearchResult:
+def search_firms(
+    session: Session,
+    app: Flask,
+    text: str,
+    filters: CandidateFilters,
+    k: int,
+    offset: int,
+    excluded_ids: set[int] | None = None,
+    terms: Sequence[str] | None = None,
+) -> SearchResult:
     """Fused semantic + keyword search of the registry for `text`, filtered; one extra row tells if more exist.
     `terms`: what counts as strong evidence in a firm's products or name (default: the text itself)."""
     k, offset = max(1, k), max(0, offset)
@@ -61,32 +70,55 @@ def search_firms(session: Session, app: Flask, text: str, filters: CandidateFilt
         # Always the same window, ties ordered by id: pages then never overlap or skip firms with equal scores.
         hits = engine.search(text, k=MAX_RESULTS + 1, allowed_ids=resolved.allowed, excluded_ids=excluded)
     hits.sort(key=lambda h: (-round(float(h.score), 9), int(h.id)))
-    page = hits[offset:offset + k + 1]
+    page = hits[offset : offset + k + 1]
     firms = {e.id: e for e in session.scalars(select(Enterprise).where(Enterprise.id.in_([h.id for h in page])))}
     graded = evidence.normalized_terms(terms or (text,))
-    out = [SearchHit(firms[int(h.id)], offset + i + 1, float(h.score), dict(h.channels), list(h.matched_terms),
-                     evidence.match_score(engine, float(h.score), h.channels),
-                     evidence.grade(firms[int(h.id)], graded, h.matched_terms, "dense" in h.channels))
-           for i, h in enumerate(page) if int(h.id) in firms]
+    out = [
+        SearchHit(
+            firms[int(h.id)],
+            offset + i + 1,
+            float(h.score),
+            dict(h.channels),
+            list(h.matched_terms),
+            evidence.match_score(engine, float(h.score), h.channels),
+            evidence.grade(firms[int(h.id)], graded, h.matched_terms, "dense" in h.channels),
+        )
+        for i, h in enumerate(page)
+        if int(h.id) in firms
+    ]
     return SearchResult(out[:k], len(out) > k and offset + k < MAX_RESULTS)
 
 
-def _fallback(session: Session, text: str, filters: CandidateFilters, k: int, offset: int,
-              excluded_ids: set[int] | None) -> SearchResult:
+def _fallback(
+    session: Session, text: str, filters: CandidateFilters, k: int, offset: int, excluded_ids: set[int] | None
+) -> SearchResult:
     """While the index is not ready: firms whose name, products or scope contain a word of the query."""
     words = [w for w in text.replace("，", " ").replace(",", " ").split() if w][:8] or [text]
-    match = or_(*[col.contains(w) for w in words
-                  for col in (Enterprise.name, Enterprise.main_products, Enterprise.business_scope)])
+    match = or_(
+        *[
+            col.contains(w)
+            for w in words
+            for col in (Enterprise.name, Enterprise.main_products, Enterprise.business_scope)
+        ]
+    )
     stmt = select(Enterprise).where(match, *conditions(filters, None)).order_by(Enterprise.id).limit(FALLBACK_ROWS)
     rows = [e for e in session.scalars(stmt) if e.id not in (excluded_ids or set())]
-    page = rows[offset:offset + k + 1]
-    hits = [SearchHit(e, offset + i + 1, float(sum(w in (e.name + e.main_products + e.business_scope) for w in words)),
-                      {"keyword": 1.0}, [w for w in words if w in (e.name + e.main_products + e.business_scope)])
-            for i, e in enumerate(page)]
+    page = rows[offset : offset + k + 1]
+    hits = [
+        SearchHit(
+            e,
+            offset + i + 1,
+            float(sum(w in (e.name + e.main_products + e.business_scope) for w in words)),
+            {"keyword": 1.0},
+            [w for w in words if w in (e.name + e.main_products + e.business_scope)],
+        )
+        for i, e in enumerate(page)
+    ]
     return SearchResult(hits[:k], len(hits) > k, MESSAGE_FALLBACK)
 
 
 # ----------------------------------------------------------------------------- links a firm fits
+
 
 @dataclass
 class LinkFit:
@@ -98,7 +130,9 @@ class LinkFit:
     matched_terms: list[str]
 
 
-def links_fitting(session: Session, app: Flask, enterprise: Enterprise, chain_ids: list[str], k: int = 5) -> list[LinkFit]:
+def links_fitting(
+    session: Session, app: Flask, enterprise: Enterprise, chain_ids: list[str], k: int = 5
+) -> list[LinkFit]:
     """The chain links (of the given chains) this firm fits best, scored as each link's candidates page scores it:
     the engine's fused score with every channel standardised over the whole pool (empty until the index is ready)."""
     if not chain_ids:
@@ -124,6 +158,15 @@ def links_fitting(session: Session, app: Flask, enterprise: Enterprise, chain_id
         scores = engine.query_scores(queries, [enterprise.id])[:, 0]
         best = [i for i in np.argsort(-scores, kind="stable")[:k] if np.isfinite(scores[i])]
         terms = {i: engine.matched_terms(queries[i], enterprise.id) for i in best}
-        out = [LinkFit(links[i][0], links[i][1].key, links[i][1].name, links[i][1].stage,
-                       engine.match_score(float(scores[i])), terms[i]) for i in best]
+        out = [
+            LinkFit(
+                links[i][0],
+                links[i][1].key,
+                links[i][1].name,
+                links[i][1].stage,
+                engine.match_score(float(scores[i])),
+                terms[i],
+            )
+            for i in best
+        ]
     return out

@@ -1,4 +1,5 @@
 """企业检索 views: search with filters (full page or htmx fragment) and the enterprise page."""
+
 from __future__ import annotations
 
 import logging
@@ -35,13 +36,29 @@ nav.register("firms.index", "企业检索", *STAFF_ROLES)
 
 # Profile fields shown on the enterprise page, in order.
 PROFILE_FIELDS = (
-    ("credit_code", "统一社会信用代码"), ("external_id", "外部编号"), ("status", "登记状态"),
-    ("status_raw", "登记状态（原文）"), ("founded_on", "成立日期"), ("capital_amount", "注册资本（万）"),
-    ("capital_currency", "币种"), ("capital_wan_cny", "注册资本折合（万元人民币）"), ("province", "省份"),
-    ("city", "城市"), ("district", "区县"), ("address", "地址"), ("country", "国家/地区"),
-    ("industry_class", "国标行业代码"), ("industry_name", "所属行业"), ("main_products", "主营产品"),
-    ("business_scope", "经营范围"), ("employees", "参保人数"), ("revenue_wan", "营业收入（万元）"),
-    ("former_names", "曾用名"), ("source_file", "来源文件"), ("as_of", "数据日期"), ("data_note", "数据说明"),
+    ("credit_code", "统一社会信用代码"),
+    ("external_id", "外部编号"),
+    ("status", "登记状态"),
+    ("status_raw", "登记状态（原文）"),
+    ("founded_on", "成立日期"),
+    ("capital_amount", "注册资本（万）"),
+    ("capital_currency", "币种"),
+    ("capital_wan_cny", "注册资本折合（万元人民币）"),
+    ("province", "省份"),
+    ("city", "城市"),
+    ("district", "区县"),
+    ("address", "地址"),
+    ("country", "国家/地区"),
+    ("industry_class", "国标行业代码"),
+    ("industry_name", "所属行业"),
+    ("main_products", "主营产品"),
+    ("business_scope", "经营范围"),
+    ("employees", "参保人数"),
+    ("revenue_wan", "营业收入（万元）"),
+    ("former_names", "曾用名"),
+    ("source_file", "来源文件"),
+    ("as_of", "数据日期"),
+    ("data_note", "数据说明"),
 )
 
 
@@ -56,16 +73,31 @@ def index():
     form = parse_filters(request.args, {"exclude_cluster_firms": False})
     q = (request.args.get("q") or "").strip()[:MAX_QUERY]
     page_no = _page_number()
-    context = {"form": form, "q": q, "page_no": page_no, "result": None, "error": None, "tags": KNOWN_TAGS,
-               "supported": supported, "cluster": None, "embedder": ""}
+    context = {
+        "form": form,
+        "q": q,
+        "page_no": page_no,
+        "result": None,
+        "error": None,
+        "tags": KNOWN_TAGS,
+        "supported": supported,
+        "cluster": None,
+        "embedder": "",
+    }
     status = 200
     if form.errors:
         context["error"] = "；".join(form.errors)
         status = 400
     elif q:
         try:
-            context["result"] = search_firms(db.session, current_app._get_current_object(), q,
-                                             form.service_filters(), PAGE_SIZE, (page_no - 1) * PAGE_SIZE)
+            context["result"] = search_firms(
+                db.session,
+                current_app._get_current_object(),
+                q,
+                form.service_filters(),
+                PAGE_SIZE,
+                (page_no - 1) * PAGE_SIZE,
+            )
         except Exception:
             db.session.rollback()
             logger.exception("firm search failed")
@@ -96,9 +128,11 @@ def _link_names(keys: set[str]) -> dict[str, str]:
     """Names of links (current chain versions) by key."""
     if not keys:
         return {}
-    rows = db.session.execute(select(ChainLink.key, ChainLink.name)
-                              .join(Chain, Chain.current_version_id == ChainLink.version_id)
-                              .where(ChainLink.key.in_(keys)))
+    rows = db.session.execute(
+        select(ChainLink.key, ChainLink.name)
+        .join(Chain, Chain.current_version_id == ChainLink.version_id)
+        .where(ChainLink.key.in_(keys))
+    )
     return dict(rows.all())
 
 
@@ -132,13 +166,28 @@ def detail(enterprise_id: int):
     leads = list(db.session.scalars(lead_query).unique())
     roster = list(db.session.scalars(roster_query))
     cluster_names = {c.id: c.name for c in db.session.scalars(select(Cluster))}
-    changes = list(db.session.scalars(select(EnterpriseChange).where(EnterpriseChange.enterprise_id == enterprise_id)
-                                      .order_by(EnterpriseChange.changed_at.desc(), EnterpriseChange.id.desc())
-                                      .limit(CHANGES_SHOWN)))
+    changes = list(
+        db.session.scalars(
+            select(EnterpriseChange)
+            .where(EnterpriseChange.enterprise_id == enterprise_id)
+            .order_by(EnterpriseChange.changed_at.desc(), EnterpriseChange.id.desc())
+            .limit(CHANGES_SHOWN)
+        )
+    )
     link_names = _link_names({lead.link_key for lead in leads if lead.link_key})
     return render_template(
-        "firms/detail.html", ent=ent, fields=PROFILE_FIELDS, fits=fits, similar=similar, leads=leads,
-        roster=roster, placed=list(db.session.scalars(placed_query)), cluster_names=cluster_names,
-        changes=changes, link_names=link_names, notices=notices, embedder=embedder_name(),
+        "firms/detail.html",
+        ent=ent,
+        fields=PROFILE_FIELDS,
+        fits=fits,
+        similar=similar,
+        leads=leads,
+        roster=roster,
+        placed=list(db.session.scalars(placed_query)),
+        cluster_names=cluster_names,
+        changes=changes,
+        link_names=link_names,
+        notices=notices,
+        embedder=embedder_name(),
         field_labels=dict(PROFILE_FIELDS),
     )

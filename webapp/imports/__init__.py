@@ -1,4 +1,5 @@
 """Enterprise import from the browser: upload CSV/XLSX, run in the background, poll progress, download the report."""
+
 from __future__ import annotations
 
 from flask import Blueprint

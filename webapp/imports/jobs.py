@@ -6,6 +6,7 @@ transaction as the imported rows. Progress and the heartbeat live in the job's `
 (webapp.services.jobs), written on a connection of their own, so a status poll answered by any worker process sees them;
 a job whose worker died is marked failed once its heartbeat is older than CHAINMATCH_JOB_STALE_SECONDS.
 """
+
 from __future__ import annotations
 
 import logging
@@ -31,8 +32,9 @@ STATUS_CANCELLED = jobs.STATUS_CANCELLED
 FINISHED = (STATUS_DONE, STATUS_FAILED, STATUS_CANCELLED)
 TASK = "import"
 GENERIC_FAILURE = "导入失败：系统内部错误，数据库未作任何修改。请检查文件后重试，或联系管理员。"
-STALE_FAILURE = ("导入中断：处理该文件的服务进程已停止（超过 {seconds} 秒没有心跳），数据库未作任何修改。"
-                 "请重新上传文件。")
+STALE_FAILURE = (
+    "导入中断：处理该文件的服务进程已停止（超过 {seconds} 秒没有心跳），数据库未作任何修改。请重新上传文件。"
+)
 CANCELLED_MESSAGE = "导入已取消，数据库未作任何修改。"
 
 
@@ -72,8 +74,11 @@ def expire_if_stale(session: Session, job: ImportJob) -> bool:
     now = datetime.now(timezone.utc)
 
     def fail_import(conn) -> None:
-        conn.execute(update(ImportJob).where(ImportJob.id == job.id, ImportJob.status.in_(jobs.ACTIVE))
-                     .values(status=STATUS_FAILED, error=message, finished_at=now))
+        conn.execute(
+            update(ImportJob)
+            .where(ImportJob.id == job.id, ImportJob.status.in_(jobs.ACTIVE))
+            .values(status=STATUS_FAILED, error=message, finished_at=now)
+        )
 
     if state is None:
         # A job without shared state (created before it existed): judged by its age alone.
@@ -114,8 +119,15 @@ def run_job(app: Flask, task_id: str, job_id: int) -> None:
             outcome, message = STATUS_FAILED, GENERIC_FAILURE
             with jobs.Heartbeat(app, state.id, tasks.stop_check(app, jobs.KIND_IMPORT, job_id)) as beat:
                 try:
-                    result = import_file(session, path, report_path=report_path, source_name=filename, job_id=job_id,
-                                         progress=beat.progress, commit=False)
+                    result = import_file(
+                        session,
+                        path,
+                        report_path=report_path,
+                        source_name=filename,
+                        job_id=job_id,
+                        progress=beat.progress,
+                        commit=False,
+                    )
                     beat.check(force=True)  # a cancel asked for meanwhile still wins: nothing is committed
                     # The job's outcome is committed in the same transaction as the imported rows.
                     job = session.get(ImportJob, job_id)
@@ -158,9 +170,11 @@ def cancel_job(app: Flask, session: Session, job: ImportJob) -> str:
         return ""
     outcome = control.cancel(app, session, jobs.get(session, jobs.KIND_IMPORT, job.id), CANCELLED_MESSAGE)
     if outcome == control.CANCELLED:
-        session.execute(update(ImportJob).where(ImportJob.id == job.id, ImportJob.status == STATUS_QUEUED)
-                        .values(status=STATUS_CANCELLED, error=CANCELLED_MESSAGE,
-                                finished_at=datetime.now(timezone.utc)))
+        session.execute(
+            update(ImportJob)
+            .where(ImportJob.id == job.id, ImportJob.status == STATUS_QUEUED)
+            .values(status=STATUS_CANCELLED, error=CANCELLED_MESSAGE, finished_at=datetime.now(timezone.utc))
+        )
         session.commit()
     session.refresh(job)
     return outcome

@@ -1,4 +1,5 @@
 """Uploaded import files and their row reports are kept for CHAINMATCH_UPLOAD_RETENTION_DAYS, then deleted."""
+
 from __future__ import annotations
 
 import logging
@@ -23,8 +24,9 @@ def purge_old_uploads(session: Session, upload_dir: str | Path, days: float, now
         return 0
     cutoff = (time.time() if now is None else now) - days * SECONDS_PER_DAY
     in_use = set()
-    for stored, report in session.execute(select(ImportJob.stored_path, ImportJob.report_path)
-                                          .where(ImportJob.status.not_in(FINISHED))):
+    for stored, report in session.execute(
+        select(ImportJob.stored_path, ImportJob.report_path).where(ImportJob.status.not_in(FINISHED))
+    ):
         in_use.update(str(Path(p).resolve()) for p in (stored, report) if p)
     removed = 0
     for path in Path(upload_dir).glob(UPLOAD_PATTERN):

@@ -1,4 +1,5 @@
 """Upload page, job page with a polled status fragment, report download."""
+
 from __future__ import annotations
 
 import csv
@@ -76,8 +77,13 @@ def upload():
         stored.unlink()
         flash("上传的文件是空的。", "error")
         return redirect(url_for("imports.index"))
-    job = ImportJob(filename=original, stored_path=str(stored), status=STATUS_QUEUED,
-                    report_path=str(upload_dir / f"import-{token}-report.csv"), created_by_id=current_user.id)
+    job = ImportJob(
+        filename=original,
+        stored_path=str(stored),
+        status=STATUS_QUEUED,
+        report_path=str(upload_dir / f"import-{token}-report.csv"),
+        created_by_id=current_user.id,
+    )
     db.session.add(job)
     db.session.flush()
     task_id = create_job_state(db.session, job, current_user.id)
@@ -94,9 +100,15 @@ def _status_context(job: ImportJob) -> dict:
     expire_if_stale(db.session, job)
     done, total = progress_of(db.session, job)
     state = job_state.get(db.session, job_state.KIND_IMPORT, job.id)
-    return {"job": job, "done": done, "total": total, "finished": job.status in FINISHED,
-            "has_report": job.status == "done" and bool(job.report_path) and os.path.exists(job.report_path),
-            "stopping": control.stopping(current_app, state), "can_retry": can_retry(job)}
+    return {
+        "job": job,
+        "done": done,
+        "total": total,
+        "finished": job.status in FINISHED,
+        "has_report": job.status == "done" and bool(job.report_path) and os.path.exists(job.report_path),
+        "stopping": control.stopping(current_app, state),
+        "can_retry": can_retry(job),
+    }
 
 
 def _report_preview(job: ImportJob) -> tuple[list[dict], int]:
@@ -118,8 +130,13 @@ def _report_preview(job: ImportJob) -> tuple[list[dict], int]:
 def detail(job_id: int):
     job = _job_or_404(job_id)
     rows, total_rows = _report_preview(job)
-    return render_template("imports/detail.html", rows=rows, report_total=total_rows,
-                           preview_limit=REPORT_PREVIEW_ROWS, **_status_context(job))
+    return render_template(
+        "imports/detail.html",
+        rows=rows,
+        report_total=total_rows,
+        preview_limit=REPORT_PREVIEW_ROWS,
+        **_status_context(job),
+    )
 
 
 @bp.route("/<int:job_id>/status")
@@ -138,8 +155,9 @@ def report(job_id: int):
 
     record("import.report", "import_job", job.id, filename=job.filename)
     db.session.commit()  # a download changes nothing but the audit log
-    return send_file(job.report_path, mimetype="text/csv", as_attachment=True,
-                     download_name=f"import-report-{job.id}.csv")
+    return send_file(
+        job.report_path, mimetype="text/csv", as_attachment=True, download_name=f"import-report-{job.id}.csv"
+    )
 
 
 def _after_action(job: ImportJob, message: str, category: str):

@@ -1,4 +1,5 @@
 """招商线索: lead board, table, detail with history, stage changes, Excel export, funnel chart."""
+
 from __future__ import annotations
 
 from flask import Blueprint

@@ -3,6 +3,7 @@
 Nothing is deleted with a link: the rows keep their link key. A row needs attention when its link is missing from
 the chain's current version, or when a version written after the row was created moved the link to another parent.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -43,16 +44,20 @@ def attention_items(session: Session, chain_id: str, cluster_ids: Iterable[str] 
         return []
     current = set(session.scalars(select(ChainLink.key).where(ChainLink.version_id == chain.current_version_id)))
     moved_at: dict[str, datetime] = {}
-    for version in session.scalars(select(ChainVersion).where(ChainVersion.chain_id == chain_id,
-                                                              ChainVersion.changes.is_not(None))):
+    for version in session.scalars(
+        select(ChainVersion).where(ChainVersion.chain_id == chain_id, ChainVersion.changes.is_not(None))
+    ):
         for key in (version.changes or {}).get("moved", []):
             at = _naive(version.imported_at)
             if key not in moved_at or at > moved_at[key]:
                 moved_at[key] = at
     names: dict[str, str] = {}
     for key, name in session.execute(
-            select(ChainLink.key, ChainLink.name).join(ChainVersion, ChainVersion.id == ChainLink.version_id)
-            .where(ChainVersion.chain_id == chain_id).order_by(ChainVersion.version)):
+        select(ChainLink.key, ChainLink.name)
+        .join(ChainVersion, ChainVersion.id == ChainLink.version_id)
+        .where(ChainVersion.chain_id == chain_id)
+        .order_by(ChainVersion.version)
+    ):
         names[key] = name  # the latest version's name wins
     clusters = list(cluster_ids) if cluster_ids is not None else None
 
@@ -77,6 +82,16 @@ def attention_items(session: Session, chain_id: str, cluster_ids: Iterable[str] 
         for row in session.scalars(query.order_by(model.id)):
             why = reason(row.link_key, row.created_at)
             if why:
-                items.append(AttentionItem(kind, row.cluster_id, chain_id, row.link_key,
-                                           names.get(row.link_key, row.link_key), why, label(row), row.id))
+                items.append(
+                    AttentionItem(
+                        kind,
+                        row.cluster_id,
+                        chain_id,
+                        row.link_key,
+                        names.get(row.link_key, row.link_key),
+                        why,
+                        label(row),
+                        row.id,
+                    )
+                )
     return items

@@ -1,4 +1,5 @@
 """The shared target register (首报首谈): first claims across clusters, their protection, coordination requests."""
+
 from __future__ import annotations
 
 import logging
@@ -87,8 +88,12 @@ def competing_leads(session: Session, lead: Lead) -> list[tuple[Lead, str]]:
     related = related_enterprise_ids(session, lead.enterprise)
     query = (
         select(Lead)
-        .where(Lead.enterprise_id.in_(related), Lead.cluster_id != lead.cluster_id,
-               Lead.stage.not_in(CLOSED_STAGES), Lead.id != (lead.id or 0))
+        .where(
+            Lead.enterprise_id.in_(related),
+            Lead.cluster_id != lead.cluster_id,
+            Lead.stage.not_in(CLOSED_STAGES),
+            Lead.id != (lead.id or 0),
+        )
         .options(selectinload(Lead.events))
         .order_by(Lead.created_at, Lead.id)
     )
@@ -130,14 +135,22 @@ def assign_claim(session: Session, lead: Lead, user_id: int | None) -> tuple[Lea
 
 def conflicts_of(session: Session, holder: Lead) -> list[Lead]:
     """Open second claims pointing at this first claim."""
-    return list(session.scalars(select(Lead).where(Lead.claim_of_id == holder.id, Lead.claim == CLAIM_SECOND,
-                                                   Lead.stage.not_in(CLOSED_STAGES)).order_by(Lead.id)))
+    return list(
+        session.scalars(
+            select(Lead)
+            .where(Lead.claim_of_id == holder.id, Lead.claim == CLAIM_SECOND, Lead.stage.not_in(CLOSED_STAGES))
+            .order_by(Lead.id)
+        )
+    )
 
 
 def pending_request(session: Session, lead: Lead) -> CoordinationRequest | None:
     """The lead's 协调申请 awaiting a decision, if any."""
-    return session.scalars(select(CoordinationRequest).where(
-        CoordinationRequest.lead_id == lead.id, CoordinationRequest.status == COORD_PENDING)).first()
+    return session.scalars(
+        select(CoordinationRequest).where(
+            CoordinationRequest.lead_id == lead.id, CoordinationRequest.status == COORD_PENDING
+        )
+    ).first()
 
 
 def request_coordination(session: Session, lead: Lead, user_id: int | None, reason: str) -> CoordinationRequest:
@@ -153,8 +166,9 @@ def request_coordination(session: Session, lead: Lead, user_id: int | None, reas
         raise ClaimError(f"协调理由不能超过 {MAX_REASON} 个字符")
     if pending_request(session, lead) is not None:
         raise ClaimError("该线索已有待裁定的协调申请")
-    request = CoordinationRequest(lead_id=lead.id, holder_lead_id=lead.claim_of_id, requested_by_id=user_id,
-                                  reason=reason, status=COORD_PENDING)
+    request = CoordinationRequest(
+        lead_id=lead.id, holder_lead_id=lead.claim_of_id, requested_by_id=user_id, reason=reason, status=COORD_PENDING
+    )
     session.add(request)
     session.add(LeadEvent(lead=lead, user_id=user_id, field="coordination", old=None, new="提出协调申请"))
     session.flush()
@@ -190,7 +204,9 @@ def transfer_claim(session: Session, lead: Lead, holder: Lead | None, user_id: i
             other.claim_of_id = lead.id
     log_claim(session, holder, user_id, holder.claim, CLAIM_SECOND)
     holder.claim, holder.claim_of_id = CLAIM_SECOND, lead.id
-    session.add(LeadEvent(lead=holder, user_id=user_id, field="coordination", old=None, new="批准：首谈权转至其他集聚区"))
+    session.add(
+        LeadEvent(lead=holder, user_id=user_id, field="coordination", old=None, new="批准：首谈权转至其他集聚区")
+    )
 
 
 def after_progress(session: Session, lead: Lead, user_id: int | None) -> None:
@@ -199,8 +215,9 @@ def after_progress(session: Session, lead: Lead, user_id: int | None) -> None:
     if lead.claim == CLAIM_SECOND and lead.stage not in CLOSED_STAGES:
         holder = session.get(Lead, lead.claim_of_id) if lead.claim_of_id else None
         if holder is None or not is_protected(holder):
-            transfer_claim(session, lead, holder if holder is not None and holder.stage not in CLOSED_STAGES else None,
-                           user_id)
+            transfer_claim(
+                session, lead, holder if holder is not None and holder.stage not in CLOSED_STAGES else None, user_id
+            )
             logger.info("lead %s took over the first claim (holder %s lapsed or closed)", lead.id, lead.claim_of_id)
     elif lead.claim == CLAIM_FIRST and lead.stage not in CLOSED_STAGES:
         found = holder_of(session, lead)  # a reopened lead whose target another cluster took over meanwhile
@@ -230,19 +247,25 @@ class RegisterRow:
     pending: int = 0
 
 
-def register_rows(session: Session, cluster_id: str | None = None, conflicts_only: bool = False,
-                  today: date | None = None) -> list[RegisterRow]:
+def register_rows(
+    session: Session, cluster_id: str | None = None, conflicts_only: bool = False, today: date | None = None
+) -> list[RegisterRow]:
     """Every open first claim with its age, protection and the second claims competing with it."""
     today = today or utcnow().date()
-    query = (select(Lead).where(Lead.claim == CLAIM_FIRST, Lead.stage.not_in(CLOSED_STAGES))
-             .options(selectinload(Lead.events)).order_by(Lead.created_at, Lead.id))
+    query = (
+        select(Lead)
+        .where(Lead.claim == CLAIM_FIRST, Lead.stage.not_in(CLOSED_STAGES))
+        .options(selectinload(Lead.events))
+        .order_by(Lead.created_at, Lead.id)
+    )
     holders = list(session.scalars(query))
     seconds: dict[int, list[Lead]] = {}
     for other in session.scalars(select(Lead).where(Lead.claim == CLAIM_SECOND, Lead.stage.not_in(CLOSED_STAGES))):
         seconds.setdefault(other.claim_of_id or 0, []).append(other)
     pending: dict[int, int] = {}
-    for holder_id in session.scalars(select(CoordinationRequest.holder_lead_id)
-                                     .where(CoordinationRequest.status == COORD_PENDING)):
+    for holder_id in session.scalars(
+        select(CoordinationRequest.holder_lead_id).where(CoordinationRequest.status == COORD_PENDING)
+    ):
         pending[holder_id or 0] = pending.get(holder_id or 0, 0) + 1
     rows = []
     for lead in holders:
@@ -253,8 +276,16 @@ def register_rows(session: Session, cluster_id: str | None = None, conflicts_onl
             continue
         since = aware(lead.claim_since) or aware(lead.created_at)
         ends = protection_ends(lead)
-        rows.append(RegisterRow(lead=lead, age_days=(today - since.date()).days, protected_until=ends,
-                                protected=ends >= today, conflicts=conflicts, pending=pending.get(lead.id, 0)))
+        rows.append(
+            RegisterRow(
+                lead=lead,
+                age_days=(today - since.date()).days,
+                protected_until=ends,
+                protected=ends >= today,
+                conflicts=conflicts,
+                pending=pending.get(lead.id, 0),
+            )
+        )
     return rows
 
 

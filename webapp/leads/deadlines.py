@@ -1,4 +1,5 @@
 """Stage clocks: first response, assessment, feedback to the firm, negotiation progress and the next-step date."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

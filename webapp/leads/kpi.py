@@ -1,4 +1,5 @@
 """考核 figures per cluster, staff member and period, counted from the register's first claims (each target once)."""
+
 from __future__ import annotations
 
 import re
@@ -84,8 +85,12 @@ def current_quarter(today: date) -> str:
 
 def register_leads(session: Session, cluster_id: str) -> list[Lead]:
     """The cluster's leads that hold the register's first claim, one per target firm (the earliest)."""
-    query = (select(Lead).where(Lead.cluster_id == cluster_id, Lead.claim == CLAIM_FIRST)
-             .options(selectinload(Lead.events)).order_by(Lead.created_at, Lead.id))
+    query = (
+        select(Lead)
+        .where(Lead.cluster_id == cluster_id, Lead.claim == CLAIM_FIRST)
+        .options(selectinload(Lead.events))
+        .order_by(Lead.created_at, Lead.id)
+    )
     seen: dict[int, Lead] = {}
     for lead in session.scalars(query):
         seen.setdefault(lead.enterprise_id, lead)
@@ -105,8 +110,11 @@ def reached_at(lead: Lead, stage: str) -> datetime | None:
     index = PIPELINE_STAGES.index(stage)
     if index == 0:
         return aware(lead.created_at)
-    times = [aware(e.at) for e in lead.events
-             if e.field == "stage" and e.new in PIPELINE_STAGES and PIPELINE_STAGES.index(e.new) >= index]
+    times = [
+        aware(e.at)
+        for e in lead.events
+        if e.field == "stage" and e.new in PIPELINE_STAGES and PIPELINE_STAGES.index(e.new) >= index
+    ]
     return min(times) if times else None
 
 
@@ -145,8 +153,15 @@ def conversion(leads: list[Lead], period: Period) -> list[dict]:
     for earlier, later in zip(PIPELINE_STAGES, PIPELINE_STAGES[1:]):
         base = [lead for lead in leads if (t := reached_at(lead, earlier)) is not None and t.date() <= period.end]
         moved = [lead for lead in base if (t := reached_at(lead, later)) is not None and t.date() <= period.end]
-        out.append({"from": earlier, "to": later, "base": len(base), "moved": len(moved),
-                    "rate": round(len(moved) / len(base), 4) if base else None})
+        out.append(
+            {
+                "from": earlier,
+                "to": later,
+                "base": len(base),
+                "moved": len(moved),
+                "rate": round(len(moved) / len(base), 4) if base else None,
+            }
+        )
     return out
 
 
@@ -195,8 +210,10 @@ def kpi_sheets(result: dict) -> list[tuple[str, list[str], list[list]]]:
     keys = list(METRICS)
     staff_rows = [[row["name"]] + [row[k] for k in keys] for row in result["staff"]]
     staff_rows.append(["合计"] + [result["totals"][k] for k in keys])
-    conv = [[c["from"], c["to"], c["base"], c["moved"], c["rate"] if c["rate"] is not None else ""]
-            for c in result["conversion"]]
+    conv = [
+        [c["from"], c["to"], c["base"], c["moved"], c["rate"] if c["rate"] is not None else ""]
+        for c in result["conversion"]
+    ]
     days = [[stage, value if value is not None else ""] for stage, value in result["median_days"].items()]
     return [
         ("考核汇总", ["人员"] + [METRICS[k] for k in keys], staff_rows),

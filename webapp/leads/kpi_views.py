@@ -1,4 +1,5 @@
 """考核 page with charts and its Excel export."""
+
 from __future__ import annotations
 
 import io
@@ -38,14 +39,32 @@ def _charts(result: dict) -> dict:
     """Chart specs (ui-charts.js) of the staff comparison and the stage conversion."""
     staff = result["staff"]
     return {
-        "staff": {"type": "bar", "integer": True, "labels": [s["name"] for s in staff], "datasets": [
-            {"label": kpi.METRICS[k], "data": [s[k] for s in staff], "color": color}
-            for k, color in (("created", "#0b5cad"), ("visits", "#2e8540"), ("signed", "#d97706"),
-                             ("landed", "#7c3aed"))]},
-        "conversion": {"type": "bar", "horizontal": True, "labels": [f"{c['from']}→{c['to']}" for c in result["conversion"]],
-                       "datasets": [{"label": "转化率（%）", "color": "#0b5cad",
-                                     "data": [round(c["rate"] * 100, 1) if c["rate"] is not None else 0
-                                              for c in result["conversion"]]}]},
+        "staff": {
+            "type": "bar",
+            "integer": True,
+            "labels": [s["name"] for s in staff],
+            "datasets": [
+                {"label": kpi.METRICS[k], "data": [s[k] for s in staff], "color": color}
+                for k, color in (
+                    ("created", "#0b5cad"),
+                    ("visits", "#2e8540"),
+                    ("signed", "#d97706"),
+                    ("landed", "#7c3aed"),
+                )
+            ],
+        },
+        "conversion": {
+            "type": "bar",
+            "horizontal": True,
+            "labels": [f"{c['from']}→{c['to']}" for c in result["conversion"]],
+            "datasets": [
+                {
+                    "label": "转化率（%）",
+                    "color": "#0b5cad",
+                    "data": [round(c["rate"] * 100, 1) if c["rate"] is not None else 0 for c in result["conversion"]],
+                }
+            ],
+        },
     }
 
 
@@ -55,9 +74,15 @@ def kpi_page():
     """The 考核 page of one cluster and period, with charts."""
     cluster_id, period, error, clusters = _selection()
     result = kpi.cluster_kpi(db.session, cluster_id, period) if cluster_id and period else None
-    context = {"result": result, "error": error, "clusters": clusters, "cluster_id": cluster_id,
-               "period": period.label if period else request.args.get("period", ""), "metrics": kpi.METRICS,
-               "charts": _charts(result) if result else None}
+    context = {
+        "result": result,
+        "error": error,
+        "clusters": clusters,
+        "cluster_id": cluster_id,
+        "period": period.label if period else request.args.get("period", ""),
+        "metrics": kpi.METRICS,
+        "charts": _charts(result) if result else None,
+    }
     template = "leads/_kpi.html" if wants_fragment() else "leads/kpi.html"
     return render_template(template, **context), 400 if error else 200
 
@@ -71,6 +96,9 @@ def kpi_export():
         return render_template("errors/page.html", code=400, title="无法导出", message=error or "请选择集聚区"), 400
     result = kpi.cluster_kpi(db.session, cluster_id, period)
     logger.info("user %s exported KPI of cluster %s for %s", current_user.id, cluster_id, period.label)
-    return send_file(io.BytesIO(xlsx_bytes(kpi.kpi_sheets(result))), as_attachment=True,
-                     mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                     download_name=f"考核_{result['cluster_name']}_{period.label}.xlsx")
+    return send_file(
+        io.BytesIO(xlsx_bytes(kpi.kpi_sheets(result))),
+        as_attachment=True,
+        mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        download_name=f"考核_{result['cluster_name']}_{period.label}.xlsx",
+    )

@@ -1,4 +1,5 @@
 """招商线索 (leads): a target firm tracked from first contact to landing, with a full change history."""
+
 from __future__ import annotations
 
 from datetime import date, datetime
@@ -36,7 +37,11 @@ CLAIM_LABELS = {CLAIM_FIRST: "首报", CLAIM_SECOND: "第二报"}
 COORD_PENDING = "pending"
 COORD_APPROVED = "approved"  # the claim moves to the requesting lead
 COORD_REJECTED = "rejected"  # the holder keeps the claim
-COORD_LABELS = {COORD_PENDING: "待裁定", COORD_APPROVED: "已批准（改由申请方首谈）", COORD_REJECTED: "已驳回（维持原首报）"}
+COORD_LABELS = {
+    COORD_PENDING: "待裁定",
+    COORD_APPROVED: "已批准（改由申请方首谈）",
+    COORD_REJECTED: "已驳回（维持原首报）",
+}
 
 FEEDBACK_RELEVANT = "relevant"
 FEEDBACK_NOT_RELEVANT = "not_relevant"

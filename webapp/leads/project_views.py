@@ -1,4 +1,5 @@
 """Project facts on a signed lead: save facts, add 到位资金, the projects page with waiting states and ages."""
+
 from __future__ import annotations
 
 import logging
@@ -39,8 +40,9 @@ def save_project(lead_id: int):
     lead = _get_lead(lead_id)
     fields = tuple(projects.NUMBER_FIELDS) + tuple(projects.DATE_FIELDS) + ("eia_class",)
     try:
-        projects.save_project(db.session, lead, {k: request.form[k] for k in fields if k in request.form},
-                              current_user.id)
+        projects.save_project(
+            db.session, lead, {k: request.form[k] for k in fields if k in request.form}, current_user.id
+        )
     except LeadError as exc:
         db.session.rollback()
         return _render_detail(lead, str(exc), 400)
@@ -56,8 +58,14 @@ def add_funds(lead_id: int):
     lead = _get_lead(lead_id)
     form = request.form
     try:
-        projects.add_funding(db.session, lead, form.get("amount_wan", ""), form.get("received_on", ""),
-                             form.get("note", ""), current_user.id)
+        projects.add_funding(
+            db.session,
+            lead,
+            form.get("amount_wan", ""),
+            form.get("received_on", ""),
+            form.get("note", ""),
+            current_user.id,
+        )
     except LeadError as exc:
         db.session.rollback()
         return _render_detail(lead, str(exc), 400)
@@ -78,7 +86,11 @@ def projects_page():
     rows = [(p, projects.project_state(p, today)) for p in db.session.scalars(query.order_by(LeadProject.signed_on))]
     if state:
         rows = [(p, s) for p, s in rows if s is not None and s.name == state]
-    states = (projects.STATE_SIGNED_NOT_STARTED, projects.STATE_STARTED_NO_MONEY, projects.STATE_BUILDING,
-              projects.STATE_PRODUCING)
+    states = (
+        projects.STATE_SIGNED_NOT_STARTED,
+        projects.STATE_STARTED_NO_MONEY,
+        projects.STATE_BUILDING,
+        projects.STATE_PRODUCING,
+    )
     template = "leads/_projects.html" if wants_fragment() else "leads/projects.html"
     return render_template(template, rows=rows, states=states, state=state)

@@ -1,4 +1,5 @@
 """Project facts from 签约 to 落地: facts, 到位资金, visible waiting states, and what the project does to indicators."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -71,15 +72,23 @@ def save_project(session: Session, lead: Lead, form: dict[str, Any], user_id: in
         old = getattr(project, name)
         if (old if old != "" else None) == (value if value != "" else None):
             continue
-        session.add(LeadEvent(lead=lead, user_id=user_id, field=f"project.{name}",
-                              old=None if old in (None, "") else str(old), new=None if value in (None, "") else str(value)))
+        session.add(
+            LeadEvent(
+                lead=lead,
+                user_id=user_id,
+                field=f"project.{name}",
+                old=None if old in (None, "") else str(old),
+                new=None if value in (None, "") else str(value),
+            )
+        )
         setattr(project, name, value)
     session.flush()
     return project
 
 
-def add_funding(session: Session, lead: Lead, amount: Any, received_on: Any, note: str,
-                user_id: int | None) -> ProjectFunding:
+def add_funding(
+    session: Session, lead: Lead, amount: Any, received_on: Any, note: str, user_id: int | None
+) -> ProjectFunding:
     """Record a 到位资金 entry on the lead's project."""
     project = lead.project
     if project is None:
@@ -122,8 +131,9 @@ def project_state(project: LeadProject | None, today: date) -> ProjectState | No
 
 
 def _latest_indicator(session: Session, cluster_id: str) -> ClusterIndicator | None:
-    return session.scalars(select(ClusterIndicator).where(ClusterIndicator.cluster_id == cluster_id)
-                           .order_by(ClusterIndicator.year.desc())).first()
+    return session.scalars(
+        select(ClusterIndicator).where(ClusterIndicator.cluster_id == cluster_id).order_by(ClusterIndicator.year.desc())
+    ).first()
 
 
 def with_project(ind: ClusterIndicator, project: LeadProject, actual: bool) -> ClusterIndicator:
@@ -131,11 +141,16 @@ def with_project(ind: ClusterIndicator, project: LeadProject, actual: bool) -> C
     investment = project.funds_wan if actual else (project.investment_wan or 0.0)
     tax = (project.tax_per_mu_wan or 0.0) * (project.land_mu or 0.0)
     return ClusterIndicator(
-        cluster_id=ind.cluster_id, year=ind.year, output_value=ind.output_value, revenue=ind.revenue,
+        cluster_id=ind.cluster_id,
+        year=ind.year,
+        output_value=ind.output_value,
+        revenue=ind.revenue,
         tax=(ind.tax or 0.0) + tax if (ind.tax is not None or tax) else None,
-        fixed_investment=(ind.fixed_investment or 0.0) + investment if (ind.fixed_investment is not None or investment)
+        fixed_investment=(ind.fixed_investment or 0.0) + investment
+        if (ind.fixed_investment is not None or investment)
         else None,
-        leading_revenue=ind.leading_revenue, source="what-if",
+        leading_revenue=ind.leading_revenue,
+        source="what-if",
     )
 
 
@@ -153,8 +168,22 @@ def what_if(session: Session, lead: Lead) -> dict[str, Any] | None:
         a = after.rule(b.code)
         if b.code not in WHAT_IF_RULES and (b.value, b.passed) == (a.value, a.passed):
             continue
-        rows.append({"code": b.code, "name": b.name, "unit": b.unit, "threshold": b.threshold, "before": b.value,
-                     "after": a.value, "passed_before": b.passed, "passed_after": a.passed})
-    return {"mode": "actual" if actual else "what-if", "year": ind.year, "rules": rows,
-            "fixed_investment": [ind.fixed_investment, with_project(ind, project, actual).fixed_investment],
-            "tax": [ind.tax, with_project(ind, project, actual).tax]}
+        rows.append(
+            {
+                "code": b.code,
+                "name": b.name,
+                "unit": b.unit,
+                "threshold": b.threshold,
+                "before": b.value,
+                "after": a.value,
+                "passed_before": b.passed,
+                "passed_after": a.passed,
+            }
+        )
+    return {
+        "mode": "actual" if actual else "what-if",
+        "year": ind.year,
+        "rules": rows,
+        "fixed_investment": [ind.fixed_investment, with_project(ind, project, actual).fixed_investment],
+        "tax": [ind.tax, with_project(ind, project, actual).tax],
+    }

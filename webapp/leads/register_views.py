@@ -1,4 +1,5 @@
 """The shared target register page, coordination requests (协调申请) with the admin's decision, progress entries."""
+
 from __future__ import annotations
 
 import logging
@@ -51,14 +52,14 @@ def readable_clusters() -> set[str] | None:
 @role_required(*STAFF_ROLES)
 def coordination():
     """协调申请: admins see all and decide; others see those of their clusters' leads."""
-    query = select(CoordinationRequest).order_by(CoordinationRequest.status != COORD_PENDING,
-                                                 CoordinationRequest.id.desc())
+    query = select(CoordinationRequest).order_by(
+        CoordinationRequest.status != COORD_PENDING, CoordinationRequest.id.desc()
+    )
     if current_user.role != ROLE_ADMIN:
         mine = select(Lead.id).where(Lead.cluster_id.in_(current_user.cluster_ids() or {""}))
         query = query.where(or_(CoordinationRequest.lead_id.in_(mine), CoordinationRequest.holder_lead_id.in_(mine)))
     requests = list(db.session.scalars(query))
-    context = {"requests": requests, "labels": COORD_LABELS, "readable": readable_clusters(),
-               "pending": COORD_PENDING}
+    context = {"requests": requests, "labels": COORD_LABELS, "readable": readable_clusters(), "pending": COORD_PENDING}
     template = "leads/_coordination.html" if wants_fragment() else "leads/coordination.html"
     return render_template(template, **context)
 
@@ -97,8 +98,14 @@ def decide_coordination(request_id: int):
     except claims.ClaimError as exc:
         db.session.rollback()
         return _decision_error(str(exc))
-    audit("lead.coordination_decision", "lead", filed.lead_id, cluster_id=filed.lead.cluster_id,
-          request_id=filed.id, decision=decision)
+    audit(
+        "lead.coordination_decision",
+        "lead",
+        filed.lead_id,
+        cluster_id=filed.lead.cluster_id,
+        request_id=filed.id,
+        decision=decision,
+    )
     db.session.commit()
     logger.info("admin %s decided coordination request %s: %s", current_user.id, filed.id, decision)
     if wants_fragment():

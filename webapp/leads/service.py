@@ -1,4 +1,5 @@
 """Lead operations: create, change stage, edit; every change is written to LeadEvent."""
+
 from __future__ import annotations
 
 import logging
@@ -122,8 +123,9 @@ def needs_admin_assignment(lead: Lead) -> bool:
     return bool(threshold) and (lead.planned_investment_wan or 0) >= threshold and lead.assigned_by_id is None
 
 
-def change_stage(session: Session, lead: Lead, stage: str, user_id: int | None, reason: str = "",
-                 is_admin: bool = False) -> bool:
+def change_stage(
+    session: Session, lead: Lead, stage: str, user_id: int | None, reason: str = "", is_admin: bool = False
+) -> bool:
     """Move a lead to `stage`; 放弃 needs a reason. Returns False when nothing changed."""
     if stage not in STAGES:
         raise LeadError("未知的阶段")
@@ -159,8 +161,9 @@ def add_progress(session: Session, lead: Lead, text: str, user_id: int | None) -
     claims.after_progress(session, lead, user_id)
 
 
-def update_fields(session: Session, lead: Lead, changes: dict[str, Any], user_id: int | None,
-                  is_admin: bool = False) -> list[str]:
+def update_fields(
+    session: Session, lead: Lead, changes: dict[str, Any], user_id: int | None, is_admin: bool = False
+) -> list[str]:
     """Apply edits of owner / next step / date / notes / investment; returns the names of the fields that changed."""
     changed = []
     if "planned_investment_wan" in changes:
@@ -230,7 +233,11 @@ def parse_amount(value: str) -> float | None:
 def highest_stage_reached(lead: Lead) -> int:
     """Index in PIPELINE_STAGES of the furthest stage a lead ever reached (from its history)."""
     reached = 0
-    values = [lead.stage] + [e.new for e in lead.events if e.field == "stage"] + [e.old for e in lead.events if e.field == "stage"]
+    values = (
+        [lead.stage]
+        + [e.new for e in lead.events if e.field == "stage"]
+        + [e.old for e in lead.events if e.field == "stage"]
+    )
     for value in values:
         if value in PIPELINE_STAGES:
             reached = max(reached, PIPELINE_STAGES.index(value))

@@ -1,4 +1,5 @@
 """招商线索 views: board, table, detail, create, stage change, edit, feedback, export."""
+
 from __future__ import annotations
 
 import io
@@ -49,7 +50,22 @@ from webapp.web.integrations import audit, optional_function
 
 logger = logging.getLogger("chainmatch.leads")
 
-EXPORT_HEADERS = ("线索编号", "企业名称", "集聚区", "产业链", "环节", "阶段", "放弃原因", "负责人", "下一步", "下一步日期", "逾期事项", "备注", "创建时间", "更新时间")
+EXPORT_HEADERS = (
+    "线索编号",
+    "企业名称",
+    "集聚区",
+    "产业链",
+    "环节",
+    "阶段",
+    "放弃原因",
+    "负责人",
+    "下一步",
+    "下一步日期",
+    "逾期事项",
+    "备注",
+    "创建时间",
+    "更新时间",
+)
 FEEDBACK_LABELS = {FEEDBACK_RELEVANT: "相关", FEEDBACK_NOT_RELEVANT: "不相关", "": "未标注"}
 
 nav.register("leads.board", "招商线索", *STAFF_ROLES)
@@ -226,8 +242,15 @@ def export():
         ]
         rows.append(row)
     buffer = io.BytesIO(xlsx_bytes([("招商线索", EXPORT_HEADERS, rows)]))  # cells formula-escaped by safe_cell
-    audit("lead.export", "lead", "", cluster_id=filters["cluster"] or None, rows=len(leads), format="xlsx",
-          filters={k: v for k, v in filters.items() if isinstance(v, (str, int, list)) and v})
+    audit(
+        "lead.export",
+        "lead",
+        "",
+        cluster_id=filters["cluster"] or None,
+        rows=len(leads),
+        format="xlsx",
+        filters={k: v for k, v in filters.items() if isinstance(v, (str, int, list)) and v},
+    )
     db.session.commit()  # an export writes nothing but its audit entry
     logger.info("user %s exported %d leads", current_user.id, len(leads))
     return send_file(
@@ -273,8 +296,14 @@ def _link_attention(lead: Lead) -> str:
     """已删除 / 已移动 when a chain map edit took the lead's link away or moved it since the lead was made."""
     if not lead.chain_id or not lead.link_key:
         return ""
-    return next((item.reason for item in attention_items(db.session, lead.chain_id, [lead.cluster_id])
-                 if item.kind == "招商线索" and item.object_id == lead.id), "")
+    return next(
+        (
+            item.reason
+            for item in attention_items(db.session, lead.chain_id, [lead.cluster_id])
+            if item.kind == "招商线索" and item.object_id == lead.id
+        ),
+        "",
+    )
 
 
 def _render_detail(lead: Lead, error: str | None = None, status: int = 200):
@@ -326,10 +355,14 @@ def create():
     holder = db.session.get(Lead, lead.claim_of_id) if lead.claim == CLAIM_SECOND and lead.claim_of_id else None
     if created and holder is not None:
         view = claims.public_view(holder)
-        message = (f"该企业已由{view['cluster_name']}于 {view['since']:%Y-%m-%d} 首报（当前阶段：{view['stage']}），"
-                   "本线索登记为第二报；如需协调，请在线索页提出协调申请")
+        message = (
+            f"该企业已由{view['cluster_name']}于 {view['since']:%Y-%m-%d} 首报（当前阶段：{view['stage']}），"
+            "本线索登记为第二报；如需协调，请在线索页提出协调申请"
+        )
     if wants_fragment():
-        return render_template("leads/_created.html", lead=lead, created=created, message=message), 201 if created else 200
+        return render_template(
+            "leads/_created.html", lead=lead, created=created, message=message
+        ), 201 if created else 200
     flash(message, "success" if created and holder is None else "warning")
     return redirect(url_for("leads.detail", lead_id=lead.id))
 
@@ -345,8 +378,14 @@ def _create_error(message: str):
 def stage(lead_id: int):
     lead = _get_lead(lead_id)
     try:
-        changed = change_stage(db.session, lead, request.form.get("stage", ""), current_user.id,
-                               request.form.get("abandon_reason", ""), is_admin=current_user.role == ROLE_ADMIN)
+        changed = change_stage(
+            db.session,
+            lead,
+            request.form.get("stage", ""),
+            current_user.id,
+            request.form.get("abandon_reason", ""),
+            is_admin=current_user.role == ROLE_ADMIN,
+        )
     except LeadError as exc:
         db.session.rollback()
         return _render_detail(lead, str(exc), 400)

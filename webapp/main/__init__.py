@@ -1,4 +1,5 @@
 """Home page and the navigation shared by every page."""
+
 from __future__ import annotations
 
 from flask import Blueprint

@@ -1,4 +1,5 @@
 """The home page: what the platform holds and where each role starts."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -29,8 +30,9 @@ def index():
 
         if current_user.role == ROLE_FIRM:
             return render_template("main/workbench_firm.html", **workbench.firm_context(current_user))
-        return render_template("main/workbench.html", **workbench.staff_context(current_user, date.today()),
-                               stale_maps=_stale_maps())
+        return render_template(
+            "main/workbench.html", **workbench.staff_context(current_user, date.today()), stale_maps=_stale_maps()
+        )
     counts = {
         "chains": db.session.scalar(select(func.count()).select_from(Chain)) or 0,
         "clusters": db.session.scalar(select(func.count()).select_from(Cluster)) or 0,

@@ -1,4 +1,5 @@
 """Each role's home page as its workbench: overdue items, what waits for it, its clusters' biggest gaps."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -30,8 +31,17 @@ def biggest_gaps(cluster: Cluster) -> list[dict]:
     for chain_gap in analyze_cluster(db.session, cluster.id):
         for link in chain_gap.links:
             if link.is_leaf and link.status in (STATUS_BLANK, STATUS_WEAK):
-                gaps.append({"link_key": link.link_id, "name": link.name, "stage": link.stage, "status": link.status,
-                             "key_tech": link.key_tech, "firms": link.firm_count, "chain": chain_gap.chain_name})
+                gaps.append(
+                    {
+                        "link_key": link.link_id,
+                        "name": link.name,
+                        "stage": link.stage,
+                        "status": link.status,
+                        "key_tech": link.key_tech,
+                        "firms": link.firm_count,
+                        "chain": chain_gap.chain_name,
+                    }
+                )
     gaps.sort(key=lambda g: (g["status"] != STATUS_BLANK, not g["key_tech"], g["firms"], g["name"]))
     return gaps[:GAPS_PER_CLUSTER]
 
@@ -48,11 +58,18 @@ def staff_context(user: User, today: date) -> dict[str, Any]:
     overdue = overdue_items(open_leads(db.session, cluster_ids, owner), today)
     requests = select(MatchmakingRequest).where(MatchmakingRequest.status == STATUS_PENDING)
     coordination = select(CoordinationRequest).where(CoordinationRequest.status == COORD_PENDING)
-    unplaced = (select(RosterEntry.cluster_id, func.count())
-                .where(~select(LinkAssignment.id).where(LinkAssignment.cluster_id == RosterEntry.cluster_id,
-                                                        LinkAssignment.enterprise_id == RosterEntry.enterprise_id)
-                       .exists())
-                .group_by(RosterEntry.cluster_id))
+    unplaced = (
+        select(RosterEntry.cluster_id, func.count())
+        .where(
+            ~select(LinkAssignment.id)
+            .where(
+                LinkAssignment.cluster_id == RosterEntry.cluster_id,
+                LinkAssignment.enterprise_id == RosterEntry.enterprise_id,
+            )
+            .exists()
+        )
+        .group_by(RosterEntry.cluster_id)
+    )
     if cluster_ids is not None:
         ids = cluster_ids or {""}
         requests = requests.where(MatchmakingRequest.cluster_id.in_(ids))
@@ -77,6 +94,10 @@ def firm_context(user: User) -> dict[str, Any]:
 
     if user.role != ROLE_FIRM or not user.enterprise_id:
         return {"my_requests": []}
-    query = (select(MatchmakingRequest).where(MatchmakingRequest.requester_id == user.enterprise_id)
-             .order_by(MatchmakingRequest.id.desc()).limit(ITEMS_SHOWN))
+    query = (
+        select(MatchmakingRequest)
+        .where(MatchmakingRequest.requester_id == user.enterprise_id)
+        .order_by(MatchmakingRequest.id.desc())
+        .limit(ITEMS_SHOWN)
+    )
     return {"my_requests": list(db.session.scalars(query))}

@@ -1,4 +1,5 @@
 """招商分析报告: a Word document per cluster and chain, downloaded from the cluster page or made by the CLI."""
+
 from __future__ import annotations
 
 from flask import Blueprint

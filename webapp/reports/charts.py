@@ -1,4 +1,5 @@
 """Bar charts as PNG images for reports, drawn with numpy and written with zlib (no fonts: labels go in the caption)."""
+
 from __future__ import annotations
 
 import struct
@@ -32,15 +33,16 @@ def png_bytes(image: np.ndarray) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
 
 
-def stacked_bars(groups: Sequence[Sequence[float]], colors: Sequence[str], width: int = WIDTH,
-                 height: int = HEIGHT) -> bytes:
+def stacked_bars(
+    groups: Sequence[Sequence[float]], colors: Sequence[str], width: int = WIDTH, height: int = HEIGHT
+) -> bytes:
     """One bar per group, each stacked from its series values (bottom first), with horizontal grid lines."""
     image = np.full((height, width, 3), BACKGROUND, dtype=np.uint8)
     top = max([sum(g) for g in groups] + [1.0])
     plot_h = height - 2 * MARGIN
     for i in range(5):  # grid at 0, 25, 50, 75, 100 %
         y = height - MARGIN - int(plot_h * i / 4)
-        image[y, MARGIN:width - MARGIN] = GRID
+        image[y, MARGIN : width - MARGIN] = GRID
     slot = (width - 2 * MARGIN) / max(len(groups), 1)
     bar = max(int(slot * 0.6), 2)
     for index, values in enumerate(groups):
@@ -49,6 +51,6 @@ def stacked_bars(groups: Sequence[Sequence[float]], colors: Sequence[str], width
         for value, color in zip(values, colors):
             size = int(round(plot_h * value / top))
             if size > 0:
-                image[base - size:base, x0:x0 + bar] = hex_rgb(color)
+                image[base - size : base, x0 : x0 + bar] = hex_rgb(color)
                 base -= size
     return png_bytes(image)

@@ -1,5 +1,6 @@
 """招商分析报告 as a Word document (python-docx): cluster summary and policy rules, gaps by stage, the N lists,
 top candidates per gap link with reasons, the lead pipeline and the 考核 figures, with charts as images."""
+
 from __future__ import annotations
 
 import io
@@ -67,8 +68,10 @@ def _summary(doc: Any, session: Session, cluster: Cluster, chain: Chain) -> None
     """Section 1: where the cluster is and how it scores on the policy rules."""
     doc.add_heading("一、集聚区概况与政策规则评价", level=1)
     place = "".join(x for x in (cluster.province, cluster.city) if x)
-    doc.add_paragraph(f"{cluster.name}位于{place or '（未登记地区）'}，类型：{cluster.cluster_type or '—'}，"
-                      f"面积：{_fmt(cluster.area_mu)} 亩。本报告分析产业链：{chain.name}。")
+    doc.add_paragraph(
+        f"{cluster.name}位于{place or '（未登记地区）'}，类型：{cluster.cluster_type or '—'}，"
+        f"面积：{_fmt(cluster.area_mu)} 亩。本报告分析产业链：{chain.name}。"
+    )
     evaluation = evaluate_cluster(session, cluster.id)
     passed = {True: "达标", False: "未达标", None: "缺数据"}
     rows = [[r.name, r.value, r.unit, r.threshold, passed[r.passed], r.explanation] for r in evaluation.rules]
@@ -82,19 +85,31 @@ def _gaps(doc: Any, session: Session, cluster: Cluster, chain: Chain) -> list:
     gap = analyze_chain(session, cluster.id, chain.id)
     stages = list(gap.stages)
     groups = [[gap.stages[s].counts.get(status, 0) for status in STATUSES] for s in stages]
-    _picture(doc, stacked_bars(groups, [STATUS_COLORS[s] for s in STATUSES]),
-             "图1 各阶段环节状态（自下而上：" + "、".join(f"{s}（{c}）" for s, c in zip(STATUSES, PALETTE)) +
-             "；横轴依次为：" + "、".join(stages) + "）")
-    _table(doc, ["阶段"] + list(STATUSES) + ["本地企业数"],
-           [[s] + [gap.stages[s].counts.get(status, 0) for status in STATUSES] + [gap.stages[s].firms] for s in stages])
+    _picture(
+        doc,
+        stacked_bars(groups, [STATUS_COLORS[s] for s in STATUSES]),
+        "图1 各阶段环节状态（自下而上："
+        + "、".join(f"{s}（{c}）" for s, c in zip(STATUSES, PALETTE))
+        + "；横轴依次为："
+        + "、".join(stages)
+        + "）",
+    )
+    _table(
+        doc,
+        ["阶段"] + list(STATUSES) + ["本地企业数"],
+        [[s] + [gap.stages[s].counts.get(status, 0) for status in STATUSES] + [gap.stages[s].firms] for s in stages],
+    )
     rate = gap.rollup.local_rate
     doc.add_paragraph(f"本地配套率：{'—' if rate is None else f'{rate * 100:.1f}%'}。")
     weak = [link for link in gap.links if link.is_leaf and link.status in (STATUS_BLANK, STATUS_WEAK)]
     weak.sort(key=lambda link: (link.status != STATUS_BLANK, not link.key_tech, link.firm_count, link.name))
     if weak:
         doc.add_paragraph("空白与薄弱环节：")
-        _table(doc, ["阶段", "环节", "状态", "卡脖子", "本地企业数"],
-               [[link.stage, link.name, link.status, link.key_tech, link.firm_count] for link in weak])
+        _table(
+            doc,
+            ["阶段", "环节", "状态", "卡脖子", "本地企业数"],
+            [[link.stage, link.name, link.status, link.key_tech, link.firm_count] for link in weak],
+        )
     return weak
 
 
@@ -130,8 +145,11 @@ def _candidates(doc: Any, session: Session, cluster: Cluster, weak: list) -> Non
         if page.message:
             doc.add_paragraph(page.message)
         if page.items:
-            _table(doc, ["排名", "企业", "地区", "匹配度", "推荐理由"],
-                   [[c.rank, c.name, c.region, c.match_score, "；".join(c.explanation)] for c in page.items])
+            _table(
+                doc,
+                ["排名", "企业", "地区", "匹配度", "推荐理由"],
+                [[c.rank, c.name, c.region, c.match_score, "；".join(c.explanation)] for c in page.items],
+            )
         else:
             doc.add_paragraph("暂无候选企业。")
 
@@ -139,19 +157,41 @@ def _candidates(doc: Any, session: Session, cluster: Cluster, weak: list) -> Non
 def _pipeline(doc: Any, session: Session, cluster: Cluster, chain: Chain) -> None:
     """Section 5: the lead funnel (chart and table) and the signed projects."""
     doc.add_heading("五、招商线索进展", level=1)
-    leads = list(session.scalars(select(Lead).where(Lead.cluster_id == cluster.id, Lead.chain_id == chain.id)
-                                 .options(selectinload(Lead.events))))
+    leads = list(
+        session.scalars(
+            select(Lead)
+            .where(Lead.cluster_id == cluster.id, Lead.chain_id == chain.id)
+            .options(selectinload(Lead.events))
+        )
+    )
     funnel = funnel_counts(leads)
-    _picture(doc, stacked_bars([[row["current"], max(row["reached"] - row["current"], 0)] for row in funnel],
-                               ["#0b5cad", "#9fb3c8"]),
-             "图2 线索漏斗（深色：当前处于该阶段；浅色：已越过该阶段；横轴依次为：" + "、".join(PIPELINE_STAGES) + "）")
+    _picture(
+        doc,
+        stacked_bars(
+            [[row["current"], max(row["reached"] - row["current"], 0)] for row in funnel], ["#0b5cad", "#9fb3c8"]
+        ),
+        "图2 线索漏斗（深色：当前处于该阶段；浅色：已越过该阶段；横轴依次为：" + "、".join(PIPELINE_STAGES) + "）",
+    )
     _table(doc, ["阶段", "到达该阶段", "当前处于该阶段"], [[r["stage"], r["reached"], r["current"]] for r in funnel])
     signed = [lead for lead in leads if lead.project is not None]
     if signed:
         doc.add_paragraph("签约项目：")
-        _table(doc, ["企业", "阶段", "投资额（万元）", "用地（亩）", "签约日期", "开工日期", "到位资金（万元）"],
-               [[lead.enterprise.name, lead.stage, lead.project.investment_wan, lead.project.land_mu, lead.project.signed_on,
-                 lead.project.started_on, lead.project.funds_wan] for lead in signed])
+        _table(
+            doc,
+            ["企业", "阶段", "投资额（万元）", "用地（亩）", "签约日期", "开工日期", "到位资金（万元）"],
+            [
+                [
+                    lead.enterprise.name,
+                    lead.stage,
+                    lead.project.investment_wan,
+                    lead.project.land_mu,
+                    lead.project.signed_on,
+                    lead.project.started_on,
+                    lead.project.funds_wan,
+                ]
+                for lead in signed
+            ],
+        )
 
 
 def _kpi(doc: Any, session: Session, cluster: Cluster, period: kpi.Period) -> None:
@@ -163,8 +203,9 @@ def _kpi(doc: Any, session: Session, cluster: Cluster, period: kpi.Period) -> No
         _table(doc, headers, rows)
 
 
-def build_report(session: Session, cluster_id: str, chain_id: str, period: kpi.Period | None = None,
-                 today: date | None = None) -> bytes:
+def build_report(
+    session: Session, cluster_id: str, chain_id: str, period: kpi.Period | None = None, today: date | None = None
+) -> bytes:
     """The whole 招商分析报告 as .docx bytes; KeyError for an unknown cluster or a chain not in the cluster."""
     cluster, chain = session.get(Cluster, cluster_id), session.get(Chain, chain_id)
     if cluster is None or chain is None or chain_id not in cluster.chain_ids:

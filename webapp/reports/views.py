@@ -1,4 +1,5 @@
 """Download the 招商分析报告 (.docx) of a cluster's chain."""
+
 from __future__ import annotations
 
 import io
@@ -37,5 +38,9 @@ def cluster_report(cluster_id: str, chain_id: str):
     audit("report.download", "cluster", cluster_id, cluster_id=cluster_id, chain_id=chain_id)
     db.session.commit()
     logger.info("user %s downloaded the report of %s/%s", current_user.id, cluster_id, chain_id)
-    return send_file(io.BytesIO(data), mimetype=DOCX_MIME, as_attachment=True,
-                     download_name=f"招商分析报告_{cluster_id}_{chain_id}.docx")
+    return send_file(
+        io.BytesIO(data),
+        mimetype=DOCX_MIME,
+        as_attachment=True,
+        download_name=f"招商分析报告_{cluster_id}_{chain_id}.docx",
+    )

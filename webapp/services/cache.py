@@ -3,6 +3,7 @@
 Every in-process cache of the web app is one of these (candidate pages, rendered result fragments, chain versions,
 resolved filter ids), so eviction, locking and the wait for a value another thread is computing are written once.
 """
+
 from __future__ import annotations
 
 import threading
@@ -47,8 +48,9 @@ class LruCache(Generic[V]):
         with self.lock:
             self._items.clear()
 
-    def get_or_compute(self, key: Hashable, compute: Callable[[], tuple[V, bool]],
-                       wait_seconds: float = WAIT_SECONDS) -> V:
+    def get_or_compute(
+        self, key: Hashable, compute: Callable[[], tuple[V, bool]], wait_seconds: float = WAIT_SECONDS
+    ) -> V:
         """The cached value, or `compute()`'s; `compute` returns (value, keep) and a value is cached only when keep
         (e.g. not computed across an engine change). Concurrent callers for a key being computed wait for it rather
         than each computing it again; after two waits a caller computes it itself, leaving the first one's wait to it.

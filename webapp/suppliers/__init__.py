@@ -1,4 +1,5 @@
 """供需对接: chain-leader firms find suppliers for their upstream needs and file matchmaking requests."""
+
 from __future__ import annotations
 
 from flask import Blueprint

@@ -1,5 +1,6 @@
 """Which clusters, chains and upstream links a chain-leader firm user works with, and which clusters' requests
 staff handle (the request look-ups themselves are in webapp.suppliers.service)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,7 +21,8 @@ def firm_clusters(session: Session, user) -> list[Cluster]:
     found: dict[str, Cluster] = {c.id: c for c in user.clusters}
     if user.enterprise_id:
         leader_of = select(RosterEntry.cluster_id).where(
-            RosterEntry.enterprise_id == user.enterprise_id, RosterEntry.role == LEADER_ROLE)
+            RosterEntry.enterprise_id == user.enterprise_id, RosterEntry.role == LEADER_ROLE
+        )
         query = select(Cluster).where(or_(Cluster.id.in_(leader_of), Cluster.chain_leader_id == user.enterprise_id))
         for cluster in session.scalars(query):
             found[cluster.id] = cluster
@@ -45,14 +47,23 @@ def need_links(session: Session, clusters: list[Cluster]) -> list[NeedLink]:
     """Upstream links (stage 上游, or links that supply another link) of every chain of the clusters."""
     out: list[NeedLink] = []
     for cluster in clusters:
-        chain_ids = [c.chain_id for c in session.scalars(
-            select(ClusterChain).where(ClusterChain.cluster_id == cluster.id).order_by(ClusterChain.position))]
+        chain_ids = [
+            c.chain_id
+            for c in session.scalars(
+                select(ClusterChain).where(ClusterChain.cluster_id == cluster.id).order_by(ClusterChain.position)
+            )
+        ]
         for chain_id in chain_ids:
             chain = session.get(Chain, chain_id)
             if chain is None or chain.current_version_id is None:
                 continue
-            links = list(session.scalars(select(ChainLink).where(
-                ChainLink.version_id == chain.current_version_id).order_by(ChainLink.position)))
+            links = list(
+                session.scalars(
+                    select(ChainLink)
+                    .where(ChainLink.version_id == chain.current_version_id)
+                    .order_by(ChainLink.position)
+                )
+            )
             by_key = {link.key: link for link in links}
             edges = list(session.scalars(select(SupplyEdge).where(SupplyEdge.version_id == chain.current_version_id)))
             supplies: dict[str, list[str]] = {}
@@ -72,4 +83,3 @@ def staff_visible_clusters(user) -> set[str] | None:
     if user.role in (ROLE_STAFF, ROLE_MANAGER):
         return user.cluster_ids()
     return set()
-

@@ -1,4 +1,5 @@
 """供需对接 models: a firm user's supplier shortlist, matchmaking requests and their status history."""
+
 from __future__ import annotations
 
 from datetime import datetime

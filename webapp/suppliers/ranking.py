@@ -1,4 +1,5 @@
 """Supplier ranking for a firm's needs: matcher relevance first, then local (same city) and in-province first."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -65,12 +66,28 @@ def region_tier(candidate: Enterprise, province: str, city: str) -> int:
     return TIER_OTHER
 
 
-def rank_suppliers(session: Session, app: Flask, need: Need, requester: Enterprise, province: str, city: str,
-                   local_first: bool, shown: int = SUPPLIERS_SHOWN) -> NeedResult:
+def rank_suppliers(
+    session: Session,
+    app: Flask,
+    need: Need,
+    requester: Enterprise,
+    province: str,
+    city: str,
+    local_first: bool,
+    shown: int = SUPPLIERS_SHOWN,
+) -> NeedResult:
     """The suppliers for one need, the requester itself excluded; regional tiers first when `local_first`."""
     filters = CandidateFilters(exclude_cluster_firms=False, active_only=True)
-    result = search_firms(session, app, need.query, filters, SUPPLIER_POOL, 0, excluded_ids={requester.id},
-                          terms=need.terms or (need.query,))
+    result = search_firms(
+        session,
+        app,
+        need.query,
+        filters,
+        SUPPLIER_POOL,
+        0,
+        excluded_ids={requester.id},
+        terms=need.terms or (need.query,),
+    )
     hits = [SupplierHit(h, region_tier(h.enterprise, province, city)) for h in result.hits]
     if local_first and hits:
         best = hits[0].hit.score
@@ -78,7 +95,7 @@ def rank_suppliers(session: Session, app: Flask, need: Need, requester: Enterpri
             eligible = [s for s in hits if s.hit.score >= best * LOCAL_FIRST_MIN_SCORE_SHARE]
         else:
             eligible = hits[:LOCAL_FIRST_WINDOW]
-        rest = hits[len(eligible):]
+        rest = hits[len(eligible) :]
         # Relevance order within each tier (the sort is stable).
         hits = sorted(eligible, key=lambda s: s.tier) + rest
     hits = hits[:shown]

@@ -4,6 +4,7 @@ its status. Every change is written to MatchmakingEvent and the audit log; the c
 Refusals raise MatchmakingError; each caller renders it its own way (Chinese error page or htmx fragment in the UI,
 the `{"error": {code, message, details}}` body in the API).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -104,16 +105,29 @@ def create_request(
         need_text = (need_text or "").strip()[:MAX_NEED_TEXT]
         if not need_text:
             raise MatchmakingError("请填写对接需求。", field="need_text")
-    existing = session.scalar(select(MatchmakingRequest).where(
-        MatchmakingRequest.requester_id == requester.id, MatchmakingRequest.supplier_id == supplier_id,
-        MatchmakingRequest.cluster_id == cluster_id, MatchmakingRequest.status.in_(OPEN_STATUSES),
-        MatchmakingRequest.link_key.is_(None) if link_key is None else MatchmakingRequest.link_key == link_key,
-        *([MatchmakingRequest.need_text == need_text] if link_key is None else [])))
+    existing = session.scalar(
+        select(MatchmakingRequest).where(
+            MatchmakingRequest.requester_id == requester.id,
+            MatchmakingRequest.supplier_id == supplier_id,
+            MatchmakingRequest.cluster_id == cluster_id,
+            MatchmakingRequest.status.in_(OPEN_STATUSES),
+            MatchmakingRequest.link_key.is_(None) if link_key is None else MatchmakingRequest.link_key == link_key,
+            *([MatchmakingRequest.need_text == need_text] if link_key is None else []),
+        )
+    )
     if existing is not None:
         return existing, False
-    req = MatchmakingRequest(requester_id=requester.id, supplier_id=supplier_id, cluster_id=cluster_id,
-                             chain_id=chain_id, link_key=link_key, need_text=need_text, status=STATUS_PENDING,
-                             note=(note or "").strip()[:MAX_NOTE], created_by_id=user.id)
+    req = MatchmakingRequest(
+        requester_id=requester.id,
+        supplier_id=supplier_id,
+        cluster_id=cluster_id,
+        chain_id=chain_id,
+        link_key=link_key,
+        need_text=need_text,
+        status=STATUS_PENDING,
+        note=(note or "").strip()[:MAX_NOTE],
+        created_by_id=user.id,
+    )
     session.add(req)
     _log(session, req, user.id, "created", None, STATUS_PENDING)
     session.flush()
@@ -121,8 +135,9 @@ def create_request(
     return req, True
 
 
-def change_status(session: Session, req: MatchmakingRequest, status: str, user_id: int | None,
-                  note: str | None = None) -> bool:
+def change_status(
+    session: Session, req: MatchmakingRequest, status: str, user_id: int | None, note: str | None = None
+) -> bool:
     """Set the status (any of REQUEST_STATUSES) and, when `note` is given, the handling note.
     Returns False when nothing changed (then nothing is logged or audited)."""
     if status not in REQUEST_STATUSES:

@@ -1,4 +1,5 @@
 """供需对接 views: supplier finder, shortlist and 申请对接 for firm users; request handling for cluster staff."""
+
 from __future__ import annotations
 
 import logging
@@ -46,9 +47,17 @@ def _needs_from_args(options, clusters) -> tuple[list[Need], list[str]]:
             errors.append("所选需求环节不属于您的产业链")
             continue
         links = {link.key: link for link in _chain_links(option.chain.id)}
-        needs.append(Need(option.value, f"{option.chain.name} · {option.link.name}",
-                          link_query_for(option.chain, links, option.link), option.cluster.id, option.chain.id,
-                          option.link.key, tuple(link_terms(option.link))))
+        needs.append(
+            Need(
+                option.value,
+                f"{option.chain.name} · {option.link.name}",
+                link_query_for(option.chain, links, option.link),
+                option.cluster.id,
+                option.chain.id,
+                option.link.key,
+                tuple(link_terms(option.link)),
+            )
+        )
     text = (request.args.get("q") or "").strip()[:MAX_TEXT]
     if text:
         cluster_id = request.args.get("cluster") or (clusters[0].id if clusters else "")
@@ -60,7 +69,6 @@ def _needs_from_args(options, clusters) -> tuple[list[Need], list[str]]:
         errors.append(f"一次最多检索 {MAX_NEEDS} 项需求，已取前 {MAX_NEEDS} 项")
         needs = needs[:MAX_NEEDS]
     return needs, errors
-
 
 
 def _chain_links(chain_id: str):
@@ -88,21 +96,43 @@ def _finder_context() -> dict:
                 logger.exception("supplier search failed")
                 errors.append("供应商检索暂时不可用（匹配索引可能尚未构建），请稍后重试。")
                 break
-    shortlist = list(db.session.scalars(select(SupplierShortlist).where(SupplierShortlist.user_id == current_user.id)
-                                        .order_by(SupplierShortlist.id.desc())))
+    shortlist = list(
+        db.session.scalars(
+            select(SupplierShortlist)
+            .where(SupplierShortlist.user_id == current_user.id)
+            .order_by(SupplierShortlist.id.desc())
+        )
+    )
     my_requests = []
     if requester:
-        my_requests = list(db.session.scalars(select(MatchmakingRequest)
-                                              .where(MatchmakingRequest.requester_id == requester.id)
-                                              .order_by(MatchmakingRequest.id.desc())))
-    open_keys = {(r.supplier_id, r.cluster_id, r.link_key or "", "" if r.link_key else r.need_text)
-                 for r in my_requests if r.status in OPEN_STATUSES}
+        my_requests = list(
+            db.session.scalars(
+                select(MatchmakingRequest)
+                .where(MatchmakingRequest.requester_id == requester.id)
+                .order_by(MatchmakingRequest.id.desc())
+            )
+        )
+    open_keys = {
+        (r.supplier_id, r.cluster_id, r.link_key or "", "" if r.link_key else r.need_text)
+        for r in my_requests
+        if r.status in OPEN_STATUSES
+    }
     return {
-        "requester": requester, "clusters": clusters, "options": options, "needs": needs, "results": results,
-        "errors": errors, "local_first": local_first, "checked": set(request.args.getlist("need")),
-        "q": (request.args.get("q") or "").strip()[:MAX_TEXT], "cluster_arg": request.args.get("cluster", ""),
-        "shortlist": shortlist, "shortlisted": {s.supplier_id for s in shortlist}, "my_requests": my_requests,
-        "open_keys": open_keys, "embedder": embedder_name(),
+        "requester": requester,
+        "clusters": clusters,
+        "options": options,
+        "needs": needs,
+        "results": results,
+        "errors": errors,
+        "local_first": local_first,
+        "checked": set(request.args.getlist("need")),
+        "q": (request.args.get("q") or "").strip()[:MAX_TEXT],
+        "cluster_arg": request.args.get("cluster", ""),
+        "shortlist": shortlist,
+        "shortlisted": {s.supplier_id for s in shortlist},
+        "my_requests": my_requests,
+        "open_keys": open_keys,
+        "embedder": embedder_name(),
     }
 
 
@@ -123,21 +153,33 @@ def shortlist():
     if not supplier.isdigit() or db.session.get(Enterprise, int(supplier)) is None:
         abort(400)
     supplier_id = int(supplier)
-    row = db.session.scalar(select(SupplierShortlist).where(SupplierShortlist.user_id == current_user.id,
-                                                            SupplierShortlist.supplier_id == supplier_id))
+    row = db.session.scalar(
+        select(SupplierShortlist).where(
+            SupplierShortlist.user_id == current_user.id, SupplierShortlist.supplier_id == supplier_id
+        )
+    )
     if request.form.get("action") == "remove":
         if row is not None:
             db.session.delete(row)
         on_list = False
     else:
         if row is None:
-            db.session.add(SupplierShortlist(user_id=current_user.id, supplier_id=supplier_id,
-                                             need_text=(request.form.get("need_text") or "")[:MAX_TEXT]))
+            db.session.add(
+                SupplierShortlist(
+                    user_id=current_user.id,
+                    supplier_id=supplier_id,
+                    need_text=(request.form.get("need_text") or "")[:MAX_TEXT],
+                )
+            )
         on_list = True
     db.session.commit()
     if wants_fragment():
-        return render_template("suppliers/_shortlist_button.html", supplier_id=supplier_id, on_list=on_list,
-                               need_text=request.form.get("need_text", ""))
+        return render_template(
+            "suppliers/_shortlist_button.html",
+            supplier_id=supplier_id,
+            on_list=on_list,
+            need_text=request.form.get("need_text", ""),
+        )
     flash("已加入候选清单" if on_list else "已移出候选清单", "success")
     return redirect(url_for("suppliers.index"))
 
@@ -165,8 +207,14 @@ def create_request():
     supplier = request.form.get("supplier_id", "")
     try:
         req, created = service.create_request(
-            db.session, current_user, int(supplier) if supplier.isdigit() else None, request.form.get("cluster_id", ""),
-            request.form.get("link_key"), request.form.get("need_text") or "", request.form.get("note") or "")
+            db.session,
+            current_user,
+            int(supplier) if supplier.isdigit() else None,
+            request.form.get("cluster_id", ""),
+            request.form.get("link_key"),
+            request.form.get("need_text") or "",
+            request.form.get("note") or "",
+        )
     except MatchmakingError as exc:
         _abort_on(exc)
         return _request_error(exc.message)
@@ -208,8 +256,14 @@ def requests():
         clusters = list(db.session.scalars(select(Cluster).order_by(Cluster.name)))
     else:
         clusters = sorted(current_user.clusters, key=lambda c: c.name)
-    return render_template("suppliers/requests.html", rows=rows, statuses=REQUEST_STATUSES, status=status,
-                           clusters=clusters, cluster_id=cluster_id)
+    return render_template(
+        "suppliers/requests.html",
+        rows=rows,
+        statuses=REQUEST_STATUSES,
+        status=status,
+        clusters=clusters,
+        cluster_id=cluster_id,
+    )
 
 
 @bp.route("/requests/<int:request_id>")
@@ -217,8 +271,14 @@ def requests():
 def request_detail(request_id: int):
     req = _get_request(request_id)
     chain = db.session.get(Chain, req.chain_id) if req.chain_id else None
-    return render_template("suppliers/request_detail.html", req=req, chain=chain, statuses=REQUEST_STATUSES,
-                           field_labels=FIELD_LABELS, can_edit=current_user.role != ROLE_FIRM)
+    return render_template(
+        "suppliers/request_detail.html",
+        req=req,
+        chain=chain,
+        statuses=REQUEST_STATUSES,
+        field_labels=FIELD_LABELS,
+        can_edit=current_user.role != ROLE_FIRM,
+    )
 
 
 @bp.route("/requests/<int:request_id>/status", methods=["POST"])
@@ -230,12 +290,14 @@ def change_status(request_id: int):
         changed = service.change_status(db.session, req, request.form.get("status", ""), current_user.id, note)
     except MatchmakingError as exc:
         if wants_fragment():
-            return render_template("suppliers/_request_row.html", r=req, statuses=REQUEST_STATUSES,
-                                   error=exc.message), 400
+            return render_template(
+                "suppliers/_request_row.html", r=req, statuses=REQUEST_STATUSES, error=exc.message
+            ), 400
         return render_template("errors/page.html", code=400, title="无法更新状态", message=exc.message), 400
     db.session.commit()
     if wants_fragment():
-        return render_template("suppliers/_request_row.html", r=req, statuses=REQUEST_STATUSES, error=None,
-                               saved=changed)
+        return render_template(
+            "suppliers/_request_row.html", r=req, statuses=REQUEST_STATUSES, error=None, saved=changed
+        )
     flash(f"状态已更新为“{req.status}”" if changed else "没有变化", "success")
     return redirect(url_for("suppliers.request_detail", request_id=req.id))

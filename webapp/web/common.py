@@ -2,6 +2,7 @@
 
 The guards need only the logged-in user (flask-login); the role names and `STAFF_ROLES` live in `webapp.auth`.
 """
+
 from __future__ import annotations
 
 from functools import wraps

@@ -2,6 +2,7 @@
 
 The UI degrades to a notice when a service is missing, instead of failing the page.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -28,8 +29,9 @@ def optional_function(module: str, function: str) -> Callable[..., Any] | None:
     return getattr(mod, function, None) if mod is not None else None
 
 
-def audit(action: str, object_type: str = "", object_id: Any = None, cluster_id: str | None = None,
-          **detail: Any) -> None:
+def audit(
+    action: str, object_type: str = "", object_id: Any = None, cluster_id: str | None = None, **detail: Any
+) -> None:
     """Write an audit-log entry (webapp.audit) in the current session when the audit feature is present."""
     record = optional_function("webapp.services.audit", "record")
     if record is not None:

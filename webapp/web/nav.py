@@ -1,4 +1,5 @@
 """Navigation entries by role; features add theirs to NAV_ITEMS."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,9 +18,21 @@ class NavItem:
 NAV_ITEMS: list[NavItem] = []
 
 # The menu's order, whatever order the features are imported in; an entry not listed here comes after these.
-MENU_ORDER = ("chainmaps.index", "leads.board", "leads.register", "leads.projects_page", "leads.kpi_page",
-              "clusters.index", "audit.index", "auth.users", "firms.index", "suppliers.index", "suppliers.requests",
-              "imports.index", "api_tokens.index")
+MENU_ORDER = (
+    "chainmaps.index",
+    "leads.board",
+    "leads.register",
+    "leads.projects_page",
+    "leads.kpi_page",
+    "clusters.index",
+    "audit.index",
+    "auth.users",
+    "firms.index",
+    "suppliers.index",
+    "suppliers.requests",
+    "imports.index",
+    "api_tokens.index",
+)
 
 
 def _menu_position(item: NavItem) -> int:

@@ -1,6 +1,7 @@
 """How the production web server runs: gunicorn's worker class and command line, the number of worker processes.
 
 Below both `chainmatch serve` (webapp/cli/serve.py) and the web benchmark (bench/perf/web_bench.py)."""
+
 from __future__ import annotations
 
 import os
@@ -22,6 +23,17 @@ def default_workers(configured: int | None) -> int:
 
 def gunicorn_argv(host: str, port: int, workers: int, threads: int) -> list[str]:
     """The gunicorn command line serving `webapp.wsgi:app` (settings and hooks in webapp/gunicorn_config.py)."""
-    return [sys.executable, "-m", "gunicorn", "--config", "python:webapp.gunicorn_config",
-            "--bind", f"{host}:{port}", "--workers", str(workers), "--threads", str(threads),
-            "webapp.wsgi:app"]
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--config",
+        "python:webapp.gunicorn_config",
+        "--bind",
+        f"{host}:{port}",
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+        "webapp.wsgi:app",
+    ]

@@ -1,4 +1,5 @@
 """The audit log service: `record(...)` adds an entry for any state change (the page is the `audit` blueprint)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -12,8 +13,15 @@ from webapp.services.audit.models import AuditEntry
 MAX_USERNAME = 64
 
 
-def record(action: str, object_type: str = "", object_id: Any = "", cluster_id: str | None = None, *,
-           actor: str | None = None, **detail: Any) -> AuditEntry:
+def record(
+    action: str,
+    object_type: str = "",
+    object_id: Any = "",
+    cluster_id: str | None = None,
+    *,
+    actor: str | None = None,
+    **detail: Any,
+) -> AuditEntry:
     """Add an audit entry to the current session (committed with the change it describes).
 
     `actor` names who acted when nobody is logged in (a login attempt: the name as typed, existing or not).
@@ -30,7 +38,10 @@ def record(action: str, object_type: str = "", object_id: Any = "", cluster_id: 
         object_type=object_type,
         object_id=str(object_id),
         cluster_id=cluster_id,
-        detail={k: (v if isinstance(v, (str, int, float, bool, type(None), list, dict)) else str(v)) for k, v in detail.items()},
+        detail={
+            k: (v if isinstance(v, (str, int, float, bool, type(None), list, dict)) else str(v))
+            for k, v in detail.items()
+        },
     )
     db.session.add(entry)
     return entry

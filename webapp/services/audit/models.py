@@ -1,4 +1,5 @@
 """Audit log: who changed what, when (leads, lists, assignments, chain maps, users)."""
+
 from __future__ import annotations
 
 from datetime import datetime

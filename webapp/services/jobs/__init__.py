@@ -16,6 +16,7 @@ with a Chinese message for the page.
 A job is cancelled through a flag the running job reads between chunks (`Heartbeat(should_stop=...)` raises
 JobCancelled from `progress`/`check`); the job then rolls back and records itself cancelled.
 """
+
 from __future__ import annotations
 
 import logging
@@ -53,6 +54,7 @@ SQLITE_QUICK_BUSY_MS = 250  # marking a job stale never waits long for SQLite's 
 
 # ----------------------------------------------------------------------------- owner processes
 
+
 def _process_start(pid: int) -> str:
     """The start time of process `pid` in clock ticks since boot ("" when unknown): tells a reused pid apart."""
     try:
@@ -88,6 +90,7 @@ def owner_alive(owner: str) -> bool | None:
 
 # ----------------------------------------------------------------------------- staleness
 
+
 def stale_seconds(app: Flask | None = None) -> float:
     app = app or current_app
     return float(app.config.get("JOB_STALE_SECONDS") or DEFAULT_STALE_SECONDS)
@@ -120,23 +123,40 @@ def is_stale(job: BackgroundJob | None, timeout: float, now: datetime | None = N
 
 # ----------------------------------------------------------------------------- rows
 
+
 def get(session: Session, kind: str, key: str | int) -> BackgroundJob | None:
     """The job row as the database has it now (not a copy cached in the session)."""
-    return session.scalar(select(BackgroundJob).where(BackgroundJob.kind == kind, BackgroundJob.key == str(key))
-                          .execution_options(populate_existing=True))
+    return session.scalar(
+        select(BackgroundJob)
+        .where(BackgroundJob.kind == kind, BackgroundJob.key == str(key))
+        .execution_options(populate_existing=True)
+    )
 
 
 def create(session: Session, kind: str, key: str | int, user_id: int | None = None) -> BackgroundJob:
     """A queued job owned by this process (added to the session; the caller commits)."""
     now = utcnow()
-    job = BackgroundJob(kind=kind, key=str(key), status=STATUS_QUEUED, owner=owner_id(), user_id=user_id,
-                        started_at=now, heartbeat_at=now)
+    job = BackgroundJob(
+        kind=kind,
+        key=str(key),
+        status=STATUS_QUEUED,
+        owner=owner_id(),
+        user_id=user_id,
+        started_at=now,
+        heartbeat_at=now,
+    )
     session.add(job)
     return job
 
 
-def claim(session: Session, kind: str, key: str | int, user_id: int | None = None,
-          timeout: float | None = None, task_id: str = "") -> BackgroundJob | None:
+def claim(
+    session: Session,
+    kind: str,
+    key: str | int,
+    user_id: int | None = None,
+    timeout: float | None = None,
+    task_id: str = "",
+) -> BackgroundJob | None:
     """Mark job (kind, key) running for this process and commit, unless a live run holds it (then None).
 
     With `task_id` the job is marked queued for that task instead (the task worker starts it: `start_queued`).
@@ -146,8 +166,17 @@ def claim(session: Session, kind: str, key: str | int, user_id: int | None = Non
     timeout = stale_seconds() if timeout is None else timeout
     key = str(key)
     now = utcnow()
-    values = dict(status=STATUS_QUEUED if task_id else STATUS_RUNNING, owner=owner_id(), started_at=now,
-                  heartbeat_at=now, finished_at=None, done=0, total=0, message="", task_id=task_id)
+    values = dict(
+        status=STATUS_QUEUED if task_id else STATUS_RUNNING,
+        owner=owner_id(),
+        started_at=now,
+        heartbeat_at=now,
+        finished_at=None,
+        done=0,
+        total=0,
+        message="",
+        task_id=task_id,
+    )
     if user_id is not None:
         values["user_id"] = user_id
     row = get(session, kind, key)
@@ -162,13 +191,22 @@ def claim(session: Session, kind: str, key: str | int, user_id: int | None = Non
         return get(session, kind, key)
     if row.status == STATUS_RUNNING and not is_stale(row, timeout, now):
         return None
-    if row.status == STATUS_QUEUED and (row.owner != values["owner"] or row.task_id) and not is_stale(row, timeout, now):
+    if (
+        row.status == STATUS_QUEUED
+        and (row.owner != values["owner"] or row.task_id)
+        and not is_stale(row, timeout, now)
+    ):
         return None
     taken = session.execute(
         update(BackgroundJob)
-        .where(BackgroundJob.id == row.id, BackgroundJob.status == row.status, BackgroundJob.owner == row.owner,
-               BackgroundJob.heartbeat_at == row.heartbeat_at)
-        .values(**values).execution_options(synchronize_session=False)
+        .where(
+            BackgroundJob.id == row.id,
+            BackgroundJob.status == row.status,
+            BackgroundJob.owner == row.owner,
+            BackgroundJob.heartbeat_at == row.heartbeat_at,
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
     ).rowcount
     session.commit()
     if taken != 1:
@@ -182,11 +220,17 @@ def _move(session: Session, job_id: int, of_task: str, from_status: tuple[str, .
     where = [BackgroundJob.id == job_id, BackgroundJob.status.in_(from_status)]
     if of_task:
         where.append(BackgroundJob.task_id == of_task)
-    changed = session.execute(update(BackgroundJob).where(*where).values(**values)
-                              .execution_options(synchronize_session=False)).rowcount
+    changed = session.execute(
+        update(BackgroundJob).where(*where).values(**values).execution_options(synchronize_session=False)
+    ).rowcount
     session.commit()
-    return session.scalar(select(BackgroundJob).where(BackgroundJob.id == job_id)
-                          .execution_options(populate_existing=True)) if changed == 1 else None
+    return (
+        session.scalar(
+            select(BackgroundJob).where(BackgroundJob.id == job_id).execution_options(populate_existing=True)
+        )
+        if changed == 1
+        else None
+    )
 
 
 def start_queued(session: Session, kind: str, key: str | int, task_id: str) -> BackgroundJob | None:
@@ -196,15 +240,36 @@ def start_queued(session: Session, kind: str, key: str | int, task_id: str) -> B
     if row is None:
         return None
     now = utcnow()
-    return _move(session, row.id, task_id, (STATUS_QUEUED,), status=STATUS_RUNNING, owner=owner_id(),
-                 started_at=now, heartbeat_at=now, finished_at=None, done=0, total=0, message="")
+    return _move(
+        session,
+        row.id,
+        task_id,
+        (STATUS_QUEUED,),
+        status=STATUS_RUNNING,
+        owner=owner_id(),
+        started_at=now,
+        heartbeat_at=now,
+        finished_at=None,
+        done=0,
+        total=0,
+        message="",
+    )
 
 
 def requeue(session: Session, job: BackgroundJob, task_id: str, user_id: int | None = None) -> BackgroundJob | None:
     """Queue a failed or cancelled job again for task `task_id` (retry; commits); None when it is not retryable."""
     now = utcnow()
-    values = dict(status=STATUS_QUEUED, owner=owner_id(), task_id=task_id, started_at=now, heartbeat_at=now,
-                  finished_at=None, done=0, total=0, message="")
+    values = dict(
+        status=STATUS_QUEUED,
+        owner=owner_id(),
+        task_id=task_id,
+        started_at=now,
+        heartbeat_at=now,
+        finished_at=None,
+        done=0,
+        total=0,
+        message="",
+    )
     if user_id is not None:
         values["user_id"] = user_id
     return _move(session, job.id, "", RETRYABLE, **values)
@@ -212,16 +277,28 @@ def requeue(session: Session, job: BackgroundJob, task_id: str, user_id: int | N
 
 def cancel_queued(session: Session, job: BackgroundJob, message: str) -> bool:
     """Mark a job that is still queued (no worker started it) cancelled (commits); False when it started."""
-    return _move(session, job.id, job.task_id, (STATUS_QUEUED,), status=STATUS_CANCELLED, message=message,
-                 finished_at=utcnow()) is not None
+    return (
+        _move(
+            session,
+            job.id,
+            job.task_id,
+            (STATUS_QUEUED,),
+            status=STATUS_CANCELLED,
+            message=message,
+            finished_at=utcnow(),
+        )
+        is not None
+    )
 
 
 def finish(session: Session, job_id: int, status: str, message: str = "") -> None:
     """Record the end of a job run by this process (commits)."""
     session.execute(
-        update(BackgroundJob).where(BackgroundJob.id == job_id)
+        update(BackgroundJob)
+        .where(BackgroundJob.id == job_id)
         .values(status=status, message=message, finished_at=utcnow(), heartbeat_at=utcnow())
-        .execution_options(synchronize_session=False))
+        .execution_options(synchronize_session=False)
+    )
     session.commit()
 
 
@@ -248,9 +325,12 @@ def expire(engine: Engine, job: BackgroundJob, message: str, extra=None) -> bool
         with quick_connection(engine) as conn:
             changed = conn.execute(
                 update(BackgroundJob)
-                .where(BackgroundJob.id == job.id, BackgroundJob.status.in_(ACTIVE),
-                       BackgroundJob.owner == job.owner,
-                       or_(BackgroundJob.heartbeat_at.is_(None), BackgroundJob.heartbeat_at == job.heartbeat_at))
+                .where(
+                    BackgroundJob.id == job.id,
+                    BackgroundJob.status.in_(ACTIVE),
+                    BackgroundJob.owner == job.owner,
+                    or_(BackgroundJob.heartbeat_at.is_(None), BackgroundJob.heartbeat_at == job.heartbeat_at),
+                )
                 .values(status=STATUS_FAILED, message=message, finished_at=utcnow())
             ).rowcount
             if changed == 1 and extra is not None:
@@ -265,6 +345,7 @@ def expire(engine: Engine, job: BackgroundJob, message: str, extra=None) -> bool
 
 
 # ----------------------------------------------------------------------------- heartbeat
+
 
 class JobCancelled(Exception):
     """The user cancelled the running job: raised between chunks, the job rolls back what it wrote."""
@@ -314,9 +395,17 @@ class Heartbeat:
             values["done"], values["total"] = figures
         try:
             with self._engine.begin() as conn:
-                conn.execute(update(BackgroundJob).where(
-                    and_(BackgroundJob.id == self.job_id, BackgroundJob.status == STATUS_RUNNING,
-                         BackgroundJob.owner == self.owner)).values(**values))
+                conn.execute(
+                    update(BackgroundJob)
+                    .where(
+                        and_(
+                            BackgroundJob.id == self.job_id,
+                            BackgroundJob.status == STATUS_RUNNING,
+                            BackgroundJob.owner == self.owner,
+                        )
+                    )
+                    .values(**values)
+                )
             self._written = figures
         except OperationalError as exc:  # SQLite busy while the job itself writes: the next beat tries again
             logger.debug("heartbeat of job %s deferred: %s", self.job_id, exc)

@@ -1,4 +1,5 @@
 """Background job state shared by every worker process: status, progress and a heartbeat, one row per job."""
+
 from __future__ import annotations
 
 from datetime import datetime

@@ -3,6 +3,7 @@
 Profiles from Enterprise rows, a per-app engine cache saved under INDEX_DIR and synced incrementally,
 candidates with explanations, roster placement, look-alikes, feedback and learning.
 """
+
 from __future__ import annotations
 
 from webapp.services.match.candidates import candidates, look_alikes, search
@@ -18,8 +19,27 @@ from webapp.services.match.serving import active_embedder_info, ensure_index_asy
 from webapp.services.match.store import sync
 
 __all__ = [
-    "Candidate", "CandidatePage", "CandidateFilters", "CandidateQuery", "MatchError", "Suggestion", "SyncResult",
-    "Watermark", "active_embedder_info", "candidates", "confirm_assignments", "current_watermark",
-    "ensure_index_async", "look_alikes", "place_roster", "profile_for", "rebuild", "record_feedback", "relearn",
-    "run_embedding", "search", "sync", "wait_for_background",
+    "Candidate",
+    "CandidatePage",
+    "CandidateFilters",
+    "CandidateQuery",
+    "MatchError",
+    "Suggestion",
+    "SyncResult",
+    "Watermark",
+    "active_embedder_info",
+    "candidates",
+    "confirm_assignments",
+    "current_watermark",
+    "ensure_index_async",
+    "look_alikes",
+    "place_roster",
+    "profile_for",
+    "rebuild",
+    "record_feedback",
+    "relearn",
+    "run_embedding",
+    "search",
+    "sync",
+    "wait_for_background",
 ]

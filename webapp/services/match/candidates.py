@@ -4,6 +4,7 @@ A search takes one CandidateQuery (webapp.services.match.results); the candidate
 made in webapp.services.match.explain, the keyword fallback while the index is not ready in
 webapp.services.match.fallback.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -43,19 +44,26 @@ from webapp.services.match.results import (
 PAGE_WAIT_SECONDS = 30  # a request waits this long for another thread computing the same page, then computes it
 
 
-def _resolved(session: Session, state: store.EngineState, filters: CandidateFilters, cluster: Cluster,
-              roster: Sequence[int] | None = None, by_fields: bool = False) -> ResolvedFilter:
+def _resolved(
+    session: Session,
+    state: store.EngineState,
+    filters: CandidateFilters,
+    cluster: Cluster,
+    roster: Sequence[int] | None = None,
+    by_fields: bool = False,
+) -> ResolvedFilter:
     """SQL-resolved filter ids, cached per filter set and index watermark (the roster part is always fresh).
     `by_fields`: the filters other than the roster reach the engine as a FieldFilter, so only the roster is read."""
     key = (filters, cluster.id, cluster.city, cluster.province, repr(state.meta.get("watermark")))
-    base = ResolvedFilter(allowed=None, excluded=np.zeros(0, np.int64)) if by_fields else \
-        state.filter_cache.get(key)
+    base = ResolvedFilter(allowed=None, excluded=np.zeros(0, np.int64)) if by_fields else state.filter_cache.get(key)
     if base is None:
         ids = resolve(session, replace(filters, exclude_cluster_firms=False), cluster)
         # Kept as sorted int64 arrays: the engine takes them as they are, where a list of 150,000 Python ints
         # cost ≈ 8 ms per search to convert at a million firms (docs/performance.md, Filters).
-        base = ResolvedFilter(allowed=None if ids.allowed is None else np.unique(np.asarray(ids.allowed, np.int64)),
-                              excluded=np.unique(np.asarray(ids.excluded, np.int64)))
+        base = ResolvedFilter(
+            allowed=None if ids.allowed is None else np.unique(np.asarray(ids.allowed, np.int64)),
+            excluded=np.unique(np.asarray(ids.excluded, np.int64)),
+        )
         state.filter_cache.put(key, base)
     excluded = base.excluded
     if filters.exclude_cluster_firms:
@@ -65,6 +73,7 @@ def _resolved(session: Session, state: store.EngineState, filters: CandidateFilt
 
 
 # ----------------------------------------------------------------------------- candidates
+
 
 class PageKey(NamedTuple):
     """Everything a candidates page is computed from: a change to any part computes the page afresh."""
@@ -97,8 +106,17 @@ def search(session: Session, query: CandidateQuery) -> CandidatePage:
         return keyword_fallback(session, cluster, link, ref, query)
     state = store.state_of(app)
     roster = roster_ids(session, cluster.id)
-    key = PageKey(query, cluster.city, cluster.province, links.cache_key, data_mark, state.generation,
-                  repr(state.meta.get("watermark")), state.meta.get("learned_weights_id"), frozenset(roster))
+    key = PageKey(
+        query,
+        cluster.city,
+        cluster.province,
+        links.cache_key,
+        data_mark,
+        state.generation,
+        repr(state.meta.get("watermark")),
+        state.meta.get("learned_weights_id"),
+        frozenset(roster),
+    )
 
     def compute() -> tuple[CandidatePage, bool]:
         generation = state.generation
@@ -111,14 +129,21 @@ def search(session: Session, query: CandidateQuery) -> CandidatePage:
     return _copy_page(state.pages.get_or_compute(key, compute, PAGE_WAIT_SECONDS))
 
 
-def candidates(session: Session, cluster_id: str, link_key: str, filters: Mapping[str, Any] | CandidateFilters | None = None,
-               k: int = DEFAULT_K, offset: int = 0) -> CandidatePage:
+def candidates(
+    session: Session,
+    cluster_id: str,
+    link_key: str,
+    filters: Mapping[str, Any] | CandidateFilters | None = None,
+    k: int = DEFAULT_K,
+    offset: int = 0,
+) -> CandidatePage:
     """`search` for a query given by its parts."""
     return search(session, CandidateQuery.of(cluster_id, link_key, filters, k, offset))
 
 
-def _compute_page(session: Session, state, engine, key: PageKey, cluster: Cluster, links: LinkSet, ref: LinkRef,
-                  roster: Sequence[int]) -> CandidatePage:
+def _compute_page(
+    session: Session, state, engine, key: PageKey, cluster: Cluster, links: LinkSet, ref: LinkRef, roster: Sequence[int]
+) -> CandidatePage:
     query = key.query
     filters, k, offset, link_key = query.filters, query.k, query.offset, query.link_key
     # Region, country, tag and status filters go to the engine as fields when its vector index stores them
@@ -129,9 +154,14 @@ def _compute_page(session: Session, state, engine, key: PageKey, cluster: Cluste
         where = None
     resolved = _resolved(session, state, filters, cluster, roster, by_fields=where is not None)
     with state.lock:
-        hits = engine.search(links.query(link_key), k=offset + k, allowed_ids=resolved.allowed,
-                             excluded_ids=resolved.excluded, where=where)
-    hits = hits[offset:offset + k]
+        hits = engine.search(
+            links.query(link_key),
+            k=offset + k,
+            allowed_ids=resolved.allowed,
+            excluded_ids=resolved.excluded,
+            where=where,
+        )
+    hits = hits[offset : offset + k]
     firms = {e.id: e for e in session.scalars(select(Enterprise).where(Enterprise.id.in_([h.id for h in hits])))}
     terms = normalized_terms(links.terms(link_key))
     items = []
@@ -139,17 +169,37 @@ def _compute_page(session: Session, state, engine, key: PageKey, cluster: Cluste
         ent = firms.get(int(hit.id))
         if ent is None:  # deleted after the last sync
             continue
-        items.append(candidate_row(ent, rank, float(hit.score), dict(hit.channels), list(hit.matched_terms), terms,
-                                evidence_module.match_score(engine, float(hit.score), hit.channels)))
+        items.append(
+            candidate_row(
+                ent,
+                rank,
+                float(hit.score),
+                dict(hit.channels),
+                list(hit.matched_terms),
+                terms,
+                evidence_module.match_score(engine, float(hit.score), hit.channels),
+            )
+        )
     explain(session, engine, state, links, ref.chain_id, items, roster)
-    return CandidatePage(cluster.id, ref, items, offset, k, STATE_READY, "", state.meta.get("embedder", ""),
-                         filters.as_dict(), cache_key=key)
+    return CandidatePage(
+        cluster.id,
+        ref,
+        items,
+        offset,
+        k,
+        STATE_READY,
+        "",
+        state.meta.get("embedder", ""),
+        filters.as_dict(),
+        cache_key=key,
+    )
 
 
 def _copy_page(page: CandidatePage) -> CandidatePage:
     """A copy sharing nothing mutable with the cached page (callers may change what they get)."""
-    return replace(page, link=replace(page.link), filters=dict(page.filters),
-                   items=[_copy_candidate(c) for c in page.items])
+    return replace(
+        page, link=replace(page.link), filters=dict(page.filters), items=[_copy_candidate(c) for c in page.items]
+    )
 
 
 def _copy_candidate(c: Candidate) -> Candidate:
@@ -157,8 +207,11 @@ def _copy_candidate(c: Candidate) -> Candidate:
     new = object.__new__(Candidate)
     new.__dict__.update(c.__dict__)
     new.tags, new.channels = list(c.tags), dict(c.channels)
-    new.matched_terms, new.matched_products, new.explanation = (list(c.matched_terms), list(c.matched_products),
-                                                                list(c.explanation))
+    new.matched_terms, new.matched_products, new.explanation = (
+        list(c.matched_terms),
+        list(c.matched_products),
+        list(c.explanation),
+    )
     new.best_link = replace(c.best_link) if c.best_link is not None else None
     new.similar_local = dict(c.similar_local) if c.similar_local is not None else None
     return new
@@ -166,8 +219,10 @@ def _copy_candidate(c: Candidate) -> Candidate:
 
 # ----------------------------------------------------------------------------- look-alikes
 
-def look_alikes(session: Session, enterprise_id: int, k: int = 10,
-                filters: Mapping[str, Any] | CandidateFilters | None = None) -> list[Candidate]:
+
+def look_alikes(
+    session: Session, enterprise_id: int, k: int = 10, filters: Mapping[str, Any] | CandidateFilters | None = None
+) -> list[Candidate]:
     """Firms most similar to `enterprise_id` (itself excluded); active firms only unless filters say otherwise."""
     source = session.get(Enterprise, enterprise_id)
     if source is None:
@@ -181,18 +236,32 @@ def look_alikes(session: Session, enterprise_id: int, k: int = 10,
     state = store.state_of(app)
     resolved = resolve(session, filters, None)
     with state.lock:
-        hits = engine.similar(enterprise_id, k=max(1, min(int(k), MAX_K)), allowed_ids=resolved.allowed,
-                              excluded_ids=sorted(set(resolved.excluded) | {enterprise_id}))
+        hits = engine.similar(
+            enterprise_id,
+            k=max(1, min(int(k), MAX_K)),
+            allowed_ids=resolved.allowed,
+            excluded_ids=sorted(set(resolved.excluded) | {enterprise_id}),
+        )
     firms = {e.id: e for e in session.scalars(select(Enterprise).where(Enterprise.id.in_([h.id for h in hits])))}
     out = []
     for rank, hit in enumerate(hits, start=1):
         ent = firms.get(int(hit.id))
         if ent is None or ent.id == enterprise_id:
             continue
-        out.append(Candidate(enterprise_id=ent.id, name=ent.name, rank=rank, score=round(float(hit.score), 4),
-                             province=ent.province or "", city=ent.city or "", country=ent.country or "",
-                             status=ent.status or "", tags=ent.tag_names,
-                             channels={c: round(float(v), 4) for c, v in hit.channels.items()},
-                             matched_terms=list(hit.matched_terms),
-                             match_score=engine.similarity_score(float(hit.score))))
+        out.append(
+            Candidate(
+                enterprise_id=ent.id,
+                name=ent.name,
+                rank=rank,
+                score=round(float(hit.score), 4),
+                province=ent.province or "",
+                city=ent.city or "",
+                country=ent.country or "",
+                status=ent.status or "",
+                tags=ent.tag_names,
+                channels={c: round(float(v), 4) for c, v in hit.channels.items()},
+                matched_terms=list(hit.matched_terms),
+                match_score=engine.similarity_score(float(hit.score)),
+            )
+        )
     return out

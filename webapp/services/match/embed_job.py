@@ -8,6 +8,7 @@ channels, and web workers load the saved vectors once they are ready. The CLI ru
 a progress bar); a web worker queues it as a task of the task worker (webapp.services.tasks), or runs it in a background
 thread in `thread` mode.
 """
+
 from __future__ import annotations
 
 import logging
@@ -72,6 +73,7 @@ def run_embedding(app: Flask, progress: Progress | None = None, task_id: str = "
                 return False
             outcome, message = jobs.STATUS_FAILED, FAILED_MESSAGE
             with jobs.Heartbeat(app, row.id) as beat:
+
                 def report(done: int, total: int) -> None:
                     beat.progress(done, total)
                     state.progress = (done, total)
@@ -116,8 +118,9 @@ def start_embedding(app: Flask) -> threading.Thread:
     with state.lock:
         thread = state.embed_thread
         if thread is None or not thread.is_alive():
-            thread = state.embed_thread = threading.Thread(target=run_embedding, args=(app,), name="chainmatch-embed",
-                                                           daemon=True)
+            thread = state.embed_thread = threading.Thread(
+                target=run_embedding, args=(app,), name="chainmatch-embed", daemon=True
+            )
             thread.start()
         return thread
 

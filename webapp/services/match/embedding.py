@@ -9,6 +9,7 @@ the vector cache (matching.embedders.vector_cache) chunk by chunk — a crash lo
 continues — and the vectors are attached and the index saved again. Until then searches use the lexical channels.
 Texts already in the cache are never encoded again: a rebuild, a re-import or a restarted job reuses them.
 """
+
 from __future__ import annotations
 
 import logging
@@ -47,10 +48,12 @@ def models_dir(app: Flask) -> Path:
 
 def embedder_options(app: Flask) -> dict:
     """Backend, threads, ONNX export cache and models folder for the configured model."""
-    return {"backend": str(app.config.get("EMBEDDING_BACKEND") or "auto"),
-            "threads": int(app.config.get("EMBEDDING_THREADS") or 0),
-            "cache_dir": onnx_cache_dir(app),
-            "models_dir": models_dir(app)}
+    return {
+        "backend": str(app.config.get("EMBEDDING_BACKEND") or "auto"),
+        "threads": int(app.config.get("EMBEDDING_THREADS") or 0),
+        "cache_dir": onnx_cache_dir(app),
+        "models_dir": models_dir(app),
+    }
 
 
 def onnx_cache_dir(app: Flask) -> Path:
@@ -104,8 +107,10 @@ def pool_size(app: Flask) -> int:
     cached = app.extensions.get("chainmatch.pool_size")
     now = time.monotonic()
     if cached is None or now - cached[0] > POOL_SIZE_TTL:
-        cached = app.extensions["chainmatch.pool_size"] = (now, int(db.session.scalar(
-            select(func.count()).select_from(Enterprise)) or 0))
+        cached = app.extensions["chainmatch.pool_size"] = (
+            now,
+            int(db.session.scalar(select(func.count()).select_from(Enterprise)) or 0),
+        )
     return cached[1]
 
 
@@ -136,8 +141,10 @@ def expected_embedder_name(app: Flask) -> str:
     return transformer_name(app)
 
 
-NO_STATIC_MESSAGE = ("尚未训练静态嵌入器：请先运行 chainmatch embedder train-static，或将 CHAINMATCH_EMBEDDER 设为 auto / "
-                     "transformer (no static embedder trained yet: run `chainmatch embedder train-static`)")
+NO_STATIC_MESSAGE = (
+    "尚未训练静态嵌入器：请先运行 chainmatch embedder train-static，或将 CHAINMATCH_EMBEDDER 设为 auto / "
+    "transformer (no static embedder trained yet: run `chainmatch embedder train-static`)"
+)
 
 
 def vectors_deferred(app: Flask) -> bool:
@@ -152,8 +159,13 @@ _LOAD_LOCK = threading.Lock()
 def transformer_for(app: Flask) -> Embedder:
     """The configured pretrained model, loaded once per process (its session is shared by all requests)."""
     options = embedder_options(app)
-    key = (configured_model(app), options["backend"], options["threads"], str(options["cache_dir"]),
-           str(options["models_dir"]))
+    key = (
+        configured_model(app),
+        options["backend"],
+        options["threads"],
+        str(options["cache_dir"]),
+        str(options["models_dir"]),
+    )
     with _LOAD_LOCK:
         embedder = _LOADED.get(key)
         if embedder is None:
@@ -209,13 +221,21 @@ def cache_root(app: Flask) -> Path:
     return Path(app.instance_path) / CACHE_FOLDER
 
 
-def encode_documents(app: Flask, embedder: Embedder, texts: list[str], progress: Progress | None = None,
-                     should_stop: Callable[[], bool] | None = None) -> np.ndarray:
+def encode_documents(
+    app: Flask,
+    embedder: Embedder,
+    texts: list[str],
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> np.ndarray:
     """Document vectors of `texts` (row per text), cached texts read back, the rest encoded and cached."""
     if embedder.cheap_to_encode:
         return embedder.encode(texts)
-    return cache_for(app, embedder).embed(texts, embedder.encode, progress=progress, should_stop=should_stop,
-                                          chunk_texts=EMBED_CHUNK_TEXTS).vectors
+    return (
+        cache_for(app, embedder)
+        .embed(texts, embedder.encode, progress=progress, should_stop=should_stop, chunk_texts=EMBED_CHUNK_TEXTS)
+        .vectors
+    )
 
 
 def inline_change_limit(app: Flask, default: int) -> int:

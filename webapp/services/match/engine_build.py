@@ -1,4 +1,5 @@
 """Building, loading and rebuilding the engine: from the database, from the saved index, under the folder lock."""
+
 from __future__ import annotations
 
 import logging
@@ -43,6 +44,7 @@ DATABASE_ID_KEY = "database_id"
 
 # ----------------------------------------------------------------------------- identity and files
 
+
 def load_shared(app: Flask, session: Session):
     """load_saved_engine under the shared folder lock."""
     with folder_lock(app, shared=True):
@@ -61,6 +63,7 @@ def database_id(session: Session, create: bool = True) -> str | None:
 
 # ----------------------------------------------------------------------------- build / load / save
 
+
 def _new_engine(app: Flask, texts: list[str]):
     """An empty engine for the configured embedder. A transformer joins later (embed_job). The dense weight of a
     pretrained model or a static embedder trained from one follows how much the pool's profiles say
@@ -71,10 +74,12 @@ def _new_engine(app: Flask, texts: list[str]):
     deferred = vectors_deferred(app)
     learned_from_a_model = embedder_kind(app) != KIND_BUILTIN
     use_vector_service(app)
-    return MatchEngine(embedder=None if deferred else embedder_for(app),
-                       weights=pretrained_weights(texts) if learned_from_a_model else FusionWeights(),
-                       exact_max=int(app.config.get("INDEX_EXACT_MAX", 200_000)),
-                       vector_backend=configured_vector_backend(app))
+    return MatchEngine(
+        embedder=None if deferred else embedder_for(app),
+        weights=pretrained_weights(texts) if learned_from_a_model else FusionWeights(),
+        exact_max=int(app.config.get("INDEX_EXACT_MAX", 200_000)),
+        vector_backend=configured_vector_backend(app),
+    )
 
 
 def configured_vector_backend(app: Flask) -> str:
@@ -175,8 +180,9 @@ def load_saved_engine(app: Flask, session: Session):
     if info.get("count") != meta.get("count") or embedder != meta.get("embedder"):
         raise IndexMismatchError("saved engine does not match its metadata")
     if engine.vector_backend != configured_vector_backend(app):
-        raise IndexMismatchError(f"saved engine uses vector backend {engine.vector_backend!r}, "
-                                 f"configured {configured_vector_backend(app)!r}")
+        raise IndexMismatchError(
+            f"saved engine uses vector backend {engine.vector_backend!r}, configured {configured_vector_backend(app)!r}"
+        )
     return engine, meta
 
 
@@ -187,8 +193,9 @@ def rebuild(app: Flask, session: Session, progress: Progress | None = None, reas
         return rebuild_locked(app, session, state, progress, reason)
 
 
-def rebuild_locked(app: Flask, session: Session, state: EngineState, progress: Progress | None,
-                   reason: str) -> SyncResult:
+def rebuild_locked(
+    app: Flask, session: Session, state: EngineState, progress: Progress | None, reason: str
+) -> SyncResult:
     with state.lock:
         state.status = STATUS_BUILDING if state.engine is None else state.status
     try:

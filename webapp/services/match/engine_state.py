@@ -1,4 +1,5 @@
 """The per-process engine cache of one app: its state, the database watermark it is synced to, installing an engine."""
+
 from __future__ import annotations
 
 import gc
@@ -54,11 +55,13 @@ def current_watermark(session: Session) -> Watermark:
     """The watermark of the database as it is now."""
     # One round trip of three single-aggregate subqueries: the max comes from the updated_at index, the count from
     # the smallest index (as one aggregate query over the table they would read every row).
-    latest, count, deletion = session.execute(select(
-        select(func.max(Enterprise.updated_at)).scalar_subquery(),
-        select(func.count()).select_from(Enterprise).scalar_subquery(),
-        select(func.max(EnterpriseDeletion.id)).scalar_subquery(),
-    )).one()
+    latest, count, deletion = session.execute(
+        select(
+            select(func.max(Enterprise.updated_at)).scalar_subquery(),
+            select(func.count()).select_from(Enterprise).scalar_subquery(),
+            select(func.max(EnterpriseDeletion.id)).scalar_subquery(),
+        )
+    ).one()
     if isinstance(latest, str):  # SQLite hands a subquery's datetime back as text
         latest = datetime.fromisoformat(latest)
     return Watermark(latest.isoformat() if latest else None, int(count or 0), int(deletion or 0))
@@ -124,4 +127,3 @@ def _freeze_long_lived() -> None:
     gc.unfreeze()
     gc.collect()
     gc.freeze()
-

@@ -9,6 +9,7 @@ page, its probability ×100), so one firm and link score the same on every page.
 - weak (弱): no word in common — the firm was found by the embedding model's semantic similarity alone;
 - none (无): no word in common and no dense channel either (a firm listed only to fill a short page).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -18,8 +19,12 @@ from matching.text import normalize
 
 STRONG, MEDIUM, WEAK, NONE = "strong", "medium", "weak", "none"
 LABELS = {STRONG: "强", MEDIUM: "中", WEAK: "弱", NONE: "无"}
-REASONS = {STRONG: "证据强：产品/关键词匹配", MEDIUM: "证据中：经营范围或检索词匹配",
-           WEAK: "证据弱：仅语义相似（嵌入模型）", NONE: "无匹配证据：无共同词，亦无语义通道"}
+REASONS = {
+    STRONG: "证据强：产品/关键词匹配",
+    MEDIUM: "证据中：经营范围或检索词匹配",
+    WEAK: "证据弱：仅语义相似（嵌入模型）",
+    NONE: "无匹配证据：无共同词，亦无语义通道",
+}
 
 
 def normalized_terms(terms: Sequence[str]) -> list[tuple[str, str]]:
@@ -37,8 +42,7 @@ def terms_in(terms: list[tuple[str, str]], enterprise: Enterprise) -> list[str]:
     return [t for t, n in terms if n and n in haystack]
 
 
-def grade(enterprise: Enterprise, terms: list[tuple[str, str]], matched_words: Sequence[str],
-          semantic: bool) -> str:
+def grade(enterprise: Enterprise, terms: list[tuple[str, str]], matched_words: Sequence[str], semantic: bool) -> str:
     """STRONG, MEDIUM, WEAK or NONE evidence for a firm (see the module docstring); `semantic`: the dense channel
     scored it."""
     core = _text(enterprise.main_products, enterprise.industry_name, enterprise.name)

@@ -1,4 +1,5 @@
 """Candidate rows and their explanations: the best-fitting link, the most similar local firm, Chinese reasons."""
+
 from __future__ import annotations
 
 from typing import Mapping, Sequence
@@ -16,7 +17,9 @@ from webapp.services.match.profiles import link_terms
 from webapp.services.match.results import Candidate, LinkRef
 
 
-def score_matrix(engine, state: store.EngineState, queries: Mapping[str, str], doc_ids: list[int]) -> dict[str, dict[int, float]]:
+def score_matrix(
+    engine, state: store.EngineState, queries: Mapping[str, str], doc_ids: list[int]
+) -> dict[str, dict[int, float]]:
     """Fused score of each doc under each query (query key → doc id → score), comparable across queries.
 
     The engine's own search standardises scores within the searched set, which makes a 20-firm set's scores
@@ -37,19 +40,42 @@ def matched_products(link: ChainLink, enterprise: Enterprise) -> list[str]:
     return terms_in(normalized_terms(link_terms(link)), enterprise)
 
 
-def candidate_row(ent: Enterprise, rank: int, score: float, channels: dict, terms: list[str],
-               link_terms_normalized: list[tuple[str, str]], match_score: int | None) -> Candidate:
+def candidate_row(
+    ent: Enterprise,
+    rank: int,
+    score: float,
+    channels: dict,
+    terms: list[str],
+    link_terms_normalized: list[tuple[str, str]],
+    match_score: int | None,
+) -> Candidate:
     return Candidate(
-        enterprise_id=ent.id, name=ent.name, rank=rank, score=round(score, 4), province=ent.province or "",
-        city=ent.city or "", country=ent.country or "", status=ent.status or "", tags=ent.tag_names,
-        channels={c: round(float(v), 4) for c, v in channels.items()}, matched_terms=terms,
-        matched_products=terms_in(link_terms_normalized, ent), match_score=match_score,
+        enterprise_id=ent.id,
+        name=ent.name,
+        rank=rank,
+        score=round(score, 4),
+        province=ent.province or "",
+        city=ent.city or "",
+        country=ent.country or "",
+        status=ent.status or "",
+        tags=ent.tag_names,
+        channels={c: round(float(v), 4) for c, v in channels.items()},
+        matched_terms=terms,
+        matched_products=terms_in(link_terms_normalized, ent),
+        match_score=match_score,
         evidence=evidence_module.grade(ent, link_terms_normalized, terms, "dense" in channels),
     )
 
 
-def explain(session: Session, engine, state: store.EngineState, links: LinkSet, chain_id: str,
-             items: list[Candidate], roster: Sequence[int]) -> None:
+def explain(
+    session: Session,
+    engine,
+    state: store.EngineState,
+    links: LinkSet,
+    chain_id: str,
+    items: list[Candidate],
+    roster: Sequence[int],
+) -> None:
     """Best-fitting leaf link of the chain and most similar local firm for each candidate, plus Chinese reasons."""
     if not items:
         return
@@ -61,16 +87,22 @@ def explain(session: Session, engine, state: store.EngineState, links: LinkSet, 
         with state.lock:  # roster × page candidates in one step, as engine.similar(id, k=1, roster) would rank
             look_alike = engine.best_look_alikes(ids, list(roster))
     similar_ids = sorted({int(top.id) for top in look_alike if top is not None})
-    names = dict(session.execute(select(Enterprise.id, Enterprise.name)
-                                 .where(Enterprise.id.in_(similar_ids))).all()) if similar_ids else {}
+    names = (
+        dict(session.execute(select(Enterprise.id, Enterprise.name).where(Enterprise.id.in_(similar_ids))).all())
+        if similar_ids
+        else {}
+    )
     for c, top in zip(items, look_alike):
         scored = [(fits[key][c.enterprise_id], key) for key in leaves if c.enterprise_id in fits[key]]
         if scored:
             score, key = max(scored)
             c.best_link = LinkRef(chain_id, key, links.links[key].name, engine.match_score(score))
         if top is not None:
-            c.similar_local = {"enterprise_id": int(top.id), "name": names.get(int(top.id), ""),
-                               "similarity": engine.similarity_score(float(top.score))}
+            c.similar_local = {
+                "enterprise_id": int(top.id),
+                "name": names.get(int(top.id), ""),
+                "similarity": engine.similarity_score(float(top.score)),
+            }
         c.explanation = reasons(c)
 
 

@@ -6,6 +6,7 @@ way round (`any_status` = not `active_only`). `webapp/candidates/filters.py` par
 `webapp/api/schemas_matching.py` builds the query schema from it and `webapp/cli/match.py` its options, and
 `CandidateFilters.from_mapping` coerces values by their kind; a test checks that the table covers every field.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,31 +35,103 @@ class FilterField:
 
 
 FILTER_FIELDS: tuple[FilterField, ...] = (
-    FilterField("provinces", KIND_LIST, "province", "--province", "省份（任一）", "Only firms in this province (repeatable)."),
+    FilterField(
+        "provinces", KIND_LIST, "province", "--province", "省份（任一）", "Only firms in this province (repeatable)."
+    ),
     FilterField("cities", KIND_LIST, "city", "--city", "城市（任一）", "Only firms in this city (repeatable)."),
-    FilterField("countries", KIND_LIST, "country", "--country", "国家（任一）", "Only firms in this country (repeatable)."),
-    FilterField("tags", KIND_LIST, "tag", "--tag", "企业标签（任一）",
-                "Only firms with any of these tags, e.g. 专精特新 (repeatable)."),
-    FilterField("exclude_provinces", KIND_LIST, "exclude_provinces", "--exclude-provinces", "排除这些省份的企业",
-                "Leave out firms in this province (repeatable; firms with no province stay)."),
-    FilterField("exclude_cities", KIND_LIST, "exclude_cities", "--exclude-cities", "排除这些城市的企业",
-                "Leave out firms in this city (repeatable; firms with no city stay)."),
-    FilterField("capital_min", KIND_NUMBER, "capital_min", "--capital-min", "注册资本下限",
-                "Minimum registered capital, 万元人民币."),
-    FilterField("capital_max", KIND_NUMBER, "capital_max", "--capital-max", "注册资本上限",
-                "Maximum registered capital, 万元人民币."),
-    FilterField("employees_min", KIND_INTEGER, "employees_min", "--employees-min", "参保人数下限",
-                "Minimum number of insured employees."),
-    FilterField("employees_max", KIND_INTEGER, "employees_max", "--employees-max", "参保人数上限",
-                "Maximum number of insured employees."),
-    FilterField("exclude_cluster_firms", KIND_FLAG, "include_cluster_firms", "--include-cluster-firms",
-                "包含集聚区已有企业", "Keep firms already on the cluster's roster.", inverted=True),
-    FilterField("exclude_cluster_city", KIND_FLAG, "exclude_city", "--exclude-city", "排除集聚区所在城市的企业",
-                "Leave out firms in the cluster's own city."),
-    FilterField("exclude_cluster_province", KIND_FLAG, "exclude_province", "--exclude-province",
-                "排除集聚区所在省份的企业", "Leave out firms in the cluster's own province."),
-    FilterField("active_only", KIND_FLAG, "any_status", "--any-status", "包含非存续企业",
-                "Include firms that are not 存续/在业.", inverted=True),
+    FilterField(
+        "countries", KIND_LIST, "country", "--country", "国家（任一）", "Only firms in this country (repeatable)."
+    ),
+    FilterField(
+        "tags",
+        KIND_LIST,
+        "tag",
+        "--tag",
+        "企业标签（任一）",
+        "Only firms with any of these tags, e.g. 专精特新 (repeatable).",
+    ),
+    FilterField(
+        "exclude_provinces",
+        KIND_LIST,
+        "exclude_provinces",
+        "--exclude-provinces",
+        "排除这些省份的企业",
+        "Leave out firms in this province (repeatable; firms with no province stay).",
+    ),
+    FilterField(
+        "exclude_cities",
+        KIND_LIST,
+        "exclude_cities",
+        "--exclude-cities",
+        "排除这些城市的企业",
+        "Leave out firms in this city (repeatable; firms with no city stay).",
+    ),
+    FilterField(
+        "capital_min",
+        KIND_NUMBER,
+        "capital_min",
+        "--capital-min",
+        "注册资本下限",
+        "Minimum registered capital, 万元人民币.",
+    ),
+    FilterField(
+        "capital_max",
+        KIND_NUMBER,
+        "capital_max",
+        "--capital-max",
+        "注册资本上限",
+        "Maximum registered capital, 万元人民币.",
+    ),
+    FilterField(
+        "employees_min",
+        KIND_INTEGER,
+        "employees_min",
+        "--employees-min",
+        "参保人数下限",
+        "Minimum number of insured employees.",
+    ),
+    FilterField(
+        "employees_max",
+        KIND_INTEGER,
+        "employees_max",
+        "--employees-max",
+        "参保人数上限",
+        "Maximum number of insured employees.",
+    ),
+    FilterField(
+        "exclude_cluster_firms",
+        KIND_FLAG,
+        "include_cluster_firms",
+        "--include-cluster-firms",
+        "包含集聚区已有企业",
+        "Keep firms already on the cluster's roster.",
+        inverted=True,
+    ),
+    FilterField(
+        "exclude_cluster_city",
+        KIND_FLAG,
+        "exclude_city",
+        "--exclude-city",
+        "排除集聚区所在城市的企业",
+        "Leave out firms in the cluster's own city.",
+    ),
+    FilterField(
+        "exclude_cluster_province",
+        KIND_FLAG,
+        "exclude_province",
+        "--exclude-province",
+        "排除集聚区所在省份的企业",
+        "Leave out firms in the cluster's own province.",
+    ),
+    FilterField(
+        "active_only",
+        KIND_FLAG,
+        "any_status",
+        "--any-status",
+        "包含非存续企业",
+        "Include firms that are not 存续/在业.",
+        inverted=True,
+    ),
 )
 FIELDS_BY_NAME = {f.name: f for f in FILTER_FIELDS}
 RANGES = (("capital_min", "capital_max"), ("employees_min", "employees_max"))  # (lower, upper) pairs
@@ -93,4 +166,3 @@ def range_errors(values: Mapping[str, Any]) -> list[str]:
         if values.get(low) is not None and values.get(high) is not None and values[low] > values[high]:
             errors.append(f"{FIELDS_BY_NAME[low].label}不能大于上限")
     return errors
-

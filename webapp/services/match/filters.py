@@ -1,4 +1,5 @@
 """Candidate filters, resolved in SQL into the id sets the engine is searched with."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
@@ -137,8 +138,9 @@ def field_filter(filters: CandidateFilters, cluster: Cluster | None) -> FieldFil
     """`conditions` (every restriction but the roster) over the VECTOR_FIELDS, so that the vector search can filter
     by them itself (matching.vectors.filters; Milvus's scalar filter); None when a restriction is not on those
     fields (capital, employees: the id list stays)."""
-    if any(v is not None for v in (filters.capital_min, filters.capital_max, filters.employees_min,
-                                   filters.employees_max)):
+    if any(
+        v is not None for v in (filters.capital_min, filters.capital_max, filters.employees_min, filters.employees_max)
+    ):
         return None
     clauses: list[tuple[Condition, ...]] = []
     if filters.active_only:
@@ -147,9 +149,11 @@ def field_filter(filters: CandidateFilters, cluster: Cluster | None) -> FieldFil
         clauses.append((condition("city", "ne", cluster.city),))
     if cluster is not None and filters.exclude_cluster_province and cluster.province:
         clauses.append((condition("province", "ne", cluster.province),))
-    places = tuple(condition(name, "in", values) for name, values in
-                   (("province", filters.provinces), ("city", filters.cities), ("country", filters.countries))
-                   if values)
+    places = tuple(
+        condition(name, "in", values)
+        for name, values in (("province", filters.provinces), ("city", filters.cities), ("country", filters.countries))
+        if values
+    )
     if places:
         clauses.append(places)
     if filters.exclude_provinces:

@@ -5,6 +5,7 @@ metadata: embedder, count, watermark, database id, vectors ready or pending). A 
 and renames it into place, so a reader never sees half an index; `folder_lock` keeps two processes from building or
 saving the same index at once, and readers from loading while one is swapped.
 """
+
 from __future__ import annotations
 
 import fcntl

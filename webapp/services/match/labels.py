@@ -1,5 +1,6 @@
 """Labelled examples for learning (confirmed assignments and users' feedback per link query), and re-learning on a
 rebuilt engine. Below both the index store (which re-learns after a rebuild) and learning.relearn."""
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -49,9 +50,11 @@ def reapply_learning(session: Session, engine) -> int | None:
     from matching.learning import MIN_GAIN, learn
 
     name = engine.info().get("embedder")
-    row = session.scalars(select(LearnedWeights).where(LearnedWeights.adopted.is_(True),
-                                                       LearnedWeights.embedder == name)
-                          .order_by(LearnedWeights.id.desc())).first()
+    row = session.scalars(
+        select(LearnedWeights)
+        .where(LearnedWeights.adopted.is_(True), LearnedWeights.embedder == name)
+        .order_by(LearnedWeights.id.desc())
+    ).first()
     if row is None:
         return None
     examples, negatives = labelled_examples(session)

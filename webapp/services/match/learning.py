@@ -1,4 +1,5 @@
 """Feedback recording and learning: labelled examples from confirmed assignments and feedback → matching.learning."""
+
 from __future__ import annotations
 
 import logging
@@ -29,15 +30,17 @@ def _user_id(user: Any) -> int | None:
     return getattr(user, "id", None)
 
 
-def record_feedback(session: Session, cluster_id: str, link_key: str, enterprise_id: int, label: str,
-                    user: Any = None) -> CandidateFeedback:
+def record_feedback(
+    session: Session, cluster_id: str, link_key: str, enterprise_id: int, label: str, user: Any = None
+) -> CandidateFeedback:
     """Store a user's judgement of a candidate (relevant / not_relevant / contacted); the caller commits."""
     if label not in FEEDBACK_LABELS:
         raise ValueError(f"无效的反馈标签：{label}（可选 {', '.join(FEEDBACK_LABELS)}）")
     if session.get(Cluster, cluster_id) is None:
         raise ValueError(f"集聚区 {cluster_id} 不存在")
-    row = CandidateFeedback(cluster_id=cluster_id, link_key=link_key, enterprise_id=int(enterprise_id), label=label,
-                            user_id=_user_id(user))
+    row = CandidateFeedback(
+        cluster_id=cluster_id, link_key=link_key, enterprise_id=int(enterprise_id), label=label, user_id=_user_id(user)
+    )
     session.add(row)
     session.flush()
     return row
@@ -60,11 +63,18 @@ def relearn(session: Session, app=None, user: Any = None, min_gain: float | None
         model = learn(engine, examples, negatives=negatives, min_gain=gain_needed)
     report = dict(model.report)
     row = LearnedWeights(
-        embedder=state.meta.get("embedder", ""), weights=engine_build.jsonable(model.summary()),
-        baseline={"ndcg@10": report.get("baseline_ndcg10")}, learned={"ndcg@10": report.get("learned_ndcg10")},
-        metric=DECIDING_METRIC, gain=report.get("gain"), queries=len(examples),
-        positives=sum(len(e.relevant) for e in examples), negatives=sum(len(v) for v in negatives.values()),
-        adopted=bool(model.adopted), note=str(report.get("reason", "")), created_by_id=_user_id(user),
+        embedder=state.meta.get("embedder", ""),
+        weights=engine_build.jsonable(model.summary()),
+        baseline={"ndcg@10": report.get("baseline_ndcg10")},
+        learned={"ndcg@10": report.get("learned_ndcg10")},
+        metric=DECIDING_METRIC,
+        gain=report.get("gain"),
+        queries=len(examples),
+        positives=sum(len(e.relevant) for e in examples),
+        negatives=sum(len(v) for v in negatives.values()),
+        adopted=bool(model.adopted),
+        note=str(report.get("reason", "")),
+        created_by_id=_user_id(user),
     )
     session.add(row)
     session.flush()

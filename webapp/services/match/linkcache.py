@@ -5,6 +5,7 @@ the database once per worker process instead of on every chain-map or candidates
 version's id with its content checksum and the chain's name (part of every link's query text); a chain's
 *current* version is looked up on every request (one small query), so a newly imported version is used at once.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -45,10 +46,24 @@ class LinkView:
 
     @classmethod
     def of(cls, link: ChainLink, chain_id: str) -> "LinkView":
-        return cls(link.id, link.version_id, chain_id, link.key, link.parent_key, link.stage, link.depth,
-                   link.position, link.name, link.description or "", tuple(link.keywords or ()),
-                   tuple(link.synonyms or ()), tuple(link.products or ()), tuple(link.industry_codes or ()),
-                   bool(link.key_tech), link.key_tech_note or "")
+        return cls(
+            link.id,
+            link.version_id,
+            chain_id,
+            link.key,
+            link.parent_key,
+            link.stage,
+            link.depth,
+            link.position,
+            link.name,
+            link.description or "",
+            tuple(link.keywords or ()),
+            tuple(link.synonyms or ()),
+            tuple(link.products or ()),
+            tuple(link.industry_codes or ()),
+            bool(link.key_tech),
+            link.key_tech_note or "",
+        )
 
 
 @dataclass(frozen=True)
@@ -100,16 +115,35 @@ def chain_heads(session: Session, chain_ids: Iterable[str]) -> dict[str, ChainHe
 
 
 def _load(session: Session, head: ChainHead) -> VersionView:
-    rows = list(session.scalars(select(ChainLink).where(ChainLink.version_id == head.version_id)
-                                .order_by(ChainLink.position))) if head.version_id else []
+    rows = (
+        list(
+            session.scalars(
+                select(ChainLink).where(ChainLink.version_id == head.version_id).order_by(ChainLink.position)
+            )
+        )
+        if head.version_id
+        else []
+    )
     links = tuple(LinkView.of(link, head.id) for link in rows)
     by_key = {link.key: link for link in links}
-    edges = tuple((r.from_key, r.to_key) for r in session.execute(
-        select(SupplyEdge.from_key, SupplyEdge.to_key).where(SupplyEdge.version_id == head.version_id)
-        .order_by(SupplyEdge.id))) if head.version_id else ()
+    edges = (
+        tuple(
+            (r.from_key, r.to_key)
+            for r in session.execute(
+                select(SupplyEdge.from_key, SupplyEdge.to_key)
+                .where(SupplyEdge.version_id == head.version_id)
+                .order_by(SupplyEdge.id)
+            )
+        )
+        if head.version_id
+        else ()
+    )
     parents = {link.parent_key for link in links if link.parent_key}
     return VersionView(
-        chain=head, links=links, by_key=by_key, edges=edges,
+        chain=head,
+        links=links,
+        by_key=by_key,
+        edges=edges,
         queries={link.key: link_query_for(head, by_key, link) for link in links},
         terms={link.key: tuple(link_terms(link)) for link in links},
         leaves=tuple(link.key for link in links if link.key not in parents),

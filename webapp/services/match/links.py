@@ -1,4 +1,5 @@
 """A cluster's chains' current links for a search (read-only cached copies) and the cluster lookup."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

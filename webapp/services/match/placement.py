@@ -1,4 +1,5 @@
 """Placement of a cluster's roster firms on chain links: suggestions (unconfirmed) and their confirmation."""
+
 from __future__ import annotations
 
 import math
@@ -39,8 +40,9 @@ def _softmax(scores: list[float]) -> list[float]:
     return [e / total for e in exps]
 
 
-def place_roster(session: Session, cluster_id: str, user_id: int | None = None,
-                 checkpoint: Callable[[], None] | None = None) -> list[Suggestion]:
+def place_roster(
+    session: Session, cluster_id: str, user_id: int | None = None, checkpoint: Callable[[], None] | None = None
+) -> list[Suggestion]:
     """Suggest link(s) for roster firms that have no link assignment yet; rows stay unconfirmed. The caller commits.
 
     `checkpoint()` is called between steps and firms; it raises to stop the run (a cancelled job)."""
@@ -51,8 +53,13 @@ def place_roster(session: Session, cluster_id: str, user_id: int | None = None,
     checkpoint()
     state = store.state_of(app)
     placed = select(LinkAssignment.enterprise_id).where(LinkAssignment.cluster_id == cluster_id)
-    firms = list(session.scalars(select(RosterEntry.enterprise_id).where(
-        RosterEntry.cluster_id == cluster_id, RosterEntry.enterprise_id.not_in(placed))))
+    firms = list(
+        session.scalars(
+            select(RosterEntry.enterprise_id).where(
+                RosterEntry.cluster_id == cluster_id, RosterEntry.enterprise_id.not_in(placed)
+            )
+        )
+    )
     if not firms:
         return []
     links = cluster_links(session, cluster)
@@ -71,9 +78,16 @@ def place_roster(session: Session, cluster_id: str, user_id: int | None = None,
         for rank, (share, (z, key)) in enumerate(ranked[:MAX_LINKS_PER_FIRM]):
             if z < MIN_PLACEMENT_Z or (rank > 0 and share < SECOND_LINK_SHARE):
                 break
-            row = LinkAssignment(cluster_id=cluster_id, enterprise_id=firm, chain_id=links.chain_of(key), link_key=key,
-                                 source=ASSIGNMENT_SUGGESTED, confirmed=False, confidence=round(share, 4),
-                                 created_by_id=user_id)
+            row = LinkAssignment(
+                cluster_id=cluster_id,
+                enterprise_id=firm,
+                chain_id=links.chain_of(key),
+                link_key=key,
+                source=ASSIGNMENT_SUGGESTED,
+                confirmed=False,
+                confidence=round(share, 4),
+                created_by_id=user_id,
+            )
             session.add(row)
             session.flush()
             out.append(Suggestion(row.id, firm, key, row.chain_id, row.confidence))

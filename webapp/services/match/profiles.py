@@ -1,5 +1,6 @@
 """Match documents from Enterprise rows and query texts from chain links (via matching.profiles), per link and for
 all the links of a cluster."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,8 +17,13 @@ from webapp.services.match.filters import VECTOR_FIELDS
 PROFILE_BATCH = 5000  # rows fetched per round trip when reading the whole pool
 
 # The columns a profile is built from; reading only these keeps full builds light.
-PROFILE_COLUMNS = (Enterprise.id, Enterprise.name, Enterprise.business_scope, Enterprise.main_products,
-                   Enterprise.industry_name)
+PROFILE_COLUMNS = (
+    Enterprise.id,
+    Enterprise.name,
+    Enterprise.business_scope,
+    Enterprise.main_products,
+    Enterprise.industry_name,
+)
 # The filter fields' columns (VECTOR_FIELDS but the tags), read only for a vector backend that stores them.
 FIELD_COLUMNS = tuple(getattr(Enterprise, name) for name in VECTOR_FIELDS if name != "tags")
 
@@ -27,14 +33,20 @@ def profile_for(enterprise: Any):
     from matching.engine import Document
     from matching.profiles import enterprise_profile
 
-    text = enterprise_profile(enterprise.name or "", enterprise.business_scope or "", enterprise.main_products or "",
-                              enterprise.industry_name or "")
-    return Document(id=int(enterprise.id), name=enterprise.name or "", text=text,
-                    products=enterprise.main_products or "")
+    text = enterprise_profile(
+        enterprise.name or "",
+        enterprise.business_scope or "",
+        enterprise.main_products or "",
+        enterprise.industry_name or "",
+    )
+    return Document(
+        id=int(enterprise.id), name=enterprise.name or "", text=text, products=enterprise.main_products or ""
+    )
 
 
-def iter_documents(session: Session, where=None, batch: int = PROFILE_BATCH,
-                   with_fields: bool = False) -> Iterator[list]:
+def iter_documents(
+    session: Session, where=None, batch: int = PROFILE_BATCH, with_fields: bool = False
+) -> Iterator[list]:
     """Documents of every enterprise (or those matching `where`), in batches, ordered by id. `with_fields`: each
     carries its VECTOR_FIELDS values (Document.fields, as `filters.vector_fields` reads them), for a vector
     backend that filters on them (Milvus)."""
@@ -47,8 +59,10 @@ def iter_documents(session: Session, where=None, batch: int = PROFILE_BATCH,
         docs = [profile_for(row) for row in rows]
         if with_fields:
             for doc, row in zip(docs, rows):
-                doc.fields = {**{c.key: getattr(row, c.key) or "" for c in FIELD_COLUMNS},
-                              "tags": sorted(tags.get(doc.id, ()))}
+                doc.fields = {
+                    **{c.key: getattr(row, c.key) or "" for c in FIELD_COLUMNS},
+                    "tags": sorted(tags.get(doc.id, ())),
+                }
         yield docs
 
 
@@ -77,8 +91,13 @@ def link_query_for(chain: Chain | None, links_by_key: dict[str, ChainLink], link
     """The query text of a chain link (chain name, path, description, keywords, synonyms, products)."""
     from matching.profiles import link_query
 
-    return link_query(link_path(links_by_key, link), link.description or "",
-                      list(link.keywords or []), list(link.synonyms or []), list(link.products or []))
+    return link_query(
+        link_path(links_by_key, link),
+        link.description or "",
+        list(link.keywords or []),
+        list(link.synonyms or []),
+        list(link.products or []),
+    )
 
 
 def link_terms(link: ChainLink) -> list[str]:
@@ -93,6 +112,7 @@ def link_terms(link: ChainLink) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- chain links of a cluster
+
 
 @dataclass
 class ClusterLinks:

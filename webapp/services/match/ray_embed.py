@@ -12,6 +12,7 @@ Without an address a local Ray is started on this machine (RAY_LOCAL_WORKERS wor
 `ray://head:10001` or `auto`) the job runs on that cluster, whose workers need this package installed, the database
 reachable at CHAINMATCH_DATABASE_URL and the instance folder (models, cache) on a shared path.
 """
+
 from __future__ import annotations
 
 import logging
@@ -40,7 +41,7 @@ def partitions(session, rows: int | None = None) -> tuple[list[tuple[int, int]],
     ids = np.fromiter(session.scalars(select(Enterprise.id).order_by(Enterprise.id)), np.int64)
     if not len(ids):
         return [], 0
-    cuts = ids[::rows or PARTITION_ROWS]
+    cuts = ids[:: rows or PARTITION_ROWS]
     return [(int(lo), int(hi)) for lo, hi in zip(cuts, [*cuts[1:].tolist(), int(ids[-1]) + 1])], len(ids)
 
 
@@ -70,7 +71,9 @@ class PartitionEncoder:
         encoded, rows_read = [], []
         with Session(self.engine) as session:
             for lo, hi in zip(batch["lo"], batch["hi"]):
-                rows = session.execute(select(*PROFILE_COLUMNS).where(Enterprise.id >= int(lo), Enterprise.id < int(hi)))
+                rows = session.execute(
+                    select(*PROFILE_COLUMNS).where(Enterprise.id >= int(lo), Enterprise.id < int(hi))
+                )
                 texts = [profile_for(row).text for row in rows]
                 keys = text_keys(texts)
                 missing = np.flatnonzero(~self.cache.lookup(keys)[1])
@@ -82,8 +85,16 @@ class PartitionEncoder:
         return {"encoded": np.asarray(encoded, np.int64), "rows": np.asarray(rows_read, np.int64)}
 
 
-def embed_on_ray(app: Flask, session, embedder, address: str | None = None, progress: Progress | None = None,
-                 workers: int = RAY_LOCAL_WORKERS, temp_dir: str | None = None, partition_rows: int | None = None) -> dict:
+def embed_on_ray(
+    app: Flask,
+    session,
+    embedder,
+    address: str | None = None,
+    progress: Progress | None = None,
+    workers: int = RAY_LOCAL_WORKERS,
+    temp_dir: str | None = None,
+    partition_rows: int | None = None,
+) -> dict:
     """Fill the vector cache with the registry's profiles on Ray; returns {"partitions", "encoded", "seconds"}.
     `temp_dir`: the session folder of a local Ray (Ray's default otherwise); `partition_rows`: firms per partition
     (default PARTITION_ROWS)."""
@@ -102,15 +113,27 @@ def embed_on_ray(app: Flask, session, embedder, address: str | None = None, prog
     state_dir = Path(tempfile.mkdtemp(prefix="chainmatch-ray-embedder-", dir=app.instance_path))
     save_embedder(embedder, state_dir)  # the workers load the embedder from its saved state
     local = not address
-    ray.init(address=address or None, num_cpus=workers if local else None, include_dashboard=False,
-             log_to_driver=False, ignore_reinit_error=True, _temp_dir=temp_dir if local else None)
+    ray.init(
+        address=address or None,
+        num_cpus=workers if local else None,
+        include_dashboard=False,
+        log_to_driver=False,
+        ignore_reinit_error=True,
+        _temp_dir=temp_dir if local else None,
+    )
     try:
         data = ray.data.from_items([{"lo": lo, "hi": hi} for lo, hi in parts])
-        data = data.map_batches(PartitionEncoder, batch_size=RAY_BATCH_PARTITIONS, num_cpus=1,
-                                concurrency=workers if local else None,
-                                fn_constructor_kwargs={"database_url": str(app.config["SQLALCHEMY_DATABASE_URI"]),
-                                                       "embedder_folder": str(state_dir),
-                                                       "cache_folder": str(cache.folder)})
+        data = data.map_batches(
+            PartitionEncoder,
+            batch_size=RAY_BATCH_PARTITIONS,
+            num_cpus=1,
+            concurrency=workers if local else None,
+            fn_constructor_kwargs={
+                "database_url": str(app.config["SQLALCHEMY_DATABASE_URI"]),
+                "embedder_folder": str(state_dir),
+                "cache_folder": str(cache.folder),
+            },
+        )
         done = encoded = 0
         for out in data.iter_batches(batch_size=None):
             encoded += int(np.sum(out["encoded"]))

@@ -1,4 +1,5 @@
 """What a candidate search asks and returns: the query value, candidate rows and pages, the user-facing error."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -84,8 +85,14 @@ class CandidatePage:
 
     def as_dict(self) -> dict:
         return {
-            "cluster_id": self.cluster_id, "link": asdict(self.link), "offset": self.offset, "k": self.k,
-            "state": self.state, "message": self.message, "embedder": self.embedder, "filters": self.filters,
+            "cluster_id": self.cluster_id,
+            "link": asdict(self.link),
+            "offset": self.offset,
+            "k": self.k,
+            "state": self.state,
+            "message": self.message,
+            "embedder": self.embedder,
+            "filters": self.filters,
             "items": [c.as_dict() for c in self.items],
         }
 
@@ -102,8 +109,19 @@ class CandidateQuery:
     offset: int = 0
 
     @classmethod
-    def of(cls, cluster_id: str, link_key: str, filters: Mapping[str, Any] | CandidateFilters | None = None,
-           k: int = DEFAULT_K, offset: int = 0) -> "CandidateQuery":
+    def of(
+        cls,
+        cluster_id: str,
+        link_key: str,
+        filters: Mapping[str, Any] | CandidateFilters | None = None,
+        k: int = DEFAULT_K,
+        offset: int = 0,
+    ) -> "CandidateQuery":
         """From filter values in any accepted form, with the page clamped to what the matcher ranks."""
-        return cls(cluster_id, link_key, CandidateFilters.from_mapping(filters), max(1, min(int(k), MAX_K)),
-                   max(0, int(offset)))
+        return cls(
+            cluster_id,
+            link_key,
+            CandidateFilters.from_mapping(filters),
+            max(1, min(int(k), MAX_K)),
+            max(0, int(offset)),
+        )

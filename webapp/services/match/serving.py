@@ -4,6 +4,7 @@ started when vectors are pending, a worker's preload, and the status the UI and 
 A web request never waits for a build or a sync: it gets the engine as it is (synced inline only when few firms
 changed) or, while none is ready, None (the candidates page then shows the keyword fallback).
 """
+
 from __future__ import annotations
 
 import logging
@@ -59,6 +60,7 @@ def _background_sync(app: Flask) -> None:
     state = state_of(app)
     with app.app_context():
         try:
+
             def progress(done: int, total: int) -> None:
                 state.progress = (done, total)
 
@@ -101,8 +103,12 @@ def request_engine(session: Session, app: Flask | None = None) -> tuple[Any, Wat
         return state.engine, now
     deferred = False
     try:
-        deferred = sync_locked(app, session, state, None, inline_change_limit(app, INLINE_SYNC_MAX),
-                                allow_rebuild=False, now=now).reason == "deferred"
+        deferred = (
+            sync_locked(
+                app, session, state, None, inline_change_limit(app, INLINE_SYNC_MAX), allow_rebuild=False, now=now
+            ).reason
+            == "deferred"
+        )
     except Exception:  # noqa: BLE001 - serve the engine we have
         logger.exception("inline index sync failed")
     finally:
@@ -177,7 +183,11 @@ def model_line(app: Flask, session: Session | None = None) -> str:
     if info["vectors"] == VECTORS_PENDING:
         job = info.get("embedding") or {}
         done, total = (job.get("done"), job.get("total")) if job.get("total") else tuple(info["progress"])
-        line += f"（语义向量计算中 {done}/{total}，暂按关键词与词法匹配排序）" if total else "（语义向量待计算，暂按词法匹配排序）"
+        line += (
+            f"（语义向量计算中 {done}/{total}，暂按关键词与词法匹配排序）"
+            if total
+            else "（语义向量待计算，暂按词法匹配排序）"
+        )
     return line
 
 

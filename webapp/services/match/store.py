@@ -11,6 +11,7 @@ with vectors are encoded through the vector cache (webapp.services.match.embeddi
 
 Callers also reach the engine cache's `state_of`, `EngineState` and `VECTORS_*` here (`store.state_of`).
 """
+
 from __future__ import annotations
 
 import logging
@@ -54,8 +55,10 @@ SYNC_BATCH = 1000
 
 # ----------------------------------------------------------------------------- incremental sync
 
-def sync(session: Session, app: Flask | None = None, progress: Progress | None = None,
-         max_changes: int | None = None) -> SyncResult:
+
+def sync(
+    session: Session, app: Flask | None = None, progress: Progress | None = None, max_changes: int | None = None
+) -> SyncResult:
     """Bring the cached engine up to date with the database; loads or (re)builds it when needed.
 
     With `max_changes`, gives up (returns None-like result with reason "deferred") when more rows changed.
@@ -68,8 +71,15 @@ def sync(session: Session, app: Flask | None = None, progress: Progress | None =
         return sync_locked(app, session, state, progress, max_changes)
 
 
-def sync_locked(app: Flask, session: Session, state: EngineState, progress: Progress | None,
-                 max_changes: int | None, allow_rebuild: bool = True, now: Watermark | None = None) -> SyncResult:
+def sync_locked(
+    app: Flask,
+    session: Session,
+    state: EngineState,
+    progress: Progress | None,
+    max_changes: int | None,
+    allow_rebuild: bool = True,
+    now: Watermark | None = None,
+) -> SyncResult:
     if state.engine is None and not allow_rebuild:
         return SyncResult(reason="deferred")
     if state.engine is None:
@@ -94,8 +104,14 @@ def sync_locked(app: Flask, session: Session, state: EngineState, progress: Prog
     return _apply_changes(app, session, state, max_changes, allow_rebuild, now)
 
 
-def _apply_changes(app: Flask, session: Session, state: EngineState, max_changes: int | None,
-                   allow_rebuild: bool = True, now: Watermark | None = None) -> SyncResult:
+def _apply_changes(
+    app: Flask,
+    session: Session,
+    state: EngineState,
+    max_changes: int | None,
+    allow_rebuild: bool = True,
+    now: Watermark | None = None,
+) -> SyncResult:
     saved = Watermark.from_value(state.meta["watermark"])
     now = now or current_watermark(session)
     if now == saved:
@@ -109,8 +125,9 @@ def _apply_changes(app: Flask, session: Session, state: EngineState, max_changes
         if (session.scalar(stmt) or 0) > max_changes:
             return SyncResult(reason="deferred")
     engine = state.engine
-    deleted = list(session.scalars(select(EnterpriseDeletion.enterprise_id)
-                                   .where(EnterpriseDeletion.id > saved.deletion_id)))
+    deleted = list(
+        session.scalars(select(EnterpriseDeletion.enterprise_id).where(EnterpriseDeletion.id > saved.deletion_id))
+    )
     # Removals first: SQLite may hand a deleted id to a new row, which is then re-added below.
     if deleted:
         with state.lock:
@@ -134,10 +151,17 @@ def _apply_changes(app: Flask, session: Session, state: EngineState, max_changes
     if count != now.count:
         # Rows vanished without a tombstone or appeared with an old timestamp: only a rebuild is trustworthy.
         with folder_lock(app):
-            return rebuild_locked(app, session, state, None,
-                                  reason=f"count mismatch after sync ({count} indexed, {now.count} in database)")
-    meta = {**state.meta, **engine_meta(app, engine, now, state.meta["database_id"],
-                                         state.meta.get("learned_weights_id"))}
+            return rebuild_locked(
+                app,
+                session,
+                state,
+                None,
+                reason=f"count mismatch after sync ({count} indexed, {now.count} in database)",
+            )
+    meta = {
+        **state.meta,
+        **engine_meta(app, engine, now, state.meta["database_id"], state.meta.get("learned_weights_id")),
+    }
     meta["built_at"] = state.meta.get("built_at", meta["built_at"])
     _save_synced(app, engine, meta)
     with state.lock:
@@ -160,13 +184,16 @@ def _save_synced(app: Flask, engine, meta: dict) -> None:
             saved = read_meta(index_folder(app) / META_FILE)
         except IndexMismatchError:
             saved = {}
-        same = all(saved.get(k) == meta.get(k) for k in ("watermark", "database_id", "embedder", "vectors", "count",
-                                                          "learned_weights_id"))
+        same = all(
+            saved.get(k) == meta.get(k)
+            for k in ("watermark", "database_id", "embedder", "vectors", "count", "learned_weights_id")
+        )
         if not same:
             save_engine(app, engine, meta)
 
 
 # ----------------------------------------------------------------------------- vectors attached after the build
+
 
 def _adopt_saved_vectors(app: Flask, session: Session, state: EngineState) -> bool:
     """Load the saved index when another process attached its vectors while this one serves it lexical-only.
@@ -208,8 +235,16 @@ def vectors_attached(app: Flask, state: EngineState) -> None:
     """The engine's vectors were attached (embed_job): record it, drop cached results and save the index."""
     with state.lock:
         engine = state.engine
-        meta = {**state.meta, **engine_meta(app, engine, Watermark.from_value(state.meta["watermark"]),
-                                             state.meta["database_id"], state.meta.get("learned_weights_id"))}
+        meta = {
+            **state.meta,
+            **engine_meta(
+                app,
+                engine,
+                Watermark.from_value(state.meta["watermark"]),
+                state.meta["database_id"],
+                state.meta.get("learned_weights_id"),
+            ),
+        }
         meta["built_at"] = state.meta.get("built_at", meta["built_at"])
         state.meta = meta
         changed(state)

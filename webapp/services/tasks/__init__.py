@@ -8,6 +8,7 @@ for several machines) or `thread` (no queue: a thread of the web process, as bef
 Cancelling is a flag in the queue's key-value store, not in the database: a SQLite import holds the database's
 write lock for its whole transaction, and the cancel request must not wait for it.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -69,6 +70,7 @@ def _build(app: Flask) -> Huey:
         huey = SqliteHuey(name=name, filename=os.path.join(app.instance_path, QUEUE_FILE))
     tasks = {}
     for task_name in RUNNERS:
+
         def run(task_id: str, *args, _name: str = task_name) -> None:
             runner(_name)(app, task_id, *args)
 
@@ -98,8 +100,9 @@ def enqueue(app: Flask, name: str, task_id: str, *args) -> None:
     """Run task `name` with `args` in the task worker (or a thread of this process in `thread` mode)."""
     huey = huey_for(app)
     if huey is None:
-        thread = threading.Thread(target=runner(name), args=(app, task_id, *args), name=f"task-{name}-{task_id[:8]}",
-                                  daemon=True)
+        thread = threading.Thread(
+            target=runner(name), args=(app, task_id, *args), name=f"task-{name}-{task_id[:8]}", daemon=True
+        )
         with _threads_lock:
             _threads[:] = [t for t in _threads if t.is_alive()] + [thread]
         thread.start()
@@ -118,6 +121,7 @@ def wait_for_threads(timeout: float | None = None) -> None:
 
 
 # ----------------------------------------------------------------------------- cancel flags
+
 
 def _flag(kind: str, key: str | int) -> str:
     return f"chainmatch:cancel:{kind}:{key}"

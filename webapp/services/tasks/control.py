@@ -1,4 +1,5 @@
 """Queue and cancel a job whose state row is in `background_jobs` (webapp.services.jobs), whatever its kind."""
+
 from __future__ import annotations
 
 from flask import Flask
@@ -30,4 +31,3 @@ def cancel(app: Flask, session: Session, row: BackgroundJob | None, message: str
 def stopping(app: Flask, row: BackgroundJob | None) -> bool:
     """Whether an active job was asked to stop (the page shows 正在取消)."""
     return row is not None and row.status in jobs.ACTIVE and tasks.cancel_requested(app, row.kind, row.key)
-

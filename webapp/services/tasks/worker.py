@@ -1,4 +1,5 @@
 """The task worker process: Huey's consumer over this app's queue, and how a web server starts and stops it."""
+
 from __future__ import annotations
 
 import ctypes
@@ -29,8 +30,15 @@ def consumer_for(app: Flask, workers: int | None = None) -> Consumer:
     if huey is None:
         raise RuntimeError("CHAINMATCH_TASK_QUEUE=thread: jobs run in the web process, there is no queue to consume")
     workers = workers or int(app.config.get("TASK_WORKERS") or 2)
-    return huey.create_consumer(workers=workers, worker_type="thread", periodic=False, check_worker_health=True,
-                                initial_delay=0.1, backoff=1.15, max_delay=POLL_MAX_SECONDS)
+    return huey.create_consumer(
+        workers=workers,
+        worker_type="thread",
+        periodic=False,
+        check_worker_health=True,
+        initial_delay=0.1,
+        backoff=1.15,
+        max_delay=POLL_MAX_SECONDS,
+    )
 
 
 def start_in_thread(app: Flask, workers: int | None = 1) -> Consumer:
@@ -54,6 +62,7 @@ def run_consumer(app: Flask, workers: int | None = None, parent_pid: int | None 
 
 def _stop_with_parent(parent_pid: int) -> None:
     """End this worker (SIGTERM to itself) once the server that started it has gone, however it ended."""
+
     def watch() -> None:
         while os.getppid() == parent_pid:
             time.sleep(PARENT_CHECK_SECONDS)
