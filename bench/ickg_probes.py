@@ -20,6 +20,7 @@ Usage:
 
 None of these is in the product; docs/matching.md ("Measured", issue 14 probes) gives the figures for both dev sets.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,8 +72,9 @@ def field_weighted(base: BM25Channel, names: list[str], w: float) -> BM25Channel
     vocab = base.vocab
     extra = count_matrices(names, [base.analyzer], {base.analyzer: vocab}, workers=1)[base.analyzer]
     width = len(vocab)
-    counts = sp.csr_matrix((base.counts.data, base.counts.indices, base.counts.indptr),
-                           shape=(base.counts.shape[0], width)).astype(np.float64)
+    counts = sp.csr_matrix(
+        (base.counts.data, base.counts.indices, base.counts.indptr), shape=(base.counts.shape[0], width)
+    ).astype(np.float64)
     extra = sp.csr_matrix((extra.data, extra.indices, extra.indptr), shape=(extra.shape[0], width))
     ch = BM25Channel(base.analyzer, base.k1, base.b)
     ch.vocab = vocab
@@ -85,6 +87,7 @@ def field_weighted(base: BM25Channel, names: list[str], w: float) -> BM25Channel
 def generic_weighted(terms: Terms, g: float) -> Terms:
     def out(q: str) -> dict[str, float]:
         return {t: (g if any(t in word for word in GENERIC if word in q) else v) for t, v in terms(q).items()}
+
     return out
 
 
@@ -95,6 +98,7 @@ def head_weighted(terms: Terms, h: float) -> Terms:
         words = [w for w in jieba.lcut(q) if w.strip()]
         head = words[-1] if len(words) > 1 else ""
         return {t: (h if head and t in head else v) for t, v in terms(q).items()}
+
     return out
 
 
@@ -106,6 +110,7 @@ def idf_weighted(terms: Terms, channel: BM25Channel, p: float) -> Terms:
         idf = {t: float(channel.idf[channel.vocab.ids[t]]) for t in got}
         mean = float(np.mean(list(idf.values()))) or 1.0
         return {t: v * (idf[t] / mean) ** p for t, v in got.items()}
+
     return out
 
 
@@ -135,8 +140,9 @@ def main() -> None:
     def show(label: str, fused: np.ndarray) -> None:
         print(f"| {label} | {ndcg(fused):.4f} |", flush=True)
 
-    engine = build_engine(firms, "", models_dir=args.models_dir, onnx_cache=args.models_dir / "onnx-cache",
-                          vector_cache=args.vector_cache)
+    engine = build_engine(
+        firms, "", models_dir=args.models_dir, onnx_cache=args.models_dir / "onnx-cache", vector_cache=args.vector_cache
+    )
     d = pretrained_weights([doc.text for doc in firms.docs]).dense
     ch = engine.channels
     bm25, char = ch["bm25"], ch["char"]
@@ -153,9 +159,12 @@ def main() -> None:
     nb, nc = channel_over(names, "word"), channel_over(names, "char12")
     znb, znc = z(matrix(nb, texts, word_terms)), z(matrix(nc, texts, char_terms))
     if args.combos:
-        show("head word weight 0.67 + BM25F name x0.5",
-             0.5 * z(matrix(field_weighted(bm25, names, 0.5), texts, head_weighted(word_terms, 0.67)))
-             + 0.5 * z(matrix(field_weighted(char, names, 0.5), texts, head_weighted(char_terms, 0.67))) + d * zd)
+        show(
+            "head word weight 0.67 + BM25F name x0.5",
+            0.5 * z(matrix(field_weighted(bm25, names, 0.5), texts, head_weighted(word_terms, 0.67)))
+            + 0.5 * z(matrix(field_weighted(char, names, 0.5), texts, head_weighted(char_terms, 0.67)))
+            + d * zd,
+        )
     for w in () if args.combos else (0.1, 0.2, 0.3, 0.5):
         show(f"+ name words {w:g}", base + w * znb)
         show(f"+ name chars {w:g}", base + w * znc)
@@ -175,16 +184,28 @@ def main() -> None:
         return 0.5 * z(matrix(bm25, texts, wt)) + 0.5 * z(matrix(char, texts, ct)) + d * zd
 
     if not args.combos:
-        show("char channel: bigrams only", 0.5 * zb + 0.5 * z(matrix(char, texts, lambda q: dict.fromkeys(
-            char_ngrams(q, 2, 2) or char_ngrams(q, 1, 1), 1.0))) + d * zd)
-        show("char channel: unigrams weight 0.5", 0.5 * zb + 0.5 * z(matrix(char, texts, lambda q: {
-            t: (0.5 if len(t) == 1 else 1.0) for t in char_ngrams(q, 1, 2)})) + d * zd)
+        show(
+            "char channel: bigrams only",
+            0.5 * zb
+            + 0.5 * z(matrix(char, texts, lambda q: dict.fromkeys(char_ngrams(q, 2, 2) or char_ngrams(q, 1, 1), 1.0)))
+            + d * zd,
+        )
+        show(
+            "char channel: unigrams weight 0.5",
+            0.5 * zb
+            + 0.5 * z(matrix(char, texts, lambda q: {t: (0.5 if len(t) == 1 else 1.0) for t in char_ngrams(q, 1, 2)}))
+            + d * zd,
+        )
         for p in (0.5, 1.0):
-            show(f"query terms x (idf/mean idf)^{p:g}", fused_with(idf_weighted(word_terms, bm25, p),
-                                                                  idf_weighted(char_terms, char, p)))
+            show(
+                f"query terms x (idf/mean idf)^{p:g}",
+                fused_with(idf_weighted(word_terms, bm25, p), idf_weighted(char_terms, char, p)),
+            )
         for g in (0.5, 0.25):
-            show(f"generic words (设备, 技术 …) weight {g:g}", fused_with(generic_weighted(word_terms, g),
-                                                                     generic_weighted(char_terms, g)))
+            show(
+                f"generic words (设备, 技术 …) weight {g:g}",
+                fused_with(generic_weighted(word_terms, g), generic_weighted(char_terms, g)),
+            )
         for h in (1.5, 0.67):
             show(f"head word weight {h:g}", fused_with(head_weighted(word_terms, h), head_weighted(char_terms, h)))
 
@@ -203,16 +224,20 @@ def main() -> None:
         show("per-title lexical, max per channel, + whole-profile dense", per_channel + d * zd)
         hb = z(matrix(sb, texts, head_weighted(word_terms, 0.67)))
         hc = z(matrix(sc, texts, head_weighted(char_terms, 0.67)))
-        show("per-title lexical + whole-profile dense, head word 0.67",
-             z(best_two(0.5 * hb + 0.5 * hc, owner, len(ext))[0]) + d * zd)
+        show(
+            "per-title lexical + whole-profile dense, head word 0.67",
+            z(best_two(0.5 * hb + 0.5 * hc, owner, len(ext))[0]) + d * zd,
+        )
         show("per-title lexical + whole-profile dense + name chars 0.05", best_lex + d * zd + 0.05 * znc)
         return
     show("per-title lexical alone", best_lex)
     show("per-title lexical + whole-profile dense", best_lex + d * zd)
     show("per-title lexical + whole lexical (.5/.5) + dense", 0.5 * best_lex + 0.5 * lex + d * zd)
     show("per-title lexical + dense + name words+chars .2", best_lex + d * zd + 0.2 * (znb + znc))
-    bare = [doc.text[len(names[i]) + 1:] if doc.text.startswith(names[i] + "。") else doc.text
-            for doc, i in zip(seg_docs, owner)]
+    bare = [
+        doc.text[len(names[i]) + 1 :] if doc.text.startswith(names[i] + "。") else doc.text
+        for doc, i in zip(seg_docs, owner)
+    ]
     bb, bc = channel_over(bare, "word"), channel_over(bare, "char12")
     bare_lex = 0.5 * z(matrix(bb, texts, word_terms)) + 0.5 * z(matrix(bc, texts, char_terms))
     best_bare = z(best_two(bare_lex, owner, len(ext))[0])
@@ -235,15 +260,18 @@ def main() -> None:
 
         assert engine.embedder is not None
         documents2, _ = _ce(engine.embedder, args.vector_cache, None)
-        scopes = [doc.text[len(doc.name) + 1:] if doc.text.startswith(doc.name + "；") else doc.text
-                  for doc in firms.docs]
+        scopes = [
+            doc.text[len(doc.name) + 1 :] if doc.text.startswith(doc.name + "；") else doc.text for doc in firms.docs
+        ]
         qv2 = engine.embedder.encode_queries(texts)
         zdn = z(qv2 @ documents2(scopes).T)
         show("dense over the profile without the name, alone", zdn)
         show("dense without the name (lexical unchanged)", lex + d * zdn)
         fb, fc = field_weighted(bm25, names, 0), field_weighted(char, names, 0)
-        show("no name anywhere (lexical and dense)",
-             0.5 * z(matrix(fb, texts, word_terms)) + 0.5 * z(matrix(fc, texts, char_terms)) + d * zdn)
+        show(
+            "no name anywhere (lexical and dense)",
+            0.5 * z(matrix(fb, texts, word_terms)) + 0.5 * z(matrix(fc, texts, char_terms)) + d * zdn,
+        )
     print(f"total {time.time() - t0:.0f}s")
 
 
