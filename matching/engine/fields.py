@@ -5,7 +5,9 @@ Invariants:
   rebuilt when the row order is replaced (a changed document is re-added, which replaces the rows);
 - `mask(flt)` is the pool rows passing a matching.vectors.filters.FieldFilter, with the filter module's meaning (a
   missing value is empty: in no listed place, outside every excluded one). The engine intersects it with the id
-  sets, so the lexical channels and exact scoring see one membership whichever way a filter arrived;
+  sets, so the lexical channels and exact scoring see one membership whichever way a filter arrived. A column is
+  read once per pool state into integer codes (scalar fields) or rows per item (list fields such as tags), so a
+  new filter costs a numpy pass over the codes, not a Python loop over the rows (≈ 90 ms per filter at 1M firms);
 - `for_index(docs)` is what a vector index that stores fields (Milvus) is given for `docs`: every field any of them
   has, a missing value written as an empty one of the field's kind ("" or []), which Milvus also fills in for a
   vector appended without fields, so Milvus's filter and `mask` agree on every row.
@@ -19,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from matching.engine.pool import Document, Pool
-from matching.vectors.filters import FieldFilter, mask
+from matching.vectors.filters import Condition, FieldFilter, condition_mask
 
 MASK_CACHE_SIZE = 16  # filters whose row masks are kept per pool state (a web page set repeats a few filters)
 
@@ -40,25 +42,62 @@ def for_index(docs: Sequence[Document]) -> dict[str, list[Any]] | None:
     return out
 
 
+class CodedColumn:
+    """One field of every pool row, coded for filtering: a scalar field as integer codes (value → code), a list
+    field as the rows holding each item."""
+
+    def __init__(self, values: list[Any]) -> None:
+        self.values = values
+        self.count = len(values)
+        self.is_list = any(isinstance(v, (list, tuple, set, frozenset)) for v in values)
+        self.codes: dict[Any, int] = {}
+        self.rows_by_item: dict[Any, np.ndarray] = {}
+        if self.is_list:
+            rows: dict[Any, list[int]] = {}
+            for row, value in enumerate(values):
+                for item in set(value or ()):  # a text in a list column counts by its characters, as in `mask`
+                    rows.setdefault(item, []).append(row)
+            self.rows_by_item = {item: np.asarray(r, np.int64) for item, r in rows.items()}
+            self.row_codes = np.zeros(0, np.int32)
+        else:
+            codes = self.codes
+            self.row_codes = np.fromiter((codes.setdefault(v, len(codes)) for v in values), np.int32, self.count)
+
+    def condition(self, c: Condition) -> np.ndarray:
+        """Rows passing `c`, as matching.vectors.filters.condition_mask decides over the plain values."""
+        if c.op == "contains_any" and self.is_list:
+            out = np.zeros(self.count, bool)
+            for item in set(c.values):
+                rows = self.rows_by_item.get(item)
+                if rows is not None:
+                    out[rows] = True
+            return out
+        if c.op == "contains_any" or self.is_list:  # no coded form: the plain values, as the filter module does
+            return condition_mask(c, self.values)
+        present = np.asarray([self.codes[v] for v in set(c.values) if v in self.codes], np.int32)
+        passes = np.isin(self.row_codes, present)
+        return ~passes if c.op in ("not_in", "ne") else passes
+
+
 class FieldColumns:
     """Per-row field values of the pool and cached row masks of field filters."""
 
     def __init__(self, pool: Pool) -> None:
         self._pool = pool
         self._rows: np.ndarray | None = None  # the row_ids the columns and masks below belong to
-        self._columns: dict[str, list[Any]] = {}
+        self._columns: dict[str, CodedColumn] = {}
         self._masks: dict[FieldFilter, np.ndarray] = {}
 
     def _current(self) -> None:
         if self._rows is not self._pool.row_ids:
             self._rows, self._columns, self._masks = self._pool.row_ids, {}, {}
 
-    def column(self, name: str) -> list[Any]:
-        """The value of field `name` of every pool row (None where a document has none)."""
+    def column(self, name: str) -> CodedColumn:
+        """Field `name` of every pool row (None where a document has none), coded for filtering."""
         self._current()
         if name not in self._columns:
             docs = self._pool.docs
-            self._columns[name] = [(docs[int(i)].fields or {}).get(name) for i in self._pool.row_ids]
+            self._columns[name] = CodedColumn([(docs[int(i)].fields or {}).get(name) for i in self._pool.row_ids])
         return self._columns[name]
 
     def mask(self, flt: FieldFilter) -> np.ndarray:
@@ -66,7 +105,13 @@ class FieldColumns:
         self._current()
         out = self._masks.get(flt)
         if out is None:
-            out = mask(flt, {name: self.column(name) for name in flt.fields()}, len(self._pool.row_ids))
+            count = len(self._pool.row_ids)
+            out = np.ones(count, bool)
+            for clause in flt.clauses:
+                passed = np.zeros(count, bool)
+                for c in clause:
+                    passed |= self.column(c.field).condition(c)
+                out &= passed
             out.flags.writeable = False
             if len(self._masks) >= MASK_CACHE_SIZE:
                 self._masks.pop(next(iter(self._masks)))

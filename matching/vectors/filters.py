@@ -99,7 +99,8 @@ def milvus_expression(flt: FieldFilter) -> str:
     return " and ".join(parts)
 
 
-def _condition_mask(c: Condition, column: Sequence[Any]) -> np.ndarray:
+def condition_mask(c: Condition, column: Sequence[Any]) -> np.ndarray:
+    """Which rows of `column` (one value per row) pass condition `c`."""
     values = set(c.values)
     if c.op == "contains_any":
         return np.fromiter((bool(values.intersection(v or ())) for v in column), bool, len(column))
@@ -114,6 +115,6 @@ def mask(flt: FieldFilter, columns: Mapping[str, Sequence[Any]], count: int) -> 
         passed = np.zeros(count, bool)
         for c in clause:
             column = columns.get(c.field)
-            passed |= _condition_mask(c, [None] * count if column is None else column)
+            passed |= condition_mask(c, [None] * count if column is None else column)
         out &= passed
     return out

@@ -1,0 +1,44 @@
+"""Coded field columns (matching.engine.fields) filter rows exactly as the plain values do (matching.vectors.filters)."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+
+from matching.engine.fields import CodedColumn
+from matching.vectors.filters import condition, condition_mask
+
+PROVINCES = ["山东省", "浙江省", "江苏省", "", None]
+TAGS = ["专精特新", "高新技术企业", "上市", "瞪羚"]
+
+
+def _scalar_column(rng: random.Random, n: int) -> list:
+    return [rng.choice(PROVINCES) for _ in range(n)]
+
+
+def _list_column(rng: random.Random, n: int) -> list:
+    return [None if rng.random() < 0.2 else rng.sample(TAGS, rng.randint(0, 3)) for _ in range(n)]
+
+
+def test_coded_scalar_column_passes_the_rows_the_plain_values_pass():
+    rng = random.Random(3)
+    column = _scalar_column(rng, 500)
+    coded = CodedColumn(column)
+    for op in ("in", "not_in", "eq", "ne"):
+        for values in (["山东省"], ["浙江省", "江苏省"], ["新疆维吾尔自治区"], ["山东省", "不存在"]):
+            c = condition("province", op, values if op in ("in", "not_in") else values[0])
+            assert np.array_equal(coded.condition(c), condition_mask(c, column)), (op, values)
+
+
+def test_coded_list_column_passes_the_rows_holding_any_of_the_items():
+    rng = random.Random(5)
+    column = _list_column(rng, 500)
+    coded = CodedColumn(column)
+    for values in (["专精特新"], ["上市", "瞪羚"], ["不存在"], TAGS):
+        c = condition("tags", "contains_any", values)
+        got = coded.condition(c)
+        assert np.array_equal(got, condition_mask(c, column)), values
+    # A firm with no tags (None or []) is never in a tag filter.
+    empty = [i for i, v in enumerate(column) if not v]
+    assert empty and not coded.condition(condition("tags", "contains_any", TAGS))[empty].any()
