@@ -8,11 +8,18 @@ product over every document, full sort) and an exact float32 flat scan of the sa
 The pool's embeddings come from the resumable embedding store that `chainmatch bench vector` uses for the same n and
 seed (built once, shared); the built engine is saved under the work folder and loaded (not rebuilt) by later runs,
 which also measures loading.
+
+With `vector_backend="milvus"` the engine keeps its vectors in Milvus (embedded milvus-lite), the documents carry
+province / city / status fields as the product's do, and the province and other-city filters reach the engine as a
+`where` FieldFilter (as the web service gives them, webapp/services/match/candidates.py), the roster as excluded
+ids; with faiss every filter is an id list. `top10_sha1` (per fusion setting) digests every query's top-10 ids, so
+that two runs' rankings can be compared.
 """
 
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -20,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.perf.machine import Stopwatch, machine_facts, percentiles_ms, rss_mb, work_dir
-from bench.perf.pool import filter_cases, link_queries, synthetic_pool
+from bench.perf.pool import field_filter_cases, filter_cases, link_queries, synthetic_pool
 
 SEARCH_K = 100
 # Peak memory per firm of a build, measured at 1,000,000 synthetic firms (5.7 GB for the process with the pool's
@@ -108,26 +115,37 @@ def _store_folder(n: int, seed: int, work: str | None, static_model: str | None 
     return base / (f"embeddings-static-{Path(static_model).name[:12]}" if static_model else "embeddings")
 
 
-def _engine_folder(base: Path, with_embedder: bool, static_model: str | None) -> Path:
+def _engine_folder(base: Path, with_embedder: bool, static_model: str | None, vector_backend: str = "faiss") -> Path:
     """Where the built engine is saved under the work folder."""
-    return base / (
+    name = (
         f"engine-static-{Path(static_model).name[:12]}"
         if static_model
         else "engine"
         if with_embedder
         else "engine-lexical"
     )
+    return base / (name if vector_backend == "faiss" or name == "engine-lexical" else f"{name}-{vector_backend}")
 
 
 def _built_engine(
-    n: int, seed: int, pool, with_embedder: bool, exact_max, base, work, progress, log, static_model: str | None = None
+    n: int,
+    seed: int,
+    pool,
+    with_embedder: bool,
+    exact_max,
+    base,
+    work,
+    progress,
+    log,
+    static_model: str | None = None,
+    vector_backend: str = "faiss",
 ):
     """(engine, build figures): loaded from the work folder when an earlier run saved it, else built and saved."""
     from matching.engine import MatchEngine
     from matching.fusion import FusionWeights, pretrained_weights
     from matching.vectors import DEFAULT_EXACT_MAX
 
-    folder = _engine_folder(base, with_embedder, static_model)
+    folder = _engine_folder(base, with_embedder, static_model, vector_backend)
     marker = folder / "complete.json"
     figures: dict = {}
     if marker.exists():
@@ -164,7 +182,7 @@ def _built_engine(
     lexical_marker = base / "engine-lexical" / "complete.json"
     gc.collect()
     before = rss_mb()
-    if embedder is not None and lexical_marker.exists():
+    if embedder is not None and lexical_marker.exists() and vector_backend == "faiss":
         # The lexical channels of this pool were built by an earlier --lexical-only run: add the vector index only.
         log("loading the lexical engine of an earlier run and adding the vector index")
         with Stopwatch() as build:
@@ -175,9 +193,13 @@ def _built_engine(
         figures["vector_index_seconds"] = round(build.seconds, 1)
     else:
         engine = MatchEngine(
-            embedder=embedder, weights=weights, exact_max=DEFAULT_EXACT_MAX if exact_max is None else exact_max
+            embedder=embedder,
+            weights=weights,
+            exact_max=DEFAULT_EXACT_MAX if exact_max is None else exact_max,
+            vector_backend=vector_backend,
         )
-        docs = pool.documents()
+        # A backend storing fields is given the documents' province / city / status (the product's vector_fields).
+        docs = pool.documents(with_fields=vector_backend != "faiss" and embedder is not None)
         log("building the engine (term counts in worker processes, weights, vector index)")
         with Stopwatch() as build:
             engine.build(docs, progress=progress, vectors=vectors)
@@ -227,8 +249,12 @@ def run(
     force: bool = False,
     folder: str | None = None,
     static_model: str | None = None,
+    vector_backend: str = "faiss",
 ) -> dict:
     from matching.fusion import FusionWeights, pretrained_weights
+
+    if vector_backend != "faiss" and not (with_embedder or static_model):
+        raise ValueError("a vector backend other than faiss needs an embedder (not --lexical-only)")
 
     need = n * ENGINE_BYTES_PER_FIRM_ESTIMATE
     if not force and need > MEMORY_SHARE * _available_bytes():
@@ -246,10 +272,31 @@ def run(
     log(f"generating {n} synthetic firms")
     pool = synthetic_pool(n, seed)
     qtexts = link_queries(queries, seed)
-    filters = filter_cases(pool, len(qtexts), seed)
+    # (label, allowed ids or None, excluded ids, where or None) per query
+    if vector_backend == "faiss":
+        filters = [
+            (label, allowed, excluded, None) for label, allowed, excluded in filter_cases(pool, len(qtexts), seed)
+        ]
+    else:
+        filters = [
+            (label, None, excluded, where) for label, where, excluded in field_filter_cases(pool, len(qtexts), seed)
+        ]
     engine, build = _built_engine(
-        n, seed, pool, with_embedder or bool(static_model), exact_max, base, folder, progress, log, static_model
+        n,
+        seed,
+        pool,
+        with_embedder or bool(static_model),
+        exact_max,
+        base,
+        folder,
+        progress,
+        log,
+        static_model,
+        vector_backend,
     )
+    for _, _, _, where in filters:
+        if where is not None and not engine.filters_fields(where):
+            raise RuntimeError(f"the {vector_backend} index of {base} does not store the fields {where.fields()}")
     embedder = engine.embedder
 
     settings = {"all_channels": pretrained_weights(pool.texts) if embedder else FusionWeights()}
@@ -260,17 +307,21 @@ def run(
         engine.weights = weights
         engine.search(qtexts[0], SEARCH_K)  # warm-up (first query loads jieba state, compiles kernels)
         total, by_filter = [], {}
-        for q, (flabel, allowed, excluded) in zip(qtexts, filters):
-            # As the product does: ids resolved in SQL, cached per filter set as sorted int64 arrays.
+        digest = hashlib.sha1()
+        for q, (flabel, allowed, excluded, where) in zip(qtexts, filters):
+            # As the product does: ids resolved in SQL, cached per filter set as sorted int64 arrays; on a backend
+            # storing fields, region and status as a `where` the vector index applies itself.
             with Stopwatch() as sw:
-                hits = engine.search(q, SEARCH_K, allowed_ids=allowed, excluded_ids=excluded)
+                hits = engine.search(q, SEARCH_K, allowed_ids=allowed, excluded_ids=excluded, where=where)
             total.append(sw.seconds)
             by_filter.setdefault(flabel, []).append(sw.seconds)
             assert len(hits) > 0
+            digest.update(np.asarray([int(h.id) for h in hits[:10]], np.int64).tobytes())
         figures[label] = {
             "weights": {k: v for k, v in weights.as_dict().items() if k != "extra"},
             "search_top100": percentiles_ms(total),
             "by_filter": {k: percentiles_ms(v) for k, v in by_filter.items()},
+            "top10_sha1": digest.hexdigest(),
         }
     engine.weights = settings["all_channels"]
 
@@ -295,15 +346,22 @@ def run(
 
         vectors = embedding_store.load_vectors(_store_folder(n, seed, folder, static_model))
         qvecs = embedder.encode_queries(qtexts)
-    array_bytes = _engine_bytes(engine, _engine_folder(base, with_embedder or bool(static_model), static_model))
+    array_bytes = _engine_bytes(
+        engine, _engine_folder(base, with_embedder or bool(static_model), static_model, vector_backend)
+    )
     log("naive baselines")
     naive = _naive(engine, qtexts, vectors, qvecs)
+    if vector_backend != "faiss":
+        getattr(
+            engine.vector_index, "close", lambda: None
+        )()  # stops the embedded milvus-lite engine now rather than at exit
     return {
         "bench": "match",
         "n": n,
         "queries": len(qtexts),
         "k": SEARCH_K,
         "embedder": getattr(embedder, "name", None),
+        "vector_backend": vector_backend if embedder is not None else None,
         "vector_kind": getattr(engine.vector_index, "kind", None),
         **build,
         "engine_bytes_per_firm": round(sum(array_bytes.values()) / n) if n else None,

@@ -30,6 +30,26 @@ def test_bench_match_prints_latency_and_naive_baseline(tmp_path):
     assert again["engine"]["default"]["search_top100"]["samples"] == 4
 
 
+def test_bench_match_on_milvus_ranks_as_on_faiss(tmp_path, monkeypatch):
+    from matching.engine import channels, dense
+
+    # Search as pools above the statistics sample do (MaxScore, the dense channel's candidate search limited to a few
+    # hits), so that Milvus's own filtered search takes part.
+    monkeypatch.setattr(channels, "STATS_SAMPLE", 50)
+    monkeypatch.setattr(dense, "DENSE_CANDIDATES", 8)
+    args = ["match", "--n", "300", "--queries", "4", "--json"]
+    faiss = run_bench([*args, "--work", str(tmp_path / "faiss")])
+    milvus = run_bench([*args, "--work", str(tmp_path / "milvus"), "--vector-backend", "milvus"])
+    assert faiss["vector_backend"] == "faiss" and milvus["vector_backend"] == "milvus"
+    assert milvus["build_seconds"] > 0 and MACHINE_KEYS <= set(milvus["machine"])
+    for label in ("all_channels", "default"):
+        by_filter = milvus["engine"][label]["by_filter"]
+        assert set(by_filter) == {"none", "province", "other_city_active", "roster_excluded"}
+        assert all(f["samples"] == 1 and f["p95_ms"] >= f["p50_ms"] > 0 for f in by_filter.values())
+        # Region and status as a field filter inside Milvus give the top hits the id lists give on faiss.
+        assert milvus["engine"][label]["top10_sha1"] == faiss["engine"][label]["top10_sha1"], label
+
+
 def test_bench_import_prints_rows_per_second():
     data = run_bench(["import", "--n", "200", "--json"])
     (sqlite,) = data["results"]

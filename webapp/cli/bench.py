@@ -91,6 +91,14 @@ def bench_group() -> None:
     help="Embed with this trained static embedder folder (MODEL_DIR/static/<digest>) instead of the "
     "built-in LSA; its encoding time is reported.",
 )
+@click.option(
+    "--vector-backend",
+    type=click.Choice(["faiss", "milvus"]),
+    default="faiss",
+    show_default=True,
+    help="Where the engine keeps its vectors. milvus: embedded milvus-lite, documents with province/city/status "
+    "fields, region and status filters given as a field filter (as the web service does), the roster as ids.",
+)
 @click.option("--force", is_flag=True, help="Run even when the engine is estimated not to fit in memory.")
 @_work_option
 @_json_option
@@ -100,6 +108,7 @@ def bench_match(
     queries: int,
     lexical_only: bool,
     static_model: str | None,
+    vector_backend: str,
     force: bool,
     work: str | None,
     as_json: bool,
@@ -118,6 +127,7 @@ def bench_match(
             force=force,
             folder=work,
             static_model=static_model,
+            vector_backend=vector_backend,
         ),
         as_json,
     )
