@@ -174,11 +174,13 @@ def cancel(job_id: int):
     from webapp.services.audit import record
 
     job = _job_or_404(job_id)
-    record("import.cancel", "import_job", job.id, filename=job.filename)  # committed with the cancel
+    # The cancel flag first: a running import holds SQLite's write lock until it stops, so the audit entry (a
+    # write) can only be flushed once the import has seen the flag and rolled back.
     outcome = cancel_job(current_app._get_current_object(), db.session, job)
     if not outcome:
         db.session.rollback()
         return _after_action(job, "该导入已结束，无需取消。", "warning")
+    record("import.cancel", "import_job", job.id, filename=job.filename)  # committed with the cancel
     db.session.commit()
     if outcome == control.CANCELLED:
         return _after_action(job, "导入已取消。", "success")
