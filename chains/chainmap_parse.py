@@ -13,34 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from chains.chain_models import STAGES
+from chains.enterprises.normalize import SECTION_DIVISIONS
 from chains.yaml_marks import MarkedDict, line_of, load_marked, read_text
 
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 INDUSTRY_CODE_RE = re.compile(r"^([A-T])(\d{2}|\d{3}|\d{4})?$")
-
-# GB/T 4754-2017: 门类 letter -> range of its 大类 (two-digit division) codes.
-GBT4754_SECTIONS: dict[str, tuple[int, int]] = {
-    "A": (1, 5),
-    "B": (6, 12),
-    "C": (13, 43),
-    "D": (44, 46),
-    "E": (47, 50),
-    "F": (51, 52),
-    "G": (53, 60),
-    "H": (61, 62),
-    "I": (63, 65),
-    "J": (66, 69),
-    "K": (70, 70),
-    "L": (71, 72),
-    "M": (73, 75),
-    "N": (76, 79),
-    "O": (80, 82),
-    "P": (83, 83),
-    "Q": (84, 85),
-    "R": (86, 90),
-    "S": (91, 96),
-    "T": (97, 97),
-}
 
 CHAIN_KEYS = ("id", "name", "sector", "version", "description", "source", "links", "supply")
 LINK_KEYS = (
@@ -81,7 +58,7 @@ def industry_code_problem(code: Any) -> str | None:
         return f"行业代码格式错误：{code}（应为门类字母 A–T 加 2/3/4 位数字，如 C3841）"
     letter, digits = match.group(1), match.group(2)
     if digits:
-        low, high = GBT4754_SECTIONS[letter]
+        low, high = SECTION_DIVISIONS[letter]
         division = int(digits[:2])
         if not low <= division <= high:
             return f"行业代码 {code} 的大类 {digits[:2]} 不属于门类 {letter}（应为 {low:02d}–{high:02d}）"

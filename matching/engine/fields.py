@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from matching.engine.pool import Document, Pool
-from matching.vectors.filters import Condition, FieldFilter, condition_mask
+from matching.vectors.filters import Condition, FieldFilter, combine, condition_mask
 
 MASK_CACHE_SIZE = 16  # filters whose row masks are kept per pool state (a web page set repeats a few filters)
 
@@ -105,13 +105,7 @@ class FieldColumns:
         self._current()
         out = self._masks.get(flt)
         if out is None:
-            count = len(self._pool.row_ids)
-            out = np.ones(count, bool)
-            for clause in flt.clauses:
-                passed = np.zeros(count, bool)
-                for c in clause:
-                    passed |= self.column(c.field).condition(c)
-                out &= passed
+            out = combine(flt, len(self._pool.row_ids), lambda c: self.column(c.field).condition(c))
             out.flags.writeable = False
             if len(self._masks) >= MASK_CACHE_SIZE:
                 self._masks.pop(next(iter(self._masks)))

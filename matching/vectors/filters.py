@@ -15,7 +15,7 @@ Milvus's answer. Filters that cannot be written this way (a roster, any set of i
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,13 +108,23 @@ def condition_mask(c: Condition, column: Sequence[Any]) -> np.ndarray:
     return ~passes if c.op in ("not_in", "ne") else passes
 
 
-def mask(flt: FieldFilter, columns: Mapping[str, Sequence[Any]], count: int) -> np.ndarray:
-    """Which of `count` rows pass `flt`, given each field's values per row (a missing field: every value empty)."""
+def combine(flt: FieldFilter, count: int, passing: Callable[[Condition], np.ndarray]) -> np.ndarray:
+    """Which of `count` rows pass `flt`, given the rows `passing(c)` each of its conditions lets through: every clause
+    holds, a clause when any of its conditions does."""
     out = np.ones(count, bool)
     for clause in flt.clauses:
         passed = np.zeros(count, bool)
         for c in clause:
-            column = columns.get(c.field)
-            passed |= condition_mask(c, [None] * count if column is None else column)
+            passed |= passing(c)
         out &= passed
     return out
+
+
+def mask(flt: FieldFilter, columns: Mapping[str, Sequence[Any]], count: int) -> np.ndarray:
+    """Which of `count` rows pass `flt`, given each field's values per row (a missing field: every value empty)."""
+
+    def passing(c: Condition) -> np.ndarray:
+        column = columns.get(c.field)
+        return condition_mask(c, [None] * count if column is None else column)
+
+    return combine(flt, count, passing)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Mapping
 
 from webapp.services.match.filter_fields import (
+    FIELDS_BY_NAME,
     FILTER_FIELDS,
     KIND_FLAG,
     KIND_INTEGER,
@@ -37,7 +38,7 @@ _SPLIT = re.compile(r"[，,、；;\s]+")
 
 def supported(name: str) -> bool:
     """Whether the match service understands filter `name` (only those are offered in the form)."""
-    return name in {f.name for f in fields(CandidateFilters)}
+    return name in FIELDS_BY_NAME
 
 
 @dataclass

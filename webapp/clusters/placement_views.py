@@ -117,11 +117,12 @@ def placement_run(cluster_id: str):
 @role_required(*STAFF_ROLES)
 def placement_cancel(cluster_id: str):
     cluster = get_cluster(cluster_id)
-    audit("assignment.place_cancel", "cluster", cluster_id, cluster_id=cluster_id)  # committed with the cancel
+    # The cancel flag before the audit entry, as for imports: the entry's write must not wait for a running job.
     outcome = cancel_run(cluster_id)
     if not outcome:
         db.session.rollback()
         return _done(cluster, "当前没有正在进行的自动归位。", "warning", 200)
+    audit("assignment.place_cancel", "cluster", cluster_id, cluster_id=cluster_id)  # committed with the cancel
     db.session.commit()
     logger.info("user %s cancelled placement for %s", current_user.id, cluster_id)
     if outcome == control.CANCELLED:
