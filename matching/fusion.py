@@ -66,10 +66,14 @@ def pretrained_dense_weight(profile_chars: float) -> float:
     return round(float(PRETRAINED_DENSE_SHORT + t * (PRETRAINED_DENSE_LONG - PRETRAINED_DENSE_SHORT)), 3)
 
 
+def median_profile_chars(texts: Sequence[str]) -> float:
+    """The median length in characters of a pool's profile texts (what the pool rules read)."""
+    return float(np.median([len(t) for t in texts])) if len(texts) else 0.0
+
+
 def pretrained_weights(texts: Sequence[str]) -> "FusionWeights":
     """Default fusion weights for a pool of profile texts searched with a pretrained embedder."""
-    chars = float(np.median([len(t) for t in texts])) if len(texts) else 0.0
-    return FusionWeights(dense=pretrained_dense_weight(chars))
+    return FusionWeights(dense=pretrained_dense_weight(median_profile_chars(texts)))
 
 
 def zscore(scores: np.ndarray) -> np.ndarray:

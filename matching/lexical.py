@@ -2,6 +2,7 @@
 
 Each channel keeps what a pool of a million firms needs and nothing more:
 - term counts, row-major (int32; the source of truth, so added or removed firms only re-weight, never re-tokenise),
+  and for BM25 each entry's best-segment length/tf ratio (matching.segments);
 - the weights column-major (float32 CSC), so a query reads only its own terms' postings,
 - per-term maxima (the bound MaxScore pruning needs, matching.sparse_topk).
 Rows are positions 0..n-1; the engine maps them to document ids. Query terms carry weight 1 per distinct term
@@ -19,6 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from matching.analysis import ANALYZERS, Vocabulary, count_matrices
+from matching.segments import SEGMENT_K1, SegmentCounts, best_segments, count_segments
 
 # BM25 parameters measured on the ICKG dev benchmark: short, patent-title profiles prefer a low length
 # penalty (b) and quick term-frequency saturation (k1); 0.9/0.4 is also the Anserini default.
@@ -127,40 +129,84 @@ class _Channel:
             self.col_max[nonempty] = np.maximum.reduceat(csc.data, csc.indptr[nonempty])
 
 
-class BM25Channel(_Channel):
-    """BM25 (Lucene idf, no (k1 + 1) factor) over the tokens of one analyzer."""
+def bm25_weights(
+    idf: np.ndarray,
+    tf: np.ndarray,
+    length_norm: np.ndarray,
+    ratio: np.ndarray,
+    share: float,
+    segment_c: float,
+) -> np.ndarray:
+    """float32 BM25 weights of entries (idf of each entry's term, tf, its row's length norm, its best segment's
+    length/tf ratio): idf · ((1 − share) · tf / (tf + length_norm) + share / (1 + segment_c · ratio)).
+    matching.sparse_topk's bm25_rows computes the same operations in the same order."""
+    idf64, tf64 = idf.astype(np.float64), tf.astype(np.float64)
+    if share == 0.0:
+        return (idf64 * tf64 / (length_norm + tf64)).astype(np.float32)
+    seg = 1.0 / (1.0 + segment_c * ratio.astype(np.float64))
+    sat = seg if share == 1.0 else (1.0 - share) * (tf64 / (length_norm + tf64)) + share * seg
+    return (idf64 * sat).astype(np.float32)
 
-    def __init__(self, analyzer: str = "word", k1: float = BM25_K1, b: float = BM25_B) -> None:
+
+class BM25Channel(_Channel):
+    """BM25 (Lucene idf, no (k1 + 1) factor) over the tokens of one analyzer; a term's saturation mixes the whole
+    profile's and the term's best segment's (matching.segments) by the channel's `segment_share`."""
+
+    def __init__(self, analyzer: str = "word", k1: float = BM25_K1, b: float = BM25_B, segment_share: float = 0.0):
         super().__init__()
         self.analyzer = _ANALYZER_NAMES[analyzer]
         self.k1, self.b = k1, b
+        self.segment_share = float(segment_share)
         self.counts: sp.csr_matrix = sp.csr_matrix((0, 0), dtype=np.int32)
         self.length_norm = np.zeros(0, np.float64)  # k1 · (1 − b + b · dl / avgdl) per row
+        self.ratio = np.zeros(0, np.float32)  # per entry of `counts`: its best segment's length / tf
+        self.segments = np.zeros(0, np.int32)  # per row: number of segments
+        self.segment_length = np.zeros(0, np.float64)  # per row: summed length of its segments
+        self.segment_c = 0.0  # SEGMENT_K1 / the pool's average segment length
 
     # ---- building ---------------------------------------------------------------------------
     def build(self, texts: Sequence[str], tokens: Sequence[list[str]] | None = None, workers: int | None = 1) -> None:
-        """Index the texts (or their pre-computed tokens)."""
+        """Index the texts, segment by segment (or their pre-computed tokens, one segment per text)."""
         self.vocab = Vocabulary()
         if tokens is None:
-            counts = count_matrices(texts, [self.analyzer], {self.analyzer: self.vocab}, workers=workers)[self.analyzer]
+            segments = count_segments(texts, [self.analyzer], {self.analyzer: self.vocab}, workers=workers)
+            self.set_segments(segments[self.analyzer])
         else:
-            counts = _count_tokens(tokens, self.vocab)
-        self.set_counts(counts)
+            self.set_counts(_count_tokens(tokens, self.vocab))
 
     def set_counts(self, counts: sp.csr_matrix) -> None:
-        """Use these term counts (rows × vocabulary) and compute the weights."""
-        counts = _widen(counts.tocsr(), len(self.vocab))
-        counts.sort_indices()
-        self.counts = counts
+        """Use these term counts (rows × vocabulary, each row one segment) and compute the weights."""
+        self.set_segments(SegmentCounts.whole(counts))
+
+    def set_segments(self, segments: SegmentCounts) -> None:
+        """Use these documents' segment counts (over this channel's vocabulary) and compute the weights."""
+        best = best_segments(segments.widened(len(self.vocab)))
+        self.counts, self.ratio = best.counts, best.ratio
+        self.segments, self.segment_length = best.segments, best.segment_length
         self._reweight()
 
-    def update(self, keep: np.ndarray, counts: sp.csr_matrix) -> None:
-        """Keep the rows where `keep` is True, append `counts` (over the current, possibly grown, vocabulary) and
-        recompute every weight (idf and average length change)."""
+    def update(self, keep: np.ndarray, segments: SegmentCounts | sp.csr_matrix) -> None:
+        """Keep the rows where `keep` is True, append the new documents' rows (segment counts over the current,
+        possibly grown, vocabulary; a plain count matrix is one segment per row) and recompute every weight (idf and
+        the average lengths change)."""
+        if not isinstance(segments, SegmentCounts):
+            segments = SegmentCounts.whole(segments)
         width = len(self.vocab)
-        kept = self.counts[np.flatnonzero(keep)] if not keep.all() else self.counts
-        self.counts = sp.vstack([_widen(kept, width), _widen(counts.tocsr(), width)], format="csr")
-        self.counts.sort_indices()
+        new = best_segments(segments.widened(width))
+        rows = np.flatnonzero(keep)
+        if keep.all():
+            kept, kept_ratio = self.counts, self.ratio
+        else:
+            kept, kept_ratio = self.counts[rows], self.ratio[np.repeat(keep, np.diff(self.counts.indptr))]
+        self.counts = sp.vstack([_widen(kept, width), _widen(new.counts, width)], format="csr")
+        self.ratio = np.concatenate([kept_ratio, new.ratio]).astype(np.float32, copy=False)
+        self.segments = np.concatenate([self.segments[rows], new.segments]).astype(np.int32, copy=False)
+        self.segment_length = np.concatenate([self.segment_length[rows], new.segment_length])
+        self._reweight()
+
+    def set_segment_share(self, share: float) -> None:
+        """Weigh the channel with another best-segment share (the engine fixes it when the index is built)."""
+        self.segment_share = float(share)
         self._reweight()
 
     def _reweight(self) -> None:
@@ -174,20 +220,29 @@ class BM25Channel(_Channel):
         idf[seen] = np.log(1 + (n - df[seen] + 0.5) / (df[seen] + 0.5))
         self.idf = idf.astype(np.float32)
         self.length_norm = self.k1 * ((1 - self.b) + self.b * lengths / avgdl) if avgdl else np.full(n, self.k1)
-        self._set_columns(self._weights_of(counts, np.arange(n)))
+        total = float(self.segment_length.sum())
+        self.segment_c = SEGMENT_K1 * float(self.segments.sum()) / total if total > 0 else SEGMENT_K1
+        self._set_columns(self._weights_of(counts, np.arange(n), self.ratio))
 
-    def _weights_of(self, counts: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
-        tf = counts.data.astype(np.float64)
+    def _weights_of(self, counts: sp.csr_matrix, rows: np.ndarray, ratio: np.ndarray) -> sp.csr_matrix:
         row_of_entry = np.repeat(rows, np.diff(counts.indptr))
-        data = (self.idf[counts.indices].astype(np.float64) * tf / (self.length_norm[row_of_entry] + tf)).astype(
-            np.float32
+        data = bm25_weights(
+            self.idf[counts.indices],
+            counts.data,
+            self.length_norm[row_of_entry],
+            ratio,
+            self.segment_share,
+            self.segment_c,
         )
         return sp.csr_matrix((data, counts.indices, counts.indptr), shape=counts.shape)
 
     # ---- reading ----------------------------------------------------------------------------
     def row_weights(self, rows: np.ndarray) -> sp.csr_matrix:
         rows = np.asarray(rows, np.int64)
-        return self._weights_of(self.counts[rows], rows)
+        indptr = self.counts.indptr
+        starts, sizes = indptr[rows], indptr[rows + 1] - indptr[rows]
+        entries = np.repeat(starts - np.cumsum(sizes) + sizes, sizes) + np.arange(int(sizes.sum()))
+        return self._weights_of(self.counts[rows], rows, self.ratio[entries])
 
     def row_terms(self, row: int) -> np.ndarray:
         """Column ids of the row's distinct terms (ascending)."""
@@ -207,6 +262,9 @@ class BM25Channel(_Channel):
             folder,
             idf=self.idf,
             length_norm=self.length_norm,
+            ratio=self.ratio,
+            segments=self.segments,
+            segment_length=self.segment_length,
             col_max=self.col_max,
             **_csr_arrays("counts", self.counts),
             **_csr_arrays("columns", self.columns),
@@ -217,6 +275,8 @@ class BM25Channel(_Channel):
                     "analyzer": self.analyzer,
                     "k1": self.k1,
                     "b": self.b,
+                    "segment_share": self.segment_share,
+                    "segment_c": self.segment_c,
                     "shape": list(self.counts.shape),
                     "terms": self.vocab.terms,
                 },
@@ -230,10 +290,14 @@ class BM25Channel(_Channel):
         """With `mmap`, the arrays stay in the files (read-only, shared by every process that maps them)."""
         folder = Path(folder)
         meta = json.loads((folder / "bm25.json").read_text(encoding="utf-8"))
-        channel = cls(meta["analyzer"], meta["k1"], meta["b"])
+        channel = cls(meta["analyzer"], meta["k1"], meta["b"], meta["segment_share"])
         shape = channel._load_shared(folder, meta, mmap)
         channel.counts = _load_sparse(folder, "counts", shape, sp.csr_matrix, mmap)
         channel.length_norm = _load_array(folder, "length_norm", mmap)
+        channel.ratio = _load_array(folder, "ratio", mmap)
+        channel.segments = _load_array(folder, "segments", mmap)
+        channel.segment_length = _load_array(folder, "segment_length", mmap)
+        channel.segment_c = float(meta["segment_c"])
         return channel
 
 

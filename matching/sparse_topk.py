@@ -87,6 +87,9 @@ def _compile() -> _Kernels:
             counts: np.ndarray,
             idf: np.ndarray,
             length_norm: np.ndarray,
+            ratio: np.ndarray,
+            share: float,
+            segment_c: float,
             rows: np.ndarray,
             qslot: np.ndarray,
             qvals: np.ndarray,
@@ -101,7 +104,15 @@ def _compile() -> _Kernels:
                     j = qslot[indices[a]]
                     if j:
                         tf = np.float64(counts[a])
-                        w = np.float32(np.float64(idf[indices[a]]) * tf / (length_norm[r] + tf))
+                        idf64 = np.float64(idf[indices[a]])
+                        if share == 0.0:  # matching.lexical.bm25_weights, operation for operation
+                            w = np.float32(idf64 * tf / (length_norm[r] + tf))
+                        else:
+                            seg = 1.0 / (1.0 + segment_c * np.float64(ratio[a]))
+                            if share == 1.0:
+                                w = np.float32(idf64 * seg)
+                            else:
+                                w = np.float32(idf64 * ((1.0 - share) * (tf / (length_norm[r] + tf)) + share * seg))
                         s += w * qvals[j - 1]
                 out[i] = s
 
@@ -220,6 +231,9 @@ def bm25_row_scores(channel: BM25Channel, rows: np.ndarray, cols: np.ndarray, va
         m.data,
         channel.idf,
         channel.length_norm,
+        channel.ratio,
+        float(channel.segment_share),
+        float(channel.segment_c),
         np.asarray(rows, np.int64),
         _slots(m.shape[1], cols),
         np.asarray(vals, np.float32),

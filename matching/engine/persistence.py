@@ -1,6 +1,6 @@
 """Saving and loading an engine folder; nothing is tokenised or encoded again on load.
 
-Layout of a saved engine (FORMAT_VERSION 2: count matrices + column-major weights, no token lists):
+Layout of a saved engine (FORMAT_VERSION 4: count matrices, BM25 best-segment ratios, column-major weights):
 - `engine.json`: weights, exact_max, count, embedder name, build times, format, vector backend;
 - `documents.jsonl`: one document a line, in row order (its "fields" only when it has any);
 - `bm25_word/`, `bm25_char/`, `tfidf/`: the lexical channels (matching.lexical; loadable memory-mapped);
@@ -28,9 +28,9 @@ from matching.fusion import FusionWeights
 from matching.lexical import BM25Channel, CharTfidfChannel
 from matching.vectors import load_vector_index, meta_path
 
-FORMAT_VERSION = (
-    3  # 2: count matrices + column-major weights, no token lists; 3: dense moments, dense re-ranker features
-)
+# 2: count matrices + column-major weights, no token lists; 3: dense moments, dense re-ranker features; 4: BM25
+# best-segment ratios and the segment share (matching.segments)
+FORMAT_VERSION = 4
 ENGINE_FILE = "engine.json"
 VECTORS_FILE = "vectors.faiss"
 LEARNED_FILE = "learned.pkl"

@@ -36,10 +36,11 @@ class Document:
 
 
 def indexed_text(doc: Document) -> str:
-    """The text the word and character BM25 channels index: the profile plus the name and products it lacks."""
-    text = doc.text if doc.name in doc.text else f"{doc.name} {doc.text}"
+    """The text the word and character BM25 channels index: the profile plus the name and products it lacks, each its
+    own segment (matching.segments)."""
+    text = doc.text if doc.name in doc.text else f"{doc.name}；{doc.text}"
     if doc.products and doc.products not in text:
-        text = f"{text} {doc.products}"
+        text = f"{text}；{doc.products}"
     return text
 
 

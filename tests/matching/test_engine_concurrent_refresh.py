@@ -44,5 +44,5 @@ def test_concurrent_searches_apply_pending_additions_once(monkeypatch):
     for thread in threads:
         thread.join()
     assert not errors, errors
-    assert len(engine._lexical.bm25.length_norm) == len(docs) + len(new)
+    assert engine.channels["bm25"].counts.shape[0] == len(docs) + len(new)
     assert all(set(ids) == {d.id for d in new} for ids in results)
