@@ -167,6 +167,25 @@ def app(request, database_url, tmp_path):
     dispose(app)
 
 
+@pytest.fixture(scope="session")
+def world_snapshots(tmp_path_factory):
+    """The session's built worlds (tests/worlds/snapshots.py), per backend and app config."""
+    from tests.worlds.snapshots import WorldSnapshots
+
+    snapshots = WorldSnapshots(tmp_path_factory.mktemp("worlds"), make_app, PG_URL, _pg_schema_url)
+    yield snapshots
+    snapshots.close()
+
+
+@pytest.fixture
+def world_copy(request, app, world_snapshots):
+    """`world_copy(build)`: a copy, in this test's app, of the world `build(app)` makes (built once per session,
+    backend and `app_config`); returns a copy of what `build` returned. Ask for it before anything writes."""
+    marker = request.node.get_closest_marker("app_config")
+    overrides = marker.kwargs if marker else {}
+    return lambda build: world_snapshots.restore(app, build, overrides)
+
+
 @pytest.fixture
 def client(app):
     return app.test_client()

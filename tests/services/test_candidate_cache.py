@@ -9,7 +9,7 @@ import pytest
 
 from chains.cluster_models import RosterEntry
 from chains.enterprise_models import Enterprise
-from tests.worlds.match_seed import CHAIN_ID, CLUSTER_ID, seed, seeded  # noqa: F401 - seeded is a fixture
+from tests.worlds.match_seed import CHAIN_ID, CLUSTER_ID, copy_indexed, seeded  # noqa: F401 - seeded is a fixture
 from webapp.extensions import db
 from webapp.services import match as matchsvc
 from webapp.services.match import store
@@ -104,11 +104,9 @@ def _mask(html: str) -> str:
 
 
 @pytest.fixture
-def seeded_site(app):
+def seeded_site(app, world_copy):
     """Seeded and indexed, with no app context left pushed (requests must get their own, as in production)."""
-    with app.app_context():
-        seed(db.session)
-        matchsvc.sync(db.session, app)
+    copy_indexed(app, world_copy)
 
 
 def test_rendered_fragment_cache_keeps_tokens_feedback_and_leads_current(app, seeded_site, auth, client):

@@ -7,14 +7,14 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from tests.worlds.candidates import CLUSTER, OTHER_CLUSTER, STEEL, XSS_NAME, seed
+from tests.worlds.candidates import CLUSTER, OTHER_CLUSTER, STEEL, XSS_NAME, copy_seeded
 from webapp.extensions import db
 from webapp.suppliers.models import MatchmakingRequest, SupplierShortlist
 
 
 @pytest.fixture
-def world(app):
-    return seed(app)
+def world(app, world_copy):
+    return copy_seeded(app, world_copy)
 
 
 def _supplier_ids(html: str) -> list[int]:

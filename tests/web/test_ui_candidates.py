@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from chains.feedback_models import CandidateFeedback
-from tests.worlds.candidates import CLUSTER, OTHER_CLUSTER, STEEL, XSS_NAME, seed
+from tests.worlds.candidates import CLUSTER, OTHER_CLUSTER, STEEL, XSS_NAME, copy_seeded
 from webapp.candidates.views import PAGE_SIZE
 from webapp.extensions import db
 from webapp.leads.models import Lead
@@ -17,8 +17,8 @@ URL = f"/candidates/{CLUSTER}/{STEEL}"
 
 
 @pytest.fixture
-def world(app):
-    return seed(app)
+def world(app, world_copy):
+    return copy_seeded(app, world_copy)
 
 
 def _names(html: str) -> list[str]:

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from chains.enterprise_models import Enterprise
-from tests.worlds.candidates import CLUSTER, STEEL, seed
+from tests.worlds.candidates import CLUSTER, STEEL, copy_seeded
 from webapp.extensions import db
 from webapp.services.match import CandidateFilters
 
@@ -16,8 +16,8 @@ BASE = {"f": "1", "active_only": "1", "exclude_cluster_firms": "1"}
 
 
 @pytest.fixture
-def world(app):
-    ids = seed(app)
+def world(app, world_copy):
+    ids = copy_seeded(app, world_copy)
     with app.app_context():  # a firm with no region at all: an excluded region must not drop it
         firm = Enterprise(
             name="无地区船板公司",

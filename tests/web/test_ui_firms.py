@@ -6,15 +6,15 @@ import re
 
 import pytest
 
-from tests.worlds.candidates import CLUSTER, OTHER_CLUSTER, STEEL, XSS_NAME, seed
+from tests.worlds.candidates import CLUSTER, OTHER_CLUSTER, STEEL, XSS_NAME, copy_seeded
 from webapp.extensions import db
 from webapp.firms.views import PAGE_SIZE
 from webapp.leads.service import create_lead
 
 
 @pytest.fixture
-def world(app):
-    return seed(app)
+def world(app, world_copy):
+    return copy_seeded(app, world_copy)
 
 
 def _ids(html: str) -> list[int]:

@@ -148,3 +148,16 @@ def seed(app) -> dict:
         ids = build_world(db.session)
     build_index(app)
     return ids
+
+
+def copy_seeded(app, world_copy) -> dict:
+    """A copy of the session's `seed` world in `app`, its saved index loaded as after `seed`."""
+    from webapp.extensions import db
+    from webapp.services.match import sync
+
+    ids = world_copy(seed)
+    with app.app_context():
+        # The copied index is loaded as a restarted process loads it: its metadata fits the copy, so no rebuild.
+        result = sync(db.session, app)
+    assert not result.rebuilt, result.reason
+    return ids

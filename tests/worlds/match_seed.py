@@ -184,10 +184,27 @@ def seed(session) -> dict[str, int]:
     return ids
 
 
-@pytest.fixture
-def seeded(app):
-    """The seeded world, indexed: name → id."""
+def build_indexed(app) -> dict[str, int]:
+    """The seeded world with its index built and saved (as `chainmatch init` leaves it): name → id."""
     with app.app_context():
         ids = seed(db.session)
         matchsvc.sync(db.session, app)
+    return ids
+
+
+def copy_indexed(app, world_copy) -> dict[str, int]:
+    """A copy of the session's `build_indexed` world in `app`, its saved index loaded: name → id."""
+    ids = world_copy(build_indexed)
+    with app.app_context():
+        # The copied index is loaded as a restarted process loads it: its metadata fits the copy, so no rebuild.
+        result = matchsvc.sync(db.session, app)
+    assert not result.rebuilt, result.reason
+    return ids
+
+
+@pytest.fixture
+def seeded(app, world_copy):
+    """The seeded world, indexed: name → id."""
+    ids = copy_indexed(app, world_copy)
+    with app.app_context():
         yield ids
