@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from chains.chain_models import Chain, ChainVersion
 from chains.cluster_models import LinkAssignment
-from tests.worlds.clusters import CHAIN, CLUSTER_A, CLUSTER_B, build_world
+from tests.worlds.clusters import CHAIN, CLUSTER_A, CLUSTER_B, build_app_world
 from webapp.extensions import db
 from webapp.services.audit.models import AuditEntry
 
@@ -18,9 +18,8 @@ EDIT = f"/chains/{CHAIN}"
 
 
 @pytest.fixture
-def world(app):
-    with app.app_context():
-        return build_world(db.session)
+def world(world_copy):
+    return world_copy(build_app_world)
 
 
 def _current(app) -> ChainVersion:

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from chains.cluster_models import Cluster, ClusterIndicator, RosterEntry
-from tests.worlds.clusters import CHAIN, CLUSTER_A, CLUSTER_B, build_world
+from tests.worlds.clusters import CHAIN, CLUSTER_A, CLUSTER_B, build_app_world
 from webapp.extensions import db
 from webapp.services.audit.models import AuditEntry
 
@@ -14,9 +14,8 @@ A = f"/clusters/{CLUSTER_A}"
 
 
 @pytest.fixture
-def world(app):
-    with app.app_context():
-        return build_world(db.session)
+def world(world_copy):
+    return world_copy(build_app_world)
 
 
 def _rule_row(html: str, name: str) -> str:

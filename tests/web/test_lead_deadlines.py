@@ -9,7 +9,7 @@ import pytest
 
 from chains.db import utcnow
 from tests.conftest import make_app
-from tests.worlds.clusters import CHAIN, CLUSTER_A, build_world
+from tests.worlds.clusters import CHAIN, CLUSTER_A, build_app_world, build_world
 from webapp.extensions import db
 from webapp.leads.deadlines import add_workdays, lead_clocks
 from webapp.leads.models import Lead
@@ -17,9 +17,8 @@ from webapp.leads.service import add_progress, change_stage, create_lead, set_fe
 
 
 @pytest.fixture
-def world(app):
-    with app.app_context():
-        return build_world(db.session)
+def world(world_copy):
+    return world_copy(build_app_world)
 
 
 def _aged_lead(app, world, days: int, stage: str | None = None, firm: str = "candidate") -> int:

@@ -7,16 +7,15 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import select
 
-from tests.worlds.clusters import CHAIN, CLUSTER_A, CLUSTER_B, build_world
+from tests.worlds.clusters import CHAIN, CLUSTER_A, CLUSTER_B, build_app_world
 from webapp.extensions import db
 from webapp.leads.models import Lead, LeadEvent, LeadProject
 from webapp.leads.projects import project_state, what_if
 
 
 @pytest.fixture
-def world(app):
-    with app.app_context():
-        return build_world(db.session)
+def world(world_copy):
+    return world_copy(build_app_world)
 
 
 def _signed_lead(app, auth, world) -> int:

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from chains.db import utcnow
 from chains.enterprise_models import Enterprise
-from tests.worlds.clusters import CHAIN, CLUSTER_A, CLUSTER_B, XSS_NAME, build_world
+from tests.worlds.clusters import CHAIN, CLUSTER_A, CLUSTER_B, XSS_NAME, build_app_world
 from webapp.extensions import db
 from webapp.leads.models import CLAIM_FIRST, CLAIM_SECOND, CoordinationRequest, Lead, LeadEvent
 
@@ -17,9 +17,8 @@ SECRET = "甲区内部备注：企业老板下周来访"
 
 
 @pytest.fixture
-def world(app):
-    with app.app_context():
-        return build_world(db.session)
+def world(world_copy):
+    return world_copy(build_app_world)
 
 
 def _create(auth, firm: int, cluster: str, **kwargs):

@@ -16,16 +16,15 @@ from tests.worlds.clusters import (
     XSS_NAME,
     XSS_NOTE,
     assert_htmx_indicators,
-    build_world,
+    build_app_world,
 )
 from webapp.extensions import db
 from webapp.leads.models import Lead, LeadEvent
 
 
 @pytest.fixture
-def world(app):
-    with app.app_context():
-        return build_world(db.session)
+def world(world_copy):
+    return world_copy(build_app_world)
 
 
 def _create(auth, world, cluster=CLUSTER_A, firm_key="candidate", link="tc-control", **kwargs):

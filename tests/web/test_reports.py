@@ -7,8 +7,7 @@ import io
 import pytest
 from docx import Document
 
-from tests.worlds.clusters import CHAIN, CLUSTER_A, CLUSTER_B, XSS_NAME, build_world
-from webapp.extensions import db
+from tests.worlds.clusters import CHAIN, CLUSTER_A, CLUSTER_B, XSS_NAME, build_app_world
 from webapp.reports.charts import png_bytes, stacked_bars
 
 SECTIONS = (
@@ -22,9 +21,8 @@ SECTIONS = (
 
 
 @pytest.fixture
-def world(app):
-    with app.app_context():
-        return build_world(db.session)
+def world(world_copy):
+    return world_copy(build_app_world)
 
 
 def _text(data: bytes) -> tuple[str, int]:

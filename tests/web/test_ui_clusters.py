@@ -24,7 +24,7 @@ from tests.worlds.clusters import (
     XSS_NAME,
     XSS_NOTE,
     assert_htmx_indicators,
-    build_world,
+    build_app_world,
 )
 from webapp.extensions import db
 
@@ -33,9 +33,8 @@ B = f"/clusters/{CLUSTER_B}"
 
 
 @pytest.fixture
-def world(app):
-    with app.app_context():
-        return build_world(db.session)
+def world(world_copy):
+    return world_copy(build_app_world)
 
 
 def _tile_class(html: str, link_key: str) -> str:

@@ -7,15 +7,14 @@ from datetime import timedelta
 import pytest
 
 from chains.db import utcnow
-from tests.worlds.clusters import CHAIN, CLUSTER_A, CLUSTER_B, build_world
+from tests.worlds.clusters import CHAIN, CLUSTER_A, CLUSTER_B, build_app_world
 from webapp.extensions import db
 from webapp.leads.service import change_stage, create_lead
 
 
 @pytest.fixture
-def world(app):
-    with app.app_context():
-        return build_world(db.session)
+def world(world_copy):
+    return world_copy(build_app_world)
 
 
 def _late_lead(app, world, cluster: str, firm: int, owner: int | None) -> int:

@@ -84,6 +84,14 @@ def build_world(session) -> dict:
     return {"local": [f.id for f in local], "unplaced": unplaced.id, "candidate": candidate.id, "other": other.id}
 
 
+def build_app_world(app) -> dict:
+    """`build_world` in `app` (a world builder for the `world_copy` fixture)."""
+    from webapp.extensions import db
+
+    with app.app_context():
+        return build_world(db.session)
+
+
 def assert_htmx_indicators(html: str) -> int:
     """Every element that issues an htmx request names a loading indicator; returns how many there are."""
     import re
