@@ -35,6 +35,7 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import Engine
 
 from webapp.extensions import db
+from webapp.services.match import engine_state, wait_for_background
 
 Build = Callable[[Flask], Any]
 MakeApp = Callable[..., Flask]
@@ -121,8 +122,6 @@ class WorldSnapshots:
             with self._admin_engine().connect() as conn:
                 conn.execute(text(f"CREATE SCHEMA {_quote(schema)}"))
             url = self._schema_url(schema)
-        from webapp.services.match import engine_state, wait_for_background
-
         template = self._make_app(url, folder, **overrides)
         result = build(template)
         wait_for_background(template)  # background work the builder started (a sync, an embedding job) ends first
