@@ -16,9 +16,9 @@ FIRM = "合成储能电芯有限公司"
 
 
 @pytest.fixture
-def ids(app):
+def ids(world_copy):
     """The seeded chain tev, cluster and firms: name → id."""
-    return seed_data(app)
+    return world_copy(seed_data)
 
 
 @pytest.fixture

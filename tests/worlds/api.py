@@ -75,8 +75,9 @@ CLUSTER = CLUSTER_ID
 
 
 @pytest.fixture
-def ids(app):
-    return seed_data(app)
+def ids(world_copy):
+    """A copy of the session's `seed_data` world: name → id."""
+    return world_copy(seed_data)
 
 
 @pytest.fixture
