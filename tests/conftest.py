@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
 from sqlalchemy import create_engine, create_mock_engine, func, select, text
 
 from webapp import create_app
@@ -121,6 +122,14 @@ def make_app(database_url: str, tmp_path, **overrides):
     return app
 
 
+class ClosingClient(FlaskClient):
+    """The test client, its responses read to the end and closed as a WSGI server closes them (a send_file response
+    keeps its file open until then)."""
+
+    def open(self, *args, buffered: bool = True, **kwargs):
+        return super().open(*args, buffered=buffered, **kwargs)
+
+
 def _new_app(database_url: str, tmp_path, overrides: dict):
     config = {
         "TESTING": True,
@@ -138,7 +147,9 @@ def _new_app(database_url: str, tmp_path, overrides: dict):
         "TASK_QUEUE": "thread",
     }
     config.update(overrides)
-    return create_app(config)
+    app = create_app(config)
+    app.test_client_class = ClosingClient
+    return app
 
 
 @pytest.fixture(scope="session")
