@@ -107,14 +107,12 @@ def count_segments(
     with_head = multi[owner[rows]].astype(np.int32)
     indptr = np.zeros(len(texts) + 1, np.int64)
     np.cumsum(np.where(multi, sizes - 1, sizes), out=indptr[1:])
-    out = {}
-    for name, m in counts.items():
-        head_rows = sp.diags(with_head, format="csr", dtype=np.int32) @ m[heads]
-        own = sp.csr_matrix(
-            (np.ones(len(flat), np.int32), (owner, np.arange(len(flat)))), shape=(len(texts), len(flat))
-        )
-        out[name] = SegmentCounts((m[rows] + head_rows).tocsr(), indptr, (own @ m).tocsr())
-    return out
+    heads_only = sp.diags(with_head, format="csr", dtype=np.int32)  # a single-statement text adds no head
+    own = sp.csr_matrix((np.ones(len(flat), np.int32), (owner, np.arange(len(flat)))), shape=(len(texts), len(flat)))
+    return {
+        name: SegmentCounts((m[rows] + heads_only @ m[heads]).tocsr(), indptr, (own @ m).tocsr())
+        for name, m in counts.items()
+    }
 
 
 def segment_share(profile_chars: float) -> float:
