@@ -152,12 +152,6 @@ def seed(app) -> dict:
 
 def copy_seeded(app, world_copy) -> dict:
     """A copy of the session's `seed` world in `app`, its saved index loaded as after `seed`."""
-    from webapp.extensions import db
-    from webapp.services.match import sync
+    from tests.worlds.snapshots import restore_indexed
 
-    ids = world_copy(seed)
-    with app.app_context():
-        # The copied index is loaded as a restarted process loads it: its metadata fits the copy, so no rebuild.
-        result = sync(db.session, app)
-    assert not result.rebuilt, result.reason
-    return ids
+    return restore_indexed(app, world_copy, seed)

@@ -7,6 +7,7 @@ import pytest
 from chains.chain_models import Chain, ChainLink, ChainVersion
 from chains.cluster_models import Cluster, ClusterChain, RosterEntry
 from chains.enterprise_models import Enterprise, EnterpriseTag
+from tests.worlds.snapshots import restore_indexed
 from webapp.extensions import db
 from webapp.services import match as matchsvc
 
@@ -194,12 +195,7 @@ def build_indexed(app) -> dict[str, int]:
 
 def copy_indexed(app, world_copy) -> dict[str, int]:
     """A copy of the session's `build_indexed` world in `app`, its saved index loaded: name → id."""
-    ids = world_copy(build_indexed)
-    with app.app_context():
-        # The copied index is loaded as a restarted process loads it: its metadata fits the copy, so no rebuild.
-        result = matchsvc.sync(db.session, app)
-    assert not result.rebuilt, result.reason
-    return ids
+    return restore_indexed(app, world_copy, build_indexed)
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import Engine
 
 from webapp.extensions import db
-from webapp.services.match import engine_state, wait_for_background
+from webapp.services.match import engine_state, sync, wait_for_background
 
 Build = Callable[[Flask], Any]
 MakeApp = Callable[..., Flask]
@@ -208,3 +208,13 @@ def copy_rows_script(snapshot: Snapshot, target: str) -> str:
             )
     sequences = [f"SELECT setval('{dst}.{_quote(seq)}', {value}, true)" for seq, value in snapshot.sequences.items()]
     return ";\n".join(["BEGIN", *inserts, *late_updates, *sequences, "COMMIT"]) + ";"
+
+
+def restore_indexed(app: Flask, world_copy: Callable[[Build], Any], build: Build) -> Any:
+    """A copy of `build`'s world (one that saves a match index) in `app`, its saved index loaded as a restarted
+    process loads it; fails if the copy's index had to be rebuilt (its metadata must fit the copy)."""
+    ids = world_copy(build)
+    with app.app_context():
+        result = sync(db.session, app)
+    assert not result.rebuilt, result.reason
+    return ids
