@@ -20,8 +20,10 @@ from sqlalchemy import create_engine, create_mock_engine, func, select, text
 
 from webapp import create_app
 from webapp.extensions import db
+from webapp.services import tasks
 
 PG_URL = os.environ.get("CHAINMATCH_TEST_POSTGRES_URL", "")
+THREAD_JOBS_TIMEOUT_S = 60  # how long a test's teardown waits for the jobs it left running in threads
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 _backend_counts: Counter = Counter()
 
@@ -106,6 +108,9 @@ def database_url(request, tmp_path):
         _fresh_urls.discard(url)
         _backend_counts["postgresql"] += 1
     finally:
+        # A job the test started in a thread (TASK_QUEUE "thread") may still be writing its last row after the page
+        # showed it finished: it ends before its schema is dropped under it.
+        tasks.wait_for_threads(THREAD_JOBS_TIMEOUT_S)
         with admin.connect() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
