@@ -12,7 +12,8 @@ Two places the collection can live:
 
 Vectors are L2-normalised float32 rows searched by inner product (metric "IP"); ids are the int64 primary keys.
 Kind "flat" is an exact FLAT index; kind "ivfpq" is IVF_PQ on a server and IVF_FLAT embedded (milvus-lite has no
-PQ), the index type being saved in the metadata. `allowed_ids` becomes an `id in [...]` filter. Beyond the common
+PQ), the index type being saved in the metadata. `allowed_ids` alone is scored over the local rows (below), with
+`where` it becomes an `id in [...]` filter. Beyond the common
 interface, `index`/`append` take optional scalar `fields` (e.g. {"province": [...]}) stored with each vector (typed
 columns when given to `index` with values of one type — text, int, float, bool, or lists of text such as tags —,
 filled with an empty value for a vector appended without them; dynamic fields otherwise) and `search` takes `where`:
@@ -20,7 +21,12 @@ a Milvus boolean expression over them (e.g. "province == '山东省'") or a matc
 product's region/status/tag filters, written as such an expression), so those filters run inside Milvus rather
 than as id lists (an id list of 26k allowed firms cost ~1.8 s per query at 1M, the scalar filter ~10 ms). Rosters
 and other arbitrary id sets stay `allowed_ids`.
-An in-process copy of the sorted ids answers `ids()`/`len()` and keeps `delete` to present ids.
+A local copy of the vectors (matching.vectors.row_store: float32 rows by id, memory-mapped once saved, written
+beside the saved index as the faiss IVF-PQ backend's re-scoring rows are) answers `ids()`, `len()` and `vectors()`:
+the engine scores every firm a search keeps exactly from its stored vector, and reading those back from Milvus
+(`get` by id) was the largest part of a match query on this backend (docs/performance.md). Milvus does the
+searches by meaning and by field; the copy is what a web worker reads from its own disk, as it reads the lexical
+channels, and what an id list is scored over.
 pymilvus is imported only when an index is created or loaded, so the product needs it only when configured.
 """
 
@@ -51,6 +57,7 @@ from matching.vectors.base import (
 from matching.vectors.filters import FieldFilter, milvus_expression
 from matching.vectors.meta import IndexMismatchError, atomic_write_bytes, check_meta, meta_path, read_meta, write_meta
 from matching.vectors.milvus_connection import public_uri, pymilvus_module, release_lite, server_uri
+from matching.vectors.row_store import RowStore
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +113,7 @@ class MilvusIndex(VectorIndex):
         self.index_type = INDEX_FLAT
         self.nlist: int | None = None
         self.nprobe: int | None = None
-        self._ids = np.zeros(0, np.int64)  # sorted, the ids present in the collection
+        self._rows = RowStore(dim)  # the collection's vectors by id (module docstring)
         self.scalar_fields: dict[str, str] = {}  # typed scalar columns: name → Milvus type (see _column_type)
         self._workdir: Path | None = None
         self._db_file: Path | None = None
@@ -186,7 +193,7 @@ class MilvusIndex(VectorIndex):
         ids, vectors = self._check(ids, vectors)
         self._create_collection(len(ids), fields or {})
         self._write(ids, vectors, fields, upsert=False)
-        self._ids = np.sort(ids)
+        self._rows = RowStore.from_arrays(ids, vectors)
         self.built_at = now()
 
     def append(self, ids: np.ndarray, vectors: np.ndarray, fields: Mapping[str, Sequence[Any]] | None = None) -> None:
@@ -195,7 +202,7 @@ class MilvusIndex(VectorIndex):
         if not len(ids):
             return
         self._write(ids, vectors, fields, upsert=True)
-        self._ids = np.union1d(self._ids, ids)
+        self._rows.upsert(ids, vectors)
 
     def _write(
         self, ids: np.ndarray, vectors: np.ndarray, fields: Mapping[str, Sequence[Any]] | None, upsert: bool
@@ -223,48 +230,46 @@ class MilvusIndex(VectorIndex):
             write(self.collection, rows)
 
     def delete(self, ids: np.ndarray) -> None:
-        ids = np.intersect1d(as_ids(ids), self._ids)
+        ids = np.unique(as_ids(ids))
+        ids = ids[self._rows.contains(ids)]
         for chunk in _chunks(ids, ID_LIST_BATCH):
             self._client.delete(self.collection, ids=[int(i) for i in chunk])
-        if len(ids):
-            self._ids = np.setdiff1d(self._ids, ids, assume_unique=True)
+        self._rows.delete(ids)
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self._rows)
 
     def field_names(self) -> set[str]:
         return set(self.scalar_fields)  # dynamic fields may be missing on some vectors: not filterable reliably
 
     def ids(self) -> np.ndarray:
-        return self._ids.copy()
+        return self._rows.ids()
 
     def vectors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        ids = as_ids(ids)
-        present = np.isin(ids, self._ids)
-        wanted = ids[present]
-        found: dict[int, np.ndarray] = {}
-        for chunk in _chunks(np.unique(wanted), ID_LIST_BATCH):
-            for row in self._client.get(self.collection, ids=[int(i) for i in chunk], output_fields=[VECTOR_FIELD]):
-                found[int(row[ID_FIELD])] = np.asarray(row[VECTOR_FIELD], np.float32)
-        rows = np.array([found[int(i)] for i in wanted], np.float32).reshape(len(wanted), self.dim)
-        return rows, present
+        return self._rows.get(as_ids(ids))
 
     # -- searching --------------------------------------------------------------------------------------------
     def search(
         self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None, where: str | FieldFilter | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """As VectorIndex.search; `where` is a Milvus boolean expression over the scalar fields stored with each
-        vector (e.g. "province == '山东省'") or a FieldFilter, combined with `allowed_ids` by "and"."""
+        vector (e.g. "province == '山东省'") or a FieldFilter, combined with `allowed_ids` by "and". Allowed ids
+        without `where` are scored exactly over the local rows: Milvus takes an id list as an expression it
+        parses and checks row by row (2,954 ids: ~95 ms at 100k; 26k ids: ~1.8 s at 1M), a scan of the rows
+        costs a few ms per 10k ids."""
         queries, k, scores, found = search_arrays(queries, self.dim, k)
         if isinstance(where, FieldFilter):
             where = milvus_expression(where)
         filters = [f"({where})"] if where else []
         if allowed_ids is not None:
-            allowed = np.intersect1d(as_ids(allowed_ids), self._ids)
-            if not len(allowed):
+            allowed = np.unique(as_ids(allowed_ids))
+            allowed = allowed[self._rows.contains(allowed)]
+            if not len(allowed) or not k or not len(queries):
                 return scores, found
+            if not where:
+                return self._rows.search_subset(queries, allowed, k)
             filters.append(f"{ID_FIELD} in [{','.join(map(str, allowed.tolist()))}]")
-        limit = min(k, MAX_TOP_K, len(self._ids))
+        limit = min(k, MAX_TOP_K, len(self._rows))
         if not limit or not len(queries):
             return scores, found
         params: dict[str, Any] = {"metric_type": METRIC}
@@ -308,10 +313,12 @@ class MilvusIndex(VectorIndex):
         return meta
 
     def save(self, path: Path) -> None:
-        """Embedded: copy the engine's file to `path`; server: write where the collection is. Metadata beside."""
+        """Embedded: copy the engine's file to `path`; server: write where the collection is. The local rows and
+        the metadata beside (the metadata last: a folder with it is complete)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._client.flush(self.collection)
+        self._rows.save(path)
         if self.mode == MODE_LITE:
             self._snapshot(path)
         else:
@@ -339,7 +346,7 @@ class MilvusIndex(VectorIndex):
     def load(
         cls, path: Path, expected: Mapping[str, Any] | None = None, mmap_store: bool | None = None
     ) -> "MilvusIndex":
-        """Read an index `save` wrote (`mmap_store` is accepted for the common signature and ignored)."""
+        """Read an index `save` wrote; its local rows memory-mapped unless `mmap_store` is False."""
         path = Path(path)
         meta = read_meta(meta_path(path))
         check_meta(meta, expected)
@@ -363,6 +370,7 @@ class MilvusIndex(VectorIndex):
         )
         index._finalizer, index._workdir, index._db_file, index._client = None, None, None, None
         index.scalar_fields = dict(meta.get("scalar_fields") or {})
+        index._rows = RowStore.open(path, index.dim, mmap=mmap_store is not False)  # IndexMismatchError if missing
         try:
             if index.mode == MODE_LITE:
                 index.uri = None
@@ -377,16 +385,19 @@ class MilvusIndex(VectorIndex):
             if not index._client.has_collection(index.collection):
                 raise IndexMismatchError(f"collection {index.collection!r} missing: {path}")
             index._client.load_collection(index.collection)
-            index._ids = np.sort(np.fromiter(index._all_ids(), np.int64))
+            stored = np.sort(np.fromiter(index._all_ids(), np.int64))
         except IndexMismatchError:
             index.close()
             raise
         except (pymilvus.MilvusException, OSError, UnicodeDecodeError, ValueError) as exc:
             index.close()
             raise IndexMismatchError(f"index unreadable: {path}: {exc}") from exc
-        if len(index._ids) != meta.get("count"):
+        if len(stored) != meta.get("count"):
             index.close()
-            raise IndexMismatchError(f"index holds {len(index._ids)} vectors, its metadata says {meta.get('count')}")
+            raise IndexMismatchError(f"index holds {len(stored)} vectors, its metadata says {meta.get('count')}")
+        if not np.array_equal(stored, index._rows.ids()):  # e.g. a server collection changed since the save
+            index.close()
+            raise IndexMismatchError(f"the local rows beside {path} are not the collection's vectors")
         index.built_at = meta.get("built_at", "")
         index.metadata = caller_metadata(meta, META_KEYS)
         return index

@@ -381,3 +381,48 @@ def test_milvus_embedded_copies_are_private_and_removed(tmp_path):
     del loaded
     gc.collect()
     assert not any(folder.exists() for folder in folders)
+
+
+def test_milvus_stored_vectors_follow_updates_and_the_saved_index(tmp_path):
+    """The engine re-scores a search's firms from `vectors()`: they must be the collection's vectors after appends,
+    replacements and deletes, and again after a save and load."""
+    vectors = random_unit(50)
+    index = make_vector_index(50, DIM, backend="milvus")
+    index.index(np.arange(50), vectors)
+    replaced, added = random_unit(2, seed=11)
+    index.append(np.array([3, 77]), np.stack([replaced, added]))
+    index.delete(np.array([4, 999]))
+    expected = {i: vectors[i] for i in range(50) if i != 4} | {3: replaced, 77: added}
+    asked = np.array([3, 4, 77, 10])
+    got, present = index.vectors(asked)
+    assert list(present) == [True, False, True, True]
+    np.testing.assert_allclose(got, np.stack([expected[3], expected[77], expected[10]]), atol=1e-6)
+    path = tmp_path / "v.faiss"
+    index.save(path)
+    loaded = load_vector_index(path)
+    assert np.array_equal(loaded.ids(), np.array(sorted(expected)))
+    got, present = loaded.vectors(asked)
+    np.testing.assert_allclose(got, np.stack([expected[3], expected[77], expected[10]]), atol=1e-6)
+    # The search agrees with the stored rows: the top hit's score is its stored vector's inner product.
+    scores, hits = loaded.search(added.reshape(1, -1), 1)
+    assert hits[0][0] == 77 and scores[0][0] == pytest.approx(float(added @ added), abs=1e-5)
+    loaded.close()
+    index.close()
+
+
+def test_a_milvus_index_saved_without_its_rows_or_with_other_rows_is_rebuilt(tmp_path):
+    index = make_vector_index(20, DIM, backend="milvus")
+    index.index(np.arange(20), random_unit(20))
+    path = tmp_path / "v.faiss"
+    index.save(path)
+    other = tmp_path / "other.faiss"
+    index.append(np.array([50]), random_unit(1, seed=3))
+    index.save(other)
+    index.close()
+    for suffix in (".fp32.npy", ".fp32.ids.npy"):  # the local rows of another save: 21 vectors
+        path.with_name(path.name + suffix).write_bytes(other.with_name(other.name + suffix).read_bytes())
+    with pytest.raises(IndexMismatchError, match="not the collection's vectors"):
+        load_vector_index(path)
+    path.with_name(path.name + ".fp32.npy").unlink()
+    with pytest.raises(IndexMismatchError, match="missing"):  # an index saved before the rows were kept
+        load_vector_index(path)
