@@ -1,0 +1,55 @@
+"""What the matching probes share: a firms/queries benchmark read, the product's engine built over it, the dense
+channel's z-scores at the pool's weight, and nDCG@10 of a score matrix (queries × pool rows)."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from bench.profile_evidence_probes import z
+from matching.engine import MatchEngine
+from matching.evaluation import build_engine, read_firms, read_queries
+from matching.fusion import FusionWeights, pretrained_weights
+from matching.lexical import BM25Channel
+from matching.metrics import score_rankings
+
+
+@dataclass
+class Probe:
+    texts: list[str]  # the queries
+    engine: MatchEngine
+    dense_weight: float  # the pool rule's dense weight
+    zd: np.ndarray  # dense channel z-scores, queries × rows
+    bm25: BM25Channel
+    char: BM25Channel
+    ndcg: Callable[[np.ndarray], float]  # nDCG@10 of a score matrix
+
+
+def probe_from_args(description: str) -> Probe:
+    """Parse --firms, --queries, --models-dir, --vector-cache and build the probe."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--firms", type=Path, required=True)
+    ap.add_argument("--queries", type=Path, required=True)
+    ap.add_argument("--models-dir", type=Path, default=Path("instance/models"))
+    ap.add_argument("--vector-cache", type=Path, default=Path("instance/embedding-cache"))
+    args = ap.parse_args()
+    firms, queries = read_firms(args.firms), read_queries(args.queries)
+    texts, relevant = [q["query"] for q in queries], [q["relevant"] for q in queries]
+    ext = np.asarray(firms.external_ids)
+
+    def ndcg(fused: np.ndarray) -> float:
+        top = np.argsort(-fused, axis=1, kind="stable")[:, :100]
+        return round(score_rankings([list(ext[t]) for t in top], relevant)["ndcg@10"], 4)
+
+    engine = build_engine(
+        firms, "", models_dir=args.models_dir, onnx_cache=args.models_dir / "onnx-cache", vector_cache=args.vector_cache
+    )
+    d = pretrained_weights([doc.text for doc in firms.docs]).dense
+    zd = z(np.stack([engine.channel_scores(q, FusionWeights(bm25=0, char=0, dense=1))["dense"] for q in texts]))
+    bm25, char = engine.channels["bm25"], engine.channels["char"]
+    assert isinstance(bm25, BM25Channel) and isinstance(char, BM25Channel)
+    return Probe(texts, engine, d, zd, bm25, char, ndcg)
