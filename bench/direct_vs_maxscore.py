@@ -1,13 +1,16 @@
-"""Selective filters scored directly vs MaxScore, on an engine `chainmatch bench match` saved (docs/performance.md).
+"""Selective filters with the whole pool's dense hits vs the nearest allowed firms, on an engine `chainmatch bench
+match` saved (docs/performance.md).
 
 Usage:
     .venv/bin/python bench/direct_vs_maxscore.py ENGINE_FOLDER [--n 1000000] [--queries 200]
 
 ENGINE_FOLDER is the engine a `bench match --n N --work W` run saved (e.g. W/engine-static-<digest>). The pool,
 link queries and filters are regenerated as that run made them (same n, seed 1); the fusion weights are the
-"all_channels" ones (dense channel at the pool rule's weight). Each query is searched twice in a row: with
-MaxScore for every filter (DIRECT_SCORE_SHARE = 0, the ranking before selective filters were scored directly) and
-as the product searches; prints p50/p95 per filter kind and path, and how many top-100 lists differ (ids or order).
+"all_channels" ones (dense channel at the pool rule's weight). Each query is searched twice in a row: with the
+whole pool's dense hits for every filter (SELECTIVE_FILTER_SHARE = 0) and as the product searches (the nearest
+allowed firms for a selective filter); prints p50/p95 per filter kind and path, and how many top-100 lists differ
+(ids or order). (The figures in ranking.py's comment also timed a third path since removed: every allowed firm
+scored directly.)
 """
 
 from __future__ import annotations
@@ -44,20 +47,20 @@ def main() -> None:
     engine = MatchEngine.load(args.engine)
     engine.weights = pretrained_weights(pool.texts)
     engine.search(texts[0], SEARCH_K)  # warm-up
-    share = ranking.DIRECT_SCORE_SHARE
+    share = ranking.SELECTIVE_FILTER_SHARE
     times: dict[str, dict[str, list[float]]] = {}
     differ, largest_score_gap, allowed_sizes = 0, 0.0, []
     try:
         for query, (label, allowed, excluded) in zip(texts, filters):
             hits = {}
-            for path, value in (("maxscore", 0.0), ("product", share)):
-                ranking.DIRECT_SCORE_SHARE = value
+            for path, value in (("whole_pool_hits", 0.0), ("product", share)):
+                ranking.SELECTIVE_FILTER_SHARE = value
                 with Stopwatch() as sw:
                     hits[path] = engine.search(query, SEARCH_K, allowed_ids=allowed, excluded_ids=excluded)
                 times.setdefault(label, {}).setdefault(path, []).append(sw.seconds)
             if allowed is not None:
                 allowed_sizes.append(len(allowed))
-            a, b = hits["maxscore"], hits["product"]
+            a, b = hits["whole_pool_hits"], hits["product"]
             if [h.id for h in a] != [h.id for h in b]:
                 differ += 1
             elif a:
@@ -66,7 +69,7 @@ def main() -> None:
                     float(np.max(np.abs(np.array([h.score for h in a]) - np.array([h.score for h in b])))),
                 )
     finally:
-        ranking.DIRECT_SCORE_SHARE = share
+        ranking.SELECTIVE_FILTER_SHARE = share
     print(
         json.dumps(
             {

@@ -235,12 +235,13 @@ def channel_queries(
     weights: FusionWeights,
     full: dict[str, np.ndarray] | None = None,
     where: FieldFilter | None = None,
+    allowed_ids: np.ndarray | None = None,
 ) -> dict[str, ChannelQuery]:
     """Per weighted channel: the query's columns or dense hits and the pool statistics. `full`: channel scores of
     every row already computed (their statistics are then read from them, not computed again). `where`: a filter
     the vector index applies itself (DenseChannel.filters_fields), so the dense hits are the nearest documents
-    passing it and its floor bounds only those (callers restrict the rows they rank to them); statistics stay
-    over the whole pool."""
+    passing it and its floor bounds only those (callers restrict the rows they rank to them); `allowed_ids`
+    likewise, as an id list. Statistics stay over the whole pool."""
     out: dict[str, ChannelQuery] = {}
     for name, weight in weights.channel_weights().items():
         if not weight:
@@ -254,7 +255,7 @@ def channel_queries(
                 out[name] = ChannelQuery(name, cols, vals, *lexical.stats(name, cols, vals))
         elif name == "dense" and dense.active:
             vector = dense.query_vector(query)
-            hit_rows, scores, floor = dense.hits(None, vector, where=where)
+            hit_rows, scores, floor = dense.hits(None, vector, allowed_ids=allowed_ids, where=where)
             cq = out[name] = ChannelQuery(name, hit_rows, scores, *dense.stats(vector), floor=floor, vector=vector)
             blind = OTHER if script_group(query) == HAN else HAN
             if dense.group_count(blind):

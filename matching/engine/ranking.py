@@ -8,9 +8,9 @@ Invariants:
   strongest bound first and stops once no unread list can change the top k (matching.sparse_topk); the survivors
   are scored exactly as the whole-pool product scores them, so its result equals the whole-pool path's
   (tests/matching/test_sparse_topk.py compares both);
-- with the dense channel weighted, a selective filter (at most DIRECT_SCORE_SHARE of the pool and
-  DIRECT_SCORE_MAX_ROWS rows allowed) skips MaxScore: every allowed row is scored exactly as the fast path scores
-  its survivors, so the result is the same;
+- with the dense channel weighted, a selective filter (at most SELECTIVE_FILTER_SHARE of the pool and
+  SELECTIVE_FILTER_MAX_ROWS rows allowed) takes the dense channel's hits among the allowed documents only, so its
+  floor bounds every allowed row left out, as without a filter; the result is the same as with the whole pool's hits;
 - channel statistics come from matching.engine.channels on every path, over the whole pool whatever the filters;
 - callers apply the pool's pending changes first (MatchEngine does on every public entry).
 """
@@ -44,14 +44,17 @@ Ids = Collection[int] | None
 Queries = dict[str, ChannelQuery]  # channel name → its part of one query
 
 # With the dense channel weighted, a filter that keeps at most this share of the pool (and at most
-# DIRECT_SCORE_MAX_ROWS rows: the cost is linear in them) is ranked by scoring every allowed row exactly instead of by
-# MaxScore over the whole pool's postings. The dense channel's posting list is the nearest documents of the whole
-# pool, of which few are allowed, so the bounds of the allowed rows stay loose and MaxScore's rounds repeat up to the
-# whole allowed set (one province at 1M firms: p95 272 ms quiet, 2 s loaded); scoring ~30k rows directly is one pass
-# per channel plus one gather of their vectors. Without the dense channel MaxScore's bounds hold under a filter and
-# it stays faster (one province at 1M, lexical only: 40 ms p50 vs 126 ms scored directly, both loaded).
-DIRECT_SCORE_SHARE = 0.15  # the largest synthetic province at 1M holds 11.8 % of the pool (Guangdong ≈ 12 %)
-DIRECT_SCORE_MAX_ROWS = 150_000
+# SELECTIVE_FILTER_MAX_ROWS rows) asks the vector index for the nearest *allowed* documents (an id list; faiss scans
+# a few thousand rows exactly and probes its IVF lists with an id selector above that). The whole pool's nearest
+# documents are mostly not allowed, so their floor left every allowed row a loose bound and MaxScore's rounds
+# repeated up to the whole allowed set; scoring every allowed row directly instead is linear in them. One province
+# (~29k allowed) at 1M firms, the same 200 queries on one saved engine (bench/direct_vs_maxscore.py): p50 / p95
+# 41.8 / 235 ms with the whole pool's hits, 56.9 / 164 ms scoring the province directly, 20.4 / 35.0 ms with the
+# nearest allowed documents; the same top 100 on all three. Above the share the whole pool's hits are mostly
+# allowed, and a longer id list costs the vector index more than it saves. Without the dense channel MaxScore's
+# bounds hold under any filter.
+SELECTIVE_FILTER_SHARE = 0.15  # the largest synthetic province at 1M holds 11.8 % of the pool (Guangdong ≈ 12 %)
+SELECTIVE_FILTER_MAX_ROWS = 150_000
 
 
 def best_first(row_ids: np.ndarray, fused: np.ndarray, pool_rows: np.ndarray, take: int) -> np.ndarray:
@@ -77,9 +80,10 @@ def fast_ok(weights: FusionWeights) -> bool:
     )
 
 
-def direct_ok(allowed: int, rows: int) -> bool:
-    """Whether a filter allowing `allowed` of `rows` pool rows is selective enough to score every allowed row."""
-    return allowed <= DIRECT_SCORE_SHARE * rows and allowed <= DIRECT_SCORE_MAX_ROWS
+def selective(allowed: int, rows: int) -> bool:
+    """Whether a filter allowing `allowed` of `rows` pool rows is selective enough to search the vector index
+    among the allowed documents only."""
+    return allowed <= SELECTIVE_FILTER_SHARE * rows and allowed <= SELECTIVE_FILTER_MAX_ROWS
 
 
 class Ranker:
@@ -188,21 +192,24 @@ class Ranker:
 
         `flags` (uint8 per row, None: every row) are the rows that may rank. When the vector index applies `where`
         itself (Milvus), the dense hits are the nearest rows passing it, a superset of the flagged ones (`flags`
-        include `where`), so the floor bounds every flagged row left out and MaxScore's dense bounds stay tight
-        under the filter: the selective-filter shortcut (_direct_rank, which reads every allowed row's vector
-        from the index) is then not needed; both give the same ranking."""
+        include `where`); a selective filter it cannot apply is given to it as the flagged rows' ids. Either way
+        the floor bounds every flagged row left out and MaxScore's dense bounds stay as tight as without a filter;
+        the ranking is the same as with the whole pool's hits."""
         from matching.sparse_topk import Term, candidate_rows
 
         w = weights.channel_weights()
         filtered = self._dense.filters_fields(where)
-        cqs = channel_queries(self._lexical, self._dense, query, weights, where=where if filtered else None)
         n = len(self._pool.row_ids)
         allowed = n if flags is None else int(np.count_nonzero(flags))
         take = min(take, allowed)
         if take <= 0:
             return np.zeros(0, np.int64), np.zeros(0), {}
-        if flags is not None and "dense" in cqs and not filtered and direct_ok(allowed, n):
-            return self._direct_rank(cqs, weights, np.flatnonzero(flags), take)
+        restrict = None
+        if flags is not None and w.get("dense", 0) > 0 and not filtered and selective(allowed, n):
+            restrict = self._pool.row_ids[np.flatnonzero(flags)]
+        cqs = channel_queries(
+            self._lexical, self._dense, query, weights, where=where if filtered else None, allowed_ids=restrict
+        )
         terms = []
         for name, cq in cqs.items():
             a = w[name] / (cq.std + ZSCORE_EPS)
@@ -231,24 +238,16 @@ class Ranker:
                 break
             want = min(allowed, want * 4)
         rows, raw = merged, merged_raw
-        if len(rows) < take:  # every row with a posting is in: the rest are rows without one
-            extra = self._rows_without_postings(take - len(rows), flags, rows, dense)
+        if len(rows) < allowed and self._without_postings_may_rank(cqs, w, fused, take):
+            # Every row with a posting is in (else the bounds above hold); a row without one (no lexical term, dense
+            # below the floor) may still beat a candidate whose dense score is far lower.
+            extra = self._rows_without_postings(take, flags, rows, dense)
             extra_raw, extra_plain = self._exact(cqs, w, extra)
             extra_fused = self._imputed(cqs, weights, extra, extra_raw, extra_plain)
             rows, fused = np.concatenate([rows, extra]), np.concatenate([fused, extra_fused])
             raw = {name: np.concatenate([raw[name], extra_raw[name]]) for name in raw}
         order = np.lexsort((self._pool.row_ids[rows], -fused))[:take]
         return rows[order], fused[order], {name: s[order] for name, s in raw.items()}
-
-    def _direct_rank(
-        self, cqs: Queries, weights: FusionWeights, rows: np.ndarray, take: int
-    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        """As _fast_rank, for a selective filter: every allowed row in `rows` scored exactly (the same per-row scores
-        MaxScore's survivors get, cross-language scores imputed), then the `take` best in the total order."""
-        raw, plain = self._exact(cqs, weights.channel_weights(), rows)
-        fused = self._imputed(cqs, weights, rows, raw, plain)
-        best = best_first(self._pool.row_ids, fused, rows, take)
-        return rows[best], fused[best], {name: s[best] for name, s in raw.items()}
 
     def _exact(self, cqs: Queries, w: dict[str, float], rows: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """(raw channel scores, fused scores without cross-language imputation) of pool `rows`, exactly."""
@@ -293,6 +292,18 @@ class Ranker:
             raw = {name: np.concatenate([raw[name], extra_raw[name]]) for name in raw}
             plain = np.concatenate([plain, extra_plain])
         return rows, raw, self._imputed(cqs, weights, rows, raw, plain)
+
+    @staticmethod
+    def _without_postings_may_rank(cqs: Queries, w: dict[str, float], fused: np.ndarray, take: int) -> bool:
+        """Whether a row without any posting (lexical scores 0, dense score at most the floor) could reach the top
+        `take` of the candidates' `fused` scores."""
+        if len(fused) < take:
+            return True
+        zero = np.zeros(1)
+        ceiling = sum(
+            w[name] * float(cq.z(np.full(1, cq.floor) if name == "dense" else zero)[0]) for name, cq in cqs.items()
+        )
+        return bool(np.partition(fused, len(fused) - take)[len(fused) - take] < ceiling)
 
     def _rows_without_postings(
         self, count: int, flags: np.ndarray | None, skip: np.ndarray, dense: ChannelQuery | None

@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import click
 from flask.cli import with_appcontext
@@ -43,13 +44,16 @@ def _log(message: str) -> None:
 
 
 def _progress(label: str):
-    """A tqdm progress callback on stderr."""
+    """A tqdm progress callback on stderr; a new bar when the total changes (a build embeds firms, then counts
+    their statements)."""
     from tqdm import tqdm
 
-    bar = {"obj": None}
+    bar: dict[str, Any] = {"obj": None}
 
     def progress(done: int, total: int) -> None:
-        if bar["obj"] is None:
+        if bar["obj"] is None or bar["obj"].total != total:
+            if bar["obj"] is not None:
+                bar["obj"].close()
             bar["obj"] = tqdm(total=total, desc=label, file=sys.stderr, leave=False)
         bar["obj"].update(done - bar["obj"].n)
 
