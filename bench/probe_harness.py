@@ -12,6 +12,7 @@ import numpy as np
 
 from bench.profile_evidence_probes import z
 from matching.engine import MatchEngine
+from matching.engine.pool import indexed_text
 from matching.evaluation import build_engine, read_firms, read_queries
 from matching.fusion import FusionWeights, pretrained_weights
 from matching.lexical import BM25Channel
@@ -50,6 +51,13 @@ def probe_from_args(description: str) -> Probe:
     )
     d = pretrained_weights([doc.text for doc in firms.docs]).dense
     zd = z(np.stack([engine.channel_scores(q, FusionWeights(bm25=0, char=0, dense=1))["dense"] for q in texts]))
-    bm25, char = engine.channels["bm25"], engine.channels["char"]
-    assert isinstance(bm25, BM25Channel) and isinstance(char, BM25Channel)
+    # The two BM25 channels counted by segment whatever the pool's share (the engine counts whole profiles when its
+    # share is 0), so that a probe may re-weigh them with any share; the same rows and weights as the engine's.
+    share = engine.channels["bm25"].segment_share
+    indexed = [indexed_text(doc) for doc in firms.docs]
+    bm25, char = BM25Channel("word", segment_share=share), BM25Channel("char12", segment_share=share)
+    for channel in (bm25, char):
+        channel.build(indexed, workers=None)
+    probe_query = texts[0]
+    assert np.allclose(bm25.scores(probe_query), engine.channel_scores(probe_query, FusionWeights(char=0))["bm25"])
     return Probe(texts, engine, d, zd, bm25, char, ndcg)

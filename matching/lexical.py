@@ -205,7 +205,8 @@ class BM25Channel(_Channel):
         self._reweight()
 
     def set_segment_share(self, share: float) -> None:
-        """Weigh the channel with another best-segment share (the engine fixes it when the index is built)."""
+        """Weigh the channel with another best-segment share (the engine fixes it when the index is built, and
+        counts each profile as one segment when it fixes 0: re-weigh only a channel built by segment)."""
         self.segment_share = float(share)
         self._reweight()
 

@@ -30,7 +30,7 @@ from matching.engine.dense import DenseChannel
 from matching.engine.pool import Document, Pool, indexed_text, spread
 from matching.fusion import FusionWeights
 from matching.lexical import BM25Channel, CharTfidfChannel
-from matching.segments import count_segments, pool_segment_share
+from matching.segments import count_for_share, pool_segment_share
 from matching.text import HAN, OTHER, char_ngrams, script_group, tokenize_query
 from matching.vectors import FieldFilter
 
@@ -76,10 +76,10 @@ class LexicalChannels:
         """Count the terms of every document (in worker processes for large pools) and weigh the BM25 channels;
         the TF-IDF channel is emptied and, with `tfidf`, analysed too."""
         vocabs = {"word": Vocabulary(), "char12": Vocabulary()}
-        segments = count_segments(
-            [indexed_text(d) for d in docs], ["word", "char12"], vocabs, workers=self.workers, progress=progress
-        )
         share = pool_segment_share([d.text for d in docs])
+        segments = count_for_share(
+            [indexed_text(d) for d in docs], ["word", "char12"], vocabs, share, workers=self.workers, progress=progress
+        )
         self.bm25 = BM25Channel("word", self.bm25.k1, self.bm25.b, share)
         self.char = BM25Channel("char12", self.char.k1, self.char.b, share)
         for channel, name in ((self.bm25, "word"), (self.char, "char12")):
@@ -126,7 +126,8 @@ class LexicalChannels:
     def update(self, keep: np.ndarray, new_docs: list[Document]) -> None:
         """Drop the rows not kept and append the new documents' rows: only the new documents are analysed."""
         vocabs = {"word": self.bm25.vocab, "char12": self.char.vocab}
-        segments = count_segments([indexed_text(d) for d in new_docs], ["word", "char12"], vocabs, workers=self.workers)
+        texts = [indexed_text(d) for d in new_docs]
+        segments = count_for_share(texts, ["word", "char12"], vocabs, self.bm25.segment_share, workers=self.workers)
         self.bm25.update(keep, segments["word"])
         self.char.update(keep, segments["char12"])
         if self.tfidf.fitted:

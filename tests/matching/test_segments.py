@@ -104,3 +104,30 @@ def test_segment_state_survives_save_load_and_updates(tmp_path):
     fresh.build(texts)
     for terms in (["电池"], ["电机", "储能"]):
         assert np.allclose(again.scores("", terms), fresh.scores("", terms), rtol=1e-6)
+
+
+def test_a_pool_without_the_segment_share_counts_whole_profiles_and_ranks_as_by_segment():
+    """A pool of long profiles (share 0) is counted one profile at a time, not statement by statement (a million
+    business scopes by statement did not fit in memory); its weights are those of the channel counted by segment,
+    before and after firms come and go."""
+    items = ("锂电池", "电机", "储能系统", "充电桩")
+    scope = "；".join(f"{item}的研发、生产、销售及技术咨询服务" for item in items)
+    docs = [Document(i, f"企业{i}", f"企业{i}；{scope}；{UNRELATED_TITLES[i]}") for i in range(8)]
+    engine = MatchEngine()
+    engine.build(docs[:6])
+    engine.add([docs[6], docs[7]])
+    engine.remove([docs[0].id])
+    engine.search("锂电池", 1)  # applies the pending changes
+    channel = engine.channels["bm25"]
+    assert channel.segment_share == 0.0
+    assert len(channel.ratio) == channel.counts.nnz and np.array_equal(channel.segments, np.ones(7, np.int32))
+    by_segment = BM25Channel("word")
+    by_segment.build(_indexed(docs[1:]))
+    for terms in (["锂电池"], ["电机", "茶叶"], ["宠物", "储能"]):
+        assert np.allclose(channel.scores("", terms), by_segment.scores("", terms), rtol=1e-6)
+
+
+def _indexed(docs: list[Document]) -> list[str]:
+    from matching.engine.pool import indexed_text
+
+    return [indexed_text(d) for d in docs]
