@@ -160,6 +160,12 @@ def best_segments(segments: SegmentCounts) -> BestSegments:
     width = max(seg.shape[1], 1)
     n_docs = segments.docs
     lengths = segments.segment_lengths()
+    if seg.shape[0] == n_docs and segments.doc_counts is None:  # one segment per document (SegmentCounts.whole)
+        # Ratios straight from the rows: the general path's int64 keys and float64 copies per entry took ~8 GB
+        # for a million business scopes.
+        ratio = np.repeat(lengths.astype(np.float32), np.diff(seg.indptr)) / np.maximum(seg.data, 1).astype(np.float32)
+        counts = sp.csr_matrix((seg.data.astype(np.int32), seg.indices, seg.indptr), shape=seg.shape)
+        return BestSegments(counts, ratio, np.ones(n_docs, np.int32), lengths)
     tf = seg.data.astype(np.float64)
     seg_rows = np.repeat(np.arange(seg.shape[0], dtype=np.int64), np.diff(seg.indptr))
     ratio = lengths[seg_rows] / np.maximum(tf, 1.0)

@@ -131,3 +131,18 @@ def _indexed(docs: list[Document]) -> list[str]:
     from matching.engine.pool import indexed_text
 
     return [indexed_text(d) for d in docs]
+
+
+def test_whole_profiles_get_the_ratios_the_segment_path_computes():
+    import scipy.sparse as sp
+
+    from matching.segments import SegmentCounts
+
+    rng = np.random.default_rng(0)
+    counts = sp.random(300, 500, density=0.05, random_state=1, format="csr")
+    counts.data = rng.integers(1, 5, counts.nnz).astype(np.int32)
+    whole = best_segments(SegmentCounts.whole(counts))
+    general = best_segments(SegmentCounts(counts, np.arange(301), counts))  # the same, through the per-segment path
+    assert np.array_equal(whole.ratio, general.ratio) and (whole.counts != general.counts).nnz == 0
+    assert np.array_equal(whole.segments, general.segments)
+    assert np.array_equal(whole.segment_length, general.segment_length)
