@@ -12,10 +12,11 @@ import json
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 import click
 from flask.cli import with_appcontext
+
+from webapp.cli.match import progress_bar
 
 SOURCE_ROOT = Path(__file__).resolve().parents[2]  # the checkout holding webapp/ and bench/
 
@@ -41,23 +42,6 @@ def _emit(data: dict, as_json: bool) -> None:
 
 def _log(message: str) -> None:
     click.echo(f"[bench] {message}", err=True)
-
-
-def _progress(label: str):
-    """A tqdm progress callback on stderr; a new bar when the total changes (a build embeds firms, then counts
-    their statements)."""
-    from tqdm import tqdm
-
-    bar: dict[str, Any] = {"obj": None}
-
-    def progress(done: int, total: int) -> None:
-        if bar["obj"] is None or bar["obj"].total != total:
-            if bar["obj"] is not None:
-                bar["obj"].close()
-            bar["obj"] = tqdm(total=total, desc=label, file=sys.stderr, leave=False)
-        bar["obj"].update(done - bar["obj"].n)
-
-    return progress
 
 
 _n_option = click.option(
@@ -120,21 +104,20 @@ def bench_match(
     """Match query latency in the engine (encoding + vector search + lexical + fusion + filters), top 100."""
     match_bench = _perf("match_bench")
 
-    _emit(
-        match_bench.run(
+    with progress_bar("build") as progress:  # the bar follows the total: a build embeds firms, then counts terms
+        figures = match_bench.run(
             n,
             seed,
             queries,
             with_embedder=not lexical_only,
-            progress=_progress("build"),
+            progress=progress,
             log=_log,
             force=force,
             folder=work,
             static_model=static_model,
             vector_backend=vector_backend,
-        ),
-        as_json,
-    )
+        )
+    _emit(figures, as_json)
 
 
 @bench_group.command("ray")
@@ -192,19 +175,18 @@ def bench_vector(
     """Vector index: build time from stored embeddings, RAM per firm, recall@10 vs exact, latency, filters."""
     vector_bench = _perf("vector_bench")
 
-    _emit(
-        vector_bench.run(
+    with progress_bar("embed") as progress:
+        figures = vector_bench.run(
             n,
             seed,
             queries,
             work,
             kind=kind,
             refines=refines or vector_bench.DEFAULT_REFINES,
-            progress=_progress("embed"),
+            progress=progress,
             log=_log,
-        ),
-        as_json,
-    )
+        )
+    _emit(figures, as_json)
 
 
 @bench_group.command("embed")
@@ -224,12 +206,11 @@ def bench_embed(n: int, seed: int, chunk: int | None, st_texts: int, work: str |
     """Pool embedding: throughput, a stopped-and-resumed run, torch vs ONNX vs ONNX int8."""
     embed_bench = _perf("embed_bench")
 
-    _emit(
-        embed_bench.run(
-            n, seed, chunk, work, st_texts=st_texts, backends=st_texts > 0, progress=_progress("embed"), log=_log
-        ),
-        as_json,
-    )
+    with progress_bar("embed") as progress:
+        figures = embed_bench.run(
+            n, seed, chunk, work, st_texts=st_texts, backends=st_texts > 0, progress=progress, log=_log
+        )
+    _emit(figures, as_json)
 
 
 @bench_group.command("import")
