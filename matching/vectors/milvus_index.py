@@ -260,18 +260,18 @@ class MilvusIndex(VectorIndex):
         queries, k, scores, found = search_arrays(queries, self.dim, k)
         if isinstance(where, FieldFilter):
             where = milvus_expression(where)
+        limit = min(k, MAX_TOP_K, len(self._rows))
+        if not limit or not len(queries):
+            return scores, found
         filters = [f"({where})"] if where else []
         if allowed_ids is not None:
             allowed = np.unique(as_ids(allowed_ids))
             allowed = allowed[self._rows.contains(allowed)]
-            if not len(allowed) or not k or not len(queries):
+            if not len(allowed):
                 return scores, found
             if not where:
                 return self._rows.search_subset(queries, allowed, k)
             filters.append(f"{ID_FIELD} in [{','.join(map(str, allowed.tolist()))}]")
-        limit = min(k, MAX_TOP_K, len(self._rows))
-        if not limit or not len(queries):
-            return scores, found
         params: dict[str, Any] = {"metric_type": METRIC}
         if self.nprobe:
             params["params"] = {"nprobe": self.nprobe}
