@@ -26,7 +26,7 @@ from matching.vectors.faiss_index import (
     SINGLE_THREAD_MAX_QUERIES,
     FaissIndex,
 )
-from matching.vectors.filters import Condition, FieldFilter, condition, milvus_expression
+from matching.vectors.filters import Condition, FieldFilter, condition, milvus_expression, text_code
 from matching.vectors.meta import (
     IndexMismatchError,
     atomic_write_bytes,
@@ -74,6 +74,7 @@ __all__ = [
     "IndexMismatchError",
     "condition",
     "milvus_expression",
+    "text_code",
     "MilvusIndex",
     "NumpyIndex",
     "RowStore",

@@ -8,14 +8,16 @@ province or city as "", never NULL): "in", "not_in", "eq", "ne" compare the valu
 list field (tags) holds at least one of the values. An empty value ("", None) cannot be a filter value, so a firm
 without a province is in no province and outside every excluded one.
 
-`milvus_expression` writes it for Milvus (text values quoted and escaped); `mask` evaluates it on field columns in
+`milvus_expression` writes it for Milvus (text values quoted and escaped, or as their `text_code` for the fields a
+Milvus index stores as codes); `mask` evaluates it on field columns in
 memory, which is how an id list is derived for backends without stored fields (faiss, numpy) and how tests check
 Milvus's answer. Filters that cannot be written this way (a roster, any set of ids) stay id lists.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import hashlib
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +65,15 @@ def condition(field: str, op: str, values: Sequence[Any] | Any) -> Condition:
     return Condition(field, op, values)
 
 
+def text_code(value: str) -> int:
+    """A text value as the signed 64-bit integer a Milvus index stores for it (the first 8 bytes of its BLAKE2b
+    digest; the empty text is 0). Milvus compares integers about twice as fast as text in a filtered search, and a
+    code that is a function of the text needs no dictionary shared between the processes that read one collection."""
+    if not value:
+        return 0
+    return int.from_bytes(hashlib.blake2b(value.encode("utf-8"), digest_size=8).digest(), "big", signed=True)
+
+
 def _literal(value: Any) -> str:
     if isinstance(value, (bool, np.bool_)):
         return "true" if value else "false"
@@ -74,6 +85,11 @@ def _literal(value: Any) -> str:
 
 def _list(values: tuple[Any, ...]) -> str:
     return "[" + ", ".join(_literal(v) for v in values) + "]"
+
+
+def _coded(c: Condition) -> Condition:
+    """`c` with its values as their text codes."""
+    return Condition(c.field, c.op, tuple(text_code(str(v)) for v in c.values))
 
 
 def _condition_expression(c: Condition) -> str:
@@ -88,14 +104,16 @@ def _condition_expression(c: Condition) -> str:
     return f"array_contains_any({c.field}, {_list(c.values)})" if c.values else "false"
 
 
-def milvus_expression(flt: FieldFilter) -> str:
-    """The Milvus boolean expression of `flt` ("" when it has no clause)."""
+def milvus_expression(flt: FieldFilter, coded: Collection[str] = ()) -> str:
+    """The Milvus boolean expression of `flt` ("" when it has no clause); the values of the `coded` fields (stored
+    as `text_code`s) written as their codes."""
     parts = []
     for clause in flt.clauses:
         if not clause:
             parts.append("false")  # an empty disjunction holds for nothing
             continue
-        parts.append("(" + " or ".join(_condition_expression(c) for c in clause) + ")")
+        conditions = (_coded(c) if c.field in coded else c for c in clause)
+        parts.append("(" + " or ".join(_condition_expression(c) for c in conditions) + ")")
     return " and ".join(parts)
 
 

@@ -6,6 +6,7 @@ milvus backend's own paths: scalar-field filters, a Milvus server by URI, privat
 from __future__ import annotations
 
 import gc
+import json
 import socket
 
 import numpy as np
@@ -30,6 +31,7 @@ from matching.vectors import (
     register_backend,
     registry,
     set_server_uri,
+    text_code,
 )
 from matching.vectors.filters import mask
 from matching.vectors.milvus_connection import public_uri, pymilvus_module
@@ -210,29 +212,49 @@ def test_milvus_scalar_fields_filter_inside_milvus(tmp_path):
     index.index(
         ids, vectors, fields={"province": np.array(provinces), "status": ["在业"] * 120, "mixed": [1, "x"] * 60}
     )  # typed columns, and one left dynamic
+    shandong_only = FieldFilter(((condition("province", "eq", "山东省"),),))
     query = random_unit(1, seed=5)
-    _, found = index.search(query, 10, where="province == '山东省'")
+    _, found = index.search(query, 10, where=shandong_only)
     shandong = ids[::3]
     _, want = numpy_top(vectors[::3], shandong, query[0], 10)
     assert list(found[0]) == list(want)
-    # Fields come with appended vectors too, and the expression combines with allowed ids.
+    # A hand-written expression compares a text column's codes.
+    assert list(index.search(query, 10, where=f"province == {text_code('山东省')}")[1][0]) == list(want)
+    # Fields come with appended vectors too, and the filter combines with allowed ids.
     index.append(np.array([999]), query, fields={"province": ["山东省"], "status": ["注销"]})
-    _, found = index.search(query, 3, where="province == '山东省' and status == '在业'")
+    working = FieldFilter(((condition("province", "eq", "山东省"),), (condition("status", "eq", "在业"),)))
+    _, found = index.search(query, 3, where=working)
     assert 999 not in set(found[0]) and set(found[0]) <= set(shandong)
-    _, found = index.search(query, 3, allowed_ids=np.array([999, 13, 11]), where="province == '山东省'")
+    _, found = index.search(query, 3, allowed_ids=np.array([999, 13, 11]), where=shandong_only)
     assert list(found[0][:2]) == [999, 13] and found[0][2] == -1
     index.append(np.array([998]), query)  # without fields: empty values, which no province filter passes
-    _, found = index.search(query, 5, where="province == '山东省'")
+    _, found = index.search(query, 5, where=shandong_only)
     assert 998 not in set(found[0]) and found[0][0] == 999
+    outside = FieldFilter(((condition("province", "ne", "江苏省"),),))  # a firm without a province is outside too
+    assert {998, 999} <= set(index.search(query, 5, where=outside)[1][0])
     with pytest.raises(ValueError, match="values"):
         index.append(np.array([5]), query, fields={"province": []})
     index.save(tmp_path / "v.faiss")  # the fields are saved with the vectors
     loaded = load_vector_index(tmp_path / "v.faiss")
-    assert loaded.scalar_fields == {"province": "VARCHAR", "status": "VARCHAR"}
+    assert loaded.scalar_fields == {"province": "TEXT", "status": "TEXT"}
     assert np.array_equal(
-        loaded.search(query, 5, where="province == '山东省'")[1],
-        index.search(query, 5, where="province == '山东省'")[1],
+        loaded.search(query, 5, where=shandong_only)[1], index.search(query, 5, where=shandong_only)[1]
     )
+
+
+def test_milvus_index_that_stored_text_as_text_is_rebuilt(tmp_path):
+    """An index saved before text codes (its text columns VARCHAR) cannot answer coded filters: loading it asks for
+    a rebuild instead of finding nothing."""
+    index = make_vector_index(20, DIM, backend="milvus")
+    index.index(np.arange(20, dtype=np.int64), random_unit(20), fields={"province": ["山东省"] * 20})
+    index.save(tmp_path / "v.faiss")
+    index.close()
+    meta_file = meta_path(tmp_path / "v.faiss")
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    meta["scalar_fields"] = {"province": "VARCHAR"}
+    meta_file.write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.raises(IndexMismatchError, match="as text"):
+        load_vector_index(tmp_path / "v.faiss")
 
 
 def _firm_fields(n: int) -> dict[str, list]:
@@ -291,7 +313,7 @@ def test_a_field_filter_inside_milvus_finds_what_its_id_list_finds_on_every_back
     queries = random_unit(3, seed=9)
     milvus = make_vector_index(n, DIM, backend="milvus")
     milvus.index(ids, vectors, fields=fields)
-    assert milvus.scalar_fields == {"province": "VARCHAR", "city": "VARCHAR", "status": "VARCHAR", "tags": "ARRAY"}
+    assert milvus.scalar_fields == {"province": "TEXT", "city": "TEXT", "status": "TEXT", "tags": "TEXT_LIST"}
     got_scores, got = milvus.search(queries, 20, where=flt)
     for backend in ("faiss", "numpy"):
         other = make_vector_index(n, DIM, backend=backend)
@@ -301,7 +323,7 @@ def test_a_field_filter_inside_milvus_finds_what_its_id_list_finds_on_every_back
         assert np.allclose(got_scores, want_scores, atol=1e-5)
     # The expression and an id list combine by "and" (a roster or another id set kept as a list).
     roster = allowed[::2]
-    _, both = milvus.search(queries, 20, allowed_ids=roster, where=milvus_expression(flt))
+    _, both = milvus.search(queries, 20, allowed_ids=roster, where=milvus_expression(flt, milvus.coded_fields()))
     ref = NumpyIndex(DIM)
     ref.index(ids, vectors)
     assert np.array_equal(both, ref.search(queries, 20, allowed_ids=roster)[1])
@@ -318,6 +340,14 @@ def test_field_filters_are_checked_and_quoted():
     flt = FieldFilter(((condition("name", "eq", "a'b\\c"), condition("active", "eq", True)),))
     assert milvus_expression(flt) == "(name == 'a\\'b\\\\c' or active == true)"
     assert milvus_expression(FieldFilter()) == ""
+    # Coded fields compare codes: stable 64-bit values, distinct for distinct texts, 0 for no text.
+    coded = FieldFilter(((condition("tags", "contains_any", ["专精特新", "it's"]),), (condition("city", "ne", "x"),)))
+    codes = text_code("专精特新"), text_code("it's")
+    assert milvus_expression(coded, coded={"tags"}) == (
+        f"(array_contains_any(tags, [{codes[0]}, {codes[1]}])) and (city != 'x')"
+    )
+    assert text_code("山东省") == text_code("山东省") != text_code("山东") and text_code("") == 0
+    assert -(2**63) <= text_code("山东省") < 2**63
 
 
 @pytest.fixture
