@@ -1,0 +1,71 @@
+"""Look-alike search latency on an engine `chainmatch bench match` saved (docs/performance.md, look-alikes at 1M).
+
+Usage:
+    .venv/bin/python bench/lookalike_latency.py ENGINE_FOLDER [--n 1000000] [--firms 200]
+
+ENGINE_FOLDER is the engine a `bench match --n N --work W` run saved (e.g. W/engine-static-<digest>, faiss or
+milvus). The pool is regenerated as that run made it (same n, seed 1) for its provinces; the fusion weights are the
+"all_channels" ones (dense channel at the pool rule's weight). For FIRMS firms spread over the pool, times
+`MatchEngine.similar(firm, 10)` (a firm's own profile as the query, as the web app's 相似企业 page asks it) without a
+filter and restricted to the firm's own province (an id list, as the web app resolves it), and prints p50/p95/p99
+per kind as one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.perf.machine import Stopwatch, machine_facts, percentiles_ms  # noqa: E402
+
+LOOKALIKES_K = 10
+
+
+def main() -> None:
+    from bench.perf.pool import synthetic_pool
+    from matching.engine import MatchEngine
+    from matching.fusion import pretrained_weights
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("engine", type=Path)
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--firms", type=int, default=200)
+    args = parser.parse_args()
+    pool = synthetic_pool(args.n, 1)
+    engine = MatchEngine.load(args.engine)
+    engine.weights = pretrained_weights(pool.texts)
+    ids = np.arange(len(pool), dtype=np.int64)
+    by_province = {str(p): ids[pool.provinces == p] for p in np.unique(pool.provinces)}
+    firms = np.linspace(0, len(pool) - 1, args.firms + 1).astype(np.int64)
+    engine.similar(int(firms[-1]), LOOKALIKES_K)  # warm-up
+    times: dict[str, list[float]] = {"none": [], "own_province": []}
+    found: dict[str, int] = {"none": 0, "own_province": 0}
+    for firm in firms[:-1]:
+        allowed = by_province[str(pool.provinces[firm])]
+        for label, kwargs in (("none", {}), ("own_province", {"allowed_ids": allowed})):
+            with Stopwatch() as sw:
+                hits = engine.similar(int(firm), LOOKALIKES_K, **kwargs)
+            times[label].append(sw.seconds)
+            found[label] += len(hits)
+    result = {
+        "bench": "lookalike_latency",
+        "n": len(pool),
+        "backend": engine.vector_index.backend if engine.vector_index is not None else None,
+        "firms": len(firms) - 1,
+        "by_filter": {label: {**percentiles_ms(t), "mean_hits": found[label] / len(t)} for label, t in times.items()},
+        "province_allowed_mean": round(float(np.mean([len(v) for v in by_province.values()])), 1),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "machine": machine_facts(),
+    }
+    print(json.dumps(result, ensure_ascii=False), flush=True)
+
+
+if __name__ == "__main__":
+    main()
