@@ -17,7 +17,7 @@ from matching.analysis import Vocabulary, count_matrices
 from matching.embedders import BuiltinEmbedder
 from matching.engine import Document, MatchEngine
 from matching.fusion import FusionWeights
-from matching.lexical import CharTfidfChannel
+from matching.lexical import CharTfidfChannel, column_scores
 from matching.profiles import enterprise_profile
 from matching.sparse_topk import Term, candidate_rows
 from matching.text import normalize
@@ -288,3 +288,22 @@ def test_an_engine_saved_in_the_old_format_is_refused(lexical_engine, tmp_path):
     meta.write_text(saved.replace(f'"format": {FORMAT_VERSION}', f'"format": {FORMAT_VERSION - 1}'), encoding="utf-8")
     with pytest.raises(ValueError, match="rebuild"):
         MatchEngine.load(tmp_path / "idx")
+
+
+def test_column_scores_equal_scipys_column_product_bit_for_bit():
+    """Every firm's score for a query's columns (the whole-pool scores look-alikes and small pools use) is the sum
+    scipy's matrix[:, cols] @ vals gives, to the last bit, so a firm scores the same on every path."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(4)
+    rows, width = 3000, 400
+    dense = rng.random((rows, width), dtype=np.float32) * (rng.random((rows, width)) < 0.05)
+    dense[:, 7] = rng.random(rows, dtype=np.float32) + 0.5  # a term in every row, as 公 or 司
+    columns = sp.csc_matrix(dense)
+    for size in (1, 12, 150):
+        cols = np.sort(rng.choice(width, size, replace=False)).astype(np.int64)
+        vals = (rng.random(size) * 3).astype(np.float32)
+        want = np.asarray(columns[:, cols] @ vals, dtype=np.float32).ravel()
+        got = column_scores(columns, cols, vals)
+        assert got.dtype == np.float32 and np.array_equal(got, want)
+    assert not column_scores(columns, np.zeros(0, np.int64), np.zeros(0, np.float32)).any()
