@@ -42,3 +42,12 @@ def test_coded_list_column_passes_the_rows_holding_any_of_the_items():
     # A firm with no tags (None or []) is never in a tag filter.
     empty = [i for i, v in enumerate(column) if not v]
     assert empty and not coded.condition(condition("tags", "contains_any", TAGS))[empty].any()
+
+
+def test_tuples_and_frozensets_make_a_list_column_too():
+    """Tags given as tuples or frozensets (hashable, unlike lists) still filter by item, not by the whole value."""
+    column = [("专精特新", "上市"), None, frozenset({"瞪羚"}), ("上市",), ()]
+    coded = CodedColumn(column)
+    assert coded.is_list
+    c = condition("tags", "contains_any", ["上市"])
+    assert coded.condition(c).tolist() == [True, False, False, True, False] == condition_mask(c, column).tolist()
