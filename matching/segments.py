@@ -87,7 +87,7 @@ def count_segments(
     progress: Progress | None = None,
 ) -> dict[str, SegmentCounts]:
     """Per analyzer, the term counts of every segment of every text (matching.analysis.count_matrices over the
-    statements; progress is reported in statements).
+    statements; progress is reported in texts whose statements are all counted).
 
     A text's first statement is its head (the firm name: matching.profiles and matching.engine.pool put it first) and
     counts in each of its other statements: a segment is "name + one item", as a reader sees the item."""
@@ -96,7 +96,14 @@ def count_segments(
     first = np.zeros(len(texts) + 1, np.int64)
     np.cumsum(sizes, out=first[1:])
     flat = [s for p in pieces for s in p]
-    counts = count_matrices(flat, analyzers, vocabularies, workers=workers, progress=progress)
+    by_text = None
+    if progress is not None:
+        outer = progress
+
+        def by_text(done: int, total: int) -> None:  # statements done → texts done (a bar counts firms)
+            outer(int(np.searchsorted(first[1:], done, side="right")), len(texts))
+
+    counts = count_matrices(flat, analyzers, vocabularies, workers=workers, progress=by_text)
     # Rows kept: every statement but the head of a text that has others; each gets its head's counts added.
     multi = sizes > 1
     owner = np.repeat(np.arange(len(texts), dtype=np.int64), sizes)

@@ -146,3 +146,15 @@ def test_whole_profiles_get_the_ratios_the_segment_path_computes():
     assert np.array_equal(whole.ratio, general.ratio) and (whole.counts != general.counts).nnz == 0
     assert np.array_equal(whole.segments, general.segments)
     assert np.array_equal(whole.segment_length, general.segment_length)
+
+
+def test_segment_counting_reports_progress_in_firms_not_statements():
+    """The CLI's build bar counts firms (家): counting a title list statement by statement still reports texts done,
+    up to the number of texts, never the number of statements."""
+    texts = ["甲公司；电池；电机；电池隔膜", "乙公司；甲醇", "丙公司", "丁公司；锂电池；正极材料；负极材料；电解液"]
+    vocab = {"word": Vocabulary.from_terms(["电池", "电机", "甲醇", "锂电池", "正极材料"])}
+    reports: list[tuple[int, int]] = []
+    count_segments(texts, ["word"], vocab, workers=1, progress=lambda done, total: reports.append((done, total)))
+    assert reports and reports[-1] == (len(texts), len(texts))
+    assert all(total == len(texts) and 0 <= done <= total for done, total in reports)
+    assert [done for done, _ in reports] == sorted(done for done, _ in reports)

@@ -88,8 +88,8 @@ def eval_matching(
     second run encodes nothing (docs/matching.md).
     """
     from flask import current_app
-    from tqdm import tqdm
 
+    from webapp.cli.match import progress_bar
     from webapp.services.match.embedding import (
         CACHE_FOLDER,
         configured_model,
@@ -101,13 +101,7 @@ def eval_matching(
     app = current_app
     model = configured_model(app) if model is None else model
     backend = embedder_options(app)["backend"] if backend is None else backend
-    bar = tqdm(total=0, unit="家", desc="计算语义向量", disable=None, leave=False)
-
-    def progress(done: int, total: int) -> None:
-        bar.total, bar.n = total, done
-        bar.refresh()
-
-    try:
+    with progress_bar("计算语义向量", leave=False) as progress:
         result = run_benchmark(
             firms_csv,
             queries_jsonl,
@@ -123,8 +117,6 @@ def eval_matching(
             progress=progress,
             static=static,
         )
-    finally:
-        bar.close()
     click.echo(f"queries: {result['ranked_queries']} (with relevance: {result['queries']})  firms: {result['firms']}")
     click.echo(f"nDCG@10: {result['ndcg@10']:.4f}")
     click.echo(f"Recall@50: {result['recall@50']:.4f}")

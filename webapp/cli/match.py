@@ -103,11 +103,11 @@ def index_build(full: bool) -> None:
 
 
 @contextmanager
-def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
-    """A tqdm bar driven by progress(done, total) callbacks."""
+def progress_bar(label: str, leave: bool = True) -> Iterator[Callable[[int, int], None]]:
+    """A tqdm bar driven by progress(done, total) callbacks; `leave=False` clears it when done."""
     from tqdm import tqdm
 
-    bar = tqdm(total=0, unit="家", desc=label, disable=None)
+    bar = tqdm(total=0, unit="家", desc=label, disable=None, leave=leave)
 
     def progress(done: int, total: int) -> None:
         bar.total = total
