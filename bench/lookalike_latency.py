@@ -7,8 +7,9 @@ ENGINE_FOLDER is the engine a `bench match --n N --work W` run saved (e.g. W/eng
 milvus). The pool is regenerated as that run made it (same n, seed 1) for its provinces; the fusion weights are the
 "all_channels" ones (dense channel at the pool rule's weight). For FIRMS firms spread over the pool, times
 `MatchEngine.similar(firm, 10)` (a firm's own profile as the query, as the web app's 相似企业 page asks it) without a
-filter and restricted to the firm's own province (an id list, as the web app resolves it), and prints p50/p95/p99
-per kind as one JSON object.
+filter and restricted to the firm's own province (an id list, as the web app resolves it); then the candidates
+page's "most similar local firm" (`best_look_alikes`: a page of PAGE candidates against a roster of ROSTER firms,
+ROUNDS times, each checked against `similar(k=1)` over the roster). Prints p50/p95/p99 per kind as one JSON object.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.perf.machine import Stopwatch, machine_facts, percentiles_ms  # noqa: E402
 
 LOOKALIKES_K = 10
+PAGE, ROSTER, ROUNDS = 20, 50, 10
 
 
 def main() -> None:
@@ -54,6 +56,17 @@ def main() -> None:
                 hits = engine.similar(int(firm), LOOKALIKES_K, **kwargs)
             times[label].append(sw.seconds)
             found[label] += len(hits)
+    rng = np.random.default_rng(1)
+    best_times, best_agree = [], 0
+    for _ in range(ROUNDS):
+        page = rng.choice(len(pool), PAGE, replace=False).tolist()
+        roster = rng.choice(len(pool), ROSTER, replace=False).tolist()
+        with Stopwatch() as sw:
+            tops = engine.best_look_alikes(page, roster)
+        best_times.append(sw.seconds)
+        for firm, top in zip(page, tops):
+            single = engine.similar(firm, 1, allowed_ids=roster)
+            best_agree += top is not None and bool(single) and top.id == single[0].id
     result = {
         "bench": "lookalike_latency",
         "n": len(pool),
@@ -61,6 +74,8 @@ def main() -> None:
         "firms": len(firms) - 1,
         "by_filter": {label: {**percentiles_ms(t), "mean_hits": found[label] / len(t)} for label, t in times.items()},
         "province_allowed_mean": round(float(np.mean([len(v) for v in by_province.values()])), 1),
+        "best_look_alikes_page": {**percentiles_ms(best_times), "page": PAGE, "roster": ROSTER},
+        "best_agrees_with_similar": f"{best_agree}/{PAGE * ROUNDS}",
         "load_average_1m": round(os.getloadavg()[0], 2),
         "machine": machine_facts(),
     }

@@ -74,6 +74,8 @@ def column_scores(columns: sp.csc_matrix, cols: np.ndarray, vals: np.ndarray) ->
     sums, in the same order, as scipy's `columns[:, cols] @ vals`, without copying the columns out (a firm's own
     profile as a look-alike query selects 60–150 columns, some of them holding most of the pool's rows)."""
     global _column_sums
+    if columns.dtype != np.float32:  # the kernel sums in float32, as scipy's product of float32 weights does
+        return np.asarray(columns[:, cols] @ vals, dtype=np.float32).ravel()
     if _column_sums is None:
         from numba import njit
 
@@ -143,8 +145,6 @@ class _Channel:
         """Score of every row for weighted columns (float32, summed in ascending column order)."""
         if len(self) == 0 or not len(cols):
             return np.zeros(len(self), np.float32)
-        if self.columns.dtype != np.float32:  # the kernel sums in float32, as the product of float32 weights does
-            return np.asarray(self.columns[:, cols] @ vals, dtype=np.float32).ravel()
         return column_scores(self.columns, cols, vals)
 
     def _load_shared(self, folder: Path, meta: dict[str, Any], mmap: bool) -> tuple[int, int]:

@@ -19,7 +19,7 @@ STATS_SAMPLE is read from this module at call time (tests lower it here to exerc
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +29,7 @@ from matching.analysis import Vocabulary, count_matrices
 from matching.engine.dense import DenseChannel
 from matching.engine.pool import Document, Pool, indexed_text, spread
 from matching.fusion import FusionWeights
-from matching.lexical import BM25Channel, CharTfidfChannel
+from matching.lexical import BM25Channel, CharTfidfChannel, column_scores
 from matching.segments import count_for_share, pool_segment_share
 from matching.text import HAN, OTHER, char_ngrams, script_group, tokenize_query
 from matching.vectors import FieldFilter
@@ -198,8 +198,7 @@ class LexicalChannels:
         """(mean, std) of the channel's scores over the pool (over the STATS_SAMPLE rows of larger pools)."""
         if not len(cols) or not len(self):
             return 0.0, 0.0
-        sample = self._stats_columns(name)
-        s = np.asarray(sample[:, cols] @ vals, dtype=np.float32).ravel().astype(np.float64)
+        s = column_scores(self._stats_columns(name), cols, vals).astype(np.float64)
         return float(s.mean()), float(s.std())
 
 
@@ -237,26 +236,38 @@ def channel_queries(
     full: dict[str, np.ndarray] | None = None,
     where: FieldFilter | None = None,
     allowed_ids: np.ndarray | None = None,
+    columns: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    vector: np.ndarray | None = None,
+    hits: bool = True,
 ) -> dict[str, ChannelQuery]:
     """Per weighted channel: the query's columns or dense hits and the pool statistics. `full`: channel scores of
     every row already computed (their statistics are then read from them, not computed again). `where`: a filter
     the vector index applies itself (DenseChannel.filters_fields), so the dense hits are the nearest documents
     passing it and its floor bounds only those (callers restrict the rows they rank to them); `allowed_ids`
-    likewise, as an id list. Statistics stay over the whole pool."""
+    likewise, as an id list. Statistics stay over the whole pool. `columns` (per lexical channel: ascending
+    columns, weights) and `vector` stand in for analysing and encoding `query` (a pooled document as the query:
+    look-alikes), `query` then only telling its script; `hits=False` leaves the dense hits out (statistics only)."""
     out: dict[str, ChannelQuery] = {}
     for name, weight in weights.channel_weights().items():
         if not weight:
             continue
         if name in LEXICAL_CHANNELS:
-            cols, vals = lexical.query(name, query)
+            if columns is not None:
+                cols, vals = columns.get(name, (np.zeros(0, np.int64), np.zeros(0, np.float32)))
+            else:
+                cols, vals = lexical.query(name, query)
             if full is not None and name in full and not stats_sampled(len(lexical)) and len(cols):
                 s = full[name].astype(np.float64)  # the same product LexicalChannels.stats would compute
                 out[name] = ChannelQuery(name, cols, vals, float(s.mean()), float(s.std()))
             else:
                 out[name] = ChannelQuery(name, cols, vals, *lexical.stats(name, cols, vals))
         elif name == "dense" and dense.active:
-            vector = dense.query_vector(query)
-            hit_rows, scores, floor = dense.hits(None, vector, allowed_ids=allowed_ids, where=where)
+            if vector is None:
+                vector = dense.query_vector(query)
+            if hits:
+                hit_rows, scores, floor = dense.hits(None, vector, allowed_ids=allowed_ids, where=where)
+            else:
+                hit_rows, scores, floor = np.zeros(0, np.int64), np.zeros(0, np.float32), 0.0
             cq = out[name] = ChannelQuery(name, hit_rows, scores, *dense.stats(vector), floor=floor, vector=vector)
             blind = OTHER if script_group(query) == HAN else HAN
             if dense.group_count(blind):

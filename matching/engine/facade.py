@@ -51,7 +51,7 @@ class MatchEngine:
         self._dense = DenseChannel(self._pool, embedder)
         self._explainer = Explainer(self._pool, self._lexical)
         self._ranker = Ranker(self._pool, self._lexical, self._dense, self._explainer)
-        self._lookalikes = LookAlikes(self._pool, self._lexical, self._dense, self._explainer)
+        self._lookalikes = LookAlikes(self._pool, self._lexical, self._dense, self._explainer, self._ranker)
         self._query_sets = QuerySets(self._pool, self._lexical, self._dense)
         self._learned: LearnedReranker | None = None
         self._built_at = 0.0

@@ -5,21 +5,28 @@ Invariants:
   weighted 1, as its token list would be), the dense query its stored vector (VectorIndex.vectors);
 - the document itself is never its own look-alike;
 - the embedder gets at least SIMILAR_DENSE_WEIGHT when present;
-- `best_look_alikes` scores as `similar(doc, k=1, allowed_ids)` does (z-scores over the allowed set, ties to the
-  smallest id), for all documents in one matrix product per channel.
+- `best_look_alikes` scores as `similar(doc, k=1, allowed_ids)` does (ties to the smallest id), for all documents
+  in one matrix product per channel;
+- the statistics follow the pool's size as a match query's do: up to STATS_SAMPLE documents each channel is
+  z-scored over the allowed set, scoring every allowed document; above (a registry of millions), over the whole
+  pool (the sampled statistics of matching.engine.channels), which is what lets the pruned search
+  (Ranker.pruned_rank) find the k best without scoring every document: at 1M firms the full scan alone took
+  250–350 ms (docs/performance-history.md). Profiles in another script than the document are then scored as in
+  a match query (impute_blind).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import Any
 
 import numpy as np
 
-from matching.engine.channels import ZSCORE_EPS, LexicalChannels
+from matching.engine.channels import ZSCORE_EPS, LexicalChannels, channel_queries, impute_blind, stats_sampled
 from matching.engine.dense import DenseChannel
 from matching.engine.explanation import Explainer, Hit
 from matching.engine.pool import Pool
-from matching.engine.ranking import best_first
+from matching.engine.ranking import Ranker, best_first, fast_ok
 from matching.fusion import FusionWeights, fuse
 from matching.lexical import BM25Channel
 
@@ -49,11 +56,35 @@ def _masked_zscore(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
 class LookAlikes:
     """Finds pooled documents like a pooled document."""
 
-    def __init__(self, pool: Pool, lexical: LexicalChannels, dense: DenseChannel, explainer: Explainer) -> None:
+    def __init__(
+        self, pool: Pool, lexical: LexicalChannels, dense: DenseChannel, explainer: Explainer, ranker: Ranker
+    ) -> None:
         self._pool = pool
         self._lexical = lexical
         self._dense = dense
         self._explainer = explainer
+        self._ranker = ranker
+
+    def _pruned(self, weights: FusionWeights) -> bool:
+        """Whether look-alikes take whole-pool statistics and the pruned search (see the module docstring)."""
+        return fast_ok(weights) and stats_sampled(len(self._pool.row_ids))
+
+    def _doc_query(self, doc_id: int, weights: FusionWeights) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], Any]:
+        """(lexical columns and weights, stored vector or None) of a pooled document used as the query, as
+        `_doc_channel_scores` weighs it."""
+        row = self._pool.row_of[int(doc_id)]
+        w = weights.channel_weights()
+        columns: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for name, channel in (("bm25", self._lexical.bm25), ("char", self._lexical.char)):
+            if w.get(name):
+                cols = channel.row_terms(row).astype(np.int64)
+                columns[name] = (cols, np.ones(len(cols), np.float32))
+        if w.get("tfidf"):
+            query_row = self._lexical.get("tfidf").row_weights(np.asarray([row]))
+            order = np.argsort(query_row.indices, kind="stable")
+            columns["tfidf"] = (query_row.indices[order].astype(np.int64), query_row.data[order].astype(np.float32))
+        vector = self._dense.stored_vectors(np.asarray([doc_id]))[0] if w.get("dense") else None
+        return columns, vector
 
     def weights(self, weights: FusionWeights) -> FusionWeights:
         """The engine's weights with the dense channel raised to SIMILAR_DENSE_WEIGHT when it is active, and off
@@ -77,6 +108,20 @@ class LookAlikes:
         excluded = set(int(i) for i in (excluded_ids or ())) | {int(doc_id)}
         weights = self.weights(weights)
         mask = self._pool.mask(allowed_ids, excluded)
+        terms = self._doc_terms(int(doc_id))
+        if self._pruned(weights):
+            columns, vector = self._doc_query(int(doc_id), weights)
+            rows, fused_top, raw = self._ranker.pruned_rank(doc.text, weights, mask.view(np.uint8), k, columns, vector)
+            row_ids = self._pool.row_ids
+            return [
+                Hit(
+                    int(row_ids[r]),
+                    float(fused_top[i]),
+                    {name: float(v[i]) for name, v in raw.items()},
+                    self._explainer.matched_terms(doc.text, int(row_ids[r]), terms, row=int(r)),
+                )
+                for i, r in enumerate(rows)
+            ]
         channels = self._doc_channel_scores(int(doc_id), weights)
         pool_rows = np.flatnonzero(mask)
         pooled = {name: sc[pool_rows] for name, sc in channels.items()}
@@ -84,7 +129,6 @@ class LookAlikes:
         take = min(k, len(pool_rows))
         if take <= 0:
             return []
-        terms = self._doc_terms(int(doc_id))
         return [
             self._explainer.hit(doc.text, pool_rows[p], float(fused[p]), pooled, p, terms=terms)
             for p in best_first(self._pool.row_ids, fused, pool_rows, take)
@@ -121,8 +165,20 @@ class LookAlikes:
             channels["dense"] = self._dense.stored_vectors(row_ids[arows]) @ self._dense.stored_vectors(row_ids[cols]).T
         valid = row_ids[arows][:, None] != row_ids[cols][None, :]
         fused = np.zeros(valid.shape)
-        for name, sc in channels.items():
-            fused += w[name] * _masked_zscore(sc, valid)
+        if self._pruned(weights):  # whole-pool statistics per document, as similar() takes them there
+            for c, (_, row) in enumerate(present):
+                doc_id = int(row_ids[row])
+                columns, vector = self._doc_query(doc_id, weights)
+                text = self._pool.docs[doc_id].text
+                cqs = channel_queries(
+                    self._lexical, self._dense, text, weights, columns=columns, vector=vector, hits=False
+                )
+                plain = sum((w[name] * cq.z(channels[name][:, c]) for name, cq in cqs.items()), np.zeros(len(arows)))
+                dense_raw = channels["dense"][:, c] if "dense" in channels else np.zeros(len(arows))
+                fused[:, c] = impute_blind(plain, arows, dense_raw, cqs, weights, self._dense.row_groups())
+        else:
+            for name, sc in channels.items():
+                fused += w[name] * _masked_zscore(sc, valid)
         fused[~valid] = -np.inf
         best = np.argmax(fused, axis=0)
         for c, (j, row) in enumerate(present):

@@ -17,7 +17,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 import numpy as np
 
@@ -179,8 +179,28 @@ class Ranker:
         return total
 
     # ---- MaxScore -------------------------------------------------------------------------------
+    def pruned_rank(
+        self,
+        query: str,
+        weights: FusionWeights,
+        flags: np.ndarray | None,
+        take: int,
+        columns: Mapping[str, tuple[np.ndarray, np.ndarray]],
+        vector: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """As the pruned search ranks a query, for a query given as its lexical columns and its vector (a pooled
+        document as the query: look-alikes; see channel_queries); `query` tells its script."""
+        return self._fast_rank(query, weights, flags, take, columns=columns, vector=vector)
+
     def _fast_rank(
-        self, query: str, weights: FusionWeights, flags: np.ndarray | None, take: int, where: FieldFilter | None = None
+        self,
+        query: str,
+        weights: FusionWeights,
+        flags: np.ndarray | None,
+        take: int,
+        where: FieldFilter | None = None,
+        columns: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+        vector: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """(rows best first, fused scores, raw channel scores per row) of the top `take` pool rows (z-score fusion,
         non-negative weights): MaxScore over the query's postings, then exact scores of the survivors.
@@ -208,7 +228,14 @@ class Ranker:
         if flags is not None and w.get("dense", 0) > 0 and not filtered and selective(allowed, n):
             restrict = self._pool.row_ids[np.flatnonzero(flags)]
         cqs = channel_queries(
-            self._lexical, self._dense, query, weights, where=where if filtered else None, allowed_ids=restrict
+            self._lexical,
+            self._dense,
+            query,
+            weights,
+            where=where if filtered else None,
+            allowed_ids=restrict,
+            columns=columns,
+            vector=vector,
         )
         terms = []
         for name, cq in cqs.items():
@@ -219,10 +246,10 @@ class Ranker:
                 terms.append(Term(cq.cols[order].astype(np.int32), shifted, a, float(a * shifted.max(initial=0.0))))
                 continue
             channel = self._lexical.get(name)
-            columns, col_max = channel.columns, channel.col_max
+            matrix, col_max = channel.columns, channel.col_max
             for c, v in zip(cq.cols.tolist(), cq.vals.tolist()):
-                lo, hi = columns.indptr[c], columns.indptr[c + 1]
-                terms.append(Term(columns.indices[lo:hi], columns.data[lo:hi], a * v, float(a * v * col_max[c])))
+                lo, hi = matrix.indptr[c], matrix.indptr[c + 1]
+                terms.append(Term(matrix.indices[lo:hi], matrix.data[lo:hi], a * v, float(a * v * col_max[c])))
         dense = cqs.get("dense")
         blind = self._blind_rows(dense, flags, take)  # the best rows the lexical channels cannot see, if any
         want = take
