@@ -32,20 +32,17 @@ SEARCH_K = 100
 
 def main() -> None:
     import matching.engine.ranking as ranking
-    from bench.perf.pool import filter_cases, link_queries, synthetic_pool
-    from matching.engine import MatchEngine
-    from matching.fusion import pretrained_weights
+    from bench.perf.match_bench import saved_engine
+    from bench.perf.pool import filter_cases, link_queries
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("engine", type=Path)
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=200)
     args = parser.parse_args()
-    pool = synthetic_pool(args.n, 1)
+    pool, engine = saved_engine(args.engine, args.n)
     texts = link_queries(args.queries, 1)
     filters = filter_cases(pool, len(texts), 1)
-    engine = MatchEngine.load(args.engine)
-    engine.weights = pretrained_weights(pool.texts)
     engine.search(texts[0], SEARCH_K)  # warm-up
     share = ranking.SELECTIVE_FILTER_SHARE
     times: dict[str, dict[str, list[float]]] = {}

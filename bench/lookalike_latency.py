@@ -31,18 +31,14 @@ PAGE, ROSTER, ROUNDS = 20, 50, 10
 
 
 def main() -> None:
-    from bench.perf.pool import synthetic_pool
-    from matching.engine import MatchEngine
-    from matching.fusion import pretrained_weights
+    from bench.perf.match_bench import saved_engine
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("engine", type=Path)
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--firms", type=int, default=200)
     args = parser.parse_args()
-    pool = synthetic_pool(args.n, 1)
-    engine = MatchEngine.load(args.engine)
-    engine.weights = pretrained_weights(pool.texts)
+    pool, engine = saved_engine(args.engine, args.n)
     ids = np.arange(len(pool), dtype=np.int64)
     by_province = {str(p): ids[pool.provinces == p] for p in np.unique(pool.provinces)}
     firms = np.linspace(0, len(pool) - 1, args.firms + 1).astype(np.int64)

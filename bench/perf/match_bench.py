@@ -37,6 +37,18 @@ ENGINE_BYTES_PER_FIRM_ESTIMATE = 8_000
 MEMORY_SHARE = 0.8
 
 
+def saved_engine(folder: Path, n: int, seed: int = 1):
+    """(the synthetic pool, the engine) of an engine a `run` saved under `folder`, the pool regenerated as that run
+    made it and the engine weighted as its "all_channels" setting (dense channel at the pool rule's weight)."""
+    from matching.engine import MatchEngine
+    from matching.fusion import pretrained_weights
+
+    pool = synthetic_pool(n, seed)
+    engine = MatchEngine.load(folder)
+    engine.weights = pretrained_weights(pool.texts)
+    return pool, engine
+
+
 def _available_bytes() -> int:
     from pathlib import Path
 

@@ -18,7 +18,6 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Any
 
 import numpy as np
 
@@ -69,20 +68,21 @@ class LookAlikes:
         """Whether look-alikes take whole-pool statistics and the pruned search (see the module docstring)."""
         return fast_ok(weights) and stats_sampled(len(self._pool.row_ids))
 
-    def _doc_query(self, doc_id: int, weights: FusionWeights) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], Any]:
-        """(lexical columns and weights, stored vector or None) of a pooled document used as the query, as
-        `_doc_channel_scores` weighs it."""
+    def _doc_query(
+        self, doc_id: int, weights: FusionWeights
+    ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray | None]:
+        """(per weighted lexical channel: ascending columns and weights; stored vector or None) of a pooled document
+        used as the query, from what is already indexed: nothing is tokenised or encoded again."""
         row = self._pool.row_of[int(doc_id)]
         w = weights.channel_weights()
         columns: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for name, channel in (("bm25", self._lexical.bm25), ("char", self._lexical.char)):
-            if w.get(name):
+            if w.get(name):  # the document's distinct terms, each weighted 1 (as its token list would be)
                 cols = channel.row_terms(row).astype(np.int64)
                 columns[name] = (cols, np.ones(len(cols), np.float32))
-        if w.get("tfidf"):
+        if w.get("tfidf"):  # its TF-IDF row (the channel keeps rows with sorted indices)
             query_row = self._lexical.get("tfidf").row_weights(np.asarray([row]))
-            order = np.argsort(query_row.indices, kind="stable")
-            columns["tfidf"] = (query_row.indices[order].astype(np.int64), query_row.data[order].astype(np.float32))
+            columns["tfidf"] = (query_row.indices.astype(np.int64), query_row.data)
         vector = self._dense.stored_vectors(np.asarray([doc_id]))[0] if w.get("dense") else None
         return columns, vector
 
@@ -196,21 +196,11 @@ class LookAlikes:
         return out
 
     def _doc_channel_scores(self, doc_id: int, weights: FusionWeights) -> dict[str, np.ndarray]:
-        """Raw per-channel pool scores with a pooled document as the query, from what is already indexed (its
-        tokens, its TF-IDF row, its stored vector): nothing is tokenised or encoded again."""
-        row = self._pool.row_of[int(doc_id)]
-        w = weights.channel_weights()
-        out: dict[str, np.ndarray] = {}
-        for name, channel in (("bm25", self._lexical.bm25), ("char", self._lexical.char)):
-            if w.get(name):  # the document's distinct terms, each weighted 1 (as its token list would be)
-                cols = channel.row_terms(row).astype(np.int64)
-                out[name] = channel.scores_for(cols, np.ones(len(cols), np.float32))
-        if w.get("tfidf"):
-            tfidf = self._lexical.get("tfidf")
-            query_row = tfidf.row_weights(np.asarray([row]))
-            out["tfidf"] = tfidf.scores_for(query_row.indices.astype(np.int64), query_row.data)
-        if w.get("dense"):
-            out["dense"] = self._dense.scores(None, self._dense.stored_vectors(np.asarray([doc_id])))
+        """Raw per-channel pool scores with a pooled document as the query (`_doc_query`)."""
+        columns, vector = self._doc_query(doc_id, weights)
+        out = {name: self._lexical.get(name).scores_for(cols, vals) for name, (cols, vals) in columns.items()}
+        if vector is not None:
+            out["dense"] = self._dense.scores(None, vector)
         return out
 
     def _doc_terms(self, doc_id: int) -> list[str]:
