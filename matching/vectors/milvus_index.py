@@ -31,7 +31,9 @@ the engine scores every firm a search keeps exactly from its stored vector, and 
 (`get` by id) was the largest part of a match query on this backend (docs/performance.md). Milvus does the
 searches by meaning and by field; the copy is what a web worker reads from its own disk, as it reads the lexical
 channels, and what an id list is scored over.
-pymilvus is imported only when an index is created or loaded, so the product needs it only when configured.
+A search reads the ids and scores from Milvus's reply as arrays (matching.vectors.milvus_search): pymilvus's own
+result objects, a dict per hit, took half of a 1,000-hit search. pymilvus is imported only when an index is created
+or loaded, so the product needs it only when configured.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ from matching.vectors.base import (
 from matching.vectors.filters import EMPTY, FieldFilter, milvus_expression, text_code
 from matching.vectors.meta import IndexMismatchError, atomic_write_bytes, check_meta, meta_path, read_meta, write_meta
 from matching.vectors.milvus_connection import public_uri, pymilvus_module, release_lite, server_uri
+from matching.vectors.milvus_search import SearchCall, search_hits
 from matching.vectors.row_store import RowStore
 
 logger = logging.getLogger(__name__)
@@ -287,21 +290,14 @@ class MilvusIndex(VectorIndex):
         params: dict[str, Any] = {"metric_type": METRIC}
         if self.nprobe:
             params["params"] = {"nprobe": self.nprobe}
+        expression = " and ".join(filters)
         for start in range(0, len(queries), SEARCH_BATCH):
             batch = queries[start : start + SEARCH_BATCH]
-            results = self._client.search(
-                self.collection,
-                data=list(batch),
-                limit=limit,
-                search_params=params,
-                filter=" and ".join(filters),
-                anns_field=VECTOR_FIELD,
-            )
-            for offset, hits in enumerate(results):
-                pairs = sorted((-float(h["distance"]), int(h[ID_FIELD])) for h in hits)  # ties by id
-                row = start + offset
-                scores[row, : len(pairs)] = [-s for s, _ in pairs]
-                found[row, : len(pairs)] = [i for _, i in pairs]
+            call = SearchCall(self.collection, batch, limit, params, expression, VECTOR_FIELD, ID_FIELD)
+            hits = search_hits(self._client, call)
+            for row, (ids, hit_scores) in enumerate(hits, start):
+                scores[row, : len(ids)] = hit_scores
+                found[row, : len(ids)] = ids
         return scores, found
 
     # -- saving -----------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from matching.vectors import (
     make_vector_index,
     meta_path,
     milvus_expression,
+    milvus_search,
     read_meta,
     register_backend,
     registry,
@@ -456,3 +457,38 @@ def test_a_milvus_index_saved_without_its_rows_or_with_other_rows_is_rebuilt(tmp
     path.with_name(path.name + ".fp32.npy").unlink()
     with pytest.raises(IndexMismatchError, match="missing"):  # an index saved before the rows were kept
         load_vector_index(path)
+
+
+def test_milvus_direct_search_reads_the_same_hits_as_the_public_client(tmp_path):
+    """The search reads Milvus's reply arrays itself (matching.vectors.milvus_search); it must give what
+    MilvusClient.search gives, filters applied and tied scores ordered by id, and the index must take that path."""
+    vectors = random_unit(200)
+    vectors[50:60] = vectors[5]  # ten rows tie with row 5 on every query
+    ids = np.arange(200, dtype=np.int64) * 7 + 3
+    index = make_vector_index(200, DIM, backend="milvus")
+    index.index(ids, vectors, fields={"province": ["山东省" if i % 2 else "江苏省" for i in range(200)]})
+    queries = np.concatenate([vectors[5:6], random_unit(3, seed=9)])
+    client = index._client
+
+    def call(expression: str) -> milvus_search.SearchCall:
+        return milvus_search.SearchCall(
+            index.collection, queries, 30, {"metric_type": "IP"}, expression, "vector", "id"
+        )
+
+    for expression in ("", f"province == {text_code('山东省')}"):
+        direct = milvus_search.direct_search(client, call(expression))
+        public = milvus_search.public_search(client, call(expression))
+        assert len(direct) == len(public) == 4
+        for (d_ids, d_scores), (p_ids, p_scores) in zip(direct, public):
+            assert list(d_ids) == list(p_ids) and np.array_equal(d_scores, p_scores)
+            assert d_ids.dtype == np.int64 and d_scores.dtype == np.float32
+    tied = milvus_search.direct_search(client, call(""))[0][0][:11]
+    assert list(tied) == sorted(ids[[5, *range(50, 60)]])  # equal scores, smallest id first
+    searched = []
+    original = milvus_search.direct_search
+    try:
+        milvus_search.direct_search = lambda *a: searched.append(a) or original(*a)
+        _, found = index.search(queries, 30)
+    finally:
+        milvus_search.direct_search = original
+    assert searched and list(found[0][:11]) == list(tied)
