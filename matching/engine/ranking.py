@@ -267,9 +267,14 @@ class Ranker:
             merged, merged_raw, fused = self._with_blind(cqs, weights, rows, raw, plain, blind)
             if dense is None or len(rows) < want or want >= allowed:
                 break
-            # Every row left out scores at most its posting bound, at most the least bound among the candidates.
+            # Every row left out scores at most its posting bound. The candidates hold every row among the `want`
+            # best bounds and may hold weaker ones too (rows the pruning had not dropped yet), so a row left out is
+            # bounded by the want-th best bound among them, not by their least one.
             bound = plain + w["dense"] / (dense.std + ZSCORE_EPS) * np.maximum(dense.floor - raw["dense"], 0.0)
-            if np.partition(fused, len(fused) - take)[len(fused) - take] >= bound.min():
+            if (
+                np.partition(fused, len(fused) - take)[len(fused) - take]
+                >= np.partition(bound, len(bound) - want)[len(bound) - want]
+            ):
                 break
             want = min(allowed, want * 4)
         rows, raw = merged, merged_raw
