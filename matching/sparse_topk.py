@@ -276,7 +276,8 @@ def _buffers(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return buf
 
 
-def _kth(values: np.ndarray, k: int) -> float:
+def kth_largest(values: np.ndarray, k: int) -> float:
+    """The k-th largest of `values` (-inf when there are fewer than k)."""
     if len(values) < k:
         return -np.inf
     return float(np.partition(values, len(values) - k)[len(values) - k])
@@ -309,7 +310,7 @@ def candidate_rows(terms: list[Term], n: int, k: int, in_pool: np.ndarray | None
             # the top lowers the bound of the unread lists, and so the number of rows left to finish below.
             if j and len(term.rows) > STOP_MIN_POSTINGS:
                 first = _pool_scores(acc, touched[: min(n_touched, THETA_ROWS)], in_pool)[1]
-                theta = max(theta, _kth(first, k))
+                theta = max(theta, kth_largest(first, k))
                 if remaining[j] < theta * (1 - PRUNE_SLACK):
                     stop = j
                     break
@@ -317,7 +318,7 @@ def candidate_rows(terms: list[Term], n: int, k: int, in_pool: np.ndarray | None
             read += len(term.rows)
         if stop == len(terms):  # everything read: the partial scores are the scores
             rows, scores = _pool_scores(acc, touched[:n_touched], in_pool)
-            theta = _kth(scores, k)
+            theta = kth_largest(scores, k)
             if theta == -np.inf:
                 return Candidates(np.sort(rows), read, total)
             rows = rows[scores + remaining[stop] >= _margin(theta)]

@@ -38,6 +38,7 @@ from matching.engine.features import RERANK_CANDIDATES, LearnedReranker, base_fe
 from matching.engine.fields import FieldColumns
 from matching.engine.pool import Pool
 from matching.fusion import FusionWeights, fuse
+from matching.sparse_topk import kth_largest
 from matching.vectors import FieldFilter
 
 Ids = Collection[int] | None
@@ -271,10 +272,7 @@ class Ranker:
             # best bounds and may hold weaker ones too (rows the pruning had not dropped yet), so a row left out is
             # bounded by the want-th best bound among them, not by their least one.
             bound = plain + w["dense"] / (dense.std + ZSCORE_EPS) * np.maximum(dense.floor - raw["dense"], 0.0)
-            if (
-                np.partition(fused, len(fused) - take)[len(fused) - take]
-                >= np.partition(bound, len(bound) - want)[len(bound) - want]
-            ):
+            if kth_largest(fused, take) >= kth_largest(bound, want):
                 break
             want = min(allowed, want * 4)
         rows, raw = merged, merged_raw
@@ -343,7 +341,7 @@ class Ranker:
         ceiling = sum(
             w[name] * float(cq.z(np.full(1, cq.floor) if name == "dense" else zero)[0]) for name, cq in cqs.items()
         )
-        return bool(np.partition(fused, len(fused) - take)[len(fused) - take] < ceiling)
+        return bool(kth_largest(fused, take) < ceiling)
 
     def _rows_without_postings(
         self, count: int, flags: np.ndarray | None, skip: np.ndarray, dense: ChannelQuery | None
