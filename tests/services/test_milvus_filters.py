@@ -13,6 +13,7 @@ from matching.embedders import BuiltinEmbedder
 from matching.engine import Document, MatchEngine
 from matching.engine import channels as engine_channels
 from matching.engine import dense as engine_dense
+from matching.engine import ranking as engine_ranking
 from matching.fusion import FusionWeights
 from matching.vectors import FieldFilter, MilvusIndex, condition
 from matching.vectors.filters import mask
@@ -119,8 +120,12 @@ def _ids_passing(docs: list[Document], flt: FieldFilter) -> list[int]:
     return [d.id for d, ok in zip(docs, mask(flt, columns, len(docs))) if ok]
 
 
+@pytest.mark.parametrize("share", [1.0, 0.0], ids=["selective", "broad"])
 @pytest.mark.parametrize("name", sorted(FILTERS))
-def test_a_field_filter_on_milvus_ranks_as_id_lists_on_milvus_and_faiss(name, pruned, milvus_where):
+def test_a_field_filter_on_milvus_ranks_as_id_lists_on_milvus_and_faiss(name, share, pruned, milvus_where, monkeypatch):
+    """A selective filter (here: every filter, share 1) is applied inside Milvus's search; a broad one (share 0) masks
+    the whole pool's nearest firms, as on faiss. Either way the ranking is the one the id lists give."""
+    monkeypatch.setattr(engine_ranking, "SELECTIVE_FILTER_SHARE", share)
     docs = _pool()
     engines = _engines(docs)
     milvus = engines["milvus"]
@@ -135,7 +140,8 @@ def test_a_field_filter_on_milvus_ranks_as_id_lists_on_milvus_and_faiss(name, pr
         assert len(want) == 15 and set(want) <= set(allowed) - set(roster)
         milvus_where.clear()
         by_fields = [h.id for h in milvus.search(query, 15, excluded_ids=roster, where=flt)]
-        assert flt in milvus_where  # the dense candidate search filtered inside Milvus
+        assert milvus_where  # the dense candidate search ran on Milvus
+        assert (flt in milvus_where) == (share == 1.0)  # filtered inside Milvus only when selective
         by_ids = [h.id for h in milvus.search(query, 15, allowed_ids=allowed, excluded_ids=roster)]
         faiss_by_fields = [h.id for h in engines["faiss"].search(query, 15, excluded_ids=roster, where=flt)]
         assert by_fields == want and by_ids == want and faiss_by_fields == want, query
