@@ -232,10 +232,12 @@ class MatchEngine:
         k: int = 10,
         allowed_ids: Collection[int] | None = None,
         excluded_ids: Collection[int] | None = None,
+        where: FieldFilter | None = None,
     ) -> list[Hit]:
-        """Look-alike firms of a document: its own profile used as the query (the document itself excluded)."""
+        """Look-alike firms of a document: its own profile used as the query (the document itself excluded);
+        `where` restricts them by their fields as in `search`."""
         self._fresh()
-        return self._lookalikes.similar(doc_id, k, self.weights, allowed_ids, excluded_ids)
+        return self._lookalikes.similar(doc_id, k, self.weights, allowed_ids, excluded_ids, where)
 
     def best_look_alikes(self, doc_ids: Sequence[int], allowed_ids: Collection[int]) -> list[Hit | None]:
         """For each document, its single best look-alike among `allowed_ids` (itself excluded), scored as

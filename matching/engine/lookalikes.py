@@ -28,6 +28,7 @@ from matching.engine.pool import Pool
 from matching.engine.ranking import Ranker, best_first, fast_ok
 from matching.fusion import FusionWeights, fuse
 from matching.lexical import BM25Channel
+from matching.vectors import FieldFilter
 
 SIMILAR_DENSE_WEIGHT = 0.3  # look-alike search leans on the embedder when one is present
 
@@ -100,18 +101,21 @@ class LookAlikes:
         weights: FusionWeights,
         allowed_ids: Collection[int] | None = None,
         excluded_ids: Collection[int] | None = None,
+        where: FieldFilter | None = None,
     ) -> list[Hit]:
-        """The k documents most like a pooled one, best first (`weights`: the engine's; see `weights`)."""
+        """The k documents most like a pooled one, best first (`weights`: the engine's; see `weights`), among those
+        allowed, not excluded and passing `where`."""
         doc = self._pool.docs.get(int(doc_id))
         if doc is None or k <= 0:
             return []
         excluded = set(int(i) for i in (excluded_ids or ())) | {int(doc_id)}
         weights = self.weights(weights)
-        mask = self._pool.mask(allowed_ids, excluded)
+        mask = self._ranker.mask(allowed_ids, excluded, where)
         terms = self._doc_terms(int(doc_id))
         if self._pruned(weights):
             columns, vector = self._doc_query(int(doc_id), weights)
-            rows, fused_top, raw = self._ranker.pruned_rank(doc.text, weights, mask.view(np.uint8), k, columns, vector)
+            flags = mask.view(np.uint8)
+            rows, fused_top, raw = self._ranker.pruned_rank(doc.text, weights, flags, k, columns, vector, where)
             row_ids = self._pool.row_ids
             return [
                 Hit(

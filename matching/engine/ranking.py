@@ -126,7 +126,7 @@ class Ranker:
         if learned is not None and learned.ranker is not None:
             n = max(RERANK_CANDIDATES, k)
             top, pooled, fused, pool_rows = self.rank_pool(
-                query, self._mask(allowed_ids, excluded_ids, where), n, weights, need_all=True
+                query, self.mask(allowed_ids, excluded_ids, where), n, weights, need_all=True
             )
             doc_ids = row_ids[pool_rows[top]]
             probs = learned.score(
@@ -145,10 +145,10 @@ class Ranker:
                 Hit(int(row_ids[r]), float(fused[i]), {name: float(v[i]) for name, v in raw.items()}, terms[i])
                 for i, r in enumerate(rows)
             ]
-        top, pooled, fused, pool_rows = self.rank_pool(query, self._mask(allowed_ids, excluded_ids, where), k, weights)
+        top, pooled, fused, pool_rows = self.rank_pool(query, self.mask(allowed_ids, excluded_ids, where), k, weights)
         return [self._explainer.hit(query, pool_rows[p], float(fused[p]), pooled, p) for p in top]
 
-    def _mask(self, allowed_ids: Ids, excluded_ids: Ids, where: FieldFilter | None) -> np.ndarray:
+    def mask(self, allowed_ids: Ids, excluded_ids: Ids, where: FieldFilter | None = None) -> np.ndarray:
         """Boolean per pool row: allowed, not excluded and (given `where`) passing it."""
         mask = self._pool.mask(allowed_ids, excluded_ids)
         return mask & self._fields.mask(where) if where else mask
@@ -157,7 +157,7 @@ class Ranker:
         """As Pool.flags (uint8 per row, None: the whole pool), `where` included."""
         if not where:
             return self._pool.flags(allowed_ids, excluded_ids)
-        return self._mask(allowed_ids, excluded_ids, where).view(np.uint8)
+        return self.mask(allowed_ids, excluded_ids, where).view(np.uint8)
 
     # ---- the whole pool -------------------------------------------------------------------------
     def rank_pool(
@@ -200,10 +200,12 @@ class Ranker:
         take: int,
         columns: Mapping[str, tuple[np.ndarray, np.ndarray]],
         vector: np.ndarray | None,
+        where: FieldFilter | None = None,
     ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """As the pruned search ranks a query, for a query given as its lexical columns and its vector (a pooled
-        document as the query: look-alikes; see channel_queries); `query` tells its script."""
-        return self._fast_rank(query, weights, flags, take, columns=columns, vector=vector)
+        document as the query: look-alikes; see channel_queries); `query` tells its script. `flags` include
+        `where`, which a vector index storing fields may apply itself (as in `search`)."""
+        return self._fast_rank(query, weights, flags, take, where, columns=columns, vector=vector)
 
     def _fast_rank(
         self,

@@ -152,6 +152,25 @@ def test_a_field_filter_on_milvus_ranks_as_id_lists_on_milvus_and_faiss(name, sh
     ]
 
 
+@pytest.mark.parametrize("share", [1.0, 0.0], ids=["selective", "broad"])
+def test_look_alikes_by_field_filter_equal_look_alikes_by_id_list(share, pruned, milvus_where, monkeypatch):
+    """A look-alike search takes a FieldFilter as a match search does: Milvus applies a selective one in its vector
+    search; the firms found are those the same filter finds as an id list, on Milvus and on faiss."""
+    monkeypatch.setattr(engine_ranking, "SELECTIVE_FILTER_SHARE", share)
+    docs = _pool()
+    engines = _engines(docs)
+    for name, flt in sorted(FILTERS.items()):
+        allowed = _ids_passing(docs, flt)
+        for source in (docs[1], docs[6], docs[40]):
+            want = [h.id for h in engines["faiss"].similar(source.id, 12, allowed_ids=allowed)]
+            assert want and set(want) <= set(allowed) - {source.id}
+            milvus_where.clear()
+            by_fields = [h.id for h in engines["milvus"].similar(source.id, 12, where=flt)]
+            assert (flt in milvus_where) == (share == 1.0), name
+            assert by_fields == want, (name, source.id)
+            assert [h.id for h in engines["faiss"].similar(source.id, 12, where=flt)] == want
+
+
 def test_a_firm_that_moves_province_is_filtered_by_its_new_one(pruned, tmp_path):
     docs = _pool()
     milvus = _engines(docs)["milvus"]
@@ -194,7 +213,14 @@ def test_web_candidates_on_milvus_equal_faiss_for_a_province_filter(app, seeded,
         {"exclude_cluster_province": True, "tags": ["上市", "外资"]},
         {"capital_min": 10000},
     ]
+
+    def look_alikes(**filters):
+        store.state_of(app).engine.weights = WEIGHTS
+        return [c.enterprise_id for c in matchsvc.look_alikes(db.session, firm, k=10, filters=filters)]
+
     before = [candidates(**case) for case in cases]
+    firm = before[0][0]
+    similar_before = [look_alikes(**case) for case in cases]
     assert store.state_of(app).engine.document(before[0][0]).fields is None  # faiss: documents carry no fields
     monkeypatch.setitem(app.config, "VECTOR_BACKEND", "milvus")
     app.extensions.pop(engine_state.EXTENSION_KEY)
@@ -208,3 +234,9 @@ def test_web_candidates_on_milvus_equal_faiss_for_a_province_filter(app, seeded,
     assert any(c.field == "province" for w in wheres for clause in w.clauses for c in clause)
     by_id = {e.id: e for e in db.session.scalars(select(Enterprise))}
     assert all(by_id[i].province in ("广东省", "江苏省") for i in after[0])
+    # Look-alikes take the same filters as fields and find the same firms.
+    milvus_where.clear()
+    similar_after = [look_alikes(**case) for case in cases]
+    assert similar_after == similar_before and similar_after[0]
+    assert any(w is not None and "province" in w.fields() for w in milvus_where)
+    assert all(by_id[i].province in ("广东省", "江苏省") for i in similar_after[0])

@@ -234,13 +234,19 @@ def look_alikes(
     if engine is None:
         return []
     state = store.state_of(app)
-    resolved = resolve(session, filters, None)
+    # As for candidates: on a vector index that stores fields (Milvus) the filters reach it as a FieldFilter rather
+    # than as a province's ids (docs/performance-history.md, "Look-alikes by field filter").
+    where = field_filter(filters, None)
+    if where is not None and not engine.filters_fields(where):
+        where = None
+    resolved = ResolvedFilter(allowed=None, excluded=[]) if where is not None else resolve(session, filters, None)
     with state.lock:
         hits = engine.similar(
             enterprise_id,
             k=max(1, min(int(k), MAX_K)),
             allowed_ids=resolved.allowed,
             excluded_ids=sorted(set(resolved.excluded) | {enterprise_id}),
+            where=where,
         )
     firms = {e.id: e for e in session.scalars(select(Enterprise).where(Enterprise.id.in_([h.id for h in hits])))}
     out = []
