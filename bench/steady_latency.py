@@ -3,8 +3,8 @@
 `chainmatch bench match` runs each of its 200 queries once on a freshly loaded engine, so its percentiles include
 first-use costs (a field column coded on its first filter, pages of the engine read for the first time). This runs
 the same queries and filters (same seed) on the engine that run saved: one warm-up pass, then `--passes` measured
-passes, and prints p50 / p95 per filter kind as JSON, with a digest of the top-10 lists so that two versions of the
-code can be compared on one engine. Usage (the engine folder is under the bench's `--work` folder):
+passes, and prints the percentiles per filter kind as JSON, with a digest of the top-10 lists so that two versions of
+the code can be compared on one engine. Usage (the engine folder is under the bench's `--work` folder):
 
     .venv/bin/python bench/steady_latency.py /work/eval/bench1m-milvus/engine-static-<digest>-milvus [--n 1000000]
 
@@ -17,15 +17,15 @@ import argparse
 import hashlib
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.perf.match_bench import SEARCH_K, saved_engine  # noqa: E402
-from bench.perf.pool import field_filter_cases, filter_cases, link_queries  # noqa: E402
+from bench.perf.machine import Stopwatch, percentiles_ms  # noqa: E402
+from bench.perf.match_bench import SEARCH_K, saved_engine, search_filters  # noqa: E402
+from bench.perf.pool import link_queries  # noqa: E402
 
 
 def main() -> None:
@@ -38,35 +38,22 @@ def main() -> None:
     args = ap.parse_args()
     pool, engine = saved_engine(args.engine, args.n, args.seed)
     texts = link_queries(args.queries, args.seed)
-    if engine.vector_index is not None and engine.vector_index.stores_fields:
-        cases = [
-            (label, None, excluded, where) for label, where, excluded in field_filter_cases(pool, len(texts), args.seed)
-        ]
-    else:
-        cases = [
-            (label, allowed, excluded, None) for label, allowed, excluded in filter_cases(pool, len(texts), args.seed)
-        ]
+    by_fields = engine.vector_index is not None and engine.vector_index.stores_fields
+    cases = search_filters(pool, len(texts), args.seed, by_fields)
     times: dict[str, list[float]] = {}
     digest = hashlib.sha1()
     for run in range(args.passes + 1):
         for text, (label, allowed, excluded, where) in zip(texts, cases):
-            start = time.perf_counter()
-            hits = engine.search(text, SEARCH_K, allowed_ids=allowed, excluded_ids=excluded, where=where)
-            ms = (time.perf_counter() - start) * 1000
+            with Stopwatch() as sw:
+                hits = engine.search(text, SEARCH_K, allowed_ids=allowed, excluded_ids=excluded, where=where)
             if run:  # the first pass warms the engine up
-                times.setdefault(label, []).append(ms)
-                times.setdefault("all", []).append(ms)
+                times.setdefault(label, []).append(sw.seconds)
+                times.setdefault("all", []).append(sw.seconds)
             if run == 1:
                 digest.update(np.asarray([int(h.id) for h in hits[:10]], np.int64).tobytes())
-    figures = {
-        label: {"p50_ms": round(float(np.percentile(v, 50)), 1), "p95_ms": round(float(np.percentile(v, 95)), 1)}
-        for label, v in times.items()
-    }
-    print(
-        json.dumps(
-            {"engine": str(args.engine), "passes": args.passes, "by_filter": figures, "top10_sha1": digest.hexdigest()}
-        )
-    )
+    figures = {label: percentiles_ms(seconds) for label, seconds in times.items()}
+    result = {"engine": str(args.engine), "passes": args.passes, "by_filter": figures, "top10_sha1": digest.hexdigest()}
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.perf.machine import Stopwatch, machine_facts, percentiles_ms, rss_mb, work_dir
-from bench.perf.pool import field_filter_cases, filter_cases, link_queries, synthetic_pool
+from bench.perf.pool import Pool, field_filter_cases, filter_cases, link_queries, synthetic_pool
+from matching.vectors.filters import FieldFilter
 
 SEARCH_K = 100
 # Peak memory per firm of a build, measured at 1,000,000 synthetic firms (5.7 GB for the process with the pool's
@@ -47,6 +48,16 @@ def saved_engine(folder: Path, n: int, seed: int = 1):
     engine = MatchEngine.load(folder)
     engine.weights = pretrained_weights(pool.texts)
     return pool, engine
+
+
+def search_filters(
+    pool: Pool, count: int, seed: int, by_fields: bool
+) -> list[tuple[str, np.ndarray | None, np.ndarray, FieldFilter | None]]:
+    """(label, allowed ids or None, excluded ids, where or None) per query: the region and status filters as id
+    lists, or (`by_fields`: a vector index storing fields) as a `where` the index applies itself."""
+    if by_fields:
+        return [(label, None, excluded, where) for label, where, excluded in field_filter_cases(pool, count, seed)]
+    return [(label, allowed, excluded, None) for label, allowed, excluded in filter_cases(pool, count, seed)]
 
 
 def _available_bytes() -> int:
@@ -284,15 +295,7 @@ def run(
     log(f"generating {n} synthetic firms")
     pool = synthetic_pool(n, seed)
     qtexts = link_queries(queries, seed)
-    # (label, allowed ids or None, excluded ids, where or None) per query
-    if vector_backend == "faiss":
-        filters = [
-            (label, allowed, excluded, None) for label, allowed, excluded in filter_cases(pool, len(qtexts), seed)
-        ]
-    else:
-        filters = [
-            (label, None, excluded, where) for label, where, excluded in field_filter_cases(pool, len(qtexts), seed)
-        ]
+    filters = search_filters(pool, len(qtexts), seed, by_fields=vector_backend != "faiss")
     engine, build = _built_engine(
         n,
         seed,

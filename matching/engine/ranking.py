@@ -238,12 +238,12 @@ class Ranker:
         take = min(take, allowed)
         if take <= 0:
             return np.zeros(0, np.int64), np.zeros(0), {}
-        # Only a selective filter narrows the vector search (SELECTIVE_FILTER_SHARE); any other is applied as `flags`
-        # over the whole pool's nearest rows, on Milvus as on faiss.
-        filtered = selective(allowed, n) and self._dense.filters_fields(where)
-        restrict = None
-        if flags is not None and w.get("dense", 0) > 0 and not filtered and selective(allowed, n):
-            restrict = self._pool.row_ids[np.flatnonzero(flags)]
+        # Only a selective filter narrows the vector search (SELECTIVE_FILTER_SHARE): as a field filter where the
+        # index applies `where` itself, else as the flagged rows' ids. Any other is applied as `flags` over the whole
+        # pool's nearest rows, on Milvus as on faiss.
+        narrow = flags is not None and w.get("dense", 0) > 0 and selective(allowed, n)
+        filtered = narrow and self._dense.filters_fields(where)
+        restrict = None if flags is None or not narrow or filtered else self._pool.row_ids[np.flatnonzero(flags)]
         cqs = channel_queries(
             self._lexical,
             self._dense,

@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session
 
 from chains.cluster_models import Cluster
 from chains.enterprise_models import Enterprise
+from matching.engine import MatchEngine
+from matching.vectors import FieldFilter
 from webapp.services.match import evidence as evidence_module
 from webapp.services.match import serving, store
 from webapp.services.match.evidence import normalized_terms
@@ -73,6 +75,16 @@ def _resolved(
 
 
 # ----------------------------------------------------------------------------- candidates
+
+
+def _engine_where(engine: MatchEngine, filters: CandidateFilters, cluster: Cluster | None) -> FieldFilter | None:
+    """The filters as a FieldFilter when the engine's vector index stores the fields they read, else None (id sets
+    read in SQL). Region, country, tag and status filters then go to the engine as fields: Milvus filters inside its
+    search, where an id list of a province's firms cost it ~95 ms per query to parse, and a look-alike search within
+    a province 133 → 45 ms p50 at 1M (docs/performance-history.md). The roster, and capital/employee ranges
+    (field_filter None), stay id sets."""
+    where = field_filter(filters, cluster)
+    return where if where is not None and engine.filters_fields(where) else None
 
 
 class PageKey(NamedTuple):
@@ -146,12 +158,7 @@ def _compute_page(
 ) -> CandidatePage:
     query = key.query
     filters, k, offset, link_key = query.filters, query.k, query.offset, query.link_key
-    # Region, country, tag and status filters go to the engine as fields when its vector index stores them
-    # (Milvus filters inside its search; an id list of a province's firms cost it ~95 ms per query to parse);
-    # the roster, and capital/employee ranges (field_filter None), stay id sets read in SQL.
-    where = field_filter(filters, cluster)
-    if where is not None and not engine.filters_fields(where):
-        where = None
+    where = _engine_where(engine, filters, cluster)
     resolved = _resolved(session, state, filters, cluster, roster, by_fields=where is not None)
     with state.lock:
         hits = engine.search(
@@ -234,11 +241,7 @@ def look_alikes(
     if engine is None:
         return []
     state = store.state_of(app)
-    # As for candidates: on a vector index that stores fields (Milvus) the filters reach it as a FieldFilter rather
-    # than as a province's ids (docs/performance-history.md, "Look-alikes by field filter").
-    where = field_filter(filters, None)
-    if where is not None and not engine.filters_fields(where):
-        where = None
+    where = _engine_where(engine, filters, None)
     resolved = ResolvedFilter(allowed=None, excluded=[]) if where is not None else resolve(session, filters, None)
     with state.lock:
         hits = engine.similar(
