@@ -9,12 +9,17 @@ the code can be compared on one engine. Usage (the engine folder is under the be
     .venv/bin/python bench/steady_latency.py /work/eval/bench1m-milvus/engine-static-<digest>-milvus [--n 1000000]
 
 To time other code on the same engine, run it from a worktree of that commit with PYTHONPATH set to the worktree.
+The machine's speed drifts by a third within minutes (docs/performance-history.md), so runs made one after the other
+compare poorly. `--toggle module:NAME=VALUE` (e.g. `matching.engine.ranking:LOCAL_SCAN_MAX_ROWS=0`) times two
+settings of one constant in one process instead, query by query in alternating order, and reports both, with how
+many top-10 lists they share.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -28,6 +33,15 @@ from bench.perf.match_bench import SEARCH_K, saved_engine, search_filters  # noq
 from bench.perf.pool import link_queries  # noqa: E402
 
 
+def _toggle(spec: str) -> tuple[object, str, dict[str, object]]:
+    """(module, constant name, {label: value}) of a `module:NAME=VALUE` spec: the value as set and the given one."""
+    where, _, value = spec.partition("=")
+    module_name, _, name = where.partition(":")
+    module = importlib.import_module(module_name)
+    current = getattr(module, name)
+    return module, name, {f"{name}={current}": current, f"{name}={value}": type(current)(value)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("engine", type=Path)
@@ -35,25 +49,42 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--passes", type=int, default=2)
+    ap.add_argument("--toggle", help="module:NAME=VALUE, a constant timed at its value and at VALUE in turn")
     args = ap.parse_args()
     pool, engine = saved_engine(args.engine, args.n, args.seed)
     texts = link_queries(args.queries, args.seed)
     by_fields = engine.vector_index is not None and engine.vector_index.stores_fields
     cases = search_filters(pool, len(texts), args.seed, by_fields)
-    times: dict[str, list[float]] = {}
-    digest = hashlib.sha1()
+    module, name, settings = _toggle(args.toggle) if args.toggle else (None, "", {"as is": None})
+    times: dict[str, dict[str, list[float]]] = {label: {} for label in settings}
+    digests = {label: hashlib.sha1() for label in settings}
+    shared = 0
     for run in range(args.passes + 1):
-        for text, (label, allowed, excluded, where) in zip(texts, cases):
-            with Stopwatch() as sw:
-                hits = engine.search(text, SEARCH_K, allowed_ids=allowed, excluded_ids=excluded, where=where)
-            if run:  # the first pass warms the engine up
-                times.setdefault(label, []).append(sw.seconds)
-                times.setdefault("all", []).append(sw.seconds)
+        for q, (text, (kind, allowed, excluded, where)) in enumerate(zip(texts, cases)):
+            order = list(settings) if (q + run) % 2 == 0 else list(settings)[::-1]
+            tops = {}
+            for label in order:
+                if module is not None:
+                    setattr(module, name, settings[label])
+                with Stopwatch() as sw:
+                    hits = engine.search(text, SEARCH_K, allowed_ids=allowed, excluded_ids=excluded, where=where)
+                tops[label] = [int(h.id) for h in hits[:10]]
+                if run:  # the first pass warms the engine up
+                    times[label].setdefault(kind, []).append(sw.seconds)
+                    times[label].setdefault("all", []).append(sw.seconds)
             if run == 1:
-                digest.update(np.asarray([int(h.id) for h in hits[:10]], np.int64).tobytes())
-    figures = {label: percentiles_ms(seconds) for label, seconds in times.items()}
-    result = {"engine": str(args.engine), "passes": args.passes, "by_filter": figures, "top10_sha1": digest.hexdigest()}
-    print(json.dumps(result))
+                for label, top in tops.items():
+                    digests[label].update(np.asarray(top, np.int64).tobytes())
+                shared += len({tuple(top) for top in tops.values()}) == 1
+    result = {
+        label: {
+            "by_filter": {kind: percentiles_ms(seconds) for kind, seconds in times[label].items()},
+            "top10_sha1": digests[label].hexdigest(),
+        }
+        for label in settings
+    }
+    out = result["as is"] if module is None else {"settings": result, "same_top10": shared}
+    print(json.dumps({"engine": str(args.engine), "passes": args.passes, **out}))
 
 
 if __name__ == "__main__":

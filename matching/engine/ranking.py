@@ -10,8 +10,9 @@ Invariants:
   (tests/matching/test_sparse_topk.py compares both);
 - with the dense channel weighted, a selective filter (at most SELECTIVE_FILTER_SHARE of the pool and
   SELECTIVE_FILTER_MAX_ROWS rows allowed) takes the dense channel's hits among the allowed documents only (a field
-  filter inside Milvus, else an id list), so its floor bounds every allowed row left out, as without a filter; any
-  other filter takes the whole pool's hits; the result is the same either way;
+  filter inside Milvus when more than LOCAL_SCAN_MAX_ROWS pass, else an id list, which Milvus scores exactly over its
+  local rows), so its floor bounds every allowed row left out, as without a filter; any other filter takes the whole
+  pool's hits; the result is the same either way;
 - channel statistics come from matching.engine.channels on every path, over the whole pool whatever the filters;
 - callers apply the pool's pending changes first (MatchEngine does on every public entry).
 """
@@ -60,6 +61,12 @@ Queries = dict[str, ChannelQuery]  # channel name → its part of one query
 # filtered inside Milvus, 39.4 / 39.2 ms over the whole pool's hits, the same top 10 for all 200 queries.
 SELECTIVE_FILTER_SHARE = 0.15  # the largest synthetic province at 1M holds 11.8 % of the pool (Guangdong ≈ 12 %)
 SELECTIVE_FILTER_MAX_ROWS = 150_000
+# A selective field filter allowing at most this many rows is not handed to a vector index that could apply it
+# (Milvus): the allowed rows' ids go to it instead, and it scores them exactly over its local float32 rows, where
+# they lie (matching.vectors.row_store). One province (~29k rows) of the saved 1M engine, the bench's 50 province
+# queries: ~14–20 ms scanning the rows against 24–32 ms for Milvus's filtered search (approximate, too); at ~88k and
+# ~118k rows the scan took 42 / 49 ms against Milvus's 34 / 24 ms.
+LOCAL_SCAN_MAX_ROWS = 65_536
 # With the dense channel weighted, MaxScore's first round asks for this many times the rows wanted. A candidate
 # outside the dense hits is bounded as if it scored the floor, so with the wanted count alone the k-th exact score
 # often fell below the bounds and the round was repeated for 4× the rows, reading the same strong posting lists
@@ -239,10 +246,10 @@ class Ranker:
         if take <= 0:
             return np.zeros(0, np.int64), np.zeros(0), {}
         # Only a selective filter narrows the vector search (SELECTIVE_FILTER_SHARE): as a field filter where the
-        # index applies `where` itself, else as the flagged rows' ids. Any other is applied as `flags` over the whole
-        # pool's nearest rows, on Milvus as on faiss.
+        # index applies `where` itself and more than LOCAL_SCAN_MAX_ROWS rows pass, else as the flagged rows' ids.
+        # Any other is applied as `flags` over the whole pool's nearest rows, on Milvus as on faiss.
         narrow = flags is not None and w.get("dense", 0) > 0 and selective(allowed, n)
-        filtered = narrow and self._dense.filters_fields(where)
+        filtered = narrow and allowed > LOCAL_SCAN_MAX_ROWS and self._dense.filters_fields(where)
         restrict = None if flags is None or not narrow or filtered else self._pool.row_ids[np.flatnonzero(flags)]
         cqs = channel_queries(
             self._lexical,

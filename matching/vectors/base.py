@@ -123,6 +123,14 @@ def as_ids(ids: Any) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(ids, dtype=np.int64).reshape(-1))
 
 
+def unique_ids(ids: Any) -> np.ndarray:
+    """`ids` as ascending unique int64 ids; filters arrive sorted, so the check usually spares the sort."""
+    out = as_ids(ids)
+    if len(out) > 1 and not bool(np.all(out[1:] > out[:-1])):
+        out = np.unique(out)
+    return out
+
+
 def now() -> str:
     """The build time stamp saved with an index (UTC, seconds)."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")

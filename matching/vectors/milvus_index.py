@@ -59,6 +59,7 @@ from matching.vectors.base import (
     caller_metadata,
     now,
     search_arrays,
+    unique_ids,
 )
 from matching.vectors.filters import EMPTY, FieldFilter, milvus_expression, text_code
 from matching.vectors.meta import IndexMismatchError, atomic_write_bytes, check_meta, meta_path, read_meta, write_meta
@@ -280,12 +281,12 @@ class MilvusIndex(VectorIndex):
             return scores, found
         filters = [f"({where})"] if where else []
         if allowed_ids is not None:
-            allowed = np.unique(as_ids(allowed_ids))
+            allowed = unique_ids(allowed_ids)
+            if not where:
+                return self._rows.search_subset(queries, allowed, k)  # it drops the ids it does not hold
             allowed = allowed[self._rows.contains(allowed)]
             if not len(allowed):
                 return scores, found
-            if not where:
-                return self._rows.search_subset(queries, allowed, k)
             filters.append(f"{ID_FIELD} in [{','.join(map(str, allowed.tolist()))}]")
         params: dict[str, Any] = {"metric_type": METRIC}
         if self.nprobe:

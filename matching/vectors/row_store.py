@@ -23,12 +23,12 @@ from typing import Iterator
 
 import numpy as np
 
+from matching.vectors.base import unique_ids
 from matching.vectors.meta import IndexMismatchError, atomic_write_bytes
 
 ROWS_SUFFIX = ".fp32.npy"
 IDS_SUFFIX = ".fp32.ids.npy"
 WRITE_CHUNK = 65_536  # rows copied per step when writing a store (bounds the temporary memory of a save)
-SCAN_CHUNK = 32_768  # rows scored per step in an exhaustive scan of a subset
 
 
 def rows_path(index_path: Path) -> Path:
@@ -202,37 +202,29 @@ class RowStore:
             yield s.delta_ids, s.delta
 
     def search_subset(self, queries: np.ndarray, allowed: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-k by inner product among the live ids of `allowed`, scored chunk by chunk (padded: -1, -inf)."""
+        """Exact top-k by inner product among the live ids of `allowed` (padded: -1, -inf); ties by id.
+
+        Base rows are scored where they lie (inner_products_at): gathering them first was most of the cost (29,000
+        of 1M memory-mapped 384-dim rows: ~15 ms to copy them, 2.5 ms to score; ~9 ms scored in place)."""
         s = self._s
-        allowed = np.asarray(allowed, np.int64).reshape(-1)
-        if len(allowed) > 1 and not bool(np.all(allowed[1:] > allowed[:-1])):  # filters arrive sorted: skip the sort
-            allowed = np.unique(allowed)
+        allowed = unique_ids(allowed)
         in_base, brow, in_delta, dslot = self._locate(s, allowed)
         live = in_base | in_delta
         allowed, in_base, brow, in_delta, dslot = allowed[live], in_base[live], brow[live], in_delta[live], dslot[live]
         nq = len(queries)
-        best_d = np.full((nq, 0), -np.inf, np.float32)
-        best_i = np.zeros((nq, 0), np.int64)
-        for start in range(0, len(allowed), SCAN_CHUNK):
-            part = slice(start, start + SCAN_CHUNK)
-            ids = allowed[part]
-            if in_delta[part].any():
-                rows = np.empty((len(ids), self.dim), np.float32)
-                rows[in_base[part]] = s.base[brow[part][in_base[part]]]
-                rows[in_delta[part]] = s.delta[dslot[part][in_delta[part]]]
-            else:
-                rows = np.asarray(s.base[brow[part]], dtype=np.float32)
-            d = np.hstack([best_d, _scores(rows, queries)])
-            i = np.hstack([best_i, np.broadcast_to(ids, (nq, len(ids)))])
-            if d.shape[1] > k:
-                top = np.argpartition(-d, k - 1, axis=1)[:, :k]
-                d, i = np.take_along_axis(d, top, 1), np.take_along_axis(i, top, 1)
-            best_d, best_i = d, i
-        order = np.argsort(-best_d, axis=1, kind="stable")
-        best_d, best_i = np.take_along_axis(best_d, order, 1), np.take_along_axis(best_i, order, 1)
         out_d = np.full((nq, k), -np.inf, np.float32)
         out_i = np.full((nq, k), -1, np.int64)
-        out_d[:, : best_d.shape[1]], out_i[:, : best_i.shape[1]] = best_d, best_i
+        if not len(allowed) or not k:
+            return out_d, out_i
+        base_rows, delta_rows = brow[in_base], (s.delta[dslot[in_delta]] if in_delta.any() else None)
+        for q, query in enumerate(np.asarray(queries, np.float32)):
+            d = np.empty(len(allowed), np.float32)
+            d[in_base] = inner_products_at(s.base, base_rows, query)
+            if delta_rows is not None:
+                d[in_delta] = inner_products(delta_rows, query)
+            top = np.argpartition(-d, k - 1)[:k] if len(d) > k else np.arange(len(d))
+            top = top[np.lexsort((allowed[top], -d[top]))]  # allowed is ascending: ties by id
+            out_d[q, : len(top)], out_i[q, : len(top)] = d[top], allowed[top]
         return out_d, out_i
 
     # -- updates --------------------------------------------------------------------------------------------------
@@ -329,11 +321,20 @@ def inner_products(rows: np.ndarray, query: np.ndarray) -> np.ndarray:
     return out
 
 
-def _scores(rows: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    """(nq, n) inner products, query by query (see inner_products)."""
-    if not len(queries):
-        return np.zeros((0, len(rows)), np.float32)
-    return np.stack([inner_products(rows, q) for q in queries])
+def inner_products_at(base: np.ndarray, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """base[rows] @ query (float32), the same values as inner_products, without copying the rows out of `base`
+    (an array or a read-only memory map, C-contiguous float32)."""
+    import faiss
+
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    if not (base.flags.c_contiguous and base.dtype == np.float32):
+        return inner_products(base[rows], query)
+    query = np.ascontiguousarray(query, dtype=np.float32).reshape(-1)
+    out = np.empty(len(rows), np.float32)
+    if len(rows):
+        ptrs = [faiss.swig_ptr(a) for a in (out, query, base, rows)]
+        faiss.fvec_inner_products_by_idx(*ptrs, base.shape[1], 1, len(rows))
+    return out
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:

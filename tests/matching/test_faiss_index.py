@@ -278,3 +278,19 @@ def test_legacy_sq8_index_still_loads_and_appends(tmp_path):
     with pytest.raises(RuntimeError, match="read-only"):
         mapped.delete(ids[:1])
     assert len(mapped.search(vectors[:1], 5)[1][0]) == 5
+
+
+def test_rows_scored_in_place_equal_rows_gathered_first(tmp_path):
+    """An exact scan scores the allowed rows where they lie (memory-mapped or in RAM, or a strided view copied); the
+    scores are bit for bit those of the gathered rows, so a firm's dense score does not depend on how it was found."""
+    from matching.vectors.row_store import inner_products, inner_products_at
+
+    rows = unit(np.random.default_rng(5).standard_normal((500, DIM)).astype(np.float32))
+    np.save(tmp_path / "rows.npy", rows)
+    mapped = np.load(tmp_path / "rows.npy", mmap_mode="r")
+    picked = np.array([499, 3, 3, 250, 0, 17], np.int64)
+    query = rows[42]
+    want = inner_products(rows[picked], query)
+    for base in (rows, mapped, np.asfortranarray(rows)):
+        assert np.array_equal(inner_products_at(base, picked, query), want)
+    assert len(inner_products_at(mapped, np.zeros(0, np.int64), query)) == 0

@@ -73,16 +73,26 @@ def pruned(monkeypatch):
     limited to a few hits), where the vector index's filtered search matters."""
     monkeypatch.setattr(engine_channels, "STATS_SAMPLE", 20)
     monkeypatch.setattr(engine_dense, "DENSE_CANDIDATES", 8)
+    monkeypatch.setattr(engine_ranking, "LOCAL_SCAN_MAX_ROWS", 0)  # these pools are tiny: let Milvus filter them
+
+
+class _Searches(list):
+    id_lists = 0
+
+    def clear(self) -> None:
+        super().clear()
+        self.id_lists = 0
 
 
 @pytest.fixture
 def milvus_where(monkeypatch):
-    """The `where` of every MilvusIndex search (the real search runs)."""
-    seen: list = []
+    """The `where` of every MilvusIndex search (the real search runs); `.id_lists` counts those given allowed ids."""
+    seen = _Searches()
     search = MilvusIndex.search
 
     def recording(self, queries, k, allowed_ids=None, where=None):
         seen.append(where)
+        seen.id_lists += allowed_ids is not None
         return search(self, queries, k, allowed_ids, where=where)
 
     monkeypatch.setattr(MilvusIndex, "search", recording)
@@ -120,12 +130,33 @@ def _ids_passing(docs: list[Document], flt: FieldFilter) -> list[int]:
     return [d.id for d, ok in zip(docs, mask(flt, columns, len(docs))) if ok]
 
 
-@pytest.mark.parametrize("share", [1.0, 0.0], ids=["selective", "broad"])
-@pytest.mark.parametrize("name", sorted(FILTERS))
-def test_a_field_filter_on_milvus_ranks_as_id_lists_on_milvus_and_faiss(name, share, pruned, milvus_where, monkeypatch):
-    """A selective filter (here: every filter, share 1) is applied inside Milvus's search; a broad one (share 0) masks
-    the whole pool's nearest firms, as on faiss. Either way the ranking is the one the id lists give."""
+# (SELECTIVE_FILTER_SHARE, LOCAL_SCAN_MAX_ROWS) → how a filter reaches Milvus's dense search
+ROUTES = {
+    "selective, inside Milvus": (1.0, 0),
+    "selective, scanned locally": (1.0, 10**6),
+    "broad": (0.0, 0),
+}
+
+
+def _route(monkeypatch, route: str) -> None:
+    share, local_max = ROUTES[route]
     monkeypatch.setattr(engine_ranking, "SELECTIVE_FILTER_SHARE", share)
+    monkeypatch.setattr(engine_ranking, "LOCAL_SCAN_MAX_ROWS", local_max)
+
+
+def _check_route(route: str, flt: FieldFilter, searches: _Searches) -> None:
+    assert searches  # the dense candidate search ran on Milvus
+    assert (flt in searches) == (route == "selective, inside Milvus")
+    assert bool(searches.id_lists) == (route == "selective, scanned locally")  # the allowed rows' ids, not `where`
+
+
+@pytest.mark.parametrize("route", sorted(ROUTES))
+@pytest.mark.parametrize("name", sorted(FILTERS))
+def test_a_field_filter_on_milvus_ranks_as_id_lists_on_milvus_and_faiss(name, route, pruned, milvus_where, monkeypatch):
+    """A selective filter (here: every filter, share 1) is applied inside Milvus's search, or, allowing few rows, as
+    their ids scanned over Milvus's local rows; a broad one (share 0) masks the whole pool's nearest firms, as on
+    faiss. Every way the ranking is the one the id lists give."""
+    _route(monkeypatch, route)
     docs = _pool()
     engines = _engines(docs)
     milvus = engines["milvus"]
@@ -140,8 +171,7 @@ def test_a_field_filter_on_milvus_ranks_as_id_lists_on_milvus_and_faiss(name, sh
         assert len(want) == 15 and set(want) <= set(allowed) - set(roster)
         milvus_where.clear()
         by_fields = [h.id for h in milvus.search(query, 15, excluded_ids=roster, where=flt)]
-        assert milvus_where  # the dense candidate search ran on Milvus
-        assert (flt in milvus_where) == (share == 1.0)  # filtered inside Milvus only when selective
+        _check_route(route, flt, milvus_where)
         by_ids = [h.id for h in milvus.search(query, 15, allowed_ids=allowed, excluded_ids=roster)]
         faiss_by_fields = [h.id for h in engines["faiss"].search(query, 15, excluded_ids=roster, where=flt)]
         assert by_fields == want and by_ids == want and faiss_by_fields == want, query
@@ -152,11 +182,12 @@ def test_a_field_filter_on_milvus_ranks_as_id_lists_on_milvus_and_faiss(name, sh
     ]
 
 
-@pytest.mark.parametrize("share", [1.0, 0.0], ids=["selective", "broad"])
-def test_look_alikes_by_field_filter_equal_look_alikes_by_id_list(share, pruned, milvus_where, monkeypatch):
-    """A look-alike search takes a FieldFilter as a match search does: Milvus applies a selective one in its vector
-    search; the firms found are those the same filter finds as an id list, on Milvus and on faiss."""
-    monkeypatch.setattr(engine_ranking, "SELECTIVE_FILTER_SHARE", share)
+@pytest.mark.parametrize("route", sorted(ROUTES))
+def test_look_alikes_by_field_filter_equal_look_alikes_by_id_list(route, pruned, milvus_where, monkeypatch):
+    """A look-alike search takes a FieldFilter as a match search does (Milvus applies a selective one in its vector
+    search, or scans its allowed rows locally); the firms found are those the same filter finds as an id list, on
+    Milvus and on faiss."""
+    _route(monkeypatch, route)
     docs = _pool()
     engines = _engines(docs)
     for name, flt in sorted(FILTERS.items()):
@@ -166,7 +197,7 @@ def test_look_alikes_by_field_filter_equal_look_alikes_by_id_list(share, pruned,
             assert want and set(want) <= set(allowed) - {source.id}
             milvus_where.clear()
             by_fields = [h.id for h in engines["milvus"].similar(source.id, 12, where=flt)]
-            assert (flt in milvus_where) == (share == 1.0), name
+            _check_route(route, flt, milvus_where)
             assert by_fields == want, (name, source.id)
             assert [h.id for h in engines["faiss"].similar(source.id, 12, where=flt)] == want
 
