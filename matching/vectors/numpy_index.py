@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from matching.vectors.base import KIND_FLAT, VectorIndex, as_ids, caller_metadata, now, search_arrays
+from matching.vectors.base import KIND_FLAT, VectorIndex, as_ids, caller_metadata, now, search_arrays, unique_ids
 from matching.vectors.meta import IndexMismatchError, atomic_write_bytes, check_meta, meta_path, read_meta, write_meta
 
 
@@ -84,7 +84,7 @@ class NumpyIndex(VectorIndex):
         queries, k, scores, found = search_arrays(queries, self.dim, k)
         ids, rows = self._data
         if allowed_ids is not None:
-            pos, present = self._positions(ids, np.unique(as_ids(allowed_ids)))
+            pos, present = self._positions(ids, unique_ids(allowed_ids))
             ids, rows = ids[pos[present]], rows[pos[present]]  # still ascending: allowed ids were sorted
         if not k or not len(ids):
             return scores, found

@@ -79,10 +79,11 @@ def _resolved(
 
 def _engine_where(engine: MatchEngine, filters: CandidateFilters, cluster: Cluster | None) -> FieldFilter | None:
     """The filters as a FieldFilter when the engine's vector index stores the fields they read, else None (id sets
-    read in SQL). Region, country, tag and status filters then go to the engine as fields: Milvus filters inside its
-    search, where an id list of a province's firms cost it ~95 ms per query to parse, and a look-alike search within
-    a province 133 → 45 ms p50 at 1M (docs/performance-history.md). The roster, and capital/employee ranges
-    (field_filter None), stay id sets."""
+    read in SQL). Region, country, tag and status filters then go to the engine as fields, which it applies to its own
+    copy of them and either hands to Milvus's search or turns into the allowed rows' ids for an exact local scan
+    (matching.engine.ranking: LOCAL_SCAN_MAX_ROWS); resolving them in SQL instead cost an id list of a province's
+    firms ~95 ms per query for Milvus to parse, and a look-alike search within a province 133 → 45 ms p50 at 1M
+    (docs/performance-history.md). The roster, and capital/employee ranges (field_filter None), stay id sets."""
     where = field_filter(filters, cluster)
     return where if where is not None and engine.filters_fields(where) else None
 
