@@ -6,7 +6,7 @@ import random
 
 import numpy as np
 
-from matching.engine.fields import CodedColumn
+from matching.engine.fields import COMPARE_MAX_VALUES, CodedColumn
 from matching.vectors.filters import condition, condition_mask
 
 PROVINCES = ["山东省", "浙江省", "江苏省", "", None]
@@ -29,6 +29,19 @@ def test_coded_scalar_column_passes_the_rows_the_plain_values_pass():
         for values in (["山东省"], ["浙江省", "江苏省"], ["新疆维吾尔自治区"], ["山东省", "不存在"]):
             c = condition("province", op, values if op in ("in", "not_in") else values[0])
             assert np.array_equal(coded.condition(c), condition_mask(c, column)), (op, values)
+
+
+def test_conditions_listing_many_values_pass_the_rows_the_plain_values_pass():
+    """A condition listing more values than COMPARE_MAX_VALUES takes the table look-up instead of comparisons."""
+    rng = random.Random(4)
+    cities = [f"城市{i}" for i in range(40)]
+    column = [rng.choice([*cities, "", None]) for _ in range(800)]
+    coded = CodedColumn(column)
+    for size in (1, COMPARE_MAX_VALUES, COMPARE_MAX_VALUES + 1, 30):
+        values = [*rng.sample(cities, size - 1), "不存在的城市"]
+        for op in ("in", "not_in"):
+            c = condition("city", op, values)
+            assert np.array_equal(coded.condition(c), condition_mask(c, column)), (op, size)
 
 
 def test_coded_list_column_passes_the_rows_holding_any_of_the_items():
