@@ -23,9 +23,12 @@ if TYPE_CHECKING:
     from matching.lexical import BM25Channel
 
 # θ is checked (and reading may stop) only before posting lists longer than this, over the first THETA_ROWS rows
-# touched; shorter lists are always read (reading 64k postings costs about what finishing 4k rows does).
+# touched (THETA_ROWS_PER_K per row wanted, when more); shorter lists are always read (reading 64k postings costs
+# about what finishing 4k rows does). θ from 8,192 rows for 6,400 wanted (MaxScore's third round at 1M) was the
+# lowest of them, and 200k–450k rows survived to be finished, 13–37 ms; from 51,200 rows 21k–164k, 9–26 ms.
 STOP_MIN_POSTINGS = 65_536
 THETA_ROWS = 8_192
+THETA_ROWS_PER_K = 8
 # After the cut-off, a list is looked up row by row when the rows left are fewer than its length / this (a binary
 # search costs about this many sequential postings), else scanned.
 LOOKUP_RATIO = 16
@@ -144,11 +147,21 @@ def _compile() -> _Kernels:
             n_rows: int,
             acc: np.ndarray,
         ) -> None:
-            # Binary search of each row still in the running in an ascending posting list.
+            # Each of the ascending rows still in the running, looked up in an ascending posting list: a galloping
+            # search onwards from the previous row's place, so that the list is walked forwards through the cache
+            # instead of binary-searched from its ends for every row.
             size = term_rows.shape[0]
+            lo = 0
             for i in range(n_rows):
                 r = rows[i]
-                lo, hi = 0, size
+                step = 1
+                hi = lo
+                while hi < size and term_rows[hi] < r:
+                    lo = hi + 1
+                    hi = lo + step
+                    step <<= 1
+                if hi > size:
+                    hi = size
                 while lo < hi:
                     mid = (lo + hi) >> 1
                     if term_rows[mid] < r:
@@ -259,7 +272,7 @@ def weighted_row_scores(matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarra
 
 @dataclass
 class Term:
-    """One posting list: rows (ascending or not), their non-negative values, and the weight applied to them."""
+    """One posting list: ascending rows, their non-negative values, and the weight applied to them."""
 
     rows: np.ndarray
     values: np.ndarray
@@ -267,13 +280,24 @@ class Term:
     bound: float  # weight · max(values), from precomputed column maxima (computing it here would read the list)
 
 
-def _buffers(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-thread scratch arrays (a web server searches the same engine from several threads)."""
-    buf = getattr(_local, "buf", None)
-    if buf is None or len(buf[0]) < n:
-        buf = (np.zeros(n, np.float32), np.zeros(n, np.uint8), np.zeros(n, np.int32))
-        _local.buf = buf
-    return buf
+Buffers = tuple[np.ndarray, np.ndarray, np.ndarray]  # partial scores, row marks, rows touched
+
+
+def _take_buffers(n: int) -> Buffers:
+    """Scratch arrays for n rows, zeroed, from this thread's free ones (a web server searches the same engine from
+    several threads; a thread may hold two readers at once)."""
+    free: list[Buffers] = getattr(_local, "free", None) or []
+    _local.free = free
+    while free:
+        buf = free.pop()
+        if len(buf[0]) >= n:
+            return buf
+    return np.zeros(n, np.float32), np.zeros(n, np.uint8), np.zeros(n, np.int32)
+
+
+def _give_back(buf: Buffers) -> None:
+    """Return zeroed scratch arrays to this thread's free ones."""
+    _local.free.append(buf)
 
 
 def kth_largest(values: np.ndarray, k: int) -> float:
@@ -290,59 +314,102 @@ class Candidates:
     postings_total: int
 
 
-def candidate_rows(terms: list[Term], n: int, k: int, in_pool: np.ndarray | None = None) -> Candidates:
-    """The rows of n that may be in the top k of Σ term weight · value.
+class PostingReader:
+    """MaxScore over one query's posting lists, asked for the candidates of a growing k.
 
-    `in_pool` (uint8 per row, or None for all rows) limits the ranking to a filtered pool. When fewer than k pool
-    rows score above zero, every term was read and every other pool row scores 0."""
-    scatter_add, reset, _, _, add_flagged, lookup_add, prune, survivors = _compile()
-    acc, seen, touched = _buffers(n)
-    terms = sorted((t for t in terms if len(t.rows) and t.weight > 0), key=lambda t: -t.bound)
-    total = sum(len(t.rows) for t in terms)
-    bounds = np.asarray([t.bound for t in terms], np.float64)
-    remaining = np.concatenate([np.cumsum(bounds[::-1])[::-1], [0.0]]) if len(terms) else np.zeros(1)
-    n_touched, read, theta, stop = 0, 0, -np.inf, len(terms)
-    try:
-        for j, term in enumerate(terms):
+    A larger k lowers θ, so the lists read whole for a smaller k are read whole again, in the same order and after
+    the same checks (θ, the k-th best partial score of the first rows touched, does not fall as lists are added): the
+    reader keeps those partial scores and resumes after them, and gives for each k what reading from scratch gives.
+    Use it as a context manager: the per-thread scratch arrays are cleared on exit."""
+
+    def __init__(self, terms: list[Term], n: int, in_pool: np.ndarray | None = None) -> None:
+        self._kernels = _compile()
+        self._buffers = _take_buffers(n)
+        self._acc, self._seen, self._touched = self._buffers
+        self._in_pool = in_pool  # uint8 per row (None: every row): the rows that may rank
+        self._terms = sorted((t for t in terms if len(t.rows) and t.weight > 0), key=lambda t: -t.bound)
+        self._total = sum(len(t.rows) for t in self._terms)
+        bounds = np.asarray([t.bound for t in self._terms], np.float64)
+        self._remaining = np.concatenate([np.cumsum(bounds[::-1])[::-1], [0.0]]) if len(bounds) else np.zeros(1)
+        self._n_touched = 0
+        self._next = 0  # the first list not read whole
+        self._read = 0  # postings of the lists read whole
+
+    def __enter__(self) -> PostingReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._kernels[1](self._acc, self._seen, self._touched, self._n_touched)  # reset
+        self._n_touched = 0
+        _give_back(self._buffers)
+
+    def candidates(self, k: int) -> Candidates:
+        """The pool rows that may be in the top k of Σ term weight · value. When fewer than k pool rows score above
+        zero, every term was read and every other pool row scores 0."""
+        scatter_add, _, _, _, add_flagged, lookup_add, prune, survivors = self._kernels
+        acc, seen, touched, in_pool = self._acc, self._seen, self._touched, self._in_pool
+        terms, remaining = self._terms, self._remaining
+        theta, stop, theta_rows = -np.inf, len(terms), max(THETA_ROWS, THETA_ROWS_PER_K * k)
+        for j in range(self._next, len(terms)):
+            term = terms[j]
             # Before a long list, see whether it can still matter. θ comes from the rows the strongest terms touched
             # first (any k rows' partial scores bound the final k-th best from below), which keeps checks cheap.
             # Short lists are read even when they can no longer matter: what they add to the rows they share with
             # the top lowers the bound of the unread lists, and so the number of rows left to finish below.
             if j and len(term.rows) > STOP_MIN_POSTINGS:
-                first = _pool_scores(acc, touched[: min(n_touched, THETA_ROWS)], in_pool)[1]
+                first = _pool_scores(acc, touched[: min(self._n_touched, theta_rows)], in_pool)[1]
                 theta = max(theta, kth_largest(first, k))
                 if remaining[j] < theta * (1 - PRUNE_SLACK):
                     stop = j
                     break
-            n_touched = scatter_add(term.rows, term.values, np.float32(term.weight), acc, seen, touched, n_touched)
-            read += len(term.rows)
+            self._n_touched = scatter_add(
+                term.rows, term.values, np.float32(term.weight), acc, seen, touched, self._n_touched
+            )
+            self._read += len(term.rows)
+        self._next = stop
+        read = self._read
         if stop == len(terms):  # everything read: the partial scores are the scores
-            rows, scores = _pool_scores(acc, touched[:n_touched], in_pool)
+            rows, scores = _pool_scores(acc, touched[: self._n_touched], in_pool)
             theta = kth_largest(scores, k)
             if theta == -np.inf:
-                return Candidates(np.sort(rows), read, total)
-            rows = rows[scores + remaining[stop] >= _margin(theta)]
-        else:  # θ from the check that stopped the reading: a valid bound, without partitioning every row touched
-            pool = _NO_POOL if in_pool is None else in_pool
-            rows = survivors(acc, touched, n_touched, pool, in_pool is not None, float(remaining[stop]), _margin(theta))
+                return Candidates(np.sort(rows), read, self._total)
+            return Candidates(np.sort(rows[scores >= _margin(theta)]), read, self._total)
+        # θ from the check that stopped the reading: a valid bound, without partitioning every row touched
+        pool = _NO_POOL if in_pool is None else in_pool
+        margin = _margin(theta)
+        rows = survivors(acc, touched, self._n_touched, pool, in_pool is not None, float(remaining[stop]), margin)
         # The unread lists only matter for the rows left (marked seen == 2): each next list is either looked up
         # row by row (binary search) or, when the rows left outnumber its length / LOOKUP_RATIO, scanned adding
-        # only to them; then the rows that can no longer reach θ drop out, until no unread list is left.
+        # only to them; then the rows that can no longer reach θ drop out, until no unread list is left. Their
+        # partial scores are put back afterwards, for a larger k to resume from.
         rows = np.ascontiguousarray(rows, np.int64)
+        original, partial = rows.copy(), acc[rows]
         seen[rows] = 2
-        left = len(rows)
-        for j in range(stop, len(terms)):
-            term = terms[j]
-            if left * LOOKUP_RATIO < len(term.rows):
-                lookup_add(term.rows, term.values, np.float32(term.weight), rows, left, acc)
-                read += left
-            else:
-                add_flagged(term.rows, term.values, np.float32(term.weight), acc, seen)
-                read += len(term.rows)
-            left, theta = prune(rows, left, acc, seen, k, float(theta), float(remaining[j + 1]), PRUNE_SLACK)
-        return Candidates(np.sort(rows[:left]), read, total)
-    finally:
-        reset(acc, seen, touched, n_touched)
+        left, ascending = len(rows), False
+        try:
+            for j in range(stop, len(terms)):
+                term = terms[j]
+                if left * LOOKUP_RATIO < len(term.rows):
+                    if not ascending:  # lookups walk the rows in order; prune keeps their order
+                        rows[:left].sort()
+                        ascending = True
+                    lookup_add(term.rows, term.values, np.float32(term.weight), rows, left, acc)
+                    read += left
+                else:
+                    add_flagged(term.rows, term.values, np.float32(term.weight), acc, seen)
+                    read += len(term.rows)
+                left, theta = prune(rows, left, acc, seen, k, float(theta), float(remaining[j + 1]), PRUNE_SLACK)
+            return Candidates(np.sort(rows[:left]), read, self._total)
+        finally:
+            acc[original] = partial
+            seen[original] = 1
+
+
+def candidate_rows(terms: list[Term], n: int, k: int, in_pool: np.ndarray | None = None) -> Candidates:
+    """The rows of n that may be in the top k of Σ term weight · value (PostingReader, asked once); `in_pool` (uint8
+    per row, or None for all rows) limits the ranking to a filtered pool."""
+    with PostingReader(terms, n, in_pool) as reader:
+        return reader.candidates(k)
 
 
 def _margin(theta: float) -> float:

@@ -31,7 +31,7 @@ from matching.embedders.base import Embedder
 from matching.engine.fields import for_index
 from matching.engine.pool import Document, Pool
 from matching.text import HAN, OTHER, script_group
-from matching.vectors import FieldFilter, VectorIndex, make_vector_index
+from matching.vectors import FieldFilter, VectorIndex, inner_products, make_vector_index
 
 DENSE_CANDIDATES = 1000  # dense hits fetched per query (a posting list of the pruned search)
 EXACT_DENSE_MAX = 65_536  # up to this many documents `scores` computes every row's dense score (one product)
@@ -277,11 +277,13 @@ class DenseChannel:
         return out
 
     def row_scores(self, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """Exact dense scores of pool `rows` from their stored vectors."""
+        """Exact dense scores of pool `rows` from their stored vectors. Each row's score is the same bits whichever
+        rows it is scored with (faiss's per-row kernel; OpenBLAS's product is not, and wakes its threads for a few
+        thousand rows), so scores kept from one round of a query are those a later round would compute."""
         if not len(rows):
             return np.zeros(0, np.float32)
         stored = self.stored_vectors(self._pool.row_ids[np.asarray(rows, np.int64)])
-        return (stored @ np.asarray(vector, np.float32).reshape(-1)).astype(np.float32)
+        return inner_products(stored, vector)
 
     def stats(self, vector: np.ndarray, group: int | None = None) -> tuple[float, float]:
         """(mean, std) of the query vector's dense scores over every pooled document (or one script group's)."""

@@ -19,7 +19,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 import numpy as np
 
@@ -104,6 +104,30 @@ def selective(allowed: int, rows: int) -> bool:
     """Whether a filter allowing `allowed` of `rows` pool rows is selective enough to search the vector index
     among the allowed documents only."""
     return allowed <= SELECTIVE_FILTER_SHARE * rows and allowed <= SELECTIVE_FILTER_MAX_ROWS
+
+
+class ScoredRows:
+    """Exact scores of one query's candidate rows, each row scored once over MaxScore's rounds (a later round's
+    candidates are mostly the earlier ones'); `score` gives (raw channel scores, fused scores) of rows, each row's
+    the same whichever rows it is scored with."""
+
+    def __init__(self, score: Callable[[np.ndarray], tuple[dict[str, np.ndarray], np.ndarray]]) -> None:
+        self._score = score
+        self._rows = np.zeros(0, np.int64)  # ascending
+        self._raw: dict[str, np.ndarray] = {}
+        self._plain = np.zeros(0)
+
+    def __call__(self, rows: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """(raw channel scores, fused scores) of ascending `rows`."""
+        new = rows[~np.isin(rows, self._rows)] if len(self._rows) else rows
+        if len(new) or not self._raw:
+            raw, plain = self._score(new)
+            every = np.concatenate([self._rows, new])
+            order = np.argsort(every, kind="stable")
+            self._rows, self._plain = every[order], np.concatenate([self._plain, plain])[order]
+            self._raw = {name: np.concatenate([self._raw.get(name, v[:0]), v])[order] for name, v in raw.items()}
+        at = np.searchsorted(self._rows, rows)
+        return {name: v[at] for name, v in self._raw.items()}, self._plain[at]
 
 
 class Ranker:
@@ -237,7 +261,7 @@ class Ranker:
         rows passing it, a superset of the flagged ones; else the flagged rows' ids are given to it. Either way the
         floor bounds every flagged row left out and MaxScore's dense bounds stay as tight as without a filter; the
         ranking is the same as with the whole pool's hits, which a filter most of the pool passes takes."""
-        from matching.sparse_topk import Term, candidate_rows
+        from matching.sparse_topk import PostingReader, Term
 
         w = weights.channel_weights()
         n = len(self._pool.row_ids)
@@ -277,19 +301,21 @@ class Ranker:
         dense = cqs.get("dense")
         blind = self._blind_rows(dense, flags, take)  # the best rows the lexical channels cannot see, if any
         want = min(allowed, take * FIRST_ROUND_FACTOR) if dense is not None else take
-        while True:
-            rows = candidate_rows(terms, n, want, flags).rows
-            raw, plain = self._exact(cqs, w, rows)
-            merged, merged_raw, fused = self._with_blind(cqs, weights, rows, raw, plain, blind)
-            if dense is None or len(rows) < want or want >= allowed:
-                break
-            # Every row left out scores at most its posting bound. The candidates hold every row among the `want`
-            # best bounds and may hold weaker ones too (rows the pruning had not dropped yet), so a row left out is
-            # bounded by the want-th best bound among them, not by their least one.
-            bound = plain + w["dense"] / (dense.std + ZSCORE_EPS) * np.maximum(dense.floor - raw["dense"], 0.0)
-            if kth_largest(fused, take) >= kth_largest(bound, want):
-                break
-            want = min(allowed, want * 4)
+        scored = ScoredRows(lambda some: self._exact(cqs, w, some))
+        with PostingReader(terms, n, flags) as reader:
+            while True:
+                rows = reader.candidates(want).rows
+                raw, plain = scored(rows)
+                merged, merged_raw, fused = self._with_blind(cqs, weights, rows, raw, plain, blind)
+                if dense is None or len(rows) < want or want >= allowed:
+                    break
+                # Every row left out scores at most its posting bound. The candidates hold every row among the
+                # `want` best bounds and may hold weaker ones too (rows the pruning had not dropped yet), so a row
+                # left out is bounded by the want-th best bound among them, not by their least one.
+                bound = plain + w["dense"] / (dense.std + ZSCORE_EPS) * np.maximum(dense.floor - raw["dense"], 0.0)
+                if kth_largest(fused, take) >= kth_largest(bound, want):
+                    break
+                want = min(allowed, want * 4)
         rows, raw = merged, merged_raw
         if len(rows) < allowed and self._without_postings_may_rank(cqs, w, fused, take):
             # Every row with a posting is in (else the bounds above hold); a row without one (no lexical term, dense

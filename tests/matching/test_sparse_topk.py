@@ -19,7 +19,7 @@ from matching.engine import Document, MatchEngine
 from matching.fusion import FusionWeights
 from matching.lexical import CharTfidfChannel, column_scores
 from matching.profiles import enterprise_profile
-from matching.sparse_topk import Term, candidate_rows
+from matching.sparse_topk import PostingReader, Term, candidate_rows
 from matching.text import normalize
 
 QUERIES = [
@@ -67,13 +67,14 @@ def _full_ranking(engine: MatchEngine, query: str, k: int, allowed=None, exclude
 def pruned(monkeypatch):
     """Search as for pools above STATS_SAMPLE (statistics from a sample, MaxScore); counts the pruned searches."""
     calls = []
+    candidates = PostingReader.candidates
 
-    def spy(*args, **kwargs):
-        found = candidate_rows(*args, **kwargs)
+    def spy(reader, k):
+        found = candidates(reader, k)
         calls.append(found)
         return found
 
-    monkeypatch.setattr(sparse_topk, "candidate_rows", spy)
+    monkeypatch.setattr(PostingReader, "candidates", spy)
     monkeypatch.setattr(sparse_topk, "STOP_MIN_POSTINGS", 50)  # posting lists of a small pool are short
 
     def use(sample: int, selective: bool = False):
@@ -353,3 +354,40 @@ def test_look_alikes_of_a_large_pool_are_the_whole_pools_best_by_its_statistics(
         single = engine.similar(doc_id, 1, allowed_ids=roster)
         assert hit is not None and hit.id == single[0].id != doc_id
         assert abs(hit.score - single[0].score) < 1e-4
+
+
+@pytest.mark.parametrize("theta_rows_per_k", [0, sparse_topk.THETA_ROWS_PER_K])
+def test_a_reader_asked_for_more_rows_gives_what_reading_from_scratch_gives(monkeypatch, theta_rows_per_k):
+    """MaxScore's rounds (ever more candidates) resume one reader instead of reading the strong lists again. With θ
+    taken from a fixed number of rows, the lists read whole for a smaller k are exactly those a larger k reads
+    first, and the candidates equal those of reading from scratch; with more rows for a larger k, θ may stop the
+    reading earlier from scratch, and the resumed reader's candidates must still hold the k best."""
+    monkeypatch.setattr(sparse_topk, "STOP_MIN_POSTINGS", 2_000)
+    monkeypatch.setattr(sparse_topk, "THETA_ROWS", 1_000)
+    monkeypatch.setattr(sparse_topk, "THETA_ROWS_PER_K", theta_rows_per_k)
+    rng = np.random.default_rng(7)
+    n = 40_000
+    terms = []
+    for size in (150, 400, 3_000, 6_000, 12_000, 25_000, 40_000):  # rare and strong to common and weak
+        rows = np.sort(rng.choice(n, size, replace=False)).astype(np.int32)
+        values = rng.uniform(0, 1, size).astype(np.float32)
+        weight = float(4_000 / size)
+        terms.append(Term(rows, values, weight, weight * float(values.max())))
+    for in_pool in (None, (rng.uniform(size=n) < 0.3).astype(np.uint8)):
+        reads: list[int] = []
+        with PostingReader(terms, n, in_pool) as reader:
+            for k in (10, 40, 160, 640, 2_560):
+                resumed = reader.candidates(k)
+                fresh = candidate_rows(terms, n, k, in_pool)
+                if not theta_rows_per_k:
+                    assert np.array_equal(resumed.rows, fresh.rows)
+                    assert resumed.postings_read == fresh.postings_read
+                reads.append(resumed.postings_read)
+                exact = np.zeros(n)
+                for t in terms:
+                    exact[t.rows] += t.weight * t.values
+                if in_pool is not None:
+                    exact[in_pool == 0] = -1
+                assert set(np.argsort(-exact)[:k].tolist()) <= set(resumed.rows.tolist())
+        total = sum(len(t.rows) for t in terms)
+        assert reads == sorted(reads) and reads[0] < total  # later rounds read more; the first not every list
