@@ -248,7 +248,13 @@ def channel_queries(
     columns, weights) and `vector` stand in for analysing and encoding `query` (a pooled document as the query:
     look-alikes), `query` then only telling its script; `hits=False` leaves the dense hits out (statistics only)."""
     out: dict[str, ChannelQuery] = {}
-    for name, weight in weights.channel_weights().items():
+    channel_weights = weights.channel_weights()
+    pending = None  # the dense hits, fetched while the lexical channels are prepared
+    if channel_weights.get("dense") and dense.active and hits:
+        if vector is None:
+            vector = dense.query_vector(query)
+        pending = dense.hits_in_background(vector, allowed_ids=allowed_ids, where=where)
+    for name, weight in channel_weights.items():
         if not weight:
             continue
         if name in LEXICAL_CHANNELS:
@@ -264,8 +270,8 @@ def channel_queries(
         elif name == "dense" and dense.active:
             if vector is None:
                 vector = dense.query_vector(query)
-            if hits:
-                hit_rows, scores, floor = dense.hits(None, vector, allowed_ids=allowed_ids, where=where)
+            if pending is not None:
+                hit_rows, scores, floor = pending()
             else:
                 hit_rows, scores, floor = np.zeros(0, np.int64), np.zeros(0, np.float32), 0.0
             cq = out[name] = ChannelQuery(name, hit_rows, scores, *dense.stats(vector), floor=floor, vector=vector)

@@ -20,7 +20,10 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import os
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -34,9 +37,15 @@ from matching.text import HAN, OTHER, script_group
 from matching.vectors import FieldFilter, VectorIndex, inner_products, make_vector_index
 
 DENSE_CANDIDATES = 1000  # dense hits fetched per query (a posting list of the pruned search)
+# Threads per process that fetch dense hits while the query's lexical side is prepared
+# (DenseChannel.hits_in_background): at least the web server's request threads per worker (WEB_THREADS, 4 by
+# default), so that searches at once do not queue for them.
+DENSE_HITS_WORKERS = 8
 EXACT_DENSE_MAX = 65_536  # up to this many documents `scores` computes every row's dense score (one product)
 MOMENTS_CHUNK = 65_536  # stored vectors read per step when the moments are computed from an index
 MOMENTS_FILE = "dense_moments.npz"
+_executor: tuple[int, ThreadPoolExecutor] | None = None  # (the process that made it, the dense-hit threads)
+_executor_lock = threading.Lock()
 
 
 @dataclass
@@ -136,6 +145,15 @@ class GroupMoments:
             )
             out.other_ids = set(data["other_ids"].tolist())
         return out
+
+
+def _hits_executor() -> ThreadPoolExecutor:
+    """The process's dense-hit threads (created again in a forked child, which does not inherit its parent's)."""
+    global _executor
+    with _executor_lock:
+        if _executor is None or _executor[0] != os.getpid():
+            _executor = (os.getpid(), ThreadPoolExecutor(DENSE_HITS_WORKERS, thread_name_prefix="dense-hits"))
+        return _executor[1]
 
 
 def groups_of_texts(texts: Iterable[str]) -> np.ndarray:
@@ -266,6 +284,20 @@ class DenseChannel:
         rows = self._pool.row_of.rows(ids[0][found])
         known = rows >= 0
         return rows[known], scores[0][found][known].astype(np.float32), floor
+
+    def hits_in_background(
+        self, vector: np.ndarray, allowed_ids: np.ndarray | None = None, where: FieldFilter | None = None
+    ) -> Callable[[], tuple[np.ndarray, np.ndarray, float]]:
+        """`hits` for a query vector, started on a worker thread: the caller gets a function that waits for them.
+
+        The vector index's search waits on a Milvus server (a core busy for ~8 of its ~10 ms at 1M) or runs in
+        faiss without the GIL, so the caller's lexical work for the same query proceeds on the other core meanwhile
+        (DENSE_HITS_WORKERS = 0: searched on the calling thread)."""
+        if not DENSE_HITS_WORKERS:
+            found = self.hits(None, vector, allowed_ids=allowed_ids, where=where)
+            return lambda: found
+        job = _hits_executor().submit(self.hits, None, vector, None, allowed_ids, where)
+        return job.result
 
     def scores(self, query: str | None, vector: np.ndarray | None = None) -> np.ndarray:
         """Dense score of every row: exact up to EXACT_DENSE_MAX documents, else the floor outside the hits."""
