@@ -317,9 +317,11 @@ class Candidates:
 class PostingReader:
     """MaxScore over one query's posting lists, asked for the candidates of a growing k.
 
-    A larger k lowers θ, so the lists read whole for a smaller k are read whole again, in the same order and after
-    the same checks (θ, the k-th best partial score of the first rows touched, does not fall as lists are added): the
-    reader keeps those partial scores and resumes after them, and gives for each k what reading from scratch gives.
+    A larger k lowers θ, so reading from scratch would read whole again the lists a smaller k read whole: the reader
+    keeps those partial scores and resumes after them. Its candidates for each k hold the k best, as reading from
+    scratch does; with θ from a fixed number of rows (THETA_ROWS_PER_K = 0) they are exactly those of reading from
+    scratch (θ, the k-th best partial score of the first rows touched, does not fall as lists are added). With θ
+    from more rows for a larger k, reading from scratch may stop earlier than where the reader resumes.
     Use it as a context manager: the per-thread scratch arrays are cleared on exit."""
 
     def __init__(self, terms: list[Term], n: int, in_pool: np.ndarray | None = None) -> None:
@@ -379,9 +381,9 @@ class PostingReader:
         margin = _margin(theta)
         rows = survivors(acc, touched, self._n_touched, pool, in_pool is not None, float(remaining[stop]), margin)
         # The unread lists only matter for the rows left (marked seen == 2): each next list is either looked up
-        # row by row (binary search) or, when the rows left outnumber its length / LOOKUP_RATIO, scanned adding
-        # only to them; then the rows that can no longer reach θ drop out, until no unread list is left. Their
-        # partial scores are put back afterwards, for a larger k to resume from.
+        # row by row (a galloping search, the rows in ascending order) or, when the rows left outnumber its length /
+        # LOOKUP_RATIO, scanned adding only to them; then the rows that can no longer reach θ drop out, until no
+        # unread list is left. Their partial scores are put back afterwards, for a larger k to resume from.
         rows = np.ascontiguousarray(rows, np.int64)
         original, partial = rows.copy(), acc[rows]
         seen[rows] = 2
