@@ -13,6 +13,10 @@ The machine's speed drifts by a third within minutes (docs/performance-history.m
 compare poorly. `--toggle module:NAME=VALUE` (e.g. `matching.engine.ranking:LOCAL_SCAN_MAX_ROWS=0`) times two
 settings of one constant in one process instead, query by query in alternating order, and reports both, with how
 many top-10 lists they share.
+
+A restart instead: `--cold` drops the engine folder's files from the page cache before loading it memory-mapped, as
+a web worker does, and reports the first pass (`first_pass`) apart from the others; with `--warm-up` the engine warms
+up on a thread beside that pass, as the web app starts it after a load (MatchEngine.warm_up).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import argparse
 import hashlib
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -42,6 +47,17 @@ def _toggle(spec: str) -> tuple[object, str, dict[str, object]]:
     return module, name, {f"{name}={current}": current, f"{name}={value}": type(current)(value)}
 
 
+def _evict(folder: Path) -> None:
+    """Drop every file under `folder` from the OS page cache (Linux: posix_fadvise DONTNEED)."""
+    for path in folder.rglob("*"):
+        if path.is_file():
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("engine", type=Path)
@@ -50,13 +66,20 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--passes", type=int, default=2)
     ap.add_argument("--toggle", help="module:NAME=VALUE, a constant timed at its value and at VALUE in turn")
+    ap.add_argument("--cold", action="store_true", help="evict the engine's files, load it mapped, time the first pass")
+    ap.add_argument("--warm-up", action="store_true", help="with --cold: warm the engine up beside the first pass")
     args = ap.parse_args()
-    pool, engine = saved_engine(args.engine, args.n, args.seed)
+    if args.cold:
+        _evict(args.engine)
+    pool, engine = saved_engine(args.engine, args.n, args.seed, mmap=args.cold)
+    if args.warm_up:
+        engine.warm_up_in_background()
     texts = link_queries(args.queries, args.seed)
     by_fields = engine.vector_index is not None and engine.vector_index.stores_fields
     cases = search_filters(pool, len(texts), args.seed, by_fields)
     module, name, settings = _toggle(args.toggle) if args.toggle else (None, "", {"as is": None})
     times: dict[str, dict[str, list[float]]] = {label: {} for label in settings}
+    first: dict[str, list[float]] = {label: [] for label in settings}
     digests = {label: hashlib.sha1() for label in settings}
     shared = 0
     for run in range(args.passes + 1):
@@ -72,13 +95,16 @@ def main() -> None:
                 if run:  # the first pass warms the engine up
                     times[label].setdefault(kind, []).append(sw.seconds)
                     times[label].setdefault("all", []).append(sw.seconds)
-            if run == 1:
+                elif args.cold:
+                    first[label].append(sw.seconds)
+            if run == min(1, args.passes):
                 for label, top in tops.items():
                     digests[label].update(np.asarray(top, np.int64).tobytes())
                 shared += len({tuple(top) for top in tops.values()}) == 1
     result = {
         label: {
             "by_filter": {kind: percentiles_ms(seconds) for kind, seconds in times[label].items()},
+            **({"first_pass": percentiles_ms(first[label])} if args.cold else {}),
             "top10_sha1": digests[label].hexdigest(),
         }
         for label in settings

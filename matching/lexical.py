@@ -20,6 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from matching.analysis import ANALYZERS, Vocabulary, count_matrices
+from matching.page_cache import mapped_files
 from matching.segments import SEGMENT_K1, SegmentCounts, best_segments, count_segments
 
 # BM25 parameters measured on the ICKG dev benchmark: short, patent-title profiles prefer a low length
@@ -120,6 +121,10 @@ class _Channel:
     def __len__(self) -> int:
         n: int = self.columns.shape[0]
         return n
+
+    def mapped_files(self) -> list[Path]:
+        """The files the channel's arrays are memory-mapped from (none unless loaded with `mmap`)."""
+        return mapped_files(vars(self).values())
 
     def row_weights(self, rows: np.ndarray) -> sp.csr_matrix:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -38,14 +38,15 @@ ENGINE_BYTES_PER_FIRM_ESTIMATE = 8_000
 MEMORY_SHARE = 0.8
 
 
-def saved_engine(folder: Path, n: int, seed: int = 1):
+def saved_engine(folder: Path, n: int, seed: int = 1, mmap: bool = False):
     """(the synthetic pool, the engine) of an engine a `run` saved under `folder`, the pool regenerated as that run
-    made it and the engine weighted as its "all_channels" setting (dense channel at the pool rule's weight)."""
+    made it and the engine weighted as its "all_channels" setting (dense channel at the pool rule's weight);
+    `mmap`: the lexical matrices memory-mapped, as the web workers load them."""
     from matching.engine import MatchEngine
     from matching.fusion import pretrained_weights
 
     pool = synthetic_pool(n, seed)
-    engine = MatchEngine.load(folder)
+    engine = MatchEngine.load(folder, mmap=mmap)
     engine.weights = pretrained_weights(pool.texts)
     return pool, engine
 
@@ -177,6 +178,7 @@ def _built_engine(
         before = rss_mb()
         with Stopwatch() as sw:
             engine = MatchEngine.load(folder)
+        engine.warm_up_in_background()  # as the web app does after a load; the queries below do not wait for it
         figures.update(
             json.loads(marker.read_text()), load_seconds=round(sw.seconds, 1), engine_rss_mb=round(rss_mb() - before, 1)
         )

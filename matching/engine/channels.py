@@ -21,6 +21,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -70,6 +71,10 @@ class LexicalChannels:
     def by_name(self) -> dict[str, BM25Channel | CharTfidfChannel]:
         """The channels as they are (the TF-IDF channel may not be analysed yet)."""
         return {"bm25": self.bm25, "char": self.char, "tfidf": self.tfidf}
+
+    def mapped_files(self) -> list[Path]:
+        """The files the channels' arrays are memory-mapped from, the weighted BM25 channels' first."""
+        return [path for channel in (self.bm25, self.char, self.tfidf) for path in channel.mapped_files()]
 
     # ---- building -------------------------------------------------------------------------------
     def index(self, docs: list[Document], progress: Callable[[int, int], None] | None, tfidf: bool) -> None:

@@ -16,7 +16,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -120,6 +120,12 @@ class FieldColumns:
             docs = self._pool.docs
             self._columns[name] = CodedColumn([(docs[i].fields or {}).get(name) for i in self._pool.row_ids.tolist()])
         return self._columns[name]
+
+    def prepare(self, names: Iterable[str]) -> None:
+        """Code the columns of fields `names` now rather than in the first search filtering on them (~0.3 s each
+        at 1M rows)."""
+        for name in names:
+            self.column(name)
 
     def mask(self, flt: FieldFilter) -> np.ndarray:
         """Boolean per pool row: passes `flt` (read-only; shared between calls)."""

@@ -179,6 +179,10 @@ class Ranker:
         top, pooled, fused, pool_rows = self.rank_pool(query, self.mask(allowed_ids, excluded_ids, where), k, weights)
         return [self._explainer.hit(query, pool_rows[p], float(fused[p]), pooled, p) for p in top]
 
+    def prepare_fields(self, names: Collection[str]) -> None:
+        """Code the field columns filters on `names` read (FieldColumns.prepare)."""
+        self._fields.prepare(names)
+
     def mask(self, allowed_ids: Ids, excluded_ids: Ids, where: FieldFilter | None = None) -> np.ndarray:
         """Boolean per pool row: allowed, not excluded and (given `where`) passing it."""
         mask = self._pool.mask(allowed_ids, excluded_ids)

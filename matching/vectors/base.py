@@ -89,6 +89,11 @@ class VectorIndex(ABC):
         """The scalar fields every stored vector has a typed value of (empty unless `stores_fields`)."""
         return set()
 
+    def mapped_files(self) -> list[Path]:
+        """Local files the index reads memory-mapped while searching (warmed into the page cache after a load:
+        matching.page_cache)."""
+        return []
+
     def info(self) -> dict[str, Any]:
         """Kind, dim, count, build time and the caller's metadata."""
         return {**self.metadata, "kind": self.kind, "dim": self.dim, "count": len(self), "built_at": self.built_at}

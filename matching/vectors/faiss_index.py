@@ -221,6 +221,9 @@ class FaissIndex(VectorIndex):
             return len(self._rows)
         return int(self._main.ntotal if self.kind == KIND_FLAT else self._store.ntotal)
 
+    def mapped_files(self) -> list[Path]:
+        return self._rows.mapped_files() if self._rows is not None else []
+
     def ids(self) -> np.ndarray:
         import faiss
 

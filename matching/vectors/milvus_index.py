@@ -251,6 +251,9 @@ class MilvusIndex(VectorIndex):
     def __len__(self) -> int:
         return len(self._rows)
 
+    def mapped_files(self) -> list[Path]:
+        return self._rows.mapped_files()
+
     def field_names(self) -> set[str]:
         return set(self.scalar_fields)  # dynamic fields may be missing on some vectors: not filterable reliably
 

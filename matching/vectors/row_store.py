@@ -117,6 +117,11 @@ class RowStore:
     def mapped(self) -> bool:
         return isinstance(self._s.base, np.memmap)
 
+    def mapped_files(self) -> list[Path]:
+        """The rows file when the base rows are memory-mapped from it."""
+        s = self._s
+        return [s.source] if isinstance(s.base, np.memmap) and s.source is not None else []
+
     @property
     def changed(self) -> bool:
         """Whether the content differs from the base rows (a delta or tombstones exist)."""

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
+import threading
 from pathlib import Path
 
 import pytest
@@ -34,6 +37,28 @@ def test_build_saves_index_with_metadata(app, seeded):
     app.extensions.pop(engine_state.EXTENSION_KEY)
     assert matchsvc.sync(db.session, app).rebuilt is False
     assert store.state_of(app).meta["built_at"] == meta["built_at"]
+
+
+def test_a_restarted_worker_warms_the_saved_engine_it_loads(app, seeded, caplog):
+    """A worker loading the saved engine reads its memory-mapped files into the page cache on a thread of its own
+    (the first searches after a restart would otherwise read them from disk page by page)."""
+
+    def warmed_up() -> None:
+        for thread in threading.enumerate():
+            if thread.name == "engine-warm-up":
+                thread.join(timeout=60)
+
+    matchsvc.sync(db.session, app)
+    warmed_up()
+    app.extensions.pop(engine_state.EXTENSION_KEY)
+    caplog.set_level(logging.INFO, logger="matching.engine.facade")
+    caplog.clear()
+    assert matchsvc.sync(db.session, app).rebuilt is False
+    warmed_up()
+    warmed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("engine warmed up")]
+    assert len(warmed) == 1
+    files = int(re.search(r"of (\d+) mapped files read", warmed[0]).group(1))
+    assert files >= 6  # the word and character BM25 matrices at least, as the web workers map them
 
 
 def test_candidates_rank_link_firms_with_explanations(app, seeded):

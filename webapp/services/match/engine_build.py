@@ -183,6 +183,7 @@ def load_saved_engine(app: Flask, session: Session):
         raise IndexMismatchError(
             f"saved engine uses vector backend {engine.vector_backend!r}, configured {configured_vector_backend(app)!r}"
         )
+    engine.warm_up_in_background()  # the first searches after a restart would read the mapped files page by page
     return engine, meta
 
 
