@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from matching.vectors.base import position_table
+
 # The built-in embedder learns its vocabulary and SVD basis from at most this many profiles spread over the pool.
 EMBEDDER_FIT_SAMPLE = 50_000
 
@@ -58,15 +60,11 @@ class RowOf:
         self.row_ids = row_ids
         ids = row_ids
         # Small non-negative ids: a lookup table; else the sorted ids and their rows.
-        self.table: np.ndarray | None
-        self.sorted: tuple[np.ndarray, np.ndarray] | None
-        if len(ids) and ids.min() >= 0 and ids.max() < 4 * len(ids) + 1024:
-            self.table = np.full(int(ids.max()) + 1, -1, np.int64)
-            self.table[ids] = np.arange(len(ids))
-            self.sorted = None
-        else:
+        self.table: np.ndarray | None = position_table(ids)
+        self.sorted: tuple[np.ndarray, np.ndarray] | None = None
+        if self.table is None:
             order = np.argsort(ids, kind="stable")
-            self.table, self.sorted = None, (ids[order], order)
+            self.sorted = (ids[order], order)
 
     def rows(self, ids: np.ndarray) -> np.ndarray:
         """Row of each id, -1 where unknown."""

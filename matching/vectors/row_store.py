@@ -6,8 +6,9 @@ refine "fp32"). Layout of a saved store (two .npy files beside the index file):
 - `<index>.fp32.npy`: float32 rows (count, dim), sorted by id;
 - `<index>.fp32.ids.npy`: the int64 ids of those rows, ascending.
 
-Loaded memory-mapped, only the ids stay in anonymous memory (8 bytes per row; a tombstone mask of 1 byte per
-row once something is deleted); the rows are file-backed pages that the OS caches and may drop. A mapped file is
+Loaded memory-mapped, only the ids stay in anonymous memory (8 bytes per row; when they are a database's small ids,
+their position table, 4 bytes per id up to the largest, which turns a look-up's binary search into one gather; a
+tombstone mask of 1 byte per row once something is deleted); the rows are file-backed pages that the OS caches and may drop. A mapped file is
 never written: `upsert` puts vectors into a small in-RAM delta (sorted ids + rows) searched together with the
 mapped rows and `delete` marks mapped rows dead; `save` writes base and delta merged into new files (replaced
 atomically) and, for a mapped store, maps the new file and empties the delta.
@@ -23,7 +24,7 @@ from typing import Iterator
 
 import numpy as np
 
-from matching.vectors.base import unique_ids
+from matching.vectors.base import position_table, unique_ids
 from matching.vectors.meta import IndexMismatchError, atomic_write_bytes
 
 ROWS_SUFFIX = ".fp32.npy"
@@ -56,6 +57,7 @@ class _State:
     delta_ids: np.ndarray  # ascending, disjoint from the live base ids
     delta: np.ndarray
     source: Path | None  # the rows file the base is mapped from
+    base_table: np.ndarray | None = None  # base_ids' position_table (None: binary search)
 
 
 class RowStore:
@@ -83,7 +85,9 @@ class RowStore:
         else:
             order = np.argsort(ids, kind="stable")
             base_ids, base = ids[order], np.ascontiguousarray(vectors[order], dtype=np.float32)
-        store._s = replace(store._s, base_ids=base_ids, base=base, base_live=len(base_ids))
+        store._s = replace(
+            store._s, base_ids=base_ids, base=base, base_live=len(base_ids), base_table=position_table(base_ids)
+        )
         return store
 
     @classmethod
@@ -110,7 +114,14 @@ class RowStore:
             )
         store = cls(dim)
         store.prefer_mmap = mmap
-        store._s = replace(store._s, base_ids=ids, base=rows, base_live=len(ids), source=rpath if mmap else None)
+        store._s = replace(
+            store._s,
+            base_ids=ids,
+            base=rows,
+            base_live=len(ids),
+            source=rpath if mmap else None,
+            base_table=position_table(ids),
+        )
         return store
 
     @property
@@ -138,7 +149,8 @@ class RowStore:
     def resident_bytes(self) -> int:
         """Anonymous memory held (ids, tombstones, delta; plus the rows when not mapped)."""
         s = self._s
-        total = s.base_ids.nbytes + s.delta_ids.nbytes + s.delta.nbytes + (0 if s.alive is None else s.alive.nbytes)
+        total = s.base_ids.nbytes + s.delta_ids.nbytes + s.delta.nbytes
+        total += sum(0 if a is None else a.nbytes for a in (s.alive, s.base_table))
         return total + (0 if isinstance(s.base, np.memmap) else s.base.nbytes)
 
     # -- look-ups -------------------------------------------------------------------------------------------------
@@ -146,13 +158,19 @@ class RowStore:
     def _locate(s: _State, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(in live base, base row, in delta, delta slot) for each id (rows/slots meaningful where the mask is set)."""
         nb, nd = len(s.base_ids), len(s.delta_ids)
-        if nb:
+        if nb and s.base_table is not None:
+            inside = (ids >= 0) & (ids < len(s.base_table))
+            bpos = np.full(len(ids), -1, np.int64)
+            bpos[inside] = s.base_table[ids[inside]]
+            in_base = bpos >= 0
+            bpos[~in_base] = 0
+        elif nb:
             bpos = np.minimum(np.searchsorted(s.base_ids, ids), nb - 1)
             in_base = s.base_ids[bpos] == ids
-            if s.alive is not None:
-                in_base &= s.alive[bpos]
         else:
             bpos, in_base = np.zeros(len(ids), np.int64), np.zeros(len(ids), bool)
+        if nb and s.alive is not None:
+            in_base &= s.alive[bpos]
         if nd:
             dpos = np.minimum(np.searchsorted(s.delta_ids, ids), nd - 1)
             in_delta = s.delta_ids[dpos] == ids
@@ -286,7 +304,16 @@ class RowStore:
         atomic_write_bytes(ipath, _npy_bytes(live_ids))
         if self.prefer_mmap:
             rows = np.load(rpath, mmap_mode="r", allow_pickle=False)
-            self._s = _State(live_ids, rows, None, len(live_ids), np.zeros(0, np.int64), _empty_rows(self.dim), rpath)
+            self._s = _State(
+                live_ids,
+                rows,
+                None,
+                len(live_ids),
+                np.zeros(0, np.int64),
+                _empty_rows(self.dim),
+                rpath,
+                position_table(live_ids),
+            )
 
     def _write_rows(self, s: _State, rpath: Path, live_ids: np.ndarray) -> None:
         fd, tmp = tempfile.mkstemp(prefix=rpath.name + ".", suffix=".tmp", dir=rpath.parent)

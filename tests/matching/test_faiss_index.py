@@ -136,7 +136,8 @@ def test_fp32_refine_is_the_default_and_loads_memory_mapped(clustered_pool, tmp_
     assert ivf._rows.mapped  # built in RAM; once saved, the rows are served from the file (RAM released)
     loaded = load_vector_index(path)
     assert loaded._rows.mapped  # the product's load path (no mmap_store argument) maps the float32 rows
-    assert loaded._rows.resident_bytes() == len(ids) * 8  # only the ids are in RAM
+    # Only the ids are in RAM, and their position table (4 bytes per id up to the largest: ids 1, 3, …, 39,999)
+    assert loaded._rows.resident_bytes() == len(ids) * 8 + (int(ids.max()) + 1) * 4
     in_ram = load_vector_index(path, mmap_store=False)
     assert not in_ram._rows.mapped
     queries = vectors[:20]
@@ -224,7 +225,7 @@ def test_fp32_save_load_round_trip_keeps_appended_vectors(clustered_pool, tmp_pa
     index.save(second)
     # Saving folds the delta and tombstones into the new file and maps it.
     assert index._rows.mapped and index._rows.delta_count() == 0 and not index._rows.changed
-    assert index._rows.resident_bytes() == len(index) * 8
+    assert index._rows.resident_bytes() == len(index) * 8  # the ids alone: spread ids get no position table
     reloaded = load_vector_index(second)
     assert len(reloaded) == len(ids) - 30 + 50 == read_meta(meta_path(second))["count"]
     got, present = reloaded.vectors(new_ids)
