@@ -5,7 +5,8 @@ files, memory-mapped. After a restart, or once the OS has dropped their pages, a
 disk a page at a time: a province filter at 1M firms scores ~29k scattered 1.5 kB rows of the 1.5 GB vectors file, a
 disk read for nearly every one. With that file out of the page cache, the bench's 200 queries right after a load took
 138 ms at p95 (a province 201 ms), and 44 ms with the engine warming up beside them (docs/performance-history.md). One
-sequential read brings a file in at disk speed (1.5 GB in 1.3 s on the 2-core machine). `posix_fadvise(WILLNEED)` is not enough: Linux reads ahead only a few MB for it.
+sequential read brings a file in at disk speed (1.5 GB in 1.3 s on the 2-core machine); `posix_fadvise(WILLNEED)` is
+not enough, Linux reads ahead only a few MB for it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 PREFETCH_CHUNK_BYTES = 8 << 20  # read per call (the buffer is reused; the GIL is released while reading)
 # Files are read only while their total stays within this share of the memory available: reading more than fits
@@ -36,18 +38,12 @@ def mapped_files(values: Iterable[Any]) -> list[Path]:
     """The distinct files that arrays and scipy sparse matrices among `values` are memory-mapped from, in order."""
     found: dict[Path, None] = {}
     for value in values:
-        parts = [getattr(value, name, None) for name in ("data", "indices", "indptr")] if _is_sparse(value) else [value]
+        parts = [value.data, value.indices, value.indptr] if sp.issparse(value) else [value]
         for part in parts:
             path = mapped_file(part)
             if path is not None:
                 found.setdefault(path, None)
     return list(found)
-
-
-def _is_sparse(value: Any) -> bool:
-    import scipy.sparse as sp
-
-    return bool(sp.issparse(value))
 
 
 def available_bytes() -> int:
