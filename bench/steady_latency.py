@@ -25,7 +25,6 @@ import argparse
 import hashlib
 import importlib
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -33,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.perf.machine import Stopwatch, percentiles_ms  # noqa: E402
+from bench.perf.machine import Stopwatch, evict_from_page_cache, percentiles_ms  # noqa: E402
 from bench.perf.match_bench import SEARCH_K, saved_engine, search_filters  # noqa: E402
 from bench.perf.pool import link_queries  # noqa: E402
 
@@ -45,17 +44,6 @@ def _toggle(spec: str) -> tuple[object, str, dict[str, object]]:
     module = importlib.import_module(module_name)
     current = getattr(module, name)
     return module, name, {f"{name}={current}": current, f"{name}={value}": type(current)(value)}
-
-
-def _evict(folder: Path) -> None:
-    """Drop every file under `folder` from the OS page cache (Linux: posix_fadvise DONTNEED)."""
-    for path in folder.rglob("*"):
-        if path.is_file():
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            finally:
-                os.close(fd)
 
 
 def main() -> None:
@@ -70,7 +58,7 @@ def main() -> None:
     ap.add_argument("--warm-up", action="store_true", help="with --cold: warm the engine up beside the first pass")
     args = ap.parse_args()
     if args.cold:
-        _evict(args.engine)
+        evict_from_page_cache([path for path in args.engine.rglob("*") if path.is_file()])
     pool, engine = saved_engine(args.engine, args.n, args.seed, mmap=args.cold)
     if args.warm_up:
         engine.warm_up_in_background()

@@ -28,6 +28,7 @@ import numpy as np
 
 from bench.perf.machine import Stopwatch, machine_facts, percentiles_ms, rss_mb, work_dir
 from bench.perf.pool import Pool, field_filter_cases, filter_cases, link_queries, synthetic_pool
+from matching.page_cache import available_bytes
 from matching.vectors.filters import FieldFilter
 
 SEARCH_K = 100
@@ -59,15 +60,6 @@ def search_filters(
     if by_fields:
         return [(label, None, excluded, where) for label, where, excluded in field_filter_cases(pool, count, seed)]
     return [(label, allowed, excluded, None) for label, allowed, excluded in filter_cases(pool, count, seed)]
-
-
-def _available_bytes() -> int:
-    from pathlib import Path
-
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemAvailable:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def _naive(engine, queries, vectors, qvecs) -> dict:
@@ -282,14 +274,14 @@ def run(
         raise ValueError("a vector backend other than faiss needs an embedder (not --lexical-only)")
 
     need = n * ENGINE_BYTES_PER_FIRM_ESTIMATE
-    if not force and need > MEMORY_SHARE * _available_bytes():
+    if not force and need > MEMORY_SHARE * available_bytes():
         return {
             "bench": "match",
             "n": n,
             "skipped": True,
             "reason": (
                 f"the engine needs about {need / 1e9:.0f} GB at {ENGINE_BYTES_PER_FIRM_ESTIMATE} bytes per "
-                f"firm; {_available_bytes() / 1e9:.0f} GB available (use --force to try anyway)"
+                f"firm; {available_bytes() / 1e9:.0f} GB available (use --force to try anyway)"
             ),
             "machine": machine_facts(),
         }

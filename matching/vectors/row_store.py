@@ -8,10 +8,10 @@ refine "fp32"). Layout of a saved store (two .npy files beside the index file):
 
 Loaded memory-mapped, only the ids stay in anonymous memory (8 bytes per row; when they are a database's small ids,
 their position table, 4 bytes per id up to the largest, which turns a look-up's binary search into one gather; a
-tombstone mask of 1 byte per row once something is deleted); the rows are file-backed pages that the OS caches and may drop. A mapped file is
-never written: `upsert` puts vectors into a small in-RAM delta (sorted ids + rows) searched together with the
-mapped rows and `delete` marks mapped rows dead; `save` writes base and delta merged into new files (replaced
-atomically) and, for a mapped store, maps the new file and empties the delta.
+tombstone mask of 1 byte per row once something is deleted); the rows are file-backed pages that the OS caches and
+may drop. A mapped file is never written: `upsert` puts vectors into a small in-RAM delta (sorted ids + rows)
+searched together with the mapped rows and `delete` marks mapped rows dead; `save` writes base and delta merged into
+new files (replaced atomically) and, for a mapped store, maps the new file and empties the delta.
 """
 
 from __future__ import annotations
