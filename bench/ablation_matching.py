@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from matching.engine import MatchEngine  # noqa: E402
 from matching.evaluation import build_engine, labelled, rank_queries, read_firms, read_queries  # noqa: E402
-from matching.fusion import FusionWeights, pretrained_weights  # noqa: E402
+from matching.fusion import FusionWeights, pool_weights, pretrained_weights  # noqa: E402
 from matching.learning import learn  # noqa: E402
 from matching.metrics import score_rankings  # noqa: E402
 
@@ -78,7 +78,7 @@ def main() -> None:
     if is_builtin(args.model):
         engine = MatchEngine(embedder=BuiltinEmbedder())
         engine.build(firms.docs)
-        default = FusionWeights()
+        default = pool_weights([d.text for d in firms.docs], pretrained=False)
     else:
         engine = build_engine(
             firms,
@@ -98,6 +98,8 @@ def main() -> None:
     print("| configuration | nDCG@10 | Recall@50 | MAP@100 | seconds |")
     print("|---|---|---|---|---|")
     configs = list(CONFIGS)
+    lexical = pool_weights([d.text for d in firms.docs], pretrained=False)
+    configs += [(f"lexical default + name channel by the pool's profile length ({lexical.name:g})", lexical)]
     configs += [
         ("embedding model alone (dense)", FusionWeights(bm25=0, char=0, dense=1)),
         ("BM25 words + chars + dense, RRF", FusionWeights(bm25=1, char=1, dense=1, method="rrf")),
@@ -106,7 +108,12 @@ def main() -> None:
         (f"BM25 words + chars .5/.5 + dense {w:g}, z-score", FusionWeights(dense=w))
         for w in (0.25, 0.5, 0.75, 1, 2, 4, 8)
     ]
-    configs += [(f"PRODUCT DEFAULT: dense weight by the pool's profile length ({default.dense:g})", default)]
+    configs += [
+        (
+            f"PRODUCT DEFAULT: dense and name weights by the pool's profile length ({default.dense:g}, {default.name:g})",
+            default,
+        )
+    ]
     for label, weights in [] if args.only_learning else configs:
         engine.weights = weights
         t = time.time()

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from matching.engine import Document, MatchEngine
-from matching.fusion import FusionWeights, pretrained_weights
+from matching.fusion import FusionWeights, pool_weights, pretrained_weights
 from matching.learning import LabelledQuery, learn
 from matching.metrics import score_rankings
 from matching.profiles import enterprise_profile
@@ -98,7 +98,7 @@ def build_engine(
     from matching.embedders.vector_cache import cached_encoders
 
     if is_builtin(model):
-        engine = MatchEngine(weights=weights)
+        engine = MatchEngine(weights=weights or pool_weights([d.text for d in firms.docs], pretrained=False))
         engine.build(firms.docs)
         return engine
     embedder = make_embedder(model, backend=backend, models_dir=models_dir, cache_dir=onnx_cache)

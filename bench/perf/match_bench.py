@@ -2,7 +2,7 @@
 
 Measured with two fusion settings: "all_channels" (the dense channel on at the pretrained-model weight, so query
 encoding and vector search are part of every query) and "default" (the product's weights with the built-in
-embedder: lexical channels only in the ranking). Naive baselines in the same run: a plain TF-IDF scan (sparse
+embedder: lexical channels only in the ranking). Both weigh the name channel as the product does (the pool rule). Naive baselines in the same run: a plain TF-IDF scan (sparse
 product over every document, full sort) and an exact float32 flat scan of the same vectors.
 
 The pool's embeddings come from the resumable embedding store that `chainmatch bench vector` uses for the same n and
@@ -44,11 +44,11 @@ def saved_engine(folder: Path, n: int, seed: int = 1, mmap: bool = False):
     made it and the engine weighted as its "all_channels" setting (dense channel at the pool rule's weight);
     `mmap`: the lexical matrices memory-mapped, as the web workers load them."""
     from matching.engine import MatchEngine
-    from matching.fusion import pretrained_weights
+    from matching.fusion import pool_weights
 
     pool = synthetic_pool(n, seed)
     engine = MatchEngine.load(folder, mmap=mmap)
-    engine.weights = pretrained_weights(pool.texts)
+    engine.weights = pool_weights(pool.texts, pretrained=True)
     return pool, engine
 
 
@@ -158,7 +158,7 @@ def _built_engine(
 ):
     """(engine, build figures): loaded from the work folder when an earlier run saved it, else built and saved."""
     from matching.engine import MatchEngine
-    from matching.fusion import FusionWeights, pretrained_weights
+    from matching.fusion import pool_weights
     from matching.vectors import DEFAULT_EXACT_MAX
 
     folder = _engine_folder(base, with_embedder, static_model, vector_backend)
@@ -194,8 +194,8 @@ def _built_engine(
             "encode_seconds_this_run": result.seconds,
             "fit_seconds": round(fit_seconds, 1),
         }
-    # With vectors, the weights the product gives a pretrained embedder on this pool (matching.fusion).
-    weights = pretrained_weights(pool.texts) if embedder else FusionWeights()
+    # The weights the product gives this pool (matching.fusion): with vectors, a pretrained embedder's.
+    weights = pool_weights(pool.texts, pretrained=bool(embedder))
     lexical_marker = base / "engine-lexical" / "complete.json"
     gc.collect()
     before = rss_mb()
@@ -268,7 +268,7 @@ def run(
     static_model: str | None = None,
     vector_backend: str = "faiss",
 ) -> dict:
-    from matching.fusion import FusionWeights, pretrained_weights
+    from matching.fusion import FusionWeights, pool_weights
 
     if vector_backend != "faiss" and not (with_embedder or static_model):
         raise ValueError("a vector backend other than faiss needs an embedder (not --lexical-only)")
@@ -308,9 +308,9 @@ def run(
             raise RuntimeError(f"the {vector_backend} index of {base} does not store the fields {where.fields()}")
     embedder = engine.embedder
 
-    settings = {"all_channels": pretrained_weights(pool.texts) if embedder else FusionWeights()}
+    settings = {"all_channels": pool_weights(pool.texts, pretrained=embedder is not None)}
     if embedder is not None:
-        settings["default"] = FusionWeights()
+        settings["default"] = pool_weights(pool.texts, pretrained=False)
     figures = {}
     for label, weights in settings.items():
         engine.weights = weights

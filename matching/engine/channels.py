@@ -4,6 +4,7 @@ Channels (see matching.fusion for how they are combined):
 - "bm25":  BM25 over jieba search-mode word tokens;
 - "char":  BM25 over character 1–2-grams;
 - "tfidf": cosine of character 1–3-gram TF-IDF (analysed only once something weighs it);
+- "name":  BM25 over the character 1–2-grams of the firm name alone (the whole name, no segments);
 - "dense": inner product of embedder vectors (matching.engine.dense).
 
 Invariants:
@@ -35,7 +36,7 @@ from matching.segments import count_for_share, pool_segment_share
 from matching.text import HAN, OTHER, char_ngrams, script_group, tokenize_query
 from matching.vectors import FieldFilter
 
-LEXICAL_CHANNELS = ("bm25", "char", "tfidf")
+LEXICAL_CHANNELS = ("bm25", "char", "tfidf", "name")
 # Channel statistics (mean, std of a query's scores) come from every firm up to this pool size, above it from a
 # fixed, evenly spread sample of this many firms: at 1M firms the relative error of the std is ≈ 0.3 %, and the
 # statistics cost a few postings instead of every posting of the query's terms.
@@ -49,7 +50,7 @@ def stats_sampled(rows: int) -> bool:
 
 
 class LexicalChannels:
-    """The pool's word BM25, character BM25 and character TF-IDF channels, and their query-side caches."""
+    """The pool's word BM25, character BM25, character TF-IDF and name channels, and their query-side caches."""
 
     def __init__(self, pool: Pool) -> None:
         self._pool = pool
@@ -57,6 +58,7 @@ class LexicalChannels:
         self.bm25 = BM25Channel("word")
         self.char = BM25Channel("char12")
         self.tfidf = CharTfidfChannel()
+        self.name = BM25Channel("char12")
         self._tfidf_lock = threading.Lock()
         self._refresh_lock = threading.Lock()  # request threads searching after an import refresh at the same time
         # name → (columns cut from, STATS_SAMPLE, sampled columns)
@@ -70,16 +72,17 @@ class LexicalChannels:
 
     def by_name(self) -> dict[str, BM25Channel | CharTfidfChannel]:
         """The channels as they are (the TF-IDF channel may not be analysed yet)."""
-        return {"bm25": self.bm25, "char": self.char, "tfidf": self.tfidf}
+        return {"bm25": self.bm25, "char": self.char, "tfidf": self.tfidf, "name": self.name}
 
     def mapped_files(self) -> list[Path]:
         """The files the channels' arrays are memory-mapped from, the weighted BM25 channels' first."""
-        return [path for channel in (self.bm25, self.char, self.tfidf) for path in channel.mapped_files()]
+        channels = (self.bm25, self.char, self.name, self.tfidf)
+        return [path for channel in channels for path in channel.mapped_files()]
 
     # ---- building -------------------------------------------------------------------------------
     def index(self, docs: list[Document], progress: Callable[[int, int], None] | None, tfidf: bool) -> None:
-        """Count the terms of every document (in worker processes for large pools) and weigh the BM25 channels;
-        the TF-IDF channel is emptied and, with `tfidf`, analysed too."""
+        """Count the terms of every document (in worker processes for large pools) and weigh the BM25 channels
+        (the name channel over the documents' names); the TF-IDF channel is emptied and, with `tfidf`, analysed too."""
         vocabs = {"word": Vocabulary(), "char12": Vocabulary()}
         share = pool_segment_share([d.text for d in docs])
         segments = count_for_share(
@@ -90,6 +93,9 @@ class LexicalChannels:
         for channel, name in ((self.bm25, "word"), (self.char, "char12")):
             channel.vocab = vocabs[name]
             channel.set_segments(segments.pop(name))
+        self.name = BM25Channel("char12", self.name.k1, self.name.b)
+        self.name.vocab = Vocabulary()
+        self.name.set_counts(self._name_counts(docs))
         self.tfidf = CharTfidfChannel()
         if tfidf:
             self.ensure_tfidf()
@@ -135,12 +141,18 @@ class LexicalChannels:
         segments = count_for_share(texts, ["word", "char12"], vocabs, self.bm25.segment_share, workers=self.workers)
         self.bm25.update(keep, segments["word"])
         self.char.update(keep, segments["char12"])
+        self.name.update(keep, self._name_counts(new_docs))
         if self.tfidf.fitted:
             self.tfidf.update(keep, [d.text for d in new_docs])
 
+    def _name_counts(self, docs: Sequence[Document]) -> sp.csr_matrix:
+        """The name channel's counts of the documents' names (over its vocabulary, which grows)."""
+        names = [d.name for d in docs]
+        return count_matrices(names, ["char12"], {"char12": self.name.vocab}, workers=self.workers)["char12"]
+
     # ---- queries --------------------------------------------------------------------------------
     def get(self, name: str) -> BM25Channel | CharTfidfChannel:
-        """A channel by name ("bm25", "char", "tfidf"), the TF-IDF channel analysed first if need be."""
+        """A channel by name (LEXICAL_CHANNELS), the TF-IDF channel analysed first if need be."""
         if name == "tfidf":
             self.ensure_tfidf()
         return self.by_name()[name]
@@ -149,8 +161,9 @@ class LexicalChannels:
         """(ascending column ids, weights) of the query's terms in one channel."""
         if name == "bm25":
             return self.bm25.query_columns(self.query_terms(query))
-        if name == "char":
-            return self.char.query_columns(char_ngrams(query, 1, 2))
+        if name in ("char", "name"):
+            channel = self.char if name == "char" else self.name
+            return channel.query_columns(char_ngrams(query, 1, 2))
         self.ensure_tfidf()
         tfidf = self.tfidf
         if not tfidf.fitted:
@@ -330,7 +343,7 @@ def exact_scores(lexical: LexicalChannels, dense: DenseChannel, cq: ChannelQuery
     from matching.sparse_topk import bm25_row_scores, weighted_row_scores
 
     channel = lexical.get(cq.name)
-    if isinstance(channel, CharTfidfChannel):  # "tfidf"; "bm25" and "char" are BM25 channels
+    if isinstance(channel, CharTfidfChannel):  # "tfidf"; the others are BM25 channels
         return weighted_row_scores(channel.rows, rows, cq.cols, cq.vals)
     return bm25_row_scores(channel, rows, cq.cols, cq.vals)
 

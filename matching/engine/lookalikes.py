@@ -4,7 +4,8 @@ Invariants:
 - nothing is tokenised or encoded again: the lexical query is the document's row (its distinct terms, each
   weighted 1, as its token list would be), the dense query its stored vector (VectorIndex.vectors);
 - the document itself is never its own look-alike;
-- the embedder gets at least SIMILAR_DENSE_WEIGHT when present;
+- the embedder gets at least SIMILAR_DENSE_WEIGHT when present, and the name channel none (a look-alike does
+  what the firm does; a similar name says little of that);
 - `best_look_alikes` scores as `similar(doc, k=1, allowed_ids)` does (ties to the smallest id), for all documents
   in one matrix product per channel;
 - the statistics follow the pool's size as a match query's do: up to STATS_SAMPLE documents each channel is
@@ -89,9 +90,10 @@ class LookAlikes:
 
     def weights(self, weights: FusionWeights) -> FusionWeights:
         """The engine's weights with the dense channel raised to SIMILAR_DENSE_WEIGHT when it is active, and off
-        while it is not (a pretrained embedder's vectors may still be pending)."""
+        while it is not (a pretrained embedder's vectors may still be pending); the name channel off."""
         weights = FusionWeights(**{**weights.as_dict(), "method": weights.method})
         weights.dense = max(weights.dense, SIMILAR_DENSE_WEIGHT) if self._dense.active else 0.0
+        weights.name = 0.0
         return weights
 
     def similar(

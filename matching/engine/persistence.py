@@ -1,9 +1,10 @@
 """Saving and loading an engine folder; nothing is tokenised or encoded again on load.
 
-Layout of a saved engine (FORMAT_VERSION 4: count matrices, BM25 best-segment ratios, column-major weights):
+Layout of a saved engine (FORMAT_VERSION 5: count matrices, BM25 best-segment ratios, column-major weights):
 - `engine.json`: weights, exact_max, count, embedder name, build times, format, vector backend;
 - `documents.jsonl`: one document a line, in row order (its "fields" only when it has any);
-- `bm25_word/`, `bm25_char/`, `tfidf/`: the lexical channels (matching.lexical; loadable memory-mapped);
+- `bm25_word/`, `bm25_char/`, `bm25_name/`, `tfidf/`: the lexical channels (matching.lexical; loadable
+  memory-mapped);
 - `embedder/` and `vectors.faiss` + `vectors.faiss.json`: the embedder and its vector index (the name is kept for
   saved engines; each backend decides what it writes there, its metadata file names the backend);
 - `learned.pkl`: the adopted learned model, if any (our own file, written and read locally).
@@ -29,8 +30,8 @@ from matching.lexical import BM25Channel, CharTfidfChannel
 from matching.vectors import load_vector_index, meta_path
 
 # 2: count matrices + column-major weights, no token lists; 3: dense moments, dense re-ranker features; 4: BM25
-# best-segment ratios and the segment share (matching.segments)
-FORMAT_VERSION = 4
+# best-segment ratios and the segment share (matching.segments); 5: the name channel
+FORMAT_VERSION = 5
 ENGINE_FILE = "engine.json"
 VECTORS_FILE = "vectors.faiss"
 LEARNED_FILE = "learned.pkl"
@@ -67,6 +68,7 @@ def save_folder(
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     lexical.bm25.save(folder / "bm25_word")
     lexical.char.save(folder / "bm25_char")
+    lexical.name.save(folder / "bm25_name")
     lexical.tfidf.save(folder / "tfidf")
     if dense.embedder is not None:
         from matching.embedders import save_embedder
@@ -127,6 +129,7 @@ def load_pool(folder: Path, pool: Pool, lexical: LexicalChannels, dense: DenseCh
     pool.set_rows(np.fromiter(pool.docs.keys(), dtype=np.int64, count=len(pool.docs)))
     lexical.bm25 = BM25Channel.load(folder / "bm25_word", mmap=mmap)
     lexical.char = BM25Channel.load(folder / "bm25_char", mmap=mmap)
+    lexical.name = BM25Channel.load(folder / "bm25_name", mmap=mmap)
     lexical.tfidf = CharTfidfChannel.load(folder / "tfidf", mmap=mmap)
     # The metadata file, not the index file: another backend may keep its data elsewhere (or in a service).
     if dense.embedder is not None and meta_path(folder / VECTORS_FILE).exists():

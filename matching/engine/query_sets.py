@@ -71,7 +71,7 @@ class QuerySets:
         w = weights.channel_weights()
         key = (queries, tuple(sorted(w.items())), weights.method)
         lexical = self._lexical
-        marker = (lexical.bm25.columns, lexical.char.columns, lexical.tfidf.columns, self._dense.index)
+        marker = (*(c.columns for c in lexical.by_name().values()), self._dense.index)
         hit = self._cache.get(key)
         if hit is not None and all(a is b for a, b in zip(hit["marker"], marker)):
             return hit

@@ -14,6 +14,7 @@ CHANNEL_LABELS = {
     "char": "字符匹配",
     "tfidf": "文本相似",
     "dense": "语义向量",
+    "name": "名称匹配",
     "keyword": "关键词命中",
     "learned": "学习重排",
 }

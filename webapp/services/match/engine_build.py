@@ -67,16 +67,16 @@ def database_id(session: Session, create: bool = True) -> str | None:
 def _new_engine(app: Flask, texts: list[str]):
     """An empty engine for the configured embedder. A transformer joins later (embed_job). The dense weight of a
     pretrained model or a static embedder trained from one follows how much the pool's profiles say
-    (matching.fusion.pretrained_weights); the built-in LSA's is 0."""
+    (matching.fusion.pool_weights); the built-in LSA's is 0. The name channel's follows the same lengths."""
     from matching.engine import MatchEngine
-    from matching.fusion import FusionWeights, pretrained_weights
+    from matching.fusion import pool_weights
 
     deferred = vectors_deferred(app)
     learned_from_a_model = embedder_kind(app) != KIND_BUILTIN
     use_vector_service(app)
     return MatchEngine(
         embedder=None if deferred else embedder_for(app),
-        weights=pretrained_weights(texts) if learned_from_a_model else FusionWeights(),
+        weights=pool_weights(texts, pretrained=learned_from_a_model),
         exact_max=int(app.config.get("INDEX_EXACT_MAX", 200_000)),
         vector_backend=configured_vector_backend(app),
     )
