@@ -27,7 +27,7 @@ class FusionWeights:
     char: float = 0.5  # BM25 over character 1–2-grams
     tfidf: float = 0.0  # char 1–3-gram TF-IDF cosine (kept as a learning feature; no gain when fused)
     dense: float = 0.0  # embedder cosine; the built-in LSA embedder lowered nDCG when fused, so off by default
-    name: float = 0.0  # BM25 over the firm name's character 1–2-grams (the pool rule: pool_name_weight)
+    name: float = 0.0  # BM25 over the firm name's jieba words (the pool rule: pool_name_weight)
     method: str = "zscore"  # "zscore" or "rrf"
     extra: dict[str, float] = field(default_factory=dict)
 
@@ -59,8 +59,8 @@ LONG_PROFILE_CHARS = 160
 
 # The name channel's weight, by the same lengths (docs/matching.md, "The firm name as a channel"). In a long profile
 # the name is a few characters among hundreds, so BM25's length normalisation drowns what it states (平安银行,
-# 贵州茅台酒); on SW3 a name channel at 0.1 gained 0.009 nDCG@10 beside the dense channel and 0.03 without it. In
-# short profiles (ICKG) the name is already a large part of every title's segment and more of it costs 0.003–0.03.
+# 贵州茅台酒); on SW3 a name channel at 0.1 gained 0.006 nDCG@10 beside the dense channel. In short profiles (ICKG)
+# the name is already a large part of every title's segment and more of it costs 0.003–0.03.
 NAME_WEIGHT_SHORT = 0.0
 NAME_WEIGHT_LONG = 0.1
 

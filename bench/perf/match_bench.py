@@ -113,6 +113,7 @@ def _engine_bytes(engine, folder: Path) -> dict:
     parts = {
         "bm25_word": sparse(channels["bm25"].counts) + sparse(channels["bm25"].columns),
         "bm25_char": sparse(channels["char"].counts) + sparse(channels["char"].columns),
+        "bm25_name": sparse(channels["name"].counts) + sparse(channels["name"].columns),
         "tfidf": sparse(channels["tfidf"].rows) + sparse(channels["tfidf"].columns),
         "rows_and_norms": int(engine.row_ids.nbytes) + sum(arrays(c) for c in channels.values()),
     }

@@ -4,7 +4,7 @@ Channels (see matching.fusion for how they are combined):
 - "bm25":  BM25 over jieba search-mode word tokens;
 - "char":  BM25 over character 1–2-grams;
 - "tfidf": cosine of character 1–3-gram TF-IDF (analysed only once something weighs it);
-- "name":  BM25 over the character 1–2-grams of the firm name alone (the whole name, no segments);
+- "name":  BM25 over the jieba words of the firm name alone (the whole name, no segments);
 - "dense": inner product of embedder vectors (matching.engine.dense).
 
 Invariants:
@@ -58,7 +58,7 @@ class LexicalChannels:
         self.bm25 = BM25Channel("word")
         self.char = BM25Channel("char12")
         self.tfidf = CharTfidfChannel()
-        self.name = BM25Channel("char12")
+        self.name = BM25Channel("word")
         self._tfidf_lock = threading.Lock()
         self._refresh_lock = threading.Lock()  # request threads searching after an import refresh at the same time
         # name → (columns cut from, STATS_SAMPLE, sampled columns)
@@ -93,7 +93,7 @@ class LexicalChannels:
         for channel, name in ((self.bm25, "word"), (self.char, "char12")):
             channel.vocab = vocabs[name]
             channel.set_segments(segments.pop(name))
-        self.name = BM25Channel("char12", self.name.k1, self.name.b)
+        self.name = BM25Channel("word", self.name.k1, self.name.b)
         self.name.vocab = Vocabulary()
         self.name.set_counts(self._name_counts(docs))
         self.tfidf = CharTfidfChannel()
@@ -148,7 +148,7 @@ class LexicalChannels:
     def _name_counts(self, docs: Sequence[Document]) -> sp.csr_matrix:
         """The name channel's counts of the documents' names (over its vocabulary, which grows)."""
         names = [d.name for d in docs]
-        return count_matrices(names, ["char12"], {"char12": self.name.vocab}, workers=self.workers)["char12"]
+        return count_matrices(names, ["word"], {"word": self.name.vocab}, workers=self.workers)["word"]
 
     # ---- queries --------------------------------------------------------------------------------
     def get(self, name: str) -> BM25Channel | CharTfidfChannel:
@@ -161,9 +161,10 @@ class LexicalChannels:
         """(ascending column ids, weights) of the query's terms in one channel."""
         if name == "bm25":
             return self.bm25.query_columns(self.query_terms(query))
-        if name in ("char", "name"):
-            channel = self.char if name == "char" else self.name
-            return channel.query_columns(char_ngrams(query, 1, 2))
+        if name == "char":
+            return self.char.query_columns(char_ngrams(query, 1, 2))
+        if name == "name":
+            return self.name.query_columns(self.query_terms(query))
         self.ensure_tfidf()
         tfidf = self.tfidf
         if not tfidf.fitted:

@@ -1,4 +1,4 @@
-"""The name channel: BM25 over a firm name's characters, weighted by the pool rule (long business scopes bury what
+"""The name channel: BM25 over a firm name's words, weighted by the pool rule (long business scopes bury what
 the name states; short title lists already weigh the name in every segment)."""
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from matching.fusion import (
 )
 from matching.lexical import BM25Channel
 from matching.profiles import enterprise_profile
+from matching.text import tokenize_query
 
 GENERIC_SCOPE = (
     "企业管理咨询；市场营销策划；会议及展览服务；货物进出口；技术进出口；普通货物仓储服务；信息技术咨询服务；"
@@ -96,11 +97,11 @@ def test_the_name_channel_scores_the_names_alone_and_an_updated_pool_equals_a_fr
     kept = docs[50:]
     fresh = MatchEngine(weights=FusionWeights(name=0.2))
     fresh.build(kept)
-    own = BM25Channel("char12")
+    own = BM25Channel("word")
     own.vocab = Vocabulary()
-    own.set_counts(count_matrices([d.name for d in kept], ["char12"], {"char12": own.vocab}, workers=1)["char12"])
+    own.set_counts(count_matrices([d.name for d in kept], ["word"], {"word": own.vocab}, workers=1)["word"])
     for query in ("锂电池 正极材料", "船舶配套", "生物医药"):
-        expected = own.scores(query)
+        expected = own.scores(query, tokenize_query(query))  # the query's words, as the word channel reads them
         for eng in (engine, fresh):
             got = eng.channel_scores(query, FusionWeights(name=1), need_all=True)["name"]
             order = np.argsort(eng.row_ids)  # rows in id order, as `kept` is
