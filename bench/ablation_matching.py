@@ -75,10 +75,11 @@ def main() -> None:
         queries = queries[: args.sample]
     from matching.embedders import BuiltinEmbedder, is_builtin
 
+    lexical = pool_weights([d.text for d in firms.docs], pretrained=False)  # the product's weights without a model
     if is_builtin(args.model):
         engine = MatchEngine(embedder=BuiltinEmbedder())
         engine.build(firms.docs)
-        default = pool_weights([d.text for d in firms.docs], pretrained=False)
+        default = lexical
     else:
         engine = build_engine(
             firms,
@@ -98,7 +99,6 @@ def main() -> None:
     print("| configuration | nDCG@10 | Recall@50 | MAP@100 | seconds |")
     print("|---|---|---|---|---|")
     configs = list(CONFIGS)
-    lexical = pool_weights([d.text for d in firms.docs], pretrained=False)
     configs += [(f"lexical default + name channel by the pool's profile length ({lexical.name:g})", lexical)]
     configs += [
         ("embedding model alone (dense)", FusionWeights(bm25=0, char=0, dense=1)),

@@ -2,8 +2,9 @@
 
 Measured with two fusion settings: "all_channels" (the dense channel on at the pretrained-model weight, so query
 encoding and vector search are part of every query) and "default" (the product's weights with the built-in
-embedder: lexical channels only in the ranking). Both weigh the name channel as the product does (the pool rule). Naive baselines in the same run: a plain TF-IDF scan (sparse
-product over every document, full sort) and an exact float32 flat scan of the same vectors.
+embedder: lexical channels only in the ranking). Both weigh the name channel as the product does (the pool rule).
+Naive baselines in the same run: a plain TF-IDF scan (sparse product over every document, full sort) and an exact
+float32 flat scan of the same vectors.
 
 The pool's embeddings come from the resumable embedding store that `chainmatch bench vector` uses for the same n and
 seed (built once, shared); the built engine is saved under the work folder and loaded (not rebuilt) by later runs,
