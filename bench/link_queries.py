@@ -4,9 +4,13 @@ Labels (public-source demo data, not a benchmark): a link's relevant firms are (
 placed on it (data/clusters/*.yaml, `links:`) and (2) the demo firms whose 国标行业代码 is one of the link's
 `industry_codes`. Each query variant ranks all demo firms for every link that has relevant firms; nDCG@10 and
 Recall@50 are averaged over those links, with the lexical channels alone and with the bundled embedding model
-(the product's default fusion). Usage:
+(the product's default fusion). `--score-bands` instead reads the 0–100 match scores users see
+(`matching.scoring.match_score`) with the model and the default link query: each link's best score, and for every
+band of ten points the share of the first 20 candidates that carry a label (labels are incomplete, so a lower bound of
+the share that is relevant). Usage:
 
-    .venv/bin/python bench/link_queries.py [--models-dir instance/models] [--vector-cache instance/embedding-cache]
+    .venv/bin/python bench/link_queries.py [--models-dir instance/models] [--vector-cache instance/embedding-cache] \
+        [--score-bands]
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from matching.engine import Document, MatchEngine  # noqa: E402
 from matching.evaluation import Firms, build_engine  # noqa: E402
 from matching.metrics import score_rankings  # noqa: E402
 from matching.profiles import enterprise_profile, link_query  # noqa: E402
+from matching.scoring import match_score  # noqa: E402
 
 DATA = ROOT / "data"
 
@@ -64,6 +69,11 @@ def _labels(chains, codes: dict[str, str]) -> dict[str, dict[str, set[str]]]:
     return out
 
 
+DEFAULT_VARIANT = (
+    "product default (matching.profiles.link_query): name, keywords, synonyms, products, path, description[:60]"
+)
+
+
 def _variants(chain, link, by_key) -> dict[str, str]:
     path, node = [], link
     while node is not None:
@@ -72,9 +82,7 @@ def _variants(chain, link, by_key) -> dict[str, str]:
     path.reverse()
     own = [link.name, *link.keywords, *link.synonyms, *link.products]
     return {
-        "product default (matching.profiles.link_query): name, keywords, synonyms, products, path, description[:60]": link_query(
-            path, link.description, link.keywords, link.synonyms, link.products
-        ),
+        DEFAULT_VARIANT: link_query(path, link.description, link.keywords, link.synonyms, link.products),
         "... + chain name (the default before this measurement)": "；".join(
             own + path[:-1] + [chain.name] + [link.description[:60]]
         ),
@@ -88,10 +96,39 @@ def _variants(chain, link, by_key) -> dict[str, str]:
     }
 
 
+def _score_bands(engine: MatchEngine, firms: Firms, chains, labels) -> None:
+    """Print each link's best match score (percentiles) and the labelled share of candidates by score band."""
+    best: list[int] = []
+    bands: dict[int, list[int]] = defaultdict(lambda: [0, 0])  # band → [candidates, labelled]
+    for chain in chains:
+        by_key = {link.key: link for link in chain.links}
+        for link in chain.links:
+            query = _variants(chain, link, by_key)[DEFAULT_VARIANT]
+            scores = [(h.id, match_score(h.score, engine.weights, True)) for h in engine.search(query, k=20)]
+            best.append(scores[0][1] if scores else 0)
+            relevant = labels[link.key]["roster"] | labels[link.key]["industry"]
+            if relevant:
+                for row, score in scores:
+                    band = bands[min(score // 10, 9)]
+                    band[0] += 1
+                    band[1] += firms.external_ids[row] in relevant
+    best.sort()
+    quantiles = [best[int(q * (len(best) - 1))] for q in (0.1, 0.5, 0.9)]
+    print(
+        f"{len(best)} links; best match score 10th / 50th / 90th percentile: {quantiles[0]} / {quantiles[1]} / {quantiles[2]}"
+    )
+    print("| match score | candidates (first 20 of links with labels) | labelled |")
+    print("|---|---|---|")
+    for band in sorted(bands):
+        n, labelled = bands[band]
+        print(f"| {band * 10}–{band * 10 + 9} | {n} | {labelled / n:.0%} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models-dir", type=Path, default=Path("instance/models"))
     ap.add_argument("--vector-cache", type=Path, default=Path("instance/embedding-cache"))
+    ap.add_argument("--score-bands", action="store_true", help="the match scores users see, by band (with the model)")
     args = ap.parse_args()
     firms, codes = _firms()
     chains = [parse_chain_file(p) for p in sorted((DATA / "chains").glob("*.yaml"))]
@@ -106,6 +143,9 @@ def main() -> None:
             vector_cache=args.vector_cache,
         ),
     }
+    if args.score_bands:
+        _score_bands(engines["with the model"], firms, chains, labels)
+        return
     engines["lexical"].build(firms.docs)
     for label_kind in ("roster", "industry"):
         queries: dict[str, list[str]] = defaultdict(list)
