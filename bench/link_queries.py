@@ -5,7 +5,7 @@ placed on it (data/clusters/*.yaml, `links:`) and (2) the demo firms whose 国�
 `industry_codes`. Each query variant ranks all demo firms for every link that has relevant firms; nDCG@10 and
 Recall@50 are averaged over those links, with the lexical channels alone and with the bundled embedding model
 (the product's default fusion). `--score-bands` instead reads the 0–100 match scores users see
-(`matching.scoring.match_score`) with the model and the default link query: each link's best score, and for every
+(`MatchEngine.match_score`) with the model and the default link query: each link's best score, and for every
 band of ten points the share of the first 20 candidates that carry a label (labels are incomplete, so a lower bound of
 the share that is relevant). Usage:
 
@@ -31,7 +31,6 @@ from matching.engine import Document, MatchEngine  # noqa: E402
 from matching.evaluation import Firms, build_engine  # noqa: E402
 from matching.metrics import score_rankings  # noqa: E402
 from matching.profiles import enterprise_profile, link_query  # noqa: E402
-from matching.scoring import match_score  # noqa: E402
 
 DATA = ROOT / "data"
 
@@ -74,15 +73,25 @@ DEFAULT_VARIANT = (
 )
 
 
-def _variants(chain, link, by_key) -> dict[str, str]:
+def _path(link, by_key) -> list[str]:
+    """The link's names from its top-level ancestor down to itself."""
     path, node = [], link
     while node is not None:
         path.append(node.name)
         node = by_key.get(node.parent_key) if node.parent_key else None
-    path.reverse()
+    return path[::-1]
+
+
+def _default_query(link, by_key) -> str:
+    """The product's link query (matching.profiles.link_query)."""
+    return link_query(_path(link, by_key), link.description, link.keywords, link.synonyms, link.products)
+
+
+def _variants(chain, link, by_key) -> dict[str, str]:
+    path = _path(link, by_key)
     own = [link.name, *link.keywords, *link.synonyms, *link.products]
     return {
-        DEFAULT_VARIANT: link_query(path, link.description, link.keywords, link.synonyms, link.products),
+        DEFAULT_VARIANT: _default_query(link, by_key),
         "... + chain name (the default before this measurement)": "；".join(
             own + path[:-1] + [chain.name] + [link.description[:60]]
         ),
@@ -103,8 +112,8 @@ def _score_bands(engine: MatchEngine, firms: Firms, chains, labels) -> None:
     for chain in chains:
         by_key = {link.key: link for link in chain.links}
         for link in chain.links:
-            query = _variants(chain, link, by_key)[DEFAULT_VARIANT]
-            scores = [(h.id, match_score(h.score, engine.weights, True)) for h in engine.search(query, k=20)]
+            hits = engine.search(_default_query(link, by_key), k=20)
+            scores = [(h.id, engine.match_score(h.score)) for h in hits]
             best.append(scores[0][1] if scores else 0)
             relevant = labels[link.key]["roster"] | labels[link.key]["industry"]
             if relevant:
