@@ -30,14 +30,19 @@ class Probe:
     ndcg: Callable[[np.ndarray], float]  # nDCG@10 of a score matrix
 
 
-def probe_from_args(description: str) -> Probe:
-    """Parse --firms, --queries, --models-dir, --vector-cache and build the probe."""
+def benchmark_parser(description: str) -> argparse.ArgumentParser:
+    """The probes' arguments: --firms, --queries, --models-dir, --vector-cache."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--firms", type=Path, required=True)
     ap.add_argument("--queries", type=Path, required=True)
     ap.add_argument("--models-dir", type=Path, default=Path("instance/models"))
     ap.add_argument("--vector-cache", type=Path, default=Path("instance/embedding-cache"))
-    args = ap.parse_args()
+    return ap
+
+
+def probe_from_args(description: str) -> Probe:
+    """Parse the probes' arguments (`benchmark_parser`) and build the probe."""
+    args = benchmark_parser(description).parse_args()
     firms, queries = read_firms(args.firms), read_queries(args.queries)
     texts, relevant = [q["query"] for q in queries], [q["relevant"] for q in queries]
     ext = np.asarray(firms.external_ids)
