@@ -32,5 +32,12 @@ def test_match_json_and_index_status(app, runner):
     assert provinces and "江苏省" not in provinces
     missing = runner.invoke(args=["match", CLUSTER_ID, "no-such-link"])
     assert missing.exit_code != 0 and "不属于" in missing.output
+    # Users type a link's name as the chain map shows it; the same link, the same candidates.
+    by_name = runner.invoke(args=["match", CLUSTER_ID, "功率半导体", "--json", "--top", "3", "--province", "江苏省"])
+    assert by_name.exit_code == 0, by_name.output
+    assert json.loads(by_name.output) == page
+    # A part of a name is not guessed at: the error names the links that contain it, with their keys.
+    partial = runner.invoke(args=["match", CLUSTER_ID, "半导体"])
+    assert partial.exit_code != 0 and "功率半导体（tev-chip）" in partial.output
     rebuilt = runner.invoke(args=["index", "build", "--rebuild"])
     assert rebuilt.exit_code == 0 and "已重建" in rebuilt.output

@@ -37,19 +37,23 @@ def filter_options(command):
 
 @click.command("match")
 @click.argument("cluster_id")
-@click.argument("link_id")
+@click.argument("link")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--top", default=20, show_default=True, help="How many candidates to print.")
 @click.option("--offset", default=0, show_default=True, help="Skip this many candidates (paging).")
 @filter_options
 @with_appcontext
-def match_command(cluster_id: str, link_id: str, as_json: bool, top: int, offset: int, **filter_values) -> None:
-    """Rank candidate firms for link LINK_ID of cluster CLUSTER_ID, with the reasons for each."""
+def match_command(cluster_id: str, link: str, as_json: bool, top: int, offset: int, **filter_values) -> None:
+    """Rank candidate firms for LINK of cluster CLUSTER_ID, with the reasons for each. LINK is the link's key
+    (ic-eda-ip) or its exact name (EDA工具)."""
     from webapp.services import match as matchsvc
+    from webapp.services.match.links import cluster_or_error, link_set, resolve_link
 
     matchsvc.sync(db.session)  # the CLI may wait for the index; web requests never do
-    query = matchsvc.CandidateQuery.of(cluster_id, link_id, public_values(filter_values, "cli"), top, offset)
     try:
+        cluster = cluster_or_error(db.session, cluster_id)
+        link_key = resolve_link(link_set(db.session, cluster), cluster, link)
+        query = matchsvc.CandidateQuery.of(cluster_id, link_key, public_values(filter_values, "cli"), top, offset)
         page = matchsvc.search(db.session, query)
     except matchsvc.MatchError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -49,6 +49,25 @@ def link_set(session: Session, cluster: Cluster) -> LinkSet:
     return LinkSet.of(chain_views(session, cluster.chain_ids))
 
 
+MAX_LINK_SUGGESTIONS = 8
+
+
+def resolve_link(links: LinkSet, cluster: Cluster, given: str) -> str:
+    """The key of the link `given` names, by key or by its exact name (as users type it: 光刻胶); MatchError
+    naming the candidates otherwise (links whose name contains the text, with their keys)."""
+    given = given.strip()
+    if given in links.links:
+        return given
+    named = sorted(key for key, link in links.links.items() if link.name == given)
+    if len(named) == 1:
+        return named[0]
+    if named:
+        raise MatchError(f"集聚区 {cluster.name} 的产业链中有多个名为“{given}”的环节，请用环节编码：{'、'.join(named)}")
+    similar = [f"{link.name}（{key}）" for key, link in links.links.items() if given and given in link.name]
+    hint = f"；名称相近的环节：{'、'.join(similar[:MAX_LINK_SUGGESTIONS])}" if similar else ""
+    raise MatchError(f"环节 {given} 不属于集聚区 {cluster.name} 的产业链（请用环节编码或环节名称）{hint}")
+
+
 def cluster_or_error(session: Session, cluster_id: str) -> Cluster:
     """The cluster, or MatchError with a Chinese message."""
     cluster = session.get(Cluster, cluster_id)
