@@ -10,6 +10,8 @@ from chains.cluster_models import Cluster
 from webapp.services.match.linkcache import ChainHead, LinkView, VersionView, chain_views
 from webapp.services.match.results import MatchError
 
+MAX_LINK_SUGGESTIONS = 8  # links named in the error for a text that is no link's key or name
+
 
 @dataclass
 class LinkSet:
@@ -47,9 +49,6 @@ class LinkSet:
 def link_set(session: Session, cluster: Cluster) -> LinkSet:
     """The current links of the cluster's chains (one small query; the links themselves are cached per process)."""
     return LinkSet.of(chain_views(session, cluster.chain_ids))
-
-
-MAX_LINK_SUGGESTIONS = 8
 
 
 def resolve_link(links: LinkSet, cluster: Cluster, given: str) -> str:
