@@ -74,12 +74,11 @@ def main() -> None:
     print(by_kind("product (search)", product, sector))
 
     # The README's reference: plain BM25 (no best-segment share) and char 1–3-gram TF-IDF, z-scored over the pool.
-    lexical_engine = build_engine(firms, "builtin")
     plain = BM25Channel("word")
     plain.build([indexed_text(doc) for doc in firms.docs], workers=None)
     tfidf_only = FusionWeights(bm25=0, char=0, tfidf=1, dense=0)
     reference_scores = 0.5 * z(np.stack([plain.scores(t) for t in texts])) + 0.5 * z(
-        np.stack([lexical_engine.channel_scores(t, tfidf_only)["tfidf"] for t in texts])
+        np.stack([engine.channel_scores(t, tfidf_only)["tfidf"] for t in texts])
     )
     reference = per_query_ndcg(reference_scores, ext, relevant)
     print(by_kind("README reference", reference, sector))

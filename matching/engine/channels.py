@@ -159,12 +159,11 @@ class LexicalChannels:
 
     def query(self, name: str, query: str) -> tuple[np.ndarray, np.ndarray]:
         """(ascending column ids, weights) of the query's terms in one channel."""
-        if name == "bm25":
-            return self.bm25.query_columns(self.query_terms(query))
+        if name in ("bm25", "name"):  # both read the query's jieba words
+            channel = self.bm25 if name == "bm25" else self.name
+            return channel.query_columns(self.query_terms(query))
         if name == "char":
             return self.char.query_columns(char_ngrams(query, 1, 2))
-        if name == "name":
-            return self.name.query_columns(self.query_terms(query))
         self.ensure_tfidf()
         tfidf = self.tfidf
         if not tfidf.fitted:
