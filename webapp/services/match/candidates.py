@@ -31,7 +31,7 @@ from webapp.services.match.filters import (
     resolve,
     roster_ids,
 )
-from webapp.services.match.links import LinkSet, cluster_or_error, link_set
+from webapp.services.match.links import LinkSet, cluster_or_error, link_set, unknown_link
 from webapp.services.match.results import (
     DEFAULT_K,
     MAX_K,
@@ -111,7 +111,7 @@ def search(session: Session, query: CandidateQuery) -> CandidatePage:
     links = link_set(session, cluster)
     link = links.links.get(query.link_key)
     if link is None:
-        raise MatchError(f"环节 {query.link_key} 不属于集聚区 {cluster.name} 的产业链")
+        raise unknown_link(query.link_key, cluster)
     ref = LinkRef(link.chain_id, link.key, link.name)
     app = current_app._get_current_object()
     engine, data_mark = serving.request_engine(session, app)

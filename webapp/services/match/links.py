@@ -64,7 +64,12 @@ def resolve_link(links: LinkSet, cluster: Cluster, given: str) -> str:
         raise MatchError(f"集聚区 {cluster.name} 的产业链中有多个名为“{given}”的环节，请用环节编码：{'、'.join(named)}")
     similar = [f"{link.name}（{key}）" for key, link in links.links.items() if given and given in link.name]
     hint = f"；名称相近的环节：{'、'.join(similar[:MAX_LINK_SUGGESTIONS])}" if similar else ""
-    raise MatchError(f"环节 {given} 不属于集聚区 {cluster.name} 的产业链（请用环节编码或环节名称）{hint}")
+    raise unknown_link(given, cluster, f"（请用环节编码或环节名称）{hint}")
+
+
+def unknown_link(given: str, cluster: Cluster, hint: str = "") -> MatchError:
+    """The error for a link that is not in the cluster's chains (`hint` appended to the message)."""
+    return MatchError(f"环节 {given} 不属于集聚区 {cluster.name} 的产业链{hint}")
 
 
 def cluster_or_error(session: Session, cluster_id: str) -> Cluster:
