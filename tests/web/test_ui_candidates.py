@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import html as html_lib
 import re
 
 import pytest
 from sqlalchemy import func, select
 
 from chains.feedback_models import CandidateFeedback
-from tests.worlds.candidates import CLUSTER, OTHER_CLUSTER, STEEL, XSS_NAME, copy_seeded
+from tests.worlds.candidates import CLUSTER, OTHER_CLUSTER, STEEL, XSS_NAME, copy_seeded, seed
 from webapp.candidates.views import PAGE_SIZE
 from webapp.extensions import db
 from webapp.leads.models import Lead
+from webapp.services.match import wait_for_background
+from webapp.services.match.fallback import MESSAGE_FALLBACK
 
 URL = f"/candidates/{CLUSTER}/{STEEL}"
 
@@ -81,6 +84,24 @@ def test_filters_change_results(client, auth, world):
     response = client.get(URL, query_string={"f": "1", "capital_min": "abc"}, headers={"HX-Request": "true"})
     assert response.status_code == 400
     assert "注册资本下限必须是数字" in response.get_data(as_text=True)
+
+
+def test_results_while_the_index_loads_say_so_and_refresh_themselves(app, client, auth, world_copy):
+    world_copy(seed)  # the saved index is not loaded into this process yet: the first request gets the fallback
+    auth.login_as("staff", clusters=(CLUSTER,))
+    # Even when the keyword fallback finds nothing, the page says why rather than blaming the filters.
+    page = client.get(URL, query_string={"f": "1", "provinces": "西藏自治区"}).get_data(as_text=True)
+    assert MESSAGE_FALLBACK in page and "索引完成后将自动刷新" in page and "可放宽筛选条件" not in page
+    refresh = re.search(r'class="fallback-refresh" hx-get="([^"]+)" hx-trigger="load delay:\d+s"', page)
+    assert refresh, "the fallback results do not fetch themselves again"
+    assert "provinces=" in refresh.group(1)  # with the same filters
+    wait_for_background(app)
+    fragment = client.get(html_lib.unescape(refresh.group(1)), headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "<html" not in fragment
+    assert MESSAGE_FALLBACK not in fragment and "fallback-refresh" not in fragment  # the full matcher: polling ends
+    assert "可放宽筛选条件" in fragment
+    ranked = client.get(URL).get_data(as_text=True)
+    assert _ids(ranked) and MESSAGE_FALLBACK not in ranked and "fallback-refresh" not in ranked
 
 
 def test_pagination(client, auth, world):

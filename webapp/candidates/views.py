@@ -19,7 +19,7 @@ from webapp.candidates.filters import KNOWN_TAGS, parse_filters, supported
 from webapp.extensions import db
 from webapp.leads.models import STAGE_ABANDONED, Lead
 from webapp.services.cache import LruCache
-from webapp.services.match import CandidateQuery, MatchError, record_feedback, search, serving
+from webapp.services.match import STATE_FALLBACK, CandidateQuery, MatchError, record_feedback, search, serving
 from webapp.web.common import get_cluster, wants_fragment
 
 logger = logging.getLogger("chainmatch.candidates")
@@ -35,6 +35,7 @@ FIRM_CARD_COLUMNS = (
     Enterprise.business_scope,
 )
 MAX_PAGE = 25  # 500 candidates deep is as far as the matcher ranks (matchsvc MAX_K)
+FALLBACK_REFRESH_SECONDS = 3  # how often keyword-fallback results fetch themselves again while the index loads
 FRAGMENT_CACHE_KEY = "chainmatch.candidates.fragments"
 FRAGMENT_CACHE_SIZE = 256
 _CSRF_PLACEHOLDER = "csrf-placeholder-" + secrets.token_hex(16)  # never in page data; replaced per request
@@ -103,6 +104,8 @@ def _results_context(cluster: Cluster, link_key: str) -> tuple[dict, int]:
         "feedback_labels": FEEDBACK_LABELS,
         "embedder": "",
         "page_size": PAGE_SIZE,
+        "fallback_state": STATE_FALLBACK,
+        "fallback_refresh_seconds": FALLBACK_REFRESH_SECONDS,
     }
     status = 200
     if form.errors:

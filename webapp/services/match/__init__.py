@@ -14,11 +14,12 @@ from webapp.services.match.filters import CandidateFilters
 from webapp.services.match.learning import record_feedback, relearn
 from webapp.services.match.placement import Suggestion, confirm_assignments, place_roster
 from webapp.services.match.profiles import profile_for
-from webapp.services.match.results import Candidate, CandidatePage, CandidateQuery, MatchError
+from webapp.services.match.results import STATE_FALLBACK, Candidate, CandidatePage, CandidateQuery, MatchError
 from webapp.services.match.serving import active_embedder_info, ensure_index_async, wait_for_background
 from webapp.services.match.store import sync
 
 __all__ = [
+    "STATE_FALLBACK",
     "Candidate",
     "CandidatePage",
     "CandidateFilters",
