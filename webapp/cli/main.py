@@ -6,6 +6,7 @@ import os
 
 import click
 from flask.cli import FlaskGroup, ScriptInfo, run_command
+from flask.helpers import get_debug_flag
 
 from webapp import create_app
 
@@ -30,11 +31,19 @@ cli = FlaskGroup(
 @click.pass_context
 def run_with_worker(ctx: click.Context, **options) -> None:
     """Flask's `run`, plus the task worker as a child process stopped when the server stops."""
+    from webapp.services.match import ensure_index_async
     from webapp.services.tasks import worker
 
     process = None
-    if os.environ.get("WERKZEUG_RUN_MAIN") != "true":  # the reloader's child processes share the parent's worker
-        process = worker.start_beside_server(ctx.ensure_object(ScriptInfo).load_app())
+    app = ctx.ensure_object(ScriptInfo).load_app()  # cached: the app run_command serves
+    reloader_child = os.environ.get("WERKZEUG_RUN_MAIN") == "true"
+    if not reloader_child:  # the reloader's child processes share the parent's worker
+        process = worker.start_beside_server(app)
+    reload = options.get("reload")
+    if reloader_child or not (get_debug_flag() if reload is None else reload):  # this process serves
+        # Load the saved match index now, in the background, so that the first candidate page after a start is
+        # ranked by the full matcher rather than the keyword fallback (gunicorn workers preload the same way).
+        ensure_index_async(app)
     try:
         ctx.invoke(run_command, **options)
     finally:

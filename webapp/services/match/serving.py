@@ -58,6 +58,7 @@ def _background_sync(app: Flask) -> None:
     from webapp.extensions import db
 
     state = state_of(app)
+    was_ready = state.engine is not None
     with app.app_context():
         try:
 
@@ -65,6 +66,10 @@ def _background_sync(app: Flask) -> None:
                 state.progress = (done, total)
 
             sync(db.session, app, progress=progress)
+            if not was_ready and state.engine is not None:
+                logger.info(
+                    "match index ready in this process: %d profiles, %s", len(state.engine), state.meta.get("embedder")
+                )
         except Exception as exc:  # noqa: BLE001 - logged; the UI shows the status
             logger.exception("background index sync failed")
             with state.lock:
