@@ -37,6 +37,10 @@ MAX_SAME_TYPE_PER_CITY = 1
 _INDUSTRY_SEPARATORS = re.compile(r"[、,，;；/／|]")
 
 
+ALTERNATIVE_MET_NOTE = "同组替代指标已达标，本项不影响整体结论"
+ALTERNATIVE_OPEN_NOTE = "同组指标任一达标即可"
+
+
 @dataclass
 class RuleResult:
     code: str
@@ -65,6 +69,16 @@ class Evaluation:
 
     def rule(self, code: str) -> RuleResult:
         return next(r for r in self.rules if r.code == code)
+
+    def alternative_note(self, rule: RuleResult) -> str:
+        """For an alternative that fails, whether it decides the verdict (its group passes through another); '' else.
+
+        Without it a page would show a red 未达标 row under a 全部达标 verdict and leave the reader to guess why."""
+        if rule.alternative_of is None or rule.passed is not False:
+            return ""
+        if self.rule(rule.alternative_of).passed:
+            return ALTERNATIVE_MET_NOTE
+        return ALTERNATIVE_OPEN_NOTE
 
     @property
     def passed(self) -> bool | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chains.cluster_models import Cluster, ClusterIndicator
-from chains.evaluation import SQM_PER_MU, evaluate_cluster
+from chains.evaluation import ALTERNATIVE_MET_NOTE, ALTERNATIVE_OPEN_NOTE, SQM_PER_MU, evaluate_cluster
 from webapp.extensions import db
 
 
@@ -83,6 +83,11 @@ def test_per_square_metre_alternatives(app):
         ev2 = evaluate_cluster(db.session, "c2")
         assert ev2.rule("revenue_per_sqm").passed is False and ev2.rule("tax_per_sqm").passed is False
         assert ev2.rule("land_efficiency").passed is False
+        # A failed alternative says whether it decides the verdict; passed rules and other rules say nothing.
+        assert ev.alternative_note(ev.rule("tax_per_mu")) == ALTERNATIVE_MET_NOTE
+        assert ev.alternative_note(ev.rule("tax_per_sqm")) == ""
+        assert ev2.alternative_note(ev2.rule("tax_per_sqm")) == ALTERNATIVE_OPEN_NOTE
+        assert all(ev2.alternative_note(r) == "" for r in ev2.rules if r.alternative_of is None)
 
 
 def test_missing_data_gives_none_with_chinese_explanation(app):

@@ -6,8 +6,12 @@ import io
 
 import pytest
 from docx import Document
+from sqlalchemy import select
 
+from chains.cluster_models import ClusterIndicator
+from chains.evaluation import ALTERNATIVE_MET_NOTE
 from tests.worlds.clusters import CHAIN, CLUSTER_A, CLUSTER_B, XSS_NAME, build_app_world
+from webapp.extensions import db
 from webapp.reports.charts import png_bytes, stacked_bars
 
 SECTIONS = (
@@ -57,9 +61,15 @@ def test_cluster_page_report_download(app, auth, world, client):
 
 
 def test_report_command_writes_the_document(app, world, runner, tmp_path):
+    with app.app_context():  # 4,250 元/m² of revenue: one land-efficiency alternative fails, the tax ones pass
+        db.session.scalars(
+            select(ClusterIndicator).where(ClusterIndicator.cluster_id == CLUSTER_A)
+        ).one().revenue = 850000
+        db.session.commit()
     out = tmp_path / "报告.docx"
     result = runner.invoke(args=["report", CLUSTER_A, "--chain", CHAIN, "--out", str(out), "--period", "2026Q4"])
     assert result.exit_code == 0, result.output
     text, pictures = _text(out.read_bytes())
     assert all(heading in text for heading in SECTIONS) and pictures == 2
+    assert text.count(ALTERNATIVE_MET_NOTE) == 1  # the failed alternative's row says it does not decide the verdict
     assert runner.invoke(args=["report", "nope", "--chain", CHAIN, "--out", str(out)]).exit_code != 0

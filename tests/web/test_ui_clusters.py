@@ -13,8 +13,8 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select
 
-from chains.cluster_models import LinkAssignment
-from chains.evaluation import evaluate_cluster
+from chains.cluster_models import ClusterIndicator, LinkAssignment
+from chains.evaluation import ALTERNATIVE_MET_NOTE, evaluate_cluster
 from chains.gaps import analyze_chain
 from chains.list_models import ListChange, ListEntry
 from tests.worlds.clusters import (
@@ -77,6 +77,19 @@ def test_dashboard_shows_rule_values_and_pass_fail(app, auth, world, client):
     for status, count in gap.rollup.counts.items():
         assert f'<td class="count-{status}">{count}</td>' in html
     assert f"{gap.rollup.local_rate * 100:.1f}%" in html
+
+
+def test_a_failed_alternative_says_it_does_not_decide_the_verdict(app, auth, world, client):
+    with app.app_context():
+        indicator = db.session.scalars(select(ClusterIndicator).where(ClusterIndicator.cluster_id == CLUSTER_A)).one()
+        indicator.revenue = 850000  # 4,250 元/m² of revenue, under 4,500, while both tax measures pass
+        db.session.commit()
+    auth.login_as("staff", clusters=(CLUSTER_A,))
+    html = client.get(A).get_data(as_text=True)
+    row = html[html.index("单位面积营业收入") :]
+    row = row[: row.index("</tr>")]
+    assert "<strong>未达标</strong>" in row and ALTERNATIVE_MET_NOTE in row
+    assert html.count(ALTERNATIVE_MET_NOTE) == 1  # the passing alternatives carry no note
 
 
 def test_chain_map_has_three_stage_columns_and_status_tiles(app, auth, world, client):

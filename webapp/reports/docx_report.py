@@ -64,6 +64,10 @@ def _picture(doc: Any, png: bytes, caption: str) -> None:
     doc.add_paragraph(caption).runs[0].italic = True
 
 
+def _with_note(explanation: str, note: str) -> str:
+    return f"{explanation}{note}。" if note else explanation
+
+
 def _summary(doc: Any, session: Session, cluster: Cluster, chain: Chain) -> None:
     """Section 1: where the cluster is and how it scores on the policy rules."""
     doc.add_heading("一、集聚区概况与政策规则评价", level=1)
@@ -74,7 +78,17 @@ def _summary(doc: Any, session: Session, cluster: Cluster, chain: Chain) -> None
     )
     evaluation = evaluate_cluster(session, cluster.id)
     passed = {True: "达标", False: "未达标", None: "缺数据"}
-    rows = [[r.name, r.value, r.unit, r.threshold, passed[r.passed], r.explanation] for r in evaluation.rules]
+    rows = [
+        [
+            r.name,
+            r.value,
+            r.unit,
+            r.threshold,
+            passed[r.passed],
+            _with_note(r.explanation, evaluation.alternative_note(r)),
+        ]
+        for r in evaluation.rules
+    ]
     doc.add_paragraph(f"政策规则评价（{evaluation.year or '无'} 年指标）：")
     _table(doc, ["指标", "数值", "单位", "门槛", "结论", "说明"], rows)
 
