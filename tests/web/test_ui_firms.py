@@ -6,10 +6,11 @@ import re
 
 import pytest
 
-from tests.worlds.candidates import CLUSTER, OTHER_CLUSTER, STEEL, XSS_NAME, copy_seeded
+from tests.worlds.candidates import CLUSTER, OTHER_CLUSTER, STEEL, XSS_NAME, copy_seeded, seed
 from webapp.extensions import db
-from webapp.firms.views import PAGE_SIZE
+from webapp.firms.views import NOTICE_INDEX_LOADING, PAGE_SIZE
 from webapp.leads.service import create_lead
+from webapp.services.match import wait_for_background
 
 
 @pytest.fixture
@@ -72,6 +73,18 @@ def test_enterprise_page_sections(app, client, auth, world):
     changes = html[html.index('id="changes"') :]
     assert "firms-2024.csv" in changes and "主营产品" in changes
     assert client.get("/firms/999999").status_code == 404
+
+
+def test_enterprise_page_while_the_index_loads_says_why_sections_are_empty(app, client, auth, world_copy):
+    ids = world_copy(seed)  # the saved index is not loaded into this process yet
+    auth.login_as("manager", clusters=(CLUSTER,))
+    html = client.get(f"/firms/{ids['far']}").get_data(as_text=True)
+    assert NOTICE_INDEX_LOADING in html
+    assert not re.search(r'href="/firms/\d+"', html[html.index('id="similar"') : html.index('id="leads"')])
+    wait_for_background(app)
+    html = client.get(f"/firms/{ids['far']}").get_data(as_text=True)
+    assert NOTICE_INDEX_LOADING not in html
+    assert re.search(r'href="/firms/\d+"', html[html.index('id="similar"') : html.index('id="leads"')])
 
 
 def test_access_and_escaping(client, auth, world):

@@ -19,7 +19,7 @@ from webapp.extensions import db
 from webapp.firms import bp
 from webapp.firms.search import links_fitting, search_firms
 from webapp.leads.models import Lead
-from webapp.services.match import look_alikes
+from webapp.services.match import look_alikes, serving
 from webapp.web import nav
 from webapp.web.common import wants_fragment
 
@@ -29,6 +29,7 @@ PAGE_SIZE = 20
 MAX_PAGE = 25
 MAX_QUERY = 500  # characters of a search text
 LOOK_ALIKES = 8
+NOTICE_INDEX_LOADING = "匹配索引正在加载，适配环节和相似企业将在就绪后显示，请稍后刷新本页。"
 FITTING_LINKS = 6
 CHANGES_SHOWN = 100
 
@@ -144,6 +145,7 @@ def detail(enterprise_id: int):
         abort(404)
     app = current_app._get_current_object()
     notices = []
+    ready = serving.engine_ready(app)  # before the calls below, which start loading an index that is not ready
     try:
         fits = links_fitting(db.session, app, ent, _chain_ids_for_user(), FITTING_LINKS)
     except Exception:
@@ -155,6 +157,8 @@ def detail(enterprise_id: int):
         db.session.rollback()
         logger.exception("look-alikes failed for firm %s", enterprise_id)
         similar, notices = [], notices + ["相似企业暂时无法加载（匹配索引可能尚未构建），请稍后重试。"]
+    if not ready and not similar:
+        notices.append(NOTICE_INDEX_LOADING)
     visible = _visible_cluster_ids()
     lead_query = select(Lead).where(Lead.enterprise_id == enterprise_id).order_by(Lead.updated_at.desc())
     roster_query = select(RosterEntry).where(RosterEntry.enterprise_id == enterprise_id)

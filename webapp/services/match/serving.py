@@ -92,6 +92,11 @@ def wait_for_background(app: Flask, timeout: float | None = None) -> None:
             thread.join(timeout)
 
 
+def engine_ready(app: Flask | None = None) -> bool:
+    """This process has a match engine to rank with (else pages get the keyword fallback or nothing)."""
+    return state_of(_app(app)).engine is not None
+
+
 def request_engine(session: Session, app: Flask | None = None) -> tuple[Any, Watermark | None]:
     """(engine, the database's watermark as read now) for a request; the engine is synced when few rows changed.
 
