@@ -173,6 +173,17 @@ def test_link_panel_ranks_candidates_with_a_lead_button(app, auth, world, client
     assert "本地部件企业0" in html and '招商目标企业清单 <span class="badge">1</span>' in html
 
 
+def test_link_panel_says_when_candidates_are_keyword_matches_even_if_there_are_none(app, auth, world, client):
+    from webapp.services.match import wait_for_background
+    from webapp.services.match.fallback import MESSAGE_FALLBACK
+
+    auth.login_as("staff", clusters=(CLUSTER_A,))
+    # No firm's text names 防腐涂层, so the keyword fallback (the index is not loaded yet) finds nothing.
+    body = client.get(f"{A}/chains/{CHAIN}/links/tc-coating", headers={"HX-Request": "true"}).get_data(as_text=True)
+    wait_for_background(app)
+    assert MESSAGE_FALLBACK in body and "暂无候选企业" in body
+
+
 def _leader_entries(app) -> list[int]:
     with app.app_context():
         return list(
