@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -17,6 +19,15 @@ def test_home_page_is_chinese(client):
     html = response.get_data(as_text=True)
     assert '<html lang="zh-CN">' in html
     assert "产业链精准招商匹配平台" in html
+
+
+def test_page_titles_are_plain_text():
+    """A title block holds the page's name only: markup put there lands in <title>, not on the page."""
+    templates = sorted(Path(__file__).resolve().parents[2].glob("webapp/**/templates/**/*.html"))
+    assert templates
+    for path in templates:
+        for title in re.findall(r"{% block title %}(.*?){% endblock %}", path.read_text(encoding="utf-8"), re.S):
+            assert "<" not in title and "\n" not in title, f"{path}: {title[:60]!r}"
 
 
 def test_404_page_is_chinese(client):

@@ -229,6 +229,9 @@ def test_yaml_download_and_upload_with_line_errors(app, auth, world, client):
 
 def test_admin_creates_a_chain_by_upload(app, auth, world, client):
     auth.login_as("admin")
+    page = client.get("/chains/").get_data(as_text=True)
+    assert "<title>产业链维护 · 产业链精准招商匹配平台</title>" in page and "<h1>产业链维护</h1>" in page
+    assert page.count('id="new-chain"') == 1 and page.index('id="new-chain"') > page.index("<h1>")
     text = (
         "id: nc\nname: 新产业链\nlinks:\n  - id: nc-a\n    name: 甲环节\n    stage: 上游\n  - id: nc-b\n    name: 乙\n"
     )
