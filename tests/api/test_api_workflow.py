@@ -29,6 +29,9 @@ def test_lead_lifecycle_with_history(app, staff, ids):
     assert again.status_code == 200 and again.get_json()["id"] == lead["id"]
     edited = staff.patch(f"/leads/{lead['id']}", json={"next_step": "电话联系", "next_step_date": "2030-01-15"})
     assert edited.get_json()["next_step_date"] == "2030-01-15"
+    # 0 万元 is a planned investment, not a blank (it was dropped as unchanged from no value); "" clears a text.
+    zero = staff.patch(f"/leads/{lead['id']}", json={"planned_investment_wan": 0, "next_step": ""}).get_json()
+    assert zero["planned_investment_wan"] == 0 and not zero["next_step"]
     moved = staff.post(f"/leads/{lead['id']}/stage", json={"stage": "已接洽"}).get_json()
     assert moved["stage"] == "已接洽"
     assert [(e["field"], e["old"], e["new"]) for e in moved["events"] if e["field"] == "stage"] == [

@@ -177,7 +177,7 @@ def update_fields(
             raise LeadError(f"内容不能超过 {MAX_TEXT} 个字符")
         attr = "owner_id" if field == "owner" else field
         old = getattr(lead, attr)
-        if (old or None) == (new or None):
+        if _blank_as_none(old) == _blank_as_none(new):  # "" and None are both empty; 0 (万元) is a value
             continue
         if field == "owner":
             _log(session, lead, user_id, field, _user_label(session, old), _user_label(session, new))
@@ -188,6 +188,10 @@ def update_fields(
     if is_admin and "owner" in changed and lead.owner_id:
         lead.assigned_by_id = user_id  # an administrator's assignment (large projects need one)
     return changed
+
+
+def _blank_as_none(value: Any) -> Any:
+    return None if value == "" else value
 
 
 def _user_label(session: Session, user_id: int | None) -> str | None:
