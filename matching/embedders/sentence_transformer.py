@@ -35,6 +35,11 @@ from matching.embedders.local_models import (
 logger = logging.getLogger("matching.embedders")
 
 MAX_SEQ_LENGTH = 256  # tokens; profiles are short and longer input only costs time (measured in docs/matching.md)
+# Queries are encoded one by one: with int8 ONNX a text's vector depends a little on the batch it runs in (activations
+# are quantised per batch; cosine ≥ 0.997), so a link scored in a batch (the hubness bank, a firm's fitting links)
+# would score otherwise than the same link searched alone, and a firm's score would differ between pages. Short link
+# texts gain nothing from batching on a CPU (551 demo links: 12.5 s one by one, 13.0 s in batches of 32).
+QUERY_BATCH = 1
 QUERY_CACHE_SIZE = 2048  # query vectors kept: a chain's link texts are searched again and again (pages, filters)
 
 
@@ -112,7 +117,7 @@ class SentenceTransformerEmbedder:
                 self._queries.move_to_end(t)
         missing = list(dict.fromkeys(t for t in texts if t not in known))
         if missing:
-            fresh = self._encode([self.query_prompt + t for t in missing], DEFAULT_BATCH)
+            fresh = self._encode([self.query_prompt + t for t in missing], QUERY_BATCH)
             with self._queries_lock:
                 for t, v in zip(missing, fresh):
                     known[t] = self._queries[t] = v

@@ -161,6 +161,15 @@ def test_onnx_backends_agree_with_torch_per_text(tiny_model, onnx_cache, backend
     assert embedder.encode([]).shape == (0, TINY_HIDDEN)
 
 
+def test_a_query_vector_does_not_depend_on_the_queries_encoded_with_it(tiny_model, onnx_cache):
+    """int8 quantises activations per batch, so queries are encoded one by one: a link scored among the hubness bank
+    or a firm's fitting links must score as the same link searched alone."""
+    together = make_embedder(str(tiny_model), backend="onnx-int8", cache_dir=onnx_cache).encode_queries(AGREEMENT_TEXTS)
+    alone = make_embedder(str(tiny_model), backend="onnx-int8", cache_dir=onnx_cache)
+    one_by_one = np.stack([alone.encode_queries([t])[0] for t in AGREEMENT_TEXTS])
+    np.testing.assert_array_equal(together, one_by_one)
+
+
 def test_auto_backend_is_onnx_int8_when_onnxruntime_is_installed(tiny_model, onnx_cache):
     embedder = make_embedder(str(tiny_model), cache_dir=onnx_cache)
     assert embedder.backend == "onnx-int8" and embedder.requested_backend == "auto"
