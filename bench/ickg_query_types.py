@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.probe_harness import benchmark_parser  # noqa: E402
 from bench.profile_evidence_probes import z  # noqa: E402
 from matching.engine.pool import indexed_text  # noqa: E402
-from matching.evaluation import build_engine, rank_queries, read_firms, read_queries  # noqa: E402
+from matching.evaluation import build_engine, rank_queries, read_firms, read_queries, use_query_bank  # noqa: E402
 from matching.fusion import FusionWeights  # noqa: E402
 from matching.lexical import BM25Channel  # noqa: E402
 from matching.metrics import ndcg_at_k  # noqa: E402
@@ -70,6 +70,7 @@ def main() -> None:
     for d in DENSE_WEIGHTS:
         print(by_kind(f"fused, dense {d}", per_query_ndcg(lexical + d * zd, ext, relevant), sector))
 
+    use_query_bank(engine, texts)  # the product's hubness correction, over the labels as eval-matching does
     product = np.array([ndcg_at_k(r, rel) for r, rel in zip(rank_queries(engine, firms, queries, 100), relevant)])
     print(by_kind("product (search)", product, sector))
 

@@ -25,6 +25,7 @@ from matching.engine.channels import LexicalChannels, pool_scores
 from matching.engine.dense import DenseChannel, PreparedIndex, prepare
 from matching.engine.explanation import Explainer, Hit
 from matching.engine.features import RERANK_CANDIDATES, LearnedReranker, base_features
+from matching.engine.hubness import HUB_RERANK_DEPTH, Hubness, compute_hubness
 from matching.engine.lookalikes import LookAlikes
 from matching.engine.persistence import Settings, load_learned, load_pool, read_settings, save_folder
 from matching.engine.pool import Document, Pool
@@ -59,6 +60,7 @@ class MatchEngine:
         self._lookalikes = LookAlikes(self._pool, self._lexical, self._dense, self._explainer, self._ranker)
         self._query_sets = QuerySets(self._pool, self._lexical, self._dense)
         self._learned: LearnedReranker | None = None
+        self._hubness: Hubness | None = None  # over the query bank set by set_hubness (matching.engine.hubness)
         self._built_at = 0.0
         self._build_seconds = 0.0
 
@@ -203,7 +205,13 @@ class MatchEngine:
         self._fresh()
         if not self._pool.docs or k <= 0:
             return []
-        return self._ranker.search(query, k, self.weights, self._learned, allowed_ids, excluded_ids, where)
+        hubness = None if self._learned is not None and self._learned.ranker is not None else self._hubness
+        if hubness is None:  # an adopted re-ranker orders by its own probabilities
+            return self._ranker.search(query, k, self.weights, self._learned, allowed_ids, excluded_ids, where)
+        depth = max(k, HUB_RERANK_DEPTH)
+        return hubness.rerank(
+            self._ranker.search(query, depth, self.weights, None, allowed_ids, excluded_ids, where), k
+        )
 
     def filters_fields(self, where: FieldFilter | None) -> bool:
         """Whether the vector index applies `where` itself (it stores every field `where` reads, as Milvus does),
@@ -250,14 +258,44 @@ class MatchEngine:
         self._fresh()
         return self._lookalikes.best(doc_ids, allowed_ids, self.weights)
 
-    def query_scores(self, queries: Sequence[str], doc_ids: Sequence[int]) -> np.ndarray:
+    def query_scores(self, queries: Sequence[str], doc_ids: Sequence[int], hubness: bool = True) -> np.ndarray:
         """Fused scores (len(queries), len(doc_ids)) with every channel standardised over the whole pool, so
         one document's scores compare across queries; NaN for documents not in the pool.
 
         The queries' term vectors, vectors and pool statistics are prepared once per query set and pool
         state (cached), so scoring a page of documents against a chain's links is one small product each."""
         self._fresh()
-        return self._query_sets.scores(queries, doc_ids, self.weights)
+        scores = self._query_sets.scores(queries, doc_ids, self.weights)
+        if hubness and self._hubness is not None:  # as searches score (hubness=False: the plain fused scores)
+            scores = scores - self._hubness.penalty(doc_ids)[None, :]
+        return scores
+
+    # ---- hubness --------------------------------------------------------------------------------
+    def compute_hubness(self, queries: Sequence[str], lock: Any = None) -> Hubness:
+        """Every pooled document's hubness over a query bank (the links matched against), uncorrected scores;
+        `lock` is held per chunk of documents. Install it with set_hubness."""
+        self._fresh()
+        ids = [int(i) for i in self._pool.row_ids]
+
+        def scorer(bank: Sequence[str], chunk: np.ndarray) -> np.ndarray:
+            self._fresh()
+            return self._query_sets.scores(bank, chunk.tolist(), self.weights)
+
+        return compute_hubness(scorer, queries, ids, lock)
+
+    def set_hubness(self, hubness: Hubness | None) -> None:
+        """Correct searches and query_scores by this hubness (None: no correction)."""
+        self._hubness = hubness
+
+    @property
+    def hubness(self) -> Hubness | None:
+        """The hubness searches and query_scores are corrected by (None: none)."""
+        return self._hubness
+
+    @property
+    def hubness_key(self) -> str | None:
+        """The fingerprint of the query bank the correction uses (None: no correction)."""
+        return None if self._hubness is None else self._hubness.key
 
     # ---- learning -------------------------------------------------------------------------------
     def candidate_features(

@@ -94,6 +94,8 @@ class EngineState:
     embed_thread: threading.Thread | None = None  # the embedding job's thread in this process (embed_job)
     embed_queued_at: float = float("-inf")  # monotonic time this process last made sure the embedding is queued
     saved_meta_stamp: int | None = None  # mtime of the saved metadata last looked at while vectors are pending
+    hub_basis: tuple | None = None  # what the engine's hubness was measured on (webapp.services.match.hubness)
+    hub_checked_at: float = float("-inf")  # monotonic time a request last looked whether the hubness is stale
 
 
 def state_of(app: Flask) -> EngineState:

@@ -18,12 +18,13 @@ from webapp.services.match.results import Candidate, LinkRef
 
 
 def score_matrix(
-    engine, state: store.EngineState, queries: Mapping[str, str], doc_ids: list[int]
+    engine, state: store.EngineState, queries: Mapping[str, str], doc_ids: list[int], hubness: bool = True
 ) -> dict[str, dict[int, float]]:
     """Fused score of each doc under each query (query key → doc id → score), comparable across queries.
 
     The engine's own search standardises scores within the searched set, which makes a 20-firm set's scores
-    incomparable between two links; here every channel is standardised over the whole pool instead.
+    incomparable between two links; here every channel is standardised over the whole pool instead. `hubness`:
+    as searches score them (matching.engine.hubness), else the plain fused scores.
     """
     import math
 
@@ -31,7 +32,7 @@ def score_matrix(
     ids = [int(i) for i in doc_ids]
     with state.lock:
         # One product per channel for all queries × docs; the queries' side is cached by the engine per pool state.
-        matrix = engine.query_scores([queries[k] for k in keys], ids)
+        matrix = engine.query_scores([queries[k] for k in keys], ids, hubness=hubness)
     return {key: {i: float(v) for i, v in zip(ids, matrix[q]) if not math.isnan(v)} for q, key in enumerate(keys)}
 
 

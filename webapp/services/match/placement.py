@@ -66,7 +66,9 @@ def place_roster(
     leaves = [key for chain_id in cluster.chain_ids for key in links.leaves.get(chain_id, [])]
     if not leaves:
         raise MatchError(f"集聚区 {cluster.name} 的产业链没有可归位的环节")
-    scores = score_matrix(state.engine, state, {key: links.queries[key] for key in leaves}, firms)
+    # Plain fused scores: the hubness correction is the same for all of a firm's links, and MIN_PLACEMENT_Z is a
+    # threshold on how far the firm stands out from the pool on its best link.
+    scores = score_matrix(state.engine, state, {key: links.queries[key] for key in leaves}, firms, hubness=False)
     out = []
     for firm in firms:
         checkpoint()

@@ -28,6 +28,7 @@ from webapp.services.match.engine_state import (
     install,
     state_of,
 )
+from webapp.services.match.hubness import hubness_stale
 from webapp.services.match.index_files import META_FILE, index_folder
 from webapp.services.match.store import INLINE_SYNC_MAX, sync, sync_locked
 from webapp.services.tasks import QUEUE_THREAD, queue_kind
@@ -123,8 +124,8 @@ def request_engine(session: Session, app: Flask | None = None) -> tuple[Any, Wat
         logger.exception("inline index sync failed")
     finally:
         state.build_lock.release()
-    if deferred:
-        ensure_index_async(app)
+    if deferred or hubness_stale(app, session, state):
+        ensure_index_async(app)  # the background sync also measures the hubness again
     _keep_embedding(app, state)
     return state.engine, now
 

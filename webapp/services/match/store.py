@@ -43,6 +43,7 @@ from webapp.services.match.engine_state import (
     install,
     state_of,
 )
+from webapp.services.match.hubness import refresh_hubness
 from webapp.services.match.index_files import META_FILE, folder_lock, index_folder, save_engine
 from webapp.services.match.profiles import iter_documents
 
@@ -68,7 +69,10 @@ def sync(
     app = app or current_app._get_current_object()
     state = state_of(app)
     with state.build_lock:
-        return sync_locked(app, session, state, progress, max_changes)
+        result = sync_locked(app, session, state, progress, max_changes)
+        if result.reason != "deferred":
+            refresh_hubness(app, session, state)
+        return result
 
 
 def sync_locked(
