@@ -24,6 +24,7 @@ from webapp.services import tasks
 
 PG_URL = os.environ.get("CHAINMATCH_TEST_POSTGRES_URL", "")
 THREAD_JOBS_TIMEOUT_S = 60  # how long a test's teardown waits for the jobs it left running in threads
+BACKGROUND_TIMEOUT_S = 60  # how long an app's teardown waits for the index work its requests started in the background
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 _backend_counts: Counter = Counter()
 
@@ -168,7 +169,11 @@ def bundled_e5(tmp_path_factory):
 
 
 def dispose(app) -> None:
-    """End an app's session and close its connection pool (a fixture's teardown)."""
+    """End an app's session and close its connection pool (a fixture's teardown), once the background index work
+    its requests started (a load, sync or hubness measure) has ended: it must not query a schema being dropped."""
+    from webapp.services.match.serving import wait_for_background
+
+    wait_for_background(app, BACKGROUND_TIMEOUT_S)
     with app.app_context():
         db.session.remove()
         db.engine.dispose()

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from chains.enterprise_models import Enterprise
 from matching.embedders.vector_cache import text_keys
-from tests.conftest import make_app
+from tests.conftest import dispose, make_app
 from tests.worlds.e5_app import (  # noqa: F401  (fixtures)
     Counting,
     e5_app,
@@ -151,5 +151,4 @@ def test_another_worker_serving_lexically_adopts_the_vectors_attached_elsewhere(
     with other.app_context():
         engine, _ = serving.request_engine(db.session, other)
         assert engine.vector_index is not None and store.state_of(other).meta["vectors"] == "ready"
-        db.session.remove()
-        db.engine.dispose()
+    dispose(other)  # after the background work its request started (the hubness measured again)
