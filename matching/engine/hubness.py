@@ -4,8 +4,8 @@ and it should not crowd the specialists out of each link's list.
 Each document's hubness is the mean of its `HUB_TOP_K` best fused scores over a query bank (the links of every chain
 the product matches against; the query file in `eval-matching`), as in cross-domain similarity local scaling (CSLS,
 Conneau et al. 2018) and querybank normalisation (Bogolin et al. 2022). A search re-orders its `HUB_RERANK_DEPTH`
-best documents by fused score − `HUB_WEIGHT` × hubness; the score users see is the corrected one. A query's own
-statistics do not change it, so it needs no labels. Measured on both dev splits (docs/matching.md, "Hubness").
+best documents by fused score − `HUB_WEIGHT` × hubness; the score users see is the corrected one. No relevance
+label is read. Measured on both dev splits (docs/matching.md, "Hubness").
 """
 
 from __future__ import annotations
