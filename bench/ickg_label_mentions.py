@@ -17,10 +17,14 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.ickg_query_types import SECTOR_SUFFIX  # noqa: E402
+
 TOP = 10
-SECTOR_SUFFIX = "行业"  # as bench/ickg_query_types.py
 
 
 def _jsonl(path: Path) -> list[dict]:
