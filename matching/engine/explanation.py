@@ -2,11 +2,13 @@
 
 Matched terms are read from the firm's row of the word channel (its distinct words), never from its text: a
 query's words are tokenised once per query (LexicalChannels.query_words) and looked up per row. Shown are the
-matched words worth showing, in query order (`explaining_terms`).
+matched words worth showing, in query order (`explaining_terms`), spelled as the query spells them (`as_written`:
+the channel's words are lower-cased, and users read "KrF", not "krf").
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -46,6 +48,21 @@ def explaining_terms(found: list[str]) -> list[str]:
     return kept
 
 
+def as_written(terms: list[str], query: str) -> list[str]:
+    """Each term as `query` writes it (half-width), where the query holds it up to case; else as it is."""
+    if not query or not any(ch.isascii() and ch.isalpha() for t in terms for ch in t):  # only these have case
+        return terms
+    written = unicodedata.normalize("NFKC", query)
+    folded = written.lower()
+    if len(folded) != len(written):  # a rare letter whose lower case is longer: positions would not line up
+        return terms
+    out = []
+    for t in terms:
+        i = folded.find(t)
+        out.append(written[i : i + len(t)] if i >= 0 else t)
+    return out
+
+
 class Explainer:
     """Turns ranked pool rows into Hits with their matched terms."""
 
@@ -62,7 +79,7 @@ class Explainer:
             return []
         present = set(self._lexical.bm25.row_terms(row).tolist())
         columns = self._lexical.query_words(query)[1] if terms is None else self._lexical.word_columns(terms)
-        return explaining_terms([t for t, col in columns if col in present])
+        return as_written(explaining_terms([t for t, col in columns if col in present]), query)
 
     def matched_terms_of_rows(self, query: str, rows: np.ndarray) -> list[list[str]]:
         """matched_terms of several pooled rows for one query, with one look-up of their word counts."""
@@ -80,7 +97,7 @@ class Explainer:
             key = found.tobytes()
             terms = explained.get(key)
             if terms is None:
-                terms = explained[key] = explaining_terms([columns[j][0] for j in found])
+                terms = explained[key] = as_written(explaining_terms([columns[j][0] for j in found]), query)
             out.append(list(terms))
         return out
 

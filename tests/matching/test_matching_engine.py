@@ -37,6 +37,21 @@ def test_matched_terms_name_the_shared_terms(built):
     assert all(t in engine.document(hit.id).text for t in hit.matched_terms)
 
 
+def test_matched_terms_are_spelled_as_the_link_writes_them():
+    """The word channel lower-cases; users read the link's own "KrF", "PEM", not "krf", "pem"."""
+    docs, _ = corpus()
+    firm = Document(
+        900, "示例光刻材料有限公司", enterprise_profile("示例光刻材料有限公司", "krf光刻胶；PEM电解槽用质子膜")
+    )
+    engine = MatchEngine()
+    engine.build([*docs, firm])
+    query = "ＫｒＦ光刻胶 Pem电解槽"
+    hit = next(h for h in engine.search(query, k=5) if h.id == 900)
+    assert "KrF" in hit.matched_terms and "Pem" in hit.matched_terms
+    assert "krf" not in hit.matched_terms and "pem" not in hit.matched_terms
+    assert engine.matched_terms(query, 900) == hit.matched_terms
+
+
 def test_allowed_and_excluded_ids_are_honoured(built):
     engine, groups = built
     allowed = groups["ship"][:3] + groups["cathode"][:2]
