@@ -189,3 +189,47 @@ def test_ui_and_api_share_the_request_rules(app, client, auth, world):
     same = auth.post(f"/suppliers/requests/{req_id}/status", {"status": "对接中"}, headers=fragment)
     assert same.status_code == 200 and "已保存" not in same.get_data(as_text=True)
     assert history(req_id) == (["created", "status"], ["matchmaking.create", "matchmaking.status"], ("对接中", ""))
+
+
+def _gap_section(html: str) -> str:
+    start = html.find('id="wb-supply-gaps"')
+    return html[start : html.find("</section>", start)] if start >= 0 else ""
+
+
+def test_leader_workbench_lists_upstream_supply_gaps_as_supplier_searches(app, client, auth, world):
+    from chains.cluster_models import LinkAssignment, RosterEntry
+    from tests.worlds.candidates import CHAIN, WELD
+
+    auth.login_as("firm", enterprise_id=world["leader"])
+    gaps = _gap_section(client.get("/").get_data(as_text=True))
+    # Both upstream links have no local firm yet: each is a one-click search for its suppliers.
+    assert "· 船用钢板" in gaps and "· 焊接材料" in gaps and "· 船用发动机" not in gaps and "船舶运维" not in gaps
+    assert "供给船用发动机" in gaps  # what the upstream link supplies, as on the finder
+    href = re.search(r'href="(/suppliers/\?[^"]*need=' + CLUSTER + "%7C" + STEEL + '[^"]*)"', gaps)
+    assert href, gaps
+    found = client.get(href.group(1).replace("&amp;", "&")).get_data(as_text=True)
+    # The search runs as the finder's own form would, local suppliers first by default.
+    assert _supplier_ids(found)[:3] and set(_supplier_ids(found)[:3]) == {
+        world["local"],
+        world["province"],
+        world["city"],
+    }
+    assert re.search(r'name="local_first" value="1" checked', found) and "本地空白" in found
+
+    # Two local firms confirmed on 船用钢板 make it 一般: no longer a gap, while 焊接材料 still is.
+    with app.app_context():
+        for firm in (world["local"], world["city"]):
+            if firm != world["local"]:
+                db.session.add(RosterEntry(cluster_id=CLUSTER, enterprise_id=firm, role="配套"))
+            db.session.add(LinkAssignment(cluster_id=CLUSTER, enterprise_id=firm, chain_id=CHAIN, link_key=STEEL))
+        db.session.commit()
+    gaps = _gap_section(client.get("/").get_data(as_text=True))
+    assert "· 船用钢板" not in gaps and f"need={CLUSTER}%7C{WELD}" in gaps
+    finder = client.get("/suppliers/").get_data(as_text=True)
+    assert "本地一般" in finder and "本地空白" in finder
+
+
+def test_firm_leading_no_cluster_has_no_supply_gap_section(client, auth, world):
+    auth.login_as("firm", enterprise_id=world["far"])
+    html = client.get("/").get_data(as_text=True)
+    assert "我的对接申请" in html and 'id="wb-supply-gaps"' not in html

@@ -89,15 +89,30 @@ def staff_context(user: User, today: date) -> dict[str, Any]:
 
 
 def firm_context(user: User) -> dict[str, Any]:
-    """A chain-leader firm's own matchmaking requests."""
+    """A chain-leader firm's upstream supply gaps in its clusters (each a one-click supplier search) and its own
+    matchmaking requests."""
+    from chains.gaps import STATUS_BLANK
+    from webapp.suppliers.access import firm_clusters, need_links
     from webapp.suppliers.models import MatchmakingRequest
+    from webapp.suppliers.ranking import LOCAL_FIRST_DEFAULT
 
     if user.role != ROLE_FIRM or not user.enterprise_id:
-        return {"my_requests": []}
+        return {"my_requests": [], "clusters": [], "supply_gaps": [], "more_gaps": 0}
     query = (
         select(MatchmakingRequest)
         .where(MatchmakingRequest.requester_id == user.enterprise_id)
         .order_by(MatchmakingRequest.id.desc())
         .limit(ITEMS_SHOWN)
     )
-    return {"my_requests": list(db.session.scalars(query))}
+    clusters = firm_clusters(db.session, user)
+    gaps = [o for o in need_links(db.session, clusters) if o.is_gap]
+    # Bottlenecks (卡脖子) first, then empty before thin links; otherwise the chain's own order.
+    gaps.sort(key=lambda o: (not o.link.key_tech, o.status != STATUS_BLANK))
+    return {
+        "my_requests": list(db.session.scalars(query)),
+        "clusters": clusters,
+        "supply_gaps": gaps[:ITEMS_SHOWN],
+        "more_gaps": max(0, len(gaps) - ITEMS_SHOWN),
+        # A submitted finder form (f=1) reads an absent local_first as unticked: the links keep the form's default.
+        "finder_args": {"f": 1, "local_first": 1} if LOCAL_FIRST_DEFAULT else {"f": 1},
+    }

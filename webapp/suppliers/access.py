@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from chains.chain_models import Chain, ChainLink, SupplyEdge
 from chains.cluster_models import Cluster, ClusterChain, RosterEntry
+from chains.gaps import STATUS_BLANK, STATUS_WEAK, analyze_chain
 from webapp.auth.models import ROLE_ADMIN, ROLE_MANAGER, ROLE_STAFF
 
 LEADER_ROLE = "龙头"
@@ -37,10 +38,17 @@ class NeedLink:
     chain: Chain
     link: ChainLink
     supplies: list[str]  # names of the links it supplies (context for the user)
+    status: str = ""  # the link's local status in the cluster (chains.gaps: 空白 / 薄弱 / 一般 / 优势)
+    is_leaf: bool = True
 
     @property
     def value(self) -> str:
         return f"{self.cluster.id}|{self.link.key}"
+
+    @property
+    def is_gap(self) -> bool:
+        """A leaf link the cluster has no or few local firms on: where a chain leader most needs suppliers."""
+        return self.is_leaf and self.status in (STATUS_BLANK, STATUS_WEAK)
 
 
 def need_links(session: Session, clusters: list[Cluster]) -> list[NeedLink]:
@@ -70,9 +78,12 @@ def need_links(session: Session, clusters: list[Cluster]) -> list[NeedLink]:
             for edge in edges:
                 if edge.to_key in by_key:
                     supplies.setdefault(edge.from_key, []).append(by_key[edge.to_key].name)
+            gaps = {g.link_id: g for g in analyze_chain(session, cluster.id, chain_id, links).links}
             for link in links:
                 if link.stage == UPSTREAM_STAGE or link.key in supplies:
-                    out.append(NeedLink(cluster, chain, link, supplies.get(link.key, [])))
+                    gap = gaps.get(link.key)
+                    status, leaf = (gap.status, gap.is_leaf) if gap else ("", True)
+                    out.append(NeedLink(cluster, chain, link, supplies.get(link.key, []), status, leaf))
     return out
 
 
