@@ -58,6 +58,16 @@ def test_create_then_three_stage_changes_are_in_the_history(app, auth, world, cl
     assert assert_htmx_indicators(html) == 4  # stage, feedback, edit, progress forms
 
 
+def test_lead_page_shows_the_firm_and_links_to_its_profile(app, auth, world, client):
+    auth.login_as("staff", clusters=(CLUSTER_A,))
+    _create(auth, world, firm_key="unplaced")
+    html = client.get(f"/leads/{_only_lead(app)}").get_data(as_text=True)
+    summary = html[html.find('class="small lead-firm"') :][:600]
+    assert f'href="/firms/{world["unplaced"]}"' in summary
+    assert "山东省青岛市" in summary and "存续" in summary and "主营产品：控制系统 软件" in summary
+    assert client.get(f"/firms/{world['unplaced']}").status_code == 200
+
+
 def test_creating_the_same_lead_twice_keeps_one(app, auth, world):
     auth.login_as("staff", clusters=(CLUSTER_A,))
     _create(auth, world)
