@@ -64,7 +64,20 @@ def test_candidates_and_chain_map_fit_a_phone_screen(browser, live_server):
         page.wait_for_selector(".chain-map")
         assert _sideways_overflow(page) <= 1
         empty = page.locator(".tile.status-空白 > a.tile-name:visible").first
+        name = empty.inner_text()
         empty.click()
+        # The panel sits below the whole map on a phone: choosing a tile brings it into view.
+        heading = page.locator("#link-panel h2", has_text=name)
+        heading.wait_for()
+        page.wait_for_function(
+            "() => { const r = document.querySelector('#link-panel h2').getBoundingClientRect();"
+            " return r.top >= 0 && r.bottom <= window.innerHeight; }"
+        )
+        # Opened by its own URL (a shared link), the link's panel is in view too.
+        page.reload()
+        page.wait_for_load_state("networkidle")
+        box = page.locator("#link-panel h2").bounding_box()
+        assert box is not None and 0 <= box["y"] <= PHONE["height"], box
         page.locator("#link-panel a", has_text="查看全部候选企业").click()
         page.wait_for_selector("li.cand")
         assert _sideways_overflow(page) <= 1
@@ -76,3 +89,19 @@ def test_candidates_and_chain_map_fit_a_phone_screen(browser, live_server):
         screenshot(page, "phone_staff_candidates")
     finally:
         context.close()
+
+
+def test_wide_screen_keeps_its_place_when_a_tile_opens_the_panel(page, live_server):
+    """Beside the map the panel is already in view: opening a link must not scroll the map away."""
+    login(page, live_server, "staff")
+    page.goto(f"{live_server.url}/clusters/{live_server.cluster_id}")
+    page.locator("a", has_text="图谱").first.click()
+    page.wait_for_selector(".chain-map")
+    tile = page.locator(".tile.status-空白 > a.tile-name:visible").last
+    tile.scroll_into_view_if_needed()
+    before = page.evaluate("window.scrollY")
+    name = tile.inner_text()
+    tile.click()
+    page.locator("#link-panel h2", has_text=name).wait_for()
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.scrollY") == before
