@@ -219,6 +219,13 @@ def login(page, server: LiveServer, role: str) -> None:
     assert "/auth/login" not in page.url, page.content()[:2000]
 
 
+def open_chain_map(page, server: LiveServer) -> None:
+    """The demo cluster's chain map, reached as users reach it: its page, then the 图谱 tab."""
+    page.goto(f"{server.url}/clusters/{server.cluster_id}")
+    page.locator("a", has_text="图谱").first.click()
+    page.wait_for_selector(".chain-map")
+
+
 def screenshot(page, journey: str, focus: str | None = None) -> Path:
     """The visible end state of a journey (scrolled to `focus` when given)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.browser.conftest import login, screenshot
+from tests.browser.conftest import login, open_chain_map, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -18,9 +18,7 @@ def _no_js_errors(page) -> None:
 
 def test_manager_opens_empty_link_and_sees_candidates(page, live_server):
     login(page, live_server, "manager")
-    page.goto(f"{live_server.url}/clusters/{live_server.cluster_id}")
-    page.locator("a", has_text="图谱").first.click()
-    page.wait_for_selector(".chain-map")
+    open_chain_map(page, live_server)
     empty = page.locator(".tile.status-空白 > a.tile-name:visible").first
     assert empty.count() == 1, "the demo cluster's chain map has no 空白 link"
     link_name = empty.inner_text()
@@ -50,9 +48,7 @@ def test_manager_opens_empty_link_and_sees_candidates(page, live_server):
 
 def test_staff_filters_adds_target_moves_lead_and_exports(page, live_server, tmp_path):
     login(page, live_server, "staff")
-    page.goto(f"{live_server.url}/clusters/{live_server.cluster_id}")
-    page.locator("a", has_text="图谱").first.click()
-    page.wait_for_selector(".chain-map")
+    open_chain_map(page, live_server)
     key = page.locator(".tile.status-空白:visible").first.get_attribute("data-link")
     page.goto(f"{live_server.url}/candidates/{live_server.cluster_id}/{key}")
     before = page.locator("li.cand").count()

@@ -7,15 +7,13 @@ import re
 
 import pytest
 
-from tests.browser.conftest import login, screenshot
+from tests.browser.conftest import login, open_chain_map, screenshot
 
 pytestmark = pytest.mark.browser
 
 
 def _chain_id(page, live_server) -> str:
-    page.goto(f"{live_server.url}/clusters/{live_server.cluster_id}")
-    page.locator("a", has_text="图谱").first.click()
-    page.wait_for_selector(".chain-map")
+    open_chain_map(page, live_server)
     return re.search(r"/chains/([^/?#]+)", page.url).group(1)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import login, screenshot
+from tests.browser.conftest import login, open_chain_map, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -59,9 +59,7 @@ def test_candidates_and_chain_map_fit_a_phone_screen(browser, live_server):
     page.set_default_timeout(20_000)
     try:
         login(page, live_server, "staff")
-        page.goto(f"{live_server.url}/clusters/{live_server.cluster_id}")
-        page.locator("a", has_text="图谱").first.click()
-        page.wait_for_selector(".chain-map")
+        open_chain_map(page, live_server)
         assert _sideways_overflow(page) <= 1
         empty = page.locator(".tile.status-空白 > a.tile-name:visible").first
         name = empty.inner_text()
@@ -94,9 +92,7 @@ def test_candidates_and_chain_map_fit_a_phone_screen(browser, live_server):
 def test_wide_screen_keeps_its_place_when_a_tile_opens_the_panel(page, live_server):
     """Beside the map the panel is already in view: opening a link must not scroll the map away."""
     login(page, live_server, "staff")
-    page.goto(f"{live_server.url}/clusters/{live_server.cluster_id}")
-    page.locator("a", has_text="图谱").first.click()
-    page.wait_for_selector(".chain-map")
+    open_chain_map(page, live_server)
     tile = page.locator(".tile.status-空白 > a.tile-name:visible").last
     tile.scroll_into_view_if_needed()
     before = page.evaluate("window.scrollY")
