@@ -30,6 +30,11 @@ class Enterprise(TimestampMixin, Base):
     city: Mapped[str] = mapped_column(String(64), default="", index=True)
     district: Mapped[str] = mapped_column(String(64), default="")
     address: Mapped[str] = mapped_column(String(512), default="")
+    # Contacts as a registry export gives them (企查查, 天眼查): what staff call on for a first contact.
+    legal_representative: Mapped[str] = mapped_column(String(64), default="", server_default="")  # 法定代表人
+    phone: Mapped[str] = mapped_column(String(128), default="", server_default="")
+    email: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    website: Mapped[str] = mapped_column(String(255), default="", server_default="")
     industry_section: Mapped[str] = mapped_column(String(1), default="")  # 门类
     industry_division: Mapped[str] = mapped_column(String(2), default="")  # 大类
     industry_group: Mapped[str] = mapped_column(String(3), default="")  # 中类

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+# A firm's contacts as registry exports give them (法定代表人, 电话, 邮箱, 网址): plain text, "" when unknown.
+CONTACT_FIELDS = ("legal_representative", "phone", "email", "website")
 # Fields compared and written; bookkeeping fields (source_file, as_of, timestamps) never count as changes.
 DATA_FIELDS = (
     "name",
@@ -21,6 +23,7 @@ DATA_FIELDS = (
     "city",
     "district",
     "address",
+    *CONTACT_FIELDS,
     "industry_section",
     "industry_division",
     "industry_group",
@@ -50,6 +53,7 @@ INSERT_DEFAULTS: dict[str, Any] = {
     "city": "",
     "district": "",
     "address": "",
+    **{key: "" for key in CONTACT_FIELDS},
     "industry_section": "",
     "industry_division": "",
     "industry_group": "",

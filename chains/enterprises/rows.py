@@ -8,6 +8,7 @@ from typing import Any
 from chains.enterprises import capital as cap
 from chains.enterprises import normalize as nz
 from chains.enterprises.creditcode import credit_code_error, normalize_credit_code
+from chains.enterprises.import_fields import CONTACT_FIELDS
 
 # Column lengths of chains.enterprise_models.Enterprise; longer input is cut, not rejected.
 MAX_LENGTHS = {
@@ -18,6 +19,10 @@ MAX_LENGTHS = {
     "city": 64,
     "district": 64,
     "address": 512,
+    "legal_representative": 64,
+    "phone": 128,
+    "email": 255,
+    "website": 255,
     "industry_name": 128,
     "country": 64,
     "data_note": 255,
@@ -78,7 +83,16 @@ def parse_row(raw: dict[str, Any], units: dict[str, str] | None = None) -> Parse
         else:
             v["credit_code"] = code
 
-    for key in ("external_id", "district", "address", "business_scope", "main_products", "country", "data_note"):
+    for key in (
+        "external_id",
+        "district",
+        "address",
+        *CONTACT_FIELDS,
+        "business_scope",
+        "main_products",
+        "country",
+        "data_note",
+    ):
         text = texts.get(key)
         if text:
             v[key] = text[: MAX_LENGTHS[key]] if key in MAX_LENGTHS else text

@@ -407,3 +407,51 @@ def test_init_step_loads_demo_firms_idempotently(app, tmp_path, monkeypatch):
         assert snapshot() == before
         firm = by_name("演示甲公司")
         assert firm.is_demo and not firm.is_synthetic
+
+
+def test_contacts_of_a_registry_export_are_kept_changed_and_exported(app, tmp_path):
+    """A 企查查-style export: its 法定代表人 / 电话 / 邮箱 / 网址 columns land on the firm, a later export's changed phone is
+    recorded as a change, and the platform's own export carries them back unchanged."""
+    header = ["企业名称", "登记状态", "法定代表人", "注册资本", "成立日期", "所属省份", "所属城市", "电话", "更多电话"]
+    header += ["邮箱", "统一社会信用代码", "企业(机构)类型", "企业地址", "网址", "经营范围"]
+    first = [
+        "青岛甲装备有限公司",
+        "存续（在营、开业、在册）",
+        "张三",
+        "5000万元人民币",
+        "2015-03-02",
+        "山东省",
+        "青岛市",
+    ]
+    first += ["0532-88886666", "0532-88886667", "info@example.com", CODE_A, "有限责任公司", "青岛市黄岛区某路1号"]
+    first += ["www.example.com", "船舶配套设备的研发、生产"]
+
+    def write(path, values):
+        with open(path, "w", encoding="utf-8", newline="") as fh:
+            csv.writer(fh).writerows([header, values])
+        return path
+
+    with app.app_context():
+        assert import_file(db.session, write(tmp_path / "qcc.csv", first)).inserted == 1
+        firm = by_name("青岛甲装备有限公司")
+        contacts = (firm.legal_representative, firm.phone, firm.email, firm.website, firm.address)
+        assert contacts == ("张三", "0532-88886666", "info@example.com", "www.example.com", "青岛市黄岛区某路1号")
+        assert import_file(db.session, tmp_path / "qcc.csv").unchanged == 1
+
+        later = list(first)
+        later[header.index("电话")] = "0532-80001234"
+        assert import_file(db.session, write(tmp_path / "qcc-2.csv", later)).updated == 1
+        change = db.session.scalars(select(EnterpriseChange).where(EnterpriseChange.field == "phone")).one()
+        assert (change.old_value, change.new_value) == ("0532-88886666", "0532-80001234")
+
+        out = tmp_path / "export.csv"
+        export_enterprises(db.session, out)
+        with open(out, encoding="utf-8-sig", newline="") as fh:
+            exported = next(csv.DictReader(fh))
+        assert (exported["法定代表人"], exported["电话"], exported["邮箱"], exported["网址"]) == (
+            "张三",
+            "0532-80001234",
+            "info@example.com",
+            "www.example.com",
+        )
+        assert import_file(db.session, out).unchanged == 1

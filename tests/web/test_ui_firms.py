@@ -97,3 +97,25 @@ def test_access_and_escaping(client, auth, world):
     assert XSS_NAME not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     results = client.get("/firms/", query_string={"q": "焊丝"}).get_data(as_text=True)
     assert XSS_NAME not in results and "&lt;script&gt;" in results
+
+
+def test_contacts_show_on_the_firm_and_lead_pages_and_in_the_api(app, client, auth, world):
+    from chains.enterprise_models import Enterprise
+
+    with app.app_context():
+        firm = db.session.get(Enterprise, world["far"])
+        firm.legal_representative, firm.phone = "李四", "0513-12345678"
+        firm.email, firm.website = "bd@example.com", '"><script>alert(2)</script>'
+        lead, _ = create_lead(db.session, CLUSTER, world["far"], None, "mc", STEEL)
+        db.session.commit()
+        lead_id = lead.id
+    auth.login_as("staff", clusters=(CLUSTER,))
+    profile = client.get(f"/firms/{world['far']}").get_data(as_text=True)
+    profile = profile[profile.index('id="profile"') : profile.index('id="fits"')]
+    assert "法定代表人" in profile and "李四" in profile and "0513-12345678" in profile and "bd@example.com" in profile
+    lead_page = client.get(f"/leads/{lead_id}").get_data(as_text=True)
+    contacts = lead_page[lead_page.index('class="small lead-contacts"') :][:400]
+    assert "李四" in contacts and "0513-12345678" in contacts and "bd@example.com" in contacts
+    assert "<script>alert(2)" not in lead_page + profile and "&lt;script&gt;alert(2)" in contacts
+    api = client.get(f"/api/v1/enterprises/{world['far']}").get_json()
+    assert (api["legal_representative"], api["phone"], api["email"]) == ("李四", "0513-12345678", "bd@example.com")

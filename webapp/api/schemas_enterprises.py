@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from chains.enterprises.import_fields import CONTACT_FIELDS
 from webapp.api.core import PageQuery
 from webapp.api.schemas import MAX_BULK_ROWS, StrictSchema, UtcDateTime
 
@@ -19,6 +20,11 @@ class EnterpriseOut(Schema):
     province = fields.String(required=True)
     city = fields.String(required=True)
     district = fields.String(required=True)
+    address = fields.String(required=True)
+    legal_representative = fields.String(required=True, metadata={"description": "法定代表人"})
+    phone = fields.String(required=True, metadata={"description": "电话"})
+    email = fields.String(required=True, metadata={"description": "邮箱"})
+    website = fields.String(required=True, metadata={"description": "网址"})
     industry_code = fields.Method("_industry_code", required=True)
     industry_name = fields.String(required=True)
     business_scope = fields.String(required=True)
@@ -60,6 +66,7 @@ _ROW_FIELDS = (
     "city",
     "district",
     "address",
+    *CONTACT_FIELDS,
     "industry_code",
     "industry_name",
     "business_scope",
@@ -86,6 +93,10 @@ class EnterpriseRow(StrictSchema):
     city = fields.String()
     district = fields.String()
     address = fields.String()
+    legal_representative = fields.String(metadata={"description": "法定代表人"})
+    phone = fields.String(metadata={"description": "电话"})
+    email = fields.String(metadata={"description": "邮箱"})
+    website = fields.String(metadata={"description": "网址"})
     industry_code = fields.String(metadata={"description": "国标行业代码，如 C3841"})
     industry_name = fields.String(metadata={"description": "所属行业"})
     business_scope = fields.String(metadata={"description": "经营范围"})
