@@ -119,3 +119,17 @@ def test_contacts_show_on_the_firm_and_lead_pages_and_in_the_api(app, client, au
     assert "<script>alert(2)" not in lead_page + profile and "&lt;script&gt;alert(2)" in contacts
     api = client.get(f"/api/v1/enterprises/{world['far']}").get_json()
     assert (api["legal_representative"], api["phone"], api["email"]) == ("李四", "0513-12345678", "bd@example.com")
+
+
+def test_a_chain_leader_never_sees_other_firms_contacts(app, client, auth, world):
+    from chains.enterprise_models import Enterprise
+
+    with app.app_context():
+        firm = db.session.get(Enterprise, world["far"])
+        firm.legal_representative, firm.phone, firm.email = "李四", "0513-12345678", "bd@example.com"
+        db.session.commit()
+    auth.login_as("firm", enterprise_id=world["leader"])
+    found = client.get("/suppliers/", query_string={"f": "1", "need": f"{CLUSTER}|{STEEL}"}).get_data(as_text=True)
+    assert "江苏船板钢铁有限公司" in found  # the firm is a supplier result …
+    assert "0513-12345678" not in found and "bd@example.com" not in found and "李四" not in found  # … without contacts
+    assert client.get(f"/api/v1/enterprises/{world['far']}").status_code == 403
