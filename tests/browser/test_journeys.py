@@ -87,7 +87,8 @@ def test_staff_filters_adds_target_moves_lead_and_exports(page, live_server, tmp
     from openpyxl import load_workbook
 
     rows = list(load_workbook(saved).active.iter_rows(values_only=True))
-    assert any(row[1] == name and row[5] == "洽谈" for row in rows[1:])
+    stage = rows[0].index("阶段")
+    assert any(row[1] == name and row[stage] == "洽谈" for row in rows[1:])
     _no_js_errors(page)
     screenshot(page, "b_staff_pipeline")
 

@@ -135,9 +135,25 @@ def test_export_reads_back_with_chinese_headers_and_escaped_formulas(app, auth, 
     sheet = load_workbook(io.BytesIO(response.data)).active
     rows = list(sheet.iter_rows(values_only=True))
     assert rows[0][:3] == ("线索编号", "企业名称", "集聚区")
-    assert rows[1][1] == XSS_NAME and rows[1][5] == "候选"
+    header, first = rows[0], rows[1]
+    assert first[1] == XSS_NAME and first[header.index("阶段")] == "候选"
     notes = rows[1][rows[0].index("备注")]
     assert not notes.startswith("=")
+
+
+def test_export_is_a_call_list_with_the_firms_registered_contacts(app, auth, world, client):
+    from chains.enterprise_models import Enterprise
+
+    with app.app_context():
+        firm = db.session.get(Enterprise, world["unplaced"])
+        firm.legal_representative, firm.phone, firm.email = "王五", "0532-66668888", "=cmd|' /c calc'!A1"
+        db.session.commit()
+    auth.login_as("staff", clusters=(CLUSTER_A,))
+    _create(auth, world, firm_key="unplaced")
+    rows = list(load_workbook(io.BytesIO(client.get("/leads/export.xlsx").data)).active.iter_rows(values_only=True))
+    contacts = dict(zip(rows[0], rows[1]))
+    assert (contacts["企业名称"], contacts["法定代表人"], contacts["电话"]) == ("待归位企业", "王五", "0532-66668888")
+    assert not contacts["邮箱"].startswith("=")  # a formula-like cell is escaped like every other
 
 
 def test_manager_of_another_cluster_gets_403(app, auth, world, client):
