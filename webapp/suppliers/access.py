@@ -10,10 +10,9 @@ from sqlalchemy.orm import Session
 
 from chains.chain_models import Chain, ChainLink, SupplyEdge
 from chains.cluster_models import Cluster, ClusterChain, RosterEntry
-from chains.gaps import STATUS_BLANK, STATUS_WEAK, analyze_chain
+from chains.gaps import LEADER_ROLE, STATUS_BLANK, STATUS_WEAK, analyze_chain
 from webapp.auth.models import ROLE_ADMIN, ROLE_MANAGER, ROLE_STAFF
 
-LEADER_ROLE = "龙头"
 UPSTREAM_STAGE = "上游"
 
 
