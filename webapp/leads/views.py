@@ -20,6 +20,7 @@ from webapp.auth.roles import STAFF_ROLES, require_cluster_access, role_required
 from webapp.extensions import db
 from webapp.leads import bp, claims, deadlines, projects
 from webapp.leads.attention import attention_items
+from webapp.leads.contacts import tel_href
 from webapp.leads.models import (
     CLAIM_FIRST,
     CLAIM_SECOND,
@@ -76,6 +77,7 @@ nav.register("leads.board", "招商线索", *STAFF_ROLES)
 
 bp.after_request(vary_on_htmx)  # the same URL returns a fragment or a full page
 bp.add_app_template_global(deadlines.overdue_labels, "overdue_labels")
+bp.add_app_template_filter(tel_href, "tel_href")
 
 
 MAX_ID = 2**31 - 1  # larger numbers cannot be row ids (and PostgreSQL would reject them)
