@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from datetime import date, datetime, timezone
+from html import unescape
 
 import pytest
 from openpyxl import load_workbook
@@ -110,6 +112,12 @@ def test_kpi_page_export_cli_and_api(app, seeded, auth, client, runner):
     page = client.get(f"/leads/kpi?cluster={CLUSTER_A}&period=2026Q4")
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and "张三" in html and "30000" in html and "kpi-staff-chart" in html
+    # The conversion chart plots percentages on an axis that ends at 100.
+    spec = re.search(r'id="kpi-conversion-chart" data-chart="([^"]+)"', html).group(1)
+    assert json.loads(unescape(spec))["max"] == 100
+    # A period without register leads says so instead of drawing empty axes.
+    empty = client.get(f"/leads/kpi?cluster={CLUSTER_A}&period=2025").get_data(as_text=True)
+    assert "无图表可显示" in empty and "<canvas" not in empty
     bad = client.get(f"/leads/kpi?cluster={CLUSTER_A}&period=明年")
     assert bad.status_code == 400 and "考核期格式" in bad.get_data(as_text=True)
     assert client.get(f"/leads/kpi?cluster={CLUSTER_B}").status_code == 403

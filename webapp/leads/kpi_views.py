@@ -35,8 +35,14 @@ def _selection() -> tuple[str, kpi.Period | None, str | None, list]:
         return cluster_id, None, str(exc), clusters
 
 
-def _charts(result: dict) -> dict:
-    """Chart specs (ui-charts.js) of the staff comparison and the stage conversion."""
+CHARTED_METRICS = ("created", "visits", "signed", "landed")  # the staff comparison's bars
+
+
+def _charts(result: dict) -> dict | None:
+    """Chart specs (ui-charts.js) of the staff comparison and the stage conversion; None for a period with nothing
+    to plot (empty axes would read as a chart of zeros)."""
+    if not any(result["totals"][k] for k in CHARTED_METRICS) and not any(c["base"] for c in result["conversion"]):
+        return None
     staff = result["staff"]
     return {
         "staff": {
@@ -45,17 +51,13 @@ def _charts(result: dict) -> dict:
             "labels": [s["name"] for s in staff],
             "datasets": [
                 {"label": kpi.METRICS[k], "data": [s[k] for s in staff], "color": color}
-                for k, color in (
-                    ("created", "#0b5cad"),
-                    ("visits", "#2e8540"),
-                    ("signed", "#d97706"),
-                    ("landed", "#7c3aed"),
-                )
+                for k, color in zip(CHARTED_METRICS, ("#0b5cad", "#2e8540", "#d97706", "#7c3aed"))
             ],
         },
         "conversion": {
             "type": "bar",
             "horizontal": True,
+            "max": 100,  # a percentage: the axis ends at 100 % whatever the rates
             "labels": [f"{c['from']}→{c['to']}" for c in result["conversion"]],
             "datasets": [
                 {

@@ -1,6 +1,6 @@
 // Draw every <canvas data-chart="{...}"> with Chart.js; the spec comes from the server as JSON
 // (no inline scripts: the CSP forbids them). Spec: {type, labels, datasets: [{label, data, color|colors}], horizontal,
-// integer (whole-number value ticks, for counts)}.
+// integer (whole-number value ticks, for counts), max (the value axis's end, e.g. 100 for percentages)}.
 (function () {
   function draw(canvas) {
     if (canvas.dataset.chartDrawn || typeof Chart === "undefined") { return; }
@@ -20,6 +20,7 @@
     // Counts (spec.integer) get whole-number ticks: a funnel of 1–3 leads must not show 0.5 steps.
     var valueTicks = spec.integer ? { precision: 0, stepSize: spec.stepSize || undefined } : {};
     var valueAxis = { beginAtZero: true, ticks: valueTicks };
+    if (typeof spec.max === "number") { valueAxis.max = spec.max; }
     var categoryAxis = { beginAtZero: true };
     new Chart(canvas, {
       type: spec.type || "bar",
