@@ -7,8 +7,8 @@ from sqlalchemy import select
 
 from tests.worlds.clusters import CHAIN, CLUSTER_A, build_app_world
 from webapp.extensions import db
-from webapp.leads.contacts import tel_href
 from webapp.leads.models import Lead
+from webapp.web.contacts import tel_href
 
 
 @pytest.mark.parametrize(

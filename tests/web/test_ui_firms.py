@@ -112,7 +112,9 @@ def test_contacts_show_on_the_firm_and_lead_pages_and_in_the_api(app, client, au
     auth.login_as("staff", clusters=(CLUSTER,))
     profile = client.get(f"/firms/{world['far']}").get_data(as_text=True)
     profile = profile[profile.index('id="profile"') : profile.index('id="fits"')]
-    assert "法定代表人" in profile and "李四" in profile and "0513-12345678" in profile and "bd@example.com" in profile
+    assert "法定代表人" in profile and "李四" in profile
+    assert '<a href="tel:051312345678">0513-12345678</a>' in profile
+    assert '<a href="mailto:bd@example.com">bd@example.com</a>' in profile
     lead_page = client.get(f"/leads/{lead_id}").get_data(as_text=True)
     contacts = lead_page[lead_page.index('class="small lead-contacts"') :][:400]
     assert "李四" in contacts and "0513-12345678" in contacts and "bd@example.com" in contacts

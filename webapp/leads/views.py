@@ -20,7 +20,6 @@ from webapp.auth.roles import STAFF_ROLES, require_cluster_access, role_required
 from webapp.extensions import db
 from webapp.leads import bp, claims, deadlines, projects
 from webapp.leads.attention import attention_items
-from webapp.leads.contacts import tel_href
 from webapp.leads.models import (
     CLAIM_FIRST,
     CLAIM_SECOND,
@@ -47,6 +46,7 @@ from webapp.leads.service import (
 )
 from webapp.web import nav
 from webapp.web.common import vary_on_htmx, wants_fragment
+from webapp.web.contacts import tel_href
 from webapp.web.integrations import audit, optional_function
 
 logger = logging.getLogger("chainmatch.leads")

@@ -1,4 +1,4 @@
-"""A firm's registered contacts as links a phone can act on: tap to call, tap to write."""
+"""A firm's registered contacts as links a phone can act on (lead and firm pages): tap to call, tap to write."""
 
 from __future__ import annotations
 
