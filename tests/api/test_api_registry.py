@@ -75,6 +75,22 @@ def test_bulk_upsert_reports_rows_like_the_file_import(app, admin):
     assert_error(admin.post("/enterprises/bulk", json={"rows": [{"nme": "typo"}]}), 422, "validation_error")
 
 
+def test_bulk_upsert_keeps_a_firms_registered_contacts(app, admin):
+    contacts = {
+        "legal_representative": "赵六",
+        "phone": "0535-1234567",
+        "email": "a@example.com",
+        "website": "example.com",
+    }
+    row = {"external_id": "demo-api-c", "name": "接口联系方式企业", "city": "烟台市", **contacts}
+    assert admin.post("/enterprises/bulk", json={"rows": [row]}).get_json()["counts"]["inserted"] == 1
+    stored = admin.get("/enterprises?external_id=demo-api-c").get_json()["items"][0]
+    assert {k: stored[k] for k in contacts} == contacts
+    moved = {**row, "phone": "0535-7654321"}
+    assert admin.post("/enterprises/bulk", json={"rows": [moved]}).get_json()["counts"]["updated"] == 1
+    assert admin.get(f"/enterprises/{stored['id']}").get_json()["phone"] == "0535-7654321"
+
+
 def test_bulk_upsert_roles(app, client, ids):
     manager = Api(client, make_token(app, "manager", clusters=(CLUSTER,)))
     assert_error(manager.post("/enterprises/bulk", json={"rows": [{"name": "甲"}]}), 403, "forbidden")
