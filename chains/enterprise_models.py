@@ -11,6 +11,11 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from chains.db import Base, TimestampMixin, utcnow
 
 
+def region_of(province: str, city: str) -> str:
+    """省份 + 城市 as users read them: a municipality's province and city (北京市, 北京市) only once."""
+    return f"{province}{city}" if city != province else province
+
+
 class Enterprise(TimestampMixin, Base):
     __tablename__ = "enterprises"
 
@@ -60,6 +65,10 @@ class Enterprise(TimestampMixin, Base):
     @property
     def tag_names(self) -> list[str]:
         return sorted(t.tag for t in self.tags)
+
+    @property
+    def region(self) -> str:
+        return region_of(self.province, self.city)
 
 
 class EnterpriseTag(Base):

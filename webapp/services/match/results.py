@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
+from chains.enterprise_models import region_of
 from webapp.services.match import evidence as evidence_module
 from webapp.services.match.filters import CandidateFilters
 
@@ -53,7 +54,7 @@ class Candidate:
 
     @property
     def region(self) -> str:
-        return f"{self.province}{self.city}" if self.city != self.province else self.province
+        return region_of(self.province, self.city)
 
     def as_dict(self) -> dict:
         data = asdict(self)
