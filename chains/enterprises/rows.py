@@ -5,27 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import String
+
+from chains.enterprise_models import Enterprise
 from chains.enterprises import capital as cap
 from chains.enterprises import normalize as nz
 from chains.enterprises.creditcode import credit_code_error, normalize_credit_code
 from chains.enterprises.import_fields import CONTACT_FIELDS
 
-# Column lengths of chains.enterprise_models.Enterprise; longer input is cut, not rejected.
+# Column lengths of chains.enterprise_models.Enterprise, read from the model; longer input is cut, not rejected.
 MAX_LENGTHS = {
-    "name": 255,
-    "external_id": 128,
-    "status_raw": 64,
-    "province": 32,
-    "city": 64,
-    "district": 64,
-    "address": 512,
-    "legal_representative": 64,
-    "phone": 128,
-    "email": 255,
-    "website": 255,
-    "industry_name": 128,
-    "country": 64,
-    "data_note": 255,
+    column.name: column.type.length
+    for column in Enterprise.__table__.columns
+    if isinstance(column.type, String) and column.type.length
 }
 DEMO_MARK = "演示数据"
 SYNTHETIC_MARK = "合成数据"
@@ -72,7 +64,7 @@ def parse_row(raw: dict[str, Any], units: dict[str, str] | None = None) -> Parse
         row.errors.append("缺少企业名称")
     else:
         v["name"] = name[: MAX_LENGTHS["name"]]
-        v["name_norm"] = nz.name_key(name)[:255]
+        v["name_norm"] = nz.name_key(name)[: MAX_LENGTHS["name_norm"]]
 
     code_raw = texts.get("credit_code")
     if code_raw:
