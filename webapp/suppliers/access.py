@@ -50,8 +50,9 @@ class NeedLink:
         return self.is_leaf and self.status in (STATUS_BLANK, STATUS_WEAK)
 
 
-def need_links(session: Session, clusters: list[Cluster]) -> list[NeedLink]:
-    """Upstream links (stage 上游, or links that supply another link) of every chain of the clusters."""
+def need_links(session: Session, clusters: list[Cluster], with_status: bool = True) -> list[NeedLink]:
+    """Upstream links (stage 上游, or links that supply another link) of every chain of the clusters; `with_status`:
+    with each link's local status (a gap analysis per chain), which checking a link's membership does not need."""
     out: list[NeedLink] = []
     for cluster in clusters:
         chain_ids = [
@@ -77,7 +78,9 @@ def need_links(session: Session, clusters: list[Cluster]) -> list[NeedLink]:
             for edge in edges:
                 if edge.to_key in by_key:
                     supplies.setdefault(edge.from_key, []).append(by_key[edge.to_key].name)
-            gaps = {g.link_id: g for g in analyze_chain(session, cluster.id, chain_id, links).links}
+            gaps = (
+                {g.link_id: g for g in analyze_chain(session, cluster.id, chain_id, links).links} if with_status else {}
+            )
             for link in links:
                 if link.stage == UPSTREAM_STAGE or link.key in supplies:
                     gap = gaps.get(link.key)

@@ -96,7 +96,7 @@ def create_request(
     link_key = (link_key or "").strip() or None
     chain_id = None
     if link_key:
-        options = {o.link.key: o for o in need_links(session, [clusters[cluster_id]])}
+        options = {o.link.key: o for o in need_links(session, [clusters[cluster_id]], with_status=False)}
         if link_key not in options:
             raise MatchmakingError("所选环节不属于该集聚区的产业链。", field="link_key")
         chain_id = options[link_key].chain.id
