@@ -68,6 +68,17 @@ def test_lead_page_shows_the_firm_and_links_to_its_profile(app, auth, world, cli
     assert client.get(f"/firms/{world['unplaced']}").status_code == 200
 
 
+def test_board_without_leads_says_how_to_add_one_instead_of_an_empty_funnel(app, auth, world, client):
+    auth.login_as("staff", clusters=(CLUSTER_A,))
+    empty = client.get("/leads/").get_data(as_text=True)
+    assert 'id="funnel-chart"' not in empty and "加入招商目标清单" in empty
+    _create(auth, world)
+    board = client.get("/leads/").get_data(as_text=True)
+    assert 'id="funnel-chart"' in board and 'class="muted no-leads"' not in board
+    filtered = client.get("/leads/", query_string={"stage": "签约"}).get_data(as_text=True)
+    assert 'id="funnel-chart"' not in filtered and "没有符合条件的线索" in filtered
+
+
 def test_creating_the_same_lead_twice_keeps_one(app, auth, world):
     auth.login_as("staff", clusters=(CLUSTER_A,))
     _create(auth, world)
