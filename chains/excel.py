@@ -13,6 +13,7 @@ from typing import IO, Any, Iterable, Sequence
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 SHEET_TITLE_MAX = 31
 _BAD_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
+XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV_ENCODING = "utf-8-sig"  # the BOM makes Excel read UTF-8 Chinese text correctly
 
 

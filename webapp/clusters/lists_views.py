@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from chains import list_export
 from chains import lists as list_service
+from chains.excel import XLSX_MIMETYPE
 from chains.list_models import ENTRY_DERIVED, ListChange, ListEntry
 from webapp.auth.roles import STAFF_ROLES, role_required
 from webapp.clusters import bp
@@ -190,7 +191,7 @@ def lists_export_xlsx(cluster_id: str, chain_id: str):
     _audit_export(cluster_id, chain_id, "xlsx", types or list(list_service.LIST_TYPES))
     return _attachment(
         data,
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        XLSX_MIMETYPE,
         _download_name(cluster, chain, "xlsx", list_type if types else None),
     )
 

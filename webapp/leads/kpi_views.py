@@ -9,7 +9,7 @@ from datetime import date
 from flask import render_template, request, send_file
 from flask_login import current_user
 
-from chains.excel import xlsx_bytes
+from chains.excel import XLSX_MIMETYPE, xlsx_bytes
 from webapp.auth.roles import STAFF_ROLES, require_cluster_access, role_required
 from webapp.extensions import db
 from webapp.leads import bp, kpi
@@ -101,6 +101,6 @@ def kpi_export():
     return send_file(
         io.BytesIO(xlsx_bytes(kpi.kpi_sheets(result))),
         as_attachment=True,
-        mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        mimetype=XLSX_MIMETYPE,
         download_name=f"考核_{result['cluster_name']}_{period.label}.xlsx",
     )

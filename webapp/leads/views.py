@@ -14,7 +14,7 @@ from sqlalchemy.orm import selectinload
 from chains.chain_models import Chain
 from chains.chainmap_io import current_links
 from chains.cluster_models import Cluster
-from chains.excel import xlsx_bytes
+from chains.excel import XLSX_MIMETYPE, xlsx_bytes
 from webapp.auth.models import ROLE_ADMIN, ROLE_MANAGER, ROLE_STAFF, User, user_clusters
 from webapp.auth.roles import STAFF_ROLES, require_cluster_access, role_required
 from webapp.extensions import db
@@ -263,7 +263,7 @@ def export():
     logger.info("user %s exported %d leads", current_user.id, len(leads))
     return send_file(
         buffer,
-        mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        mimetype=XLSX_MIMETYPE,
         as_attachment=True,
         download_name=f"招商线索_{today.isoformat()}.xlsx",
     )
