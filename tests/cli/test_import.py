@@ -455,3 +455,75 @@ def test_contacts_of_a_registry_export_are_kept_changed_and_exported(app, tmp_pa
             "www.example.com",
         )
         assert import_file(db.session, out).unchanged == 1
+
+
+def test_the_import_template_filled_in_imports_every_column(app, tmp_path):
+    """The 企业导入 page's template: staff fill in its first sheet and upload it as is; every column lands on the firm,
+    and its 字段说明 sheet explains each column once."""
+    from chains.enterprises.exporter import EXPORT_HEADER
+    from chains.enterprises.import_template import NOTES_SHEET, TEMPLATE_SHEET, write_import_template
+    from chains.enterprises.readers import read_xlsx
+
+    path = tmp_path / "模板.xlsx"
+    write_import_template(path)
+    workbook = load_workbook(path)
+    assert workbook.sheetnames == [TEMPLATE_SHEET, NOTES_SHEET]
+    sheet = workbook[TEMPLATE_SHEET]
+    assert [c.value for c in sheet[1]] == EXPORT_HEADER and sheet.max_row == 1  # no sample row to import by mistake
+    notes = list(workbook[NOTES_SHEET].iter_rows(min_row=2, values_only=True))
+    assert [n[0] for n in notes] == EXPORT_HEADER and all(n[2] for n in notes)
+    assert [n[0] for n in notes if n[1] == "必填"] == ["企业名称"]
+    assert "法人代表" in dict((n[0], n[3]) for n in notes)["法定代表人"]  # the other spellings a registry export uses
+
+    filled = {
+        "外部编号": "ext-t1",
+        "企业名称": "青岛甲装备有限公司",
+        "统一社会信用代码": CODE_A,
+        "登记状态": "存续",
+        "成立日期": "2015/3/2",
+        "注册资本": "1.2亿元",
+        "省份": "山东省",
+        "城市": "青岛市",
+        "区县": "黄岛区",
+        "注册地址": "青岛市黄岛区某路1号",
+        "法定代表人": "张三",
+        "电话": "0532-88886666",
+        "邮箱": "info@example.com",
+        "网址": "www.example.com",
+        "国标行业代码": "3734",
+        "所属行业": "船舶改装",
+        "经营范围": "船舶配套设备的研发、生产",
+        "主营产品": "甲板机械",
+        "企业标签": "高新技术企业；专精特新",
+        "参保人数": "120",
+        "营业收入": "12000",
+        "曾用名": "青岛甲机械有限公司、青岛甲船舶配件厂",
+        "国家": "",
+        "数据说明": "合成数据：模板测试",
+    }
+    sheet.append([filled[h] for h in EXPORT_HEADER])
+    workbook.save(path)
+    assert read_xlsx(path).unmapped == []  # every template column is read
+    with app.app_context():
+        assert import_file(db.session, path).inserted == 1
+        firm = by_name("青岛甲装备有限公司")
+        assert (firm.external_id, firm.credit_code, firm.status) == ("ext-t1", CODE_A, "存续")
+        assert (firm.founded_on, firm.capital_wan_cny) == (date(2015, 3, 2), 12000)
+        assert (firm.province, firm.city, firm.district, firm.address) == (
+            "山东省",
+            "青岛市",
+            "黄岛区",
+            filled["注册地址"],
+        )
+        assert (firm.legal_representative, firm.phone, firm.email, firm.website) == (
+            "张三",
+            "0532-88886666",
+            "info@example.com",
+            "www.example.com",
+        )
+        assert (firm.industry_section, firm.industry_class, firm.industry_name) == ("C", "3734", "船舶改装")
+        assert (firm.business_scope, firm.main_products) == (filled["经营范围"], "甲板机械")
+        assert firm.tag_names == ["专精特新", "高新技术企业"]
+        assert (firm.employees, firm.revenue_wan) == (120, 12000)
+        assert firm.former_names == ["青岛甲机械有限公司", "青岛甲船舶配件厂"]
+        assert (firm.country, firm.data_note) == ("中国", "合成数据：模板测试")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
+from openpyxl import load_workbook
 from sqlalchemy import select
 
 from chains.enterprise_models import Enterprise, ImportJob
@@ -38,6 +39,27 @@ def test_staff_uploads_polls_and_downloads_the_report(app, client, auth):
     assert [(r["行号"], r["结果"]) for r in rows] == [("2", "inserted"), ("3", "inserted"), ("4", "rejected")]
     index = client.get("/imports/").get_data(as_text=True)
     assert "企业名单.csv" in index and "企业导入" in index
+
+
+def test_the_template_linked_from_the_page_uploads_back_once_filled_in(app, client, auth):
+    auth.login_as("staff")
+    index = client.get("/imports/").get_data(as_text=True)
+    assert 'href="/imports/template.xlsx"' in index
+    response = client.get("/imports/template.xlsx")
+    assert response.status_code == 200 and response.mimetype.endswith("spreadsheetml.sheet")
+    assert "attachment" in response.headers["Content-Disposition"]
+    workbook = load_workbook(io.BytesIO(response.get_data()))
+    sheet = workbook.worksheets[0]
+    header = [c.value for c in sheet[1]]
+    sheet.append(
+        [{"企业名称": "青岛海工装备有限公司", "城市": "青岛市", "数据说明": "合成数据：测试"}.get(h) for h in header]
+    )
+    filled = io.BytesIO()
+    workbook.save(filled)
+    html = wait_until_finished(client, job_id_from(upload(auth, filled.getvalue(), "企业导入模板.xlsx")))
+    assert "已完成" in html and "新增 <strong>1</strong>" in html
+    with app.app_context():
+        assert db.session.scalars(select(Enterprise.name)).all() == ["青岛海工装备有限公司"]
 
 
 def test_status_fragment_polls_until_the_job_is_finished(app, client, auth):
@@ -81,6 +103,7 @@ def test_firm_and_anonymous_users_are_refused(app, client, auth):
         job_id = job.id
     assert client.get("/imports/").status_code in (302, 401)
     auth.login_as("firm")
-    for path in ("/imports/", f"/imports/{job_id}", f"/imports/{job_id}/status", f"/imports/{job_id}/report.csv"):
+    pages = ("/imports/", "/imports/template.xlsx", f"/imports/{job_id}", f"/imports/{job_id}/status")
+    for path in (*pages, f"/imports/{job_id}/report.csv"):
         assert client.get(path).status_code == 403, path
     assert upload(auth, CSV_HEADER.encode(), "x.csv").status_code == 403

@@ -125,6 +125,7 @@ RULES: dict[tuple[str, str], dict[str, int | str]] = {
     ("/leads/coordination/<int:request_id>/decide", "POST"): page(ADMIN, OK),
     # File imports: admins and 招商人员.
     ("/imports/", "GET"): page(IMPORTERS),
+    ("/imports/template.xlsx", "GET"): page(IMPORTERS),
     ("/imports/", "POST"): page(IMPORTERS, OK),
     ("/imports/<int:job_id>", "GET"): page(IMPORTERS),
     ("/imports/<int:job_id>/status", "GET"): page(IMPORTERS),

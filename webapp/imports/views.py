@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 import uuid
 from pathlib import Path
@@ -13,6 +14,8 @@ from sqlalchemy import select
 
 from chains.enterprise_models import ImportJob
 from chains.enterprises.import_report import OUTCOME_LABELS
+from chains.enterprises.import_template import write_import_template
+from chains.excel import XLSX_MIMETYPE
 from webapp.auth.roles import ROLE_ADMIN, ROLE_STAFF, role_required
 from webapp.extensions import db
 from webapp.imports import bp
@@ -53,6 +56,16 @@ def index():
     for job in jobs:
         expire_if_stale(db.session, job)
     return render_template("imports/index.html", jobs=jobs, max_mb=current_app.config["MAX_UPLOAD_MB"])
+
+
+@bp.route("/template.xlsx")
+@role_required(ROLE_ADMIN, ROLE_STAFF)
+def template():
+    """The import template: the columns to fill in, and a sheet that says what each takes."""
+    buffer = io.BytesIO()
+    write_import_template(buffer)
+    buffer.seek(0)
+    return send_file(buffer, mimetype=XLSX_MIMETYPE, as_attachment=True, download_name="企业导入模板.xlsx")
 
 
 @bp.route("/", methods=["POST"])
