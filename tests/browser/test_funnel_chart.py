@@ -10,7 +10,7 @@ pytestmark = pytest.mark.browser
 
 
 def _one_lead(server) -> None:
-    """A lead of the demo cluster (created through the lead service, as the 加入招商目标清单 button does)."""
+    """A lead of the demo cluster (created through the lead service, as the 加入招商线索 button does)."""
     from webapp.extensions import db
     from webapp.leads.service import create_lead
 

@@ -68,7 +68,7 @@ def test_staff_filters_adds_target_moves_lead_and_exports(page, live_server, tmp
     # Add the first candidate to the target list, once.
     card = page.locator("li.cand").first
     name = card.locator(".cand-name").inner_text()
-    card.locator("button", has_text="加入招商目标清单").click()
+    card.locator("button", has_text="加入招商线索").click()
     card.locator(".lead-created", has_text="已加入").wait_for()
     card.locator("a", has_text="查看线索").click()
     page.wait_for_url(re.compile(r"/leads/\d+"))

@@ -71,7 +71,7 @@ def test_lead_page_shows_the_firm_and_links_to_its_profile(app, auth, world, cli
 def test_board_without_leads_says_how_to_add_one_instead_of_an_empty_funnel(app, auth, world, client):
     auth.login_as("staff", clusters=(CLUSTER_A,))
     empty = client.get("/leads/").get_data(as_text=True)
-    assert 'id="funnel-chart"' not in empty and "加入招商目标清单" in empty
+    assert 'id="funnel-chart"' not in empty and "加入招商线索" in empty
     _create(auth, world)
     board = client.get("/leads/").get_data(as_text=True)
     assert 'id="funnel-chart"' in board and 'class="muted no-leads"' not in board

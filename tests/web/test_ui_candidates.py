@@ -125,7 +125,7 @@ def test_pages_do_not_overlap(client, auth, world):
 def test_add_to_target_creates_the_lead_once(app, client, auth, world):
     auth.login_as("staff", clusters=(CLUSTER,))
     html = client.get(URL).get_data(as_text=True)
-    assert "加入招商目标清单" in html
+    assert "加入招商线索" in html
     form = {"cluster_id": CLUSTER, "chain_id": "mc", "link_key": STEEL, "enterprise_id": str(world["far"])}
     first = auth.post("/leads/create", form, headers={"HX-Request": "true"})
     assert first.status_code == 201 and "已加入" in first.get_data(as_text=True)
