@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 
 import pytest
+from sqlalchemy import select
 
 from tests.worlds.candidates import CLUSTER, OTHER_CLUSTER, STEEL, XSS_NAME, copy_seeded, seed
 from webapp.extensions import db
 from webapp.firms.views import NOTICE_INDEX_LOADING, PAGE_SIZE
+from webapp.leads.models import Lead
 from webapp.leads.service import create_lead
 from webapp.services.match import wait_for_background
 
@@ -73,6 +75,36 @@ def test_enterprise_page_sections(app, client, auth, world):
     changes = html[html.index('id="changes"') :]
     assert "firms-2024.csv" in changes and "主营产品" in changes
     assert client.get("/firms/999999").status_code == 404
+
+
+def _fit_row(html: str, link_name: str) -> str:
+    fits = html[html.index('id="fits"') : html.index('id="similar"')]
+    return next(row for row in fits.split("<tr>") if f"<td>{link_name}</td>" in row)
+
+
+def test_a_firm_found_by_search_becomes_a_lead_from_its_page(app, client, auth, world):
+    """企业检索 → the firm's page → 加入招商线索 on a link it fits: the lead is created for the user's cluster, and the
+    row then links to it instead of offering a second one; a user of two clusters developing the chain picks one."""
+    auth.login_as("staff", clusters=(CLUSTER,))
+    row = _fit_row(client.get(f"/firms/{world['far']}").get_data(as_text=True), "船用钢板")
+    form = dict(re.findall(r'name="(\w+)" value="([^"]*)"', row))
+    assert (form["cluster_id"], form["chain_id"], form["link_key"]) == (CLUSTER, "mc", STEEL)
+    assert form["enterprise_id"] == str(world["far"]) and "加入招商线索" in row and "<select" not in row
+    created = auth.post("/leads/create", {k: v for k, v in form.items() if k != "csrf_token"})
+    assert created.status_code == 302
+    with app.app_context():
+        lead = db.session.scalars(select(Lead).where(Lead.enterprise_id == world["far"])).one()
+        assert (lead.cluster_id, lead.chain_id, lead.link_key, lead.stage) == (CLUSTER, "mc", STEEL, "候选")
+    row = _fit_row(client.get(f"/firms/{world['far']}").get_data(as_text=True), "船用钢板")
+    assert f'href="/leads/{lead.id}"' in row and "线索：候选" in row and "加入招商线索" not in row
+    auth.logout()
+    auth.login_as("staff", clusters=(CLUSTER, OTHER_CLUSTER))
+    html = client.get(f"/firms/{world['far']}").get_data(as_text=True)
+    row = _fit_row(html, "船用钢板")
+    assert f'href="/leads/{lead.id}"' in row and "青岛海工集聚区线索：候选" in row  # named, as there are two clusters
+    assert f'name="cluster_id" value="{OTHER_CLUSTER}"' in row and "<select" not in row  # the other may still add one
+    fits = html[html.index('id="fits"') : html.index('id="similar"')]
+    assert re.findall(r'<option value="([^"]+)">', fits)[:2] == sorted([CLUSTER, OTHER_CLUSTER])  # other links
 
 
 def test_enterprise_page_while_the_index_loads_says_why_sections_are_empty(app, client, auth, world_copy):

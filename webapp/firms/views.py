@@ -17,8 +17,8 @@ from webapp.candidates.filters import KNOWN_TAGS, parse_filters, supported
 from webapp.candidates.views import embedder_name
 from webapp.extensions import db
 from webapp.firms import bp
-from webapp.firms.search import links_fitting, search_firms
-from webapp.leads.models import Lead
+from webapp.firms.search import LinkFit, links_fitting, search_firms
+from webapp.leads.models import STAGE_ABANDONED, Lead
 from webapp.services.match import look_alikes, serving
 from webapp.web import nav
 from webapp.web.common import wants_fragment
@@ -129,6 +129,26 @@ def _chain_ids_for_user() -> list[str]:
     return ids
 
 
+def _lead_choices(fits: list[LinkFit], leads: list[Lead]) -> list[dict]:
+    """Per fitting link: the leads the user's clusters already hold on it for this firm, and the clusters that may
+    still add one (a lead exists until abandoned, as `find_open_lead` decides when one is created)."""
+    if current_user.role == ROLE_ADMIN:
+        clusters = list(db.session.scalars(select(Cluster).order_by(Cluster.id)))
+    else:
+        clusters = sorted(current_user.clusters, key=lambda c: c.id)
+    held = {(lead.cluster_id, lead.link_key): lead for lead in leads if lead.stage != STAGE_ABANDONED}
+    choices = []
+    for fit in fits:
+        developing = [c for c in clusters if fit.chain.id in c.chain_ids]
+        choices.append(
+            {
+                "leads": [held[(c.id, fit.link_key)] for c in developing if (c.id, fit.link_key) in held],
+                "clusters": [c for c in developing if (c.id, fit.link_key) not in held],
+            }
+        )
+    return choices
+
+
 def _link_names(keys: set[str]) -> dict[str, str]:
     """Names of links (current chain versions) by key."""
     if not keys:
@@ -188,6 +208,7 @@ def detail(enterprise_id: int):
         ent=ent,
         fields=PROFILE_FIELDS,
         fits=fits,
+        lead_choices=_lead_choices(fits, leads),
         similar=similar,
         leads=leads,
         roster=roster,
