@@ -1,5 +1,6 @@
 """On a phone (390 px wide) every page fits the screen: staff in the field read the menu, the cluster page, the
-chain map, candidates and the lead pages without the whole page scrolling sideways (wide tables scroll inside)."""
+chain map, candidates, a firm's page and the lead pages without the whole page scrolling sideways (wide tables
+scroll inside)."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def test_every_menu_page_fits_a_phone_screen(browser, live_server, role):
         cluster = live_server.cluster_id
         paths = ["/", *_menu_paths(page)]
         if role == "staff":
-            paths += [f"/clusters/{cluster}", "/leads/projects", "/leads/kpi"]
+            paths += [f"/clusters/{cluster}", "/leads/projects", "/leads/kpi", f"/firms/{live_server.leader_id}"]
         too_wide = {}
         for path in paths:
             page.goto(live_server.url + path)
