@@ -228,6 +228,22 @@ def test_lists_curation_records_history(app, auth, world, client):
         assert word in history
 
 
+def test_list_entries_open_the_firm_or_the_link_they_name(app, auth, world, client):
+    auth.login_as("staff", clusters=(CLUSTER_A,))
+    html = client.get(f"{A}/chains/{CHAIN}/lists").get_data(as_text=True)
+    with app.app_context():
+        firm_id = db.session.get(ListEntry, _leader_entries(app)[0]).enterprise_id
+        weak = db.session.scalars(
+            select(ListEntry).where(ListEntry.cluster_id == CLUSTER_A, ListEntry.list_type == "weak_links")
+        ).first()
+    row = html[html.index(f'id="entry-{_leader_entries(app)[0]}"') :].split("</tr>")[0]
+    assert f'href="/firms/{firm_id}"' in row and client.get(f"/firms/{firm_id}").status_code == 200
+    weak_html = client.get(f"{A}/chains/{CHAIN}/lists", query_string={"list": "weak_links"}).get_data(as_text=True)
+    row = weak_html[weak_html.index(f'id="entry-{weak.id}"') :].split("</tr>")[0]
+    link_url = f"{A}/chains/{CHAIN}/links/{weak.link_key}"
+    assert f'href="{link_url}"' in row and f'data-link="{weak.link_key}"' in client.get(link_url).get_data(as_text=True)
+
+
 def test_list_exports_read_back(app, auth, world, client):
     auth.login_as("staff", clusters=(CLUSTER_A,))
     client.get(f"{A}/chains/{CHAIN}/lists")
