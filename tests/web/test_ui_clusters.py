@@ -244,6 +244,18 @@ def test_list_entries_open_the_firm_or_the_link_they_name(app, auth, world, clie
     assert f'href="{link_url}"' in row and f'data-link="{weak.link_key}"' in client.get(link_url).get_data(as_text=True)
 
 
+def test_local_firms_open_their_pages_from_panel_placement_and_roster(app, auth, world, client):
+    auth.login_as("admin")
+    local, unplaced = world["local"][0], world["unplaced"]
+    panel = client.get(f"{A}/chains/{CHAIN}/links/tc-parts", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert f'<a href="/firms/{local}">本地部件企业0</a>' in panel
+    placement = client.get(f"{A}/placement").get_data(as_text=True)
+    assert f'<a href="/firms/{unplaced}">待归位企业</a>' in placement
+    roster = client.get(f"{A}/edit").get_data(as_text=True)
+    roster = roster[roster.index('id="roster"') :]
+    assert f'<a href="/firms/{local}">本地部件企业0</a>' in roster and f'<a href="/firms/{unplaced}">' in roster
+
+
 def test_list_exports_read_back(app, auth, world, client):
     auth.login_as("staff", clusters=(CLUSTER_A,))
     client.get(f"{A}/chains/{CHAIN}/lists")
