@@ -74,6 +74,7 @@ RULES: dict[tuple[str, str], dict[str, int | str]] = {
     ("/clusters/<cluster_id>/placement/cancel", "POST"): page(STAFF_SIDE, OK),
     ("/clusters/<cluster_id>/placement/confirm", "POST"): page(STAFF_SIDE, OK),
     ("/candidates/<cluster_id>/<link_key>", "GET"): page(STAFF_SIDE),
+    ("/candidates/<cluster_id>/<link_key>/export.xlsx", "GET"): page(STAFF_SIDE),
     ("/candidates/<cluster_id>/<link_key>/feedback", "POST"): page(STAFF_SIDE, OK),
     ("/firms/", "GET"): page(STAFF_SIDE),
     ("/firms/<int:enterprise_id>", "GET"): page(STAFF_SIDE),

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import html as html_lib
+import io
 import re
 
 import pytest
+from openpyxl import load_workbook
 from sqlalchemy import func, select
 
+from chains.enterprise_models import Enterprise
 from chains.feedback_models import CandidateFeedback
 from tests.worlds.candidates import CLUSTER, OTHER_CLUSTER, STEEL, XSS_NAME, copy_seeded, seed
+from webapp.candidates.export import EXPORT_HEADERS
 from webapp.candidates.views import PAGE_SIZE
 from webapp.extensions import db
 from webapp.leads.models import Lead
+from webapp.services.audit.models import AuditEntry
 from webapp.services.match import wait_for_background
 from webapp.services.match.fallback import MESSAGE_FALLBACK
 
@@ -163,6 +168,48 @@ def test_feedback_is_recorded(app, client, auth, world):
     assert response.status_code == 400
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(CandidateFeedback)) == 1
+
+
+def test_export_is_the_pages_ranking_under_its_filters_with_what_staff_call_on(app, client, auth, world):
+    """导出 Excel on the candidates page: the same firms in the same order as the page under the same filters, with
+    their match score, reasons, registered contacts, the lead already open on the link and the synthetic-data mark."""
+    with app.app_context():
+        db.session.get(Enterprise, world["far"]).phone = "0513-88886666"
+        db.session.commit()
+    auth.login_as("staff", clusters=(CLUSTER,))
+    assert (
+        auth.post(
+            "/leads/create",
+            {"cluster_id": CLUSTER, "chain_id": "mc", "link_key": STEEL, "enterprise_id": str(world["far"])},
+        ).status_code
+        == 302
+    )
+    page = client.get(URL).get_data(as_text=True)
+    export_url = html_lib.unescape(re.search(r'<a href="([^"]+/export\.xlsx[^"]*)" download>', page).group(1))
+    book = load_workbook(io.BytesIO(client.get(export_url).get_data()))
+    rows = list(book.active.iter_rows(values_only=True))
+    assert list(rows[0]) == EXPORT_HEADERS
+    column = {name: i for i, name in enumerate(EXPORT_HEADERS)}
+    names = [r[column["企业名称"]] for r in rows[1:]]
+    assert len(names) > PAGE_SIZE and names[:PAGE_SIZE] == [html_lib.unescape(n) for n in _names(page)]
+    far = next(r for r in rows[1:] if r[column["企业名称"]] == "江苏船板钢铁有限公司")
+    assert far[column["电话"]] == "0513-88886666" and far[column["本环节招商线索"]] == "候选"
+    assert far[column["匹配度"]] > 0 and far[column["匹配理由"]] and far[column["数据标注"]] == "合成数据"
+
+    filters = {"f": "1", "active_only": "1", "exclude_cluster_firms": "1", "provinces": "山东省"}
+    fragment = client.get(URL, query_string=filters, headers={"HX-Request": "true"}).get_data(as_text=True)
+    filtered_url = html_lib.unescape(re.search(r'<a href="([^"]+/export\.xlsx[^"]*)" download>', fragment).group(1))
+    assert "provinces=" in filtered_url
+    filtered = list(load_workbook(io.BytesIO(client.get(filtered_url).get_data())).active.iter_rows(values_only=True))
+    assert {r[column["地区"]][:3] for r in filtered[1:]} == {"山东省"} and len(filtered) - 1 == len(_ids(fragment))
+    bad = client.get(f"{URL}/export.xlsx", query_string={"f": "1", "capital_min": "abc"})
+    assert bad.status_code == 400 and "注册资本下限必须是数字" in bad.get_data(as_text=True)
+    with app.app_context():
+        entries = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "candidates.export")).all()
+        assert len(entries) == 2
+    auth.logout()
+    auth.login_as("firm", enterprise_id=world["leader"])
+    assert client.get(f"{URL}/export.xlsx").status_code == 403
 
 
 def test_access_rules(client, auth, world):

@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import secrets
+from datetime import date
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import select
 
 from chains.cluster_models import Cluster
 from chains.enterprise_models import Enterprise
+from chains.excel import XLSX_MIMETYPE, xlsx_bytes
 from chains.feedback_models import FEEDBACK_LABELS, LABEL_NOT_RELEVANT, LABEL_RELEVANT, CandidateFeedback
 from webapp.auth.roles import STAFF_ROLES, role_required
 from webapp.candidates import bp
+from webapp.candidates.export import EXPORT_HEADERS, EXPORT_ROWS, candidate_rows
 from webapp.candidates.filters import KNOWN_TAGS, parse_filters, supported
 from webapp.extensions import db
 from webapp.leads.models import STAGE_ABANDONED, Lead
 from webapp.services.cache import LruCache
 from webapp.services.match import STATE_FALLBACK, CandidateQuery, MatchError, record_feedback, search, serving
 from webapp.web.common import get_cluster, wants_fragment
+from webapp.web.integrations import audit
 
 logger = logging.getLogger("chainmatch.candidates")
 
@@ -71,11 +76,12 @@ def _latest_feedback(cluster_id: str, link_key: str, ids: list[int]) -> dict[int
     return {row.enterprise_id: row.label for row in rows}  # later rows win
 
 
-def _open_leads(cluster_id: str, link_key: str, ids: list[int]) -> dict[int, int]:
+def _open_leads(cluster_id: str, link_key: str, ids: list[int], value=Lead.id) -> dict:
+    """The open lead on this link of each of these firms: its `value` column (the id, or e.g. the stage), by firm."""
     if not ids:
         return {}
     rows = db.session.execute(
-        select(Lead.enterprise_id, Lead.id).where(
+        select(Lead.enterprise_id, value).where(
             Lead.cluster_id == cluster_id,
             Lead.link_key == link_key,
             Lead.enterprise_id.in_(ids),
@@ -104,6 +110,7 @@ def _results_context(cluster: Cluster, link_key: str) -> tuple[dict, int]:
         "feedback_labels": FEEDBACK_LABELS,
         "embedder": "",
         "page_size": PAGE_SIZE,
+        "export_rows": EXPORT_ROWS,
         "fallback_state": STATE_FALLBACK,
         "fallback_refresh_seconds": FALLBACK_REFRESH_SECONDS,
     }
@@ -134,6 +141,7 @@ def _results_context(cluster: Cluster, link_key: str) -> tuple[dict, int]:
     context["embedder"] = context["embedder"] or embedder_name()
     args = form.query_args()
     context["query_args"] = args
+    context["export_url"] = url_for("candidates.export", cluster_id=cluster.id, link_key=link_key, **args)
     context["page_url"] = lambda n: url_for(
         "candidates.for_link", cluster_id=cluster.id, link_key=link_key, page=n, **args
     )
@@ -209,6 +217,33 @@ def for_link(cluster_id: str, link_key: str):
         return _render_results(context, chain), status
     _load_firms(context)
     return render_template("candidates/for_link.html", tags=KNOWN_TAGS, supported=supported, **context), status
+
+
+@bp.route("/<cluster_id>/<link_key>/export.xlsx")
+@role_required(*STAFF_ROLES)
+def export(cluster_id: str, link_key: str):
+    """The page's candidates under its filters, the first EXPORT_ROWS, as a spreadsheet."""
+    cluster = get_cluster(cluster_id)
+    _, link = _link_info(cluster, link_key)
+    form = parse_filters(request.args)
+    if form.errors:
+        return render_template("errors/page.html", code=400, title="无法导出", message="；".join(form.errors)), 400
+    try:
+        page = search(db.session, CandidateQuery(cluster.id, link_key, form.service_filters(), EXPORT_ROWS, 0))
+    except MatchError:
+        abort(404)
+    items = list(page.items)
+    stages = _open_leads(cluster.id, link_key, [c.enterprise_id for c in items], Lead.stage)
+    rows = candidate_rows(db.session, items, stages)
+    audit("candidates.export", "link", link_key, cluster_id=cluster.id, rows=len(rows), filters=form.query_args())
+    db.session.commit()  # an export writes nothing but its audit entry
+    logger.info("user %s exported %d candidates of %s / %s", current_user.id, len(rows), cluster.id, link_key)
+    return send_file(
+        io.BytesIO(xlsx_bytes([("候选企业", EXPORT_HEADERS, rows)])),
+        mimetype=XLSX_MIMETYPE,
+        as_attachment=True,
+        download_name=f"候选企业_{cluster.name}_{link.name}_{date.today().isoformat()}.xlsx",
+    )
 
 
 @bp.route("/<cluster_id>/<link_key>/feedback", methods=["POST"])
