@@ -14,7 +14,7 @@ from chains.enterprise_models import Enterprise
 from chains.feedback_models import CandidateFeedback
 from tests.worlds.candidates import CLUSTER, OTHER_CLUSTER, STEEL, XSS_NAME, copy_seeded, seed
 from webapp.candidates.export import EXPORT_HEADERS
-from webapp.candidates.views import PAGE_SIZE
+from webapp.candidates.views import EXPORT_WAIT, PAGE_SIZE
 from webapp.extensions import db
 from webapp.leads.models import Lead
 from webapp.services.audit.models import AuditEntry
@@ -100,7 +100,10 @@ def test_results_while_the_index_loads_say_so_and_refresh_themselves(app, client
     refresh = re.search(r'class="fallback-refresh" hx-get="([^"]+)" hx-trigger="load delay:\d+s"', page)
     assert refresh, "the fallback results do not fetch themselves again"
     assert "provinces=" in refresh.group(1)  # with the same filters
+    early_export = client.get(f"{URL}/export.xlsx")  # keyword order, no match scores: not handed out as a list
+    assert early_export.status_code == 503 and EXPORT_WAIT in early_export.get_data(as_text=True)
     wait_for_background(app)
+    assert client.get(f"{URL}/export.xlsx").status_code == 200
     fragment = client.get(html_lib.unescape(refresh.group(1)), headers={"HX-Request": "true"}).get_data(as_text=True)
     assert "<html" not in fragment
     assert MESSAGE_FALLBACK not in fragment and "fallback-refresh" not in fragment  # the full matcher: polling ends

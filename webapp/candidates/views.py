@@ -43,6 +43,7 @@ MAX_PAGE = 25  # 500 candidates deep is as far as the matcher ranks (matchsvc MA
 FALLBACK_REFRESH_SECONDS = 3  # how often keyword-fallback results fetch themselves again while the index loads
 FRAGMENT_CACHE_KEY = "chainmatch.candidates.fragments"
 FRAGMENT_CACHE_SIZE = 256
+EXPORT_WAIT = "匹配索引仍在加载，候选企业暂按关键词临时排序，请稍后再导出。"
 _CSRF_PLACEHOLDER = "csrf-placeholder-" + secrets.token_hex(16)  # never in page data; replaced per request
 
 
@@ -232,6 +233,8 @@ def export(cluster_id: str, link_key: str):
         page = search(db.session, CandidateQuery(cluster.id, link_key, form.service_filters(), EXPORT_ROWS, 0))
     except MatchError:
         abort(404)
+    if page.state == STATE_FALLBACK:  # keyword order without match scores: not a list to hand out
+        return render_template("errors/page.html", code=503, title="暂时无法导出", message=EXPORT_WAIT), 503
     items = list(page.items)
     stages = _open_leads(cluster.id, link_key, [c.enterprise_id for c in items], Lead.stage)
     rows = candidate_rows(db.session, items, stages)
