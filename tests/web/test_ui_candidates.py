@@ -151,6 +151,20 @@ def test_add_to_target_creates_the_lead_once(app, client, auth, world):
     assert "已加入" in block[: block.index("</li>")]
 
 
+def test_a_leads_page_says_why_the_firm_fits_its_link_as_the_candidates_page_does(app, client, auth, world):
+    auth.login_as("staff", clusters=(CLUSTER,))
+    page = client.get(URL).get_data(as_text=True)
+    card = page[page.index(f'id="cand-{world["far"]}"') :]
+    score = re.search(r">匹配度 (\d+)<", card).group(1)
+    form = {"cluster_id": CLUSTER, "chain_id": "mc", "link_key": STEEL, "enterprise_id": str(world["far"])}
+    lead_url = auth.post("/leads/create", form).headers["Location"]
+    lead_page = client.get(lead_url).get_data(as_text=True)
+    fit = lead_page[lead_page.index('class="small lead-fit"') :].split("</p>")[0]
+    assert f"匹配度 {score}" in fit and "证据" in fit and "船用钢板" in fit  # the link's own words, as on the card
+    stage = auth.post(lead_url + "/stage", {"stage": "已接洽"}, headers={"HX-Request": "true"})
+    assert stage.status_code == 200 and "lead-fit" not in stage.get_data(as_text=True)  # fragments skip it
+
+
 def test_feedback_is_recorded(app, client, auth, world):
     auth.login_as("manager", clusters=(CLUSTER,))
     response = auth.post(

@@ -269,6 +269,20 @@ def export():
     )
 
 
+def _fit_on_link(lead: Lead):
+    """Why the firm is a candidate of the lead's link (score, evidence, reasons), or None; never breaks the page."""
+    if not lead.link_key:
+        return None
+    from webapp.services.match import firm_on_link
+
+    try:
+        return firm_on_link(db.session, lead.cluster_id, lead.link_key, lead.enterprise_id)
+    except Exception:  # noqa: BLE001 - the lead page works without the match explanation
+        db.session.rollback()
+        logger.exception("match explanation failed for lead %s", lead.id)
+        return None
+
+
 def _detail_context(lead: Lead, error: str | None = None) -> dict:
     link_names = _link_names([lead])
     holder = db.session.get(Lead, lead.claim_of_id) if lead.claim == CLAIM_SECOND and lead.claim_of_id else None
@@ -316,8 +330,9 @@ def _link_attention(lead: Lead) -> str:
 
 def _render_detail(lead: Lead, error: str | None = None, status: int = 200):
     context = _detail_context(lead, error)
-    template = "leads/_main.html" if wants_fragment() else "leads/detail.html"
-    return render_template(template, **context), status
+    if wants_fragment():  # the htmx forms replace the lead's main part, not the heading with the match reasons
+        return render_template("leads/_main.html", **context), status
+    return render_template("leads/detail.html", fit=_fit_on_link(lead), **context), status
 
 
 @bp.route("/<int:lead_id>")

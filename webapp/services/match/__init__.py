@@ -6,7 +6,7 @@ candidates with explanations, roster placement, look-alikes, feedback and learni
 
 from __future__ import annotations
 
-from webapp.services.match.candidates import candidates, look_alikes, search
+from webapp.services.match.candidates import candidates, firm_on_link, look_alikes, search
 from webapp.services.match.embed_job import run_embedding
 from webapp.services.match.engine_build import rebuild
 from webapp.services.match.engine_state import SyncResult, Watermark, current_watermark
@@ -30,6 +30,7 @@ __all__ = [
     "Watermark",
     "active_embedder_info",
     "candidates",
+    "firm_on_link",
     "confirm_assignments",
     "current_watermark",
     "ensure_index_async",

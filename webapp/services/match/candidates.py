@@ -203,6 +203,43 @@ def _compute_page(
     )
 
 
+def firm_on_link(session: Session, cluster_id: str, link_key: str, enterprise_id: int) -> Candidate | None:
+    """One firm as a candidate of the cluster's link: the score, evidence and reasons its row on the link's
+    candidates page gives (the rank is left 0). None while the index is not ready or when the firm is not in it."""
+    cluster = cluster_or_error(session, cluster_id)
+    links = link_set(session, cluster)
+    link = links.links.get(link_key)
+    ent = session.get(Enterprise, enterprise_id)
+    if link is None or ent is None:
+        return None
+    app = current_app._get_current_object()
+    engine, _ = serving.request_engine(session, app)
+    if engine is None:
+        return None
+    state = store.state_of(app)
+    with state.lock:
+        if enterprise_id not in engine:
+            return None
+        hits = engine.search(links.query(link_key), k=1, allowed_ids=np.asarray([enterprise_id], np.int64))
+    if not hits:
+        return None
+    hit = hits[0]
+    channels = dict(hit.channels)
+    score = float(hit.score)
+    row = candidate_row(
+        ent,
+        0,
+        score,
+        channels,
+        list(hit.matched_terms),
+        normalized_terms(links.terms(link_key)),
+        evidence_module.match_score(engine, score, channels),
+    )
+    local = [i for i in roster_ids(session, cluster.id) if i != enterprise_id]  # a local firm is not its own look-alike
+    explain(session, engine, state, links, link.chain_id, [row], local)
+    return row
+
+
 def _copy_page(page: CandidatePage) -> CandidatePage:
     """A copy sharing nothing mutable with the cached page (callers may change what they get)."""
     return replace(
