@@ -59,6 +59,8 @@ def test_second_claim_sees_the_holder_but_not_its_notes(app, auth, world, client
     register = client.get("/leads/register").get_data(as_text=True)
     assert "甲集聚区" in register and "乙集聚区" in register and SECRET not in register
     assert f'href="/leads/{first.id}"' not in register  # cluster B may not open cluster A's lead
+    assert f'href="/firms/{first.enterprise_id}"' in register  # but may read the firm's profile
+    assert client.get(f"/firms/{first.enterprise_id}").status_code == 200
     assert client.get(f"/leads/{first.id}").status_code == 403
     fragment = client.get("/leads/register?conflicts=1", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert "<html" not in fragment and "乙集聚区" in fragment and SECRET not in fragment
