@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask_login import UserMixin
-from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Integer, String, Table, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Integer, String, Table, UniqueConstraint, select
+from sqlalchemy.orm import Mapped, mapped_column, object_session, relationship
 
+from chains.cluster_models import Cluster
 from chains.db import Base, TimestampMixin, utcnow
 
 ROLE_ADMIN = "admin"
@@ -92,6 +93,12 @@ class User(UserMixin, TimestampMixin, Base):
 
     def cluster_ids(self) -> set[str]:
         return {c.id for c in self.clusters}
+
+    def working_clusters(self) -> list[Cluster]:
+        """The clusters the user works for (all for administrators), by name."""
+        if self.role == ROLE_ADMIN:
+            return list(object_session(self).scalars(select(Cluster).order_by(Cluster.name)))
+        return sorted(self.clusters, key=lambda c: c.name)
 
     def can_access_cluster(self, cluster_id: str) -> bool:
         """Admins see every cluster; staff and managers the clusters they are assigned to."""

@@ -14,7 +14,6 @@ from chains.chainmap_parse import SLUG_RE
 from chains.cluster_models import Cluster
 from chains.evaluation import evaluate_cluster
 from chains.gaps import STATUSES, analyze_chain
-from webapp.auth.models import ROLE_ADMIN
 from webapp.auth.roles import STAFF_ROLES, role_required
 from webapp.clusters import bp
 from webapp.clusters.data import (
@@ -71,12 +70,8 @@ bp.after_request(vary_on_htmx)  # the same URL returns a fragment or a full page
 @bp.route("/")
 @role_required(*STAFF_ROLES)
 def index():
-    if current_user.role == ROLE_ADMIN:
-        clusters = list(db.session.scalars(select(Cluster).order_by(Cluster.name)))
-    else:
-        clusters = sorted(current_user.clusters, key=lambda c: c.name)
     chains = {c.id: c.name for c in db.session.scalars(select(Chain))}
-    return render_template("clusters/index.html", clusters=clusters, chains=chains)
+    return render_template("clusters/index.html", clusters=current_user.working_clusters(), chains=chains)
 
 
 @bp.route("/<cluster_id>")

@@ -132,10 +132,7 @@ def _chain_ids_for_user() -> list[str]:
 def _lead_choices(fits: list[LinkFit], leads: list[Lead]) -> list[dict]:
     """Per fitting link: the leads the user's clusters already hold on it for this firm, and the clusters that may
     still add one (a lead exists until abandoned, as `find_open_lead` decides when one is created)."""
-    if current_user.role == ROLE_ADMIN:
-        clusters = list(db.session.scalars(select(Cluster).order_by(Cluster.id)))
-    else:
-        clusters = sorted(current_user.clusters, key=lambda c: c.id)
+    clusters = current_user.working_clusters()
     held = {(lead.cluster_id, lead.link_key): lead for lead in leads if lead.stage != STAGE_ABANDONED}
     choices = []
     for fit in fits:

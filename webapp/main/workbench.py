@@ -16,13 +16,6 @@ GAPS_PER_CLUSTER = 3  # biggest gaps shown per cluster
 ITEMS_SHOWN = 20  # rows per workbench list
 
 
-def _clusters(user: User) -> list[Cluster]:
-    """The clusters the user works for (all for administrators), by name."""
-    if user.role == ROLE_ADMIN:
-        return list(db.session.scalars(select(Cluster).order_by(Cluster.name)))
-    return sorted(user.clusters, key=lambda c: c.name)
-
-
 def biggest_gaps(cluster: Cluster) -> list[dict]:
     """The cluster's emptiest leaf links (空白 before 薄弱, 卡脖子 first) across its chains."""
     from chains.gaps import STATUS_BLANK, STATUS_WEAK, analyze_cluster
@@ -52,7 +45,7 @@ def staff_context(user: User, today: date) -> dict[str, Any]:
     from webapp.leads.models import COORD_PENDING, CoordinationRequest, Lead
     from webapp.suppliers.models import STATUS_PENDING, MatchmakingRequest
 
-    clusters = _clusters(user)
+    clusters = user.working_clusters()
     cluster_ids = None if user.role == ROLE_ADMIN else {c.id for c in clusters}
     owner = None if user.role in (ROLE_ADMIN, ROLE_MANAGER) else user.id
     overdue = overdue_items(open_leads(db.session, cluster_ids, owner), today)
