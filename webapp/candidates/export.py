@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from chains.enterprise_models import Enterprise
+from chains.enterprises.rows import DEMO_MARK, SYNTHETIC_MARK
 from webapp.services.match.results import Candidate
 
 EXPORT_ROWS = 200  # candidates in one export: ten pages, more than a gap's visit list ever holds
@@ -36,7 +37,7 @@ def data_mark(firm: Enterprise | None) -> str:
     """演示数据 / 合成数据, as the pages badge such firms."""
     if firm is None:
         return ""
-    return "合成数据" if firm.is_synthetic else "演示数据" if firm.is_demo else ""
+    return SYNTHETIC_MARK if firm.is_synthetic else DEMO_MARK if firm.is_demo else ""
 
 
 def candidate_rows(session: Session, items: Sequence[Candidate], lead_stages: dict[int, str]) -> list[list[Any]]:
