@@ -21,7 +21,7 @@ from webapp.candidates import bp
 from webapp.candidates.export import EXPORT_HEADERS, EXPORT_ROWS, candidate_rows
 from webapp.candidates.filters import KNOWN_TAGS, parse_filters, supported
 from webapp.extensions import db
-from webapp.leads.models import STAGE_ABANDONED, Lead
+from webapp.leads.models import Lead
 from webapp.services.cache import LruCache
 from webapp.services.match import STATE_FALLBACK, CandidateQuery, MatchError, record_feedback, search, serving
 from webapp.web.common import get_cluster, wants_fragment
@@ -86,7 +86,7 @@ def _open_leads(cluster_id: str, link_key: str, ids: list[int], value=Lead.id) -
             Lead.cluster_id == cluster_id,
             Lead.link_key == link_key,
             Lead.enterprise_id.in_(ids),
-            Lead.stage != STAGE_ABANDONED,
+            Lead.holds_target,
         )
     )
     return {ent: lead for ent, lead in rows}

@@ -18,7 +18,7 @@ from webapp.candidates.views import embedder_name
 from webapp.extensions import db
 from webapp.firms import bp
 from webapp.firms.search import LinkFit, links_fitting, search_firms
-from webapp.leads.models import STAGE_ABANDONED, Lead
+from webapp.leads.models import Lead
 from webapp.services.match import look_alikes, serving
 from webapp.web import nav
 from webapp.web.common import wants_fragment
@@ -131,9 +131,9 @@ def _chain_ids_for_user() -> list[str]:
 
 def _lead_choices(fits: list[LinkFit], leads: list[Lead]) -> list[dict]:
     """Per fitting link: the leads the user's clusters already hold on it for this firm, and the clusters that may
-    still add one (a lead exists until abandoned, as `find_open_lead` decides when one is created)."""
+    still add one (`Lead.holds_target`: the rule `find_open_lead` applies when one is created)."""
     clusters = current_user.working_clusters()
-    held = {(lead.cluster_id, lead.link_key): lead for lead in leads if lead.stage != STAGE_ABANDONED}
+    held = {(lead.cluster_id, lead.link_key): lead for lead in leads if lead.holds_target}
     choices = []
     for fit in fits:
         developing = [c for c in clusters if fit.chain.id in c.chain_ids]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import Date, DateTime, Float, ForeignKey, String, Text
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from chains.db import Base, TimestampMixin, utcnow
@@ -77,6 +78,11 @@ class Lead(TimestampMixin, Base):
     events: Mapped[list["LeadEvent"]] = relationship(
         back_populates="lead", cascade="all, delete-orphan", order_by="LeadEvent.id"
     )
+
+    @hybrid_property
+    def holds_target(self) -> bool:
+        """Not abandoned: the lead that a new one on the same firm, cluster and link would repeat (in SQL too)."""
+        return self.stage != STAGE_ABANDONED
 
     @property
     def is_open(self) -> bool:

@@ -77,7 +77,7 @@ def find_open_lead(session: Session, cluster_id: str, enterprise_id: int, link_k
     query = select(Lead).where(
         Lead.cluster_id == cluster_id,
         Lead.enterprise_id == enterprise_id,
-        Lead.stage != STAGE_ABANDONED,
+        Lead.holds_target,
     )
     query = query.where(Lead.link_key.is_(None) if not link_key else Lead.link_key == link_key)
     return session.scalars(query).first()
